@@ -1,0 +1,80 @@
+/* Slice helpers and clocks; see vp_buf.h. */
+#include "config.h"
+#include "common/vp_buf.h"
+#include "common/vp_err.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+bool vp_slice_ieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (n != alen)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)lit[i]))
+            return false;
+    return true;
+}
+
+bool vp_slice_iprefix(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return n <= alen && vp_slice_ieq(a, n, lit);
+}
+
+bool vp_header_has_token(const char *v, size_t vlen, const char *tok)
+{
+    size_t i = 0;
+    while (i < vlen) {
+        while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < vlen && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e > s && vp_slice_ieq(v + s, e - s, tok))
+            return true;
+    }
+    return false;
+}
+
+int64_t vp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t vp_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int vp_random_hex(char *out, size_t cap, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[64];
+    if (n > sizeof raw || cap < 2 * n + 1)
+        return VP_ERR_INVALID;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(raw + got, n - got, 0);
+        if (r < 0)
+            return VP_ERR_IO;
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return 0;
+}

@@ -1,0 +1,22 @@
+/* Small string helpers: case-insensitive slice comparison, bounded formatting.
+ * Strings are (ptr, len) slices unless a function says NUL-terminated. */
+#ifndef VP_BUF_H
+#define VP_BUF_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* true when the slice a/alen equals the NUL-terminated lit, ASCII case-insensitively. */
+bool vp_slice_ieq(const char *a, size_t alen, const char *lit);
+/* true when the slice begins with lit (case-insensitive). */
+bool vp_slice_iprefix(const char *a, size_t alen, const char *lit);
+/* Finds token tok in a comma-separated header value (case-insensitive, OWS trimmed). */
+bool vp_header_has_token(const char *v, size_t vlen, const char *tok);
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t vp_now_ms(void);
+/* Microseconds from CLOCK_MONOTONIC. */
+int64_t vp_mono_us(void);
+/* Writes 2*n lowercase hex digits of n random bytes plus NUL into out (cap >= 2n+1). 0 or VP_ERR_IO. */
+int vp_random_hex(char *out, size_t cap, size_t n);
+
+#endif

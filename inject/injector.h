@@ -1,0 +1,90 @@
+/* inject/: streaming beacon injection into HTML responses.
+ *
+ * Pure library (no event loop; uses struct evbuffer only as a byte container). One injector per
+ * HTML response: it decodes the upstream's content coding, scans for the insertion point, inserts
+ * the tag once, and re-encodes in the same coding, emitting all it can on each call.
+ * Header-level decisions (whether to inject, header edits, CSP) are separate pure functions. */
+#ifndef VP_INJECTOR_H
+#define VP_INJECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct evbuffer;
+
+enum inject_coding {
+    INJECT_CODING_IDENTITY,
+    INJECT_CODING_GZIP,
+    INJECT_CODING_DEFLATE,
+    INJECT_CODING_BR,
+    INJECT_CODING_ZSTD,
+    INJECT_CODING_UNSUPPORTED /* unknown or stacked codings: never inject */
+};
+
+/* Parses a Content-Encoding value (value may be NULL or empty: identity). */
+enum inject_coding inject_coding_parse(const char *value, size_t len);
+
+/* What the proxy knows at response-header time. All strings NUL-terminated, borrowed, NULL when
+ * the header is absent. */
+struct inject_response_info {
+    const char *method;              /* request method */
+    const char *request_path;        /* request target path (no query) */
+    int status;                      /* response status */
+    const char *content_type;
+    const char *content_encoding;
+    const char *content_disposition;
+    const char *cache_control;
+    const char *content_range;
+    bool upgraded;                   /* 101 / tunnel */
+};
+
+/* true when the response must get the beacon tag (GET, HTML type, status with a body, not 206,
+ * not attachment, not no-transform, not /__vitals/, supported coding). Exclusion patterns given by
+ * the user are checked by the caller. */
+bool inject_wanted(const struct inject_response_info *info);
+
+/* Looks at a Content-Security-Policy header value (borrowed, csp_len bytes). If the policy
+ * restricts scripts with a nonce, copies that nonce (NUL-terminated) into nonce_out and returns
+ * true; returns false when there is none or it does not fit nonce_cap. */
+bool inject_csp_nonce(const char *csp, size_t csp_len, char *nonce_out, size_t nonce_cap);
+
+/* Builds the tag: <script src="{src}" data-vid="{vid}" [nonce="{nonce}"] async></script>.
+ * All inputs NUL-terminated and borrowed; nonce may be NULL. Writes into out (cap bytes, NUL
+ * terminated). Returns the tag length, or VP_ERR_LIMIT when it does not fit, VP_ERR_INVALID when
+ * an input holds characters that would need escaping in an attribute. */
+int inject_build_tag(char *out, size_t cap, const char *src, const char *vid, const char *nonce);
+
+struct injector_options {
+    size_t scan_limit;        /* bytes of decoded HTML scanned for an insertion point (64 KiB) */
+    size_t max_decoded;       /* total decoded bytes allowed (decompression bomb cap) */
+    int gzip_level;           /* re-encode levels chosen for streaming speed */
+    int br_quality;
+    int zstd_level;
+};
+
+/* Fills opt with the defaults. */
+void injector_options_default(struct injector_options *opt);
+
+#define INJECTOR_FLUSH 1u /* upstream chunk boundary: emit everything, flush the encoder */
+#define INJECTOR_END 2u   /* end of body: finish the encoder */
+
+struct injector;
+
+/* Creates an injector for one response. tag (tag_len bytes) is copied. opt may be NULL
+ * (defaults). Returns 0 and sets *out, VP_ERR_NOMEM, or VP_ERR_INVALID for an unsupported coding. */
+int injector_new(struct injector **out, enum inject_coding coding, const char *tag, size_t tag_len,
+                 const struct injector_options *opt) __attribute__((warn_unused_result));
+
+/* Consumes all of `in` and appends output to `out` (both borrowed). Returns 0, VP_ERR_PROTO for
+ * corrupt compressed input, VP_ERR_LIMIT for a bomb, VP_ERR_NOMEM. After an error the injector is
+ * unusable; the caller aborts the response. */
+int injector_feed(struct injector *inj, struct evbuffer *in, struct evbuffer *out, unsigned flags)
+    __attribute__((warn_unused_result));
+
+/* true once the tag was inserted. */
+bool injector_injected(const struct injector *inj);
+
+/* Frees the injector (NULL is a no-op). */
+void injector_free(struct injector *inj);
+
+#endif

@@ -1,0 +1,3 @@
+#include "config.h"
+#include "proxy/proxy.h"
+int proxy_version_major(void) { return 0; }

@@ -1,0 +1,104 @@
+/* store/: the SQLite store. Writes go through a bounded queue to one writer thread that commits in
+ * batches; the event loop only enqueues (store_record_request, store_ingest_beacon) and never
+ * touches SQLite. Reads for the report use a separate read-only handle (store/query.h).
+ * Thread-safety: store_record_request / store_ingest_beacon / store_stats may be called from any
+ * thread concurrently; store_open / store_free from one thread. */
+#ifndef VP_STORE_H
+#define VP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+struct store_options {
+    size_t queue_max;     /* max queued items before VP_ERR_FULL (default 100000) */
+    unsigned batch_ms;    /* commit at least every batch_ms (default 50) */
+    unsigned batch_rows;  /* or every batch_rows items (default 1000) */
+    int retention_days;   /* delete data older than this; 0 = keep forever */
+    bool keep_query;      /* keep query strings in stored URLs */
+};
+
+void store_options_default(struct store_options *opt);
+
+/* Opens (creating if needed) the database at path, runs migrations and starts the writer thread.
+ * On failure writes a one-line reason into err (errlen bytes) and returns VP_ERR_IO, VP_ERR_DB,
+ * VP_ERR_VERSION (database made by a newer build: left untouched) or VP_ERR_NOMEM. */
+int store_open(struct store **out, const char *path, const struct store_options *opt, char *err,
+               size_t errlen) __attribute__((warn_unused_result));
+
+/* Commits everything queued, stops the writer thread, closes the database. NULL is a no-op. */
+void store_free(struct store *s);
+
+/* The proxy's timing record of one forwarded exchange. Times are epoch microseconds (0 = did
+ * not happen). Strings borrowed, NUL-terminated, may be NULL; they are copied. */
+struct store_request_rec {
+    int64_t accept_us;        /* connection accepted (or stream opened) */
+    int64_t head_done_us;     /* request head fully parsed */
+    int64_t connect_start_us; /* upstream connect started (0 when a pooled connection was reused) */
+    int64_t connect_end_us;
+    int64_t sent_us;          /* request head written to the upstream */
+    int64_t first_byte_us;    /* first response byte from the upstream */
+    int64_t last_byte_us;     /* last response byte sent to the client */
+    uint64_t bytes_in;        /* request bytes from the client (head + body) */
+    uint64_t bytes_out;       /* response bytes to the client (head + body) */
+    uint64_t upstream_bytes;  /* response body bytes from the upstream (before transformation) */
+    int status;
+    bool injected;            /* the beacon tag was injected */
+    bool reused;              /* a pooled upstream connection was reused */
+    const char *method;
+    const char *url;          /* request target as received */
+    const char *host;
+    const char *protocol;     /* "h1", "h2" */
+    const char *tls_version;  /* NULL for plain */
+    const char *view_id;      /* the view id of an injected HTML response */
+    const char *referer;
+    const char *user_agent;
+    const char *content_type;     /* response */
+    const char *content_encoding; /* response */
+    const char *cache_control;    /* response */
+    const char *error;            /* proxy-side error ("upstream timeout", ...) or NULL */
+    const char *label;            /* current run label or NULL */
+};
+
+/* Copies rec into the queue. Returns 0 or VP_ERR_FULL (queue full) / VP_ERR_NOMEM. */
+int store_record_request(struct store *s, const struct store_request_rec *rec)
+    __attribute__((warn_unused_result));
+
+struct store_beacon_ctx {
+    const char *peer;        /* client address as text */
+    const char *user_agent;  /* for browser family/major */
+    int64_t now_ms;          /* receive time */
+    const char *label;       /* current run label or NULL */
+    double sample_rate;      /* 0..1, recorded with the view */
+};
+
+/* Validates one beacon body (body_len bytes, borrowed; see web/beacon-protocol.md) and enqueues
+ * it. Returns 0 (answer 204), VP_ERR_LIMIT (body too large: 413), VP_ERR_INVALID (400; a short
+ * reason, safe to send to the client, is written into reason), VP_ERR_FULL (503), VP_ERR_NOMEM. */
+int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
+                        const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
+    __attribute__((warn_unused_result));
+
+/* Records a rejection by the proxy itself (e.g. "rate-limited") so the report's health section
+ * counts it. reason is a short static-like string, copied. */
+void store_count_rejection(struct store *s, const char *reason);
+
+struct store_stats {
+    uint64_t queued;          /* current queue depth */
+    uint64_t committed_rows;
+    uint64_t batches;
+    uint64_t beacons_accepted;
+    uint64_t beacons_rejected;
+    uint64_t dropped_full;
+};
+
+void store_get_stats(struct store *s, struct store_stats *out);
+
+/* Route template of a URL path: numeric, UUID, hex-hash and long opaque segments become [id]
+ * (`/products/123` -> `/products/[id]`); query string dropped. Writes NUL-terminated into out.
+ * Returns the length or VP_ERR_LIMIT when out is too small. */
+int store_route_of(const char *path, size_t path_len, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,44 @@
+/* web/: embedded static assets (beacon, report page) and the JSON API / export handlers.
+ * Assets are generated at build time into web_assets.c from the files in web/ (raw, gzip and
+ * brotli variants precompressed, content hash for cache busting). API handlers are synchronous
+ * and run SQLite queries: the proxy calls them on an off-loop thread, never the event loop. */
+#ifndef VP_WEB_H
+#define VP_WEB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct evbuffer;
+struct store_reader;
+
+struct web_asset {
+    const char *name;          /* "beacon.js", "report.html", ... */
+    const char *content_type;  /* with charset where relevant */
+    const unsigned char *data; /* identity bytes */
+    size_t len;
+    const unsigned char *gz;   /* gzip -9 variant */
+    size_t gz_len;
+    const unsigned char *br;   /* brotli q11 variant */
+    size_t br_len;
+    const char *hash;          /* 16 hex digits of the content hash; also the ETag value */
+};
+
+/* Looks up an embedded asset by name (len bytes). NULL when absent. */
+const struct web_asset *web_asset_find(const char *name, size_t len);
+
+/* A reply produced by web_api_handle. body is created by the caller and filled by the handler. */
+struct web_reply {
+    int status;
+    const char *content_type;         /* static string */
+    char content_disposition[160];    /* "" when none */
+    struct evbuffer *body;            /* borrowed: the handler appends */
+};
+
+/* Handles one request under /__vitals/api/ (rest = what follows "/__vitals/api/", no query;
+ * query = raw query string or NULL). Fills reply (errors become 4xx/5xx JSON bodies with a
+ * reason). Returns 0, or VP_ERR_NOMEM when even the error reply could not be built. */
+int web_api_handle(struct store_reader *r, const char *method, const char *rest,
+                   const char *query, struct web_reply *reply)
+    __attribute__((warn_unused_result));
+
+#endif
