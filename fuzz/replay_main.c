@@ -46,6 +46,14 @@ static int run_file(const char *path)
 int main(int argc, char **argv)
 {
     int bad = 0;
+#ifdef FUZZ_CORPUS
+    if (argc == 1) {
+        static char *def[] = {NULL, (char *)FUZZ_CORPUS, NULL};
+        def[0] = argv[0];
+        argv = def;
+        argc = 2;
+    }
+#endif
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {
