@@ -227,8 +227,7 @@ static int print_table(const json_t *summary, FILE *out, bool colour)
     }
     if (json_array_size(routes) == 0)
         fprintf(out, "(no views in this range)\n");
-    fprintf(out, "p75 per route; LCP INP FCP TTFB in ms, CLS unitless; "
-                 "G good, N needs improvement, P poor\n");
+    fprintf(out, "p75 in ms (CLS unitless); G good, N needs improvement, P poor\n");
     return ferror(out) ? VP_ERR_IO : 0;
 }
 
