@@ -1,1 +1,2 @@
 #include "config.h"
+#include "store/query.h"
