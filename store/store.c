@@ -58,7 +58,10 @@ struct item {
         } b;
         struct store_request_rec req; /* strings point into the same allocation */
         char reason[REASON_MAX];
-        int64_t prune_now_ms;
+        struct {
+            int64_t now_ms;
+            int days;
+        } prune;
         struct sync_marker *sync; /* owned by the waiter */
     } u;
 };
@@ -144,6 +147,8 @@ static int build_insert(char *buf, size_t cap, const char *verb, const char *tab
 {
     size_t o = 0;
     unsigned n = 1;
+    for (const char *c = first_col; *c; c++)
+        n += *c == ',';
     int w = snprintf(buf, cap, "%s INTO %s(%s", verb, table, first_col);
     if (w < 0 || (size_t)w >= cap)
         return VP_ERR_LIMIT;
@@ -561,11 +566,10 @@ static int write_item(struct store *s, struct item *it, uint64_t *beacons)
         return run(s, st);
     }
     case IT_PRUNE: {
-        if (s->opt.retention_days <= 0)
-            return 0;
+        int64_t cutoff = it->u.prune.now_ms - (int64_t)it->u.prune.days * 86400 * 1000;
         int n;
         do {
-            n = prune_chunk(s, cutoff_of(s, it->u.prune_now_ms), PRUNE_CHUNK);
+            n = prune_chunk(s, cutoff, PRUNE_CHUNK);
         } while (n > 0);
         return n < 0 ? n : 0;
     }
@@ -956,13 +960,14 @@ void store_get_stats(struct store *s, struct store_stats *out)
     pthread_mutex_unlock(&s->mu);
 }
 
-int store_prune_at(struct store *s, int64_t now_ms)
+int store_prune_at(struct store *s, int64_t now_ms, int days)
 {
     struct item *it = calloc(1, sizeof *it);
     if (!it)
         return VP_ERR_NOMEM;
     it->kind = IT_PRUNE;
-    it->u.prune_now_ms = now_ms;
+    it->u.prune.now_ms = now_ms;
+    it->u.prune.days = days;
     int rc = enqueue(s, it, true);
     if (rc)
         free(it);

@@ -25,9 +25,9 @@ int store_schema_check(sqlite3 *db, char *err, size_t errlen);
  * Returns the start and writes the length into *len. url NUL-terminated, may be NULL. */
 const char *store_path_span(const char *url, size_t *len);
 
-/* Asks the writer to run retention now as if the clock read now_ms (tests). 0 or VP_ERR_NOMEM /
- * VP_ERR_FULL. */
-int store_prune_at(struct store *s, int64_t now_ms);
+/* Asks the writer to delete, in its next batch, data older than days before now_ms (tests; the
+ * hourly retention uses the configured retention_days). 0 or VP_ERR_NOMEM / VP_ERR_FULL. */
+int store_prune_at(struct store *s, int64_t now_ms, int days);
 
 /* Waits until everything enqueued before the call is committed. 0 or VP_ERR_NOMEM/FULL. */
 int store_sync(struct store *s);
