@@ -179,10 +179,10 @@ const json_t *export_res_get(const json_t *res, const char *short_key, const cha
 static int resource_row(struct evbuffer *out, long idx, const json_t *res)
 {
     static const char *const keys[][2] = {
-        {"u", "url"},          {"i", "initiatorType"},   {"s", "startTime"},
-        {"d", "duration"},     {"ts", "transferSize"},   {"eb", "encodedBodySize"},
-        {"db", "decodedBodySize"}, {"p", "nextHopProtocol"}, {"rb", "renderBlockingStatus"},
-        {"st", "responseStatus"},
+        {"u", "url"},           {"i", "initiator"},    {"s", "start_ms"},
+        {"d", "duration_ms"},   {"ts", "transfer_size"}, {"eb", "encoded_size"},
+        {"db", "decoded_size"}, {"p", "protocol"},     {"rb", "render_blocking"},
+        {"st", "status"},
     };
     char b[24];
     int n = snprintf(b, sizeof b, "%ld", idx);

@@ -38,8 +38,8 @@ int export_api_csv(struct evbuffer *out, const json_t *api);
 /* Compact JSON (json_dumpb, JSON_COMPACT) plus nothing else. */
 int export_json(struct evbuffer *out, const json_t *j);
 
-/* Reads a resource field that the store may name by its beacon key (short) or spelled out
- * (long), e.g. ("s", "startTime"). NULL when absent. */
+/* Reads a resource field by its store column name (long, e.g. "start_ms") or, for JSON built
+ * straight from a beacon, its wire key (short, e.g. "s"). NULL when absent. */
 const json_t *export_res_get(const json_t *res, const char *short_key, const char *long_key);
 
 #endif

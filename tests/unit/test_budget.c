@@ -208,7 +208,8 @@ static void js_and_percentiles(void)
     double v[] = {1, 2, 3, 4, 5};
     TAP_OK(budget_percentile(v, 5, 50) == 3, "pct/median");
     TAP_OK(budget_percentile(v, 5, 75) == 4, "pct/p75");
-    TAP_OK(fabs(budget_percentile(v, 5, 95) - 4.8) < 1e-9, "pct/p95_interp");
+    TAP_OK(budget_percentile(v, 5, 95) == 5, "pct/p95_nearest_rank");
+    TAP_OK(budget_percentile(v, 5, 20) == 1 && budget_percentile(v, 5, 21) == 2, "pct/rank_boundary");
     TAP_OK(budget_percentile(v, 1, 99) == 1, "pct/single");
     TAP_OK(isnan(budget_percentile(v, 0, 50)), "pct/empty");
 }
