@@ -240,7 +240,8 @@ static int dump_cb(const char *buf, size_t size, void *data)
 
 int export_json(struct evbuffer *out, const json_t *j)
 {
-    return json_dump_callback(j, dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) == 0
+    size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10);
+    return json_dump_callback(j, dump_cb, out, flags) == 0
                ? 0
                : VP_ERR_NOMEM;
 }
