@@ -29,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,6 +69,7 @@ struct conn {
     struct event *timer;
     enum cstate state;
     bool head_started;
+    bool lingering;
     struct exchange_state ex;
 };
 
@@ -117,7 +119,20 @@ static void conn_free(struct conn *c)
         event_base_loopexit(w->base, NULL);
 }
 
-/* Flush what is queued, then free (write callback). */
+/* Output flushed: half-close and discard what the client still sends for a moment, so that
+ * unread request bytes do not make the kernel reset the connection and destroy the response
+ * (lingering close, RFC 9112 section 9.6). Freed on EOF or after the linger timeout. */
+static void linger(struct conn *c)
+{
+    c->lingering = true;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
+    struct timeval tv = {2, 0};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Flush what is queued, then linger and free (write callback). */
 static void close_after_flush(struct conn *c)
 {
     c->state = CS_CLOSING;
@@ -128,7 +143,7 @@ static void close_after_flush(struct conn *c)
     }
     bufferevent_disable(c->bev, EV_READ);
     if (evbuffer_get_length(cout(c)) == 0) {
-        conn_free(c);
+        linger(c);
         return;
     }
     struct timeval tv;
@@ -555,8 +570,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     struct conn *c = arg;
     if (c->state == CS_CLOSING) {
-        if (evbuffer_get_length(cout(c)) == 0)
-            conn_free(c);
+        if (evbuffer_get_length(cout(c)) == 0 && !c->lingering)
+            linger(c);
         return;
     }
     if (c->ex.paused_up && c->ex.up) {
