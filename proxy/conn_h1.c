@@ -21,12 +21,14 @@
 
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
+#include "inject/injector.h"
 #include "proxy/exchange.h"
 #include "proxy/route.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <fnmatch.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -57,6 +59,11 @@ struct exchange_state {
     char ctype[96], cenc[32], cache[96];
     struct evbuffer *local_body;
     bool local_chunked;
+    /* Beacon injection (HTML responses): upstream body -> inj_in -> injector -> inj_out ->
+     * chunk framing. Freed with the exchange. */
+    struct injector *inj;
+    struct evbuffer *inj_in, *inj_out;
+    char view_id[33];
 };
 
 struct conn {
@@ -95,6 +102,19 @@ static const struct vp_options *opts(const struct conn *c) { return c->w->px->op
 static struct evbuffer *cin(struct conn *c) { return bufferevent_get_input(c->bev); }
 static struct evbuffer *cout(struct conn *c) { return bufferevent_get_output(c->bev); }
 
+static void exchange_dispose(struct exchange_state *ex)
+{
+    if (ex->local_body)
+        evbuffer_free(ex->local_body);
+    if (ex->inj_in)
+        evbuffer_free(ex->inj_in);
+    if (ex->inj_out)
+        evbuffer_free(ex->inj_out);
+    injector_free(ex->inj);
+    ex->local_body = ex->inj_in = ex->inj_out = NULL;
+    ex->inj = NULL;
+}
+
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
@@ -108,8 +128,7 @@ static void conn_free(struct conn *c)
     atomic_fetch_sub(&w->px->nconns, 1);
     if (c->ex.up)
         upstream_free(c->ex.up);
-    if (c->ex.local_body)
-        evbuffer_free(c->ex.local_body);
+    exchange_dispose(&c->ex);
     event_free(c->timer);
     h1_parser_free(c->req);
     h1_parser_free(c->resp);
@@ -802,6 +821,78 @@ static void start_tunnel(struct conn *c)
         client_read_cb(c->bev, c);
 }
 
+/* Decides whether this response gets the beacon (inject_wanted + --no-inject globs) and sets
+ * up the injector; any failure just means no injection. */
+static void setup_injection(struct conn *c, struct h1_parser *r)
+{
+    struct exchange_state *ex = &c->ex;
+    struct proxy *px = c->w->px;
+    if (ex->is_head || ex->resp_framing == H1_BODY_NONE || !px->beacon_src)
+        return;
+    char path[2048];
+    size_t pl = strcspn(ex->target, "?#");
+    if (pl >= sizeof path)
+        return;
+    memcpy(path, ex->target, pl);
+    path[pl] = '\0';
+    struct inject_response_info info = {
+        .method = ex->method,
+        .request_path = path,
+        .status = ex->status,
+        .content_type = h1_parser_find(r, "content-type"),
+        .content_encoding = h1_parser_find(r, "content-encoding"),
+        .content_disposition = h1_parser_find(r, "content-disposition"),
+        .cache_control = h1_parser_find(r, "cache-control"),
+        .content_range = h1_parser_find(r, "content-range"),
+        .upgraded = false,
+    };
+    if (!inject_wanted(&info))
+        return;
+    for (size_t i = 0; i < opts(c)->n_no_inject; i++)
+        if (fnmatch(opts(c)->no_inject[i], path, 0) == 0)
+            return;
+    char vid[33], nonce[256], tag[1024];
+    if (vp_random_hex(vid, sizeof vid, 16) != 0)
+        return;
+    const char *csp = h1_parser_find(r, "content-security-policy");
+    bool has_nonce = csp && inject_csp_nonce(csp, strlen(csp), nonce, sizeof nonce);
+    int n = inject_build_tag(tag, sizeof tag, px->beacon_src, vid, has_nonce ? nonce : NULL);
+    if (n < 0)
+        return;
+    const char *ce = info.content_encoding;
+    enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
+    if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
+        return;
+    ex->inj_in = evbuffer_new();
+    ex->inj_out = evbuffer_new();
+    if (!ex->inj_in || !ex->inj_out) {
+        exchange_dispose(ex);
+        return;
+    }
+    memcpy(ex->view_id, vid, sizeof vid);
+}
+
+/* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
+ * kept, ETag weakened, Vary: Accept-Encoding. */
+static void add_injected_headers(struct h1_parser *r, struct evbuffer *o)
+{
+    static const char *const skip[] = {"etag", NULL};
+    add_headers_filtered(r, o, skip);
+    bool vary = false;
+    for (size_t i = 0; i < h1_parser_header_count(r); i++) {
+        const char *n, *v;
+        h1_parser_header(r, i, &n, &v);
+        size_t nl = strlen(n), vl = strlen(v);
+        if (vp_slice_ieq(n, nl, "etag"))
+            evbuffer_add_printf(o, "ETag: %s%s\r\n", vp_slice_iprefix(v, vl, "W/") ? "" : "W/", v);
+        else if (vp_slice_ieq(n, nl, "vary") &&
+                 (vp_header_has_token(v, vl, "accept-encoding") || vp_header_has_token(v, vl, "*")))
+            vary = true;
+    }
+    if (!vary)
+        evbuffer_add_printf(o, "Vary: Accept-Encoding\r\n");
+}
+
 static void send_response_head(struct conn *c)
 {
     struct exchange_state *ex = &c->ex;
@@ -814,9 +905,13 @@ static void send_response_head(struct conn *c)
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
     evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", sc, h1_parser_reason(r));
+    setup_injection(c, r);
     static const char *const skip[] = {NULL};
-    add_headers_filtered(r, o, skip);
-    switch (ex->resp_framing) {
+    if (ex->inj)
+        add_injected_headers(r, o);
+    else
+        add_headers_filtered(r, o, skip);
+    switch (ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
         const char *cl = h1_parser_find(r, "content-length");
@@ -908,6 +1003,50 @@ static bool parse_response_head(struct conn *c)
     return false;
 }
 
+/* Moves n bytes of src to the client in the client's framing. */
+static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
+{
+    struct evbuffer *o = cout(c);
+    if (n == 0)
+        return;
+    if (c->ex.client_chunked)
+        evbuffer_add_printf(o, "%zx\r\n", n);
+    evbuffer_remove_buffer(src, o, n);
+    if (c->ex.client_chunked)
+        evbuffer_add(o, "\r\n", 2);
+}
+
+/* n upstream body bytes from src: through the injector when there is one. */
+static int emit(struct conn *c, struct evbuffer *src, size_t n)
+{
+    struct exchange_state *ex = &c->ex;
+    ex->t.upstream_bytes += n;
+    if (!ex->inj) {
+        put_framed(c, src, n);
+        return 0;
+    }
+    evbuffer_remove_buffer(src, ex->inj_in, n);
+    if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_FLUSH) != 0)
+        return -1;
+    put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    return 0;
+}
+
+static int emit_end(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    size_t before = evbuffer_get_length(cout(c));
+    if (ex->inj) {
+        if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_END) != 0)
+            return -1;
+        put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    }
+    if (ex->client_chunked)
+        evbuffer_add(cout(c), "0\r\n\r\n", 5);
+    ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
+    return 0;
+}
+
 static void pump_response(struct conn *c)
 {
     struct exchange_state *ex = &c->ex;
@@ -919,8 +1058,8 @@ static void pump_response(struct conn *c)
             size_t n = evbuffer_get_length(in);
             if (n > ex->resp_left)
                 n = (size_t)ex->resp_left;
-            evbuffer_remove_buffer(in, o, n);
-            ex->t.upstream_bytes += n;
+            if (emit(c, in, n) != 0)
+                goto bad_body;
             ex->resp_left -= n;
             ex->resp_done = ex->resp_left == 0;
         } else if (ex->resp_framing == H1_BODY_CHUNKED) {
@@ -936,30 +1075,18 @@ static void pump_response(struct conn *c)
                 return;
             }
             evbuffer_drain(in, used - dl);
-            if (dl) {
-                if (ex->client_chunked)
-                    evbuffer_add_printf(o, "%zx\r\n", dl);
-                evbuffer_remove_buffer(in, o, dl);
-                if (ex->client_chunked)
-                    evbuffer_add(o, "\r\n", 2);
-                ex->t.upstream_bytes += dl;
-            }
-            if (rc == H1_CHUNK_END) {
-                if (ex->client_chunked)
-                    evbuffer_add(o, "0\r\n\r\n", 5);
+            if (dl && emit(c, in, dl) != 0)
+                goto bad_body;
+            if (rc == H1_CHUNK_END)
                 ex->resp_done = true;
-            }
         } else { /* H1_BODY_CLOSE: until EOF */
-            size_t n = evbuffer_get_length(in);
-            if (ex->client_chunked)
-                evbuffer_add_printf(o, "%zx\r\n", n);
-            evbuffer_add_buffer(o, in);
-            if (ex->client_chunked)
-                evbuffer_add(o, "\r\n", 2);
-            ex->t.upstream_bytes += n;
+            if (emit(c, in, evbuffer_get_length(in)) != 0)
+                goto bad_body;
         }
         ex->t.bytes_out += evbuffer_get_length(o) - before;
     }
+    if (ex->resp_done && emit_end(c) != 0)
+        goto bad_body;
     if (ex->resp_done) {
         if (ex->req_done || !ex->head_sent_up) {
             finish_exchange(c);
@@ -976,6 +1103,13 @@ static void pump_response(struct conn *c)
         bufferevent_disable(ex->up->bev, EV_READ);
         bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WM, 0);
     }
+    return;
+bad_body:
+    /* Corrupt compressed body or a decompression bomb: abort, never a body that looks whole. */
+    ex->error = "response body could not be transformed";
+    ex->up_clean = false;
+    exchange_finish_log(c);
+    conn_free(c);
 }
 
 static void up_read_cb(struct bufferevent *bev, void *arg)
@@ -1054,9 +1188,12 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
                 bufferevent_disable(bev, EV_READ);
                 return;
             }
-            if (ex->client_chunked)
-                evbuffer_add(cout(c), "0\r\n\r\n", 5);
-            ex->t.bytes_out += ex->client_chunked ? 5 : 0;
+            if (emit_end(c) != 0) {
+                ex->error = "response body could not be transformed";
+                exchange_finish_log(c);
+                conn_free(c);
+                return;
+            }
             ex->resp_done = true;
             ex->up_clean = false;
             finish_exchange(c);
@@ -1087,10 +1224,7 @@ static void finish_exchange(struct conn *c)
             ex->up = NULL;
         }
     }
-    if (ex->local_body) {
-        evbuffer_free(ex->local_body);
-        ex->local_body = NULL;
-    }
+    exchange_dispose(ex);
     if (!ex->keep_alive || !ex->req_done || c->w->draining) {
         close_after_flush(c);
         return;
@@ -1136,6 +1270,8 @@ void conn_exchange_info(struct conn *c, struct exchange_info *out)
     out->cache_control = ex->cache[0] ? ex->cache : NULL;
     out->error = ex->error;
     out->reused = ex->reused;
+    out->injected = ex->inj && injector_injected(ex->inj);
+    out->view_id = out->injected ? ex->view_id : NULL;
     out->forwarded = c->state == CS_PROXY || c->state == CS_TUNNEL || ex->head_sent_up ||
                      ex->up_connecting || (ex->error && ex->t.connect_start_us);
 }

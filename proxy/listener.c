@@ -10,6 +10,7 @@
 
 #include "proxy/conn_h1.h"
 #include "proxy/proxy_internal.h"
+#include "web/web.h"
 
 #include <errno.h>
 #include <event2/listener.h>
@@ -26,7 +27,7 @@ struct main_ctx {
     struct proxy *px;
     struct event_base *base;
     struct event *done_ev;
-    unsigned done;
+    atomic_uint done; /* workers whose loop ended (one event activation may cover several) */
     int signals;
 };
 
@@ -102,6 +103,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     event_base_dispatch(w->base);
+    atomic_fetch_add(&g_main->done, 1);
     event_active(g_main->done_ev, EV_READ, 0);
     return NULL;
 }
@@ -111,7 +113,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct main_ctx *m = arg;
-    if (++m->done >= m->px->nworkers)
+    if (atomic_load(&m->done) >= m->px->nworkers)
         event_base_loopexit(m->base, NULL);
 }
 
@@ -244,15 +246,23 @@ static void teardown_worker(struct worker *w)
         event_base_free(w->base);
 }
 
-int proxy_run(const struct vp_options *o)
+int proxy_run(const struct vp_options *o, struct store *st)
 {
     struct proxy px;
     memset(&px, 0, sizeof px);
     px.opt = o;
+    px.store = st;
     px.listen_fd = -1;
     px.req_limits = (struct h1_limits){o->max_request_line, o->max_header_bytes, o->max_headers};
     px.resp_limits = (struct h1_limits){PROXY_RESP_HEAD_MAX, PROXY_RESP_HEAD_MAX, 256};
     atomic_init(&px.nconns, 0);
+    const struct web_asset *beacon = web_asset_find("beacon.js", 9);
+    if (beacon) {
+        int n = snprintf(px.beacon_src_buf, sizeof px.beacon_src_buf, "/__vitals/beacon.js?v=%s",
+                         beacon->hash);
+        if (n > 0 && (size_t)n < sizeof px.beacon_src_buf)
+            px.beacon_src = px.beacon_src_buf;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         fprintf(stderr, "vitals-proxy: libevent threading unavailable\n");
@@ -299,8 +309,8 @@ int proxy_run(const struct vp_options *o)
     } else {
         status = 0;
     }
-    m.done = px.nworkers - started;
-    if (started)
+    atomic_fetch_add(&m.done, px.nworkers - started);
+    if (started && atomic_load(&m.done) < px.nworkers)
         event_base_dispatch(m.base);
     for (unsigned i = 0; i < started; i++)
         pthread_join(px.workers[i].thread, NULL);

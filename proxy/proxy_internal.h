@@ -44,6 +44,10 @@ struct proxy {
     unsigned nworkers;
     struct h1_limits req_limits;
     struct h1_limits resp_limits;
+    struct store *store;        /* may be NULL */
+    atomic_ulong records_dropped; /* timing records refused by a full store queue */
+    const char *beacon_src;     /* "/__vitals/beacon.js?v=HASH", NULL without the asset */
+    char beacon_src_buf[128];
 };
 
 struct upstream {
