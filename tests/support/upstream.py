@@ -62,6 +62,7 @@ GET  /malformed?kind=K              K: garbage|nocolon|cl-te|bad-cl|bad-chunk|ob
 GET  /slow?delay=S                  answers after S seconds
 ANY  /api/...?delay=MS              JSON after MS milliseconds
 GET  /csp                           HTML with CSP script-src 'self' 'nonce-abc' 'strict-dynamic'
+GET  /hop                           response with hop-by-hop headers (Connection: X-Up-Secret)
 GET  /fragment                      text/html fragment, no doctype/html/head/body
 GET  /_next/webpack-hmr, /_next/hmr WebSocket echo (text, binary, ping->pong, close)
 GET  /_up/stats, /_up/reset, /_up/help   control (not counted)
@@ -171,6 +172,7 @@ class Upstream:
         self.requests = 0
         self.log = []         # "METHOD target" of non-control requests, capped
         self.open = 0
+        self.bytes_sent = 0   # /bytes body bytes handed to the kernel (backpressure checks)
 
     # ---- request reading ----
     async def read_head(self, reader):
@@ -304,11 +306,12 @@ class Upstream:
         if p == "/_up/stats":
             body = json.dumps({"connections": self.connections, "accepted": self.accepted,
                                "requests": self.requests, "open": self.open,
+                               "bytes_sent": self.bytes_sent,
                                "log": self.log}).encode()
             await self.send(writer, req, 200, [("Content-Type", "application/json")], body)
             return True
         if p == "/_up/reset":
-            self.connections = self.requests = self.accepted = 0
+            self.connections = self.requests = self.accepted = self.bytes_sent = 0
             self.log = []
             await self.send(writer, req, 200, [("Content-Type", "text/plain")], b"reset\n")
             return True
@@ -368,6 +371,12 @@ class Upstream:
                 ("Content-Type", "text/html; charset=utf-8"),
                 ("Content-Security-Policy",
                  "script-src 'self' 'nonce-abc' 'strict-dynamic'; object-src 'none'")], body)
+            return True
+        if p == "/hop":
+            await self.send(writer, req, 200, [
+                ("Content-Type", "text/plain"), ("Connection", "keep-alive, X-Up-Secret"),
+                ("X-Up-Secret", "1"), ("Keep-Alive", "timeout=5"),
+                ("Proxy-Connection", "keep-alive"), ("X-Up-Public", "1")], b"hop\n")
             return True
         if p == "/fragment":
             await self.send(writer, req, 200, [("Content-Type", "text/html")],
@@ -464,6 +473,7 @@ class Upstream:
                 off = 0
                 while off < n:
                     take = min(step, n - off)
+                    self.bytes_sent += take
                     yield pattern_bytes(off, take), 0
                     off += take
             await self.send_chunked(writer, req, 200, [("Content-Type", ctype)], pieces())
@@ -477,6 +487,7 @@ class Upstream:
         while off < n:
             take = min(step, n - off)
             writer.write(pattern_bytes(off, take))
+            self.bytes_sent += take
             await writer.drain()
             off += take
         return True
