@@ -16,7 +16,8 @@ Design:
     and fails against vitals-proxy points at the proxy.
   * Protocol cases use raw sockets (Conn) so framing, ordering and closes are visible.
 
-Environment: VP_BIN (default ./vitals-proxy, run with cwd = build dir), VP_TEST_VERBOSE,
+Environment: VP_BIN (default ./vitals-proxy), VP_BUILD (the proxy's cwd, default .),
+VP_TEST_VERBOSE,
 VP_FLAG_<NAME> to override the spelling of a timeout/limit flag (see FLAGS), NGINX_BIN.
 """
 
@@ -156,11 +157,15 @@ class ProxyProc:
                 self.argv += flag("workers", 1)
             self.argv += extra
         env = dict(os.environ)
-        # A small quarantine keeps ASan's own retention out of the RSS bounds below.
-        env.setdefault("ASAN_OPTIONS", "quarantine_size_mb=16:detect_leaks=1")
+        # A small quarantine keeps ASan's own retention of freed memory (256 MiB by
+        # default) out of the RSS bounds below; every other ASan option is kept.
+        asan = env.get("ASAN_OPTIONS", "detect_leaks=1")
+        if "quarantine_size_mb" not in asan:
+            asan = (asan + ":" if asan else "") + "quarantine_size_mb=16"
+        env["ASAN_OPTIONS"] = asan
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self.err,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=env, cwd=opts.build)
         self.wait_ready()
 
     def wait_ready(self, timeout=15):
@@ -465,7 +470,7 @@ class Ctx:
 
 def run_bin(opts, args, timeout=10):
     return subprocess.run([opts.bin] + args, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, cwd=opts.build)
 
 
 def one_error_line(r, what):
@@ -1083,9 +1088,12 @@ def main():
     ap.add_argument("--target", choices=("proxy", "nginx"), default="proxy")
     ap.add_argument("--bin", default=os.environ.get("VP_BIN", "./vitals-proxy"))
     ap.add_argument("--nginx", default=os.environ.get("NGINX_BIN", "/usr/sbin/nginx"))
+    ap.add_argument("--build", default=os.environ.get("VP_BUILD", "."),
+                    help="build directory: the proxy's working directory")
     ap.add_argument("--filter", default="", help="run cases whose name contains this")
     ap.add_argument("--list", action="store_true")
     opts = ap.parse_args()
+    opts.build = os.path.abspath(opts.build)
     if opts.target == "proxy":
         opts.bin = os.path.abspath(opts.bin)
 
