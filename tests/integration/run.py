@@ -852,6 +852,104 @@ def t_die_chunked(ctx):
     c.close()
 
 
+@case("upstream/stale-pooled-connection-retried")
+def t_stale_pool(ctx):
+    c = Conn(ctx.port)
+    r = get(ctx.port, "/close-on-next", conn=c)
+    check(r.status == 200, "priming request: %s" % r.status)
+    time.sleep(0.1)
+    r = get(ctx.port, "/echo?retried", conn=c)
+    st = ctx.up.stats()
+    ctx.note("upstream dropped %r, served %r" % (st["dropped"], st["log"]))
+    check(r.status == 200, "idempotent GET on a pooled connection the upstream dropped: "
+          "status %s, want 200 after one retry" % r.status)
+    check(st["dropped"] == ["GET /echo?retried"], "the pooled connection was not used first")
+    check(st["log"].count("GET /echo?retried") == 1, "GET not retried exactly once")
+    c.close()
+
+
+@case("framing/http10-client")
+def t_http10(ctx):
+    c = Conn(ctx.port)
+    c.send(b"GET /stream?delay=0.2&chunks=2 HTTP/1.0\r\nHost: x\r\n\r\n")
+    r = c.read_response()
+    check(r.status == 200, "status %s" % r.status)
+    check(not r.chunked, "chunked response to an HTTP/1.0 client")
+    check(r.body.endswith(b"</body></html>\n"), "incomplete body: %r" % r.body[-60:])
+    check(c.eof or c.closed_within(5), "HTTP/1.0 connection left open")
+    c.close()
+
+
+@case("pipelining/post-body-then-get")
+def t_pipeline_body(ctx):
+    body = b"x" * 5000
+    c = Conn(ctx.port)
+    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + body +
+           b"POST /echo?2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nabc\r\n0\r\n\r\nGET /echo?3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    for target, n in (("/echo", 5000), ("/echo?2", 3), ("/echo?3", 0)):
+        r = c.read_response()
+        check(r.status == 200, "%s: status %s" % (target, r.status))
+        j = json.loads(r.body)
+        check(j["target"] == target and j["body_bytes"] == n,
+              "want %s with %d body bytes, got %s with %d" % (target, n, j["target"],
+                                                              j["body_bytes"]))
+    c.close()
+
+
+@case("robustness/client-aborts-download")
+def t_abort_download(ctx):
+    for i in range(3):
+        c = Conn(ctx.port)
+        c.send(b"GET /bytes?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (50 * MIB))
+        got = 0
+        while got < MIB:
+            check(c.fill(), "EOF early")
+            got += len(c.buf)
+            c.buf = b""
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()  # RST with unread data
+    time.sleep(0.5)
+    c = Conn(ctx.port)
+    r = get(ctx.port, "/bytes?n=100000", conn=c)
+    check(r.status == 200 and r.body == up.pattern_bytes(0, 100000),
+          "request after aborted downloads: %s, %d bytes" % (r.status, len(r.body)))
+    r = get(ctx.port, "/echo", conn=c)
+    check(r.status == 200, "second request: %s" % r.status)
+    c.close()
+
+
+@case("robustness/client-aborts-upload")
+def t_abort_upload(ctx):
+    for i in range(3):
+        c = Conn(ctx.port)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (10 * MIB))
+        c.send(up.PATTERN * 8)
+        c.close()
+    time.sleep(0.5)
+    r = get(ctx.port, "/echo?after-abort")
+    check(r.status == 200 and json.loads(r.body)["target"] == "/echo?after-abort",
+          "request after aborted uploads: %s" % r.status)
+
+
+@case("websocket/upgrade-refused-by-upstream")
+def t_ws_refused(ctx):
+    c = Conn(ctx.port)
+    c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    r = c.read_response()
+    check(r.status == 200, "status %s" % r.status)
+    check(json.loads(r.body)["target"] == "/echo", "wrong body")
+    # Not upgraded: the connection still speaks HTTP (or was closed cleanly).
+    if not c.eof:
+        try:
+            r = get(ctx.port, "/echo?next", conn=c)
+            check(r.status == 200, "next request: %s" % r.status)
+        except CheckFailed as e:
+            check("connection closed" in str(e), str(e))
+    c.close()
+
+
 MALFORMED = [
     # name, raw request, expected status
     ("cl-and-te", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"

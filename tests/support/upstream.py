@@ -62,6 +62,7 @@ GET  /malformed?kind=K              K: garbage|nocolon|cl-te|bad-cl|bad-chunk|ob
 GET  /slow?delay=S                  answers after S seconds
 ANY  /api/...?delay=MS              JSON after MS milliseconds
 GET  /csp                           HTML with CSP script-src 'self' 'nonce-abc' 'strict-dynamic'
+GET  /close-on-next                 200, then the next request on this connection is closed unanswered
 GET  /hop                           response with hop-by-hop headers (Connection: X-Up-Secret)
 GET  /fragment                      text/html fragment, no doctype/html/head/body
 GET  /_next/webpack-hmr, /_next/hmr WebSocket echo (text, binary, ping->pong, close)
@@ -173,6 +174,7 @@ class Upstream:
         self.log = []         # "METHOD target" of non-control requests, capped
         self.open = 0
         self.bytes_sent = 0   # /bytes body bytes handed to the kernel (backpressure checks)
+        self.dropped = []     # requests closed unanswered after /close-on-next
 
     # ---- request reading ----
     async def read_head(self, reader):
@@ -264,6 +266,7 @@ class Upstream:
         self.accepted += 1
         self.open += 1
         counted = False
+        drop_next = False
         try:
             while True:
                 try:
@@ -276,6 +279,13 @@ class Upstream:
                     await writer.drain()
                     return
                 control = req.path.startswith("/_up/")
+                if drop_next:
+                    # Keep-alive race: the request arrives on a connection this server
+                    # has given up on. Nothing of it is processed or counted.
+                    self.dropped.append("%s %s" % (req.method, req.target))
+                    return
+                if req.path == "/close-on-next":
+                    drop_next = True
                 if not control:
                     if not counted:
                         counted = True
@@ -306,13 +316,14 @@ class Upstream:
         if p == "/_up/stats":
             body = json.dumps({"connections": self.connections, "accepted": self.accepted,
                                "requests": self.requests, "open": self.open,
-                               "bytes_sent": self.bytes_sent,
+                               "bytes_sent": self.bytes_sent, "dropped": self.dropped,
                                "log": self.log}).encode()
             await self.send(writer, req, 200, [("Content-Type", "application/json")], body)
             return True
         if p == "/_up/reset":
             self.connections = self.requests = self.accepted = self.bytes_sent = 0
             self.log = []
+            self.dropped = []
             await self.send(writer, req, 200, [("Content-Type", "text/plain")], b"reset\n")
             return True
         if p == "/_up/help":
@@ -371,6 +382,10 @@ class Upstream:
                 ("Content-Type", "text/html; charset=utf-8"),
                 ("Content-Security-Policy",
                  "script-src 'self' 'nonce-abc' 'strict-dynamic'; object-src 'none'")], body)
+            return True
+        if p == "/close-on-next":
+            await self.send(writer, req, 200, [("Content-Type", "text/plain")],
+                            b"the next request on this connection is dropped\n")
             return True
         if p == "/hop":
             await self.send(writer, req, 200, [
