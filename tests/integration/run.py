@@ -141,7 +141,8 @@ class UpstreamProc:
 class ProxyProc:
     """The binary under test (or nginx in --target nginx mode) on a free port."""
 
-    def __init__(self, opts, upstream_url, extra, tmp):
+    def __init__(self, opts, upstream_url, extra, tmp, registry):
+        registry.append(self)  # registered before start-up so a failed start is dumped
         self.opts = opts
         self.tmp = tmp
         self.port = free_port()
@@ -164,7 +165,7 @@ class ProxyProc:
             asan = (asan + ":" if asan else "") + "quarantine_size_mb=16"
         env["ASAN_OPTIONS"] = asan
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=self.err,
+        self.proc = subprocess.Popen(self.argv, stdout=self.err, stderr=self.err,
                                      stdin=subprocess.DEVNULL, env=env, cwd=opts.build)
         self.wait_ready()
 
@@ -461,9 +462,8 @@ class Ctx:
         self.diag.append(msg)
 
     def start_proxy(self, extra=(), upstream_url=None):
-        p = ProxyProc(self.opts, upstream_url or self.up.url, list(extra), self.tmp)
-        self.extra_procs.append(p)
-        return p
+        return ProxyProc(self.opts, upstream_url or self.up.url, list(extra), self.tmp,
+                         self.extra_procs)
 
 
 # --------------------------------------------------------------------------- CLI cases
@@ -1188,7 +1188,7 @@ def main():
     ap.add_argument("--nginx", default=os.environ.get("NGINX_BIN", "/usr/sbin/nginx"))
     ap.add_argument("--build", default=os.environ.get("VP_BUILD", "."),
                     help="build directory: the proxy's working directory")
-    ap.add_argument("--filter", default="", help="run cases whose name contains this")
+    ap.add_argument("--filter", default="", help="run cases whose name matches this regex")
     ap.add_argument("--list", action="store_true")
     opts = ap.parse_args()
     opts.build = os.path.abspath(opts.build)
@@ -1198,7 +1198,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 20000) if hard > 0 else soft, hard))
 
-    cases = [c for c in CASES if opts.filter in c["name"]]
+    cases = [c for c in CASES if re.search(opts.filter, c["name"])]
     if opts.target == "nginx":
         cases = [c for c in cases if c["generic"]]
     if opts.list:
@@ -1222,8 +1222,7 @@ def main():
                 upstream.reset()
                 if c["proxy"]:
                     args = c["args"](ctx) if callable(c["args"]) else list(c["args"])
-                    ctx.px = ProxyProc(opts, upstream.url, args, tmp)
-                    ctx.extra_procs.append(ctx.px)
+                    ctx.px = ProxyProc(opts, upstream.url, args, tmp, ctx.extra_procs)
                 c["fn"](ctx)
             except CheckFailed as e:
                 err = str(e)
@@ -1231,6 +1230,8 @@ def main():
                 err = "%s: %s\n%s" % (type(e).__name__, e, traceback.format_exc())
             logs = []
             for p in ctx.extra_procs:
+                if not hasattr(p, "proc"):
+                    continue  # failed before exec (e.g. binary missing): err says why
                 died = p.proc.poll()
                 p.stop()
                 text = p.stderr_text()
