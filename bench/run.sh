@@ -6,7 +6,7 @@
 # and writes bench/results/<date>.md and .json.
 #   BENCH_DURATION=3 bench/run.sh                  quick check (default 10 s per run)
 #   BENCH_PROXY_SLOT=nginx bench/run.sh            nginx in the proxy slot (script check)
-#   BENCH_IDLE=10000 BENCH_CONNS=64 BENCH_THREADS=1
+#   BENCH_IDLE=10000 BENCH_CONNS=64 BENCH_THREADS=1 BENCH_REPEAT=1
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 for tool in wrk nginx; do
