@@ -952,6 +952,30 @@ def t_ws_refused(ctx):
     c.close()
 
 
+def curl(args, timeout=30):
+    """Runs curl; returns (exit status, stdout bytes, stderr text)."""
+    r = subprocess.run(["curl", "-sS", "--max-time", str(timeout)] + args,
+                       capture_output=True, timeout=timeout + 5)
+    return r.returncode, r.stdout, r.stderr.decode("utf-8", "replace")
+
+
+@case("passthrough/encoded-html-via-curl")
+def t_encodings(ctx):
+    for enc in ("identity", "gzip", "deflate", "br", "zstd"):
+        for chunked in ("0", "1"):
+            url = "http://127.0.0.1:%d/html/%s?size=20000&chunked=%s" % (ctx.port, enc, chunked)
+            rc, out, err = curl(["--compressed", "-H", "Accept-Encoding: " + enc, url])
+            what = "%s chunked=%s" % (enc, chunked)
+            check(rc == 0, "%s: curl exit %d: %s" % (what, rc, err.strip()))
+            check(("<h1>page %s</h1>" % enc).encode() in out, "%s: page content lost" % what)
+            check(out.endswith(b"</html>\n") and len(out) > 20000,
+                  "%s: decoded body truncated (%d bytes)" % (what, len(out)))
+    for path, marker in (("/csp", b"csp page"), ("/fragment", b"just a fragment"),
+                         ("/api/x?delay=10", b'"ok": true')):
+        rc, out, err = curl(["--compressed", "http://127.0.0.1:%d%s" % (ctx.port, path)])
+        check(rc == 0 and marker in out, "%s: curl exit %d, body %r" % (path, rc, out[:200]))
+
+
 MALFORMED = [
     # name, raw request, expected status
     ("cl-and-te", b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
