@@ -1166,11 +1166,22 @@ def t_shutdown(ctx):
     time.sleep(0.5)
     ctx.px.signal_stop()
     time.sleep(0.5)
-    refused = False
+    refused, late = False, None
     try:
-        socket.create_connection(("127.0.0.1", ctx.port), timeout=1).close()
+        late = Conn(ctx.port, timeout=1)
     except OSError:
         refused = True
+    if late is not None:
+        # Say what became of a connection made after SIGTERM: served, or left in the
+        # backlog of a listening socket that was disabled but not closed.
+        try:
+            late.send(b"GET /echo?late HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            lr = late.read_response()
+            ctx.note("connection made 0.5 s after SIGTERM was served: %s" % lr.status)
+        except (OSError, CheckFailed) as e:
+            ctx.note("connection made 0.5 s after SIGTERM was accepted by the kernel but not "
+                     "served (%s): the listening socket is still open" % type(e).__name__)
+        late.close()
     r = c.read_response()
     check(r.status == 200 and r.body == b"slow done\n", "in-flight request: %s %r" %
           (r.status, r.body))
