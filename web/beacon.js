@@ -89,8 +89,10 @@
     lcpFin = () => lcpDone || (take(lcp), lcpDone = 1, lcp && lcp.disconnect(), H.m.LCP && (H.m.LCP.f = 1)),
     drain = () => (lcpFin(), take(cls), take(inp)),
     hide = () => (drain(), V.forEach(v => (clsSet(v), inpSet(v), flush(v, 1)))),
-    soft = (c = V[V.length - 1], t = now()) => key() != c.url && (drain(),
-      set(view(hex(), 'soft-navigation', t - lastIn < 3e3 && lastIn > c.t ? lastIn : t, H.vid), 'CLS', 0),
+    soft = (c = V[V.length - 1], t = now(), v) => key() != c.url && (drain(),
+      set(v = view(hex(), 'soft-navigation', t - lastIn < 3e3 && lastIn > c.t ? lastIn : t, H.vid), 'CLS', 0),
+      c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || !v.res.push(e)),
+      c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
       clsSet(c), inpSet(c), flush(c, 1)),
     start = (ne = navE()) => {
       A = ne && ne.activationStart || 0;
@@ -164,6 +166,6 @@
   let n0 = P.getEntriesByType('navigation')[0] || {};
   H = view(/^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : hex(), d.prerendering || n0.activationStart > 0 ? 'prerender'
     : d.wasDiscarded ? 'restore' : (n0.type || 'navigate').replace('_', '-'), 0);
-  obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && v.res.push(e)));
+  obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
   d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);
