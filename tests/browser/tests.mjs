@@ -230,8 +230,9 @@ const tests = {
       ok(soft.metrics.INP && soft.metrics.INP.v >= 200 && soft.metrics.INP.a.target === '#slow', 'soft: its own INP (the slow click on B)', soft.metrics.INP);
       ok(soft.metrics.CLS && soft.metrics.CLS.v >= 0, 'soft: its own CLS window', soft.metrics.CLS);
       ok(soft.res.some((r) => r && /nav\/b/.test(r.u) && r.i === 'fetch'), 'soft: the route fetch (RSC) is in its waterfall', soft.res.map((r) => r && r.u));
-      const hardUrls = new Set(hard ? hard.res.map((r) => r && r.u) : []);
-      ok(hard && !soft.res.some((r) => r && hardUrls.has(r.u)), 'soft: no resource in both views', [...hardUrls]);
+      const abs = (v, r) => `${r.u}@${Math.round(v.ctx.t0 + (r.s || 0))}`;
+      const inHard = new Set(hard ? hard.res.map((r) => abs(hard, r)) : []);
+      ok(hard && !soft.res.some((r) => inHard.has(abs(soft, r))), 'soft: no resource in both views', [...inHard]);
       ok(hard && hard.metrics.LCP && !(hard.metrics.INP && hard.metrics.INP.v >= 200), 'soft: hard view keeps its LCP and not the later slow click', hard && hard.metrics);
       await apiCheck('soft', soft.ctx.vid);
     }
