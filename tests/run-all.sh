@@ -13,9 +13,6 @@ mkdir -p "$logdir"
 passed=0
 failed=0
 jobs=$(nproc 2>/dev/null || echo 2)
-# Debian's interpreter: it has python3-brotli and python3-zstandard (a pyenv python may not).
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
 
 note() { printf '\n=== %s\n' "$*"; }
 
@@ -73,6 +70,9 @@ make_check() {
 
 note "dependencies"
 step deps sh tests/deps.sh test
+# Debian's interpreter: it has python3-brotli and python3-zstandard (a pyenv python may not).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 
 note "plain build (-Werror)"
 step autoreconf autoreconf -fi
