@@ -203,7 +203,7 @@ int query_initial_js(struct store_reader *r, const struct query_filter *f, doubl
     }
     for (size_t i = 0; i < gs.n; i++) {
         struct group *g = &gs.g[i];
-        qsort(g->v, g->n, sizeof(double), cmp_double);
+        qsort(g->v, g->n, sizeof(double), cmp_double); /* n >= 1: a group exists once added to */
         json_t *o = json_pack("{s:s,s:I,s:f,s:f,s:f,s:f,s:f}", "route", g->key, "n",
                               (json_int_t)g->n, "p50", query_percentile(g->v, g->n, 50), "p75",
                               query_percentile(g->v, g->n, 75), "p95",
@@ -214,7 +214,8 @@ int query_initial_js(struct store_reader *r, const struct query_filter *f, doubl
             goto done;
         }
     }
-    qsort(ov, nov, sizeof *ov, cmp_over);
+    if (nov)
+        qsort(ov, nov, sizeof *ov, cmp_over);
     for (size_t i = 0; i < nov && i < 50; i++) {
         json_t *o = json_pack("{s:s,s:s,s:f}", "id", ov[i].id, "route", ov[i].route, "bytes",
                               ov[i].bytes);
@@ -284,7 +285,8 @@ int query_targets(struct store_reader *r, const struct query_filter *f, int top,
             rc = VP_ERR_NOMEM;
             goto done;
         }
-        qsort(gs[m].g, gs[m].n, sizeof *gs[m].g, cmp_group_count);
+        if (gs[m].n) /* qsort must not get NULL, even for no elements */
+            qsort(gs[m].g, gs[m].n, sizeof *gs[m].g, cmp_group_count);
         for (size_t i = 0; i < gs[m].n && i < (size_t)top; i++) {
             struct group *g = &gs[m].g[i];
             qsort(g->v, g->n, sizeof(double), cmp_double);

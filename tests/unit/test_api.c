@@ -55,7 +55,7 @@ static const json_t *result(const char *route, const char *metric)
 int main(void)
 {
     struct store_reader *r = NULL;
-    char err[128];
+    char err[128] = "";
     FILE *f = fopen("test_api.fake.db", "wb");
     fputs("FAKE-VITALS\n", f);
     fclose(f);

@@ -20,7 +20,7 @@ static int parse(const char *s, struct budget **b, char *err, size_t errlen)
 static void parsing(void)
 {
     struct budget *b;
-    char err[256];
+    char err[256] = "";
     TAP_OK(parse("{\"*\":{\"LCP\":{\"p75\":2500},\"INP\":{\"p75\":200}},"
                  "\"/checkout\":{\"LCP\":{\"p75\":2000}}}",
                  &b, err, sizeof err) == 0 && b,
@@ -111,7 +111,7 @@ static const json_t *find(const json_t *res, const char *route, const char *metr
 static void evaluation(void)
 {
     struct budget *b;
-    char err[256];
+    char err[256] = "";
     json_t *sum = summary(), *res = NULL;
     /* within: defaults-like limits that every route meets at p75 */
     TAP_OK(parse("{\"*\":{\"LCP\":{\"p75\":2600},\"CLS\":{\"p75\":0.1}}}", &b, err, sizeof err) == 0,

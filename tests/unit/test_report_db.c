@@ -71,7 +71,7 @@ static int fill(void)
 {
     struct store *s = NULL;
     struct store_options opt;
-    char err[256];
+    char err[256] = "";
     store_options_default(&opt);
     opt.retention_days = 0;
     if (store_open(&s, db, &opt, err, sizeof err) != 0) {
@@ -205,7 +205,7 @@ int main(void)
     snprintf(db, sizeof db, "%s/v.db", dir);
     TAP_OK(fill() == 0, "setup/fill");
     struct store_reader *r = NULL;
-    char err[256];
+    char err[256] = "";
     TAP_OK(store_reader_open(&r, db, err, sizeof err) == 0, "setup/reader (%s)", err);
 
     /* summary: exact nearest-rank percentiles of 1000, 2000, 3000, 5000 */
