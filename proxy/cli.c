@@ -1,4 +1,4 @@
-/* The offline sub-commands `report`, `export` and `check` (see cli.h; the synopsis is the ◆
+/* The offline sub-commands `report`, `export`, `check` and `compare` (see cli.h; the synopsis is the ◆
  * command-line contract in design.md).
  *
  * Each sub-command parses its own options with getopt_long, opens the database read-only
@@ -32,7 +32,9 @@
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
 #include "store/query.h"
+#include "store/query_report.h"
 #include "web/budget.h"
+#include "web/compare.h"
 #include "web/export.h"
 #include "web/params.h"
 
@@ -59,7 +61,7 @@ __attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...)
 bool cli_is_subcommand(const char *name)
 {
     return name && (strcmp(name, "report") == 0 || strcmp(name, "export") == 0 ||
-                    strcmp(name, "check") == 0);
+                    strcmp(name, "check") == 0 || strcmp(name, "compare") == 0);
 }
 
 /* Options shared by the sub-commands. */
@@ -73,7 +75,8 @@ struct common {
 };
 
 enum { OPT_DB = 1000, OPT_SINCE, OPT_UNTIL, OPT_ROUTE, OPT_LABEL, OPT_FORMAT, OPT_VIEW, OPT_LAST,
-       OPT_OUT, OPT_BUDGET, OPT_API_PREFIX, OPT_HELP };
+       OPT_OUT, OPT_BUDGET, OPT_API_PREFIX, OPT_HELP, OPT_FAIL_REGRESSION, OPT_MIN_VIEWS,
+       OPT_SEED };
 
 static const char usage_report[] =
     "usage: vitals-proxy report [--db PATH] [--since DURATION|TIME] [--until DURATION|TIME]\n"
@@ -86,6 +89,14 @@ static const char usage_check[] =
     "                          [--until DURATION|TIME] [--route ROUTE] [--label LABEL]\n"
     "                          [--api-prefix PATH]\n"
     "exit status: 0 within budget, 1 over budget, 2 usage, configuration or database error\n";
+
+static const char usage_compare[] =
+    "usage: vitals-proxy compare [--db PATH] A B [--route ROUTE] [--format table|json]\n"
+    "                            [--min-views N] [--seed N] [--api-prefix PATH]\n"
+    "                            [--fail-on-regression [--budget FILE]]\n"
+    "A and B: a run label, or FROM..TO with ISO-8601 times or -DURATION (-2h..-1h)\n"
+    "exit status: 0 done (no budgeted regression), 1 a budgeted metric got significantly worse\n"
+    "(with --fail-on-regression) or the database failed, 2 usage error\n";
 
 /* Opens the database; returns 0 or the exit status to use. */
 static int open_db(const char *path, struct store_reader **r, int runtime_status)
@@ -502,10 +513,191 @@ static int cmd_check(int argc, char **argv)
     return violations ? 1 : 0;
 }
 
+/* ---- compare ----------------------------------------------------------------------------- */
+
+static long parse_count(const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return errno || end == s || *end || v < lo || v > hi ? -1 : v;
+}
+
+static void fmt_val(const char *metric, double v, char *out, size_t cap)
+{
+    int w = strcmp(metric, "CLS") == 0 ? snprintf(out, cap, "%.3f", v)
+                                       : snprintf(out, cap, "%.0f", v);
+    if (w < 0 || (size_t)w >= cap)
+        snprintf(out, cap, "?");
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, OPT_DB},         {"route", required_argument, NULL, OPT_ROUTE},
+        {"format", required_argument, NULL, OPT_FORMAT}, {"budget", required_argument, NULL, OPT_BUDGET},
+        {"min-views", required_argument, NULL, OPT_MIN_VIEWS},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"api-prefix", required_argument, NULL, OPT_API_PREFIX},
+        {"fail-on-regression", no_argument, NULL, OPT_FAIL_REGRESSION},
+        {"help", no_argument, NULL, OPT_HELP},           {NULL, 0, NULL, 0},
+    };
+    const char *db = DEFAULT_DB, *route = NULL, *format = "table", *budget_path = NULL,
+               *api_prefix = "/api/";
+    long min_n = COMPARE_MIN_N_DEFAULT, seed = 1;
+    bool fail_reg = false;
+    int o;
+    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (o) {
+        case OPT_DB: db = optarg; break;
+        case OPT_ROUTE: route = optarg; break;
+        case OPT_FORMAT: format = optarg; break;
+        case OPT_BUDGET: budget_path = optarg; break;
+        case OPT_API_PREFIX: api_prefix = optarg; break;
+        case OPT_FAIL_REGRESSION: fail_reg = true; break;
+        case OPT_MIN_VIEWS:
+            if ((min_n = parse_count(optarg, 1, 1000000)) < 0) {
+                fail("--min-views: \"%.20s\": expected an integer from 1 to 1000000", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_SEED:
+            if ((seed = parse_count(optarg, 0, 2147483647L)) < 0) {
+                fail("--seed: \"%.20s\": expected a non-negative integer", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_HELP: fputs(usage_compare, stdout); return 0;
+        case ':': fail("compare: %s: missing value", argv[optind - 1]); return EXIT_USAGE;
+        default: fail("compare: %s: unknown option (see --help)", argv[optind - 1]); return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 2) {
+        fail("compare: expected two sides A and B (labels or FROM..TO ranges)");
+        return EXIT_USAGE;
+    }
+    bool json_out = strcmp(format, "json") == 0;
+    if (!json_out && strcmp(format, "table") != 0) {
+        fail("--format: \"%.20s\": expected table or json", format);
+        return EXIT_USAGE;
+    }
+    if (route && route[0] != '/') {
+        fail("--route: \"%.60s\": expected a route starting with /", route);
+        return EXIT_USAGE;
+    }
+    if (api_prefix[0] != '/') {
+        fail("--api-prefix: expected a path starting with /");
+        return EXIT_USAGE;
+    }
+    struct query_filter fa, fb;
+    char err[512];
+    int64_t now = vp_now_ms();
+    if (compare_parse_side(argv[optind], now, &fa, err, sizeof err) != 0 ||
+        compare_parse_side(argv[optind + 1], now, &fb, err, sizeof err) != 0) {
+        fail("compare: %s", err);
+        return EXIT_USAGE;
+    }
+    fa.route = fb.route = route;
+    struct budget *b = NULL;
+    int rc = budget_path ? budget_load(&b, budget_path, err, sizeof err) : budget_default(&b);
+    if (rc) {
+        fail("--budget: %s", rc == VP_ERR_NOMEM ? "out of memory" : err);
+        return EXIT_USAGE;
+    }
+    struct store_reader *r = NULL;
+    int st = open_db(db, &r, EXIT_RUNTIME);
+    if (st) {
+        budget_free(b);
+        return st;
+    }
+    json_t *sa = NULL, *sb = NULL, *res = NULL;
+    rc = query_samples(r, &fa, api_prefix, &sa);
+    if (rc == 0)
+        rc = query_samples(r, &fb, api_prefix, &sb);
+    store_reader_free(r);
+    if (rc == 0)
+        rc = compare_samples(sa, sb, (uint64_t)seed, (int)min_n, &res);
+    json_decref(sa);
+    json_decref(sb);
+    if (rc) {
+        budget_free(b);
+        fail("compare: %s: %s", db, query_error(rc));
+        return EXIT_RUNTIME;
+    }
+    int regressions = 0;
+    size_t i;
+    const json_t *row;
+    json_array_foreach(json_object_get(res, "rows"), i, row) {
+        const char *v = json_string_value(json_object_get(row, "verdict"));
+        if (v && strcmp(v, "worse") == 0 &&
+            budget_covers(b, json_string_value(json_object_get(row, "route")),
+                          json_string_value(json_object_get(row, "metric"))))
+            regressions++;
+    }
+    budget_free(b);
+    if (json_out) {
+        struct evbuffer *eb = evbuffer_new();
+        rc = !eb ? VP_ERR_NOMEM : export_json(eb, res);
+        if (rc == 0)
+            rc = evbuffer_add(eb, "\n", 1) ? VP_ERR_NOMEM : write_buf(eb, stdout);
+        if (eb)
+            evbuffer_free(eb);
+    } else {
+        printf("%-22s %-6s %5s %5s %8s %8s %8s  %-19s %s\n", "route", "metric", "n A", "n B",
+               "A", "B", "B-A", "95% CI", "verdict");
+        json_array_foreach(json_object_get(res, "rows"), i, row) {
+            const char *metric = json_string_value(json_object_get(row, "metric"));
+            const char *method = json_string_value(json_object_get(row, "method"));
+            char name[ROUTE_COL + 1], full[700], va[24] = "-", vb[24] = "-", dd[24] = "-",
+                 lo[24] = "", hi[24] = "", ci[48] = "-";
+            if (snprintf(full, sizeof full, "%s%s%s", method ? method : "", method ? " " : "",
+                         json_string_value(json_object_get(row, "route"))) < 0)
+                continue;
+            route_cell(full, name);
+            name[22] = '\0';
+            const char *stat = json_string_value(json_object_get(row, "stat"));
+            const json_t *pa = json_object_get(json_object_get(row, "a"), stat);
+            const json_t *pb = json_object_get(json_object_get(row, "b"), stat);
+            if (json_is_number(pa))
+                fmt_val(metric, json_number_value(pa), va, sizeof va);
+            if (json_is_number(pb))
+                fmt_val(metric, json_number_value(pb), vb, sizeof vb);
+            const json_t *ciw = json_object_get(row, "ci");
+            if (json_is_number(json_object_get(row, "diff"))) {
+                fmt_val(metric, json_number_value(json_object_get(row, "diff")), dd, sizeof dd);
+                fmt_val(metric, json_number_value(json_array_get(ciw, 0)), lo, sizeof lo);
+                fmt_val(metric, json_number_value(json_array_get(ciw, 1)), hi, sizeof hi);
+                if (snprintf(ci, sizeof ci, "[%s, %s]", lo, hi) < 0)
+                    ci[0] = '\0';
+            }
+            printf("%-22s %-6s %5lld %5lld %8s %8s %8s  %-19s %s\n", name, metric,
+                   (long long)json_integer_value(json_object_get(json_object_get(row, "a"), "n")),
+                   (long long)json_integer_value(json_object_get(json_object_get(row, "b"), "n")),
+                   va, vb, dd, ci, json_string_value(json_object_get(row, "verdict")));
+        }
+        if (json_array_size(json_object_get(res, "rows")) == 0)
+            printf("(no route has data on both sides)\n");
+        printf("%s p75 (API: p95); CI: bootstrap over views, %d resamples, seed %ld; "
+               "fewer than %ld views on a side: not enough data\n",
+               "values:", COMPARE_RESAMPLES, seed, min_n);
+    }
+    json_decref(res);
+    if (fflush(stdout) != 0 || rc) {
+        fail("compare: cannot write the output");
+        return EXIT_RUNTIME;
+    }
+    if (fail_reg && regressions) {
+        fprintf(stderr, "vitals-proxy: compare: %d budgeted metric%s significantly worse\n",
+                regressions, regressions == 1 ? "" : "s");
+        return 1;
+    }
+    return 0;
+}
+
 int cli_main(int argc, char **argv)
 {
     if (argc < 2 || !cli_is_subcommand(argv[1])) {
-        fail("%s: unknown sub-command (expected report, export or check)",
+        fail("%s: unknown sub-command (expected report, export, check or compare)",
              argc < 2 ? "(none)" : argv[1]);
         return EXIT_USAGE;
     }
@@ -515,5 +707,7 @@ int cli_main(int argc, char **argv)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(argv[1], "export") == 0)
         return cmd_export(argc - 1, argv + 1);
+    if (strcmp(argv[1], "compare") == 0)
+        return cmd_compare(argc - 1, argv + 1);
     return cmd_check(argc - 1, argv + 1);
 }
