@@ -1,5 +1,5 @@
-/* The offline sub-commands `report`, `export`, `check` and `compare` (see cli.h; the synopsis is the ◆
- * command-line contract in design.md).
+/* The offline sub-commands `report`, `export`, `check` and `compare` (see cli.h; the synopsis
+ * is the ◆ command-line contract in design.md; compare is issue 8).
  *
  * Each sub-command parses its own options with getopt_long, opens the database read-only
  * through store/query.h (so it works while the proxy runs: WAL readers never block the
@@ -546,6 +546,21 @@ static int cmd_compare(int argc, char **argv)
                *api_prefix = "/api/";
     long min_n = COMPARE_MIN_N_DEFAULT, seed = 1;
     bool fail_reg = false;
+    /* A side like "-2h..-1h" starts with '-': hide such words from getopt behind a marker
+     * (they stay in place as non-options, in order) and restore them afterwards. */
+    char *hidden[8];
+    int nhidden = 0;
+    char marks[8][4];
+    for (int k = 1; k < argc; k++) {
+        if (argv[k][0] == '-' && argv[k][1] >= '0' && argv[k][1] <= '9' && nhidden < 8 &&
+            strcmp(argv[k - 1], "--db") != 0) {
+            hidden[nhidden] = argv[k];
+            marks[nhidden][0] = '\x01';
+            marks[nhidden][1] = (char)('0' + nhidden);
+            marks[nhidden][2] = '\0';
+            argv[k] = marks[nhidden++];
+        }
+    }
     int o;
     while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (o) {
@@ -572,6 +587,9 @@ static int cmd_compare(int argc, char **argv)
         default: fail("compare: %s: unknown option (see --help)", argv[optind - 1]); return EXIT_USAGE;
         }
     }
+    for (int k = optind; k < argc; k++)
+        if (argv[k][0] == '\x01' && argv[k][1] >= '0' && argv[k][1] < '0' + nhidden)
+            argv[k] = hidden[argv[k][1] - '0'];
     if (argc - optind != 2) {
         fail("compare: expected two sides A and B (labels or FROM..TO ranges)");
         return EXIT_USAGE;
