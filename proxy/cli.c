@@ -36,6 +36,7 @@
 #include "web/budget.h"
 #include "web/compare.h"
 #include "web/export.h"
+#include "web/html_export.h"
 #include "web/params.h"
 
 #define EXIT_RUNTIME 1
@@ -82,7 +83,9 @@ static const char usage_report[] =
     "usage: vitals-proxy report [--db PATH] [--since DURATION|TIME] [--until DURATION|TIME]\n"
     "                           [--route ROUTE] [--label LABEL] [--format table|json|csv]\n";
 static const char usage_export[] =
-    "usage: vitals-proxy export [--db PATH] (--view ID | --last) [--format har|json|csv]\n"
+    "usage: vitals-proxy export [--db PATH] (--view ID | --last) [--format har|json|csv|html]\n"
+    "                           [--out FILE]\n"
+    "       vitals-proxy export [--db PATH] --route ROUTE [--label LABEL] --format html\n"
     "                           [--out FILE]\n";
 static const char usage_check[] =
     "usage: vitals-proxy check [--db PATH] [--budget FILE] [--since DURATION|TIME]\n"
@@ -314,15 +317,106 @@ static int cmd_report(int argc, char **argv)
 
 /* ---- export ------------------------------------------------------------------------------ */
 
+/* Writes b to outpath (or stdout); returns the exit status. */
+static int emit(struct evbuffer *b, const char *outpath)
+{
+    FILE *out = stdout;
+    if (outpath && !(out = fopen(outpath, "wb"))) {
+        fail("--out: %s: %s", outpath, strerror(errno));
+        return EXIT_USAGE;
+    }
+    int rc = write_buf(b, out);
+    if (out != stdout) {
+        if (fclose(out) != 0)
+            rc = VP_ERR_IO;
+    } else if (fflush(out) != 0) {
+        rc = VP_ERR_IO;
+    }
+    if (rc) {
+        fail("export: cannot write %s", outpath ? outpath : "the output");
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
+static int cmp_lcp_desc(const void *x, const void *y)
+{
+    const json_t *a = *(const json_t *const *)x, *b = *(const json_t *const *)y;
+    double la = json_number_value(json_object_get(json_object_get(a, "metrics"), "LCP"));
+    double lb = json_number_value(json_object_get(json_object_get(b, "metrics"), "LCP"));
+    return (la < lb) - (la > lb);
+}
+
+#define HTML_SLOWEST 3
+
+/* export --route R [--label L] --format html: the route's percentiles and the waterfalls of
+ * its slowest views (by LCP). Takes ownership of r. */
+static int export_route_html(struct store_reader *r, const char *db, const char *route,
+                             const char *label, const char *outpath)
+{
+    struct query_filter f = {.route = route, .label = label, .limit = 1000};
+    json_t *sum = NULL, *views = NULL, *picked = json_array();
+    struct evbuffer *b = evbuffer_new();
+    const json_t **list = NULL;
+    int rc = !picked || !b ? VP_ERR_NOMEM : query_summary(r, &f, &sum);
+    if (rc == 0)
+        rc = query_views(r, &f, &views);
+    const json_t *rs = json_array_get(json_object_get(sum, "routes"), 0);
+    if (rc == 0 && !rs) {
+        fail("export: --route: %s: no views%s%s", route, label ? " with label " : "",
+             label ? label : "");
+        rc = -1;
+        goto done;
+    }
+    size_t nv = json_array_size(json_object_get(views, "views")), k = 0;
+    if (rc == 0 && !(list = calloc(nv ? nv : 1, sizeof *list)))
+        rc = VP_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < nv; i++) {
+        const json_t *v = json_array_get(json_object_get(views, "views"), i);
+        if (json_is_number(json_object_get(json_object_get(v, "metrics"), "LCP")))
+            list[k++] = v;
+    }
+    if (rc == 0 && k)
+        qsort(list, k, sizeof *list, cmp_lcp_desc);
+    for (size_t i = 0; rc == 0 && i < k && i < HTML_SLOWEST; i++) {
+        json_t *d = NULL;
+        rc = query_view(r, json_string_value(json_object_get(list[i], "id")), &d);
+        if (rc == 0 && json_array_append_new(picked, d))
+            rc = VP_ERR_NOMEM;
+    }
+    if (rc == 0)
+        rc = html_export_route(b, rs, picked, label);
+done:
+    store_reader_free(r);
+    free(list);
+    json_decref(sum);
+    json_decref(views);
+    json_decref(picked);
+    int st = 0;
+    if (rc == -1)
+        st = EXIT_RUNTIME;
+    else if (rc) {
+        fail("export: %s: %s", db, query_error(rc));
+        st = EXIT_RUNTIME;
+    } else {
+        st = emit(b, outpath);
+    }
+    if (b)
+        evbuffer_free(b);
+    return st;
+}
+
 static int cmd_export(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"db", required_argument, NULL, OPT_DB},   {"view", required_argument, NULL, OPT_VIEW},
         {"last", no_argument, NULL, OPT_LAST},     {"format", required_argument, NULL, OPT_FORMAT},
         {"out", required_argument, NULL, OPT_OUT}, {"help", no_argument, NULL, OPT_HELP},
+        {"route", required_argument, NULL, OPT_ROUTE}, {"label", required_argument, NULL, OPT_LABEL},
         {NULL, 0, NULL, 0},
     };
-    const char *db = DEFAULT_DB, *view = NULL, *format = "har", *outpath = NULL;
+    const char *db = DEFAULT_DB, *view = NULL, *format = "har", *outpath = NULL, *route = NULL,
+               *label = NULL;
     bool last = false;
     int o;
     while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
@@ -332,6 +426,8 @@ static int cmd_export(int argc, char **argv)
         case OPT_LAST: last = true; break;
         case OPT_FORMAT: format = optarg; break;
         case OPT_OUT: outpath = optarg; break;
+        case OPT_ROUTE: route = optarg; break;
+        case OPT_LABEL: label = optarg; break;
         case OPT_HELP: fputs(usage_export, stdout); return 0;
         case ':': fail("export: %s: missing value", argv[optind - 1]); return EXIT_USAGE;
         default: fail("export: %s: unknown option (see --help)", argv[optind - 1]); return EXIT_USAGE;
@@ -341,14 +437,22 @@ static int cmd_export(int argc, char **argv)
         fail("export: unexpected argument \"%.60s\"", argv[optind]);
         return EXIT_USAGE;
     }
-    if (!!view == last) {
-        fail("export: give exactly one of --view ID and --last");
+    if ((view != NULL) + last + (route != NULL) != 1) {
+        fail("export: give exactly one of --view ID, --last and --route ROUTE");
         return EXIT_USAGE;
     }
     int fmt = strcmp(format, "har") == 0 ? 0 : strcmp(format, "json") == 0 ? 1
-            : strcmp(format, "csv") == 0 ? 2 : -1;
+            : strcmp(format, "csv") == 0 ? 2 : strcmp(format, "html") == 0 ? 3 : -1;
     if (fmt < 0) {
-        fail("--format: \"%.20s\": expected har, json or csv", format);
+        fail("--format: \"%.20s\": expected har, json, csv or html", format);
+        return EXIT_USAGE;
+    }
+    if (route && (fmt != 3 || route[0] != '/')) {
+        fail("--route: expected a route starting with / and --format html");
+        return EXIT_USAGE;
+    }
+    if (label && (!route || !*label || strlen(label) > 64)) {
+        fail("--label: goes with --route (1 to 64 characters)");
         return EXIT_USAGE;
     }
     if (view) {
@@ -368,6 +472,8 @@ static int cmd_export(int argc, char **argv)
         return st;
     char idbuf[80];
     int rc = 0;
+    if (route)
+        return export_route_html(r, db, route, label, outpath);
     if (last) {
         rc = query_last_view_id(r, idbuf, sizeof idbuf);
         if (rc == VP_ERR_NOTFOUND) {
@@ -390,8 +496,11 @@ static int cmd_export(int argc, char **argv)
         return EXIT_RUNTIME;
     }
     struct evbuffer *b = evbuffer_new();
-    rc = !b ? VP_ERR_NOMEM : fmt == 2 ? export_view_csv(b, j) : export_json(b, j);
-    if (rc == 0 && fmt != 2)
+    rc = !b        ? VP_ERR_NOMEM
+         : fmt == 2 ? export_view_csv(b, j)
+         : fmt == 3 ? html_export_view(b, j)
+                    : export_json(b, j);
+    if (rc == 0 && fmt < 2)
         rc = evbuffer_add(b, "\n", 1) ? VP_ERR_NOMEM : 0;
     json_decref(j);
     if (rc) {
@@ -400,25 +509,9 @@ static int cmd_export(int argc, char **argv)
         fail("export: %s", vp_strerror(rc));
         return EXIT_RUNTIME;
     }
-    FILE *out = stdout;
-    if (outpath && !(out = fopen(outpath, "wb"))) {
-        fail("--out: %s: %s", outpath, strerror(errno));
-        evbuffer_free(b);
-        return EXIT_USAGE;
-    }
-    rc = write_buf(b, out);
+    int st2 = emit(b, outpath);
     evbuffer_free(b);
-    if (out != stdout) {
-        if (fclose(out) != 0)
-            rc = VP_ERR_IO;
-    } else if (fflush(out) != 0) {
-        rc = VP_ERR_IO;
-    }
-    if (rc) {
-        fail("export: cannot write %s", outpath ? outpath : "the output");
-        return EXIT_RUNTIME;
-    }
-    return 0;
+    return st2;
 }
 
 /* ---- check ------------------------------------------------------------------------------- */

@@ -23,6 +23,7 @@
 #include "web/budget.h"
 #include "web/compare.h"
 #include "web/export.h"
+#include "web/html_export.h"
 #include "web/params.h"
 
 #define VIEW_ID_MIN 8
@@ -217,7 +218,7 @@ static int handle_view(struct store_reader *r, const char *rest, struct web_repl
     const char *slash = strchr(id, '/');
     size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
     const char *sub = slash ? slash + 1 : NULL;
-    if (sub && strcmp(sub, "har") != 0 && strcmp(sub, "csv") != 0)
+    if (sub && strcmp(sub, "har") != 0 && strcmp(sub, "csv") != 0 && strcmp(sub, "html") != 0)
         return reply_error(reply, 404, "not found");
     if (!valid_view_id(id, idlen))
         return reply_error(reply, 400, "view id: expected 8 to 64 characters [A-Za-z0-9_-]");
@@ -238,6 +239,19 @@ static int handle_view(struct store_reader *r, const char *rest, struct web_repl
     int rc = query_view(r, idz, &j);
     if (rc)
         return reply_rc(reply, rc);
+    if (sub && strcmp(sub, "html") == 0) {
+        if (snprintf(fname, sizeof fname, "vitals-%s.html", idz) < 0)
+            fname[0] = '\0';
+        reply->content_type = "text/html; charset=utf-8";
+        attach(reply, fname);
+        rc = html_export_view(reply->body, j);
+        json_decref(j);
+        if (rc) {
+            reply->content_disposition[0] = '\0';
+            return reply_rc(reply, rc);
+        }
+        return 0;
+    }
     if (sub) {
         if (snprintf(fname, sizeof fname, "vitals-%s.csv", idz) < 0)
             fname[0] = '\0';
