@@ -385,6 +385,24 @@ int main(void)
     TAP_OK(cli("compare", "--db", db, "2025-11-24T16:00..16:01", "lazy", NULL) == 0 &&
                strstr(out, "/run"),
            "cli/compare_time_range_vs_label");
+    TAP_OK(cli("export", "--db", db, "--view", "prod00001", "--format", "html", NULL) == 0 &&
+               strncmp(out, "<!doctype html>", 15) == 0 && strstr(out, "<svg") &&
+               strstr(out, "&lt;script&gt;alert(1)&lt;/script&gt;") && !strstr(out, "<script"),
+           "cli/export_view_html");
+    TAP_OK(cli("export", "--db", db, "--route", "/products/[id]", "--format", "html", NULL) == 0 &&
+               strstr(out, "Route /products/[id]") && strstr(out, "View prod00004") &&
+               strstr(out, "View prod00003") && strstr(out, "View prod00002") &&
+               !strstr(out, "View prod00001"),
+           "cli/export_route_html_slowest_three");
+    TAP_OK(cli("export", "--db", db, "--route", "/run", "--label", "lazy", "--format", "html",
+               NULL) == 0 &&
+               strstr(out, "40 views") && strstr(out, "label lazy"),
+           "cli/export_route_html_label");
+    TAP_OK(cli("export", "--db", db, "--route", "/nothing", "--format", "html", NULL) == 1 &&
+               strstr(errtext, "no views"),
+           "cli/export_route_empty_1");
+    TAP_OK(cli("export", "--db", db, "--route", "/run", NULL) == 2 && strstr(errtext, "--format html"),
+           "cli/export_route_needs_html_2");
     remove("test_report_db.out");
     remove("test_report_db.err");
     if (getenv("KEEP")) { printf("# kept %s\n", dir); TAP_DONE(); }
