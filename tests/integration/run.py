@@ -657,14 +657,34 @@ def t_download(ctx):
     c.buf = b""
     # Verify the first part cheaply by length only; the rest byte by byte.
     off = got
+    t_fast = time.time()
+    c.sock.settimeout(10)
+    stalls = []
     while off < n:
-        data = c.sock.recv(1 << 20)
+        try:
+            data = c.sock.recv(1 << 20)
+        except socket.timeout:
+            # Nothing for 10 s although the upstream has data: a missed resume after
+            # backpressure. Keep the socket states as evidence, then keep reading.
+            st = ctx.up.stats()
+            ss = subprocess.run(["ss", "-tnoim", "( sport = :%d or dport = :%d or sport = :%d"
+                                 " or dport = :%d )" % (ctx.port, ctx.port, ctx.up.port,
+                                                        ctx.up.port)],
+                                capture_output=True, text=True).stdout
+            stalls.append("stalled 10 s at %d bytes (upstream sent %d):\n%s"
+                          % (off, st["bytes_sent"], ss))
+            check(len(stalls) < 3, "download stalled 3 times:\n" + "\n".join(stalls))
+            continue
         check(data, "EOF at %d of %d bytes" % (off, n))
         if data != up.pattern_bytes(off, len(data)):
             h_ok = False
         off += len(data)
+    el = time.time() - t_fast
+    ctx.note("fast phase: %.1f MiB in %.2f s (%.1f MiB/s)" % ((n - got) / MIB, el,
+                                                             (n - got) / MIB / max(el, 1e-6)))
     check(off == n, "got %d bytes, want %d" % (off, n))
     check(h_ok, "body bytes differ from the pattern")
+    check(not stalls, "download stalled:\n" + "\n".join(stalls))
     del first
     rss1, hwm1 = rss_kib(ctx)
     ctx.note("proxy VmRSS %d -> %d KiB, VmHWM %d -> %d KiB" % (rss0, rss1, hwm0, hwm1))
