@@ -123,14 +123,36 @@ bool injector_injected(const struct injector *inj)
     return inj->injected;
 }
 
+/* Moves the first n bytes of src to dst. Not evbuffer_remove_buffer: libevent 2.1 ignores an
+ * allocation failure inside it for a partial chain and reports the bytes as moved. */
+static int move_bytes(struct evbuffer *src, struct evbuffer *dst, size_t n)
+{
+    size_t left = n;
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET) != 0)
+        return VP_ERR_NOMEM;
+    while (left > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(src, (ev_ssize_t)left, &pos, &v, 1) < 1)
+            return VP_ERR_NOMEM;
+        size_t take = v.iov_len < left ? v.iov_len : left;
+        if (evbuffer_add(dst, v.iov_base, take) != 0)
+            return VP_ERR_NOMEM;
+        left -= take;
+        if (left && evbuffer_ptr_set(src, &pos, take, EVBUFFER_PTR_ADD) != 0)
+            return VP_ERR_NOMEM;
+    }
+    return evbuffer_drain(src, n) == 0 ? 0 : VP_ERR_NOMEM;
+}
+
 /* Moves held bytes up to absolute offset upto into dst. */
 static int release(struct injector *inj, uint64_t upto, struct evbuffer *dst)
 {
     if (upto <= inj->hold_start)
         return 0;
-    size_t n = (size_t)(upto - inj->hold_start);
-    if (evbuffer_remove_buffer(inj->hold, dst, n) != (int)n)
-        return VP_ERR_NOMEM;
+    int e = move_bytes(inj->hold, dst, (size_t)(upto - inj->hold_start));
+    if (e)
+        return e;
     inj->hold_start = upto;
     return 0;
 }
@@ -147,8 +169,9 @@ static int decide(struct injector *inj, enum html_scan_result r, struct evbuffer
         inj->injected = true;
     }
     size_t rest = evbuffer_get_length(inj->hold);
-    if (rest && evbuffer_remove_buffer(inj->hold, dst, rest) != (int)rest)
-        return VP_ERR_NOMEM;
+    int e = move_bytes(inj->hold, dst, rest);
+    if (e)
+        return e;
     inj->hold_start += rest;
     inj->mode = M_PASS;
     return 0;
