@@ -358,8 +358,12 @@ int codec_dec_finish(struct codec_dec *d)
 /* ---- encoders ---- */
 
 /* brotli encoder allocations: a list per encoder so an OOM longjmp can free them all. */
+struct br_link {
+    struct br_link *prev, *next;
+};
+
 struct br_blk {
-    struct br_blk *prev, *next;
+    struct br_link link; /* first member: a block is its link */
     alignas(max_align_t) unsigned char data[];
 };
 
@@ -368,7 +372,7 @@ struct codec_enc {
     bool zinit, dirty, ended, failed;
     z_stream z;
     BrotliEncoderState *br;
-    struct br_blk br_list; /* sentinel of the brotli block list */
+    struct br_link br_list; /* sentinel of the brotli block list */
     jmp_buf *br_jmp;       /* set while brotli runs */
     ZSTD_CCtx *zc;
 };
@@ -382,10 +386,10 @@ static void *br_alloc(void *opaque, size_t size)
             longjmp(*e->br_jmp, 1);
         return NULL;
     }
-    b->next = e->br_list.next;
-    b->prev = &e->br_list;
-    e->br_list.next->prev = b;
-    e->br_list.next = b;
+    b->link.next = e->br_list.next;
+    b->link.prev = &e->br_list;
+    e->br_list.next->prev = &b->link;
+    e->br_list.next = &b->link;
     return b->data;
 }
 
@@ -395,19 +399,19 @@ static void br_free(void *opaque, void *p)
     if (!p)
         return;
     struct br_blk *b = (struct br_blk *)(void *)((unsigned char *)p - offsetof(struct br_blk, data));
-    b->prev->next = b->next;
-    b->next->prev = b->prev;
+    b->link.prev->next = b->link.next;
+    b->link.next->prev = b->link.prev;
     inject_free(b);
 }
 
 /* After a longjmp out of brotli: its state is inconsistent; free every block it owned. */
 static void br_release_all(struct codec_enc *e)
 {
-    struct br_blk *b = e->br_list.next;
-    while (b != &e->br_list) {
-        struct br_blk *next = b->next;
-        inject_free(b);
-        b = next;
+    struct br_link *l = e->br_list.next;
+    while (l != &e->br_list) {
+        struct br_link *next = l->next;
+        inject_free(l); /* the link is the block's first member */
+        l = next;
     }
     e->br_list.next = e->br_list.prev = &e->br_list;
     e->br = NULL;
