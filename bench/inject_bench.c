@@ -69,10 +69,10 @@ static size_t make_page(char *buf, size_t cap, size_t size, bool document)
         x ^= x << 5;
         n += (size_t)snprintf(
             buf + n, cap - n,
-            "<tr data-id=\"%u\"><td><a href=\"/orders/%u\">#%08x</a></td><td>%s %s</td>"
+            "<tr data-id=\"%u\" data-h=\"%08x%04x\"><td><a href=\"/orders/%u\">#%08x</a></td><td>%s %s</td>"
             "<td class=\"num\">%u.%02u</td><td><script type=\"application/json\">{\"sku\":\"%x\","
             "\"q\":%u}</script></td></tr>\n",
-            x % 1000000, x % 99991, x, words[x % 15], words[(x >> 8) % 15], (x >> 4) % 9000,
+            x % 1000000, x * 2654435761u, (x >> 7) & 0xffff, x % 99991, x, words[x % 15], words[(x >> 8) % 15], (x >> 4) % 9000,
             x % 100, x >> 12, x % 13);
     }
     n += (size_t)snprintf(buf + n, cap - n, "</table></main></body></html>");
@@ -179,8 +179,9 @@ int main(int argc, char **argv)
     struct injector_options opt;
     injector_options_default(&opt);
     printf("fixture: %zu bytes of HTML; 16 KiB upstream chunks; best of %d\n", pn, reps);
-    printf("defaults: gzip/deflate level %d, brotli quality %d lgwin 22, zstd level %d\n\n",
-           opt.gzip_level, opt.br_quality, opt.zstd_level);
+    printf("defaults: gzip/deflate level %d, brotli quality %d lgwin %d, zstd level %d "
+           "windowLog %d\n\n",
+           opt.gzip_level, opt.br_quality, opt.br_lgwin, opt.zstd_level, opt.zstd_window_log);
     printf("%-9s %-22s %9s %9s %8s %10s %s\n", "coding", "case", "in", "out", "MB/s", "peak_heap",
            "injected");
     for (int c = 0; c < 5; c++) {
@@ -202,18 +203,25 @@ int main(int argc, char **argv)
     printf("\nencoder settings (document, flush per 16 KiB chunk):\n");
     static const struct {
         enum inject_coding c;
-        int level;
-    } cand[] = {{INJECT_CODING_GZIP, 1}, {INJECT_CODING_GZIP, 5}, {INJECT_CODING_GZIP, 6},
-                {INJECT_CODING_GZIP, 9}, {INJECT_CODING_BR, 3},   {INJECT_CODING_BR, 4},
-                {INJECT_CODING_BR, 5},   {INJECT_CODING_BR, 6},   {INJECT_CODING_ZSTD, 1},
-                {INJECT_CODING_ZSTD, 3}, {INJECT_CODING_ZSTD, 6}};
+        int level, wlog;
+    } cand[] = {{INJECT_CODING_GZIP, 1, 0},  {INJECT_CODING_GZIP, 5, 0},
+                {INJECT_CODING_GZIP, 6, 0},  {INJECT_CODING_GZIP, 9, 0},
+                {INJECT_CODING_BR, 3, 22},   {INJECT_CODING_BR, 4, 22},
+                {INJECT_CODING_BR, 5, 22},   {INJECT_CODING_BR, 6, 22},
+                {INJECT_CODING_BR, 4, 18},   {INJECT_CODING_BR, 5, 18},
+                {INJECT_CODING_BR, 5, 20},   {INJECT_CODING_ZSTD, 1, 0},
+                {INJECT_CODING_ZSTD, 3, 0},  {INJECT_CODING_ZSTD, 6, 0},
+                {INJECT_CODING_ZSTD, 3, 19}, {INJECT_CODING_ZSTD, 3, 20}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
         struct injector_options o = opt;
         o.gzip_level = o.br_quality = o.zstd_level = cand[i].level;
+        o.br_lgwin = cand[i].wlog ? cand[i].wlog : 22;
+        o.zstd_window_log = cand[i].wlog;
         size_t en = compress_upstream(cand[i].c, page, pn, enc, sizeof enc);
         struct result r = run(cand[i].c, enc, en, pn, &o, INJECTOR_FLUSH, reps);
-        printf("  %-5s level %-2d %8.1f MB/s  ratio %.2f:1  peak heap %zu\n", names[cand[i].c],
-               cand[i].level, r.mbs, (double)pn / (double)r.out_bytes, r.peak);
+        printf("  %-5s level %-2d window_log %-2d %8.1f MB/s  ratio %.2f:1  peak heap %zu\n",
+               names[cand[i].c], cand[i].level, cand[i].wlog, r.mbs,
+               (double)pn / (double)r.out_bytes, r.peak);
     }
     return 0;
 }

@@ -417,7 +417,7 @@ static void br_release_all(struct codec_enc *e)
     e->br = NULL;
 }
 
-static int br_create(struct codec_enc *e, int quality)
+static int br_create(struct codec_enc *e, int quality, int lgwin)
 {
     jmp_buf jb;
     if (setjmp(jb)) {
@@ -431,13 +431,14 @@ static int br_create(struct codec_enc *e, int quality)
     if (!e->br)
         return VP_ERR_NOMEM;
     if (!BrotliEncoderSetParameter(e->br, BROTLI_PARAM_QUALITY, (uint32_t)quality) ||
-        !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_LGWIN, 22) ||
+        !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_LGWIN, (uint32_t)(lgwin ? lgwin : 22)) ||
         !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT))
         return VP_ERR_INVALID;
     return 0;
 }
 
-int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, bool raw_deflate)
+int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, int window_log,
+                  bool raw_deflate)
 {
     if (coding != INJECT_CODING_GZIP && coding != INJECT_CODING_DEFLATE &&
         coding != INJECT_CODING_BR && coding != INJECT_CODING_ZSTD)
@@ -460,14 +461,22 @@ int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, 
         }
         e->zinit = true;
     } else if (coding == INJECT_CODING_BR) {
-        err = br_create(e, level);
+        if (level < BROTLI_MIN_QUALITY || level > BROTLI_MAX_QUALITY ||
+            (window_log && (window_log < BROTLI_MIN_WINDOW_BITS ||
+                            window_log > BROTLI_MAX_WINDOW_BITS))) {
+            err = VP_ERR_INVALID;
+            goto fail;
+        }
+        err = br_create(e, level, window_log);
         if (err)
             goto fail;
     } else {
         e->zc = ZSTD_createCCtx_advanced(zstd_mem);
         if (!e->zc)
             goto fail;
-        if (ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel, level))) {
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel, level)) ||
+            (window_log &&
+             ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_windowLog, window_log)))) {
             err = VP_ERR_INVALID;
             goto fail;
         }

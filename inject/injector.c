@@ -56,11 +56,15 @@ void injector_options_default(struct injector_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->scan_limit = HTML_SCAN_DEFAULT_LIMIT;
     opt->max_decoded = (size_t)256 * 1024 * 1024;
-    opt->gzip_level = 6;
-    opt->br_quality = 5;
+    /* Chosen with bench/inject_bench (see inject/README.md): speed first, then heap per
+     * response, then ratio. */
+    opt->gzip_level = 5;
+    opt->br_quality = 4;
     opt->zstd_level = 3;
     opt->max_ratio = 200;
     opt->max_tag = HTML_SCAN_DEFAULT_MAX_TAG;
+    opt->br_lgwin = 18;
+    opt->zstd_window_log = 20;
 }
 
 int injector_new(struct injector **out, enum inject_coding coding, const char *tag, size_t tag_len,
@@ -245,7 +249,10 @@ static int commit(struct injector *inj)
     int level = inj->coding == INJECT_CODING_BR     ? inj->opt.br_quality
                 : inj->coding == INJECT_CODING_ZSTD ? inj->opt.zstd_level
                                                     : inj->opt.gzip_level;
-    int e = codec_enc_new(&inj->enc, inj->coding, level, codec_dec_raw_deflate(inj->dec));
+    int wlog = inj->coding == INJECT_CODING_BR     ? inj->opt.br_lgwin
+               : inj->coding == INJECT_CODING_ZSTD ? inj->opt.zstd_window_log
+                                                   : 0;
+    int e = codec_enc_new(&inj->enc, inj->coding, level, wlog, codec_dec_raw_deflate(inj->dec));
     if (e)
         return e;
     inj->committed = true;
