@@ -5,7 +5,6 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	ds = tag && tag.dataset, smp = ds && parseFloat(ds.sample), EP = tag && tag.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
 	sup = w.PerformanceObserver && PerformanceObserver.supportedEntryTypes || [],
 	V = [], A = 0, k = 0, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
-	now = () => P.now(),
 	on = (t, f, o = w) => o.addEventListener(t, f, {capture: true, passive: true}),
 	key = () => location.pathname + (ds.keepQuery != null ? location.search : ''),
 	obs = (type, cb, o, ob) => {
@@ -16,21 +15,19 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		return ob;
 	},
 	take = ob => ob && ob.cb(ob.takeRecords()),
-	navE = (e = P.getEntriesByType('navigation')[0]) => e && e.responseStart > 0 && e.responseStart < now() && e,
+	navE = (e = P.getEntriesByType('navigation')[0]) => e && e.responseStart > 0 && e.responseStart < P.now() && e,
 	ttfb0 = (e = navE()) => e ? max(e.responseStart - A, 0) : 0,
 	loadState = (t, e = navE() || {}) => d.readyState == 'loading' || t < e.domInteractive ? 'loading'
 		: !e.domContentLoadedEventStart || t < e.domContentLoadedEventStart ? 'dom-interactive'
 		: !e.domComplete || t < e.domComplete ? 'dom-content-loaded' : 'complete',
 	sel = (n, s = '', p) => {
-		try {
-			for (; n && n.nodeType != 9; n = n.parentNode) {
-				p = n.id ? '#' + n.id : [n.nodeType == 1 ? n.nodeName.toLowerCase()
-					: n.nodeName.toUpperCase().replace(/^#/, ''), ...[...n.classList || []].sort()].join('.');
-				if (s.length + p.length > 99) return s || p;
-				s = s ? p + '>' + s : p;
-				if (n.id) break;
-			}
-		} catch (e) {}
+		for (; n && n.nodeType != 9; n = n.parentNode) {
+			p = n.id ? '#' + n.id : [n.nodeType == 1 ? n.nodeName.toLowerCase()
+				: n.nodeName.toUpperCase().replace(/^#/, ''), ...[...n.classList || []].sort()].join('.');
+			if (s.length + p.length > 99) return s || p;
+			s = s ? p + '>' + s : p;
+			if (n.id) break;
+		}
 		return s;
 	},
 	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, sv: 0, se: [],
@@ -84,7 +81,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	drain = () => (lcpFin(), take(cls), take(inp)),
 	fin = v => (inpSet(v), flush(v, 1)),
 	hide = () => (drain(), V.forEach(fin)),
-	soft = (c = V[V.length - 1], t = now(), v) => key() != c.url && (drain(),
+	soft = (c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
 		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t ? lastIn : t), 'CLS', 0),
 		c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || !v.res.push(e)),
 		c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
@@ -145,7 +142,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		on('pagehide', hide);
 		on('pageshow', (e, v) => e.persisted && (v = view('back-forward-cache', e.timeStamp),
 			setTimeout(() => hid = d.hidden ? 0 : INF), set(v, 'CLS', 0), set(v, 'TTFB', 0, 0, 1),
-			requestAnimationFrame(() => requestAnimationFrame(() => set(v, 'FCP', now() - e.timeStamp, 0, 1) && set(v, 'LCP', v.m.FCP.v, 0, 1)))));
+			requestAnimationFrame(() => requestAnimationFrame(() => set(v, 'FCP', P.now() - e.timeStamp, 0, 1) && set(v, 'LCP', v.m.FCP.v, 0, 1)))));
 		for (let f of ['pushState', 'replaceState']) {
 			let o = history[f];
 			history[f] = function (...a) { let r = o.apply(this, a); try { soft(); } catch (e) {} return r; };
@@ -158,7 +155,7 @@ w.__vpb = 1;
 try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
 H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
-	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
+	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.P.now() + M.random().toString(36).slice(2));
 obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);
