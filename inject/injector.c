@@ -296,8 +296,11 @@ static int feed_coded(struct injector *inj, struct evbuffer *in, unsigned flags)
         if (e)
             return e;
         if (!inj->committed) {
-            if (end && !inj->injected) /* never emitted a byte: the original goes out */
+            if (end && !inj->injected) { /* never emitted a byte: the original goes out */
+                if ((e = codec_dec_finish(inj->dec)))
+                    return e; /* corrupt or truncated: the caller aborts either way */
                 return go_raw(inj, in);
+            }
             if ((e = commit(inj)))
                 return e;
         }
@@ -307,6 +310,8 @@ static int feed_coded(struct injector *inj, struct evbuffer *in, unsigned flags)
         if (e)
             return e;
     }
+    if (!inj->committed)
+        return 0; /* still deciding whether to re-encode; nothing to emit yet */
     return encode_plain(inj, end ? CODEC_END : (flags & INJECTOR_FLUSH) ? CODEC_FLUSH : 0);
 }
 
