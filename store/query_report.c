@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/vp_err.h"
 #include "store/store_internal.h"
@@ -631,5 +632,53 @@ done:
     json_decref(index);
     json_decref(api);
     json_decref(api_index);
+    return rc;
+}
+
+static json_t *iso_of(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char b[40];
+    if (!gmtime_r(&t, &tm))
+        return json_null();
+    size_t n = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 || snprintf(b + n, sizeof b - n, ".%03dZ", (int)(ms % 1000)) < 0)
+        return json_null();
+    return json_string(b);
+}
+
+int query_labels(struct store_reader *r, json_t **out)
+{
+    static const char sql[] = "SELECT label, count(*), min(started_at), max(started_at) FROM "
+                              "views WHERE label IS NOT NULL GROUP BY label "
+                              "ORDER BY max(started_at) DESC LIMIT 200";
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    if (!arr)
+        return VP_ERR_NOMEM;
+    int rc = prep_filter(r, sql, NULL, &st), s;
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *label = (const char *)sqlite3_column_text(st, 0);
+        json_t *o = json_pack("{s:s,s:I,s:o,s:o}", "label", label ? label : "", "views",
+                              (json_int_t)sqlite3_column_int64(st, 1), "first",
+                              iso_of(sqlite3_column_int64(st, 2)), "last",
+                              iso_of(sqlite3_column_int64(st, 3)));
+        if (!o || json_array_append_new(arr, o)) {
+            rc = VP_ERR_NOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = VP_ERR_DB;
+    sqlite3_finalize(st);
+    if (rc == 0 && !(*out = json_pack("{s:o}", "labels", arr)))
+        return VP_ERR_NOMEM;
+    if (rc)
+        json_decref(arr);
     return rc;
 }

@@ -327,6 +327,8 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     } else if (strcmp(rest, "targets") == 0) {
         rc = (rc = query_targets(r, &f, TARGETS_TOP, &j)) != 0 ? reply_rc(reply, rc)
                                                                 : reply_json(reply, j);
+    } else if (strcmp(rest, "labels") == 0) {
+        rc = (rc = query_labels(r, &j)) != 0 ? reply_rc(reply, rc) : reply_json(reply, j);
     } else if (strcmp(rest, "compare") == 0) {
         rc = compare_reply(r, &p, &f, reply);
     } else if (strcmp(rest, "findings") == 0) {

@@ -109,6 +109,10 @@ int compare_bootstrap(const double *a, size_t na, const double *b, size_t nb, do
  * its date (and zone) from day (the FROM text), when given. */
 static int parse_end(const char *s, const char *day, int64_t now_ms, int64_t *out)
 {
+    if (strcmp(s, "now") == 0) {
+        *out = now_ms;
+        return 0;
+    }
     if (s[0] == '-') {
         int64_t d;
         if (web_parse_duration(s + 1, &d) != 0)

@@ -2,7 +2,7 @@
  * sub-command and /api/compare.
  *
  * A side is a run label ("baseline") or a time range "FROM..TO" where each end is an ISO-8601
- * instant or "-DURATION" back from now ("-2h..-1h"); TO may be a bare "HH:MM[:SS]" meaning the
+ * instant, "-DURATION" back from now or "now" ("-2h..-1h", "-1h..now"); TO may be a bare "HH:MM[:SS]" meaning the
  * same day as FROM ("2026-11-24T10:00..11:00").
  * For every route and metric present on both sides: n, p50, p75, p95 on each side, the
  * difference of p75 (B - A) and its 95 % confidence interval by a percentile bootstrap over

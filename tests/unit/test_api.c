@@ -163,6 +163,9 @@ int main(void)
            "findings/slow_api_from_budget (%s)", body);
     TAP_OK(req(r, "POST", "findings", NULL) == 405, "findings/post_405");
 
+    TAP_OK(req(r, "GET", "labels", NULL) == 200 &&
+               json_array_size(json_object_get(json, "labels")) == 1,
+           "labels/200");
     TAP_OK(req(r, "GET", "compare", "a=slow&b=fast") == 200, "compare/200");
     const json_t *row = json_array_get(json_object_get(json, "rows"), 0);
     TAP_OK(row && strcmp(json_string_value(json_object_get(row, "verdict")), "better") == 0 &&

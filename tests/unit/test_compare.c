@@ -57,6 +57,9 @@ int main(void)
                    0 &&
                f.until_ms == now + 7200000,
            "side/iso_range");
+    TAP_OK(compare_parse_side("-1h..now", now, &f, err, sizeof err) == 0 &&
+               f.since_ms == now - 3600000 && f.until_ms == now,
+           "side/until_now");
     TAP_OK(compare_parse_side("-1h..-2h", now, &f, err, sizeof err) == VP_ERR_INVALID &&
                strstr(err, "TO later than FROM"),
            "side/reversed (%s)", err);
