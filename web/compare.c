@@ -191,9 +191,10 @@ static json_t *side_stats(const double *v, size_t n)
         return NULL;
     memcpy(t, v, n * sizeof(double));
     qsort(t, n, sizeof(double), cmp_double);
-    json_t *o = n ? json_pack("{s:I,s:f,s:f,s:f}", "n", (json_int_t)n, "p50",
+    json_t *o = n ? json_pack("{s:I,s:f,s:f,s:f,s:f}", "n", (json_int_t)n, "p50",
                               budget_percentile(t, n, 50), "p75", budget_percentile(t, n, 75),
-                              "p95", budget_percentile(t, n, 95))
+                              "p95", budget_percentile(t, n, 95), "p99",
+                              budget_percentile(t, n, 99))
                   : json_pack("{s:I}", "n", (json_int_t)0);
     free(t);
     return o;

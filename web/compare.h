@@ -29,7 +29,7 @@ int compare_parse_side(const char *spec, int64_t now_ms, struct query_filter *f,
                        size_t errlen) __attribute__((warn_unused_result));
 
 /* Compares query_samples() outputs a and b (borrowed). *out = {"seed","min_n","rows":[{"route",
- * "method"?,"metric","stat":"p75"|"p95","a":{n,p50,p75,p95},"b":{..},"diff","ci":[lo,hi],
+ * "method"?,"metric","stat":"p75"|"p95","a":{n,p50,p75,p95,p99},"b":{..},"diff","ci":[lo,hi],
  * "verdict"}]}. Returns 0 or VP_ERR_NOMEM. */
 int compare_samples(const json_t *a, const json_t *b, uint64_t seed, int min_n, json_t **out)
     __attribute__((warn_unused_result));
