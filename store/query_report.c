@@ -17,18 +17,21 @@
 #include "common/vp_err.h"
 #include "store/store_internal.h"
 
+/* Time bounds are plain comparisons (no "?1 = 0 OR ..."), so SQLite can range-scan the
+ * started_at / accept_us indexes: an absent bound is bound as 0 / UNTIL_NONE (prep_filter). */
 #define VIEW_FILTER                                                                               \
-    " (?1 = 0 OR v.started_at >= ?1) AND (?2 = 0 OR v.started_at < ?2)"                          \
+    " v.started_at >= ?1 AND v.started_at < ?2"                                                  \
     " AND (?3 IS NULL OR v.route = ?3) AND (?4 IS NULL OR v.device = ?4)"                         \
     " AND (?5 IS NULL OR v.browser = ?5) AND (?6 IS NULL OR v.ect = ?6)"                          \
     " AND (?7 IS NULL OR v.label = ?7) "
 
 /* Requests: time and label on the record, route through the view it belongs to. */
 #define REQ_FILTER                                                                                \
-    " (?1 = 0 OR q.accept_us >= ?1 * 1000) AND (?2 = 0 OR q.accept_us < ?2 * 1000)"              \
+    " q.accept_us >= ?1 * 1000 AND q.accept_us < ?2 * 1000"                                      \
     " AND (?3 IS NULL OR q.view_id IN (SELECT id FROM views WHERE route = ?3))"                   \
     " AND (?7 IS NULL OR q.label = ?7) "
 
+#define UNTIL_NONE (INT64_MAX / 1000) /* ms; also safe once multiplied to us */
 #define FINDINGS_PER_TYPE 20
 #define JS_OVER_DEFAULT 200000.0
 
@@ -48,8 +51,8 @@ static int prep_filter(struct store_reader *r, const char *sql, const struct que
         f = &none;
     if (sqlite3_prepare_v2(store_reader_sqlite(r), sql, -1, st, NULL) != SQLITE_OK)
         return VP_ERR_DB;
-    sqlite3_bind_int64(*st, 1, f->since_ms);
-    sqlite3_bind_int64(*st, 2, f->until_ms);
+    sqlite3_bind_int64(*st, 1, f->since_ms > 0 ? f->since_ms : 0);
+    sqlite3_bind_int64(*st, 2, f->until_ms > 0 ? f->until_ms : UNTIL_NONE);
     bind_opt(*st, 3, f->route);
     bind_opt(*st, 4, f->device);
     bind_opt(*st, 5, f->browser);
