@@ -637,6 +637,7 @@ def t_download(ctx):
     status, _, headers = c.read_head()
     check(status == 200, "status %d" % status)
     got = len(c.buf)
+    t_slow = time.time()
     # Slow phase: read 4 MiB in small pieces, then stop reading for 2 s.
     while got < 4 * MIB:
         data = c.sock.recv(16384)
@@ -646,8 +647,9 @@ def t_download(ctx):
     time.sleep(2)
     sent = ctx.up.stats()["bytes_sent"]
     ahead = sent - got
-    ctx.note("slow reader: received %.1f MiB, upstream has sent %.1f MiB (%.1f MiB in flight)"
-             % (got / MIB, sent / MIB, ahead / MIB))
+    ctx.note("slow reader: received %.1f MiB in %.2f s (incl. a 2 s pause), upstream has sent "
+             "%.1f MiB (%.1f MiB in flight)" % (got / MIB, time.time() - t_slow, sent / MIB,
+                                               ahead / MIB))
     check(ahead < 48 * MIB, "upstream ran %.1f MiB ahead of a stalled client: no backpressure"
           % (ahead / MIB))
     # Fast phase: read the rest and check every byte.
