@@ -53,6 +53,7 @@ FLAGS = {
     "upstream_timeout": "--upstream-timeout {}",
     "max_connections": "--max-connections {}",
     "workers": "--workers {}",
+    "idle_timeout": "--idle-timeout {}",
 }
 
 
@@ -1154,6 +1155,51 @@ def t_slowloris(ctx):
     ctx.note("closed after %.2f s" % el)
     check(el >= 1.5, "closed after %.2f s, before the 2 s header timeout" % el)
     check(ctx.up.stats()["requests"] == 0, "partial request reached the upstream")
+
+
+@case("timeouts/idle-keepalive", args=lambda ctx: flag("idle_timeout", 1), generic=False)
+def t_idle(ctx):
+    # An in-flight exchange longer than the idle timeout is not idle.
+    c = Conn(ctx.port, timeout=10)
+    r = get(ctx.port, "/slow?delay=2", conn=c)
+    check(r.status == 200 and r.body == b"slow done\n", "slow exchange cut: %s" % r.status)
+    # Nor is a response that trickles for longer than the idle timeout.
+    r = get(ctx.port, "/sse?n=5&interval=0.5", conn=c)
+    check(r.status == 200 and r.complete and r.body.count(b"\n\n") == 5,
+          "SSE longer than the idle timeout cut: %s, %d events" % (r.status,
+                                                                   r.body.count(b"\n\n")))
+    # An idle keep-alive connection is closed after about 1 s.
+    t0 = time.time()
+    check(c.closed_within(6), "idle connection still open 6 s after its last response")
+    ctx.note("idle connection closed after %.2f s" % (time.time() - t0))
+    check(time.time() - t0 >= 0.5, "closed before the idle timeout")
+    c.close()
+
+
+@case("timeouts/slow-upload-body-not-a-slow-head", args=lambda ctx: flag("header_timeout", 2))
+def t_slow_body(ctx):
+    c = Conn(ctx.port, timeout=15)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8000\r\n\r\n")
+    for i in range(8):  # 4 s of body, longer than the 2 s header timeout
+        time.sleep(0.5)
+        c.send(b"u" * 1000)
+    r = c.read_response()
+    check(r.status == 200, "status %s" % r.status)
+    check(json.loads(r.body)["bytes"] == 8000, "upload cut: %r" % r.body)
+    c.close()
+
+
+@case("timeouts/upstream-timeout-is-per-read", args=lambda ctx: flag("upstream_timeout", 2))
+def t_upstream_per_read(ctx):
+    t0 = time.time()
+    r = get(ctx.port, "/drip?n=10&interval=0.4&size=10")
+    ctx.note("4 s drip with a 2 s upstream timeout: %s, %d bytes, %.2f s" %
+             (r.status, len(r.body), time.time() - t0))
+    check(r.status == 200 and r.complete and len(r.body) == 100,
+          "a response that keeps arriving was cut by the upstream timeout")
+    r = get(ctx.port, "/sse?n=8&interval=0.5")
+    check(r.status == 200 and r.complete and r.body.count(b"\n\n") == 8,
+          "SSE stream longer than the upstream timeout was cut")
 
 
 def async_clients(port, n, path, hold=0.0, timeout=60):
