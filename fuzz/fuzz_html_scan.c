@@ -4,7 +4,8 @@
  * is the document. Oracles: the scanner's decision and offset do not depend on the chunking;
  * the injector (no flushes) outputs exactly the document with the tag at that offset (or the
  * document untouched); with flushes, the output is the document with at most one tag spliced in
- * at a position not beyond the one decided without flushes. */
+ * at a position not beyond the one decided without flushes. The bytes also go through the CSP
+ * helpers as a header value (bounds, and no 'unsafe-' source ever added). */
 #include "config.h"
 
 #include <event2/buffer.h>
@@ -90,6 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t k = 0; k < nc; k++)
         cuts[k] = ((size_t)data[1 + 2 * k] | (size_t)data[2 + 2 * k] << 8) % (n + 1);
     qsort(cuts, nc, sizeof cuts[0], cmp_size);
+
+    /* the same bytes as a CSP header value: nonce extraction and rewriting stay in bounds */
+    char nonce[64], csp_out[4096];
+    bool tag_nonce;
+    const char *use = inject_csp_nonce(doc, n, nonce, sizeof nonce) ? nonce : "Zm9vYmFy";
+    int w = inject_csp_rewrite(doc, n, use, csp_out, sizeof csp_out, &tag_nonce);
+    if (w >= 0 && (strlen(csp_out) != (size_t)w ||
+                   (strstr(csp_out, "unsafe-") && !memmem(doc, n, "unsafe-", 7))))
+        abort();
 
     uint64_t at_whole, at_cut;
     enum html_scan_result r_whole = scan(doc, n, NULL, 0, &at_whole);

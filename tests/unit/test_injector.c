@@ -531,6 +531,58 @@ static void test_headers(void)
     TAP_OK(!inject_csp_nonce("script-src 'nonce-abcdef'", 25, small, sizeof small),
            "csp/nonce/too_long");
 
+    static const struct {
+        const char *in, *nonce, *out;
+        bool tag_nonce;
+    } rw[] = {
+        {"script-src 'self' 'nonce-abc' 'strict-dynamic'", "abc",
+         "script-src 'self' 'nonce-abc' 'strict-dynamic'", true},
+        {"script-src 'self' 'strict-dynamic' 'nonce-xyz'", "N1",
+         "script-src 'self' 'strict-dynamic' 'nonce-xyz' 'nonce-N1'", true},
+        {"script-src 'self'", "N1", "script-src 'self'", true},
+        {"default-src 'self'", "N1", "default-src 'self'", true},
+        {"default-src *", "N1", "default-src *", true},
+        {"script-src 'sha256-AAA='", "N1", "script-src 'sha256-AAA=' 'nonce-N1'", true},
+        {"default-src 'none'", "N1", "default-src 'none'; script-src 'nonce-N1'; connect-src 'self'",
+         true},
+        {"default-src 'self'; script-src 'sha256-x'; img-src data:", "N1",
+         "default-src 'self'; script-src 'sha256-x' 'nonce-N1'; img-src data:", true},
+        {"img-src 'self'", "N1", "img-src 'self'", false},
+        {"script-src 'strict-dynamic' 'nonce-abc'; connect-src https://api.example.com", "abc",
+         "script-src 'strict-dynamic' 'nonce-abc'; connect-src https://api.example.com 'self'",
+         true},
+        {"script-src 'self', script-src 'sha256-x'", "N1",
+         "script-src 'self',script-src 'sha256-x' 'nonce-N1'", true},
+        {"script-src 'none'", "N1", "script-src 'nonce-N1'", true},
+        {"script-src-elem 'sha256-y'; script-src 'self'", "N1",
+         "script-src-elem 'sha256-y' 'nonce-N1'; script-src 'self'", true},
+        {"default-src https://cdn.example; report-uri /csp", "N1",
+         "default-src https://cdn.example; report-uri /csp; script-src https://cdn.example "
+         "'nonce-N1'; connect-src https://cdn.example 'self'",
+         true},
+        {"", "N1", "", false},
+    };
+    for (size_t i = 0; i < sizeof rw / sizeof rw[0]; i++) {
+        char ob[512];
+        bool tn = !rw[i].tag_nonce;
+        int rr = inject_csp_rewrite(rw[i].in, strlen(rw[i].in), rw[i].nonce, ob, sizeof ob, &tn);
+        bool ok = rr >= 0 && (size_t)rr == strlen(rw[i].out) && strcmp(ob, rw[i].out) == 0 &&
+                  tn == rw[i].tag_nonce && !strstr(ob, "unsafe");
+        TAP_OK(ok, "csp/rewrite/%zu '%s' -> '%s'", i, rw[i].in, rr >= 0 ? ob : "(error)");
+    }
+    char ob[16];
+    TAP_OK(inject_csp_rewrite("script-src 'sha256-x'", 21, "N1", ob, sizeof ob, NULL) ==
+               VP_ERR_LIMIT,
+           "csp/rewrite/limit");
+    TAP_OK(inject_csp_rewrite("script-src 'self'", 17, "a b", ob, sizeof ob, NULL) ==
+               VP_ERR_INVALID,
+           "csp/rewrite/bad_nonce");
+    TAP_OK(inject_csp_rewrite("script-src 'self'", 17, "", ob, sizeof ob, NULL) == VP_ERR_INVALID,
+           "csp/rewrite/empty_nonce");
+    TAP_OK(inject_csp_rewrite("script-src\r\nX: y", 16, "N1", ob, sizeof ob, NULL) ==
+               VP_ERR_INVALID,
+           "csp/rewrite/ctl_in_value");
+
     char tag[256];
     int n = inject_build_tag(tag, sizeof tag, "/__vitals/beacon.js?v=ab", "v42", NULL);
     TAP_OK(n > 0 && strcmp(tag, "<script src=\"/__vitals/beacon.js?v=ab\" data-vid=\"v42\" "
