@@ -1,0 +1,1368 @@
+/* HTTP/1.1 client connections and the exchanges they carry (RFC 9112; "upstream" in comments
+ * below means the application behind the proxy).
+ *
+ * One exchange at a time per connection. States: HEAD (reading a request head, guarded by the
+ * header timer: idle timeout before the first byte, header timeout from it), LOCAL_BODY (reading
+ * a body for a /__vitals/ handler, bounded), PROXY (streaming to and from the upstream), TUNNEL
+ * (after a 101: bytes both ways), CLOSING (flushing output, then free).
+ *
+ * Invariants:
+ * - Bodies are never buffered beyond PROXY_HIGH_WM per direction: when one side's output passes
+ *   it, the other side's reading stops, and resumes from the write callback (watermark LOW).
+ * - Pipelining: the client is not read while a response is pending once its request body is
+ *   complete; bytes already read wait in the input buffer, so responses stay in order.
+ * - A response is never made to look complete when it is not: if the upstream dies mid-body the
+ *   client connection is closed without a final chunk.
+ * - Framing to the client is re-derived, never copied: Content-Length when the upstream gave
+ *   one, otherwise chunked (HTTP/1.1 clients) or close-delimited (HTTP/1.0).
+ * - conn_free() is the last thing a callback does with a connection. */
+#include "config.h"
+#include "proxy/conn_h1.h"
+
+#include "common/vp_buf.h"
+#include "common/vp_err.h"
+#include "inject/injector.h"
+#include "proxy/api_pool.h"
+#include "proxy/exchange.h"
+#include "proxy/route.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <fnmatch.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_LOCAL_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
+
+struct exchange_state {
+    const char *method, *target;
+    int minor;
+    bool is_head, keep_alive, upgrade, expect_continue, had_cl, idempotent;
+    enum h1_framing req_framing;
+    uint64_t req_left;
+    struct h1_chunked req_chunk;
+    bool req_done;
+    struct upstream *up;
+    bool up_connecting, head_sent_up, retried, up_clean, reused;
+    bool resp_head_done, resp_started, resp_done, client_chunked, sent_100, logged;
+    enum h1_framing resp_framing;
+    uint64_t resp_left;
+    struct h1_chunked resp_chunk;
+    bool paused_client, paused_up;
+    int status;
+    struct exchange_times t;
+    const char *error;
+    char ctype[96], cenc[32], cache[96];
+    struct evbuffer *local_body;
+    bool local_chunked;
+    /* Beacon injection (HTML responses): upstream body -> inj_in -> injector -> inj_out ->
+     * chunk framing. Freed with the exchange. */
+    struct injector *inj;
+    struct evbuffer *inj_in, *inj_out;
+    char view_id[33];
+    struct api_job *api_job; /* pending off-loop API request */
+};
+
+struct conn {
+    struct worker *w;
+    struct conn *next, *prev;
+    struct bufferevent *bev;
+    char peer[INET6_ADDRSTRLEN];
+    int64_t accept_us;
+    struct h1_parser *req, *resp;
+    struct event *timer;
+    enum cstate state;
+    bool head_started;
+    bool lingering;
+    struct exchange_state ex;
+};
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_write_cb(struct bufferevent *bev, void *arg);
+static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const char *why);
+static void finish_exchange(struct conn *c);
+static void pump_request(struct conn *c);
+static void pump_response(struct conn *c);
+static void update_client_read(struct conn *c);
+
+static void ms_tv(struct timeval *tv, unsigned ms)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+static const struct vp_options *opts(const struct conn *c) { return c->w->px->opt; }
+static struct evbuffer *cin(struct conn *c) { return bufferevent_get_input(c->bev); }
+static struct evbuffer *cout(struct conn *c) { return bufferevent_get_output(c->bev); }
+
+static void exchange_dispose(struct exchange_state *ex)
+{
+    if (ex->local_body)
+        evbuffer_free(ex->local_body);
+    if (ex->inj_in)
+        evbuffer_free(ex->inj_in);
+    if (ex->inj_out)
+        evbuffer_free(ex->inj_out);
+    injector_free(ex->inj);
+    ex->local_body = ex->inj_in = ex->inj_out = NULL;
+    ex->inj = NULL;
+}
+
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub(&w->px->nconns, 1);
+    if (c->ex.up)
+        upstream_free(c->ex.up);
+    if (c->ex.api_job)
+        c->ex.api_job->conn = NULL; /* the job finishes without us */
+    exchange_dispose(&c->ex);
+    event_free(c->timer);
+    h1_parser_free(c->req);
+    h1_parser_free(c->resp);
+    bufferevent_free(c->bev);
+    free(c);
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* Output flushed: half-close and discard what the client still sends for a moment, so that
+ * unread request bytes do not make the kernel reset the connection and destroy the response
+ * (lingering close, RFC 9112 section 9.6). Freed on EOF or after the linger timeout. */
+static void linger(struct conn *c)
+{
+    c->lingering = true;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
+    struct timeval tv = {2, 0};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Flush what is queued, then linger and free (write callback). */
+static void close_after_flush(struct conn *c)
+{
+    c->state = CS_CLOSING;
+    evtimer_del(c->timer);
+    if (c->ex.up) {
+        upstream_free(c->ex.up);
+        c->ex.up = NULL;
+    }
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(cout(c)) == 0) {
+        linger(c);
+        return;
+    }
+    struct timeval tv;
+    ms_tv(&tv, opts(c)->idle_timeout_ms);
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->state == CS_HEAD && c->head_started) {
+        /* Slowloris: the head did not arrive in time. */
+        static const char r[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                "Content-Length: 0\r\n\r\n";
+        evbuffer_add(cout(c), r, sizeof r - 1);
+        close_after_flush(c);
+        return;
+    }
+    conn_free(c);
+}
+
+static void arm_timer(struct conn *c, unsigned ms)
+{
+    struct timeval tv;
+    ms_tv(&tv, ms);
+    evtimer_add(c->timer, &tv);
+}
+
+void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int salen)
+{
+    (void)salen;
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->accept_us = exchange_now_us();
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
+                  sizeof c->peer);
+    else
+        memcpy(c->peer, "-", 2);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    c->timer = evtimer_new(w->base, timer_cb, c);
+    if (!c->bev || !c->timer) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            close(fd);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        atomic_fetch_sub(&w->px->nconns, 1);
+        return;
+    }
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    c->state = CS_HEAD;
+    arm_timer(c, opts(c)->header_timeout_ms);
+    update_client_read(c);
+}
+
+void conn_h1_drain_all(struct worker *w)
+{
+    struct conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == CS_HEAD && !c->head_started)
+            conn_free(c);
+    }
+}
+
+void conn_h1_free_all(struct worker *w)
+{
+    while (w->conns)
+        conn_free(w->conns);
+}
+
+/* ---- client reading ---- */
+
+static void update_client_read(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    bool want = false;
+    struct timeval tv, *rt = NULL;
+    ms_tv(&tv, opts(c)->idle_timeout_ms);
+    switch (c->state) {
+    case CS_HEAD:
+        want = true;
+        break;
+    case CS_LOCAL_BODY:
+        want = true;
+        rt = &tv;
+        break;
+    case CS_PROXY:
+        want = ex->head_sent_up && !ex->req_done && !ex->paused_client;
+        rt = &tv;
+        break;
+    case CS_TUNNEL:
+        want = !ex->paused_client;
+        break;
+    case CS_LOCAL_WAIT:
+    case CS_CLOSING:
+        break;
+    }
+    if (c->state != CS_CLOSING)
+        bufferevent_set_timeouts(c->bev, rt, c->state == CS_TUNNEL ? NULL : &tv);
+    if (want)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+static bool has_token_in(const struct h1_parser *p, const char *hname, const char *tok)
+{
+    for (size_t i = 0; i < h1_parser_header_count(p); i++) {
+        const char *n, *v;
+        h1_parser_header(p, i, &n, &v);
+        if (vp_slice_ieq(n, strlen(n), hname) && vp_header_has_token(v, strlen(v), tok))
+            return true;
+    }
+    return false;
+}
+
+/* Hop-by-hop fields (RFC 9110 section 7.6.1) plus those we regenerate. */
+static bool is_hop(const struct h1_parser *p, const char *n)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "trailer", "transfer-encoding", "upgrade",
+                                      "proxy-authenticate", "proxy-authorization",
+                                      "content-length", NULL};
+    size_t nl = strlen(n);
+    for (size_t i = 0; hop[i]; i++)
+        if (vp_slice_ieq(n, nl, hop[i]))
+            return true;
+    return has_token_in(p, "connection", n);
+}
+
+static void add_headers_filtered(const struct h1_parser *p, struct evbuffer *out,
+                                 const char *const *skip)
+{
+    for (size_t i = 0; i < h1_parser_header_count(p); i++) {
+        const char *n, *v;
+        h1_parser_header(p, i, &n, &v);
+        if (is_hop(p, n))
+            continue;
+        bool sk = false;
+        for (size_t k = 0; skip && skip[k]; k++)
+            sk |= vp_slice_ieq(n, strlen(n), skip[k]);
+        if (!sk)
+            evbuffer_add_printf(out, "%s: %s\r\n", n, v);
+    }
+}
+
+void conn_reply(struct conn *c, int status, const char *reason, const char *ctype,
+                const char *extra_headers, const void *body, size_t len)
+{
+    struct exchange_state *ex = &c->ex;
+    struct evbuffer *o = cout(c);
+    size_t before = evbuffer_get_length(o);
+    if (!ex->req_done || c->w->draining)
+        ex->keep_alive = false;
+    evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", status, reason);
+    if (ctype)
+        evbuffer_add_printf(o, "Content-Type: %s\r\n", ctype);
+    evbuffer_add_printf(o, "Content-Length: %zu\r\n%s%s\r\n", len, extra_headers ? extra_headers : "",
+                        ex->keep_alive ? "" : "Connection: close\r\n");
+    if (!ex->is_head && len)
+        evbuffer_add(o, body, len);
+    ex->t.bytes_out += evbuffer_get_length(o) - before;
+    ex->status = status;
+    ex->resp_started = ex->resp_done = true;
+    if (ctype)
+        snprintf(ex->ctype, sizeof ex->ctype, "%s", ctype);
+    finish_exchange(c);
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
+                                                                                 : "Server Error";
+    }
+}
+
+static void html_escape_into(char *out, size_t cap, const char *s)
+{
+    size_t j = 0;
+    for (; *s && j + 7 < cap; s++) {
+        const char *e = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;"
+                        : *s == '"' ? "&quot;" : NULL;
+        if (e) {
+            size_t el = strlen(e);
+            memcpy(out + j, e, el);
+            j += el;
+        } else {
+            out[j++] = *s;
+        }
+    }
+    out[j] = '\0';
+}
+
+/* 502/504 page naming the upstream; only before any response byte reached the client. */
+static void reply_gateway_error(struct conn *c, int status, const char *why)
+{
+    struct exchange_state *ex = &c->ex;
+    ex->error = why;
+    if (ex->resp_started) {
+        conn_free(c);
+        return;
+    }
+    if (ex->up) {
+        upstream_free(ex->up);
+        ex->up = NULL;
+    }
+    char url[600], page[1400];
+    html_escape_into(url, sizeof url, opts(c)->upstream_url);
+    int n = snprintf(page, sizeof page,
+                     "<!doctype html><html><head><title>%d</title></head><body>"
+                     "<h1>%d %s</h1><p>vitals-proxy could not get a response from the "
+                     "application at <code>%s</code>: %s.</p></body></html>\n",
+                     status, status, status == 504 ? "Gateway Timeout" : "Bad Gateway", url, why);
+    if (n < 0 || (size_t)n >= sizeof page)
+        n = 0;
+    conn_reply(c, status, status == 504 ? "Gateway Timeout" : "Bad Gateway",
+               "text/html; charset=utf-8", "Cache-Control: no-store\r\n", page, (size_t)n);
+}
+
+static void reply_parse_error(struct conn *c, int status, const char *why)
+{
+    const char *reason = status == 414 ? "URI Too Long"
+                         : status == 431 ? "Request Header Fields Too Large"
+                         : status == 413 ? "Content Too Large"
+                                         : "Bad Request";
+    char body[160];
+    int n = snprintf(body, sizeof body, "%d %s: %s\n", status, reason, why);
+    if (n < 0 || (size_t)n >= sizeof body)
+        n = 0;
+    c->ex.keep_alive = false;
+    c->ex.error = why;
+    conn_reply(c, status, reason, "text/plain; charset=utf-8", NULL, body, (size_t)n);
+}
+
+static bool is_idempotent(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") ||
+           !strcmp(m, "PUT") || !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
+}
+
+static void start_exchange(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    struct h1_parser *p = c->req;
+    memset(ex, 0, sizeof *ex);
+    ex->t.accept_us = c->accept_us;
+    ex->t.head_done_us = exchange_now_us();
+    ex->t.bytes_in = h1_parser_head_bytes(p);
+    ex->method = h1_parser_method(p);
+    ex->target = h1_parser_target(p);
+    ex->minor = h1_parser_version_minor(p);
+    ex->is_head = strcmp(ex->method, "HEAD") == 0;
+    ex->keep_alive = h1_parser_keep_alive(p) && !c->w->draining;
+    ex->upgrade = h1_parser_upgrade(p);
+    ex->expect_continue = h1_parser_expect_continue(p);
+    ex->had_cl = h1_parser_find(p, "content-length") != NULL;
+    ex->idempotent = is_idempotent(ex->method);
+    ex->req_framing = h1_parser_framing(p);
+    ex->req_left = h1_parser_content_length(p);
+    ex->req_done = ex->req_framing == H1_BODY_NONE;
+    h1_chunked_init(&ex->req_chunk, 4096);
+
+    if (route_is_reserved(ex->target)) {
+        ex->upgrade = false;
+        if (ex->req_done) {
+            route_handle(c, ex->method, ex->target, NULL);
+            return;
+        }
+        size_t max = opts(c)->max_body_bytes;
+        if (ex->req_framing == H1_BODY_LENGTH && ex->req_left > max) {
+            reply_parse_error(c, 413, "body too large");
+            return;
+        }
+        ex->local_body = evbuffer_new();
+        if (!ex->local_body) {
+            reply_parse_error(c, 400, "out of memory");
+            return;
+        }
+        if (ex->expect_continue && ex->minor >= 1)
+            evbuffer_add(cout(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        c->state = CS_LOCAL_BODY;
+        update_client_read(c);
+        client_read_cb(c->bev, c);
+        return;
+    }
+    c->state = CS_PROXY;
+    update_client_read(c);
+    ex->t.connect_start_us = exchange_now_us();
+    ex->up_connecting = true;
+    struct upstream *pend = upstream_acquire(c->w, c, true, on_upstream_ready);
+    if (pend)
+        ex->up = pend;
+}
+
+/* Reads a bounded body for a local handler. */
+static void read_local_body(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    struct evbuffer *in = cin(c);
+    size_t max = opts(c)->max_body_bytes;
+    while (!ex->req_done && evbuffer_get_length(in) > 0) {
+        if (ex->req_framing == H1_BODY_LENGTH) {
+            size_t n = evbuffer_get_length(in);
+            if (n > ex->req_left)
+                n = (size_t)ex->req_left;
+            evbuffer_remove_buffer(in, ex->local_body, n);
+            ex->t.bytes_in += n;
+            ex->req_left -= n;
+            ex->req_done = ex->req_left == 0;
+        } else {
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                break;
+            size_t used, dl;
+            int rc = h1_chunked_feed(&ex->req_chunk, v.iov_base, v.iov_len, &used, &dl);
+            if (rc < 0) {
+                reply_parse_error(c, 400, "invalid chunked body");
+                return;
+            }
+            evbuffer_drain(in, used - dl);
+            evbuffer_remove_buffer(in, ex->local_body, dl);
+            ex->t.bytes_in += used;
+            if (rc == H1_CHUNK_END)
+                ex->req_done = true;
+        }
+        if (evbuffer_get_length(ex->local_body) > max) {
+            reply_parse_error(c, 413, "body too large");
+            return;
+        }
+    }
+    if (ex->req_done) {
+        update_client_read(c);
+        route_handle(c, ex->method, ex->target, ex->local_body);
+    }
+}
+
+static void on_head_bytes(struct conn *c)
+{
+    struct evbuffer *in = cin(c);
+    if (evbuffer_get_length(in) == 0)
+        return;
+    if (!c->req && h1_parser_new(&c->req, H1_REQUEST, &c->w->px->req_limits) != 0) {
+        conn_free(c);
+        return;
+    }
+    if (!c->head_started) {
+        c->head_started = true;
+        arm_timer(c, opts(c)->header_timeout_ms);
+    }
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t used = 0;
+        int rc = h1_parser_feed(c->req, v.iov_base, v.iov_len, &used);
+        if (rc < 0) {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            memset(&c->ex, 0, sizeof c->ex);
+            c->ex.method = "-";
+            c->ex.target = "-";
+            c->ex.t.accept_us = c->accept_us;
+            c->ex.t.head_done_us = exchange_now_us();
+            evtimer_del(c->timer);
+            reply_parse_error(c, h1_parser_status(c->req), h1_parser_error(c->req));
+            return;
+        }
+        evbuffer_drain(in, used);
+        if (rc == H1_DONE) {
+            evtimer_del(c->timer);
+            start_exchange(c);
+            return;
+        }
+    }
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    switch (c->state) {
+    case CS_HEAD:
+        on_head_bytes(c);
+        break;
+    case CS_LOCAL_BODY:
+        read_local_body(c);
+        break;
+    case CS_PROXY:
+        pump_request(c);
+        break;
+    case CS_TUNNEL:
+        if (c->ex.up) {
+            struct evbuffer *uo = bufferevent_get_output(c->ex.up->bev);
+            size_t n = evbuffer_get_length(cin(c));
+            c->ex.t.bytes_in += n;
+            evbuffer_add_buffer(uo, cin(c));
+            if (evbuffer_get_length(uo) >= PROXY_HIGH_WM) {
+                c->ex.paused_client = true;
+                bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, PROXY_LOW_WM, 0);
+                update_client_read(c);
+            }
+        }
+        break;
+    case CS_LOCAL_WAIT:
+        break;
+    case CS_CLOSING:
+        evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
+        break;
+    }
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (c->state == CS_CLOSING) {
+        if (evbuffer_get_length(cout(c)) == 0 && !c->lingering)
+            linger(c);
+        return;
+    }
+    if (c->ex.paused_up && c->ex.up) {
+        c->ex.paused_up = false;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        bufferevent_enable(c->ex.up->bev, EV_READ);
+        if (c->state == CS_TUNNEL)
+            up_read_cb(c->ex.up->bev, c);
+        else
+            pump_response(c);
+    }
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (c->state == CS_PROXY && !c->ex.resp_started && (what & BEV_EVENT_TIMEOUT)) {
+        c->ex.error = "client body timeout";
+        reply_parse_error(c, 408, "request body timeout");
+        return;
+    }
+    if (c->state == CS_TUNNEL && (what & BEV_EVENT_EOF) && c->ex.up) {
+        /* Half-close towards the upstream: flush what the client sent, then end. */
+        client_read_cb(c->bev, c);
+    }
+    c->ex.error = (what & BEV_EVENT_TIMEOUT) ? "client timeout" : "client closed";
+    if ((c->state == CS_PROXY || c->state == CS_LOCAL_BODY) && !c->ex.logged) {
+        c->ex.status = c->ex.resp_started ? c->ex.status : 499;
+        exchange_finish_log(c);
+    }
+    conn_free(c);
+}
+
+/* ---- upstream side ---- */
+
+static void write_request_head(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    const struct vp_options *o = opts(c);
+    struct h1_parser *p = c->req;
+    struct evbuffer *out = bufferevent_get_output(ex->up->bev);
+    static const char *const skip[] = {"expect", "x-forwarded-for", "x-forwarded-proto",
+                                       "x-forwarded-host", "via", "host", "origin", NULL};
+    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", ex->method, ex->target);
+    const char *host = h1_parser_find(p, "host");
+    if (o->rewrite_origin)
+        evbuffer_add_printf(out, "Host: %s\r\n", o->upstream_authority);
+    else if (host)
+        evbuffer_add_printf(out, "Host: %s\r\n", host);
+    else
+        evbuffer_add_printf(out, "Host: %s\r\n", o->upstream_authority);
+    const char *origin = h1_parser_find(p, "origin");
+    if (origin && o->rewrite_origin && strcmp(origin, "null") != 0)
+        evbuffer_add_printf(out, "Origin: http://%s\r\n", o->upstream_authority);
+    else if (origin)
+        evbuffer_add_printf(out, "Origin: %s\r\n", origin);
+    add_headers_filtered(p, out, skip);
+    const char *xff = h1_parser_find(p, "x-forwarded-for");
+    evbuffer_add_printf(out, "X-Forwarded-For: %s%s%s\r\n", xff ? xff : "", xff ? ", " : "",
+                        c->peer);
+    evbuffer_add_printf(out, "X-Forwarded-Proto: http\r\n");
+    if (host)
+        evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", host);
+    const char *via = h1_parser_find(p, "via");
+    evbuffer_add_printf(out, "Via: %s%s1.%d vitals-proxy\r\n", via ? via : "", via ? ", " : "",
+                        ex->minor);
+    if (ex->upgrade) {
+        const char *up = h1_parser_find(p, "upgrade");
+        evbuffer_add_printf(out, "Connection: upgrade\r\nUpgrade: %s\r\n", up ? up : "");
+    }
+    if (ex->req_framing == H1_BODY_LENGTH)
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)ex->req_left);
+    else if (ex->req_framing == H1_BODY_CHUNKED)
+        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    else if (ex->had_cl)
+        evbuffer_add_printf(out, "Content-Length: 0\r\n");
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void set_up_timeouts(struct conn *c)
+{
+    struct timeval tv;
+    ms_tv(&tv, opts(c)->upstream_timeout_ms);
+    /* No read timeout while the client is still uploading: the app legitimately stays silent. */
+    bufferevent_set_timeouts(c->ex.up->bev, c->ex.req_done ? &tv : NULL, &tv);
+}
+
+static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const char *why)
+{
+    struct exchange_state *ex = &c->ex;
+    ex->up_connecting = false;
+    if (err) {
+        ex->up = NULL;
+        reply_gateway_error(c, strcmp(why, "connect timeout") == 0 ? 504 : 502, why);
+        return;
+    }
+    ex->up = u;
+    u->owner = c;
+    ex->reused = u->reused;
+    if (u->reused)
+        ex->t.connect_start_us = 0;
+    else
+        ex->t.connect_end_us = exchange_now_us();
+    if (!c->resp && h1_parser_new(&c->resp, H1_RESPONSE, &c->w->px->resp_limits) != 0) {
+        reply_gateway_error(c, 502, "out of memory");
+        return;
+    }
+    h1_parser_reset(c->resp, ex->is_head);
+    bufferevent_setcb(u->bev, up_read_cb, up_write_cb, up_event_cb, c);
+    bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
+    write_request_head(c);
+    ex->t.sent_us = exchange_now_us();
+    ex->head_sent_up = true;
+    if (ex->expect_continue && !ex->req_done && ex->minor >= 1 && !ex->sent_100) {
+        evbuffer_add(cout(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        ex->sent_100 = true;
+    }
+    set_up_timeouts(c);
+    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+    update_client_read(c);
+    pump_request(c);
+}
+
+static void pump_request(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    if (!ex->head_sent_up || ex->req_done || !ex->up)
+        return;
+    struct evbuffer *in = cin(c), *out = bufferevent_get_output(ex->up->bev);
+    while (!ex->req_done && evbuffer_get_length(in) > 0 &&
+           evbuffer_get_length(out) < PROXY_HIGH_WM) {
+        if (ex->req_framing == H1_BODY_LENGTH) {
+            size_t n = evbuffer_get_length(in);
+            if (n > ex->req_left)
+                n = (size_t)ex->req_left;
+            evbuffer_remove_buffer(in, out, n);
+            ex->t.bytes_in += n;
+            ex->req_left -= n;
+            ex->req_done = ex->req_left == 0;
+        } else {
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                break;
+            size_t used, dl;
+            int rc = h1_chunked_feed(&ex->req_chunk, v.iov_base, v.iov_len, &used, &dl);
+            if (rc < 0) {
+                ex->keep_alive = false;
+                if (ex->resp_started) {
+                    conn_free(c);
+                } else {
+                    upstream_free(ex->up);
+                    ex->up = NULL;
+                    reply_parse_error(c, 400, "invalid chunked body");
+                }
+                return;
+            }
+            evbuffer_drain(in, used - dl);
+            ex->t.bytes_in += used;
+            if (dl) {
+                evbuffer_add_printf(out, "%zx\r\n", dl);
+                evbuffer_remove_buffer(in, out, dl);
+                evbuffer_add(out, "\r\n", 2);
+            }
+            if (rc == H1_CHUNK_END) {
+                evbuffer_add(out, "0\r\n\r\n", 5);
+                ex->req_done = true;
+            }
+        }
+    }
+    if (!ex->req_done && evbuffer_get_length(out) >= PROXY_HIGH_WM) {
+        ex->paused_client = true;
+        bufferevent_setwatermark(ex->up->bev, EV_WRITE, PROXY_LOW_WM, 0);
+    }
+    if (ex->req_done) {
+        set_up_timeouts(c);
+        if (ex->resp_done) {
+            finish_exchange(c);
+            return;
+        }
+    }
+    update_client_read(c);
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (!c->ex.paused_client)
+        return;
+    c->ex.paused_client = false;
+    bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, 0, 0);
+    update_client_read(c);
+    if (c->state == CS_TUNNEL)
+        client_read_cb(c->bev, c);
+    else
+        pump_request(c);
+}
+
+static void capture(char *dst, size_t cap, const char *v)
+{
+    snprintf(dst, cap, "%s", v ? v : "");
+}
+
+static void start_tunnel(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    struct evbuffer *o = cout(c);
+    size_t before = evbuffer_get_length(o);
+    evbuffer_add_printf(o, "HTTP/1.1 101 %s\r\n", h1_parser_reason(c->resp));
+    static const char *const skip[] = {NULL};
+    add_headers_filtered(c->resp, o, skip);
+    const char *up = h1_parser_find(c->resp, "upgrade");
+    evbuffer_add_printf(o, "Connection: upgrade\r\nUpgrade: %s\r\n\r\n", up ? up : "");
+    ex->t.bytes_out += evbuffer_get_length(o) - before;
+    ex->status = 101;
+    ex->resp_started = true;
+    ex->keep_alive = false;
+    c->state = CS_TUNNEL;
+    ex->t.last_byte_us = exchange_now_us();
+    exchange_finish_log(c);
+    bufferevent_set_timeouts(ex->up->bev, NULL, NULL);
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    update_client_read(c);
+    /* Bytes that arrived behind the 101 or behind the request head. */
+    up_read_cb(ex->up->bev, c);
+    if (c->state == CS_TUNNEL && evbuffer_get_length(cin(c)))
+        client_read_cb(c->bev, c);
+}
+
+/* Decides whether this response gets the beacon (inject_wanted + --no-inject globs) and sets
+ * up the injector; any failure just means no injection. */
+static void setup_injection(struct conn *c, struct h1_parser *r)
+{
+    struct exchange_state *ex = &c->ex;
+    struct proxy *px = c->w->px;
+    if (ex->is_head || ex->resp_framing == H1_BODY_NONE || !px->beacon_src)
+        return;
+    char path[2048];
+    size_t pl = strcspn(ex->target, "?#");
+    if (pl >= sizeof path)
+        return;
+    memcpy(path, ex->target, pl);
+    path[pl] = '\0';
+    struct inject_response_info info = {
+        .method = ex->method,
+        .request_path = path,
+        .status = ex->status,
+        .content_type = h1_parser_find(r, "content-type"),
+        .content_encoding = h1_parser_find(r, "content-encoding"),
+        .content_disposition = h1_parser_find(r, "content-disposition"),
+        .cache_control = h1_parser_find(r, "cache-control"),
+        .content_range = h1_parser_find(r, "content-range"),
+        .upgraded = false,
+    };
+    if (!inject_wanted(&info))
+        return;
+    for (size_t i = 0; i < opts(c)->n_no_inject; i++)
+        if (fnmatch(opts(c)->no_inject[i], path, 0) == 0)
+            return;
+    char vid[33], nonce[256], tag[1024];
+    if (vp_random_hex(vid, sizeof vid, 16) != 0)
+        return;
+    const char *csp = h1_parser_find(r, "content-security-policy");
+    bool has_nonce = csp && inject_csp_nonce(csp, strlen(csp), nonce, sizeof nonce);
+    int n = inject_build_tag(tag, sizeof tag, px->beacon_src, vid, has_nonce ? nonce : NULL);
+    if (n < 0)
+        return;
+    const char *ce = info.content_encoding;
+    enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
+    if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
+        return;
+    ex->inj_in = evbuffer_new();
+    ex->inj_out = evbuffer_new();
+    if (!ex->inj_in || !ex->inj_out) {
+        exchange_dispose(ex);
+        return;
+    }
+    memcpy(ex->view_id, vid, sizeof vid);
+}
+
+/* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
+ * kept, ETag weakened, Vary: Accept-Encoding. */
+static void add_injected_headers(struct h1_parser *r, struct evbuffer *o)
+{
+    static const char *const skip[] = {"etag", NULL};
+    add_headers_filtered(r, o, skip);
+    bool vary = false;
+    for (size_t i = 0; i < h1_parser_header_count(r); i++) {
+        const char *n, *v;
+        h1_parser_header(r, i, &n, &v);
+        size_t nl = strlen(n), vl = strlen(v);
+        if (vp_slice_ieq(n, nl, "etag"))
+            evbuffer_add_printf(o, "ETag: %s%s\r\n", vp_slice_iprefix(v, vl, "W/") ? "" : "W/", v);
+        else if (vp_slice_ieq(n, nl, "vary") &&
+                 (vp_header_has_token(v, vl, "accept-encoding") || vp_header_has_token(v, vl, "*")))
+            vary = true;
+    }
+    if (!vary)
+        evbuffer_add_printf(o, "Vary: Accept-Encoding\r\n");
+}
+
+static void send_response_head(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    struct h1_parser *r = c->resp;
+    struct evbuffer *o = cout(c);
+    size_t before = evbuffer_get_length(o);
+    int sc = ex->status;
+    if (!r || !h1_parser_keep_alive(r))
+        ex->up_clean = false;
+    if (!ex->req_done || c->w->draining)
+        ex->keep_alive = false;
+    evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", sc, h1_parser_reason(r));
+    setup_injection(c, r);
+    static const char *const skip[] = {NULL};
+    if (ex->inj)
+        add_injected_headers(r, o);
+    else
+        add_headers_filtered(r, o, skip);
+    switch (ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
+    case H1_BODY_NONE: {
+        /* HEAD and 304 keep the upstream's Content-Length as metadata. */
+        const char *cl = h1_parser_find(r, "content-length");
+        if (cl && sc != 204 && sc >= 200)
+            evbuffer_add_printf(o, "Content-Length: %s\r\n", cl);
+        break;
+    }
+    case H1_BODY_LENGTH:
+        evbuffer_add_printf(o, "Content-Length: %llu\r\n", (unsigned long long)ex->resp_left);
+        break;
+    case H1_BODY_CHUNKED:
+    case H1_BODY_CLOSE:
+        if (ex->minor >= 1) {
+            ex->client_chunked = true;
+            evbuffer_add_printf(o, "Transfer-Encoding: chunked\r\n");
+        } else {
+            ex->keep_alive = false;
+        }
+        break;
+    }
+    if (!ex->keep_alive)
+        evbuffer_add_printf(o, "Connection: close\r\n");
+    else if (ex->minor == 0)
+        evbuffer_add_printf(o, "Connection: keep-alive\r\n");
+    evbuffer_add(o, "\r\n", 2);
+    ex->t.bytes_out += evbuffer_get_length(o) - before;
+    ex->resp_started = true;
+    capture(ex->ctype, sizeof ex->ctype, h1_parser_find(r, "content-type"));
+    capture(ex->cenc, sizeof ex->cenc, h1_parser_find(r, "content-encoding"));
+    capture(ex->cache, sizeof ex->cache, h1_parser_find(r, "cache-control"));
+}
+
+/* Returns true when the head is complete and handled (a final response started). */
+static bool parse_response_head(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    struct evbuffer *in = bufferevent_get_input(ex->up->bev);
+    while (evbuffer_get_length(in) > 0) {
+        if (!ex->t.first_byte_us)
+            ex->t.first_byte_us = exchange_now_us();
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return false;
+        size_t used = 0;
+        int rc = h1_parser_feed(c->resp, v.iov_base, v.iov_len, &used);
+        if (rc < 0) {
+            reply_gateway_error(c, 502, "invalid response from upstream");
+            return false;
+        }
+        evbuffer_drain(in, used);
+        if (rc != H1_DONE)
+            continue;
+        int sc = h1_parser_status_code(c->resp);
+        if (sc == 101) {
+            if (!ex->upgrade) {
+                reply_gateway_error(c, 502, "unexpected 101 from upstream");
+                return false;
+            }
+            start_tunnel(c);
+            return false;
+        }
+        if (sc < 200) {
+            /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. */
+            if (ex->minor >= 1 && !(sc == 100 && ex->sent_100)) {
+                struct evbuffer *o = cout(c);
+                evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", sc, h1_parser_reason(c->resp));
+                static const char *const skip[] = {NULL};
+                add_headers_filtered(c->resp, o, skip);
+                evbuffer_add(o, "\r\n", 2);
+                if (sc == 100)
+                    ex->sent_100 = true;
+            }
+            h1_parser_reset(c->resp, ex->is_head);
+            continue;
+        }
+        ex->resp_head_done = true;
+        ex->status = sc;
+        ex->resp_framing = h1_parser_framing(c->resp);
+        ex->resp_left = h1_parser_content_length(c->resp);
+        ex->up_clean = true;
+        if (ex->upgrade)
+            ex->up_clean = false; /* the app saw "Connection: upgrade" */
+        h1_chunked_init(&ex->resp_chunk, 64 * 1024);
+        send_response_head(c);
+        if (ex->resp_framing == H1_BODY_NONE)
+            ex->resp_done = true;
+        return true;
+    }
+    return false;
+}
+
+/* Moves n bytes of src to the client in the client's framing. */
+static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
+{
+    struct evbuffer *o = cout(c);
+    if (n == 0)
+        return;
+    if (c->ex.client_chunked)
+        evbuffer_add_printf(o, "%zx\r\n", n);
+    evbuffer_remove_buffer(src, o, n);
+    if (c->ex.client_chunked)
+        evbuffer_add(o, "\r\n", 2);
+}
+
+/* n upstream body bytes from src: through the injector when there is one. */
+static int emit(struct conn *c, struct evbuffer *src, size_t n)
+{
+    struct exchange_state *ex = &c->ex;
+    ex->t.upstream_bytes += n;
+    if (!ex->inj) {
+        put_framed(c, src, n);
+        return 0;
+    }
+    evbuffer_remove_buffer(src, ex->inj_in, n);
+    if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_FLUSH) != 0)
+        return -1;
+    put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    return 0;
+}
+
+static int emit_end(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    size_t before = evbuffer_get_length(cout(c));
+    if (ex->inj) {
+        if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_END) != 0)
+            return -1;
+        put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    }
+    if (ex->client_chunked)
+        evbuffer_add(cout(c), "0\r\n\r\n", 5);
+    ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
+    return 0;
+}
+
+static void pump_response(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    struct evbuffer *in = bufferevent_get_input(ex->up->bev), *o = cout(c);
+    while (!ex->resp_done && evbuffer_get_length(in) > 0 &&
+           evbuffer_get_length(o) < PROXY_HIGH_WM) {
+        size_t before = evbuffer_get_length(o);
+        if (ex->resp_framing == H1_BODY_LENGTH) {
+            size_t n = evbuffer_get_length(in);
+            if (n > ex->resp_left)
+                n = (size_t)ex->resp_left;
+            if (emit(c, in, n) != 0)
+                goto bad_body;
+            ex->resp_left -= n;
+            ex->resp_done = ex->resp_left == 0;
+        } else if (ex->resp_framing == H1_BODY_CHUNKED) {
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                break;
+            size_t used, dl;
+            int rc = h1_chunked_feed(&ex->resp_chunk, v.iov_base, v.iov_len, &used, &dl);
+            if (rc < 0) {
+                ex->error = "invalid chunked response";
+                ex->up_clean = false;
+                conn_free(c); /* no terminating chunk: the client sees the failure */
+                return;
+            }
+            evbuffer_drain(in, used - dl);
+            if (dl && emit(c, in, dl) != 0)
+                goto bad_body;
+            if (rc == H1_CHUNK_END)
+                ex->resp_done = true;
+        } else { /* H1_BODY_CLOSE: until EOF */
+            if (emit(c, in, evbuffer_get_length(in)) != 0)
+                goto bad_body;
+        }
+        ex->t.bytes_out += evbuffer_get_length(o) - before;
+    }
+    if (ex->resp_done && emit_end(c) != 0)
+        goto bad_body;
+    if (ex->resp_done) {
+        if (ex->req_done || !ex->head_sent_up) {
+            finish_exchange(c);
+        } else {
+            /* The app answered before the upload ended: it will not read the rest. */
+            ex->keep_alive = false;
+            ex->up_clean = false;
+            finish_exchange(c);
+        }
+        return;
+    }
+    if (evbuffer_get_length(o) >= PROXY_HIGH_WM) {
+        ex->paused_up = true;
+        bufferevent_disable(ex->up->bev, EV_READ);
+        bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WM, 0);
+    }
+    return;
+bad_body:
+    /* Corrupt compressed body or a decompression bomb: abort, never a body that looks whole. */
+    ex->error = "response body could not be transformed";
+    ex->up_clean = false;
+    exchange_finish_log(c);
+    conn_free(c);
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct exchange_state *ex = &c->ex;
+    if (c->state == CS_TUNNEL) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        ex->t.bytes_out += evbuffer_get_length(in);
+        evbuffer_add_buffer(cout(c), in);
+        if (evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM) {
+            ex->paused_up = true;
+            bufferevent_disable(bev, EV_READ);
+            bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WM, 0);
+        }
+        return;
+    }
+    if (c->state != CS_PROXY)
+        return;
+    if (!ex->resp_head_done && !parse_response_head(c))
+        return;
+    pump_response(c);
+}
+
+static void retry_fresh(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    upstream_free(ex->up);
+    ex->up = NULL;
+    ex->retried = true;
+    ex->head_sent_up = false;
+    ex->t.first_byte_us = 0;
+    ex->t.connect_start_us = exchange_now_us();
+    ex->up_connecting = true;
+    struct upstream *pend = upstream_acquire(c->w, c, false, on_upstream_ready);
+    if (pend)
+        ex->up = pend;
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct exchange_state *ex = &c->ex;
+    if (c->state == CS_TUNNEL) {
+        up_read_cb(bev, c);
+        close_after_flush(c);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (!ex->resp_started) {
+            reply_gateway_error(c, 504, "upstream timeout");
+        } else {
+            ex->error = "upstream timeout mid-body";
+            exchange_finish_log(c);
+            conn_free(c);
+        }
+        return;
+    }
+    /* EOF or error. */
+    if (!ex->resp_head_done) {
+        if (ex->t.first_byte_us == 0 && ex->reused && !ex->retried && ex->idempotent &&
+            ex->req_framing == H1_BODY_NONE) {
+            retry_fresh(c); /* a pooled connection the app had closed */
+            return;
+        }
+        reply_gateway_error(c, 502, ex->t.first_byte_us ? "upstream sent an incomplete head"
+                                                        : "upstream closed the connection");
+        return;
+    }
+    if (ex->resp_framing == H1_BODY_CLOSE && (what & BEV_EVENT_EOF)) {
+        pump_response(c);
+        if (ex->resp_framing == H1_BODY_CLOSE && c->state == CS_PROXY) {
+            if (ex->paused_up) {
+                /* Client is slow: the rest of the body still sits in the upstream input. */
+                ex->up_clean = false;
+                bufferevent_disable(bev, EV_READ);
+                return;
+            }
+            if (emit_end(c) != 0) {
+                ex->error = "response body could not be transformed";
+                exchange_finish_log(c);
+                conn_free(c);
+                return;
+            }
+            ex->resp_done = true;
+            ex->up_clean = false;
+            finish_exchange(c);
+        }
+        return;
+    }
+    pump_response(c);
+    if (c->state == CS_PROXY && !ex->resp_done) {
+        ex->error = "upstream closed mid-body";
+        exchange_finish_log(c);
+        conn_free(c); /* never a truncated body that looks complete */
+    }
+}
+
+static void finish_exchange(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    ex->t.last_byte_us = exchange_now_us();
+    if (!ex->logged)
+        exchange_finish_log(c);
+    if (ex->up) {
+        if (ex->up_clean && ex->req_done && !ex->up_connecting) {
+            struct upstream *u = ex->up;
+            ex->up = NULL;
+            upstream_release(u);
+        } else {
+            upstream_free(ex->up);
+            ex->up = NULL;
+        }
+    }
+    exchange_dispose(ex);
+    if (!ex->keep_alive || !ex->req_done || c->w->draining) {
+        close_after_flush(c);
+        return;
+    }
+    c->state = CS_HEAD;
+    c->head_started = false;
+    ex->paused_client = ex->paused_up = false;
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    h1_parser_free(c->resp);
+    c->resp = NULL;
+    if (evbuffer_get_length(cin(c)) == 0) {
+        /* Idle keep-alive connections hold no parser memory. */
+        h1_parser_free(c->req);
+        c->req = NULL;
+    } else {
+        h1_parser_reset(c->req, false);
+    }
+    memset(ex, 0, sizeof *ex);
+    arm_timer(c, opts(c)->idle_timeout_ms);
+    update_client_read(c);
+    if (evbuffer_get_length(cin(c)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* ---- off-loop API replies ---- */
+
+void conn_await(struct conn *c, struct api_job *j)
+{
+    c->ex.api_job = j;
+    c->state = CS_LOCAL_WAIT;
+    update_client_read(c);
+}
+
+void conn_h1_api_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    pthread_mutex_lock(&w->api_mu);
+    struct api_job *j = w->api_done;
+    w->api_done = NULL;
+    pthread_mutex_unlock(&w->api_mu);
+    while (j) {
+        struct api_job *next = j->next;
+        struct conn *c = j->conn;
+        if (c) {
+            c->ex.api_job = NULL;
+            char extra[256] = "Cache-Control: no-store\r\n";
+            if (j->reply.content_disposition[0] &&
+                strpbrk(j->reply.content_disposition, "\r\n") == NULL) {
+                int n = snprintf(extra, sizeof extra,
+                                 "Cache-Control: no-store\r\nContent-Disposition: %s\r\n",
+                                 j->reply.content_disposition);
+                if (n < 0 || (size_t)n >= sizeof extra)
+                    snprintf(extra, sizeof extra, "Cache-Control: no-store\r\n");
+            }
+            if (j->rc != 0) {
+                static const char e[] = "{\"error\":\"out of memory\"}\n";
+                conn_reply(c, 500, "Internal Server Error", "application/json", extra, e,
+                           sizeof e - 1);
+            } else {
+                size_t len = evbuffer_get_length(j->reply.body);
+                const void *body = evbuffer_pullup(j->reply.body, -1);
+                int st = j->reply.status >= 100 && j->reply.status <= 599 ? j->reply.status : 500;
+                conn_reply(c, st, http_reason(st),
+                           j->reply.content_type ? j->reply.content_type : "application/json",
+                           extra, body, len);
+            }
+        }
+        api_job_free(j);
+        j = next;
+    }
+}
+
+/* ---- accessors for exchange.c and route.c ---- */
+
+void conn_exchange_info(struct conn *c, struct exchange_info *out)
+{
+    struct exchange_state *ex = &c->ex;
+    memset(out, 0, sizeof *out);
+    out->t = ex->t;
+    out->status = ex->status;
+    out->method = ex->method ? ex->method : "-";
+    out->target = ex->target ? ex->target : "-";
+    out->minor = ex->minor;
+    out->peer = c->peer;
+    bool have_head = c->req && ex->method && ex->method[0] != '-';
+    out->host = have_head ? h1_parser_find(c->req, "host") : NULL;
+    out->referer = have_head ? h1_parser_find(c->req, "referer") : NULL;
+    out->user_agent = have_head ? h1_parser_find(c->req, "user-agent") : NULL;
+    out->content_type = ex->ctype[0] ? ex->ctype : NULL;
+    out->content_encoding = ex->cenc[0] ? ex->cenc : NULL;
+    out->cache_control = ex->cache[0] ? ex->cache : NULL;
+    out->error = ex->error;
+    out->reused = ex->reused;
+    out->injected = ex->inj && injector_injected(ex->inj);
+    out->view_id = out->injected ? ex->view_id : NULL;
+    out->forwarded = c->state == CS_PROXY || c->state == CS_TUNNEL || ex->head_sent_up ||
+                     ex->up_connecting || (ex->error && ex->t.connect_start_us);
+}
+
+void conn_mark_logged(struct conn *c) { c->ex.logged = true; }
+
+struct worker *conn_worker(struct conn *c) { return c->w; }
+
+const char *conn_request_header(struct conn *c, const char *name)
+{
+    return c->req ? h1_parser_find(c->req, name) : NULL;
+}
+
+const char *conn_peer(struct conn *c) { return c->peer; }

@@ -1,0 +1,650 @@
+/* Incremental strict HTTP/1.1 head parser and chunked decoder (RFC 9112 sections 2-7).
+ *
+ * Design: a byte-driven state machine. Every byte is validated as it arrives, so limits and
+ * garbage are reported as early as possible (a 10 MB request line is refused after max_line
+ * bytes, not after it is buffered). The head is copied into one fixed buffer, normalised: the
+ * separators (SP, ':', CR) become NULs, so strings never need a second pass. The normalised
+ * form is never longer than the raw bytes, so a buffer of max_head bytes always suffices.
+ * Framing decisions (section 6.3) are taken once, when the empty line arrives.
+ *
+ * Strictness (smuggling defences): bare CR and bare LF, obs-fold, whitespace before the colon,
+ * CTLs in values, Content-Length together with Transfer-Encoding, differing Content-Length
+ * values, any transfer coding other than a single "chunked", a missing or duplicated Host in
+ * HTTP/1.1 requests: all rejected. Leading empty lines before a request line are skipped
+ * (section 2.2), at most max_line bytes of them. */
+#include "config.h"
+#include "proxy/h1_parse.h"
+
+#include "common/vp_buf.h"
+#include "common/vp_err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    S_START,
+    S_START_LF,
+    S_METHOD,
+    S_TARGET,
+    S_VERSION,
+    S_LINE_LF,
+    S_RVERSION,
+    S_STATUS,
+    S_REASON,
+    S_HDR_START,
+    S_NAME,
+    S_OWS,
+    S_VALUE,
+    S_HDR_LF,
+    S_END_LF,
+    S_DONE,
+    S_ERROR,
+};
+
+struct hdr {
+    uint32_t name, value; /* offsets into buf */
+};
+
+struct h1_parser {
+    enum h1_kind kind;
+    struct h1_limits lim;
+    int state;
+    bool head_request;
+    size_t line_bytes, head_bytes;
+    char *buf;
+    size_t len;          /* bytes used in buf */
+    size_t tok_start;    /* start of the token being collected */
+    struct hdr *hdrs;
+    size_t nhdrs;
+    size_t method_off, target_off, reason_off;
+    const char *target_override;
+    char version[9];
+    size_t version_len;
+    int minor;
+    int status_code;
+    int err_status;
+    const char *err;
+    enum h1_framing framing;
+    uint64_t content_length;
+    bool keep_alive, upgrade, expect_continue;
+};
+
+bool h1_is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+int h1_parser_new(struct h1_parser **out, enum h1_kind kind, const struct h1_limits *lim)
+{
+    if (!lim || lim->max_line == 0 || lim->max_head == 0 || lim->max_headers == 0 ||
+        lim->max_head > UINT32_MAX)
+        return VP_ERR_INVALID;
+    struct h1_parser *p = calloc(1, sizeof *p);
+    if (!p)
+        return VP_ERR_NOMEM;
+    p->buf = malloc(lim->max_head + 1);
+    if (!p->buf)
+        goto fail;
+    p->hdrs = calloc(lim->max_headers, sizeof *p->hdrs);
+    if (!p->hdrs)
+        goto fail;
+    p->kind = kind;
+    p->lim = *lim;
+    h1_parser_reset(p, false);
+    *out = p;
+    return 0;
+fail:
+    free(p->buf);
+    free(p);
+    return VP_ERR_NOMEM;
+}
+
+void h1_parser_free(struct h1_parser *p)
+{
+    if (!p)
+        return;
+    free(p->hdrs);
+    free(p->buf);
+    free(p);
+}
+
+void h1_parser_reset(struct h1_parser *p, bool head_request)
+{
+    p->state = p->kind == H1_REQUEST ? S_START : S_RVERSION;
+    p->head_request = head_request;
+    p->line_bytes = p->head_bytes = 0;
+    p->len = p->tok_start = 0;
+    p->nhdrs = 0;
+    p->method_off = p->target_off = p->reason_off = 0;
+    p->target_override = NULL;
+    p->version_len = 0;
+    p->minor = 0;
+    p->status_code = 0;
+    p->err_status = 0;
+    p->err = NULL;
+    p->framing = H1_BODY_NONE;
+    p->content_length = 0;
+    p->keep_alive = p->upgrade = p->expect_continue = false;
+}
+
+static int fail(struct h1_parser *p, int status, const char *why)
+{
+    if (p->kind == H1_RESPONSE)
+        status = 502;
+    p->err_status = status;
+    p->err = why;
+    p->state = S_ERROR;
+    return status == 400 || status == 502 ? VP_ERR_PROTO : VP_ERR_LIMIT;
+}
+
+static bool in_line(int st)
+{
+    return st == S_METHOD || st == S_TARGET || st == S_VERSION || st == S_LINE_LF ||
+           st == S_RVERSION || st == S_STATUS || st == S_REASON;
+}
+
+/* Parses "d[,d...]" Content-Length list values (RFC 9110 section 8.6); all must be equal. */
+static int parse_cl(const char *v, uint64_t *out, bool *seen)
+{
+    const char *s = v;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s < '0' || *s > '9')
+            return -1;
+        uint64_t n = 0;
+        int digits = 0;
+        while (*s >= '0' && *s <= '9') {
+            if (++digits > 18)
+                return -1;
+            n = n * 10 + (uint64_t)(*s - '0');
+            s++;
+        }
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*seen && n != *out)
+            return -1;
+        *out = n;
+        *seen = true;
+        if (*s == '\0')
+            return 0;
+        if (*s != ',')
+            return -1;
+        s++;
+    }
+}
+
+/* Target forms (RFC 9112 section 3.2): origin, absolute (reduced to origin), asterisk. */
+static int check_target(struct h1_parser *p)
+{
+    const char *t = p->buf + p->target_off;
+    const char *m = p->buf + p->method_off;
+    if (t[0] == '/')
+        return 0;
+    if (t[0] == '*' && t[1] == '\0' && strcmp(m, "OPTIONS") == 0)
+        return 0;
+    size_t skip = 0;
+    size_t tl = strlen(t);
+    if (vp_slice_iprefix(t, tl, "http://"))
+        skip = 7;
+    else if (vp_slice_iprefix(t, tl, "https://"))
+        skip = 8;
+    else
+        return -1;
+    const char *a = t + skip;
+    size_t al = strcspn(a, "/?#");
+    if (al == 0)
+        return -1;
+    if (a[al] == '/')
+        p->target_override = a + al;
+    else if (a[al] == '\0')
+        p->target_override = "/";
+    else
+        return -1;
+    return 0;
+}
+
+static int finish_head(struct h1_parser *p)
+{
+    bool req = p->kind == H1_REQUEST;
+    bool cl_seen = false, te_seen = false, te_chunked = false, te_bad = false;
+    bool conn_close = false, conn_ka = false, conn_upgrade = false, has_upgrade = false;
+    size_t hosts = 0;
+    uint64_t cl = 0;
+
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        const char *n = p->buf + p->hdrs[i].name;
+        const char *v = p->buf + p->hdrs[i].value;
+        size_t nl = strlen(n), vl = strlen(v);
+        if (vp_slice_ieq(n, nl, "content-length")) {
+            if (parse_cl(v, &cl, &cl_seen) != 0)
+                return fail(p, 400, "invalid or conflicting Content-Length");
+        } else if (vp_slice_ieq(n, nl, "transfer-encoding")) {
+            /* Only one "chunked", alone, across all Transfer-Encoding fields. */
+            if (te_seen || !vp_slice_ieq(v, vl, "chunked"))
+                te_bad = true;
+            te_seen = true;
+            te_chunked = true;
+        } else if (vp_slice_ieq(n, nl, "host")) {
+            hosts++;
+            if (strpbrk(v, " \t/@\\") != NULL)
+                return fail(p, 400, "invalid Host");
+        } else if (vp_slice_ieq(n, nl, "connection")) {
+            conn_close |= vp_header_has_token(v, vl, "close");
+            conn_ka |= vp_header_has_token(v, vl, "keep-alive");
+            conn_upgrade |= vp_header_has_token(v, vl, "upgrade");
+        } else if (vp_slice_ieq(n, nl, "upgrade")) {
+            has_upgrade = vl > 0;
+        } else if (req && vp_slice_ieq(n, nl, "expect")) {
+            if (vp_slice_ieq(v, vl, "100-continue"))
+                p->expect_continue = true;
+        }
+    }
+    if (te_seen && (te_bad || !te_chunked))
+        return fail(p, 400, "unsupported Transfer-Encoding");
+    if (te_seen && cl_seen)
+        return fail(p, 400, "Content-Length with Transfer-Encoding");
+    if (req) {
+        if (te_seen && p->minor == 0)
+            return fail(p, 400, "Transfer-Encoding in HTTP/1.0");
+        if (hosts > 1 || (hosts == 0 && p->minor >= 1))
+            return fail(p, 400, "missing or duplicate Host");
+        if (check_target(p) != 0)
+            return fail(p, 400, "invalid request target");
+        p->framing = te_seen ? H1_BODY_CHUNKED : cl_seen && cl > 0 ? H1_BODY_LENGTH : H1_BODY_NONE;
+        p->upgrade = conn_upgrade && has_upgrade;
+    } else {
+        int sc = p->status_code;
+        if (p->head_request || (sc >= 100 && sc < 200) || sc == 204 || sc == 304)
+            p->framing = H1_BODY_NONE;
+        else if (te_seen)
+            p->framing = H1_BODY_CHUNKED;
+        else if (cl_seen)
+            p->framing = cl > 0 ? H1_BODY_LENGTH : H1_BODY_NONE;
+        else
+            p->framing = H1_BODY_CLOSE;
+        p->upgrade = sc == 101;
+    }
+    p->content_length = p->framing == H1_BODY_LENGTH ? cl : 0;
+    p->keep_alive = p->minor >= 1 ? !conn_close : conn_ka && !conn_close;
+    if (p->framing == H1_BODY_CLOSE)
+        p->keep_alive = false;
+    p->state = S_DONE;
+    return H1_DONE;
+}
+
+static int check_version(struct h1_parser *p)
+{
+    const char *v = p->version;
+    if (p->version_len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] != '1' ||
+        v[7] < '0' || v[7] > '9')
+        return -1;
+    p->minor = v[7] - '0';
+    return 0;
+}
+
+static void put(struct h1_parser *p, char c) { p->buf[p->len++] = c; }
+
+int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *consumed)
+{
+    const unsigned char *d = (const unsigned char *)data;
+    size_t i = 0;
+    if (p->state == S_ERROR)
+        return p->err_status == 400 || p->err_status == 502 ? VP_ERR_PROTO : VP_ERR_LIMIT;
+    if (p->state == S_DONE) {
+        *consumed = 0;
+        return H1_DONE;
+    }
+    for (; i < len; i++) {
+        unsigned char c = d[i];
+        p->head_bytes++;
+        if (in_line(p->state) || p->state == S_START || p->state == S_START_LF) {
+            if (++p->line_bytes > p->lim.max_line)
+                return fail(p, 414, "request line too long");
+        } else if (p->head_bytes > p->lim.max_head) {
+            return fail(p, 431, "request header section too large");
+        }
+        switch (p->state) {
+        case S_START:
+            if (c == '\r') {
+                p->state = S_START_LF;
+            } else if (h1_is_tchar(c)) {
+                p->line_bytes = 1;
+                p->head_bytes = 1;
+                p->method_off = p->len;
+                put(p, (char)c);
+                p->state = S_METHOD;
+            } else {
+                return fail(p, 400, "invalid method");
+            }
+            break;
+        case S_START_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR");
+            p->state = S_START;
+            break;
+        case S_METHOD:
+            if (h1_is_tchar(c)) {
+                put(p, (char)c);
+            } else if (c == ' ') {
+                put(p, '\0');
+                p->target_off = p->len;
+                p->state = S_TARGET;
+            } else {
+                return fail(p, 400, "invalid method");
+            }
+            break;
+        case S_TARGET:
+            if (c > 0x20 && c < 0x7f) {
+                put(p, (char)c);
+            } else if (c == ' ' && p->len > p->target_off) {
+                put(p, '\0');
+                p->state = S_VERSION;
+            } else {
+                return fail(p, 400, "invalid request target");
+            }
+            break;
+        case S_VERSION:
+        case S_RVERSION:
+            if (p->state == S_VERSION && c == '\r') {
+                if (check_version(p) != 0)
+                    return fail(p, 400, "invalid HTTP version");
+                p->state = S_LINE_LF;
+            } else if (p->state == S_RVERSION && c == ' ') {
+                if (check_version(p) != 0)
+                    return fail(p, 502, "invalid HTTP version");
+                p->state = S_STATUS;
+            } else if (p->version_len < 8) {
+                p->version[p->version_len++] = (char)c;
+            } else {
+                return fail(p, 400, "invalid HTTP version");
+            }
+            break;
+        case S_STATUS:
+            if (c >= '0' && c <= '9' && p->status_code < 100) {
+                p->status_code = p->status_code * 10 + (c - '0');
+            } else if ((c == ' ' || c == '\r') && p->status_code >= 100 &&
+                       p->status_code <= 599) {
+                p->reason_off = p->len;
+                if (c == '\r') {
+                    put(p, '\0');
+                    p->state = S_LINE_LF;
+                } else {
+                    p->state = S_REASON;
+                }
+            } else {
+                return fail(p, 502, "invalid status code");
+            }
+            break;
+        case S_REASON:
+            if (c == '\r') {
+                put(p, '\0');
+                p->state = S_LINE_LF;
+            } else if (is_field_char(c)) {
+                put(p, (char)c);
+            } else {
+                return fail(p, 502, "invalid reason phrase");
+            }
+            break;
+        case S_LINE_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR");
+            p->state = S_HDR_START;
+            break;
+        case S_HDR_START:
+            if (c == '\r') {
+                p->state = S_END_LF;
+            } else if (c == ' ' || c == '\t') {
+                return fail(p, 400, "obsolete line folding");
+            } else if (h1_is_tchar(c)) {
+                if (p->nhdrs >= p->lim.max_headers)
+                    return fail(p, 431, "too many header fields");
+                p->hdrs[p->nhdrs].name = (uint32_t)p->len;
+                put(p, (char)c);
+                p->state = S_NAME;
+            } else {
+                return fail(p, 400, "invalid header name");
+            }
+            break;
+        case S_NAME:
+            if (h1_is_tchar(c)) {
+                put(p, (char)c);
+            } else if (c == ':') {
+                put(p, '\0');
+                p->hdrs[p->nhdrs].value = (uint32_t)p->len;
+                p->state = S_OWS;
+            } else {
+                return fail(p, 400, "invalid header name");
+            }
+            break;
+        case S_OWS:
+            if (c == ' ' || c == '\t')
+                break;
+            p->state = S_VALUE;
+            /* fall through */
+        case S_VALUE:
+            if (c == '\r') {
+                size_t start = p->hdrs[p->nhdrs].value;
+                while (p->len > start && (p->buf[p->len - 1] == ' ' || p->buf[p->len - 1] == '\t'))
+                    p->len--;
+                put(p, '\0');
+                p->state = S_HDR_LF;
+            } else if (is_field_char(c)) {
+                put(p, (char)c);
+            } else {
+                return fail(p, 400, "invalid header value");
+            }
+            break;
+        case S_HDR_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR");
+            p->nhdrs++;
+            p->state = S_HDR_START;
+            break;
+        case S_END_LF: {
+            if (c != '\n')
+                return fail(p, 400, "bare CR");
+            *consumed = i + 1;
+            return finish_head(p);
+        }
+        default:
+            return fail(p, 400, "parser state");
+        }
+    }
+    *consumed = len;
+    return H1_AGAIN;
+}
+
+int h1_parser_status(const struct h1_parser *p) { return p->err_status; }
+const char *h1_parser_error(const struct h1_parser *p) { return p->err ? p->err : ""; }
+const char *h1_parser_method(const struct h1_parser *p) { return p->buf + p->method_off; }
+const char *h1_parser_target(const struct h1_parser *p)
+{
+    return p->target_override ? p->target_override : p->buf + p->target_off;
+}
+int h1_parser_version_minor(const struct h1_parser *p) { return p->minor; }
+int h1_parser_status_code(const struct h1_parser *p) { return p->status_code; }
+const char *h1_parser_reason(const struct h1_parser *p) { return p->buf + p->reason_off; }
+size_t h1_parser_header_count(const struct h1_parser *p) { return p->nhdrs; }
+
+void h1_parser_header(const struct h1_parser *p, size_t i, const char **name, const char **value)
+{
+    *name = p->buf + p->hdrs[i].name;
+    *value = p->buf + p->hdrs[i].value;
+}
+
+const char *h1_parser_find(const struct h1_parser *p, const char *name)
+{
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        const char *n = p->buf + p->hdrs[i].name;
+        if (vp_slice_ieq(n, strlen(n), name))
+            return p->buf + p->hdrs[i].value;
+    }
+    return NULL;
+}
+
+size_t h1_parser_head_bytes(const struct h1_parser *p) { return p->head_bytes; }
+enum h1_framing h1_parser_framing(const struct h1_parser *p) { return p->framing; }
+uint64_t h1_parser_content_length(const struct h1_parser *p) { return p->content_length; }
+bool h1_parser_keep_alive(const struct h1_parser *p) { return p->keep_alive; }
+bool h1_parser_upgrade(const struct h1_parser *p) { return p->upgrade; }
+bool h1_parser_expect_continue(const struct h1_parser *p) { return p->expect_continue; }
+
+/* ---- chunked decoder ---- */
+
+enum {
+    C_SIZE,
+    C_EXT,
+    C_SIZE_LF,
+    C_DATA,
+    C_DATA_CR,
+    C_DATA_LF,
+    C_TR_START,
+    C_TR_NAME,
+    C_TR_VALUE,
+    C_TR_LF,
+    C_END_LF,
+    C_DONE,
+    C_ERROR,
+};
+
+void h1_chunked_init(struct h1_chunked *c, size_t max_trailer)
+{
+    memset(c, 0, sizeof *c);
+    c->state = C_SIZE;
+    c->max_trailer = max_trailer;
+}
+
+bool h1_chunked_done(const struct h1_chunked *c) { return c->state == C_DONE; }
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int cfail(struct h1_chunked *c, int err)
+{
+    c->state = C_ERROR;
+    return err;
+}
+
+int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *consumed,
+                    size_t *data_len)
+{
+    const unsigned char *d = (const unsigned char *)data;
+    *data_len = 0;
+    if (c->state == C_ERROR)
+        return VP_ERR_PROTO;
+    if (c->state == C_DONE) {
+        *consumed = 0;
+        return H1_CHUNK_END;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = d[i];
+        if (c->state == C_DATA) {
+            size_t n = len - i;
+            if (n > c->remaining)
+                n = (size_t)c->remaining;
+            c->remaining -= n;
+            if (c->remaining == 0)
+                c->state = C_DATA_CR;
+            *consumed = i + n;
+            *data_len = n;
+            return H1_CHUNK_DATA;
+        }
+        if (c->state != C_SIZE && c->state != C_DATA_CR && c->state != C_DATA_LF &&
+            ++c->trailer > c->max_trailer)
+            return cfail(c, VP_ERR_LIMIT);
+        switch (c->state) {
+        case C_SIZE: {
+            int h = hexval(ch);
+            if (h >= 0) {
+                if (++c->digits > 16)
+                    return cfail(c, VP_ERR_PROTO);
+                c->remaining = (c->remaining << 4) | (uint64_t)h;
+            } else if (c->digits == 0) {
+                return cfail(c, VP_ERR_PROTO);
+            } else if (ch == ';' || ch == ' ' || ch == '\t') {
+                c->state = C_EXT;
+            } else if (ch == '\r') {
+                c->state = C_SIZE_LF;
+            } else {
+                return cfail(c, VP_ERR_PROTO);
+            }
+            break;
+        }
+        case C_EXT:
+            if (ch == '\r')
+                c->state = C_SIZE_LF;
+            else if (!is_field_char(ch))
+                return cfail(c, VP_ERR_PROTO);
+            break;
+        case C_SIZE_LF:
+            if (ch != '\n')
+                return cfail(c, VP_ERR_PROTO);
+            c->digits = 0;
+            if (c->remaining) {
+                c->trailer = 0; /* the limit is per extension line, and for the trailers */
+                c->state = C_DATA;
+            } else {
+                c->state = C_TR_START;
+            }
+            break;
+        case C_DATA_CR:
+            if (ch != '\r')
+                return cfail(c, VP_ERR_PROTO);
+            c->state = C_DATA_LF;
+            break;
+        case C_DATA_LF:
+            if (ch != '\n')
+                return cfail(c, VP_ERR_PROTO);
+            c->state = C_SIZE;
+            break;
+        case C_TR_START:
+            if (ch == '\r')
+                c->state = C_END_LF;
+            else if (h1_is_tchar(ch))
+                c->state = C_TR_NAME;
+            else
+                return cfail(c, VP_ERR_PROTO);
+            break;
+        case C_TR_NAME:
+            if (ch == ':')
+                c->state = C_TR_VALUE;
+            else if (!h1_is_tchar(ch))
+                return cfail(c, VP_ERR_PROTO);
+            break;
+        case C_TR_VALUE:
+            if (ch == '\r')
+                c->state = C_TR_LF;
+            else if (!is_field_char(ch))
+                return cfail(c, VP_ERR_PROTO);
+            break;
+        case C_TR_LF:
+            if (ch != '\n')
+                return cfail(c, VP_ERR_PROTO);
+            c->state = C_TR_START;
+            break;
+        case C_END_LF:
+            if (ch != '\n')
+                return cfail(c, VP_ERR_PROTO);
+            c->state = C_DONE;
+            *consumed = i + 1;
+            return H1_CHUNK_END;
+        default:
+            return cfail(c, VP_ERR_PROTO);
+        }
+    }
+    *consumed = len;
+    return H1_CHUNK_MORE;
+}

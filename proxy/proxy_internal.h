@@ -1,0 +1,112 @@
+/* proxy/ internals shared by listener, conn_h1, upstream, route and exchange (module-private:
+ * nothing outside proxy/ includes this).
+ *
+ * Threading: one struct proxy, read-only after start-up except the atomic connection count;
+ * one struct worker per event-loop thread, owning its conns and its upstream pool. Nothing in a
+ * worker is touched by another thread; the main thread only event_active()s stop_ev. */
+#ifndef VP_PROXY_INTERNAL_H
+#define VP_PROXY_INTERNAL_H
+
+#include "proxy/h1_parse.h"
+#include "proxy/options.h"
+
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct api_job;
+struct api_pool;
+struct bufferevent;
+struct rate_limiter;
+struct evbuffer;
+struct evconnlistener;
+struct conn;
+
+#define PROXY_MAX_ADDRS 8
+/* Output bytes queued for one side before the other side stops being read, and the level at
+ * which reading resumes. Bounds per-connection memory whatever the body size. */
+#define PROXY_HIGH_WM (256 * 1024)
+#define PROXY_LOW_WM (64 * 1024)
+/* Idle pooled upstream connections are dropped after this (below Node's 5 s keepAliveTimeout,
+ * so the proxy, not the app, closes first in the common case). */
+#define PROXY_UPSTREAM_IDLE_MS 4000
+#define PROXY_RESP_HEAD_MAX (64 * 1024)
+
+struct proxy {
+    const struct vp_options *opt;
+    struct sockaddr_storage up_addr[PROXY_MAX_ADDRS];
+    socklen_t up_len[PROXY_MAX_ADDRS];
+    int n_up;
+    int listen_fd;
+    atomic_uint nconns;
+    struct worker *workers;
+    unsigned nworkers;
+    struct h1_limits req_limits;
+    struct h1_limits resp_limits;
+    struct store *store;        /* may be NULL */
+    atomic_ulong records_dropped; /* timing records refused by a full store queue */
+    struct api_pool *api;       /* JSON API threads; NULL without a store */
+    const char *beacon_src;     /* "/__vitals/beacon.js?v=HASH", NULL without the asset */
+    char beacon_src_buf[128];
+};
+
+struct upstream {
+    struct worker *w;
+    struct bufferevent *bev;
+    struct upstream *next, *prev; /* idle list */
+    int addr_idx;
+    bool reused;    /* taken from the pool */
+    bool connected;
+    struct conn *owner; /* NULL while idle */
+};
+
+struct worker {
+    struct proxy *px;
+    unsigned id;
+    struct event_base *base;
+    pthread_t thread;
+    struct evconnlistener *lev;
+    struct event *stop_ev;
+    struct event *grace_ev;
+    bool draining;
+    struct conn *conns; /* all client connections */
+    unsigned nconns;
+    struct upstream *idle; /* pool, most recently used first */
+    unsigned nidle;
+    int up_pref; /* address index that last connected */
+    struct rate_limiter *beacon_rl;
+    pthread_mutex_t api_mu; /* guards api_done (pool threads push, this loop pops) */
+    struct api_job *api_done;
+    struct event *api_ev;
+};
+
+/* conn_h1.c */
+void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int salen);
+/* Drain mode: close idle connections now; the rest close after their exchange. */
+void conn_h1_drain_all(struct worker *w);
+void conn_h1_free_all(struct worker *w);
+/* api_ev callback: hands finished API jobs to their connections. */
+void conn_h1_api_done(evutil_socket_t fd, short what, void *arg);
+
+/* upstream.c: the per-worker pool and connection set-up. */
+typedef void (*upstream_ready_cb)(struct conn *c, struct upstream *u, int err, const char *why);
+/* Gets a pooled connection (calls back synchronously with u->reused; returns NULL) or starts a
+ * connect (returns the pending connection, which upstream_cancel aborts; the callback runs from
+ * the loop). Synchronous failures also call back and return NULL. allow_pool = false forces a
+ * fresh connection. */
+struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_pool, upstream_ready_cb cb);
+/* Returns a healthy connection to the pool (or frees it when the pool is full/draining). */
+void upstream_release(struct upstream *u);
+void upstream_free(struct upstream *u);
+void upstream_pool_clear(struct worker *w);
+/* Cancels a pending connect owned by c (the callback will not run). */
+void upstream_cancel(struct upstream *u);
+
+/* exchange.c: timing and the request log. */
+int64_t exchange_now_us(void);
+
+#endif

@@ -1,0 +1,18 @@
+/* proxy/route: the reserved /__vitals/ namespace. Nothing under it reaches the upstream.
+ * Event-loop thread only. */
+#ifndef VP_ROUTE_H
+#define VP_ROUTE_H
+
+#include <stdbool.h>
+
+struct conn;
+struct evbuffer;
+
+/* true for "/__vitals" and everything below "/__vitals/" (path part of target). */
+bool route_is_reserved(const char *target);
+
+/* Answers a reserved request on c (body: the request body, borrowed, or NULL). Always replies
+ * through conn_reply; c may be freed before this returns. */
+void route_handle(struct conn *c, const char *method, const char *target, struct evbuffer *body);
+
+#endif
