@@ -118,7 +118,7 @@ static struct result run(enum inject_coding c, const unsigned char *in, size_t n
 {
     struct result best = {0, 0, 0, false};
     static const char tag[] = "<script src=\"/__vitals/beacon.js?v=0123456789ab\" "
-                              "data-vid=\"0123456789abcdef0123456789abcdef\" async></script>";
+                              "data-vid=\"0123456789abcdef0123456789abcdef\" async=\"\"></script>";
     for (int r = 0; r < reps; r++) {
         struct evbuffer *ib = evbuffer_new(), *ob = evbuffer_new();
         struct injector *inj;

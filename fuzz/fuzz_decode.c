@@ -17,7 +17,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"d\" async></script>";
+static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"d\" async=\"\"></script>";
 
 #define CAP (1u << 20)
 

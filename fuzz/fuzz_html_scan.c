@@ -18,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"z\" async></script>";
+static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"z\" async=\"\"></script>";
 
 static int cmp_size(const void *a, const void *b)
 {

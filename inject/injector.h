@@ -65,7 +65,8 @@ bool inject_csp_nonce(const char *csp, size_t csp_len, char *nonce_out, size_t n
 int inject_csp_rewrite(const char *csp, size_t csp_len, const char *nonce, char *out, size_t cap,
                        bool *tag_nonce) __attribute__((warn_unused_result));
 
-/* Builds the tag: <script src="{src}" data-vid="{vid}" [nonce="{nonce}"] async></script>.
+/* Builds the tag: <script src="{src}" data-vid="{vid}" [nonce="{nonce}"] async=""></script>
+ * (async="" rather than a bare async: the same in HTML, and well-formed XML for XHTML pages).
  * All inputs NUL-terminated and borrowed; nonce may be NULL. Writes into out (cap bytes, NUL
  * terminated). Returns the tag length, or VP_ERR_LIMIT when it does not fit, VP_ERR_INVALID when
  * an input holds characters that would need escaping in an attribute. */

@@ -73,13 +73,13 @@ static const struct inject_case inject_cases[] = {
     {"doc_no_point", "<!doctype html><p>only text</p>", HTML_SCAN_SKIP_NO_POINT},
     {"chained_head",
      "<!doctype html><html><head><script src=\"/__vitals/beacon.js?v=ab12\" data-vid=\"x\" "
-     "async></script><meta>",
+     "async=\"\"></script><meta>",
      HTML_SCAN_SKIP_ALREADY},
     {"chained_head_ws",
-     "<!doctype html><html><head>\n  <SCRIPT SRC='/__vitals/beacon.js' async></script>",
+     "<!doctype html><html><head>\n  <SCRIPT SRC='/__vitals/beacon.js' async=\"\"></script>",
      HTML_SCAN_SKIP_ALREADY},
     {"chained_no_head",
-     "<!doctype html><html><script src=/__vitals/beacon.js?v=1 async></script><link rel=x>",
+     "<!doctype html><html><script src=/__vitals/beacon.js?v=1 async=\"\"></script><link rel=x>",
      HTML_SCAN_SKIP_ALREADY},
     {"plaintext", "<!doctype html><plaintext><head>", HTML_SCAN_SKIP_PLAINTEXT},
 };

@@ -15,7 +15,8 @@
 #include "tests/unit/inject_cases.h"
 #include "tests/unit/inject_test_util.h"
 
-static const char TAG[] = "<script src=\"/__vitals/beacon.js?v=1\" data-vid=\"v1\" async></script>";
+static const char TAG[] =
+    "<script src=\"/__vitals/beacon.js?v=1\" data-vid=\"v1\" async=\"\"></script>";
 
 static bool same(const struct tbuf *a, const void *b, size_t n)
 {
@@ -586,11 +587,11 @@ static void test_headers(void)
     char tag[256];
     int n = inject_build_tag(tag, sizeof tag, "/__vitals/beacon.js?v=ab", "v42", NULL);
     TAP_OK(n > 0 && strcmp(tag, "<script src=\"/__vitals/beacon.js?v=ab\" data-vid=\"v42\" "
-                                "async></script>") == 0 && (size_t)n == strlen(tag),
+                                "async=\"\"></script>") == 0 && (size_t)n == strlen(tag),
            "tag/plain");
     n = inject_build_tag(tag, sizeof tag, "/b.js", "v", "Zm9v");
     TAP_OK(n > 0 && strcmp(tag, "<script src=\"/b.js\" data-vid=\"v\" nonce=\"Zm9v\" "
-                                "async></script>") == 0,
+                                "async=\"\"></script>") == 0,
            "tag/nonce");
     TAP_OK(inject_build_tag(tag, 20, "/b.js", "v", NULL) == VP_ERR_LIMIT, "tag/limit");
     TAP_OK(inject_build_tag(tag, sizeof tag, "/b.js\"", "v", NULL) == VP_ERR_INVALID,
