@@ -69,11 +69,12 @@ static size_t make_page(char *buf, size_t cap, size_t size, bool document)
         x ^= x << 5;
         n += (size_t)snprintf(
             buf + n, cap - n,
-            "<tr data-id=\"%u\" data-h=\"%08x%04x\"><td><a href=\"/orders/%u\">#%08x</a></td><td>%s %s</td>"
+            "<tr data-id=\"%u\" data-h=\"%08x%04x\"><td><a "
+            "href=\"/orders/%u\">#%08x</a></td><td>%s %s</td>"
             "<td class=\"num\">%u.%02u</td><td><script type=\"application/json\">{\"sku\":\"%x\","
             "\"q\":%u}</script></td></tr>\n",
-            x % 1000000, x * 2654435761u, (x >> 7) & 0xffff, x % 99991, x, words[x % 15], words[(x >> 8) % 15], (x >> 4) % 9000,
-            x % 100, x >> 12, x % 13);
+            x % 1000000, x * 2654435761u, (x >> 7) & 0xffff, x % 99991, x, words[x % 15],
+            words[(x >> 8) % 15], (x >> 4) % 9000, x % 100, x >> 12, x % 13);
     }
     n += (size_t)snprintf(buf + n, cap - n, "</table></main></body></html>");
     return n;
@@ -204,14 +205,12 @@ int main(int argc, char **argv)
     static const struct {
         enum inject_coding c;
         int level, wlog;
-    } cand[] = {{INJECT_CODING_GZIP, 1, 0},  {INJECT_CODING_GZIP, 5, 0},
-                {INJECT_CODING_GZIP, 6, 0},  {INJECT_CODING_GZIP, 9, 0},
-                {INJECT_CODING_BR, 3, 22},   {INJECT_CODING_BR, 4, 22},
-                {INJECT_CODING_BR, 5, 22},   {INJECT_CODING_BR, 6, 22},
-                {INJECT_CODING_BR, 4, 18},   {INJECT_CODING_BR, 5, 18},
-                {INJECT_CODING_BR, 5, 20},   {INJECT_CODING_ZSTD, 1, 0},
-                {INJECT_CODING_ZSTD, 3, 0},  {INJECT_CODING_ZSTD, 6, 0},
-                {INJECT_CODING_ZSTD, 3, 19}, {INJECT_CODING_ZSTD, 3, 20}};
+    } cand[] = {{INJECT_CODING_GZIP, 1, 0}, {INJECT_CODING_GZIP, 5, 0}, {INJECT_CODING_GZIP, 6, 0},
+                {INJECT_CODING_GZIP, 9, 0}, {INJECT_CODING_BR, 3, 22},  {INJECT_CODING_BR, 4, 22},
+                {INJECT_CODING_BR, 5, 22},  {INJECT_CODING_BR, 6, 22},  {INJECT_CODING_BR, 4, 18},
+                {INJECT_CODING_BR, 5, 18},  {INJECT_CODING_BR, 5, 20},  {INJECT_CODING_ZSTD, 1, 0},
+                {INJECT_CODING_ZSTD, 3, 0}, {INJECT_CODING_ZSTD, 6, 0}, {INJECT_CODING_ZSTD, 3, 19},
+                {INJECT_CODING_ZSTD, 3, 20}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
         struct injector_options o = opt;
         o.gzip_level = o.br_quality = o.zstd_level = cand[i].level;

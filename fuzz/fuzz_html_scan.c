@@ -137,8 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int found = 0;
             for (size_t q = p + 1; q-- > 0;) {
                 if (memcmp(o + q, TAG, sizeof TAG - 1) == 0 &&
-                    memcmp(o + q + sizeof TAG - 1, doc + q, n - q) == 0 &&
-                    memcmp(o, doc, q) == 0) {
+                    memcmp(o + q + sizeof TAG - 1, doc + q, n - q) == 0 && memcmp(o, doc, q) == 0) {
                     found = 1;
                     if (r_whole == HTML_SCAN_INSERT && q > at_whole)
                         abort();

@@ -23,7 +23,8 @@ static const struct inject_case inject_cases[] = {
      "class=\"__variable_1e4310\"><main><h1>Hello</h1></main><script>(self.__next_f=self.__next_f"
      "||[]).push([0]);self.__next_f.push([2,null])</script></body></html>",
      0},
-    {"head_attrs", "<!doctype html><html><head lang=\"x\" data-a='<head>' b=c>\x01<title>t</title>", 0},
+    {"head_attrs", "<!doctype html><html><head lang=\"x\" data-a='<head>' b=c>\x01<title>t</title>",
+     0},
     {"head_newline", "<!doctype html><html><head\n>\x01<meta>", 0},
     {"head_selfclosing", "<!doctype html><html><head/>\x01<meta>", 0},
     {"comment_first", "<!DOCTYPE html><!-- <head> --><html><head>\x01<meta charset=utf-8>", 0},
@@ -35,7 +36,8 @@ static const struct inject_case inject_cases[] = {
     {"textarea_rcdata", "<!doctype html><textarea><head></textarea><head>\x01<meta>", 0},
     {"title_end_attrs", "<html><title>x</title  x=\"<head>\"><head>\x01<meta>", 0},
     {"noscript_raw", "<!doctype html><noscript><head></noscript ><head>\x01", 0},
-    {"attr_holds_head", "<!DOCTYPE html><html data-x=\"<head>\" data-y='<head>'><head>\x01<meta>", 0},
+    {"attr_holds_head", "<!DOCTYPE html><html data-x=\"<head>\" data-y='<head>'><head>\x01<meta>",
+     0},
     {"uppercase", "<!DOCTYPE HTML><HTML><HEAD>\x01<META CHARSET=utf-8></HEAD>", 0},
     {"mixed_case", "<!DocType html><Html><hEaD>\x01<Meta>", 0},
     {"no_head_meta", "<!doctype html><html lang=en>\x01<meta charset=utf-8><title>x</title>", 0},
@@ -60,8 +62,10 @@ static const struct inject_case inject_cases[] = {
     {"head_then_endtag", "<!doctype html><head>\x01</head><body>", 0},
     {"head_at_eof", "<!doctype html><head>\x01", 0},
     {"head_then_script_eof", "<!doctype html><head>\x01<script src=/app.js", 0},
-    {"meta_csp", "<!doctype html><html><head>\x01<meta http-equiv=\"Content-Security-Policy\" "
-                 "content=\"script-src 'self'\">", 0},
+    {"meta_csp",
+     "<!doctype html><html><head>\x01<meta http-equiv=\"Content-Security-Policy\" "
+     "content=\"script-src 'self'\">",
+     0},
     {"fragment", "<div class=\"x\"><script src=\"/a.js\"></script><link rel=x></div>",
      HTML_SCAN_SKIP_NOT_DOCUMENT},
     {"fragment_text", "hello world", HTML_SCAN_SKIP_NOT_DOCUMENT},

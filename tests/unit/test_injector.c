@@ -439,20 +439,27 @@ static void test_headers(void)
         const char *v;
         enum inject_coding c;
     } cod[] = {
-        {NULL, INJECT_CODING_IDENTITY},   {"", INJECT_CODING_IDENTITY},
-        {"identity", INJECT_CODING_IDENTITY}, {"gzip", INJECT_CODING_GZIP},
-        {"GZip", INJECT_CODING_GZIP},     {"x-gzip", INJECT_CODING_GZIP},
-        {" deflate ", INJECT_CODING_DEFLATE}, {"br", INJECT_CODING_BR},
-        {"zstd", INJECT_CODING_ZSTD},     {"identity, br", INJECT_CODING_BR},
-        {"gzip, br", INJECT_CODING_UNSUPPORTED}, {"compress", INJECT_CODING_UNSUPPORTED},
-        {"gzip,", INJECT_CODING_GZIP},    {"brr", INJECT_CODING_UNSUPPORTED},
+        {NULL, INJECT_CODING_IDENTITY},
+        {"", INJECT_CODING_IDENTITY},
+        {"identity", INJECT_CODING_IDENTITY},
+        {"gzip", INJECT_CODING_GZIP},
+        {"GZip", INJECT_CODING_GZIP},
+        {"x-gzip", INJECT_CODING_GZIP},
+        {" deflate ", INJECT_CODING_DEFLATE},
+        {"br", INJECT_CODING_BR},
+        {"zstd", INJECT_CODING_ZSTD},
+        {"identity, br", INJECT_CODING_BR},
+        {"gzip, br", INJECT_CODING_UNSUPPORTED},
+        {"compress", INJECT_CODING_UNSUPPORTED},
+        {"gzip,", INJECT_CODING_GZIP},
+        {"brr", INJECT_CODING_UNSUPPORTED},
     };
     for (size_t i = 0; i < sizeof cod / sizeof cod[0]; i++)
         TAP_OK(inject_coding_parse(cod[i].v, cod[i].v ? strlen(cod[i].v) : 0) == cod[i].c,
                "headers/coding_parse/'%s'", cod[i].v ? cod[i].v : "(null)");
 
-    struct inject_response_info base = {"GET", "/", 200, "text/html; charset=utf-8", NULL,
-                                        NULL, NULL, NULL, false};
+    struct inject_response_info base = {"GET", "/",  200,  "text/html; charset=utf-8", NULL, NULL,
+                                        NULL,  NULL, false};
     struct inject_response_info r = base;
     TAP_OK(inject_wanted(&r), "headers/wanted/html");
     r.content_type = "Application/XHTML+XML";
@@ -525,8 +532,8 @@ static void test_headers(void)
     for (size_t i = 0; i < sizeof csp / sizeof csp[0]; i++) {
         char nb[64];
         bool got = inject_csp_nonce(csp[i].csp, strlen(csp[i].csp), nb, sizeof nb);
-        TAP_OK(csp[i].nonce ? got && strcmp(nb, csp[i].nonce) == 0 : !got, "csp/nonce/%zu '%s'",
-               i, csp[i].csp);
+        TAP_OK(csp[i].nonce ? got && strcmp(nb, csp[i].nonce) == 0 : !got, "csp/nonce/%zu '%s'", i,
+               csp[i].csp);
     }
     char small[4];
     TAP_OK(!inject_csp_nonce("script-src 'nonce-abcdef'", 25, small, sizeof small),
@@ -544,8 +551,8 @@ static void test_headers(void)
         {"default-src 'self'", "N1", "default-src 'self'", true},
         {"default-src *", "N1", "default-src *", true},
         {"script-src 'sha256-AAA='", "N1", "script-src 'sha256-AAA=' 'nonce-N1'", true},
-        {"default-src 'none'", "N1", "default-src 'none'; script-src 'nonce-N1'; connect-src 'self'",
-         true},
+        {"default-src 'none'", "N1",
+         "default-src 'none'; script-src 'nonce-N1'; connect-src 'self'", true},
         {"default-src 'self'; script-src 'sha256-x'; img-src data:", "N1",
          "default-src 'self'; script-src 'sha256-x' 'nonce-N1'; img-src data:", true},
         {"img-src 'self'", "N1", "img-src 'self'", false},
@@ -586,8 +593,10 @@ static void test_headers(void)
 
     char tag[256];
     int n = inject_build_tag(tag, sizeof tag, "/__vitals/beacon.js?v=ab", "v42", NULL);
-    TAP_OK(n > 0 && strcmp(tag, "<script src=\"/__vitals/beacon.js?v=ab\" data-vid=\"v42\" "
-                                "async=\"\"></script>") == 0 && (size_t)n == strlen(tag),
+    TAP_OK(n > 0 &&
+               strcmp(tag, "<script src=\"/__vitals/beacon.js?v=ab\" data-vid=\"v42\" "
+                           "async=\"\"></script>") == 0 &&
+               (size_t)n == strlen(tag),
            "tag/plain");
     n = inject_build_tag(tag, sizeof tag, "/b.js", "v", "Zm9v");
     TAP_OK(n > 0 && strcmp(tag, "<script src=\"/b.js\" data-vid=\"v\" nonce=\"Zm9v\" "
