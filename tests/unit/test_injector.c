@@ -248,6 +248,76 @@ static void test_streaming(void)
     }
 }
 
+/* A fragment larger than scan_limit: the scan gives up mid-stream, the decoder stops, and the
+ * original bytes go out (fed without flushes); with flushes the output decodes to the same. */
+static void test_big_fragment(void)
+{
+    static char frag[200 * 1024];
+    size_t n = 0;
+    unsigned x = 5;
+    while (n + 100 < sizeof frag) {
+        x = x * 1103515245u + 12345u;
+        n += (size_t)snprintf(frag + n, sizeof frag - n, "<li data-x=\"%08x\">%u</li>\n", x,
+                              x % 977);
+    }
+    for (size_t k = 0; k < sizeof all_codings / sizeof all_codings[0]; k++) {
+        enum inject_coding c = all_codings[k];
+        struct tbuf enc;
+        ref_compress(c, frag, n, &enc);
+        size_t cuts[512], nc = 0;
+        for (size_t p = 4096; p < enc.n && nc < 512; p += 4096)
+            cuts[nc++] = p;
+        TAP_OK(check_run(c, &enc, cuts, nc, 0, frag, n, &enc),
+               "injector/big_fragment/%s/raw_passthrough", coding_names[k]);
+        TAP_OK(check_run(c, &enc, cuts, nc, INJECTOR_FLUSH, frag, n, NULL),
+               "injector/big_fragment/%s/flushed", coding_names[k]);
+        tbuf_free(&enc);
+    }
+}
+
+/* gzip whose first 100 KB decode to nothing (empty flushed blocks): the raw copy kept for a
+ * possible pass-through must not grow past scan_limit; the injector commits and goes on. */
+static void test_empty_blocks(void)
+{
+    const char *doc = "<!doctype html><html><head><title>e</title></head><body>x</body></html>";
+    size_t n = strlen(doc);
+    /* built by hand: zlib does not emit repeated empty blocks */
+    size_t cap = 200 * 1024, o = 0;
+    unsigned char *buf = malloc(cap);
+    static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    memcpy(buf, hdr, 10);
+    o = 10;
+    for (int i = 0; i < 20000; i++) { /* non-final stored blocks of length 0 */
+        static const unsigned char blk[5] = {0x00, 0x00, 0x00, 0xff, 0xff};
+        memcpy(buf + o, blk, 5);
+        o += 5;
+    }
+    size_t empty = o - 10;
+    buf[o++] = 0x01; /* final stored block with the document */
+    buf[o++] = (unsigned char)(n & 0xff);
+    buf[o++] = (unsigned char)(n >> 8);
+    buf[o++] = (unsigned char)(~n & 0xff);
+    buf[o++] = (unsigned char)((~n >> 8) & 0xff);
+    memcpy(buf + o, doc, n);
+    o += n;
+    uLong crc = crc32(0L, (const Bytef *)doc, (uInt)n);
+    for (int i = 0; i < 4; i++)
+        buf[o++] = (unsigned char)(crc >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        buf[o++] = (unsigned char)(n >> (8 * i));
+    struct tbuf enc = {buf, o};
+    size_t cuts[64], nc = 0;
+    for (size_t p = 4096; p < enc.n && nc < 64; p += 4096)
+        cuts[nc++] = p;
+    char want[512];
+    int hl = (int)(strstr(doc, "<head>") + 6 - doc);
+    snprintf(want, sizeof want, "%.*s%s%s", hl, doc, TAG, doc + hl);
+    TAP_OK(empty > 64 * 1024 &&
+               check_run(INJECT_CODING_GZIP, &enc, cuts, nc, 0, want, strlen(want), NULL),
+           "injector/gzip_empty_blocks (%zu bytes of empty blocks)", empty);
+    tbuf_free(&enc);
+}
+
 static int run_plain(enum inject_coding c, const void *in, size_t n,
                      const struct injector_options *opt, struct tbuf *out)
 {
@@ -619,6 +689,8 @@ int main(void)
         run_case(&inject_cases[i]);
     test_big_pages();
     test_streaming();
+    test_big_fragment();
+    test_empty_blocks();
     test_errors();
     test_headers();
     TAP_DONE();
