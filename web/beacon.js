@@ -4,6 +4,7 @@
 let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]'),
 	ds = tag && tag.dataset, smp = ds && parseFloat(ds.sample), EP = tag && tag.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
 	sup = w.PerformanceObserver && PerformanceObserver.supportedEntryTypes || [],
+	TH = {LCP: [2500, 4e3], CLS: [.1, .25], INP: [200, 500], FCP: [1800, 3e3], TTFB: [800, 1800]},
 	V = [], A = 0, k = 0, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
 	on = (t, f, o = w) => o.addEventListener(t, f, {capture: true, passive: true}),
 	key = () => location.pathname + (ds.keepQuery != null ? location.search : ''),
@@ -56,7 +57,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		mem: N.deviceMemory, ri: v.ri, res: []}),
 	flush = (v, all, e, o = ctx(v), m = [], n, r, l) => {
 		for (let x of Object.values(v.m)) if ((all || x.f) && x.v !== x.s) {
-			m.push(r = {n: x.n, id: x.id, v: x.v, d: x.v - (x.s || 0)});
+			m.push(r = {n: x.n, id: x.id, v: x.v, d: x.v - (x.s || 0), r: ['good', 'needs-improvement', 'poor'][(x.v > TH[x.n][0]) + (x.v > TH[x.n][1])]});
 			try { x.a && (r.a = x.a()); } catch (err) {}
 			x.s = x.v;
 		}
@@ -110,7 +111,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 			if (lcpDone || !e || e.startTime >= hid) return;
 			lt = e.element ? sel(e.element) : e.id ? '#' + e.id : undefined;
 			set(H, 'LCP', max(e.startTime - A, 0), (T = ttfb0(), val = H.m.LCP.v, ok = r => r.name == e.url && (r.requestStart || r.startTime) <= e.startTime,
-				r = e.url && (H.res.findLast(ok) || P.getEntriesByType('resource').findLast(ok)),
+				r = e.url && H.res.findLast(ok),
 				rs = max(T, r ? (r.requestStart || r.startTime) - A : 0), re = min(val, max(rs, r ? r.responseEnd - A : 0))) =>
 				({target: lt, url: e.url && rel(e.url), ttfb: T, loadDelay: rs - T, loadDuration: re - rs, renderDelay: val - re}));
 		});
@@ -143,19 +144,14 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		on('pageshow', (e, v) => e.persisted && (v = view('back-forward-cache', e.timeStamp),
 			setTimeout(() => hid = d.hidden ? 0 : INF), set(v, 'CLS', 0), set(v, 'TTFB', 0, 0, 1),
 			requestAnimationFrame(() => requestAnimationFrame(() => set(v, 'FCP', P.now() - e.timeStamp, 0, 1) && set(v, 'LCP', v.m.FCP.v, 0, 1)))));
-		for (let f of ['pushState', 'replaceState']) {
-			let o = history[f];
-			history[f] = function (...a) { let r = o.apply(this, a); try { soft(); } catch (e) {} return r; };
-		}
-		on('popstate', () => soft());
+		w.navigation && on('currententrychange', () => soft(), navigation);
 		for (let t of ['pointerdown', 'keydown']) on(t, e => e.isTrusted && (lastIn = e.timeStamp));
 	};
-if (!tag || !sup[0] || w.__vpb || smp >= 0 && M.random() >= smp) return;
-w.__vpb = 1;
+if (!tag || !sup[0] || smp >= 0 && M.random() >= smp) return;
 try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
 H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
 	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.P.now() + M.random().toString(36).slice(2));
-obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
+obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && v.res.push(e)));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);
