@@ -82,8 +82,8 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	drain = () => (lcpFin(), take(cls), take(inp)),
 	fin = v => (inpSet(v), flush(v, 1)),
 	hide = () => (drain(), V.forEach(fin)),
-	soft = (c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
-		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t ? lastIn : t), 'CLS', 0),
+	soft = (tr, c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
+		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t && !tr ? lastIn : t), 'CLS', 0),
 		c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || !v.res.push(e)),
 		c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
 		fin(c)),
@@ -144,14 +144,14 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		on('pageshow', (e, v) => e.persisted && (v = view('back-forward-cache', e.timeStamp),
 			setTimeout(() => hid = d.hidden ? 0 : INF), set(v, 'CLS', 0), set(v, 'TTFB', 0, 0, 1),
 			requestAnimationFrame(() => requestAnimationFrame(() => set(v, 'FCP', P.now() - e.timeStamp, 0, 1) && set(v, 'LCP', v.m.FCP.v, 0, 1)))));
-		w.navigation && on('currententrychange', () => soft(), navigation);
+		w.navigation && on('currententrychange', e => soft(e.navigationType == 'traverse'), navigation);
 		for (let t of ['pointerdown', 'keydown']) on(t, e => e.isTrusted && (lastIn = e.timeStamp));
 	};
 if (!tag || !sup[0] || smp >= 0 && M.random() >= smp) return;
 try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
-H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
-	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.P.now() + M.random().toString(36).slice(2));
+H = view(d.prerendering || n0.activationStart > 0 ? 'prerender'
+	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
 obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && v.res.push(e)));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);
