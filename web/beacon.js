@@ -4,7 +4,6 @@
 let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]'),
 	ds = tag && tag.dataset, smp = ds && parseFloat(ds.sample), EP = tag && tag.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
 	sup = w.PerformanceObserver && PerformanceObserver.supportedEntryTypes || [],
-	TH = {LCP: [2500, 4e3], CLS: [.1, .25], INP: [200, 500], FCP: [1800, 3e3], TTFB: [800, 1800]},
 	V = [], A = 0, k = 0, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
 	on = (t, f, o = w) => o.addEventListener(t, f, {capture: true, passive: true}),
 	key = () => location.pathname + (ds.keepQuery != null ? location.search : ''),
@@ -57,7 +56,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		mem: N.deviceMemory, ri: v.ri, res: []}),
 	flush = (v, all, e, o = ctx(v), m = [], n, r, l) => {
 		for (let x of Object.values(v.m)) if ((all || x.f) && x.v !== x.s) {
-			m.push(r = {n: x.n, id: x.id, v: x.v, d: x.v - (x.s || 0), r: ['good', 'needs-improvement', 'poor'][(x.v > TH[x.n][0]) + (x.v > TH[x.n][1])]});
+			m.push(r = {n: x.n, id: x.id, v: x.v, d: x.v - (x.s || 0)});
 			try { x.a && (r.a = x.a()); } catch (err) {}
 			x.s = x.v;
 		}
@@ -124,8 +123,9 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 				if (e.interactionId && (x || !L[9] || e.duration > L[9].l)) {
 					if (!x) v.im.set(e.interactionId, x = {id: e.interactionId, l: e.duration, e: [e]}), L.push(x);
 					else if (e.duration > x.l) x.e = [e], x.l = e.duration;
+					else if (e.duration == x.l && e.startTime == x.e[0].startTime) x.e.push(e);
 					L.sort((a, b) => b.l - a.l).splice(10).map(y => v.im.delete(y.id));
-					x.s ||= sel(x.e[0].target);
+					x.s ||= sel((x.e.find(y => y.target) || {}).target);
 				}
 			}), {durationThreshold: 40});
 		inp && inp.observe({type: 'first-input', buffered: true});
@@ -147,11 +147,12 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		w.navigation && on('currententrychange', e => soft(e.navigationType == 'traverse'), navigation);
 		for (let t of ['pointerdown', 'keydown']) on(t, e => e.isTrusted && (lastIn = e.timeStamp));
 	};
-if (!tag || !sup[0] || smp >= 0 && M.random() >= smp) return;
+if (!tag || !sup[0] || w.__vpb || smp >= 0 && M.random() >= smp) return;
+w.__vpb = 1;
 try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
-H = view(d.prerendering || n0.activationStart > 0 ? 'prerender'
+H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
 	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
-obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && v.res.push(e)));
+obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);
