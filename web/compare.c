@@ -134,6 +134,11 @@ int compare_parse_side(const char *spec, int64_t now_ms, struct query_filter *f,
                        size_t errlen)
 {
     memset(f, 0, sizeof *f);
+    char shown[64]; /* the spec as echoed in errors: one line, bounded */
+    size_t k = 0;
+    for (; spec[k] && k < sizeof shown - 1; k++)
+        shown[k] = (unsigned char)spec[k] < 0x20 || spec[k] == 0x7f ? '?' : spec[k];
+    shown[k] = '\0';
     const char *dots = strstr(spec, "..");
     if (!dots) {
         size_t n = strlen(spec);
@@ -142,7 +147,7 @@ int compare_parse_side(const char *spec, int64_t now_ms, struct query_filter *f,
             ok = (unsigned char)spec[i] >= 0x20 && spec[i] != 0x7f;
         if (!ok) {
             if (snprintf(err, errlen, "\"%.40s\": expected a label or a time range FROM..TO",
-                         spec) < 0)
+                         shown) < 0)
                 err[0] = '\0';
             return VP_ERR_INVALID;
         }
@@ -163,7 +168,7 @@ bad:
     if (snprintf(err, errlen,
                  "\"%.60s\": expected FROM..TO with ISO-8601 times or -DURATION (-2h..-1h), "
                  "TO later than FROM",
-                 spec) < 0)
+                 shown) < 0)
         err[0] = '\0';
     return VP_ERR_INVALID;
 }
