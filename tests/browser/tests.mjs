@@ -382,6 +382,27 @@ const tests = {
     await ctx.close();
   },
 
+  async script_cost() {
+    // A figure, not an assertion (timings belong in benchmarks): the longest main-thread slice
+    // spent in beacon.js (evaluation, observer callbacks, timers, the 400-resource flush).
+    const { ctx, page } = await newPage(false);
+    await browser.startTracing(page, { categories: ['devtools.timeline'] });
+    await page.goto(base + '/many', { waitUntil: 'load' });
+    await sleep(2500);
+    await leave(page);
+    const trace = JSON.parse((await browser.stopTracing()).toString('utf8'));
+    const mine = trace.traceEvents.filter((e) => e.dur && ['FunctionCall', 'EvaluateScript', 'v8.compile'].includes(e.name)
+      && /\/__vitals\/beacon\.js/.test((e.args && e.args.data && e.args.data.url) || ''));
+    // tdur = thread (CPU) time: wall time is meaningless on a loaded machine
+    const cpu = (e) => (e.tdur ?? e.dur) / 1000;
+    const worst = Math.max(0, ...mine.map(cpu));
+    const total = mine.reduce((a, e) => a + cpu(e), 0);
+    if (process.env.COST_DEBUG) for (const e of mine.sort((a, b) => cpu(b) - cpu(a)).slice(0, 6)) console.log('#', e.name, cpu(e), e.dur / 1000, JSON.stringify(e.args.data).slice(0, 160));
+    console.log(`# beacon.js main-thread CPU on /many (400 resources): ${mine.length} slices, longest ${worst.toFixed(2)} ms, total ${total.toFixed(2)} ms`);
+    ok(mine.length > 0, 'cost: beacon.js work found in the trace');
+    await ctx.close();
+  },
+
   async sampled_out() {
     // data-sample="0" only exists in harness mode (the real proxy takes --sample)
     const { ctx, page } = await newPage(false);
