@@ -60,6 +60,9 @@ struct injector_options {
     int gzip_level;           /* re-encode levels chosen for streaming speed */
     int br_quality;
     int zstd_level;
+    /* Added after the first version (append-only; fill with injector_options_default first): */
+    unsigned max_ratio;       /* decoded/encoded ratio cap once past 1 MiB decoded (0: none) */
+    size_t max_tag;           /* bytes one unfinished tag may span while held (8 KiB) */
 };
 
 /* Fills opt with the defaults. */

@@ -1,1 +1,995 @@
+/* The write side of the store: a bounded FIFO (mutex + condvars) filled by the event loop and
+ * drained by one writer thread that owns the only read-write SQLite connection.
+ *
+ * Invariants:
+ *   - store_ingest_beacon / store_record_request / store_count_rejection never touch SQLite:
+ *     they validate (store/beacon.c), copy and enqueue, or fail fast with VP_ERR_FULL.
+ *   - The writer commits one transaction per batch: it wakes on the first queued item, waits at
+ *     most batch_ms more (or until batch_rows items are queued, a sync is requested, or the
+ *     store is closing), then writes up to batch_rows items with prepared statements and
+ *     commits. So an item acknowledged at time t is committed by t + batch_ms + write time.
+ *   - WAL + synchronous=NORMAL: a committed batch survives a kill -9 of the process.
+ *   - store_free drains: everything queued before it is committed.
+ *   - Sub-resource requests are tied to a view here, in the writer: the most recent injected
+ *     HTML request or view whose path equals the Referer's path and that started within the 60 s
+ *     before the request. Because records arrive in completion order (a streamed HTML page
+ *     completes after its sub-resources), a new injected request or a new view also claims the
+ *     still-unassigned requests that follow it within 60 s.
+ *   - Retention runs hourly in the writer in small transactions (PRUNE_CHUNK rows), between
+ *     batches, so ingestion never waits on a large delete. */
 #include "config.h"
+
+#include "store/store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/vp_buf.h"
+#include "common/vp_err.h"
+#include "store/beacon.h"
+#include "store/store_internal.h"
+
+#define PRUNE_CHUNK 500
+#define PRUNE_INTERVAL_MS (3600 * 1000)
+#define VIEW_WINDOW_MS 60000
+#define REASON_MAX 64
+
+enum item_kind { IT_BEACON, IT_REQUEST, IT_REJECT, IT_PRUNE, IT_SYNC };
+
+struct sync_marker {
+    bool done;
+};
+
+struct item {
+    struct item *next;
+    enum item_kind kind;
+    union {
+        struct {
+            json_t *payload; /* validated (beacon_parse), owned */
+            int64_t now_ms;
+            double sample_rate;
+            char *ua;    /* owned copies, may be NULL */
+            char *label;
+        } b;
+        struct store_request_rec req; /* strings point into the same allocation */
+        char reason[REASON_MAX];
+        struct {
+            int64_t now_ms;
+            int days;
+        } prune;
+        struct sync_marker *sync; /* owned by the waiter */
+    } u;
+};
+
+enum stmt_id {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_VIEW_INSERT,
+    S_VIEW_UPDATE,
+    S_VIEW_CLAIM,
+    S_METRIC,
+    S_NAV,
+    S_RES,
+    S_REQ_INSERT,
+    S_REQ_FIND_INJECTED,
+    S_REQ_FIND_VIEW,
+    S_REQ_CLAIM,
+    S_REJECT,
+    S_ACCEPTED,
+    S_PRUNE_VIEWS,
+    S_PRUNE_REQUESTS,
+    S_COUNT
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *st[S_COUNT];
+    struct store_options opt;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv_item; /* writer waits: items, stop, sync */
+    pthread_cond_t cv_done; /* sync waiters */
+    struct item *head, *tail;
+    size_t qlen;
+    unsigned sync_pending;
+    bool stop;
+    pthread_t thread;
+
+    /* stats, under mu */
+    struct store_stats stats;
+
+    /* writer-only state */
+    int64_t next_prune_ms;
+    bool prune_active;
+};
+
+void store_options_default(struct store_options *opt)
+{
+    opt->queue_max = 100000;
+    opt->batch_ms = 50;
+    opt->batch_rows = 1000;
+    opt->retention_days = 30;
+    opt->keep_query = false;
+}
+
+static void set_err(char *err, size_t errlen, const char *a, const char *b)
+{
+    if (errlen == 0)
+        return;
+    int w = snprintf(err, errlen, "%s%s%s", a, b ? ": " : "", b ? b : "");
+    if (w < 0)
+        err[0] = '\0';
+}
+
+static void item_free(struct item *it)
+{
+    if (!it)
+        return;
+    if (it->kind == IT_BEACON) {
+        json_decref(it->u.b.payload);
+        free(it->u.b.ua);
+        free(it->u.b.label);
+    }
+    free(it);
+}
+
+/* ---- SQL text built from the field tables (one source for columns and wire keys) ---- */
+
+static int build_insert(char *buf, size_t cap, const char *verb, const char *table,
+                        const char *first_col, const struct beacon_field *a,
+                        const struct beacon_field *b, const char *tail)
+{
+    size_t o = 0;
+    unsigned n = 1;
+    for (const char *c = first_col; *c; c++)
+        n += *c == ',';
+    int w = snprintf(buf, cap, "%s INTO %s(%s", verb, table, first_col);
+    if (w < 0 || (size_t)w >= cap)
+        return VP_ERR_LIMIT;
+    o = (size_t)w;
+    const struct beacon_field *lists[2] = {a, b};
+    for (int l = 0; l < 2; l++)
+        for (const struct beacon_field *f = lists[l]; f && f->key; f++) {
+            w = snprintf(buf + o, cap - o, ",%s", f->column);
+            if (w < 0 || (size_t)w >= cap - o)
+                return VP_ERR_LIMIT;
+            o += (size_t)w;
+            n++;
+        }
+    w = snprintf(buf + o, cap - o, ") VALUES(?");
+    if (w < 0 || (size_t)w >= cap - o)
+        return VP_ERR_LIMIT;
+    o += (size_t)w;
+    for (unsigned i = 1; i < n; i++) {
+        w = snprintf(buf + o, cap - o, ",?");
+        if (w < 0 || (size_t)w >= cap - o)
+            return VP_ERR_LIMIT;
+        o += (size_t)w;
+    }
+    w = snprintf(buf + o, cap - o, ")%s", tail);
+    if (w < 0 || (size_t)w >= cap - o)
+        return VP_ERR_LIMIT;
+    return 0;
+}
+
+static int prepare_all(struct store *s, char *err, size_t errlen)
+{
+    char rbuf[2048], nbuf[2048];
+    if (build_insert(rbuf, sizeof rbuf, "INSERT", "resources", "view_id,idx", beacon_res_fields,
+                     NULL, " ON CONFLICT(view_id, idx) DO NOTHING") ||
+        build_insert(nbuf, sizeof nbuf, "INSERT OR REPLACE", "navigation", "view_id",
+                     beacon_res_fields, beacon_nav_fields, ""))
+        return VP_ERR_LIMIT;
+    const char *sql[S_COUNT] = {
+        [S_BEGIN] = "BEGIN IMMEDIATE",
+        [S_COMMIT] = "COMMIT",
+        [S_ROLLBACK] = "ROLLBACK",
+        [S_VIEW_INSERT] =
+            "INSERT INTO views(id,started_at,received_at,url,path,route,parent_id,"
+            "navigation_type,device,ect,device_memory,browser,browser_major,label,sample_rate) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+        [S_VIEW_UPDATE] =
+            "UPDATE views SET parent_id=coalesce(parent_id,?2),"
+            "navigation_type=coalesce(navigation_type,?3),device=coalesce(device,?4),"
+            "ect=coalesce(ect,?5),device_memory=coalesce(device_memory,?6),"
+            "browser=coalesce(browser,?7),browser_major=coalesce(browser_major,?8),"
+            "label=coalesce(label,?9) WHERE id=?1",
+        [S_VIEW_CLAIM] = "UPDATE requests SET view_id=?1 WHERE view_id IS NULL AND injected=0 "
+                         "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?4",
+        [S_METRIC] =
+            "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+            "updated_at) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(view_id,metric_id) DO UPDATE SET "
+            "name=excluded.name,value=excluded.value,delta=excluded.delta,"
+            "rating=excluded.rating,attribution=coalesce(excluded.attribution,attribution),"
+            "updated_at=excluded.updated_at",
+        [S_NAV] = nbuf,
+        [S_RES] = rbuf,
+        [S_REQ_INSERT] =
+            "INSERT INTO requests(view_id,accept_us,head_done_us,connect_start_us,"
+            "connect_end_us,sent_us,first_byte_us,last_byte_us,bytes_in,bytes_out,"
+            "upstream_bytes,status,injected,reused,method,url,path,route,host,protocol,"
+            "tls_version,referer,referer_path,user_agent,content_type,content_encoding,"
+            "cache_control,error,label) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+            "?,?,?,?,?)",
+        [S_REQ_FIND_INJECTED] =
+            "SELECT view_id, accept_us / 1000 FROM requests WHERE path=?1 AND injected=1 AND "
+            "view_id IS NOT NULL AND accept_us BETWEEN ?2 - 60000000 AND ?2 "
+            "ORDER BY accept_us DESC LIMIT 1",
+        [S_REQ_FIND_VIEW] = "SELECT id, started_at FROM views WHERE path=?1 AND started_at "
+                            "BETWEEN ?2 / 1000 - 60000 AND ?2 / 1000 "
+                            "ORDER BY started_at DESC LIMIT 1",
+        [S_REQ_CLAIM] = "UPDATE requests SET view_id=?1 WHERE view_id IS NULL AND injected=0 "
+                        "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?3 + 60000000",
+        [S_REJECT] = "INSERT INTO rejections(reason,count) VALUES(?,1) "
+                     "ON CONFLICT(reason) DO UPDATE SET count=count+1",
+        [S_ACCEPTED] = "UPDATE meta SET value = CAST(value AS INTEGER) + ?1 "
+                       "WHERE key='beacons_accepted'",
+        [S_PRUNE_VIEWS] = "DELETE FROM views WHERE id IN (SELECT id FROM views "
+                          "WHERE started_at < ?1 LIMIT ?2)",
+        [S_PRUNE_REQUESTS] = "DELETE FROM requests WHERE id IN (SELECT id FROM requests "
+                             "WHERE accept_us < ?1 * 1000 LIMIT ?2)",
+    };
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+            SQLITE_OK) {
+            set_err(err, errlen, "preparing statements", sqlite3_errmsg(s->db));
+            return VP_ERR_DB;
+        }
+    }
+    return 0;
+}
+
+/* ---- binding helpers ---- */
+
+static int64_t clamp_i64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_jstr(sqlite3_stmt *st, int i, const json_t *v)
+{
+    if (json_is_string(v))
+        sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
+                          SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_jnum(sqlite3_stmt *st, int i, const json_t *v)
+{
+    if (json_is_number(v))
+        sqlite3_bind_double(st, i, json_number_value(v));
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Binds one field per beacon_field starting at index *i. Returns 0 or VP_ERR_NOMEM. */
+static int bind_fields(sqlite3_stmt *st, int *i, const json_t *obj, const struct beacon_field *fs)
+{
+    for (const struct beacon_field *f = fs; f->key; f++, (*i)++) {
+        const json_t *v = json_object_get(obj, f->key);
+        if (!v || json_is_null(v)) {
+            sqlite3_bind_null(st, *i);
+            continue;
+        }
+        switch (f->kind) {
+        case BEACON_K_TIME:
+            sqlite3_bind_double(st, *i, json_number_value(v));
+            break;
+        case BEACON_K_SIZE:
+        case BEACON_K_STATUS:
+        case BEACON_K_COUNT:
+            sqlite3_bind_int64(st, *i, (sqlite3_int64)llround(json_number_value(v)));
+            break;
+        case BEACON_K_URL:
+        case BEACON_K_TOKEN:
+            bind_jstr(st, *i, v);
+            break;
+        case BEACON_K_SV: {
+            char *txt = json_dumps(v, JSON_COMPACT);
+            if (!txt)
+                return VP_ERR_NOMEM;
+            sqlite3_bind_text(st, *i, txt, -1, free);
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+/* Runs a bound statement to completion and resets it. */
+static int run(struct store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    (void)s;
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : VP_ERR_DB;
+}
+
+/* ---- writing one item ---- */
+
+static int write_beacon(struct store *s, struct item *it)
+{
+    json_t *p = it->u.b.payload;
+    const char *vid = json_string_value(json_object_get(p, "vid"));
+    const char *url = json_string_value(json_object_get(p, "url"));
+    int64_t t0 = (int64_t)llround(json_number_value(json_object_get(p, "t0")));
+    size_t plen;
+    const char *path = store_path_span(url, &plen);
+    char route[BEACON_MAX_URL + 8];
+    int rl = store_route_of(url, strlen(url), route, sizeof route);
+    char fam[32];
+    int major = 0;
+    beacon_browser_of(it->u.b.ua, fam, sizeof fam, &major);
+    const json_t *pvid = json_object_get(p, "pvid"), *nav = json_object_get(p, "nav"),
+                 *dev = json_object_get(p, "dev"), *ect = json_object_get(p, "ect"),
+                 *mem = json_object_get(p, "mem");
+
+    sqlite3_stmt *st = s->st[S_VIEW_INSERT];
+    sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, t0);
+    sqlite3_bind_int64(st, 3, it->u.b.now_ms);
+    sqlite3_bind_text(st, 4, url, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, path, (int)plen, SQLITE_TRANSIENT);
+    if (rl >= 0)
+        sqlite3_bind_text(st, 6, route, rl, SQLITE_TRANSIENT);
+    bind_jstr(st, 7, pvid);
+    bind_jstr(st, 8, nav);
+    bind_jstr(st, 9, dev);
+    bind_jstr(st, 10, ect);
+    bind_jnum(st, 11, mem);
+    sqlite3_bind_text(st, 12, fam, -1, SQLITE_TRANSIENT);
+    if (major > 0)
+        sqlite3_bind_int(st, 13, major);
+    bind_text(st, 14, it->u.b.label);
+    sqlite3_bind_double(st, 15, it->u.b.sample_rate);
+    if (run(s, st))
+        return VP_ERR_DB;
+    if (sqlite3_changes(s->db) == 1) {
+        /* A new view claims the unassigned sub-resource requests that followed it. */
+        st = s->st[S_VIEW_CLAIM];
+        sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, t0 * 1000);
+        sqlite3_bind_int64(st, 4, (t0 + VIEW_WINDOW_MS) * 1000);
+        if (run(s, st))
+            return VP_ERR_DB;
+    } else {
+        st = s->st[S_VIEW_UPDATE];
+        sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+        bind_jstr(st, 2, pvid);
+        bind_jstr(st, 3, nav);
+        bind_jstr(st, 4, dev);
+        bind_jstr(st, 5, ect);
+        bind_jnum(st, 6, mem);
+        sqlite3_bind_text(st, 7, fam, -1, SQLITE_TRANSIENT);
+        if (major > 0)
+            sqlite3_bind_int(st, 8, major);
+        bind_text(st, 9, it->u.b.label);
+        if (run(s, st))
+            return VP_ERR_DB;
+    }
+
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(p, "m"), i, e) {
+        st = s->st[S_METRIC];
+        sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+        bind_jstr(st, 2, json_object_get(e, "n"));
+        bind_jstr(st, 3, json_object_get(e, "id"));
+        bind_jnum(st, 4, json_object_get(e, "v"));
+        bind_jnum(st, 5, json_object_get(e, "d"));
+        bind_jstr(st, 6, json_object_get(e, "r"));
+        const json_t *a = json_object_get(e, "a");
+        if (json_is_object(a)) {
+            char *txt = json_dumps(a, JSON_COMPACT);
+            if (!txt) {
+                sqlite3_reset(st);
+                sqlite3_clear_bindings(st);
+                return VP_ERR_NOMEM;
+            }
+            sqlite3_bind_text(st, 7, txt, -1, free);
+        }
+        sqlite3_bind_int64(st, 8, it->u.b.now_ms);
+        if (run(s, st))
+            return VP_ERR_DB;
+    }
+
+    const json_t *nt = json_object_get(p, "nt");
+    if (json_is_object(nt)) {
+        st = s->st[S_NAV];
+        int bi = 1;
+        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_TRANSIENT);
+        if (bind_fields(st, &bi, nt, beacon_res_fields) ||
+            bind_fields(st, &bi, nt, beacon_nav_fields)) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return VP_ERR_NOMEM;
+        }
+        if (run(s, st))
+            return VP_ERR_DB;
+    }
+
+    json_int_t base = json_integer_value(json_object_get(p, "ri"));
+    json_array_foreach(json_object_get(p, "res"), i, e) {
+        st = s->st[S_RES];
+        int bi = 1;
+        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, bi++, (sqlite3_int64)base + (sqlite3_int64)i);
+        if (bind_fields(st, &bi, e, beacon_res_fields)) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return VP_ERR_NOMEM;
+        }
+        if (run(s, st))
+            return VP_ERR_DB;
+    }
+    return 0;
+}
+
+/* The view a sub-resource request belongs to (see the file comment), copied into out. */
+static bool resolve_view(struct store *s, const char *rpath, size_t rlen, int64_t at_us,
+                         char *out, size_t cap)
+{
+    int64_t best_ms = INT64_MIN;
+    bool found = false;
+    enum stmt_id ids[2] = {S_REQ_FIND_INJECTED, S_REQ_FIND_VIEW};
+    for (int k = 0; k < 2; k++) {
+        sqlite3_stmt *st = s->st[ids[k]];
+        sqlite3_bind_text(st, 1, rpath, (int)rlen, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, at_us);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(st, 0);
+            int64_t t = sqlite3_column_int64(st, 1);
+            if (id && t > best_ms && strlen(id) < cap) {
+                memcpy(out, id, strlen(id) + 1);
+                best_ms = t;
+                found = true;
+            }
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    return found;
+}
+
+static int write_request(struct store *s, struct item *it)
+{
+    const struct store_request_rec *r = &it->u.req;
+    size_t plen = 0, rplen = 0;
+    const char *path = store_path_span(r->url, &plen);
+    const char *rpath = r->referer ? store_path_span(r->referer, &rplen) : NULL;
+    char route[BEACON_MAX_URL + 8];
+    int rl = r->url ? store_route_of(r->url, strlen(r->url), route, sizeof route) : -1;
+    char vbuf[72];
+    const char *view = r->view_id;
+    if (!view && rpath && r->accept_us > 0 && resolve_view(s, rpath, rplen, r->accept_us, vbuf,
+                                                           sizeof vbuf))
+        view = vbuf;
+
+    sqlite3_stmt *st = s->st[S_REQ_INSERT];
+    int i = 1;
+    bind_text(st, i++, view);
+    sqlite3_bind_int64(st, i++, r->accept_us);
+    sqlite3_bind_int64(st, i++, r->head_done_us);
+    sqlite3_bind_int64(st, i++, r->connect_start_us);
+    sqlite3_bind_int64(st, i++, r->connect_end_us);
+    sqlite3_bind_int64(st, i++, r->sent_us);
+    sqlite3_bind_int64(st, i++, r->first_byte_us);
+    sqlite3_bind_int64(st, i++, r->last_byte_us);
+    sqlite3_bind_int64(st, i++, clamp_i64(r->bytes_in));
+    sqlite3_bind_int64(st, i++, clamp_i64(r->bytes_out));
+    sqlite3_bind_int64(st, i++, clamp_i64(r->upstream_bytes));
+    sqlite3_bind_int(st, i++, r->status);
+    sqlite3_bind_int(st, i++, r->injected ? 1 : 0);
+    sqlite3_bind_int(st, i++, r->reused ? 1 : 0);
+    bind_text(st, i++, r->method);
+    bind_text(st, i++, r->url);
+    if (r->url)
+        sqlite3_bind_text(st, i, path, (int)plen, SQLITE_TRANSIENT);
+    i++;
+    if (rl >= 0)
+        sqlite3_bind_text(st, i, route, rl, SQLITE_TRANSIENT);
+    i++;
+    bind_text(st, i++, r->host);
+    bind_text(st, i++, r->protocol);
+    bind_text(st, i++, r->tls_version);
+    bind_text(st, i++, r->referer);
+    if (rpath)
+        sqlite3_bind_text(st, i, rpath, (int)rplen, SQLITE_TRANSIENT);
+    i++;
+    bind_text(st, i++, r->user_agent);
+    bind_text(st, i++, r->content_type);
+    bind_text(st, i++, r->content_encoding);
+    bind_text(st, i++, r->cache_control);
+    bind_text(st, i++, r->error);
+    bind_text(st, i++, r->label);
+    if (run(s, st))
+        return VP_ERR_DB;
+
+    if (r->injected && r->view_id && r->url && r->accept_us > 0) {
+        st = s->st[S_REQ_CLAIM];
+        sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, r->accept_us);
+        if (run(s, st))
+            return VP_ERR_DB;
+    }
+    return 0;
+}
+
+/* Deletes up to limit old views (with their rows, by cascade) and old requests. Returns the
+ * number of rows deleted, or a negative error. */
+static int prune_chunk(struct store *s, int64_t cutoff_ms, int limit)
+{
+    int total = 0;
+    enum stmt_id ids[2] = {S_PRUNE_VIEWS, S_PRUNE_REQUESTS};
+    for (int k = 0; k < 2; k++) {
+        sqlite3_stmt *st = s->st[ids[k]];
+        sqlite3_bind_int64(st, 1, cutoff_ms);
+        sqlite3_bind_int(st, 2, limit);
+        if (run(s, st))
+            return VP_ERR_DB;
+        total += sqlite3_changes(s->db);
+    }
+    return total;
+}
+
+static int64_t cutoff_of(const struct store *s, int64_t now_ms)
+{
+    return now_ms - (int64_t)s->opt.retention_days * 86400 * 1000;
+}
+
+static int write_item(struct store *s, struct item *it, uint64_t *beacons)
+{
+    switch (it->kind) {
+    case IT_BEACON:
+        (*beacons)++;
+        return write_beacon(s, it);
+    case IT_REQUEST:
+        return write_request(s, it);
+    case IT_REJECT: {
+        sqlite3_stmt *st = s->st[S_REJECT];
+        sqlite3_bind_text(st, 1, it->u.reason, -1, SQLITE_TRANSIENT);
+        return run(s, st);
+    }
+    case IT_PRUNE: {
+        int64_t cutoff = it->u.prune.now_ms - (int64_t)it->u.prune.days * 86400 * 1000;
+        int n;
+        do {
+            n = prune_chunk(s, cutoff, PRUNE_CHUNK);
+        } while (n > 0);
+        return n < 0 ? n : 0;
+    }
+    case IT_SYNC:
+        return 0;
+    }
+    return 0;
+}
+
+/* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller. */
+static void write_batch(struct store *s, struct item *batch, size_t n)
+{
+    uint64_t beacons = 0, errors = 0;
+    if (run(s, s->st[S_BEGIN])) {
+        errors = n;
+        goto out;
+    }
+    for (struct item *it = batch; it; it = it->next)
+        if (write_item(s, it, &beacons) != 0)
+            errors++; /* one bad item must not cost the others */
+    if (beacons > 0) {
+        sqlite3_bind_int64(s->st[S_ACCEPTED], 1, (sqlite3_int64)beacons);
+        if (run(s, s->st[S_ACCEPTED]))
+            errors++;
+    }
+    if (run(s, s->st[S_COMMIT])) {
+        run(s, s->st[S_ROLLBACK]);
+        errors = n;
+    }
+out:
+    pthread_mutex_lock(&s->mu);
+    s->stats.batches++;
+    s->stats.committed_rows += n - (errors > n ? n : errors);
+    s->stats.write_errors += errors;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void prune_step(struct store *s)
+{
+    int64_t now = vp_now_ms();
+    if (!s->prune_active) {
+        if (s->opt.retention_days <= 0 || now < s->next_prune_ms)
+            return;
+        s->prune_active = true;
+    }
+    int n = -1;
+    if (run(s, s->st[S_BEGIN]) == 0) {
+        n = prune_chunk(s, cutoff_of(s, now), PRUNE_CHUNK);
+        if (run(s, s->st[S_COMMIT])) {
+            run(s, s->st[S_ROLLBACK]);
+            n = -1;
+        }
+    }
+    if (n < PRUNE_CHUNK) { /* done (or failed: try again next interval) */
+        s->prune_active = false;
+        s->next_prune_ms = now + PRUNE_INTERVAL_MS;
+    }
+}
+
+static void abs_deadline(struct timespec *ts, int64_t ms_from_now)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(ms_from_now / 1000);
+    ts->tv_nsec += (long)(ms_from_now % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stop && !s->prune_active) {
+            if (s->opt.retention_days > 0) {
+                int64_t wait = s->next_prune_ms - vp_now_ms();
+                if (wait <= 0)
+                    break;
+                struct timespec ts;
+                abs_deadline(&ts, wait);
+                pthread_cond_timedwait(&s->cv_item, &s->mu, &ts);
+            } else {
+                pthread_cond_wait(&s->cv_item, &s->mu);
+            }
+        }
+        if (s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
+            struct timespec ts;
+            abs_deadline(&ts, s->opt.batch_ms);
+            while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows)
+                if (pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) == ETIMEDOUT)
+                    break;
+        }
+        struct item *batch = s->head, *last = NULL;
+        size_t n = 0;
+        for (struct item *it = s->head; it && n < s->opt.batch_rows; it = it->next) {
+            last = it;
+            n++;
+        }
+        if (last) {
+            s->head = last->next;
+            if (!s->head)
+                s->tail = NULL;
+            last->next = NULL;
+            s->qlen -= n;
+        } else {
+            batch = NULL;
+        }
+        bool stopping = s->stop && !s->head;
+        pthread_mutex_unlock(&s->mu);
+
+        if (batch)
+            write_batch(s, batch, n);
+        if (!stopping)
+            prune_step(s);
+
+        pthread_mutex_lock(&s->mu);
+        bool signal = false;
+        while (batch) {
+            struct item *next = batch->next;
+            if (batch->kind == IT_SYNC) {
+                batch->u.sync->done = true;
+                s->sync_pending--;
+                signal = true;
+                free(batch);
+            } else {
+                item_free(batch);
+            }
+            batch = next;
+        }
+        if (signal)
+            pthread_cond_broadcast(&s->cv_done);
+        if (stopping && !s->head)
+            break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Appends it; on VP_ERR_FULL the caller keeps ownership. force bypasses the bound (sync). */
+static int enqueue(struct store *s, struct item *it, bool force)
+{
+    it->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->stop || (!force && s->qlen >= s->opt.queue_max)) {
+        s->stats.dropped_full++;
+        pthread_mutex_unlock(&s->mu);
+        return VP_ERR_FULL;
+    }
+    if (s->tail)
+        s->tail->next = it;
+    else
+        s->head = it;
+    s->tail = it;
+    s->qlen++;
+    if (it->kind == IT_SYNC)
+        s->sync_pending++;
+    if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC)
+        pthread_cond_signal(&s->cv_item);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int store_open(struct store **out, const char *path, const struct store_options *opt, char *err,
+               size_t errlen)
+{
+    int rc = VP_ERR_NOMEM;
+    if (errlen)
+        err[0] = '\0';
+    struct store *s = calloc(1, sizeof *s);
+    if (!s) {
+        set_err(err, errlen, "out of memory", NULL);
+        return VP_ERR_NOMEM;
+    }
+    if (opt)
+        s->opt = *opt;
+    else
+        store_options_default(&s->opt);
+    if (s->opt.queue_max == 0)
+        s->opt.queue_max = 1;
+    if (s->opt.batch_rows == 0)
+        s->opt.batch_rows = 1;
+
+    int orc = sqlite3_open_v2(path, &s->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                              NULL);
+    if (orc != SQLITE_OK) {
+        set_err(err, errlen, path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+        rc = VP_ERR_IO;
+        goto fail_db;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    /* Version and foreign-file checks read only; WAL is switched on after them. */
+    if ((rc = store_schema_migrate(s->db, err, errlen)) != 0)
+        goto fail_db;
+    char *msg = NULL;
+    if (sqlite3_exec(s->db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        set_err(err, errlen, "configuring database", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        rc = VP_ERR_DB;
+        goto fail_db;
+    }
+    if ((rc = prepare_all(s, err, errlen)) != 0)
+        goto fail_db;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        rc = VP_ERR_NOMEM;
+        goto fail_db;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&s->cv_item, &ca) != 0) {
+        pthread_condattr_destroy(&ca);
+        rc = VP_ERR_NOMEM;
+        goto fail_mu;
+    }
+    if (pthread_cond_init(&s->cv_done, &ca) != 0) {
+        pthread_condattr_destroy(&ca);
+        rc = VP_ERR_NOMEM;
+        goto fail_cv;
+    }
+    pthread_condattr_destroy(&ca);
+    s->next_prune_ms = vp_now_ms(); /* prune once at start-up */
+    if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
+        set_err(err, errlen, "cannot start the writer thread", NULL);
+        rc = VP_ERR_NOMEM;
+        goto fail_cv2;
+    }
+    *out = s;
+    return 0;
+
+fail_cv2:
+    pthread_cond_destroy(&s->cv_done);
+fail_cv:
+    pthread_cond_destroy(&s->cv_item);
+fail_mu:
+    pthread_mutex_destroy(&s->mu);
+fail_db:
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    free(s);
+    if (errlen && !err[0])
+        set_err(err, errlen, vp_strerror(rc), NULL);
+    return rc;
+}
+
+void store_free(struct store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->cv_item);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    pthread_cond_destroy(&s->cv_done);
+    pthread_cond_destroy(&s->cv_item);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static char *dup_or_null(const char *v)
+{
+    return v ? strdup(v) : NULL;
+}
+
+static void enqueue_rejection(struct store *s, const char *reason)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stats.beacons_rejected++;
+    pthread_mutex_unlock(&s->mu);
+    struct item *it = calloc(1, sizeof *it);
+    if (!it)
+        return;
+    it->kind = IT_REJECT;
+    int w = snprintf(it->u.reason, sizeof it->u.reason, "%s", reason && *reason ? reason : "?");
+    if (w < 0 || enqueue(s, it, false) != 0)
+        free(it);
+}
+
+void store_count_rejection(struct store *s, const char *reason)
+{
+    enqueue_rejection(s, reason);
+}
+
+int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
+                        const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
+{
+    char why[REASON_MAX];
+    json_t *p = NULL;
+    int rc = beacon_parse(body, body_len, &p, why, sizeof why);
+    if (rc == VP_ERR_NOMEM)
+        return rc;
+    if (rc) {
+        if (reasonlen) {
+            int w = snprintf(reason, reasonlen, "%s", why);
+            if (w < 0)
+                reason[0] = '\0';
+        }
+        enqueue_rejection(s, why);
+        return rc;
+    }
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        json_decref(p);
+        return VP_ERR_NOMEM;
+    }
+    it->kind = IT_BEACON;
+    it->u.b.payload = p;
+    it->u.b.now_ms = ctx && ctx->now_ms > 0 ? ctx->now_ms : vp_now_ms();
+    it->u.b.sample_rate = ctx ? ctx->sample_rate : 1.0;
+    it->u.b.ua = ctx ? dup_or_null(ctx->user_agent) : NULL;
+    it->u.b.label = ctx ? dup_or_null(ctx->label) : NULL;
+    if ((ctx && ctx->user_agent && !it->u.b.ua) || (ctx && ctx->label && !it->u.b.label)) {
+        item_free(it);
+        return VP_ERR_NOMEM;
+    }
+    if ((rc = enqueue(s, it, false)) != 0) {
+        item_free(it);
+        if (reasonlen) {
+            int w = snprintf(reason, reasonlen, "store busy");
+            if (w < 0)
+                reason[0] = '\0';
+        }
+        return rc;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.beacons_accepted++;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int store_record_request(struct store *s, const struct store_request_rec *rec)
+{
+    const char *const *src[] = {&rec->method,       &rec->url,          &rec->host,
+                                &rec->protocol,     &rec->tls_version,  &rec->view_id,
+                                &rec->referer,      &rec->user_agent,   &rec->content_type,
+                                &rec->content_encoding, &rec->cache_control, &rec->error,
+                                &rec->label};
+    enum { NSTR = sizeof src / sizeof src[0] };
+    size_t total = 0;
+    for (size_t i = 0; i < NSTR; i++)
+        if (*src[i])
+            total += strlen(*src[i]) + 1;
+    struct item *it = malloc(sizeof *it + total);
+    if (!it)
+        return VP_ERR_NOMEM;
+    memset(it, 0, sizeof *it);
+    it->kind = IT_REQUEST;
+    it->u.req = *rec;
+    const char **dst[] = {&it->u.req.method,       &it->u.req.url,
+                          &it->u.req.host,         &it->u.req.protocol,
+                          &it->u.req.tls_version,  &it->u.req.view_id,
+                          &it->u.req.referer,      &it->u.req.user_agent,
+                          &it->u.req.content_type, &it->u.req.content_encoding,
+                          &it->u.req.cache_control, &it->u.req.error,
+                          &it->u.req.label};
+    char *p = (char *)(it + 1);
+    for (size_t i = 0; i < NSTR; i++) {
+        if (*src[i]) {
+            size_t n = strlen(*src[i]) + 1;
+            memcpy(p, *src[i], n);
+            *dst[i] = p;
+            p += n;
+        } else {
+            *dst[i] = NULL;
+        }
+    }
+    int rc = enqueue(s, it, false);
+    if (rc)
+        free(it);
+    return rc;
+}
+
+void store_get_stats(struct store *s, struct store_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    out->queued = s->qlen;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int store_prune_at(struct store *s, int64_t now_ms, int days)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it)
+        return VP_ERR_NOMEM;
+    it->kind = IT_PRUNE;
+    it->u.prune.now_ms = now_ms;
+    it->u.prune.days = days;
+    int rc = enqueue(s, it, true);
+    if (rc)
+        free(it);
+    return rc;
+}
+
+int store_sync(struct store *s)
+{
+    struct sync_marker m = {false};
+    struct item *it = calloc(1, sizeof *it);
+    if (!it)
+        return VP_ERR_NOMEM;
+    it->kind = IT_SYNC;
+    it->u.sync = &m;
+    int rc = enqueue(s, it, true);
+    if (rc) {
+        free(it);
+        return rc;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!m.done)
+        pthread_cond_wait(&s->cv_done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}

@@ -91,7 +91,8 @@ struct store_stats {
     uint64_t batches;
     uint64_t beacons_accepted;
     uint64_t beacons_rejected;
-    uint64_t dropped_full;
+    uint64_t dropped_full;    /* items refused with VP_ERR_FULL */
+    uint64_t write_errors;    /* items the writer failed to store (SQLite errors) */
 };
 
 void store_get_stats(struct store *s, struct store_stats *out);

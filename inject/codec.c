@@ -1,0 +1,628 @@
+/* Streaming decoders and encoders for the content codings the injector re-encodes.
+ *
+ * Design: each decoder inflates into one CODEC_BLOCK buffer it owns and hands every full (or
+ * final) block to the sink, so memory stays at the library state plus one block whatever the
+ * ratio; the caps are checked before the sink sees a block. Encoders write straight into space
+ * reserved in the output evbuffer (evbuffer_reserve_space/commit_space), no staging copy.
+ *
+ * Allocation: zlib, brotli and zstd all take custom allocators, routed to inject_malloc. The
+ * brotli encoder (1.0.x) calls exit() when an allocation fails; to keep one response's OOM from
+ * killing the server, its allocator records every block in a per-encoder list and, on failure,
+ * longjmp()s back to the codec_enc_feed/codec_enc_new frame that called into brotli, which frees
+ * the whole list (the brotli state with it) and returns VP_ERR_NOMEM. No brotli frame holds
+ * resources other than those blocks, so nothing leaks. */
+#include "config.h"
+#include "inject/codec.h"
+
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_create?Ctx_advanced: custom allocators */
+#include <brotli/decode.h>
+#include <brotli/encode.h>
+#include <event2/buffer.h>
+#include <setjmp.h>
+#include <stdalign.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "common/vp_err.h"
+#include "inject/inject_alloc.h"
+
+#define ZSTD_WINDOW_LOG_MAX 23
+
+/* ---- allocator adapters ---- */
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    (void)opaque;
+    return inject_calloc(items, size);
+}
+
+static void z_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    inject_free(p);
+}
+
+static void *lib_alloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    return inject_malloc(size);
+}
+
+static void lib_free(void *opaque, void *p)
+{
+    (void)opaque;
+    inject_free(p);
+}
+
+static const ZSTD_customMem zstd_mem = {lib_alloc, lib_free, NULL};
+
+/* ---- decoders ---- */
+
+enum dec_state { D_START, D_RUN, D_BETWEEN, D_DONE, D_GARBAGE, D_FAILED };
+
+struct codec_dec {
+    enum inject_coding coding;
+    struct codec_limits lim;
+    enum dec_state state;
+    bool raw_deflate;
+    bool zinit;
+    unsigned char first;   /* deflate: first byte, kept until the second arrives */
+    bool have_first;
+    bool member_output;    /* gzip: the current member produced output */
+    unsigned members;      /* gzip: complete members so far */
+    uint64_t in_total, out_total;
+    z_stream z;
+    BrotliDecoderState *br;
+    ZSTD_DCtx *zd;
+    unsigned char block[CODEC_BLOCK];
+};
+
+int codec_dec_new(struct codec_dec **out, enum inject_coding coding, const struct codec_limits *lim)
+{
+    if (coding != INJECT_CODING_GZIP && coding != INJECT_CODING_DEFLATE &&
+        coding != INJECT_CODING_BR && coding != INJECT_CODING_ZSTD)
+        return VP_ERR_INVALID;
+    struct codec_dec *d = inject_calloc(1, sizeof *d);
+    if (!d)
+        return VP_ERR_NOMEM;
+    d->coding = coding;
+    if (lim)
+        d->lim = *lim;
+    d->z.zalloc = z_alloc;
+    d->z.zfree = z_free;
+    d->state = D_START;
+    if (coding == INJECT_CODING_GZIP) {
+        if (inflateInit2(&d->z, 16 + MAX_WBITS) != Z_OK)
+            goto fail;
+        d->zinit = true;
+        d->state = D_RUN;
+    } else if (coding == INJECT_CODING_BR) {
+        d->br = BrotliDecoderCreateInstance(lib_alloc, lib_free, NULL);
+        if (!d->br)
+            goto fail;
+        d->state = D_RUN;
+    } else if (coding == INJECT_CODING_ZSTD) {
+        d->zd = ZSTD_createDCtx_advanced(zstd_mem);
+        if (!d->zd)
+            goto fail;
+        if (ZSTD_isError(ZSTD_DCtx_setParameter(d->zd, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX)))
+            goto fail;
+        d->state = D_RUN;
+    }
+    *out = d;
+    return 0;
+fail:
+    codec_dec_free(d);
+    return VP_ERR_NOMEM;
+}
+
+void codec_dec_free(struct codec_dec *d)
+{
+    if (!d)
+        return;
+    if (d->zinit)
+        inflateEnd(&d->z);
+    if (d->br)
+        BrotliDecoderDestroyInstance(d->br);
+    if (d->zd)
+        ZSTD_freeDCtx(d->zd);
+    inject_free(d);
+}
+
+bool codec_dec_raw_deflate(const struct codec_dec *d)
+{
+    return d->raw_deflate;
+}
+
+uint64_t codec_dec_total_out(const struct codec_dec *d)
+{
+    return d->out_total;
+}
+
+uint64_t codec_dec_total_in(const struct codec_dec *d)
+{
+    return d->in_total;
+}
+
+/* Checks the caps for n more decoded bytes, then passes them on. */
+static int emit(struct codec_dec *d, size_t n, codec_sink_cb sink, void *arg)
+{
+    if (n == 0)
+        return 0;
+    d->out_total += n;
+    if (d->lim.max_decoded && d->out_total > d->lim.max_decoded)
+        return VP_ERR_LIMIT;
+    if (d->lim.max_ratio && d->out_total > d->lim.ratio_grace &&
+        d->out_total / d->lim.max_ratio > d->in_total)
+        return VP_ERR_LIMIT;
+    return sink(arg, (const char *)d->block, n);
+}
+
+static int zlib_err(int r)
+{
+    return r == Z_MEM_ERROR ? VP_ERR_NOMEM : VP_ERR_PROTO;
+}
+
+/* deflate: choose zlib or raw framing from the first two bytes (RFC 1950 section 2.2: CM 8,
+ * CINFO <= 7, FCHECK makes the pair a multiple of 31). */
+static int deflate_start(struct codec_dec *d, unsigned char b0, unsigned char b1)
+{
+    bool zlib = (b0 & 0x0f) == 8 && (b0 >> 4) <= 7 && ((unsigned)b0 * 256u + b1) % 31u == 0;
+    d->raw_deflate = !zlib;
+    int r = inflateInit2(&d->z, zlib ? MAX_WBITS : -MAX_WBITS);
+    if (r != Z_OK)
+        return zlib_err(r);
+    d->zinit = true;
+    d->state = D_RUN;
+    return 0;
+}
+
+static int inflate_some(struct codec_dec *d, const unsigned char *in, size_t n, codec_sink_cb sink,
+                        void *arg)
+{
+    while (n > 0) {
+        if (d->state == D_DONE || d->state == D_GARBAGE)
+            return 0; /* trailing bytes after the end: ignored */
+        if (d->state == D_BETWEEN) {
+            int r = inflateReset(&d->z);
+            if (r != Z_OK)
+                return zlib_err(r);
+            d->member_output = false;
+            d->state = D_RUN;
+        }
+        uInt chunk = n > (size_t)UINT32_MAX ? UINT32_MAX : (uInt)n;
+        d->z.next_in = (Bytef *)(uintptr_t)in;
+        d->z.avail_in = chunk;
+        int r;
+        do {
+            d->z.next_out = d->block;
+            d->z.avail_out = CODEC_BLOCK;
+            r = inflate(&d->z, Z_NO_FLUSH);
+            size_t got = CODEC_BLOCK - d->z.avail_out;
+            if (r == Z_DATA_ERROR && d->coding == INJECT_CODING_GZIP && d->members > 0 &&
+                !d->member_output && got == 0) {
+                /* not a gzip member after a complete one: trailing garbage */
+                d->state = D_GARBAGE;
+                return 0;
+            }
+            if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
+                return zlib_err(r);
+            if (got)
+                d->member_output = true;
+            int e = emit(d, got, sink, arg);
+            if (e)
+                return e;
+        } while (r == Z_OK && d->z.avail_out == 0);
+        size_t used = chunk - d->z.avail_in;
+        in += used;
+        n -= used;
+        if (r == Z_STREAM_END) {
+            d->members++;
+            d->state = d->coding == INJECT_CODING_GZIP ? D_BETWEEN : D_DONE;
+        }
+        else if (used == 0 && r == Z_BUF_ERROR)
+            return VP_ERR_PROTO;
+    }
+    return 0;
+}
+
+static int brotli_some(struct codec_dec *d, const unsigned char *in, size_t n, codec_sink_cb sink,
+                       void *arg)
+{
+    size_t avail_in = n;
+    const uint8_t *next_in = in;
+    for (;;) {
+        if (d->state == D_DONE)
+            return 0;
+        size_t avail_out = CODEC_BLOCK;
+        uint8_t *next_out = d->block;
+        BrotliDecoderResult r =
+            BrotliDecoderDecompressStream(d->br, &avail_in, &next_in, &avail_out, &next_out, NULL);
+        int e = emit(d, CODEC_BLOCK - avail_out, sink, arg);
+        if (e)
+            return e;
+        switch (r) {
+        case BROTLI_DECODER_RESULT_SUCCESS:
+            d->state = D_DONE; /* trailing bytes ignored */
+            return 0;
+        case BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT:
+            return 0;
+        case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT:
+            continue;
+        case BROTLI_DECODER_RESULT_ERROR:
+        default: {
+            BrotliDecoderErrorCode c = BrotliDecoderGetErrorCode(d->br);
+            return c <= BROTLI_DECODER_ERROR_ALLOC_CONTEXT_MODES &&
+                           c >= BROTLI_DECODER_ERROR_ALLOC_BLOCK_TYPE_TREES
+                       ? VP_ERR_NOMEM
+                       : VP_ERR_PROTO;
+        }
+        }
+    }
+}
+
+static int zstd_some(struct codec_dec *d, const unsigned char *in, size_t n, codec_sink_cb sink,
+                     void *arg)
+{
+    ZSTD_inBuffer ib = {in, n, 0};
+    for (;;) {
+        ZSTD_outBuffer ob = {d->block, CODEC_BLOCK, 0};
+        size_t before = ib.pos;
+        size_t r = ZSTD_decompressStream(d->zd, &ob, &ib);
+        if (ZSTD_isError(r)) {
+            ZSTD_ErrorCode c = ZSTD_getErrorCode(r);
+            if (c == ZSTD_error_memory_allocation)
+                return VP_ERR_NOMEM;
+            if (c == ZSTD_error_frameParameter_windowTooLarge)
+                return VP_ERR_LIMIT;
+            return VP_ERR_PROTO;
+        }
+        if (r == 0)
+            d->state = D_BETWEEN; /* a frame ended exactly here */
+        else if (ib.pos > before || ob.pos > 0)
+            d->state = D_RUN;
+        int e = emit(d, ob.pos, sink, arg);
+        if (e)
+            return e;
+        if (ib.pos == ib.size && ob.pos < ob.size)
+            return 0;
+    }
+}
+
+int codec_dec_feed(struct codec_dec *d, const void *in, size_t n, codec_sink_cb sink, void *arg)
+{
+    const unsigned char *p = in;
+    if (d->state == D_FAILED)
+        return VP_ERR_INVALID;
+    if (n == 0)
+        return 0;
+    d->in_total += n;
+    int e = 0;
+    switch (d->coding) {
+    case INJECT_CODING_GZIP:
+        e = inflate_some(d, p, n, sink, arg);
+        break;
+    case INJECT_CODING_DEFLATE:
+        if (d->state == D_START) {
+            if (!d->have_first) {
+                d->first = p[0];
+                d->have_first = true;
+                p++;
+                n--;
+                if (n == 0)
+                    return 0;
+            }
+            unsigned char two[2] = {d->first, p[0]};
+            e = deflate_start(d, two[0], two[1]);
+            if (!e)
+                e = inflate_some(d, two, 1, sink, arg);
+        }
+        if (!e)
+            e = inflate_some(d, p, n, sink, arg);
+        break;
+    case INJECT_CODING_BR:
+        e = brotli_some(d, p, n, sink, arg);
+        break;
+    case INJECT_CODING_ZSTD:
+        e = zstd_some(d, p, n, sink, arg);
+        break;
+    default:
+        e = VP_ERR_INVALID;
+    }
+    if (e)
+        d->state = D_FAILED;
+    return e;
+}
+
+int codec_dec_finish(struct codec_dec *d)
+{
+    if (d->in_total == 0)
+        return 0; /* an empty body is fine in any coding */
+    switch (d->state) {
+    case D_DONE:
+    case D_GARBAGE:
+    case D_BETWEEN:
+        return 0;
+    case D_RUN:
+        /* a few bytes of a next gzip member's header at the very end: trailing garbage too */
+        if (d->coding == INJECT_CODING_GZIP && d->members > 0 && !d->member_output)
+            return 0;
+        return VP_ERR_PROTO;
+    default:
+        return VP_ERR_PROTO;
+    }
+}
+
+/* ---- encoders ---- */
+
+/* brotli encoder allocations: a list per encoder so an OOM longjmp can free them all. */
+struct br_blk {
+    struct br_blk *prev, *next;
+    alignas(max_align_t) unsigned char data[];
+};
+
+struct codec_enc {
+    enum inject_coding coding;
+    bool zinit, dirty, ended, failed;
+    z_stream z;
+    BrotliEncoderState *br;
+    struct br_blk br_list; /* sentinel of the brotli block list */
+    jmp_buf *br_jmp;       /* set while brotli runs */
+    ZSTD_CCtx *zc;
+};
+
+static void *br_alloc(void *opaque, size_t size)
+{
+    struct codec_enc *e = opaque;
+    struct br_blk *b = inject_malloc(sizeof *b + size);
+    if (!b) {
+        if (e->br_jmp)
+            longjmp(*e->br_jmp, 1);
+        return NULL;
+    }
+    b->next = e->br_list.next;
+    b->prev = &e->br_list;
+    e->br_list.next->prev = b;
+    e->br_list.next = b;
+    return b->data;
+}
+
+static void br_free(void *opaque, void *p)
+{
+    (void)opaque;
+    if (!p)
+        return;
+    struct br_blk *b = (struct br_blk *)(void *)((unsigned char *)p - offsetof(struct br_blk, data));
+    b->prev->next = b->next;
+    b->next->prev = b->prev;
+    inject_free(b);
+}
+
+/* After a longjmp out of brotli: its state is inconsistent; free every block it owned. */
+static void br_release_all(struct codec_enc *e)
+{
+    struct br_blk *b = e->br_list.next;
+    while (b != &e->br_list) {
+        struct br_blk *next = b->next;
+        inject_free(b);
+        b = next;
+    }
+    e->br_list.next = e->br_list.prev = &e->br_list;
+    e->br = NULL;
+}
+
+static int br_create(struct codec_enc *e, int quality)
+{
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        e->br_jmp = NULL;
+        br_release_all(e);
+        return VP_ERR_NOMEM;
+    }
+    e->br_jmp = &jb;
+    e->br = BrotliEncoderCreateInstance(br_alloc, br_free, e);
+    e->br_jmp = NULL;
+    if (!e->br)
+        return VP_ERR_NOMEM;
+    if (!BrotliEncoderSetParameter(e->br, BROTLI_PARAM_QUALITY, (uint32_t)quality) ||
+        !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_LGWIN, 22) ||
+        !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT))
+        return VP_ERR_INVALID;
+    return 0;
+}
+
+int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, bool raw_deflate)
+{
+    if (coding != INJECT_CODING_GZIP && coding != INJECT_CODING_DEFLATE &&
+        coding != INJECT_CODING_BR && coding != INJECT_CODING_ZSTD)
+        return VP_ERR_INVALID;
+    struct codec_enc *e = inject_calloc(1, sizeof *e);
+    if (!e)
+        return VP_ERR_NOMEM;
+    e->coding = coding;
+    e->br_list.next = e->br_list.prev = &e->br_list;
+    int err = VP_ERR_NOMEM;
+    if (coding == INJECT_CODING_GZIP || coding == INJECT_CODING_DEFLATE) {
+        int wbits = coding == INJECT_CODING_GZIP ? 16 + MAX_WBITS
+                                                 : (raw_deflate ? -MAX_WBITS : MAX_WBITS);
+        e->z.zalloc = z_alloc;
+        e->z.zfree = z_free;
+        int r = deflateInit2(&e->z, level, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY);
+        if (r != Z_OK) {
+            err = r == Z_STREAM_ERROR ? VP_ERR_INVALID : VP_ERR_NOMEM;
+            goto fail;
+        }
+        e->zinit = true;
+    } else if (coding == INJECT_CODING_BR) {
+        err = br_create(e, level);
+        if (err)
+            goto fail;
+    } else {
+        e->zc = ZSTD_createCCtx_advanced(zstd_mem);
+        if (!e->zc)
+            goto fail;
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel, level))) {
+            err = VP_ERR_INVALID;
+            goto fail;
+        }
+    }
+    *out = e;
+    return 0;
+fail:
+    codec_enc_free(e);
+    return err;
+}
+
+void codec_enc_free(struct codec_enc *e)
+{
+    if (!e)
+        return;
+    if (e->zinit)
+        deflateEnd(&e->z);
+    if (e->br)
+        BrotliEncoderDestroyInstance(e->br);
+    br_release_all(e); /* nothing left unless brotli failed mid-call */
+    if (e->zc)
+        ZSTD_freeCCtx(e->zc);
+    inject_free(e);
+}
+
+static int reserve(struct evbuffer *out, struct evbuffer_iovec *v)
+{
+    return evbuffer_reserve_space(out, CODEC_BLOCK, v, 1) < 1 ? VP_ERR_NOMEM : 0;
+}
+
+static int commit(struct evbuffer *out, struct evbuffer_iovec *v, size_t used)
+{
+    v->iov_len = used;
+    return evbuffer_commit_space(out, v, 1) != 0 ? VP_ERR_NOMEM : 0;
+}
+
+static int zlib_enc(struct codec_enc *e, const void *in, size_t n, unsigned flags,
+                    struct evbuffer *out)
+{
+    int mode = (flags & CODEC_END) ? Z_FINISH : (flags & CODEC_FLUSH) ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+    const unsigned char *p = in;
+    for (;;) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        bool last = chunk == n;
+        e->z.next_in = (Bytef *)(uintptr_t)p;
+        e->z.avail_in = chunk;
+        int r;
+        do {
+            struct evbuffer_iovec v;
+            if (reserve(out, &v))
+                return VP_ERR_NOMEM;
+            e->z.next_out = v.iov_base;
+            e->z.avail_out = (uInt)(v.iov_len > (1u << 30) ? (1u << 30) : v.iov_len);
+            uInt cap = e->z.avail_out;
+            r = deflate(&e->z, last ? mode : Z_NO_FLUSH);
+            if (commit(out, &v, cap - e->z.avail_out))
+                return VP_ERR_NOMEM;
+            if (r == Z_MEM_ERROR)
+                return VP_ERR_NOMEM;
+            if (r == Z_STREAM_ERROR)
+                return VP_ERR_INVALID;
+        } while (e->z.avail_out == 0 || (last && mode == Z_FINISH && r != Z_STREAM_END));
+        p += chunk;
+        n -= chunk;
+        if (last)
+            return 0;
+    }
+}
+
+static int brotli_enc_run(struct codec_enc *e, const void *in, size_t n, BrotliEncoderOperation op,
+                          struct evbuffer *out)
+{
+    size_t avail_in = n;
+    const uint8_t *next_in = in;
+    for (;;) {
+        struct evbuffer_iovec v;
+        if (reserve(out, &v))
+            return VP_ERR_NOMEM;
+        size_t avail_out = v.iov_len;
+        uint8_t *next_out = v.iov_base;
+        if (!BrotliEncoderCompressStream(e->br, op, &avail_in, &next_in, &avail_out, &next_out,
+                                         NULL)) {
+            (void)commit(out, &v, 0);
+            return VP_ERR_INVALID;
+        }
+        if (commit(out, &v, v.iov_len - avail_out))
+            return VP_ERR_NOMEM;
+        if (avail_in == 0 && !BrotliEncoderHasMoreOutput(e->br) &&
+            (op != BROTLI_OPERATION_FINISH || BrotliEncoderIsFinished(e->br)))
+            return 0;
+    }
+}
+
+static int brotli_enc(struct codec_enc *e, const void *in, size_t n, unsigned flags,
+                      struct evbuffer *out)
+{
+    BrotliEncoderOperation op = (flags & CODEC_END)     ? BROTLI_OPERATION_FINISH
+                                : (flags & CODEC_FLUSH) ? BROTLI_OPERATION_FLUSH
+                                                        : BROTLI_OPERATION_PROCESS;
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        e->br_jmp = NULL;
+        br_release_all(e);
+        return VP_ERR_NOMEM;
+    }
+    e->br_jmp = &jb;
+    int r = brotli_enc_run(e, in, n, op, out);
+    e->br_jmp = NULL;
+    return r;
+}
+
+static int zstd_enc(struct codec_enc *e, const void *in, size_t n, unsigned flags,
+                    struct evbuffer *out)
+{
+    ZSTD_EndDirective op = (flags & CODEC_END)     ? ZSTD_e_end
+                           : (flags & CODEC_FLUSH) ? ZSTD_e_flush
+                                                   : ZSTD_e_continue;
+    ZSTD_inBuffer ib = {in, n, 0};
+    for (;;) {
+        struct evbuffer_iovec v;
+        if (reserve(out, &v))
+            return VP_ERR_NOMEM;
+        ZSTD_outBuffer ob = {v.iov_base, v.iov_len, 0};
+        size_t r = ZSTD_compressStream2(e->zc, &ob, &ib, op);
+        if (commit(out, &v, ob.pos))
+            return VP_ERR_NOMEM;
+        if (ZSTD_isError(r))
+            return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? VP_ERR_NOMEM
+                                                                         : VP_ERR_INVALID;
+        if (op == ZSTD_e_continue ? ib.pos == ib.size : r == 0)
+            return 0;
+    }
+}
+
+int codec_enc_feed(struct codec_enc *e, const void *in, size_t n, unsigned flags,
+                   struct evbuffer *out)
+{
+    if (e->ended || e->failed)
+        return VP_ERR_INVALID;
+    if (n > 0)
+        e->dirty = true;
+    if ((flags & CODEC_FLUSH) && !(flags & CODEC_END) && !e->dirty)
+        flags &= ~CODEC_FLUSH; /* nothing new to flush */
+    if (n == 0 && flags == 0)
+        return 0;
+    int r;
+    if (e->coding == INJECT_CODING_BR)
+        r = brotli_enc(e, in, n, flags, out);
+    else if (e->coding == INJECT_CODING_ZSTD)
+        r = zstd_enc(e, in, n, flags, out);
+    else
+        r = zlib_enc(e, in, n, flags, out);
+    if (r) {
+        e->failed = true;
+        return r;
+    }
+    if (flags & (CODEC_FLUSH | CODEC_END))
+        e->dirty = false;
+    if (flags & CODEC_END)
+        e->ended = true;
+    return 0;
+}

@@ -1,0 +1,458 @@
+/* Beacon payload validation (web/beacon-protocol.md v1). jansson parses (it rejects invalid
+ * UTF-8, NaN/Infinity, overflowing numbers and nesting deeper than its parser limit); this file
+ * checks every field the writer will read: type, range, length, enumerated value. Unknown fields
+ * are ignored. Reasons are composed of constant text and our own field names only, so they are
+ * safe to return to a client and form a small vocabulary for the rejection counters. */
+#include "config.h"
+
+#include "store/beacon.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/vp_err.h"
+
+const struct beacon_field beacon_res_fields[] = {
+    {"u", "url", BEACON_K_URL},
+    {"i", "initiator", BEACON_K_TOKEN},
+    {"s", "start_ms", BEACON_K_TIME},
+    {"d", "duration_ms", BEACON_K_TIME},
+    {"rds", "redirect_start", BEACON_K_TIME},
+    {"rde", "redirect_end", BEACON_K_TIME},
+    {"fs", "fetch_start", BEACON_K_TIME},
+    {"dls", "dns_start", BEACON_K_TIME},
+    {"dle", "dns_end", BEACON_K_TIME},
+    {"cs", "connect_start", BEACON_K_TIME},
+    {"ce", "connect_end", BEACON_K_TIME},
+    {"scs", "secure_start", BEACON_K_TIME},
+    {"rqs", "request_start", BEACON_K_TIME},
+    {"rps", "response_start", BEACON_K_TIME},
+    {"rpe", "response_end", BEACON_K_TIME},
+    {"ts", "transfer_size", BEACON_K_SIZE},
+    {"eb", "encoded_size", BEACON_K_SIZE},
+    {"db", "decoded_size", BEACON_K_SIZE},
+    {"p", "protocol", BEACON_K_TOKEN},
+    {"rb", "render_blocking", BEACON_K_TOKEN},
+    {"st", "status", BEACON_K_STATUS},
+    {"dt", "delivery_type", BEACON_K_TOKEN},
+    {"sv", "server_timing", BEACON_K_SV},
+    {NULL, NULL, BEACON_K_TIME},
+};
+
+const struct beacon_field beacon_nav_fields[] = {
+    {"di", "dom_interactive", BEACON_K_TIME},
+    {"dcl", "dcl_start", BEACON_K_TIME},
+    {"dcle", "dcl_end", BEACON_K_TIME},
+    {"dc", "dom_complete", BEACON_K_TIME},
+    {"ls", "load_start", BEACON_K_TIME},
+    {"le", "load_end", BEACON_K_TIME},
+    {"ty", "type", BEACON_K_TOKEN},
+    {"rc", "redirect_count", BEACON_K_COUNT},
+    {NULL, NULL, BEACON_K_TIME},
+};
+
+const char *const beacon_metric_names[] = {"LCP", "CLS", "INP", "FCP", "TTFB", NULL};
+
+static const char *const nav_types[] = {"navigate",           "reload",  "back-forward",
+                                        "back-forward-cache", "prerender", "restore",
+                                        "soft-navigation",    NULL};
+static const char *const dev_classes[] = {"mobile", "tablet", "desktop", NULL};
+static const char *const ect_values[] = {"slow-2g", "2g", "3g", "4g", NULL};
+static const char *const ratings[] = {"good", "needs-improvement", "poor", NULL};
+
+/* Attribution keys per metric: kind URL/TOKEN for strings (selectors use SELECTOR), TIME else. */
+enum akind { A_TIME, A_SEL, A_URL, A_TOKEN, A_CLS };
+struct akey {
+    const char *key;
+    enum akind kind;
+};
+static const struct akey attr_lcp[] = {{"target", A_SEL},      {"url", A_URL},
+                                       {"ttfb", A_TIME},       {"loadDelay", A_TIME},
+                                       {"loadDuration", A_TIME}, {"renderDelay", A_TIME},
+                                       {NULL, A_TIME}};
+static const struct akey attr_cls[] = {{"target", A_SEL},
+                                       {"time", A_TIME},
+                                       {"value", A_CLS},
+                                       {"loadState", A_TOKEN},
+                                       {NULL, A_TIME}};
+static const struct akey attr_inp[] = {
+    {"target", A_SEL},      {"type", A_TOKEN},      {"time", A_TIME},
+    {"inputDelay", A_TIME}, {"processing", A_TIME}, {"presentation", A_TIME},
+    {"loadState", A_TOKEN}, {"scriptUrl", A_URL},   {"scriptDuration", A_TIME},
+    {NULL, A_TIME}};
+static const struct akey attr_fcp[] = {
+    {"ttfb", A_TIME}, {"firstByteToFCP", A_TIME}, {"loadState", A_TOKEN}, {NULL, A_TIME}};
+static const struct akey attr_ttfb[] = {{"waiting", A_TIME},    {"cache", A_TIME},
+                                        {"dns", A_TIME},        {"connection", A_TIME},
+                                        {"request", A_TIME},    {NULL, A_TIME}};
+
+static int fail(char *reason, size_t cap, const char *a, const char *b)
+{
+    if (cap > 0) {
+        int w = snprintf(reason, cap, "%s%s", a, b ? b : "");
+        if (w < 0)
+            reason[0] = '\0';
+    }
+    return VP_ERR_INVALID;
+}
+
+static bool in_set(const char *s, const char *const *set)
+{
+    for (size_t i = 0; set[i]; i++)
+        if (strcmp(s, set[i]) == 0)
+            return true;
+    return false;
+}
+
+bool beacon_valid_view_id(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return false;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+        if (n >= 64)
+            return false;
+    }
+    return n >= 8;
+}
+
+/* A number within [lo, hi]; jansson never yields NaN/Inf but check anyway. */
+static bool num_in(const json_t *v, double lo, double hi)
+{
+    if (!json_is_number(v))
+        return false;
+    double d = json_number_value(v);
+    return isfinite(d) && d >= lo && d <= hi;
+}
+
+static bool int_in(const json_t *v, json_int_t lo, json_int_t hi)
+{
+    return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
+}
+
+static bool str_max(const json_t *v, size_t max)
+{
+    return json_is_string(v) && json_string_length(v) <= max;
+}
+
+static int check_sv(const json_t *sv, char *reason, size_t cap, const char *where)
+{
+    if (!json_is_array(sv) || json_array_size(sv) > BEACON_MAX_SERVER_TIMING)
+        return fail(reason, cap, where, ": bad sv");
+    size_t i;
+    const json_t *e;
+    json_array_foreach(sv, i, e) {
+        if (!json_is_object(e))
+            return fail(reason, cap, where, ": bad sv entry");
+        const json_t *n = json_object_get(e, "n"), *d = json_object_get(e, "d"),
+                     *de = json_object_get(e, "de");
+        if (!str_max(n, BEACON_MAX_SELECTOR) || (d && !num_in(d, 0, BEACON_MAX_TIME_MS)) ||
+            (de && !str_max(de, BEACON_MAX_SELECTOR)))
+            return fail(reason, cap, where, ": bad sv entry");
+    }
+    return 0;
+}
+
+static int check_fields(const json_t *obj, const struct beacon_field *fields, char *reason,
+                        size_t cap, const char *where)
+{
+    for (const struct beacon_field *f = fields; f->key; f++) {
+        const json_t *v = json_object_get(obj, f->key);
+        if (!v || json_is_null(v))
+            continue;
+        bool ok = true;
+        switch (f->kind) {
+        case BEACON_K_TIME:
+            ok = num_in(v, 0, BEACON_MAX_TIME_MS);
+            break;
+        case BEACON_K_SIZE:
+            ok = num_in(v, 0, 1e12);
+            break;
+        case BEACON_K_STATUS:
+            ok = int_in(v, 0, 999);
+            break;
+        case BEACON_K_COUNT:
+            ok = int_in(v, 0, 1000);
+            break;
+        case BEACON_K_URL:
+            ok = str_max(v, BEACON_MAX_URL);
+            break;
+        case BEACON_K_TOKEN:
+            ok = str_max(v, 64);
+            break;
+        case BEACON_K_SV: {
+            int rc = check_sv(v, reason, cap, where);
+            if (rc)
+                return rc;
+            break;
+        }
+        }
+        if (!ok) {
+            char buf[48];
+            int w = snprintf(buf, sizeof buf, ": bad %s", f->key);
+            return fail(reason, cap, where, w > 0 && (size_t)w < sizeof buf ? buf : ": bad field");
+        }
+    }
+    return 0;
+}
+
+static const struct akey *attr_keys(const char *metric)
+{
+    if (strcmp(metric, "LCP") == 0)
+        return attr_lcp;
+    if (strcmp(metric, "CLS") == 0)
+        return attr_cls;
+    if (strcmp(metric, "INP") == 0)
+        return attr_inp;
+    if (strcmp(metric, "FCP") == 0)
+        return attr_fcp;
+    return attr_ttfb;
+}
+
+/* Builds the filtered attribution object (known keys only) into *out. */
+static int filter_attr(const json_t *a, const char *metric, json_t **out, char *reason, size_t cap)
+{
+    if (!json_is_object(a))
+        return fail(reason, cap, "m: attribution must be an object", NULL);
+    json_t *o = json_object();
+    if (!o)
+        return VP_ERR_NOMEM;
+    for (const struct akey *k = attr_keys(metric); k->key; k++) {
+        json_t *v = json_object_get(a, k->key);
+        if (!v || json_is_null(v))
+            continue;
+        bool ok;
+        switch (k->kind) {
+        case A_TIME:
+            ok = num_in(v, 0, BEACON_MAX_TIME_MS);
+            break;
+        case A_CLS:
+            ok = num_in(v, 0, BEACON_MAX_CLS);
+            break;
+        case A_SEL:
+            ok = str_max(v, BEACON_MAX_SELECTOR);
+            break;
+        case A_URL:
+            ok = str_max(v, BEACON_MAX_URL);
+            break;
+        default:
+            ok = str_max(v, 64);
+            break;
+        }
+        if (!ok) {
+            json_decref(o);
+            char buf[64];
+            int w = snprintf(buf, sizeof buf, "m: bad attribution %s", k->key);
+            return fail(reason, cap, w > 0 && (size_t)w < sizeof buf ? buf : "m: bad attribution",
+                        NULL);
+        }
+        if (json_object_set(o, k->key, v) != 0) {
+            json_decref(o);
+            return VP_ERR_NOMEM;
+        }
+    }
+    *out = o;
+    return 0;
+}
+
+static int check_metric(json_t *m, char *reason, size_t cap)
+{
+    if (!json_is_object(m))
+        return fail(reason, cap, "m: entry must be an object", NULL);
+    const json_t *n = json_object_get(m, "n"), *id = json_object_get(m, "id"),
+                 *v = json_object_get(m, "v"), *d = json_object_get(m, "d"),
+                 *r = json_object_get(m, "r");
+    if (!json_is_string(n) || !in_set(json_string_value(n), beacon_metric_names))
+        return fail(reason, cap, "m: unknown metric name", NULL);
+    const char *name = json_string_value(n);
+    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 128)
+        return fail(reason, cap, "m: bad id", NULL);
+    bool cls = strcmp(name, "CLS") == 0;
+    double max = cls ? BEACON_MAX_CLS : BEACON_MAX_TIME_MS;
+    if (!num_in(v, 0, max))
+        return fail(reason, cap, "m: value out of range", NULL);
+    if (d && !json_is_null(d) && !num_in(d, -max, max))
+        return fail(reason, cap, "m: delta out of range", NULL);
+    if (r && !json_is_null(r) && (!json_is_string(r) || !in_set(json_string_value(r), ratings)))
+        return fail(reason, cap, "m: bad rating", NULL);
+    json_t *a = json_object_get(m, "a");
+    if (a && !json_is_null(a)) {
+        json_t *fa = NULL;
+        int rc = filter_attr(a, name, &fa, reason, cap);
+        if (rc)
+            return rc;
+        if (json_object_set_new(m, "a", fa) != 0)
+            return VP_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static int opt_enum(const json_t *obj, const char *key, const char *const *set, char *reason,
+                    size_t cap)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || !in_set(json_string_value(v), set))
+        return fail(reason, cap, "bad ", key);
+    return 0;
+}
+
+static int validate(json_t *root, char *reason, size_t cap)
+{
+    int rc;
+    if (!json_is_object(root))
+        return fail(reason, cap, "payload must be a JSON object", NULL);
+    const json_t *ver = json_object_get(root, "v");
+    if (!json_is_integer(ver) || json_integer_value(ver) != 1)
+        return fail(reason, cap, "unsupported version", NULL);
+    const json_t *vid = json_object_get(root, "vid");
+    if (!json_is_string(vid) || !beacon_valid_view_id(json_string_value(vid)) ||
+        strlen(json_string_value(vid)) != json_string_length(vid))
+        return fail(reason, cap, "bad vid", NULL);
+    const json_t *pvid = json_object_get(root, "pvid");
+    if (pvid && !json_is_null(pvid) &&
+        (!json_is_string(pvid) || !beacon_valid_view_id(json_string_value(pvid)) ||
+         strlen(json_string_value(pvid)) != json_string_length(pvid)))
+        return fail(reason, cap, "bad pvid", NULL);
+    const json_t *url = json_object_get(root, "url");
+    if (!json_is_string(url) || json_string_length(url) == 0)
+        return fail(reason, cap, "missing url", NULL);
+    if (json_string_length(url) > BEACON_MAX_URL)
+        return fail(reason, cap, "url too long", NULL);
+    /* t0: epoch ms between 2000-01-01 and 2100-01-01. */
+    if (!num_in(json_object_get(root, "t0"), 946684800000.0, 4102444800000.0))
+        return fail(reason, cap, "bad t0", NULL);
+    if ((rc = opt_enum(root, "nav", nav_types, reason, cap)) ||
+        (rc = opt_enum(root, "dev", dev_classes, reason, cap)) ||
+        (rc = opt_enum(root, "ect", ect_values, reason, cap)))
+        return rc;
+    const json_t *mem = json_object_get(root, "mem");
+    if (mem && !json_is_null(mem) && !num_in(mem, 0, 1024))
+        return fail(reason, cap, "bad mem", NULL);
+
+    json_t *m = json_object_get(root, "m");
+    if (m && !json_is_null(m)) {
+        if (!json_is_array(m))
+            return fail(reason, cap, "m must be an array", NULL);
+        if (json_array_size(m) > BEACON_MAX_METRICS)
+            return fail(reason, cap, "too many metrics", NULL);
+        size_t i;
+        json_t *e;
+        json_array_foreach(m, i, e) {
+            if ((rc = check_metric(e, reason, cap)))
+                return rc;
+        }
+    }
+    const json_t *nt = json_object_get(root, "nt");
+    if (nt && !json_is_null(nt)) {
+        if (!json_is_object(nt))
+            return fail(reason, cap, "nt must be an object", NULL);
+        if ((rc = check_fields(nt, beacon_res_fields, reason, cap, "nt")) ||
+            (rc = check_fields(nt, beacon_nav_fields, reason, cap, "nt")))
+            return rc;
+    }
+    const json_t *res = json_object_get(root, "res");
+    const json_t *ri = json_object_get(root, "ri");
+    json_int_t base = 0;
+    if (ri && !json_is_null(ri)) {
+        if (!int_in(ri, 0, BEACON_MAX_RES_INDEX))
+            return fail(reason, cap, "bad ri", NULL);
+        base = json_integer_value(ri);
+    }
+    if (res && !json_is_null(res)) {
+        if (!json_is_array(res))
+            return fail(reason, cap, "res must be an array", NULL);
+        if (json_array_size(res) > BEACON_MAX_RESOURCES)
+            return fail(reason, cap, "too many resources", NULL);
+        if (base + (json_int_t)json_array_size(res) > BEACON_MAX_RES_INDEX)
+            return fail(reason, cap, "bad ri", NULL);
+        size_t i;
+        const json_t *e;
+        json_array_foreach(res, i, e) {
+            if (!json_is_object(e))
+                return fail(reason, cap, "res: entry must be an object", NULL);
+            if ((rc = check_fields(e, beacon_res_fields, reason, cap, "res")))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
+{
+    if (reasonlen > 0)
+        reason[0] = '\0';
+    if (len > BEACON_MAX_BODY) {
+        fail(reason, reasonlen, "body too large", NULL);
+        return VP_ERR_LIMIT;
+    }
+    if (len == 0)
+        return fail(reason, reasonlen, "empty body", NULL);
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return fail(reason, reasonlen, "malformed JSON", NULL);
+    int rc = validate(root, reason, reasonlen);
+    if (rc) {
+        json_decref(root);
+        return rc;
+    }
+    *out = root;
+    return 0;
+}
+
+/* Finds tok in ua and parses the integer after it. */
+static bool ua_find(const char *ua, const char *tok, int *major)
+{
+    const char *p = strstr(ua, tok);
+    if (!p)
+        return false;
+    p += strlen(tok);
+    int v = 0;
+    while (*p >= '0' && *p <= '9' && v < 100000) {
+        v = v * 10 + (*p - '0');
+        p++;
+    }
+    *major = v;
+    return true;
+}
+
+void beacon_browser_of(const char *ua, char *family, size_t cap, int *major)
+{
+    /* Order matters: Chromium derivatives also claim Chrome and Safari; Chrome claims Safari. */
+    static const struct {
+        const char *tok, *family;
+    } rules[] = {
+        {"SamsungBrowser/", "Samsung"}, {"EdgA/", "Edge"},     {"EdgiOS/", "Edge"},
+        {"Edg/", "Edge"},               {"Edge/", "Edge"},     {"OPR/", "Opera"},
+        {"Opera/", "Opera"},            {"FxiOS/", "Firefox"}, {"Firefox/", "Firefox"},
+        {"CriOS/", "Chrome"},           {"Chromium/", "Chromium"}, {"Chrome/", "Chrome"},
+    };
+    const char *fam = "other";
+    *major = 0;
+    if (ua) {
+        bool found = false;
+        for (size_t i = 0; i < sizeof rules / sizeof rules[0] && !found; i++) {
+            if (ua_find(ua, rules[i].tok, major)) {
+                fam = rules[i].family;
+                found = true;
+            }
+        }
+        if (!found && strstr(ua, "Safari/")) {
+            fam = "Safari";
+            if (!ua_find(ua, "Version/", major))
+                *major = 0;
+        }
+    }
+    if (cap > 0) {
+        int w = snprintf(family, cap, "%s", fam);
+        if (w < 0)
+            family[0] = '\0';
+    }
+}

@@ -1,0 +1,69 @@
+/* store/beacon: parsing and validation of one beacon payload (web/beacon-protocol.md, version 1)
+ * and User-Agent classification. Pure functions, no SQLite, safe on any thread: the event loop
+ * calls beacon_parse before anything is queued, so nothing unvalidated ever reaches the writer.
+ *
+ * A validated payload is the jansson object of the body with these guarantees (the writer relies
+ * on them and reads nothing else): "vid" matches [A-Za-z0-9_-]{8,64}; "t0" is a number; "url" a
+ * string <= BEACON_MAX_URL; optional context fields have their documented types and enumerated
+ * values; every "m" entry has a known "n", a string "id", numbers "v"/"d" within range, and its
+ * "a" replaced by a filtered attribution object holding only known keys; "nt" and every "res"
+ * entry hold fields of the types in beacon_res_fields / beacon_nav_fields (unknown keys are left
+ * in place but never read). */
+#ifndef VP_BEACON_H
+#define VP_BEACON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BEACON_MAX_BODY (64 * 1024)  /* bytes; larger bodies are VP_ERR_LIMIT */
+#define BEACON_MAX_RESOURCES 500     /* entries in one "res" array */
+#define BEACON_MAX_RES_INDEX 100000  /* "ri" + entries: resources per view */
+#define BEACON_MAX_METRICS 32        /* entries in one "m" array */
+#define BEACON_MAX_URL 2048          /* bytes of any URL string */
+#define BEACON_MAX_SELECTOR 256      /* bytes of a selector / short string */
+#define BEACON_MAX_TIME_MS 3600000.0 /* times and durations: 0 .. 1 h */
+#define BEACON_MAX_CLS 100.0
+#define BEACON_MAX_SERVER_TIMING 32  /* entries of "sv" */
+
+/* Kinds of resource / navigation entry fields. */
+enum beacon_kind {
+    BEACON_K_TIME,   /* number 0 .. BEACON_MAX_TIME_MS */
+    BEACON_K_SIZE,   /* number 0 .. 1e12 (bytes) */
+    BEACON_K_STATUS, /* integer 0 .. 999 */
+    BEACON_K_COUNT,  /* integer 0 .. 1000 */
+    BEACON_K_URL,    /* string <= BEACON_MAX_URL */
+    BEACON_K_TOKEN,  /* string <= 64 */
+    BEACON_K_SV,     /* serverTiming array: [{"n": str<=256, "d": time, "de": str<=256}] */
+};
+
+struct beacon_field {
+    const char *key;    /* wire key ("rps") */
+    const char *column; /* SQL column and JSON output name ("response_start") */
+    enum beacon_kind kind;
+};
+
+/* The waterfall fields of a resource entry, then the navigation-only extras. NULL-terminated. */
+extern const struct beacon_field beacon_res_fields[];
+extern const struct beacon_field beacon_nav_fields[];
+
+/* Metric names in the order the report lists them, NULL-terminated. */
+extern const char *const beacon_metric_names[];
+
+/* Parses and validates body (len bytes, borrowed). On success *out is the validated object
+ * (caller owns it: json_decref) and 0 is returned. Errors: VP_ERR_LIMIT (len > BEACON_MAX_BODY),
+ * VP_ERR_INVALID (malformed JSON or a failed check), VP_ERR_NOMEM. On error a short reason made
+ * of fixed text and field names only (never input bytes: safe to send and to count) is written
+ * into reason (reasonlen bytes, may be 0). Re-entrant. */
+int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
+    __attribute__((warn_unused_result));
+
+/* Classifies a User-Agent string (NUL-terminated, may be NULL): family is written into family
+ * (cap bytes; "Chrome", "Edge", "Firefox", "Safari", "Opera", "Samsung", "Chromium", "other"),
+ * the major version into *major (0 when unknown). */
+void beacon_browser_of(const char *ua, char *family, size_t cap, int *major);
+
+/* true when s (NUL-terminated) is a valid view id: [A-Za-z0-9_-]{8,64}. */
+bool beacon_valid_view_id(const char *s);
+
+#endif

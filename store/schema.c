@@ -1,0 +1,201 @@
+/* Schema and migrations. The version lives in PRAGMA user_version; migrations[i] takes a database
+ * from version i to i + 1 inside one transaction that also bumps user_version, so a crash leaves
+ * either the old or the new version. Adding v2 = appending one function to migrations[].
+ * Refusals never write: the version and the table list are read before anything else, and a
+ * file that is not a database (SQLITE_NOTADB) or another application's database (user_version 0
+ * with tables) is left alone.
+ *
+ * Times: views.started_at is epoch ms (the beacon's t0, rounded); requests.*_us are epoch
+ * microseconds; resource/navigation times are ms relative to the view start (as on the wire). */
+#include "config.h"
+
+#include "store/store_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/vp_err.h"
+
+static const char schema_v1[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);\n"
+    "CREATE TABLE views(\n"
+    "  id TEXT PRIMARY KEY,\n"
+    "  started_at INTEGER NOT NULL,      -- epoch ms\n"
+    "  received_at INTEGER NOT NULL,     -- epoch ms of the first payload\n"
+    "  url TEXT, path TEXT, route TEXT,\n"
+    "  parent_id TEXT,                   -- soft navigation: the hard navigation's view\n"
+    "  navigation_type TEXT, device TEXT, ect TEXT, device_memory REAL,\n"
+    "  browser TEXT, browser_major INTEGER, label TEXT, sample_rate REAL);\n"
+    "CREATE INDEX views_route_time ON views(route, started_at);\n"
+    "CREATE INDEX views_time ON views(started_at);\n"
+    "CREATE INDEX views_path_time ON views(path, started_at);\n"
+    "CREATE TABLE metrics(\n"
+    "  view_id TEXT NOT NULL REFERENCES views(id) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL, metric_id TEXT NOT NULL,\n"
+    "  value REAL NOT NULL, delta REAL, rating TEXT,\n"
+    "  attribution TEXT,                 -- JSON object\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(view_id, metric_id));\n"
+    "CREATE INDEX metrics_name_view ON metrics(name, view_id);\n"
+    "CREATE TABLE resources(\n"
+    "  view_id TEXT NOT NULL REFERENCES views(id) ON DELETE CASCADE, idx INTEGER NOT NULL,\n"
+    "  url TEXT, initiator TEXT, start_ms REAL, duration_ms REAL,\n"
+    "  redirect_start REAL, redirect_end REAL, fetch_start REAL, dns_start REAL, dns_end REAL,\n"
+    "  connect_start REAL, connect_end REAL, secure_start REAL, request_start REAL,\n"
+    "  response_start REAL, response_end REAL, transfer_size INTEGER, encoded_size INTEGER,\n"
+    "  decoded_size INTEGER, protocol TEXT, render_blocking TEXT, status INTEGER,\n"
+    "  delivery_type TEXT, server_timing TEXT,\n"
+    "  PRIMARY KEY(view_id, idx));\n"
+    "CREATE TABLE navigation(\n"
+    "  view_id TEXT PRIMARY KEY REFERENCES views(id) ON DELETE CASCADE,\n"
+    "  url TEXT, initiator TEXT, start_ms REAL, duration_ms REAL,\n"
+    "  redirect_start REAL, redirect_end REAL, fetch_start REAL, dns_start REAL, dns_end REAL,\n"
+    "  connect_start REAL, connect_end REAL, secure_start REAL, request_start REAL,\n"
+    "  response_start REAL, response_end REAL, transfer_size INTEGER, encoded_size INTEGER,\n"
+    "  decoded_size INTEGER, protocol TEXT, render_blocking TEXT, status INTEGER,\n"
+    "  delivery_type TEXT, server_timing TEXT,\n"
+    "  dom_interactive REAL, dcl_start REAL, dcl_end REAL, dom_complete REAL, load_start REAL,\n"
+    "  load_end REAL, type TEXT, redirect_count INTEGER);\n"
+    "CREATE TABLE requests(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  view_id TEXT,                     -- no foreign key: the view may be reported later\n"
+    "  accept_us INTEGER, head_done_us INTEGER, connect_start_us INTEGER, connect_end_us INTEGER,\n"
+    "  sent_us INTEGER, first_byte_us INTEGER, last_byte_us INTEGER,\n"
+    "  bytes_in INTEGER, bytes_out INTEGER, upstream_bytes INTEGER, status INTEGER,\n"
+    "  injected INTEGER NOT NULL, reused INTEGER NOT NULL,\n"
+    "  method TEXT, url TEXT, path TEXT, route TEXT, host TEXT, protocol TEXT, tls_version TEXT,\n"
+    "  referer TEXT, referer_path TEXT, user_agent TEXT, content_type TEXT,\n"
+    "  content_encoding TEXT, cache_control TEXT, error TEXT, label TEXT);\n"
+    "CREATE INDEX requests_view ON requests(view_id);\n"
+    "CREATE INDEX requests_time ON requests(accept_us);\n"
+    "CREATE INDEX requests_path_time ON requests(path, accept_us);\n"
+    "CREATE INDEX requests_referer_time ON requests(referer_path, accept_us);\n"
+    "CREATE TABLE rejections(reason TEXT PRIMARY KEY, count INTEGER NOT NULL);\n"
+    "INSERT INTO meta(key, value) VALUES('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'));\n"
+    "INSERT INTO meta(key, value) VALUES('beacons_accepted', '0');\n";
+
+static int migrate_to_v1(sqlite3 *db, char **msg)
+{
+    return sqlite3_exec(db, schema_v1, NULL, NULL, msg);
+}
+
+typedef int (*migration_cb)(sqlite3 *db, char **msg);
+static const migration_cb migrations[] = {migrate_to_v1};
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static void set_err(char *err, size_t errlen, const char *what, const char *detail)
+{
+    if (errlen == 0)
+        return;
+    int w = snprintf(err, errlen, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+    if (w < 0)
+        err[0] = '\0';
+}
+
+/* Reads user_version and the number of non-internal tables. */
+static int read_version(sqlite3 *db, int *version, int *tables, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        set_err(err, errlen, "not a usable SQLite database", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return VP_ERR_DB;
+    }
+    *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = sqlite3_prepare_v2(
+        db, "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        set_err(err, errlen, "not a usable SQLite database", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return VP_ERR_DB;
+    }
+    *tables = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int check_version(int version, int tables, char *err, size_t errlen)
+{
+    if (version > STORE_SCHEMA_VERSION) {
+        char buf[96];
+        int w = snprintf(buf, sizeof buf, "schema version %d is newer than this build's %d",
+                         version, STORE_SCHEMA_VERSION);
+        set_err(err, errlen, "database made by a newer vitals-proxy",
+                w > 0 && (size_t)w < sizeof buf ? buf : NULL);
+        return VP_ERR_VERSION;
+    }
+    if (version == 0 && tables > 0) {
+        set_err(err, errlen, "not a vitals-proxy database (it has other tables)", NULL);
+        return VP_ERR_DB;
+    }
+    return 0;
+}
+
+int store_schema_check(sqlite3 *db, char *err, size_t errlen)
+{
+    int version = 0, tables = 0;
+    int rc = read_version(db, &version, &tables, err, errlen);
+    if (rc)
+        return rc;
+    if ((rc = check_version(version, tables, err, errlen)))
+        return rc;
+    if (version == 0) {
+        set_err(err, errlen, "not a vitals-proxy database (empty)", NULL);
+        return VP_ERR_DB;
+    }
+    return 0;
+}
+
+int store_schema_migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    int version = 0, tables = 0;
+    int rc = read_version(db, &version, &tables, err, errlen);
+    if (rc)
+        return rc;
+    if ((rc = check_version(version, tables, err, errlen)))
+        return rc;
+    while (version < STORE_SCHEMA_VERSION) {
+        char *msg = NULL;
+        char sql[64];
+        int w = snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version + 1);
+        if (w < 0 || (size_t)w >= sizeof sql)
+            return VP_ERR_DB;
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+            migrations[version](db, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            set_err(err, errlen, "schema migration failed", msg ? msg : sqlite3_errmsg(db));
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return VP_ERR_DB;
+        }
+        version++;
+    }
+    return 0;
+}
+
+const char *store_path_span(const char *url, size_t *len)
+{
+    if (!url) {
+        *len = 0;
+        return "";
+    }
+    const char *p = url;
+    const char *colon = strstr(url, "://");
+    if (colon && colon - url < 16) {
+        p = colon + 3;
+        while (*p && *p != '/' && *p != '?' && *p != '#')
+            p++;
+    }
+    size_t n = strcspn(p, "?#");
+    *len = n;
+    return p;
+}

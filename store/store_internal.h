@@ -1,0 +1,35 @@
+/* store/ internals shared by store.c, schema.c, query.c and the unit tests (not for other
+ * modules). */
+#ifndef VP_STORE_INTERNAL_H
+#define VP_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+/* Brings db (opened read-write, inside no transaction) to STORE_SCHEMA_VERSION, one migration
+ * function per version step, each in its own transaction. Returns 0, VP_ERR_VERSION (made by a
+ * newer build: nothing written), VP_ERR_DB (not a database / corrupt: nothing written; reason in
+ * err). */
+int store_schema_migrate(sqlite3 *db, char *err, size_t errlen);
+
+/* Checks a read-only handle: 0 when db holds a vitals schema we can read, VP_ERR_DB (not a
+ * vitals database or unreadable), VP_ERR_VERSION (newer). Reason in err. */
+int store_schema_check(sqlite3 *db, char *err, size_t errlen);
+
+/* The path part of a request target or URL: skips "scheme://authority", stops at '?' or '#'.
+ * Returns the start and writes the length into *len. url NUL-terminated, may be NULL. */
+const char *store_path_span(const char *url, size_t *len);
+
+/* Asks the writer to delete, in its next batch, data older than days before now_ms (tests; the
+ * hourly retention uses the configured retention_days). 0 or VP_ERR_NOMEM / VP_ERR_FULL. */
+int store_prune_at(struct store *s, int64_t now_ms, int days);
+
+/* Waits until everything enqueued before the call is committed. 0 or VP_ERR_NOMEM/FULL. */
+int store_sync(struct store *s);
+
+#endif

@@ -1,0 +1,442 @@
+/* store/ write side through its public header (+ store_internal.h for sync and pruning):
+ * migrations and refusals, ingestion, dedupe, idempotent resources, hostile strings stored
+ * verbatim, rejection counting, request-to-view resolution, retention, back-pressure, drain on
+ * close, concurrent producers. The database is inspected with plain SQLite. */
+#include "config.h"
+
+#include "store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/vp_err.h"
+#include "store/store_internal.h"
+#include "tap.h"
+
+static char dir[64];
+
+static void path_of(char *out, size_t cap, const char *name)
+{
+    int w = snprintf(out, cap, "%s/%s", dir, name);
+    if (w < 0 || (size_t)w >= cap)
+        abort();
+}
+
+/* First column of the first row of sql as int64 (-1 on error). */
+static long long q1(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+static char *qtext(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    char *v = NULL;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        v = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Test data is dated 2025-11: keep it (retention 0) unless a test prunes explicitly. */
+static int open_keep(struct store **s, const char *p, struct store_options *opt, char *err,
+                     size_t errlen)
+{
+    struct store_options def;
+    if (!opt) {
+        store_options_default(&def);
+        opt = &def;
+    }
+    opt->retention_days = 0;
+    return store_open(s, p, opt, err, errlen);
+}
+
+static int ingest(struct store *s, const char *body)
+{
+    struct store_beacon_ctx ctx = {"127.0.0.1", "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36",
+                                   1764000001000, "run-a", 1.0};
+    char reason[96];
+    return store_ingest_beacon(s, body, strlen(body), &ctx, reason, sizeof reason);
+}
+
+static int write_file(const char *p, const void *data, size_t n)
+{
+    FILE *f = fopen(p, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, n, f);
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+static bool same_file(const char *p, const void *data, size_t n)
+{
+    char buf[8192];
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return false;
+    size_t r = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return r == n && memcmp(buf, data, n) == 0;
+}
+
+static void test_open_and_refusals(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "fresh.db");
+    int rc = store_open(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/open_fresh: %s", err);
+    store_free(s);
+    TAP_OK(q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/user_version_set");
+    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
+                 "('views','metrics','resources','navigation','requests','rejections','meta')") ==
+               7,
+           "store/tables_created");
+    char *jm = qtext(p, "PRAGMA journal_mode");
+    TAP_OK(jm && strcmp(jm, "wal") == 0, "store/wal_mode");
+    free(jm);
+    /* Reopen an existing database: no migration, data kept. */
+    rc = store_open(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/reopen");
+    store_free(s);
+
+    /* Newer schema: refused, file untouched. */
+    path_of(p, sizeof p, "newer.db");
+    sqlite3 *h = NULL;
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE future(x); PRAGMA user_version=99;", NULL, NULL, NULL);
+    sqlite3_close(h);
+    struct stat before, after;
+    stat(p, &before);
+    char *bytes = malloc((size_t)before.st_size);
+    FILE *f = fopen(p, "rb");
+    size_t got = f && bytes ? fread(bytes, 1, (size_t)before.st_size, f) : 0;
+    if (f)
+        fclose(f);
+    s = NULL;
+    rc = store_open(&s, p, NULL, err, sizeof err);
+    stat(p, &after);
+    char wal[160];
+    int w = snprintf(wal, sizeof wal, "%s-wal", p);
+    TAP_OK(rc == VP_ERR_VERSION && s == NULL && strstr(err, "newer"), "store/newer_refused: %s",
+           err);
+    TAP_OK(got == (size_t)before.st_size && after.st_size == before.st_size &&
+               same_file(p, bytes, got) && w > 0 && access(wal, F_OK) != 0,
+           "store/newer_untouched");
+    free(bytes);
+
+    /* Not a database: refused, untouched. */
+    path_of(p, sizeof p, "garbage.db");
+    static const char junk[] = "this is not a database, just some text that is long enough......"
+                               "......................................................";
+    write_file(p, junk, sizeof junk);
+    rc = store_open(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == VP_ERR_DB && err[0], "store/garbage_refused: %s", err);
+    TAP_OK(same_file(p, junk, sizeof junk), "store/garbage_untouched");
+
+    /* Another application's database: refused. */
+    path_of(p, sizeof p, "other.db");
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE customers(id)", NULL, NULL, NULL);
+    sqlite3_close(h);
+    rc = store_open(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == VP_ERR_DB && strstr(err, "not a vitals-proxy database"), "store/foreign_refused");
+    TAP_OK(q1(p, "PRAGMA user_version") == 0, "store/foreign_untouched");
+
+    /* Unopenable path. */
+    rc = store_open(&s, "/nonexistent-dir/x/y.db", NULL, err, sizeof err);
+    TAP_OK(rc == VP_ERR_IO && err[0], "store/unopenable: %s", err);
+}
+
+#define VID "viewAAAA01"
+#define CTXF "\"v\":1,\"vid\":\"" VID "\",\"url\":\"/products/42?x=1\",\"t0\":1764000000000"
+
+static void test_ingest(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "ingest.db");
+    if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
+        TAP_OK(0, "store/ingest_open: %s", err);
+        return;
+    }
+    /* first payload: context + LCP 1000 */
+    int rc = ingest(s, "{" CTXF ",\"nav\":\"navigate\",\"dev\":\"desktop\",\"m\":[{\"n\":\"LCP\","
+                       "\"id\":\"lcp-1\",\"v\":1000,\"d\":1000,\"r\":\"good\"}],"
+                       "\"res\":[{\"u\":\"/a.js\",\"s\":5},{\"u\":\"/b.css\",\"s\":6}],\"ri\":0}");
+    /* same metric id grows; CLS appears; the same chunk is re-sent plus one new resource */
+    rc |= ingest(s, "{" CTXF ",\"ect\":\"4g\",\"dev\":\"mobile\",\"m\":[{\"n\":\"LCP\",\"id\":\"lcp-1\","
+                    "\"v\":3000,\"d\":2000,\"r\":\"needs-improvement\",\"a\":{\"target\":\"img#hero\"}},"
+                    "{\"n\":\"CLS\",\"id\":\"cls-1\",\"v\":0.05}],"
+                    "\"res\":[{\"u\":\"/a.js\",\"s\":99},{\"u\":\"/b.css\",\"s\":6}],\"ri\":0}");
+    rc |= ingest(s, "{" CTXF ",\"res\":[{\"u\":\"/c.png\",\"s\":7}],\"ri\":2,"
+                    "\"nt\":{\"u\":\"/products/42\",\"rps\":120,\"dcl\":400,\"ls\":900}}");
+    TAP_OK(rc == 0, "store/ingest_accepted");
+    TAP_OK(store_sync(s) == 0, "store/sync");
+    TAP_OK(q1(p, "SELECT count(*) FROM views") == 1, "store/one_view");
+    TAP_OK(q1(p, "SELECT count(*) FROM metrics WHERE name='LCP'") == 1 &&
+               q1(p, "SELECT value FROM metrics WHERE metric_id='lcp-1'") == 3000,
+           "store/dedupe_last_wins");
+    char *a = qtext(p, "SELECT attribution FROM metrics WHERE metric_id='lcp-1'");
+    TAP_OK(a && strstr(a, "img#hero"), "store/attribution_json");
+    free(a);
+    TAP_OK(q1(p, "SELECT count(*) FROM resources") == 3 &&
+               q1(p, "SELECT start_ms FROM resources WHERE idx=0") == 5,
+           "store/resources_idempotent");
+    char *dev = qtext(p, "SELECT device || '|' || ect || '|' || route || '|' || path || '|' || "
+                         "browser || browser_major || '|' || label FROM views");
+    TAP_OK(dev && strcmp(dev, "desktop|4g|/products/[id]|/products/42|Chrome131|run-a") == 0,
+           "store/view_context_first_known: %s", dev ? dev : "null");
+    free(dev);
+    TAP_OK(q1(p, "SELECT count(*) FROM navigation WHERE response_start=120") == 1,
+           "store/navigation_stored");
+
+    /* Hostile strings are stored verbatim and never interpreted as SQL. */
+    rc = ingest(s, "{\"v\":1,\"vid\":\"viewXSS001\",\"url\":\"/q'); DROP TABLE views;--<script>\","
+                   "\"t0\":1764000000000,\"m\":[{\"n\":\"INP\",\"id\":\"i1\",\"v\":50,"
+                   "\"a\":{\"target\":\"div[onclick=\\\"alert('x')\\\"]\"}}]}");
+    TAP_OK(rc == 0 && store_sync(s) == 0, "store/hostile_accepted");
+    char *u = qtext(p, "SELECT url FROM views WHERE id='viewXSS001'");
+    TAP_OK(u && strcmp(u, "/q'); DROP TABLE views;--<script>") == 0, "store/hostile_verbatim");
+    free(u);
+    a = qtext(p, "SELECT json_extract(attribution,'$.target') FROM metrics WHERE metric_id='i1'");
+    TAP_OK(a && strcmp(a, "div[onclick=\"alert('x')\"]") == 0, "store/hostile_selector_verbatim");
+    free(a);
+    TAP_OK(q1(p, "SELECT count(*) FROM views") == 2, "store/tables_intact");
+
+    /* Rejections are counted by reason, persisted. */
+    char reason[96];
+    struct store_beacon_ctx ctx = {0};
+    rc = store_ingest_beacon(s, "{", 1, &ctx, reason, sizeof reason);
+    TAP_OK(rc == VP_ERR_INVALID && strcmp(reason, "malformed JSON") == 0, "store/reject_400");
+    rc = store_ingest_beacon(s, "{", 1, &ctx, reason, sizeof reason);
+    static char big[64 * 1024 + 1];
+    memset(big, ' ', sizeof big);
+    rc = store_ingest_beacon(s, big, sizeof big, &ctx, reason, sizeof reason);
+    TAP_OK(rc == VP_ERR_LIMIT, "store/reject_413");
+    store_count_rejection(s, "rate-limited");
+    TAP_OK(store_sync(s) == 0, "store/sync2");
+    TAP_OK(q1(p, "SELECT count FROM rejections WHERE reason='malformed JSON'") == 2 &&
+               q1(p, "SELECT count FROM rejections WHERE reason='body too large'") == 1 &&
+               q1(p, "SELECT count FROM rejections WHERE reason='rate-limited'") == 1,
+           "store/rejections_counted");
+    struct store_stats st;
+    store_get_stats(s, &st);
+    TAP_OK(st.beacons_accepted == 4 && st.beacons_rejected == 4 && st.write_errors == 0,
+           "store/stats: accepted %llu rejected %llu", (unsigned long long)st.beacons_accepted,
+           (unsigned long long)st.beacons_rejected);
+    TAP_OK(q1(p, "SELECT value FROM meta WHERE key='beacons_accepted'") == 4,
+           "store/accepted_persisted");
+    store_free(s);
+}
+
+static void test_requests(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "req.db");
+    if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
+        TAP_OK(0, "store/req_open: %s", err);
+        return;
+    }
+    const int64_t T = 1764000000000LL * 1000; /* epoch us */
+    struct store_request_rec sub = {0};
+    /* a sub-resource completes before its (streamed) HTML page is recorded */
+    sub.accept_us = T + 200000;
+    sub.last_byte_us = T + 250000;
+    sub.status = 200;
+    sub.method = "GET";
+    sub.url = "/_next/static/app.js";
+    sub.referer = "http://localhost:8080/products/42";
+    sub.content_type = "text/javascript";
+    int rc = store_record_request(s, &sub);
+    struct store_request_rec html = {0};
+    html.accept_us = T;
+    html.head_done_us = T + 100;
+    html.first_byte_us = T + 50000;
+    html.last_byte_us = T + 900000;
+    html.status = 200;
+    html.injected = true;
+    html.method = "GET";
+    html.url = "/products/42";
+    html.host = "localhost:8080";
+    html.protocol = "h1";
+    html.view_id = "htmlview01";
+    rc |= store_record_request(s, &html);
+    /* a later sub-resource resolves at insert time */
+    sub.accept_us = T + 1000000;
+    sub.url = "/api/products/42";
+    rc |= store_record_request(s, &sub);
+    /* too late: > 60 s after the view */
+    sub.accept_us = T + 61000000;
+    sub.url = "/api/late";
+    rc |= store_record_request(s, &sub);
+    /* a soft-navigation view created by a beacon claims requests that follow it */
+    sub.accept_us = T + 5000000;
+    sub.url = "/api/cart";
+    sub.referer = "http://localhost:8080/cart";
+    rc |= store_record_request(s, &sub);
+    rc |= ingest(s, "{\"v\":1,\"vid\":\"softview01\",\"url\":\"/cart\",\"t0\":1764000004000,"
+                    "\"nav\":\"soft-navigation\",\"pvid\":\"htmlview01\"}");
+    TAP_OK(rc == 0 && store_sync(s) == 0, "store/requests_recorded");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE view_id='htmlview01'") == 3,
+           "store/referer_resolution");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/api/late' AND view_id IS NULL") == 1,
+           "store/referer_window");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/api/cart' AND view_id='softview01'") ==
+               1,
+           "store/soft_view_claims");
+    char *r = qtext(p, "SELECT route FROM requests WHERE url='/api/products/42'");
+    TAP_OK(r && strcmp(r, "/api/products/[id]") == 0, "store/request_route");
+    free(r);
+
+    /* Retention: a 40-day-old view and its rows go, recent ones stay. */
+    rc = ingest(s, "{\"v\":1,\"vid\":\"oldview001\",\"url\":\"/old\",\"t0\":1760000000000,"
+                   "\"m\":[{\"n\":\"LCP\",\"id\":\"o\",\"v\":1}],\"res\":[{\"u\":\"/x\"}]}");
+    TAP_OK(rc == 0 && store_sync(s) == 0, "store/old_view_ingested");
+    TAP_OK(store_prune_at(s, 1760000000000LL + 40LL * 86400000, 30) == 0 && store_sync(s) == 0,
+           "store/prune_run");
+    TAP_OK(q1(p, "SELECT count(*) FROM views WHERE id='oldview001'") == 0 &&
+               q1(p, "SELECT count(*) FROM metrics WHERE view_id='oldview001'") == 0 &&
+               q1(p, "SELECT count(*) FROM resources WHERE view_id='oldview001'") == 0,
+           "store/prune_cascades");
+    TAP_OK(q1(p, "SELECT count(*) FROM views") == 1 && q1(p, "SELECT count(*) FROM requests") == 5,
+           "store/prune_keeps_recent");
+    store_free(s);
+}
+
+static void test_full_and_drain(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    struct store_options opt;
+    store_options_default(&opt);
+    opt.queue_max = 3;
+    opt.batch_ms = 60000; /* the writer would wait a minute: store_free must not */
+    opt.batch_rows = 1000;
+    path_of(p, sizeof p, "full.db");
+    if (open_keep(&s, p, &opt, err, sizeof err) != 0) {
+        TAP_OK(0, "store/full_open: %s", err);
+        return;
+    }
+    int ok = 0, full = 0;
+    char body[256];
+    for (int i = 0; i < 50; i++) {
+        snprintf(body, sizeof body,
+                 "{\"v\":1,\"vid\":\"fullview%02d\",\"url\":\"/f\",\"t0\":1764000000000}", i);
+        int rc = ingest(s, body);
+        if (rc == 0)
+            ok++;
+        else if (rc == VP_ERR_FULL)
+            full++;
+    }
+    TAP_OK(full > 0 && ok + full == 50, "store/queue_full: ok %d full %d", ok, full);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    TAP_OK(st.dropped_full == (uint64_t)full, "store/dropped_counted");
+    store_free(s);
+    TAP_OK(q1(p, "SELECT count(*) FROM views") == ok, "store/drain_on_free: %lld of %d",
+           q1(p, "SELECT count(*) FROM views"), ok);
+}
+
+struct producer {
+    struct store *s;
+    int id, n, failed;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *pr = arg;
+    char body[512];
+    for (int i = 0; i < pr->n; i++) {
+        snprintf(body, sizeof body,
+                 "{\"v\":1,\"vid\":\"th%02d_%06d\",\"url\":\"/t/%d\",\"t0\":1764000000000,"
+                 "\"m\":[{\"n\":\"LCP\",\"id\":\"l%d\",\"v\":%d},{\"n\":\"CLS\",\"id\":\"c%d\",\"v\":0.1}]}",
+                 pr->id, i, i, i, i % 5000, i);
+        int rc;
+        while ((rc = ingest(pr->s, body)) == VP_ERR_FULL)
+            usleep(1000);
+        if (rc)
+            pr->failed++;
+        struct store_request_rec rec = {0};
+        rec.accept_us = 1764000000000000LL + i;
+        rec.url = "/api/x";
+        rec.method = "GET";
+        while ((rc = store_record_request(pr->s, &rec)) == VP_ERR_FULL)
+            usleep(1000);
+        if (rc)
+            pr->failed++;
+    }
+    return NULL;
+}
+
+static void test_concurrent(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    struct store_options opt;
+    store_options_default(&opt);
+    opt.queue_max = 500;
+    path_of(p, sizeof p, "conc.db");
+    if (open_keep(&s, p, &opt, err, sizeof err) != 0) {
+        TAP_OK(0, "store/conc_open: %s", err);
+        return;
+    }
+    enum { T = 4, N = 1500 };
+    pthread_t th[T];
+    struct producer pr[T];
+    for (int i = 0; i < T; i++) {
+        pr[i] = (struct producer){s, i, N, 0};
+        pthread_create(&th[i], NULL, produce, &pr[i]);
+    }
+    int failed = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        failed += pr[i].failed;
+    }
+    store_free(s);
+    TAP_OK(failed == 0, "store/concurrent_no_failures");
+    TAP_OK(q1(p, "SELECT count(*) FROM views") == T * N &&
+               q1(p, "SELECT count(*) FROM metrics") == 2 * T * N &&
+               q1(p, "SELECT count(*) FROM requests") == T * N,
+           "store/concurrent_all_committed: %lld views", q1(p, "SELECT count(*) FROM views"));
+    char *ic = qtext(p, "PRAGMA integrity_check");
+    TAP_OK(ic && strcmp(ic, "ok") == 0, "store/concurrent_integrity");
+    free(ic);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/vp_test_store.XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_open_and_refusals();
+    test_ingest();
+    test_requests();
+    test_full_and_drain();
+    test_concurrent();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", dir);
+    TAP_DONE();
+}
