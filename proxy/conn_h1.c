@@ -69,6 +69,9 @@ struct conn {
     enum cstate state;
     bool head_started;
     struct exchange_state ex;
+    /* Client protocol labels (conn_h1_attach): "h1" or "h2"; TLS version ("" = plain). */
+    const char *proto;
+    char tls_version[16];
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -111,6 +114,9 @@ static void conn_free(struct conn *c)
     event_free(c->timer);
     h1_parser_free(c->req);
     h1_parser_free(c->resp);
+    /* Tells a bufferevent-pair partner (an HTTP/2 stream) that this end is gone; a no-op for
+     * sockets and TLS. */
+    bufferevent_flush(c->bev, EV_READ | EV_WRITE, BEV_FINISHED);
     bufferevent_free(c->bev);
     free(c);
     if (w->draining && w->nconns == 0)
@@ -161,38 +167,24 @@ static void arm_timer(struct conn *c, unsigned ms)
     evtimer_add(c->timer, &tv);
 }
 
-void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int salen)
+/* Links a new connection around bev (takes ownership) into the worker and starts reading. */
+static int conn_start(struct worker *w, struct bufferevent *bev, const char *peer,
+                      const char *proto, const char *tls_version)
 {
-    (void)salen;
     struct conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return;
+    if (!c)
+        return -1;
+    c->timer = evtimer_new(w->base, timer_cb, c);
+    if (!c->timer) {
+        free(c);
+        return -1;
     }
     c->w = w;
+    c->bev = bev;
     c->accept_us = exchange_now_us();
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
-                  sizeof c->peer);
-    else
-        memcpy(c->peer, "-", 2);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    if (!c->bev || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
-            close(fd);
-        if (c->timer)
-            event_free(c->timer);
-        free(c);
-        atomic_fetch_sub(&w->px->nconns, 1);
-        return;
-    }
+    snprintf(c->peer, sizeof c->peer, "%s", peer && peer[0] ? peer : "-");
+    c->proto = proto && !strcmp(proto, "h2") ? "h2" : "h1";
+    snprintf(c->tls_version, sizeof c->tls_version, "%s", tls_version ? tls_version : "");
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -202,6 +194,41 @@ void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int sal
     c->state = CS_HEAD;
     arm_timer(c, opts(c)->header_timeout_ms);
     update_client_read(c);
+    return 0;
+}
+
+void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int salen)
+{
+    (void)salen;
+    char peer[INET6_ADDRSTRLEN] = "-";
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct bufferevent *bev =
+        bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        close(fd);
+        atomic_fetch_sub(&w->px->nconns, 1);
+        return;
+    }
+    if (conn_start(w, bev, peer, "h1", NULL) != 0) {
+        bufferevent_free(bev);
+        atomic_fetch_sub(&w->px->nconns, 1);
+    }
+}
+
+int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
+                   const char *proto, const char *tls_version)
+{
+    atomic_fetch_add(&w->px->nconns, 1);
+    if (conn_start(w, bev, peer, proto, tls_version) != 0) {
+        atomic_fetch_sub(&w->px->nconns, 1);
+        return VP_ERR_NOMEM;
+    }
+    return 0;
 }
 
 void conn_h1_drain_all(struct worker *w)
@@ -618,7 +645,7 @@ static void write_request_head(struct conn *c)
     const char *xff = h1_parser_find(p, "x-forwarded-for");
     evbuffer_add_printf(out, "X-Forwarded-For: %s%s%s\r\n", xff ? xff : "", xff ? ", " : "",
                         c->peer);
-    evbuffer_add_printf(out, "X-Forwarded-Proto: http\r\n");
+    evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", c->tls_version[0] ? "https" : "http");
     if (host)
         evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", host);
     const char *via = h1_parser_find(p, "via");
@@ -1121,6 +1148,8 @@ void conn_exchange_info(struct conn *c, struct exchange_info *out)
     out->cache_control = ex->cache[0] ? ex->cache : NULL;
     out->error = ex->error;
     out->reused = ex->reused;
+    out->protocol = c->proto;
+    out->tls_version = c->tls_version[0] ? c->tls_version : NULL;
     out->forwarded = c->state == CS_PROXY || c->state == CS_TUNNEL || ex->head_sent_up ||
                      ex->up_connecting || (ex->error && ex->t.connect_start_us);
 }

@@ -22,6 +22,9 @@ struct bufferevent;
 struct evbuffer;
 struct evconnlistener;
 struct conn;
+struct tls_server;
+struct tls_pending;
+struct h2_session;
 
 #define PROXY_MAX_ADDRS 8
 /* Output bytes queued for one side before the other side stops being read, and the level at
@@ -44,6 +47,8 @@ struct proxy {
     unsigned nworkers;
     struct h1_limits req_limits;
     struct h1_limits resp_limits;
+    int tls_fd;             /* TLS listening socket, -1 = none (proxy/tls.c) */
+    struct tls_server *tls; /* shared server context, NULL = none */
 };
 
 struct upstream {
@@ -70,6 +75,11 @@ struct worker {
     struct upstream *idle; /* pool, most recently used first */
     unsigned nidle;
     int up_pref; /* address index that last connected */
+    /* proxy/tls.c and proxy/conn_h2.c: the TLS listener, handshakes in progress and HTTP/2
+     * sessions. Each of those counts once in nconns, so drain waits for them too. */
+    struct evconnlistener *tls_lev;
+    struct tls_pending *tls_pending;
+    struct h2_session *h2_sessions;
 };
 
 /* conn_h1.c */
