@@ -21,19 +21,23 @@
 
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
+#include "inject/injector.h"
+#include "proxy/api_pool.h"
 #include "proxy/exchange.h"
 #include "proxy/route.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <fnmatch.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_PROXY, CS_TUNNEL, CS_CLOSING };
+enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_LOCAL_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
 
 struct exchange_state {
     const char *method, *target;
@@ -56,6 +60,12 @@ struct exchange_state {
     char ctype[96], cenc[32], cache[96];
     struct evbuffer *local_body;
     bool local_chunked;
+    /* Beacon injection (HTML responses): upstream body -> inj_in -> injector -> inj_out ->
+     * chunk framing. Freed with the exchange. */
+    struct injector *inj;
+    struct evbuffer *inj_in, *inj_out;
+    char view_id[33];
+    struct api_job *api_job; /* pending off-loop API request */
 };
 
 struct conn {
@@ -68,6 +78,7 @@ struct conn {
     struct event *timer;
     enum cstate state;
     bool head_started;
+    bool lingering;
     struct exchange_state ex;
     /* Client protocol labels (conn_h1_attach): "h1" or "h2"; TLS version ("" = plain). */
     const char *proto;
@@ -96,6 +107,19 @@ static const struct vp_options *opts(const struct conn *c) { return c->w->px->op
 static struct evbuffer *cin(struct conn *c) { return bufferevent_get_input(c->bev); }
 static struct evbuffer *cout(struct conn *c) { return bufferevent_get_output(c->bev); }
 
+static void exchange_dispose(struct exchange_state *ex)
+{
+    if (ex->local_body)
+        evbuffer_free(ex->local_body);
+    if (ex->inj_in)
+        evbuffer_free(ex->inj_in);
+    if (ex->inj_out)
+        evbuffer_free(ex->inj_out);
+    injector_free(ex->inj);
+    ex->local_body = ex->inj_in = ex->inj_out = NULL;
+    ex->inj = NULL;
+}
+
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
@@ -109,8 +133,9 @@ static void conn_free(struct conn *c)
     atomic_fetch_sub(&w->px->nconns, 1);
     if (c->ex.up)
         upstream_free(c->ex.up);
-    if (c->ex.local_body)
-        evbuffer_free(c->ex.local_body);
+    if (c->ex.api_job)
+        c->ex.api_job->conn = NULL; /* the job finishes without us */
+    exchange_dispose(&c->ex);
     event_free(c->timer);
     h1_parser_free(c->req);
     h1_parser_free(c->resp);
@@ -123,7 +148,20 @@ static void conn_free(struct conn *c)
         event_base_loopexit(w->base, NULL);
 }
 
-/* Flush what is queued, then free (write callback). */
+/* Output flushed: half-close and discard what the client still sends for a moment, so that
+ * unread request bytes do not make the kernel reset the connection and destroy the response
+ * (lingering close, RFC 9112 section 9.6). Freed on EOF or after the linger timeout. */
+static void linger(struct conn *c)
+{
+    c->lingering = true;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
+    struct timeval tv = {2, 0};
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Flush what is queued, then linger and free (write callback). */
 static void close_after_flush(struct conn *c)
 {
     c->state = CS_CLOSING;
@@ -134,7 +172,7 @@ static void close_after_flush(struct conn *c)
     }
     bufferevent_disable(c->bev, EV_READ);
     if (evbuffer_get_length(cout(c)) == 0) {
-        conn_free(c);
+        linger(c);
         return;
     }
     struct timeval tv;
@@ -270,6 +308,7 @@ static void update_client_read(struct conn *c)
     case CS_TUNNEL:
         want = !ex->paused_client;
         break;
+    case CS_LOCAL_WAIT:
     case CS_CLOSING:
         break;
     }
@@ -343,6 +382,29 @@ void conn_reply(struct conn *c, int status, const char *reason, const char *ctyp
     if (ctype)
         snprintf(ex->ctype, sizeof ex->ctype, "%s", ctype);
     finish_exchange(c);
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
+                                                                                 : "Server Error";
+    }
 }
 
 static void html_escape_into(char *out, size_t cap, const char *s)
@@ -571,6 +633,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
             }
         }
         break;
+    case CS_LOCAL_WAIT:
+        break;
     case CS_CLOSING:
         evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
         break;
@@ -582,8 +646,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     struct conn *c = arg;
     if (c->state == CS_CLOSING) {
-        if (evbuffer_get_length(cout(c)) == 0)
-            conn_free(c);
+        if (evbuffer_get_length(cout(c)) == 0 && !c->lingering)
+            linger(c);
         return;
     }
     if (c->ex.paused_up && c->ex.up) {
@@ -814,6 +878,78 @@ static void start_tunnel(struct conn *c)
         client_read_cb(c->bev, c);
 }
 
+/* Decides whether this response gets the beacon (inject_wanted + --no-inject globs) and sets
+ * up the injector; any failure just means no injection. */
+static void setup_injection(struct conn *c, struct h1_parser *r)
+{
+    struct exchange_state *ex = &c->ex;
+    struct proxy *px = c->w->px;
+    if (ex->is_head || ex->resp_framing == H1_BODY_NONE || !px->beacon_src)
+        return;
+    char path[2048];
+    size_t pl = strcspn(ex->target, "?#");
+    if (pl >= sizeof path)
+        return;
+    memcpy(path, ex->target, pl);
+    path[pl] = '\0';
+    struct inject_response_info info = {
+        .method = ex->method,
+        .request_path = path,
+        .status = ex->status,
+        .content_type = h1_parser_find(r, "content-type"),
+        .content_encoding = h1_parser_find(r, "content-encoding"),
+        .content_disposition = h1_parser_find(r, "content-disposition"),
+        .cache_control = h1_parser_find(r, "cache-control"),
+        .content_range = h1_parser_find(r, "content-range"),
+        .upgraded = false,
+    };
+    if (!inject_wanted(&info))
+        return;
+    for (size_t i = 0; i < opts(c)->n_no_inject; i++)
+        if (fnmatch(opts(c)->no_inject[i], path, 0) == 0)
+            return;
+    char vid[33], nonce[256], tag[1024];
+    if (vp_random_hex(vid, sizeof vid, 16) != 0)
+        return;
+    const char *csp = h1_parser_find(r, "content-security-policy");
+    bool has_nonce = csp && inject_csp_nonce(csp, strlen(csp), nonce, sizeof nonce);
+    int n = inject_build_tag(tag, sizeof tag, px->beacon_src, vid, has_nonce ? nonce : NULL);
+    if (n < 0)
+        return;
+    const char *ce = info.content_encoding;
+    enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
+    if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
+        return;
+    ex->inj_in = evbuffer_new();
+    ex->inj_out = evbuffer_new();
+    if (!ex->inj_in || !ex->inj_out) {
+        exchange_dispose(ex);
+        return;
+    }
+    memcpy(ex->view_id, vid, sizeof vid);
+}
+
+/* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
+ * kept, ETag weakened, Vary: Accept-Encoding. */
+static void add_injected_headers(struct h1_parser *r, struct evbuffer *o)
+{
+    static const char *const skip[] = {"etag", NULL};
+    add_headers_filtered(r, o, skip);
+    bool vary = false;
+    for (size_t i = 0; i < h1_parser_header_count(r); i++) {
+        const char *n, *v;
+        h1_parser_header(r, i, &n, &v);
+        size_t nl = strlen(n), vl = strlen(v);
+        if (vp_slice_ieq(n, nl, "etag"))
+            evbuffer_add_printf(o, "ETag: %s%s\r\n", vp_slice_iprefix(v, vl, "W/") ? "" : "W/", v);
+        else if (vp_slice_ieq(n, nl, "vary") &&
+                 (vp_header_has_token(v, vl, "accept-encoding") || vp_header_has_token(v, vl, "*")))
+            vary = true;
+    }
+    if (!vary)
+        evbuffer_add_printf(o, "Vary: Accept-Encoding\r\n");
+}
+
 static void send_response_head(struct conn *c)
 {
     struct exchange_state *ex = &c->ex;
@@ -826,9 +962,13 @@ static void send_response_head(struct conn *c)
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
     evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", sc, h1_parser_reason(r));
+    setup_injection(c, r);
     static const char *const skip[] = {NULL};
-    add_headers_filtered(r, o, skip);
-    switch (ex->resp_framing) {
+    if (ex->inj)
+        add_injected_headers(r, o);
+    else
+        add_headers_filtered(r, o, skip);
+    switch (ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
         const char *cl = h1_parser_find(r, "content-length");
@@ -920,6 +1060,50 @@ static bool parse_response_head(struct conn *c)
     return false;
 }
 
+/* Moves n bytes of src to the client in the client's framing. */
+static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
+{
+    struct evbuffer *o = cout(c);
+    if (n == 0)
+        return;
+    if (c->ex.client_chunked)
+        evbuffer_add_printf(o, "%zx\r\n", n);
+    evbuffer_remove_buffer(src, o, n);
+    if (c->ex.client_chunked)
+        evbuffer_add(o, "\r\n", 2);
+}
+
+/* n upstream body bytes from src: through the injector when there is one. */
+static int emit(struct conn *c, struct evbuffer *src, size_t n)
+{
+    struct exchange_state *ex = &c->ex;
+    ex->t.upstream_bytes += n;
+    if (!ex->inj) {
+        put_framed(c, src, n);
+        return 0;
+    }
+    evbuffer_remove_buffer(src, ex->inj_in, n);
+    if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_FLUSH) != 0)
+        return -1;
+    put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    return 0;
+}
+
+static int emit_end(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    size_t before = evbuffer_get_length(cout(c));
+    if (ex->inj) {
+        if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_END) != 0)
+            return -1;
+        put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    }
+    if (ex->client_chunked)
+        evbuffer_add(cout(c), "0\r\n\r\n", 5);
+    ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
+    return 0;
+}
+
 static void pump_response(struct conn *c)
 {
     struct exchange_state *ex = &c->ex;
@@ -931,8 +1115,8 @@ static void pump_response(struct conn *c)
             size_t n = evbuffer_get_length(in);
             if (n > ex->resp_left)
                 n = (size_t)ex->resp_left;
-            evbuffer_remove_buffer(in, o, n);
-            ex->t.upstream_bytes += n;
+            if (emit(c, in, n) != 0)
+                goto bad_body;
             ex->resp_left -= n;
             ex->resp_done = ex->resp_left == 0;
         } else if (ex->resp_framing == H1_BODY_CHUNKED) {
@@ -948,30 +1132,18 @@ static void pump_response(struct conn *c)
                 return;
             }
             evbuffer_drain(in, used - dl);
-            if (dl) {
-                if (ex->client_chunked)
-                    evbuffer_add_printf(o, "%zx\r\n", dl);
-                evbuffer_remove_buffer(in, o, dl);
-                if (ex->client_chunked)
-                    evbuffer_add(o, "\r\n", 2);
-                ex->t.upstream_bytes += dl;
-            }
-            if (rc == H1_CHUNK_END) {
-                if (ex->client_chunked)
-                    evbuffer_add(o, "0\r\n\r\n", 5);
+            if (dl && emit(c, in, dl) != 0)
+                goto bad_body;
+            if (rc == H1_CHUNK_END)
                 ex->resp_done = true;
-            }
         } else { /* H1_BODY_CLOSE: until EOF */
-            size_t n = evbuffer_get_length(in);
-            if (ex->client_chunked)
-                evbuffer_add_printf(o, "%zx\r\n", n);
-            evbuffer_add_buffer(o, in);
-            if (ex->client_chunked)
-                evbuffer_add(o, "\r\n", 2);
-            ex->t.upstream_bytes += n;
+            if (emit(c, in, evbuffer_get_length(in)) != 0)
+                goto bad_body;
         }
         ex->t.bytes_out += evbuffer_get_length(o) - before;
     }
+    if (ex->resp_done && emit_end(c) != 0)
+        goto bad_body;
     if (ex->resp_done) {
         if (ex->req_done || !ex->head_sent_up) {
             finish_exchange(c);
@@ -988,6 +1160,13 @@ static void pump_response(struct conn *c)
         bufferevent_disable(ex->up->bev, EV_READ);
         bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WM, 0);
     }
+    return;
+bad_body:
+    /* Corrupt compressed body or a decompression bomb: abort, never a body that looks whole. */
+    ex->error = "response body could not be transformed";
+    ex->up_clean = false;
+    exchange_finish_log(c);
+    conn_free(c);
 }
 
 static void up_read_cb(struct bufferevent *bev, void *arg)
@@ -1066,9 +1245,12 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
                 bufferevent_disable(bev, EV_READ);
                 return;
             }
-            if (ex->client_chunked)
-                evbuffer_add(cout(c), "0\r\n\r\n", 5);
-            ex->t.bytes_out += ex->client_chunked ? 5 : 0;
+            if (emit_end(c) != 0) {
+                ex->error = "response body could not be transformed";
+                exchange_finish_log(c);
+                conn_free(c);
+                return;
+            }
             ex->resp_done = true;
             ex->up_clean = false;
             finish_exchange(c);
@@ -1099,10 +1281,7 @@ static void finish_exchange(struct conn *c)
             ex->up = NULL;
         }
     }
-    if (ex->local_body) {
-        evbuffer_free(ex->local_body);
-        ex->local_body = NULL;
-    }
+    exchange_dispose(ex);
     if (!ex->keep_alive || !ex->req_done || c->w->draining) {
         close_after_flush(c);
         return;
@@ -1127,6 +1306,56 @@ static void finish_exchange(struct conn *c)
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* ---- off-loop API replies ---- */
+
+void conn_await(struct conn *c, struct api_job *j)
+{
+    c->ex.api_job = j;
+    c->state = CS_LOCAL_WAIT;
+    update_client_read(c);
+}
+
+void conn_h1_api_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    pthread_mutex_lock(&w->api_mu);
+    struct api_job *j = w->api_done;
+    w->api_done = NULL;
+    pthread_mutex_unlock(&w->api_mu);
+    while (j) {
+        struct api_job *next = j->next;
+        struct conn *c = j->conn;
+        if (c) {
+            c->ex.api_job = NULL;
+            char extra[256] = "Cache-Control: no-store\r\n";
+            if (j->reply.content_disposition[0] &&
+                strpbrk(j->reply.content_disposition, "\r\n") == NULL) {
+                int n = snprintf(extra, sizeof extra,
+                                 "Cache-Control: no-store\r\nContent-Disposition: %s\r\n",
+                                 j->reply.content_disposition);
+                if (n < 0 || (size_t)n >= sizeof extra)
+                    snprintf(extra, sizeof extra, "Cache-Control: no-store\r\n");
+            }
+            if (j->rc != 0) {
+                static const char e[] = "{\"error\":\"out of memory\"}\n";
+                conn_reply(c, 500, "Internal Server Error", "application/json", extra, e,
+                           sizeof e - 1);
+            } else {
+                size_t len = evbuffer_get_length(j->reply.body);
+                const void *body = evbuffer_pullup(j->reply.body, -1);
+                int st = j->reply.status >= 100 && j->reply.status <= 599 ? j->reply.status : 500;
+                conn_reply(c, st, http_reason(st),
+                           j->reply.content_type ? j->reply.content_type : "application/json",
+                           extra, body, len);
+            }
+        }
+        api_job_free(j);
+        j = next;
+    }
+}
+
 /* ---- accessors for exchange.c and route.c ---- */
 
 void conn_exchange_info(struct conn *c, struct exchange_info *out)
@@ -1148,6 +1377,8 @@ void conn_exchange_info(struct conn *c, struct exchange_info *out)
     out->cache_control = ex->cache[0] ? ex->cache : NULL;
     out->error = ex->error;
     out->reused = ex->reused;
+    out->injected = ex->inj && injector_injected(ex->inj);
+    out->view_id = out->injected ? ex->view_id : NULL;
     out->protocol = c->proto;
     out->tls_version = c->tls_version[0] ? c->tls_version : NULL;
     out->forwarded = c->state == CS_PROXY || c->state == CS_TUNNEL || ex->head_sent_up ||

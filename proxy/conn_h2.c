@@ -101,6 +101,18 @@ static void pair_read_cb(struct bufferevent *bev, void *arg);
 
 /* ---- streams ---- */
 
+/* Ends our side of the pair: conn_h1 sees EOF on its end (it has logged a finished exchange
+ * already; an unfinished one is logged as 499) and frees its connection at once. */
+static void release_pair(struct h2_stream *st)
+{
+    if (!st->pair)
+        return;
+    bufferevent_flush(st->pair, EV_READ | EV_WRITE, BEV_FINISHED);
+    bufferevent_free(st->pair);
+    st->pair = NULL;
+    st->pair_closed = true;
+}
+
 static void stream_free(struct h2_stream *st)
 {
     struct h2_session *s = st->s;
@@ -111,11 +123,7 @@ static void stream_free(struct h2_stream *st)
     if (st->next)
         st->next->prev = st->prev;
     s->nstreams--;
-    if (st->pair) {
-        /* conn_h1 sees EOF on its end: it logs an unfinished exchange (499) and frees. */
-        bufferevent_flush(st->pair, EV_READ | EV_WRITE, BEV_FINISHED);
-        bufferevent_free(st->pair);
-    }
+    release_pair(st);
     free(st->path);
     free(st->authority);
     if (st->hdrs)
@@ -157,7 +165,8 @@ static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
         if (!st->req_ended) /* the response is complete: stop the upload (RFC 9113 8.1) */
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     }
-    if (st->read_paused && st->pair && evbuffer_get_length(st->body) < H2_BODY_LOW) {
+    if (st->read_paused && st->pair && !st->pair_closed &&
+        evbuffer_get_length(st->body) < H2_BODY_LOW) {
         st->read_paused = false;
         bufferevent_enable(st->pair, EV_READ);
         bufferevent_trigger(st->pair, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -318,8 +327,14 @@ static bool take_response(struct h2_stream *st)
             evbuffer_add_buffer(st->body, in);
         }
     }
-    if (st->resp_done)
+    if (st->resp_done) {
         evbuffer_drain(in, evbuffer_get_length(in));
+        if (st->unconsumed) {
+            nghttp2_session_consume(st->s->ng, st->id, st->unconsumed);
+            st->unconsumed = 0;
+        }
+        release_pair(st); /* conn_h1 would otherwise linger on its end */
+    }
     return true;
 }
 
@@ -328,12 +343,9 @@ static void pair_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     struct h2_stream *st = arg;
     struct h2_session *s = st->s;
-    if (st->resp_done) {
-        evbuffer_drain(bufferevent_get_input(st->pair), evbuffer_get_length(bufferevent_get_input(st->pair)));
-        return;
-    }
-    take_response(st);
-    if (!st->resp_done && evbuffer_get_length(st->body) >= H2_BODY_HIGH) {
+    if (!take_response(st))
+        release_pair(st);
+    else if (!st->resp_done && evbuffer_get_length(st->body) >= H2_BODY_HIGH) {
         st->read_paused = true;
         bufferevent_disable(st->pair, EV_READ);
     }
@@ -363,8 +375,7 @@ static void pair_event_cb(struct bufferevent *bev, short what, void *arg)
     /* conn_h1 closed its end: finish from what it sent. */
     if (!st->resp_done)
         take_response(st);
-    st->pair_closed = true;
-    bufferevent_disable(st->pair, EV_READ | EV_WRITE);
+    release_pair(st);
     if (st->unconsumed) {
         nghttp2_session_consume(s->ng, st->id, st->unconsumed);
         st->unconsumed = 0;

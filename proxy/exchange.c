@@ -6,6 +6,7 @@
 #include "proxy/exchange.h"
 
 #include "proxy/conn_h1.h"
+#include "store/store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,15 +62,54 @@ static void add_esc(struct line *l, const char *s, bool json)
 
 static double ms(int64_t from, int64_t to) { return from && to ? (double)(to - from) / 1000.0 : -1; }
 
+static void record(struct proxy *px, const struct exchange_info *x)
+{
+    if (!px->store || !x->forwarded)
+        return;
+    char method[32];
+    snprintf(method, sizeof method, "%s", x->method);
+    struct store_request_rec r = {
+        .accept_us = x->t.accept_us,
+        .head_done_us = x->t.head_done_us,
+        .connect_start_us = x->t.connect_start_us,
+        .connect_end_us = x->t.connect_end_us,
+        .sent_us = x->t.sent_us,
+        .first_byte_us = x->t.first_byte_us,
+        .last_byte_us = x->t.last_byte_us,
+        .bytes_in = x->t.bytes_in,
+        .bytes_out = x->t.bytes_out,
+        .upstream_bytes = x->t.upstream_bytes,
+        .status = x->status,
+        .injected = x->injected,
+        .reused = x->reused,
+        .method = method,
+        .url = x->target,
+        .host = x->host,
+        .protocol = x->protocol ? x->protocol : "h1",
+        .tls_version = x->tls_version,
+        .view_id = x->view_id,
+        .referer = x->referer,
+        .user_agent = x->user_agent,
+        .content_type = x->content_type,
+        .content_encoding = x->content_encoding,
+        .cache_control = x->cache_control,
+        .error = x->error,
+        .label = px->opt->label[0] ? px->opt->label : NULL,
+    };
+    if (store_record_request(px->store, &r) != 0)
+        atomic_fetch_add(&px->records_dropped, 1);
+}
+
 void exchange_finish_log(struct conn *c)
 {
     conn_mark_logged(c);
     struct worker *w = conn_worker(c);
     const struct vp_options *o = w->px->opt;
-    if (o->quiet)
-        return;
     struct exchange_info x;
     conn_exchange_info(c, &x);
+    record(w->px, &x);
+    if (o->quiet)
+        return;
     bool h2 = x.protocol && strcmp(x.protocol, "h2") == 0;
     int64_t start = x.t.head_done_us ? x.t.head_done_us : x.t.accept_us;
     double total = ms(start, x.t.last_byte_us ? x.t.last_byte_us : exchange_now_us());

@@ -24,13 +24,16 @@ struct exchange_info {
     const char *tls_version; /* "TLSv1.3", ... or NULL for plain TCP */
     bool reused;
     bool forwarded; /* reached (or tried to reach) the upstream */
+    bool injected;
+    const char *view_id; /* NULL unless the beacon tag was inserted */
 };
 
 /* Epoch microseconds (CLOCK_REALTIME). */
 int64_t exchange_now_us(void);
 
-/* Logs the current exchange of c once (one line on stderr unless --quiet; text or JSON) and
- * marks it logged. */
+/* Logs the current exchange of c once (one line on stderr unless --quiet; text or JSON), hands
+ * its timing record to the store when it was forwarded (a full queue drops the record and counts
+ * it: the loop never waits), and marks it logged. */
 void exchange_finish_log(struct conn *c);
 
 #endif

@@ -8,8 +8,11 @@
 #include "config.h"
 #include "proxy/proxy.h"
 
+#include "proxy/api_pool.h"
 #include "proxy/conn_h1.h"
+#include "proxy/limits.h"
 #include "proxy/proxy_internal.h"
+#include "web/web.h"
 #include "proxy/tls.h"
 
 #include <errno.h>
@@ -27,7 +30,7 @@ struct main_ctx {
     struct proxy *px;
     struct event_base *base;
     struct event *done_ev;
-    unsigned done;
+    atomic_uint done; /* workers whose loop ended (one event activation may cover several) */
     int signals;
 };
 
@@ -106,6 +109,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     event_base_dispatch(w->base);
+    atomic_fetch_add(&g_main->done, 1);
     event_active(g_main->done_ev, EV_READ, 0);
     return NULL;
 }
@@ -115,7 +119,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct main_ctx *m = arg;
-    if (++m->done >= m->px->nworkers)
+    if (atomic_load(&m->done) >= m->px->nworkers)
         event_base_loopexit(m->base, NULL);
 }
 
@@ -247,7 +251,12 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
         return -1;
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->grace_ev = evtimer_new(w->base, grace_cb, w);
-    return w->stop_ev && w->grace_ev ? 0 : -1;
+    w->api_ev = event_new(w->base, -1, 0, conn_h1_api_done, w);
+    pthread_mutex_init(&w->api_mu, NULL);
+    const struct vp_options *o = px->opt;
+    if (rate_limiter_new(&w->beacon_rl, 4096, o->beacon_rate, o->beacon_burst) != 0)
+        return -1;
+    return w->stop_ev && w->grace_ev && w->api_ev ? 0 : -1;
 }
 
 static void teardown_worker(struct worker *w)
@@ -261,20 +270,39 @@ static void teardown_worker(struct worker *w)
         event_free(w->stop_ev);
     if (w->grace_ev)
         event_free(w->grace_ev);
+    if (w->api_ev) {
+        /* Jobs finished after the loop stopped: their connections are gone. */
+        while (w->api_done) {
+            struct api_job *j = w->api_done;
+            w->api_done = j->next;
+            api_job_free(j);
+        }
+        event_free(w->api_ev);
+        pthread_mutex_destroy(&w->api_mu);
+    }
+    rate_limiter_free(w->beacon_rl);
     if (w->base)
         event_base_free(w->base);
 }
 
-int proxy_run(const struct vp_options *o)
+int proxy_run(const struct vp_options *o, struct store *st)
 {
     struct proxy px;
     memset(&px, 0, sizeof px);
     px.opt = o;
+    px.store = st;
     px.listen_fd = -1;
     px.tls_fd = -1;
     px.req_limits = (struct h1_limits){o->max_request_line, o->max_header_bytes, o->max_headers};
     px.resp_limits = (struct h1_limits){PROXY_RESP_HEAD_MAX, PROXY_RESP_HEAD_MAX, 256};
     atomic_init(&px.nconns, 0);
+    const struct web_asset *beacon = web_asset_find("beacon.js", 9);
+    if (beacon) {
+        int n = snprintf(px.beacon_src_buf, sizeof px.beacon_src_buf, "/__vitals/beacon.js?v=%s",
+                         beacon->hash);
+        if (n > 0 && (size_t)n < sizeof px.beacon_src_buf)
+            px.beacon_src = px.beacon_src_buf;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (evthread_use_pthreads() != 0) {
         fprintf(stderr, "vitals-proxy: libevent threading unavailable\n");
@@ -308,6 +336,10 @@ int proxy_run(const struct vp_options *o)
     if (!px.workers || !m.base)
         goto out;
     px.nworkers = o->workers;
+    if (st && api_pool_new(&px.api, 2, o->db) != 0) {
+        fprintf(stderr, "vitals-proxy: cannot start the API threads\n");
+        goto out;
+    }
     for (unsigned i = 0; i < px.nworkers; i++) {
         if (setup_worker(&px, &px.workers[i], i) != 0) {
             fprintf(stderr, "vitals-proxy: cannot start worker %u\n", i);
@@ -335,12 +367,13 @@ int proxy_run(const struct vp_options *o)
     } else {
         status = 0;
     }
-    m.done = px.nworkers - started;
-    if (started)
+    atomic_fetch_add(&m.done, px.nworkers - started);
+    if (started && atomic_load(&m.done) < px.nworkers)
         event_base_dispatch(m.base);
     for (unsigned i = 0; i < started; i++)
         pthread_join(px.workers[i].thread, NULL);
 out:
+    api_pool_free(px.api); /* before the workers' teardown: late replies land in their lists */
     for (unsigned i = 0; px.workers && i < px.nworkers; i++)
         teardown_worker(&px.workers[i]);
     free(px.workers);

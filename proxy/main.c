@@ -1,10 +1,12 @@
 /* vitals-proxy entry point: sub-commands go to proxy/cli.c; otherwise parse the option table,
- * and run the proxy. No protocol code here. */
+ * open the store (a failure is a one-line start-up error, exit 2), run the proxy, and free the
+ * store once every event loop has stopped. No protocol or SQL code here. */
 #include "config.h"
 
 #include "proxy/cli.h"
 #include "proxy/options.h"
 #include "proxy/proxy.h"
+#include "store/store.h"
 
 #include <stdio.h>
 
@@ -23,7 +25,19 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return 0;
     }
-    int status = proxy_run(&o);
+    struct store_options so;
+    store_options_default(&so);
+    so.retention_days = (int)o.retention_days;
+    so.keep_query = o.keep_query;
+    struct store *st = NULL;
+    char err[256] = "";
+    if (store_open(&st, o.db, &so, err, sizeof err) != 0) {
+        fprintf(stderr, "vitals-proxy: --db: '%s': %s\n", o.db, err[0] ? err : "cannot open");
+        vp_options_dispose(&o);
+        return 2;
+    }
+    int status = proxy_run(&o, st);
+    store_free(st); /* after the loops stopped: commits what is queued */
     vp_options_dispose(&o);
     return status;
 }
