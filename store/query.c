@@ -930,3 +930,8 @@ int query_health(struct store_reader *r, json_t **out)
                      (json_int_t)(pages * psize));
     return *out ? 0 : VP_ERR_NOMEM;
 }
+
+sqlite3 *store_reader_sqlite(struct store_reader *r)
+{
+    return r->db;
+}

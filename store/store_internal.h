@@ -32,4 +32,9 @@ int store_prune_at(struct store *s, int64_t now_ms, int days);
 /* Waits until everything enqueued before the call is committed. 0 or VP_ERR_NOMEM/FULL. */
 int store_sync(struct store *s);
 
+/* The read-only connection of a reader, for the report queries in store/query_report.c
+ * (borrowed; valid until store_reader_free). */
+struct store_reader;
+sqlite3 *store_reader_sqlite(struct store_reader *r);
+
 #endif

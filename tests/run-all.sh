@@ -70,6 +70,9 @@ make_check() {
 
 note "dependencies"
 step deps sh tests/deps.sh test
+# Debian's interpreter: it has python3-brotli and python3-zstandard (a pyenv python may not).
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 
 note "plain build (-Werror)"
 step autoreconf autoreconf -fi
@@ -80,7 +83,7 @@ step build-plain make -C build-plain -j"$jobs"
 step lint make -C build-plain lint
 make_check build-plain unit-plain
 tap integration-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
-  python3 tests/integration/run.py
+  "$PY" tests/integration/run.py
 
 note "fuzzing (short libFuzzer runs)"
 step configure-fuzz sh -c 'cd build-fuzz && CC=clang ../configure --enable-fuzz'
@@ -97,7 +100,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 make_check build-san unit-san
 tap integration-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/build-san" VP_SANITIZED=1 \
-  python3 tests/integration/run.py
+  "$PY" tests/integration/run.py
 
 echo
 echo "$passed passed, $failed failed"

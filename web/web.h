@@ -41,4 +41,15 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
                    const char *query, struct web_reply *reply)
     __attribute__((warn_unused_result));
 
+/* Configuration of the API handlers, set once at start-up before any web_api_handle call
+ * (not thread-safe against concurrent handlers). budget: borrowed, must outlive every handler
+ * call; NULL = the default budget (web/budget.h). api_prefix: paths counted as API routes for
+ * the latency table and the API budget (borrowed; NULL = "/api/"). */
+struct budget;
+struct web_api_config {
+    const struct budget *budget;
+    const char *api_prefix;
+};
+void web_api_configure(const struct web_api_config *cfg);
+
 #endif

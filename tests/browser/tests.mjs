@@ -1,0 +1,337 @@
+// Browser tests of web/beacon.js (each test in a fresh browser context; launch() itself runs on a
+// fresh temporary profile): headless Debian Chromium (playwright-core) loads the Next.js
+// test app through the front server (harness.mjs, which records every beacon POST) and either
+// the real vitals-proxy or the harness's own injection. The web-vitals attribution build is
+// loaded into the same page loads as a test-only reference; both report their final values when
+// the page is hidden (we navigate away), and the test compares them. Prints TAP.
+//
+// usage: node tests.mjs BASE_URL [--proxy] [--only NAME]
+//   BASE_URL  the harness (e.g. http://localhost:8081)
+//   --proxy   the beacon goes through a real vitals-proxy: also check its API stored the views
+import { chromium } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import zlib from 'node:zlib';
+
+const base = process.argv[2];
+const viaProxy = process.argv.includes('--proxy');
+const onlyIdx = process.argv.indexOf('--only');
+const only = onlyIdx > 0 ? process.argv[onlyIdx + 1] : null;
+const refLib = readFileSync(new URL('./node_modules/web-vitals/dist/web-vitals.attribution.iife.js', import.meta.url), 'utf8')
+  .replace(/\n\/\/# sourceMappingURL=.*/, '') + ';\nwindow.webVitals = webVitals;';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Runs inside the page (before any page script): the reference reports every final value to
+// the harness with sendBeacon, tagged with the view id of the beacon's tag.
+const refInit = `
+(() => {
+  const prim = (o) => { const r = {}; for (const k in o || {}) if (o[k] == null || typeof o[k] != 'object') r[k] = o[k]; return r; };
+  const send = (m) => navigator.sendBeacon('/__test/ref', JSON.stringify({
+    name: m.name, value: m.value, delta: m.delta, id: m.id, navigationType: m.navigationType,
+    vid: (document.querySelector('script[src*="/__vitals/beacon.js"]') || {dataset: {}}).dataset.vid,
+    url: location.pathname, attribution: prim(m.attribution)}));
+  for (const f of ['onLCP', 'onCLS', 'onINP', 'onFCP', 'onTTFB']) webVitals[f](send);
+})();`;
+
+const getJSON = async (path) => (await fetch(base + path)).json();
+
+// Final state of every view seen by the harness: {vid: {ctx, metrics: {LCP: {...}}, res: [...], posts: [...]}}
+const collect = async () => {
+  const views = {};
+  for (const rec of await getJSON('/__test/beacons')) {
+    const p = JSON.parse(rec.body);
+    const v = (views[p.vid] ||= { ctx: p, metrics: {}, ids: {}, res: [], posts: [], nt: null });
+    v.posts.push(rec);
+    for (const m of p.m || []) {
+      v.metrics[m.n] = m;
+      (v.ids[m.n] ||= new Set()).add(m.id);
+    }
+    if (p.nt) v.nt = p.nt;
+    (p.res || []).forEach((r, i) => { v.res[p.ri + i] = r; });
+  }
+  return views;
+};
+const refsFor = async (vid) => {
+  const out = {};
+  for (const r of await getJSON('/__test/ref')) if (r.vid === vid) out[r.name] = r;
+  return out;
+};
+
+let n = 0;
+let failed = 0;
+const results = [];
+const ok = (cond, name, info) => {
+  n++;
+  if (!cond) failed++;
+  console.log(`${cond ? 'ok' : 'not ok'} ${n} - ${name}`);
+  if (!cond && info !== undefined) console.log(`  # ${JSON.stringify(info)}`.slice(0, 2000));
+  return cond;
+};
+const near = (a, b, tol) => typeof a === 'number' && typeof b === 'number' && Math.abs(a - b) <= tol;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  // bfcache is a feature under test: keep Chromium's own default (playwright turns it off)
+  ignoreDefaultArgs: ['--disable-back-forward-cache'],
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+});
+
+const newPage = async (withRef = true) => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  if (withRef) {
+    await ctx.addInitScript({ content: refLib });
+    await ctx.addInitScript({ content: refInit });
+  }
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => m.type() === 'error' && errors.push(`${m.text()} ${m.location().url}`));
+  return { ctx, page, errors };
+};
+const vidOf = (page) => page.evaluate(() => document.querySelector('script[src*="/__vitals/beacon.js"]')?.dataset.vid);
+// Hides the page the way a user does: navigating away fires pagehide and visibilitychange.
+const leave = async (page) => {
+  await page.goto('about:blank');
+  await sleep(400);
+};
+
+// Compares our final metrics of view vid with the reference's.
+const compare = async (label, vid, names) => {
+  const views = await collect();
+  const ours = views[vid];
+  const ref = await refsFor(vid);
+  if (!ok(ours, `${label}: beacon received for the view`, { vid, have: Object.keys(views) })) return null;
+  for (const name of names) {
+    const a = ours.metrics[name];
+    const b = ref[name];
+    if (!ok(a && b, `${label}: ${name} reported by both`, { ours: a, ref: b })) continue;
+    const tol = name === 'CLS' ? 1e-6 : name === 'INP' ? 0 : 1;
+    ok(near(a.v, b.value, tol), `${label}: ${name} value matches the reference (${a.v} vs ${b.value})`, { ours: a, ref: b });
+    if (name === 'LCP') ok(a.a && a.a.target === b.attribution.target, `${label}: LCP target matches (${a.a && a.a.target})`, { ours: a.a, ref: b.attribution });
+    if (name === 'INP') ok(a.a && a.a.target === b.attribution.interactionTarget, `${label}: INP target matches (${a.a && a.a.target})`, { ours: a.a, ref: b.attribution });
+    if (name === 'CLS' && b.value > 0) ok(a.a && a.a.target === b.attribution.largestShiftTarget, `${label}: CLS target matches`, { ours: a.a, ref: b.attribution });
+    if (ours.ids[name].size !== 1) ok(false, `${label}: ${name} has one id`, [...ours.ids[name]]);
+  }
+  return ours;
+};
+
+const apiCheck = async (label, vid) => {
+  if (!viaProxy) return;
+  const r = await fetch(`${base}/__vitals/api/views/${vid}`);
+  ok(r.status === 200, `${label}: the proxy's API has view ${vid}`, r.status);
+};
+
+const tests = {
+  async home_lcp_image() {
+    const { ctx, page, errors } = await newPage();
+    await page.goto(base + '/', { waitUntil: 'load' });
+    await sleep(1500);
+    const vid = await vidOf(page);
+    ok(/^[\w-]{8,64}$/.test(vid || ''), 'home: the injected tag carries a view id', vid);
+    await leave(page);
+    const v = await compare('home', vid, ['LCP', 'FCP', 'TTFB', 'CLS']);
+    if (v) {
+      ok(v.metrics.LCP && v.metrics.LCP.a.url === '/hero.png', 'home: LCP resource url is the hero image', v.metrics.LCP);
+      const a = v.metrics.LCP && v.metrics.LCP.a;
+      ok(a && near(a.ttfb + a.loadDelay + a.loadDuration + a.renderDelay, v.metrics.LCP.v, 0.01), 'home: LCP sub-parts sum to LCP', a);
+      ok(v.ctx.url === '/' && v.ctx.nav === 'navigate' && v.ctx.dev === 'desktop', 'home: view context', v.ctx);
+      ok(v.nt && v.nt.ty === 'navigate' && v.nt.rps > 0 && v.nt.le > 0, 'home: navigation entry sent', v.nt);
+      ok(v.res.some((r) => r && r.u === '/hero.png' && ['img', 'link'].includes(r.i) && r.rpe > 0), 'home: hero image in the waterfall', v.res.map((r) => r && r.u));
+      ok(v.posts.every((p) => p.len <= 49152 && (p.status === 204)), 'home: every POST accepted and <= 48 KiB', v.posts.map((p) => [p.len, p.status, p.reply]));
+      ok(v.posts.every((p) => /^text\/plain/.test(p.type || '')), 'home: sent as text/plain (sendBeacon)', v.posts.map((p) => p.type));
+      await apiCheck('home', vid);
+    }
+    ok(errors.length === 0, 'home: no page errors', errors);
+    await ctx.close();
+  },
+
+  async shift_cls() {
+    const { ctx, page, errors } = await newPage();
+    await page.goto(base + '/shift', { waitUntil: 'load' });
+    await page.waitForSelector('#banner');
+    await sleep(800);
+    const vid = await vidOf(page);
+    await leave(page);
+    const v = await compare('shift', vid, ['CLS', 'LCP', 'FCP']);
+    if (v) ok(v.metrics.CLS && v.metrics.CLS.v > 0.05, `shift: CLS reflects the banner (${v.metrics.CLS && v.metrics.CLS.v})`, v.metrics.CLS);
+    ok(errors.length === 0, 'shift: no page errors', errors);
+    await ctx.close();
+  },
+
+  async slow_click_inp() {
+    const { ctx, page, errors } = await newPage();
+    await page.goto(base + '/slow', { waitUntil: 'load' });
+    await sleep(500);
+    await page.click('#fast');
+    await sleep(200);
+    await page.click('#slow');
+    await sleep(300);
+    await page.click('#fast');
+    await sleep(300);
+    const vid = await vidOf(page);
+    await leave(page);
+    const v = await compare('slow', vid, ['INP', 'LCP', 'FCP', 'CLS']);
+    if (v && v.metrics.INP) {
+      const a = v.metrics.INP.a;
+      ok(v.metrics.INP.v >= 200, `slow: INP >= 200 ms (${v.metrics.INP.v})`, v.metrics.INP);
+      ok(a.type === 'pointer' && a.target === '#slow', 'slow: INP attributed to a pointer interaction on #slow', a);
+      ok(near(a.inputDelay + a.processing + a.presentation, v.metrics.INP.v, 0.01) && a.processing >= 250, 'slow: INP sub-parts sum to INP, processing holds the 300 ms', a);
+      ok(['complete', 'dom-content-loaded'].includes(a.loadState), 'slow: loadState', a.loadState);
+    }
+    ok(errors.length === 0, 'slow: no page errors', errors);
+    await ctx.close();
+  },
+
+  async keyboard_inp() {
+    const { ctx, page } = await newPage();
+    await page.goto(base + '/slow', { waitUntil: 'load' });
+    await sleep(300);
+    await page.click('#field');
+    await page.keyboard.type('abc', { delay: 150 });
+    await sleep(300);
+    const vid = await vidOf(page);
+    await leave(page);
+    const v = await compare('keys', vid, ['INP']);
+    if (v && v.metrics.INP) ok(v.metrics.INP.a.type === 'keyboard' && v.metrics.INP.a.target === '#field', 'keys: INP is a keyboard interaction on #field', v.metrics.INP.a);
+    await ctx.close();
+  },
+
+  async stream_suspense() {
+    const { ctx, page, errors } = await newPage();
+    await page.goto(base + '/stream', { waitUntil: 'load' });
+    await page.waitForSelector('#late');
+    await sleep(1300);
+    const vid = await vidOf(page);
+    await leave(page);
+    const v = await compare('stream', vid, ['LCP', 'FCP', 'TTFB', 'CLS']);
+    if (v) ok(v.metrics.LCP && v.metrics.LCP.a.target === '#late', 'stream: LCP is the streamed paragraph', v.metrics.LCP && v.metrics.LCP.a);
+    ok(errors.length === 0, 'stream: no page errors', errors);
+    await ctx.close();
+  },
+
+  async soft_navigation() {
+    const { ctx, page, errors } = await newPage();
+    await page.goto(base + '/nav/a', { waitUntil: 'load' });
+    await sleep(1500);
+    const vid = await vidOf(page);
+    await page.click('#to-b');
+    await page.waitForSelector('#b-title');
+    await sleep(300);
+    await page.click('#slow');
+    await sleep(300);
+    await leave(page);
+    const views = await collect();
+    const hard = views[vid];
+    const soft = Object.values(views).find((x) => x.ctx.pvid === vid);
+    ok(hard && hard.ctx.url === '/nav/a', 'soft: hard view reported under /nav/a', hard && hard.ctx);
+    if (ok(soft, 'soft: a soft-navigation view with the hard view as parent', Object.keys(views))) {
+      ok(soft.ctx.nav === 'soft-navigation' && soft.ctx.url === '/nav/b' && soft.ctx.vid !== vid, 'soft: new id, route /nav/b', soft.ctx);
+      ok(!soft.metrics.LCP && !soft.metrics.FCP && !soft.metrics.TTFB, 'soft: hard-navigation metrics not re-reported', Object.keys(soft.metrics));
+      ok(soft.metrics.INP && soft.metrics.INP.v >= 200 && soft.metrics.INP.a.target === '#slow', 'soft: its own INP (the slow click on B)', soft.metrics.INP);
+      ok(soft.metrics.CLS && soft.metrics.CLS.v >= 0, 'soft: its own CLS window', soft.metrics.CLS);
+      ok(soft.res.some((r) => r && /nav\/b/.test(r.u) && r.i === 'fetch'), 'soft: the route fetch (RSC) is in its waterfall', soft.res.map((r) => r && r.u));
+      const abs = (v, r) => `${r.u}@${Math.round(v.ctx.t0 + (r.s || 0))}`;
+      const inHard = new Set(hard ? hard.res.map((r) => abs(hard, r)) : []);
+      ok(hard && !soft.res.some((r) => inHard.has(abs(soft, r))), 'soft: no resource in both views', [...inHard]);
+      ok(hard && hard.metrics.LCP && !(hard.metrics.INP && hard.metrics.INP.v >= 200), 'soft: hard view keeps its LCP and not the later slow click', hard && hard.metrics);
+      await apiCheck('soft', soft.ctx.vid);
+    }
+    ok(errors.length === 0, 'soft: no page errors', errors);
+    await ctx.close();
+  },
+
+  async products_dynamic_route() {
+    const { ctx, page } = await newPage(false);
+    await page.goto(base + '/products/42?secret=1', { waitUntil: 'load' });
+    await sleep(1500);
+    const vid = await vidOf(page);
+    await leave(page);
+    const v = (await collect())[vid];
+    ok(v && v.ctx.url === '/products/42', 'products: URL reported without the query string', v && v.ctx);
+    const api = await fetch(base + '/api/ping');
+    ok(api.status === 200 && (await api.json()).ok === true, 'api route served through the front');
+    await ctx.close();
+  },
+
+  async many_resources_chunked() {
+    const { ctx, page } = await newPage(false);
+    await page.goto(base + '/many', { waitUntil: 'load' });
+    await sleep(2500);
+    const vid = await vidOf(page);
+    await leave(page);
+    const v = (await collect())[vid];
+    if (ok(v, 'many: beacon received')) {
+      const dots = v.res.filter((r) => r && r.u.startsWith('/dot.png?i='));
+      ok(dots.length === 400, `many: all 400 resources in the waterfall (${dots.length})`);
+      ok(v.res.every((r) => r), 'many: no holes in the resource index (ri chunking)', v.res.length);
+      ok(v.posts.length >= 4 && v.posts.every((p) => p.len <= 49152), `many: split over ${v.posts.length} POSTs, each <= 48 KiB`, v.posts.map((p) => p.len));
+      ok(v.posts.every((p) => p.status === 204), 'many: every chunk accepted', v.posts.map((p) => [p.status, p.reply]));
+    }
+    await ctx.close();
+  },
+
+  async bfcache_restore() {
+    const { ctx, page } = await newPage();
+    await page.goto(base + '/bf/one', { waitUntil: 'load' });
+    await sleep(1200);
+    const vid = await vidOf(page);
+    await page.click('#to-two');
+    await page.waitForURL('**/bf/two');
+    await sleep(500);
+    await page.goBack({ waitUntil: 'commit' });
+    const restored = await page.evaluate(() => performance.getEntriesByType('navigation')[0].notRestoredReasons);
+    await sleep(800);
+    await leave(page);
+    const views = await collect();
+    const bf = Object.values(views).find((x) => x.ctx.pvid === vid && x.ctx.nav === 'back-forward-cache');
+    if (ok(bf, 'bfcache: the restore is a new view (back-forward-cache)', { restored, views: Object.values(views).map((x) => x.ctx) })) {
+      const ref = await refsFor(vid);
+      ok(bf.metrics.LCP && bf.metrics.FCP && bf.metrics.TTFB && bf.metrics.TTFB.v === 0, 'bfcache: LCP, FCP and TTFB (0) for the restore', bf.metrics);
+      ok(views[vid] && views[vid].metrics.LCP && views[vid].metrics.LCP.id !== bf.metrics.LCP.id, 'bfcache: new metric ids');
+      void ref;
+    }
+    await ctx.close();
+  },
+
+  async sampled_out() {
+    // data-sample="0" only exists in harness mode (the real proxy takes --sample)
+    const { ctx, page } = await newPage(false);
+    const before = (await getJSON('/__test/beacons')).length;
+    await page.route('**/*', async (route) => {
+      const r = await route.fetch();
+      const type = r.headers()['content-type'] || '';
+      if (!type.startsWith('text/html')) return route.fulfill({ response: r });
+      const body = (await r.text()).replace('data-vid=', 'data-sample="0" data-vid=');
+      return route.fulfill({ response: r, body });
+    });
+    await page.goto(base + '/', { waitUntil: 'load' });
+    await sleep(1500);
+    await leave(page);
+    ok((await getJSON('/__test/beacons')).length === before, 'sample: data-sample="0" sends nothing');
+    await ctx.close();
+  },
+};
+
+// The served size of the beacon (the proxy embeds the file as is, brotli q11 and gzip -9).
+{
+  const src = readFileSync(new URL('../../web/beacon.js', import.meta.url));
+  const br = zlib.brotliCompressSync(src, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
+  const gz = zlib.gzipSync(src, { level: 9 }).length;
+  console.log(`# web/beacon.js: ${src.length} bytes raw, ${gz} gzip -9, ${br} brotli q11`);
+  ok(br <= 4096, `beacon.js is at most 4 KiB brotli (${br})`);
+}
+
+const t0 = Date.now();
+for (const [name, fn] of Object.entries(tests)) {
+  if (only && name !== only) continue;
+  try {
+    await fn();
+  } catch (e) {
+    ok(false, `${name}: threw ${e.message.split('\n')[0]}`);
+  }
+}
+await browser.close();
+console.log(`1..${n}`);
+console.log(`# ${n - failed}/${n} passed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+process.exit(failed ? 1 : 0);

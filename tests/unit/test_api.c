@@ -1,0 +1,170 @@
+/* web/api: routing (404 / 405 / 400), parameter validation, reply shapes, CSV and HAR
+ * attachments, budgets and top targets, against the store/query.h test double. */
+#include "config.h"
+
+#include "web/web.h"
+
+#include <event2/buffer.h>
+#include <string.h>
+
+#include "common/vp_err.h"
+#include "store/query.h"
+#include "tap.h"
+#include "tests/unit/fake_query.h"
+
+static struct web_reply reply;
+static char body[16384];
+static json_t *json;
+
+/* Runs one request; the body lands in `body` and, when it parses, in `json`. */
+static int req(struct store_reader *r, const char *method, const char *rest, const char *query)
+{
+    json_decref(json);
+    json = NULL;
+    memset(&reply, 0, sizeof reply);
+    reply.body = evbuffer_new();
+    int rc = web_api_handle(r, method, rest, query, &reply);
+    size_t n = evbuffer_get_length(reply.body);
+    if (n >= sizeof body)
+        n = sizeof body - 1;
+    evbuffer_remove(reply.body, body, n);
+    body[n] = '\0';
+    evbuffer_free(reply.body);
+    json = json_loads(body, JSON_DECODE_ANY, NULL);
+    return rc == 0 ? reply.status : rc;
+}
+
+static const char *err_text(void)
+{
+    const char *s = json_string_value(json_object_get(json, "error"));
+    return s ? s : "";
+}
+
+static const json_t *result(const char *route, const char *metric)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(json, "results"), i, r) {
+        if (strcmp(json_string_value(json_object_get(r, "route")), route) == 0 &&
+            strcmp(json_string_value(json_object_get(r, "metric")), metric) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    struct store_reader *r = NULL;
+    char err[128] = "";
+    FILE *f = fopen("test_api.fake.db", "wb");
+    fputs("FAKE-VITALS\n", f);
+    fclose(f);
+    TAP_OK(store_reader_open(&r, "test_api.fake.db", err, sizeof err) == 0, "setup/reader");
+
+    TAP_OK(req(r, "POST", "summary", NULL) == 405 && strstr(err_text(), "method"),
+           "route/post_405");
+    TAP_OK(req(r, "DELETE", "views/view0001", NULL) == 405, "route/delete_405");
+    TAP_OK(req(r, "GET", "nope", NULL) == 404 && strcmp(err_text(), "not found") == 0,
+           "route/unknown_404");
+    TAP_OK(req(r, "GET", "", NULL) == 404, "route/empty_404");
+    TAP_OK(req(r, "GET", "summary/", NULL) == 404, "route/trailing_slash_404");
+    TAP_OK(req(r, "GET", "views/view0001/other", NULL) == 404, "route/view_sub_404");
+    TAP_OK(req(r, "GET", "summary", "since=yesterday") == 400 &&
+               strncmp(err_text(), "since:", 6) == 0,
+           "params/bad_since_400 (%s)", body);
+    TAP_OK(req(r, "GET", "views", "limit=5000") == 400 && strncmp(err_text(), "limit:", 6) == 0,
+           "params/bad_limit_400");
+    TAP_OK(req(r, "GET", "summary", "route=%zz") == 400, "params/bad_escape_400");
+    TAP_OK(req(r, "GET", "summary", "route=a&route=b") == 400, "params/duplicate_400");
+    TAP_OK(req(r, "GET", "views/bad!id!!", NULL) == 400, "params/bad_view_id_400");
+    TAP_OK(req(r, "GET", "views/short", NULL) == 400, "params/short_view_id_400");
+    TAP_OK(req(NULL, "GET", "summary", NULL) == 503, "db/no_reader_503");
+    TAP_OK(req(r, "GET", "views/dbfailure", NULL) == 503 &&
+               strcmp(err_text(), "database unavailable") == 0,
+           "db/query_failure_503");
+    TAP_OK(req(r, "GET", "views/zzzzzzzz", NULL) == 404, "db/not_found_404");
+
+    fake_query_log.calls = 0;
+    TAP_OK(req(r, "GET", "summary", "route=%2F&since=24h&token=secret&device=mobile") == 200,
+           "summary/200");
+    TAP_OK(strcmp(reply.content_type, "application/json") == 0 && !reply.content_disposition[0],
+           "summary/json_inline");
+    TAP_OK(json_array_size(json_object_get(json, "routes")) == 2 && !strchr(body, ' '),
+           "summary/shape");
+    TAP_OK(strncmp(body, "{\"routes\":[{\"route\":\"/\",\"views\":12,", 35) == 0,
+           "summary/compact (%.40s)", body);
+    TAP_OK(fake_query_log.calls == 1 && strcmp(fake_query_log.route, "/") == 0 &&
+               fake_query_log.since_ms > 0,
+           "summary/filter_passed");
+    TAP_OK(req(r, "HEAD", "summary", NULL) == 200, "summary/head");
+    TAP_OK(req(r, "GET", "summary.json", NULL) == 200 &&
+               strstr(reply.content_disposition, "attachment"),
+           "summary/json_attachment");
+    TAP_OK(req(r, "GET", "summary.csv", NULL) == 200 &&
+               strncmp(reply.content_type, "text/csv", 8) == 0 &&
+               strncmp(body, "route,views,metric,", 19) == 0 &&
+               strstr(reply.content_disposition, "vitals-summary.csv"),
+           "summary/csv");
+
+    TAP_OK(req(r, "GET", "views", "limit=10") == 200 &&
+               json_array_size(json_object_get(json, "views")) == 2 && fake_query_log.limit == 10,
+           "views/200");
+    TAP_OK(req(r, "GET", "views.csv", NULL) == 200 && strncmp(body, "id,started_at,url,", 18) == 0,
+           "views/csv");
+    TAP_OK(req(r, "GET", "views/view0001", NULL) == 200 &&
+               json_number_value(json_object_get(json, "initial_js_bytes")) == 150000,
+           "view/200_with_js (%s)", body);
+    TAP_OK(req(r, "GET", "views/view0001/har", NULL) == 200 &&
+               strcmp(reply.content_disposition, "attachment; filename=\"vitals-view0001.har\"") ==
+                   0 &&
+               json_object_get(json_object_get(json, "log"), "version"),
+           "view/har_attachment (%s)", reply.content_disposition);
+    TAP_OK(req(r, "GET", "views/view0001/csv", NULL) == 200 && strstr(body, "/app.js,script"),
+           "view/csv");
+
+    TAP_OK(req(r, "GET", "api-latency", NULL) == 200 &&
+               strcmp(fake_query_log.prefix, "/api/") == 0,
+           "api_latency/default_prefix");
+    struct web_api_config cfg = {.budget = NULL, .api_prefix = "/rpc/"};
+    web_api_configure(&cfg);
+    TAP_OK(req(r, "GET", "api-latency.csv", NULL) == 200 &&
+               strcmp(fake_query_log.prefix, "/rpc/") == 0 &&
+               strstr(body, "/api/items,GET,40,80,650,2500,2"),
+           "api_latency/configured_prefix_csv");
+    web_api_configure(NULL);
+    TAP_OK(req(r, "GET", "health", NULL) == 200 &&
+               json_integer_value(json_object_get(json, "beacons_accepted")) == 10,
+           "health/200");
+
+    TAP_OK(req(r, "GET", "budget", NULL) == 200, "budget/200");
+    TAP_OK(json_integer_value(json_object_get(json, "violations")) == 4,
+           "budget/default_violations (%s)", body);
+    const json_t *x = result("/", "JS");
+    TAP_OK(x && json_number_value(json_object_get(x, "actual")) == 260000,
+           "budget/js_p75_over_views");
+    x = result("/", "LCP");
+    TAP_OK(x && json_is_true(json_object_get(x, "ok")), "budget/lcp_within");
+    TAP_OK(json_object_get(json_object_get(json, "budget"), "*") != NULL, "budget/echoes_rules");
+
+    TAP_OK(req(r, "GET", "targets", "route=%2F") == 200 &&
+               json_array_size(json_object_get(json, "LCP")) == 1 &&
+               strcmp(fake_query_log.route, "/") == 0 && fake_query_log.limit == 10,
+           "targets/200 (%s)", body);
+    TAP_OK(req(r, "GET", "js", NULL) == 200 &&
+               json_array_size(json_object_get(json, "routes")) == 1,
+           "js/200");
+    TAP_OK(req(r, "GET", "findings", NULL) == 200, "findings/200");
+    const json_t *fl = json_object_get(json, "findings");
+    TAP_OK(json_array_size(fl) == 2 &&
+               strcmp(json_string_value(json_object_get(json_array_get(fl, 1), "type")),
+                      "slow-api") == 0 &&
+               strstr(json_string_value(json_object_get(json_array_get(fl, 1), "evidence")),
+                      "GET /api/items API p95 650 ms > limit 500 ms"),
+           "findings/slow_api_from_budget (%s)", body);
+    TAP_OK(req(r, "POST", "findings", NULL) == 405, "findings/post_405");
+
+    json_decref(json);
+    store_reader_free(r);
+    remove("test_api.fake.db");
+    TAP_DONE();
+}
