@@ -744,7 +744,13 @@ static void sess_read_cb(struct bufferevent *bev, void *arg)
             break;
         ssize_t n = nghttp2_session_mem_recv(s->ng, v.iov_base, v.iov_len);
         if (n < 0) {
-            /* Bad preface, flood or fatal protocol error: nghttp2 queued a GOAWAY if it could. */
+            /* Bad preface, flood or fatal protocol error: say why in a GOAWAY (nghttp2 may
+             * have queued one already; then this is a no-op), send it, close. */
+            uint32_t code = n == NGHTTP2_ERR_FLOODED || n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                                ? NGHTTP2_ENHANCE_YOUR_CALM
+                                : NGHTTP2_PROTOCOL_ERROR;
+            if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+                nghttp2_session_terminate_session(s->ng, code);
             s->closing = true;
             break;
         }
