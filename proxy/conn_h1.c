@@ -83,6 +83,7 @@ struct conn {
     /* Client protocol labels (conn_h1_attach): "h1" or "h2"; TLS version ("" = plain). */
     const char *proto;
     char tls_version[16];
+    struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -139,6 +140,8 @@ static void conn_free(struct conn *c)
     event_free(c->timer);
     h1_parser_free(c->req);
     h1_parser_free(c->resp);
+    if (c->moved_cb)
+        evbuffer_remove_cb_entry(cout(c), c->moved_cb);
     /* Tells a bufferevent-pair partner (an HTTP/2 stream) that this end is gone; a no-op for
      * sockets and TLS. */
     bufferevent_flush(c->bev, EV_READ | EV_WRITE, BEV_FINISHED);
@@ -258,6 +261,16 @@ void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int sal
     }
 }
 
+/* bytes_out is counted as the growth of the output buffer around each write. A bufferevent pair
+ * (HTTP/2 streams) moves bytes to its partner synchronously, inside those writes, so the bytes
+ * it moves out are added back here; sockets never call this. */
+static void count_moved(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    struct conn *c = arg;
+    c->ex.t.bytes_out += info->n_deleted;
+}
+
 int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
                    const char *proto, const char *tls_version)
 {
@@ -265,6 +278,10 @@ int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
     if (conn_start(w, bev, peer, proto, tls_version) != 0) {
         atomic_fetch_sub(&w->px->nconns, 1);
         return VP_ERR_NOMEM;
+    }
+    if (proto && strcmp(proto, "h2") == 0) {
+        struct conn *c = w->conns; /* conn_start links the new connection first */
+        c->moved_cb = evbuffer_add_cb(cout(c), count_moved, c);
     }
     return 0;
 }

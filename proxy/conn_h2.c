@@ -422,10 +422,7 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
         reply_local(st, 503, "503 Service Unavailable: out of memory\n");
         return;
     }
-    /* conn_h1 counts the bytes it queues by the growth of its output buffer: a pair moves them
-     * to our end as soon as they are added unless that move is deferred to the loop. */
-    if (evbuffer_defer_callbacks(bufferevent_get_output(pair[0]), s->w->base) != 0 ||
-        conn_h1_attach(s->w, pair[0], s->peer, "h2", s->tls_version[0] ? s->tls_version : NULL)) {
+    if (conn_h1_attach(s->w, pair[0], s->peer, "h2", s->tls_version[0] ? s->tls_version : NULL)) {
         bufferevent_free(pair[0]);
         bufferevent_free(pair[1]);
         reply_local(st, 503, "503 Service Unavailable: out of memory\n");
