@@ -50,6 +50,7 @@ worker_processes 1; daemon on; pid $T/ng.pid; error_log $T/logs/ng.err;
 events { worker_connections 4096; }
 http { access_log off;
   upstream app { server 127.0.0.1:$UP; keepalive 64; }
+  keepalive_requests 1000000;
   server { listen 127.0.0.1:$NG ssl http2;
     ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:S:10m;
