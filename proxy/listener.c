@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 struct main_ctx {
@@ -129,6 +130,16 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct main_ctx *m = arg;
     m->signals++;
+    /* Stop accepting at once: the socket closes when the workers drop their dups too, and
+     * new connections are refused rather than left unserved in the backlog. */
+    if (m->px->listen_fd >= 0) {
+        close(m->px->listen_fd);
+        m->px->listen_fd = -1;
+    }
+    if (m->px->tls_fd >= 0) {
+        close(m->px->tls_fd);
+        m->px->tls_fd = -1;
+    }
     for (unsigned i = 0; i < m->px->nworkers; i++)
         event_active(m->px->workers[i].stop_ev, m->signals > 1 ? 0 : EV_READ, 0);
 }
@@ -253,6 +264,8 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
     w->grace_ev = evtimer_new(w->base, grace_cb, w);
     w->api_ev = event_new(w->base, -1, 0, conn_h1_api_done, w);
     pthread_mutex_init(&w->api_mu, NULL);
+    if (getrandom(&w->rng, sizeof w->rng, 0) != (ssize_t)sizeof w->rng || w->rng == 0)
+        w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
     const struct vp_options *o = px->opt;
     if (rate_limiter_new(&w->beacon_rl, 4096, o->beacon_rate, o->beacon_burst) != 0)
         return -1;
@@ -385,7 +398,8 @@ out:
         event_free(m.done_ev);
     if (m.base)
         event_base_free(m.base);
-    close(px.listen_fd);
+    if (px.listen_fd >= 0)
+        close(px.listen_fd);
     if (px.tls_fd >= 0)
         close(px.tls_fd);
     tls_server_free(px.tls);
