@@ -23,6 +23,7 @@
 #include "common/vp_err.h"
 #include "inject/injector.h"
 #include "proxy/api_pool.h"
+#include "proxy/conn_h2.h"
 #include "proxy/exchange.h"
 #include "proxy/route.h"
 
@@ -84,6 +85,7 @@ struct conn {
     const char *proto;
     char tls_version[16];
     struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
+    bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -140,12 +142,14 @@ static void conn_free(struct conn *c)
     event_free(c->timer);
     h1_parser_free(c->req);
     h1_parser_free(c->resp);
-    if (c->moved_cb)
-        evbuffer_remove_cb_entry(cout(c), c->moved_cb);
-    /* Tells a bufferevent-pair partner (an HTTP/2 stream) that this end is gone; a no-op for
-     * sockets and TLS. */
-    bufferevent_flush(c->bev, EV_READ | EV_WRITE, BEV_FINISHED);
-    bufferevent_free(c->bev);
+    if (c->bev) { /* NULL after an h2c takeover */
+        if (c->moved_cb)
+            evbuffer_remove_cb_entry(cout(c), c->moved_cb);
+        /* Tells a bufferevent-pair partner (an HTTP/2 stream) that this end is gone; a no-op
+         * for sockets and TLS. */
+        bufferevent_flush(c->bev, EV_READ | EV_WRITE, BEV_FINISHED);
+        bufferevent_free(c->bev);
+    }
     free(c);
     if (w->draining && w->nconns == 0)
         event_base_loopexit(w->base, NULL);
@@ -584,10 +588,42 @@ static void read_local_body(struct conn *c)
     }
 }
 
+/* --h2c: a plain connection whose first bytes are the HTTP/2 connection preface (prior
+ * knowledge, RFC 9113 section 3.3) becomes an HTTP/2 session. Returns true when c is gone (handed
+ * over) or must wait for more bytes. */
+static bool h2c_preface(struct conn *c)
+{
+    static const char pri[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    struct evbuffer *in = cin(c);
+    size_t n = evbuffer_get_length(in), k = n < 24 ? n : 24;
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)k);
+    if (!p || memcmp(p, pri, k) != 0 || c->w->draining || c->tls_version[0] ||
+        strcmp(c->proto, "h1") != 0) {
+        c->h2c_checked = true;
+        return false;
+    }
+    if (n < 24)
+        return true;
+    struct worker *w = c->w;
+    struct bufferevent *bev = c->bev;
+    char peer[INET6_ADDRSTRLEN];
+    memcpy(peer, c->peer, sizeof peer);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    c->bev = NULL;
+    atomic_fetch_add(&w->px->nconns, 1); /* the session's; conn_free gives back c's */
+    /* On failure h2_session_start has freed bev and given the count back. */
+    int rc = h2_session_start(w, bev, peer, NULL);
+    (void)rc;
+    conn_free(c);
+    return true;
+}
+
 static void on_head_bytes(struct conn *c)
 {
     struct evbuffer *in = cin(c);
     if (evbuffer_get_length(in) == 0)
+        return;
+    if (opts(c)->h2c && !c->h2c_checked && h2c_preface(c))
         return;
     if (!c->req && h1_parser_new(&c->req, H1_REQUEST, &c->w->px->req_limits) != 0) {
         conn_free(c);

@@ -614,6 +614,34 @@ def t_ws_tls(ctx):
     c.close()
 
 
+@case("h2/h2c-prior-knowledge", args=["--h2c"], generic=False)
+def t_h2c(ctx):
+    url = "http://127.0.0.1:%d" % ctx.port
+    code, ver, _, body = curl_get(url + "/__vitals/healthz", http="--http2-prior-knowledge")
+    check((code, ver, body) == (200, "2", b"ok"), "h2c healthz: %r" % ((code, ver, body),))
+    code, ver, _, body = curl_get(url + "/html", http="--http2-prior-knowledge")
+    check(code == 200 and b"/__vitals/beacon.js" in body, "h2c page: %s" % code)
+    code, ver, _, body = curl_get(url + "/__vitals/healthz", http="--http1.1")
+    check((code, ver, body) == (200, "1.1", b"ok"), "h1 next to h2c: %r" % ((code, ver, body),))
+    r = subprocess.run(["h2load", "-n", "200", "-c", "2", "-m", "20", url + "/bytes?n=1000"],
+                       capture_output=True, text=True, timeout=60)
+    check("200 succeeded" in r.stdout, "h2load h2c: %s" % r.stdout[-400:])
+    ctx.px.stop()
+    db = sqlite3.connect(os.path.join(ctx.tmp, "vitals.db"))
+    rows = db.execute("SELECT protocol, tls_version FROM requests WHERE url = '/html'").fetchall()
+    check(rows == [("h2", None)], "timing records %r" % rows)
+
+
+@case("h2/h2c-off-by-default", generic=False)
+def t_h2c_off(ctx):
+    r = curl(["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+              "http://127.0.0.1:%d/__vitals/healthz" % ctx.port], timeout=10)
+    check(r.returncode != 0 or r.stdout.decode() != "200", "preface served without --h2c")
+    code, ver, _, body = curl_get("http://127.0.0.1:%d/__vitals/healthz" % ctx.port,
+                                  http="--http1.1")
+    check(code == 200, "h1 after a refused preface: %s" % code)
+
+
 if __name__ == "__main__":
     if not any(a.startswith("--filter") for a in sys.argv[1:]):
         sys.argv += ["--filter", "^(tls|h2)/"]
