@@ -767,8 +767,15 @@ static void sess_write_cb(struct bufferevent *bev, void *arg)
 static void sess_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
-    (void)what;
-    session_free(arg); /* EOF, error or timeout */
+    struct h2_session *s = arg;
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !s->closing) {
+        /* Idle (the read timeout only runs without streams): say goodbye properly. */
+        nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+        s->closing = true;
+        session_flush(s);
+        return;
+    }
+    session_free(s); /* EOF, error, write timeout */
 }
 
 int h2_session_start(struct worker *w, struct bufferevent *bev, const char *peer,

@@ -614,6 +614,21 @@ def t_ws_tls(ctx):
     c.close()
 
 
+@case("h2/idle-goaway", args=lambda ctx: tls_args(ctx) + ["--idle-timeout", "1"],
+      generic=False)
+def t_idle(ctx):
+    wait_tls(ctx)
+    h2 = H2(ctx.tls_port)
+    h2.send(h2.request(1, "/__vitals/healthz"))
+    t0 = time.time()
+    code = h2.until_goaway(timeout=5)
+    dt = time.time() - t0
+    check(code == 0, "GOAWAY code %r, want NO_ERROR" % code)
+    check(0.8 < dt < 4, "idle GOAWAY after %.2f s (idle timeout 1 s)" % dt)
+    check(h2.read_frame() is None, "connection not closed after the idle GOAWAY")
+    h2.close()
+
+
 @case("h2/h2c-prior-knowledge", args=["--h2c"], generic=False)
 def t_h2c(ctx):
     url = "http://127.0.0.1:%d" % ctx.port
