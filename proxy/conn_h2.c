@@ -47,8 +47,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define H2_BODY_HIGH (256 * 1024)
-#define H2_BODY_LOW (64 * 1024)
+#define H2_BODY_HIGH (64 * 1024)
+#define H2_BODY_LOW (16 * 1024)
 #define H2_OUT_HIGH (128 * 1024)
 #define H2_STREAM_WINDOW (256 * 1024)
 #define H2_CONN_WINDOW (1024 * 1024)
