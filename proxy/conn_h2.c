@@ -145,11 +145,12 @@ static void update_idle_timeout(struct h2_session *s)
     bufferevent_set_timeouts(s->bev, s->nstreams ? NULL : &tv, &tv);
 }
 
+/* Sizes the next DATA frame; its bytes move later, without a copy, in send_body_cb. */
 static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                             uint32_t *flags, nghttp2_data_source *src, void *user)
 {
-    (void)ng;
     (void)id;
+    (void)buf;
     (void)user;
     struct h2_stream *st = src->ptr;
     size_t have = evbuffer_get_length(st->body);
@@ -158,20 +159,34 @@ static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t n = have < len ? have : len;
-    if (n && evbuffer_remove(st->body, buf, n) != (int)n)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    if (st->resp_done && evbuffer_get_length(st->body) == 0) {
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (st->resp_done && n == have) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (!st->req_ended) /* the response is complete: stop the upload (RFC 9113 8.1) */
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     }
+    return (ssize_t)n;
+}
+
+/* Writes one DATA frame: the 9-byte header, then the payload moved out of st->body. */
+static int send_body_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *user)
+{
+    (void)ng;
+    struct h2_session *s = user;
+    struct h2_stream *st = src->ptr;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    if (f->data.padlen > 0 || evbuffer_get_length(st->body) < length ||
+        evbuffer_add(out, framehd, 9) != 0 ||
+        evbuffer_remove_buffer(st->body, out, length) != (int)length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (st->read_paused && st->pair && !st->pair_closed &&
         evbuffer_get_length(st->body) < H2_BODY_LOW) {
         st->read_paused = false;
         bufferevent_enable(st->pair, EV_READ);
         bufferevent_trigger(st->pair, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     }
-    return (ssize_t)n;
+    return 0;
 }
 
 static void resume(struct h2_stream *st)
@@ -792,6 +807,7 @@ int h2_session_start(struct worker *w, struct bufferevent *bev, const char *peer
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cb, send_body_cb);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);
