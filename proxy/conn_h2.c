@@ -235,8 +235,9 @@ static bool is_hop(const char *n)
     return false;
 }
 
-/* Turns the parsed HTTP/1.1 response head into HEADERS. */
-static void submit_head(struct h2_stream *st)
+/* Turns the parsed HTTP/1.1 response head into HEADERS: a final response, or (interim) a 1xx
+ * such as 103 Early Hints, which goes out as its own HEADERS frame before the final one. */
+static void submit_head(struct h2_stream *st, bool interim)
 {
     struct h1_parser *r = st->resp;
     size_t n = h1_parser_header_count(r);
@@ -251,6 +252,8 @@ static void submit_head(struct h2_stream *st)
     if (!nva || !lower) {
         free(nva);
         free(lower);
+        if (interim)
+            return; /* an interim response is optional */
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
         st->resp_submitted = st->resp_done = true;
         return;
@@ -271,6 +274,12 @@ static void submit_head(struct h2_stream *st)
         nva[k++] = (nghttp2_nv){(uint8_t *)lower + off, (uint8_t *)hv, l, strlen(hv),
                                 NGHTTP2_NV_FLAG_NONE};
         off += l;
+    }
+    if (interim) {
+        nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, k, NULL);
+        free(nva);
+        free(lower);
+        return;
     }
     st->resp_submitted = true;
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = body_read_cb};
@@ -304,14 +313,17 @@ static bool take_response(struct h2_stream *st)
         if (rc != H1_DONE)
             continue;
         int sc = h1_parser_status_code(st->resp);
-        if (sc < 200) { /* interim (conn_h1 only forwards them when asked): skip */
+        if (sc < 200) {
+            /* Interim: 103 Early Hints goes on as HEADERS; 100 Continue means nothing in h2. */
+            if (sc == 103)
+                submit_head(st, true);
             h1_parser_reset(st->resp, st->is_head);
             continue;
         }
         st->framing = h1_parser_framing(st->resp);
         st->left = h1_parser_content_length(st->resp);
         h1_chunked_init(&st->chunk, 64 * 1024);
-        submit_head(st);
+        submit_head(st, false);
     }
     while (st->resp_submitted && !st->resp_done && evbuffer_get_length(in) > 0 &&
            evbuffer_get_length(st->body) < H2_BODY_HIGH) {

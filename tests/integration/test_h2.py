@@ -614,6 +614,16 @@ def t_ws_tls(ctx):
     c.close()
 
 
+@case("h2/early-hints-forwarded", args=tls_args, generic=False)
+def t_early_hints(ctx):
+    b = base(ctx)
+    r = subprocess.run(["nghttp", "-v", b + "/early-hints"], capture_output=True, text=True,
+                       timeout=30)
+    st = [l.split(":status: ")[1].strip() for l in r.stdout.splitlines() if ":status: " in l]
+    check(st == ["103", "200"], "statuses %r" % st)
+    check("rel=preload" in r.stdout, "Link header of the 103 missing")
+
+
 @case("h2/idle-goaway", args=lambda ctx: tls_args(ctx) + ["--idle-timeout", "1"],
       generic=False)
 def t_idle(ctx):
