@@ -55,6 +55,7 @@ struct exchange_state {
     uint64_t resp_left;
     struct h1_chunked resp_chunk;
     bool paused_client, paused_up;
+    bool tunnel_closing; /* client closed a tunnel: flushing to the upstream, then free */
     int status;
     struct exchange_times t;
     const char *error;
@@ -327,7 +328,7 @@ static void update_client_read(struct conn *c)
         rt = &tv;
         break;
     case CS_TUNNEL:
-        want = !ex->paused_client;
+        want = !ex->paused_client && !ex->tunnel_closing;
         break;
     case CS_LOCAL_WAIT:
     case CS_CLOSING:
@@ -723,9 +724,19 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         reply_parse_error(c, 408, "request body timeout");
         return;
     }
-    if (c->state == CS_TUNNEL && (what & BEV_EVENT_EOF) && c->ex.up) {
-        /* Half-close towards the upstream: flush what the client sent, then end. */
-        client_read_cb(c->bev, c);
+    if (c->state == CS_TUNNEL && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        c->ex.up) {
+        /* Half-close: deliver what the client sent (e.g. a WebSocket close frame), then
+         * shut the upstream's write side; keep relaying the other way until it ends. */
+        struct evbuffer *uo = bufferevent_get_output(c->ex.up->bev);
+        c->ex.t.bytes_in += evbuffer_get_length(cin(c));
+        evbuffer_add_buffer(uo, cin(c));
+        c->ex.tunnel_closing = true;
+        update_client_read(c);
+        bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, 0, 0);
+        if (evbuffer_get_length(uo) == 0)
+            shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
+        return;
     }
     c->ex.error = (what & BEV_EVENT_TIMEOUT) ? "client timeout" : "client closed";
     if ((c->state == CS_PROXY || c->state == CS_LOCAL_BODY) && !c->ex.logged) {
@@ -889,6 +900,11 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (c->ex.tunnel_closing) {
+        if (evbuffer_get_length(bufferevent_get_output(c->ex.up->bev)) == 0)
+            shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
+        return;
+    }
     if (!c->ex.paused_client)
         return;
     c->ex.paused_client = false;
