@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import time
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -220,8 +221,10 @@ def t_alpn(ctx):
 def t_old_tls(ctx):
     wait_tls(ctx)
     c = tls_context(["http/1.1"])
-    c.minimum_version = ssl.TLSVersion.TLSv1
-    c.maximum_version = ssl.TLSVersion.TLSv1_1
+    with warnings.catch_warnings():  # the point is to offer deprecated versions
+        warnings.simplefilter("ignore", DeprecationWarning)
+        c.minimum_version = ssl.TLSVersion.TLSv1
+        c.maximum_version = ssl.TLSVersion.TLSv1_1
     try:
         c.set_ciphers("ALL:@SECLEVEL=0")
     except ssl.SSLError:
