@@ -23,6 +23,7 @@
 #include "common/vp_err.h"
 #include "inject/injector.h"
 #include "proxy/api_pool.h"
+#include "proxy/conn_h2.h"
 #include "proxy/exchange.h"
 #include "proxy/route.h"
 
@@ -54,6 +55,7 @@ struct exchange_state {
     uint64_t resp_left;
     struct h1_chunked resp_chunk;
     bool paused_client, paused_up;
+    bool tunnel_closing; /* client closed a tunnel: flushing to the upstream, then free */
     int status;
     struct exchange_times t;
     const char *error;
@@ -80,6 +82,11 @@ struct conn {
     bool head_started;
     bool lingering;
     struct exchange_state ex;
+    /* Client protocol labels (conn_h1_attach): "h1" or "h2"; TLS version ("" = plain). */
+    const char *proto;
+    char tls_version[16];
+    struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
+    bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -136,7 +143,14 @@ static void conn_free(struct conn *c)
     event_free(c->timer);
     h1_parser_free(c->req);
     h1_parser_free(c->resp);
-    bufferevent_free(c->bev);
+    if (c->bev) { /* NULL after an h2c takeover */
+        if (c->moved_cb)
+            evbuffer_remove_cb_entry(cout(c), c->moved_cb);
+        /* Tells a bufferevent-pair partner (an HTTP/2 stream) that this end is gone; a no-op
+         * for sockets and TLS. */
+        bufferevent_flush(c->bev, EV_READ | EV_WRITE, BEV_FINISHED);
+        bufferevent_free(c->bev);
+    }
     free(c);
     if (w->draining && w->nconns == 0)
         event_base_loopexit(w->base, NULL);
@@ -199,38 +213,24 @@ static void arm_timer(struct conn *c, unsigned ms)
     evtimer_add(c->timer, &tv);
 }
 
-void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int salen)
+/* Links a new connection around bev (takes ownership) into the worker and starts reading. */
+static int conn_start(struct worker *w, struct bufferevent *bev, const char *peer,
+                      const char *proto, const char *tls_version)
 {
-    (void)salen;
     struct conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return;
+    if (!c)
+        return -1;
+    c->timer = evtimer_new(w->base, timer_cb, c);
+    if (!c->timer) {
+        free(c);
+        return -1;
     }
     c->w = w;
+    c->bev = bev;
     c->accept_us = exchange_now_us();
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
-    else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
-                  sizeof c->peer);
-    else
-        memcpy(c->peer, "-", 2);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    if (!c->bev || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
-            close(fd);
-        if (c->timer)
-            event_free(c->timer);
-        free(c);
-        atomic_fetch_sub(&w->px->nconns, 1);
-        return;
-    }
+    snprintf(c->peer, sizeof c->peer, "%s", peer && peer[0] ? peer : "-");
+    c->proto = proto && !strcmp(proto, "h2") ? "h2" : "h1";
+    snprintf(c->tls_version, sizeof c->tls_version, "%s", tls_version ? tls_version : "");
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
@@ -240,6 +240,55 @@ void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int sal
     c->state = CS_HEAD;
     arm_timer(c, opts(c)->header_timeout_ms);
     update_client_read(c);
+    return 0;
+}
+
+void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int salen)
+{
+    (void)salen;
+    char peer[INET6_ADDRSTRLEN] = "-";
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer, sizeof peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer, sizeof peer);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct bufferevent *bev =
+        bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        close(fd);
+        atomic_fetch_sub(&w->px->nconns, 1);
+        return;
+    }
+    if (conn_start(w, bev, peer, "h1", NULL) != 0) {
+        bufferevent_free(bev);
+        atomic_fetch_sub(&w->px->nconns, 1);
+    }
+}
+
+/* bytes_out is counted as the growth of the output buffer around each write. A bufferevent pair
+ * (HTTP/2 streams) moves bytes to its partner synchronously, inside those writes, so the bytes
+ * it moves out are added back here; sockets never call this. */
+static void count_moved(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    struct conn *c = arg;
+    c->ex.t.bytes_out += info->n_deleted;
+}
+
+int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
+                   const char *proto, const char *tls_version)
+{
+    atomic_fetch_add(&w->px->nconns, 1);
+    if (conn_start(w, bev, peer, proto, tls_version) != 0) {
+        atomic_fetch_sub(&w->px->nconns, 1);
+        return VP_ERR_NOMEM;
+    }
+    if (proto && strcmp(proto, "h2") == 0) {
+        struct conn *c = w->conns; /* conn_start links the new connection first */
+        c->moved_cb = evbuffer_add_cb(cout(c), count_moved, c);
+    }
+    return 0;
 }
 
 void conn_h1_drain_all(struct worker *w)
@@ -279,7 +328,7 @@ static void update_client_read(struct conn *c)
         rt = &tv;
         break;
     case CS_TUNNEL:
-        want = !ex->paused_client;
+        want = !ex->paused_client && !ex->tunnel_closing;
         break;
     case CS_LOCAL_WAIT:
     case CS_CLOSING:
@@ -540,10 +589,42 @@ static void read_local_body(struct conn *c)
     }
 }
 
+/* --h2c: a plain connection whose first bytes are the HTTP/2 connection preface (prior
+ * knowledge, RFC 9113 section 3.3) becomes an HTTP/2 session. Returns true when c is gone (handed
+ * over) or must wait for more bytes. */
+static bool h2c_preface(struct conn *c)
+{
+    static const char pri[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    struct evbuffer *in = cin(c);
+    size_t n = evbuffer_get_length(in), k = n < 24 ? n : 24;
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)k);
+    if (!p || memcmp(p, pri, k) != 0 || c->w->draining || c->tls_version[0] ||
+        strcmp(c->proto, "h1") != 0) {
+        c->h2c_checked = true;
+        return false;
+    }
+    if (n < 24)
+        return true;
+    struct worker *w = c->w;
+    struct bufferevent *bev = c->bev;
+    char peer[INET6_ADDRSTRLEN];
+    memcpy(peer, c->peer, sizeof peer);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    c->bev = NULL;
+    atomic_fetch_add(&w->px->nconns, 1); /* the session's; conn_free gives back c's */
+    /* On failure h2_session_start has freed bev and given the count back. */
+    int rc = h2_session_start(w, bev, peer, NULL);
+    (void)rc;
+    conn_free(c);
+    return true;
+}
+
 static void on_head_bytes(struct conn *c)
 {
     struct evbuffer *in = cin(c);
     if (evbuffer_get_length(in) == 0)
+        return;
+    if (opts(c)->h2c && !c->h2c_checked && h2c_preface(c))
         return;
     if (!c->req && h1_parser_new(&c->req, H1_REQUEST, &c->w->px->req_limits) != 0) {
         conn_free(c);
@@ -643,9 +724,19 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         reply_parse_error(c, 408, "request body timeout");
         return;
     }
-    if (c->state == CS_TUNNEL && (what & BEV_EVENT_EOF) && c->ex.up) {
-        /* Half-close towards the upstream: flush what the client sent, then end. */
-        client_read_cb(c->bev, c);
+    if (c->state == CS_TUNNEL && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+        c->ex.up) {
+        /* Half-close: deliver what the client sent (e.g. a WebSocket close frame), then
+         * shut the upstream's write side; keep relaying the other way until it ends. */
+        struct evbuffer *uo = bufferevent_get_output(c->ex.up->bev);
+        c->ex.t.bytes_in += evbuffer_get_length(cin(c));
+        evbuffer_add_buffer(uo, cin(c));
+        c->ex.tunnel_closing = true;
+        update_client_read(c);
+        bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, 0, 0);
+        if (evbuffer_get_length(uo) == 0)
+            shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
+        return;
     }
     c->ex.error = (what & BEV_EVENT_TIMEOUT) ? "client timeout" : "client closed";
     if ((c->state == CS_PROXY || c->state == CS_LOCAL_BODY) && !c->ex.logged) {
@@ -682,7 +773,7 @@ static void write_request_head(struct conn *c)
     const char *xff = h1_parser_find(p, "x-forwarded-for");
     evbuffer_add_printf(out, "X-Forwarded-For: %s%s%s\r\n", xff ? xff : "", xff ? ", " : "",
                         c->peer);
-    evbuffer_add_printf(out, "X-Forwarded-Proto: http\r\n");
+    evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", c->tls_version[0] ? "https" : "http");
     if (host)
         evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", host);
     const char *via = h1_parser_find(p, "via");
@@ -809,6 +900,11 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (c->ex.tunnel_closing) {
+        if (evbuffer_get_length(bufferevent_get_output(c->ex.up->bev)) == 0)
+            shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
+        return;
+    }
     if (!c->ex.paused_client)
         return;
     c->ex.paused_client = false;
@@ -1363,6 +1459,8 @@ void conn_exchange_info(struct conn *c, struct exchange_info *out)
     out->reused = ex->reused;
     out->injected = ex->inj && injector_injected(ex->inj);
     out->view_id = out->injected ? ex->view_id : NULL;
+    out->protocol = c->proto;
+    out->tls_version = c->tls_version[0] ? c->tls_version : NULL;
     out->forwarded = c->state == CS_PROXY || c->state == CS_TUNNEL || ex->head_sent_up ||
                      ex->up_connecting || (ex->error && ex->t.connect_start_us);
 }

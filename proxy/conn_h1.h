@@ -3,10 +3,20 @@
 #ifndef VP_CONN_H1_H
 #define VP_CONN_H1_H
 
+#include "common/vp_err.h"
 #include "proxy/exchange.h"
 #include "proxy/proxy_internal.h"
 
 #include <stddef.h>
+
+/* Runs HTTP/1.1 over an established bufferevent (takes ownership of bev: a TLS bufferevent after
+ * its handshake, or one end of a bufferevent pair carrying one HTTP/2 stream). peer is the real
+ * client's address as text (rate limits, X-Forwarded-For); proto is "h1" or "h2" and
+ * tls_version the negotiated TLS version ("TLSv1.3") or NULL for plain TCP; both end up in the
+ * timing record, and a TLS version makes X-Forwarded-Proto "https". Counts towards
+ * --max-connections. Returns 0, or VP_ERR_NOMEM (bev not taken: the caller frees it). */
+int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
+                   const char *proto, const char *tls_version) VP_WUR;
 
 /* Sends a complete response to the current request and finishes the exchange (keep-alive or
  * close as the request allows). ctype and extra_headers (CRLF-terminated lines) may be NULL;

@@ -85,8 +85,8 @@ static void record(struct proxy *px, const struct exchange_info *x)
         .method = method,
         .url = x->target,
         .host = x->host,
-        .protocol = "h1",
-        .tls_version = NULL,
+        .protocol = x->protocol ? x->protocol : "h1",
+        .tls_version = x->tls_version,
         .view_id = x->view_id,
         .referer = x->referer,
         .user_agent = x->user_agent,
@@ -110,6 +110,7 @@ void exchange_finish_log(struct conn *c)
     record(w->px, &x);
     if (o->quiet)
         return;
+    bool h2 = x.protocol && strcmp(x.protocol, "h2") == 0;
     int64_t start = x.t.head_done_us ? x.t.head_done_us : x.t.accept_us;
     double total = ms(start, x.t.last_byte_us ? x.t.last_byte_us : exchange_now_us());
     double up = ms(x.t.sent_us, x.t.first_byte_us);
@@ -126,10 +127,10 @@ void exchange_finish_log(struct conn *c)
         add_esc(&l, x.method, true);
         addf(&l, "\",\"url\":\"");
         add_esc(&l, x.target, true);
-        addf(&l, "\",\"protocol\":\"HTTP/1.%d\",\"status\":%d,\"bytes_in\":%llu,"
+        addf(&l, "\",\"protocol\":\"HTTP/%s%d\",\"status\":%d,\"bytes_in\":%llu,"
                  "\"bytes_out\":%llu,\"upstream_bytes\":%llu,\"ms\":%.3f,\"upstream_ms\":%.3f,"
                  "\"reused\":%s,\"host\":\"",
-             x.minor, x.status, (unsigned long long)x.t.bytes_in,
+             h2 ? "2." : "1.", h2 ? 0 : x.minor, x.status, (unsigned long long)x.t.bytes_in,
              (unsigned long long)x.t.bytes_out, (unsigned long long)x.t.upstream_bytes, total, up,
              x.reused ? "true" : "false");
         add_esc(&l, x.host, true);
@@ -152,7 +153,8 @@ void exchange_finish_log(struct conn *c)
         add_esc(&l, x.method, false);
         addf(&l, " ");
         add_esc(&l, x.target, false);
-        addf(&l, " HTTP/1.%d\" %d %llu \"", x.minor, x.status, (unsigned long long)x.t.bytes_out);
+        addf(&l, " HTTP/%s%d\" %d %llu \"", h2 ? "2." : "1.", h2 ? 0 : x.minor, x.status,
+             (unsigned long long)x.t.bytes_out);
         add_esc(&l, x.referer ? x.referer : "-", false);
         addf(&l, "\" \"");
         add_esc(&l, x.user_agent ? x.user_agent : "-", false);

@@ -20,6 +20,8 @@ struct exchange_info {
     int minor;
     const char *method, *target, *peer, *host, *referer, *user_agent;
     const char *content_type, *content_encoding, *cache_control, *error;
+    const char *protocol;    /* client protocol: "h1" or "h2" */
+    const char *tls_version; /* "TLSv1.3", ... or NULL for plain TCP */
     bool reused;
     bool forwarded; /* reached (or tried to reach) the upstream */
     bool injected;

@@ -13,6 +13,7 @@
 #include "proxy/limits.h"
 #include "proxy/proxy_internal.h"
 #include "web/web.h"
+#include "proxy/tls.h"
 
 #include <errno.h>
 #include <event2/listener.h>
@@ -74,6 +75,7 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct worker *w = arg;
     conn_h1_free_all(w);
+    tls_worker_free_all(w);
     event_base_loopexit(w->base, NULL);
 }
 
@@ -84,6 +86,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     if (w->draining || what == 0) {
         /* Second signal: stop now. */
         conn_h1_free_all(w);
+        tls_worker_free_all(w);
         event_base_loopexit(w->base, NULL);
         return;
     }
@@ -94,6 +97,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     }
     upstream_pool_clear(w);
     conn_h1_drain_all(w);
+    tls_worker_drain(w);
     if (w->nconns == 0) {
         event_base_loopexit(w->base, NULL);
         return;
@@ -132,6 +136,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         close(m->px->listen_fd);
         m->px->listen_fd = -1;
     }
+    if (m->px->tls_fd >= 0) {
+        close(m->px->tls_fd);
+        m->px->tls_fd = -1;
+    }
     for (unsigned i = 0; i < m->px->nworkers; i++)
         event_active(m->px->workers[i].stop_ev, m->signals > 1 ? 0 : EV_READ, 0);
 }
@@ -161,22 +169,22 @@ static int resolve_upstream(struct proxy *px, const struct vp_options *o)
     return 0;
 }
 
-static int bind_listener(const struct vp_options *o)
+static int bind_listener_at(const char *opt, const char *host, uint16_t lport)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE},
                     *res;
     char port[8];
-    snprintf(port, sizeof port, "%u", o->listen_port);
-    int rc = getaddrinfo(o->listen_host, port, &hints, &res);
+    snprintf(port, sizeof port, "%u", lport);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "vitals-proxy: --listen: '%s': cannot resolve (%s)\n", o->listen_host,
+        fprintf(stderr, "vitals-proxy: %s: '%s': cannot resolve (%s)\n", opt, host,
                 gai_strerror(rc));
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        fprintf(stderr, "vitals-proxy: --listen: socket: %s\n", strerror(errno));
+        fprintf(stderr, "vitals-proxy: %s: socket: %s\n", opt, strerror(errno));
         freeaddrinfo(res);
         return -1;
     }
@@ -185,15 +193,15 @@ static int bind_listener(const struct vp_options *o)
     if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
         int e = errno;
         if (e == EADDRINUSE)
-            fprintf(stderr, "vitals-proxy: --listen: port %u is already in use\n", o->listen_port);
+            fprintf(stderr, "vitals-proxy: %s: port %u is already in use\n", opt, lport);
         else if (e == EACCES)
-            fprintf(stderr, "vitals-proxy: --listen: port %u: permission denied\n",
-                    o->listen_port);
+            fprintf(stderr, "vitals-proxy: %s: port %u: permission denied\n",
+                    opt, lport);
         else if (e == EADDRNOTAVAIL)
-            fprintf(stderr, "vitals-proxy: --listen: address %s is not available on this host\n",
-                    o->listen_host);
+            fprintf(stderr, "vitals-proxy: %s: address %s is not available on this host\n",
+                    opt, host);
         else
-            fprintf(stderr, "vitals-proxy: --listen: %s:%u: %s\n", o->listen_host, o->listen_port,
+            fprintf(stderr, "vitals-proxy: %s: %s:%u: %s\n", opt, host, lport,
                     strerror(e));
         freeaddrinfo(res);
         close(fd);
@@ -201,11 +209,16 @@ static int bind_listener(const struct vp_options *o)
     }
     freeaddrinfo(res);
     if (listen(fd, 1024) != 0 || evutil_make_socket_nonblocking(fd) != 0) {
-        fprintf(stderr, "vitals-proxy: --listen: listen: %s\n", strerror(errno));
+        fprintf(stderr, "vitals-proxy: %s: listen: %s\n", opt, strerror(errno));
         close(fd);
         return -1;
     }
     return fd;
+}
+
+static int bind_listener(const struct vp_options *o)
+{
+    return bind_listener_at("--listen", o->listen_host, o->listen_port);
 }
 
 static void print_banner(const struct vp_options *o)
@@ -217,6 +230,15 @@ static void print_banner(const struct vp_options *o)
     printf("vitals-proxy: listening on http://%s%s%s:%u/ (upstream %s, report at /__vitals/)\n",
            local ? "" : v6 ? "[" : "", local ? "localhost" : h, local ? "" : v6 ? "]" : "",
            o->listen_port, o->upstream_url);
+    if (o->tls_listen_port) {
+        const char *th = o->tls_listen_host;
+        bool tlocal = !strcmp(th, "127.0.0.1") || !strcmp(th, "::1") ||
+                      !strcmp(th, "localhost") || !strcmp(th, "0.0.0.0") || !strcmp(th, "::");
+        bool tv6 = strchr(th, ':') != NULL;
+        printf("vitals-proxy: listening on https://%s%s%s:%u/ (HTTP/2 and HTTP/1.1)\n",
+               tlocal ? "" : tv6 ? "[" : "", tlocal ? "localhost" : th,
+               tlocal ? "" : tv6 ? "]" : "", o->tls_listen_port);
+    }
     fflush(stdout);
 }
 
@@ -236,6 +258,8 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
         return -1;
     }
     evconnlistener_set_error_cb(w->lev, accept_error_cb);
+    if (px->tls && tls_worker_start(w) != 0)
+        return -1;
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->grace_ev = evtimer_new(w->base, grace_cb, w);
     w->api_ev = event_new(w->base, -1, 0, conn_h1_api_done, w);
@@ -251,6 +275,7 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
 static void teardown_worker(struct worker *w)
 {
     conn_h1_free_all(w);
+    tls_worker_free_all(w);
     upstream_pool_clear(w);
     if (w->lev)
         evconnlistener_free(w->lev);
@@ -280,6 +305,7 @@ int proxy_run(const struct vp_options *o, struct store *st)
     px.opt = o;
     px.store = st;
     px.listen_fd = -1;
+    px.tls_fd = -1;
     px.req_limits = (struct h1_limits){o->max_request_line, o->max_header_bytes, o->max_headers};
     px.resp_limits = (struct h1_limits){PROXY_RESP_HEAD_MAX, PROXY_RESP_HEAD_MAX, 256};
     atomic_init(&px.nconns, 0);
@@ -300,6 +326,20 @@ int proxy_run(const struct vp_options *o, struct store *st)
     px.listen_fd = bind_listener(o);
     if (px.listen_fd < 0)
         return 2;
+    if (o->tls_listen_port) {
+        char err[1400];
+        if (tls_server_new(&px.tls, o, err, sizeof err) != 0) {
+            fprintf(stderr, "vitals-proxy: %s\n", err);
+            close(px.listen_fd);
+            return 2;
+        }
+        px.tls_fd = bind_listener_at("--tls-listen", o->tls_listen_host, o->tls_listen_port);
+        if (px.tls_fd < 0) {
+            tls_server_free(px.tls);
+            close(px.listen_fd);
+            return 2;
+        }
+    }
 
     int status = 1;
     struct main_ctx m = {.px = &px};
@@ -360,5 +400,8 @@ out:
         event_base_free(m.base);
     if (px.listen_fd >= 0)
         close(px.listen_fd);
+    if (px.tls_fd >= 0)
+        close(px.tls_fd);
+    tls_server_free(px.tls);
     return status;
 }

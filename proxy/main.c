@@ -6,6 +6,7 @@
 #include "proxy/cli.h"
 #include "proxy/options.h"
 #include "proxy/proxy.h"
+#include "proxy/tls.h"
 #include "store/store.h"
 
 #include <stdio.h>
@@ -19,6 +20,17 @@ int main(int argc, char **argv)
     if (r != VP_OPT_RUN) {
         vp_options_dispose(&o);
         return r == VP_OPT_EXIT0 ? 0 : 2;
+    }
+    if (o.check_config && o.tls_listen_port && !o.tls_self_signed) {
+        /* The same certificate checks as at start-up (unreadable, mismatched, expired). */
+        struct tls_server *t = NULL;
+        char terr[1400];
+        if (tls_server_new(&t, &o, terr, sizeof terr) != 0) {
+            fprintf(stderr, "vitals-proxy: %s\n", terr);
+            vp_options_dispose(&o);
+            return 2;
+        }
+        tls_server_free(t);
     }
     if (o.check_config) {
         printf("vitals-proxy: configuration ok\n");

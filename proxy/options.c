@@ -86,6 +86,20 @@ static const struct opt_row rows[] = {
     {"label", T_STR, F(label), C(label), "", 0, 0, "NAME", "label recorded with every view"},
     {"rewrite-origin", T_FLAG, F(rewrite_origin), 0, NULL, 0, 0, NULL,
      "present the upstream's own Host/Origin to it (next dev allowedDevOrigins)"},
+    {"tls-listen", T_HOSTPORT, F(tls_listen_host), 0, NULL, 0, 0, "HOST:PORT",
+     "also listen with TLS (HTTP/2 and HTTP/1.1 by ALPN)"},
+    {"cert", T_STR, F(cert), C(cert), "", 0, 0, "FILE", "TLS certificate chain (PEM)"},
+    {"key", T_STR, F(key), C(key), "", 0, 0, "FILE", "TLS private key (PEM)"},
+    {"tls-self-signed", T_FLAG, F(tls_self_signed), 0, NULL, 0, 0, NULL,
+     "make a localhost certificate (cached next to --db)"},
+    {"h2-max-streams", T_UINT, F(h2_max_streams), 0, "100", 1, 1000, "N",
+     "concurrent HTTP/2 streams per connection"},
+    {"h2-max-resets", T_UINT, F(h2_max_resets), 0, "400", 1, 100000, "N",
+     "HTTP/2 stream resets by the client per 10 s (GOAWAY beyond)"},
+    {"h2-max-control", T_UINT, F(h2_max_control), 0, "2000", 10, 1000000, "N",
+     "HTTP/2 PING/SETTINGS/PRIORITY/empty DATA frames per 10 s (GOAWAY beyond)"},
+    {"h2c", T_FLAG, F(h2c), 0, NULL, 0, 0, NULL,
+     "accept HTTP/2 with prior knowledge on the plain listener"},
     {"check-config", T_FLAG, F(check_config), 0, NULL, 0, 0, NULL,
      "validate the options and exit"},
     {"version", T_ACTION, 0, 0, NULL, 0, 0, NULL, "print the version and exit"},
@@ -162,6 +176,12 @@ static int set_value(struct vp_options *o, const struct opt_row *r, const char *
         memcpy(base + r->off, v, strlen(v) + 1);
         return 0;
     case T_HOSTPORT:
+        if (r->off == F(tls_listen_host)) {
+            if (split_hostport(v, o->tls_listen_host, sizeof o->tls_listen_host,
+                               &o->tls_listen_port) != 0)
+                return bad(r, v, "expected HOST:PORT with a port in 1..65535");
+            return 0;
+        }
         if (split_hostport(v, o->listen_host, sizeof o->listen_host, &o->listen_port) != 0)
             return bad(r, v, "expected HOST:PORT with a port in 1..65535");
         return 0;
@@ -333,6 +353,26 @@ enum vp_opt_result vp_options_parse(struct vp_options *o, int argc, char **argv)
     if (o->max_request_line > o->max_header_bytes) {
         fprintf(stderr, "vitals-proxy: --max-request-line: %zu: must not exceed "
                         "--max-header-bytes (%zu)\n", o->max_request_line, o->max_header_bytes);
+        return VP_OPT_USAGE;
+    }
+    if (o->tls_listen_port && !o->tls_self_signed && (!o->cert[0] || !o->key[0])) {
+        fprintf(stderr, "vitals-proxy: --tls-listen: needs --cert FILE --key FILE or "
+                        "--tls-self-signed\n");
+        return VP_OPT_USAGE;
+    }
+    if (o->tls_self_signed && (o->cert[0] || o->key[0])) {
+        fprintf(stderr, "vitals-proxy: --tls-self-signed: not with --cert/--key\n");
+        return VP_OPT_USAGE;
+    }
+    if (!o->tls_listen_port && (o->cert[0] || o->key[0] || o->tls_self_signed)) {
+        fprintf(stderr, "vitals-proxy: --cert/--key/--tls-self-signed: need --tls-listen "
+                        "HOST:PORT\n");
+        return VP_OPT_USAGE;
+    }
+    if (o->tls_listen_port && o->tls_listen_port == o->listen_port &&
+        strcmp(o->tls_listen_host, o->listen_host) == 0) {
+        fprintf(stderr, "vitals-proxy: --tls-listen: %s:%u is also --listen\n",
+                o->tls_listen_host, o->tls_listen_port);
         return VP_OPT_USAGE;
     }
     if (o->workers == 0) {

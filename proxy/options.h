@@ -44,6 +44,16 @@ struct vp_options {
     char label[128];
     bool rewrite_origin;
     bool check_config;
+    /* TLS listener and HTTP/2 (proxy/tls.c, proxy/conn_h2.c). tls_listen_port 0 = no TLS. */
+    char tls_listen_host[VP_OPT_HOST_MAX];
+    uint16_t tls_listen_port;
+    char cert[1024];
+    char key[1024];
+    bool tls_self_signed;
+    unsigned h2_max_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    unsigned h2_max_resets;    /* client stream resets per 10 s before GOAWAY ENHANCE_YOUR_CALM */
+    unsigned h2_max_control;   /* PING/SETTINGS/PRIORITY/empty-DATA frames per 10 s, same */
+    bool h2c;                  /* HTTP/2 with prior knowledge on the plain listener */
 };
 
 enum vp_opt_result {

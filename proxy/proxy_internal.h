@@ -25,6 +25,9 @@ struct rate_limiter;
 struct evbuffer;
 struct evconnlistener;
 struct conn;
+struct tls_server;
+struct tls_pending;
+struct h2_session;
 
 #define PROXY_MAX_ADDRS 8
 /* Output bytes queued for one side before the other side stops being read, and the level at
@@ -52,6 +55,8 @@ struct proxy {
     struct api_pool *api;       /* JSON API threads; NULL without a store */
     const char *beacon_src;     /* "/__vitals/beacon.js?v=HASH", NULL without the asset */
     char beacon_src_buf[128];
+    int tls_fd;             /* TLS listening socket, -1 = none (proxy/tls.c) */
+    struct tls_server *tls; /* shared server context, NULL = none */
 };
 
 struct upstream {
@@ -83,6 +88,11 @@ struct worker {
     pthread_mutex_t api_mu; /* guards api_done (pool threads push, this loop pops) */
     struct api_job *api_done;
     struct event *api_ev;
+    /* proxy/tls.c and proxy/conn_h2.c: the TLS listener, handshakes in progress and HTTP/2
+     * sessions. Each of those counts once in nconns, so drain waits for them too. */
+    struct evconnlistener *tls_lev;
+    struct tls_pending *tls_pending;
+    struct h2_session *h2_sessions;
 };
 
 /* conn_h1.c */

@@ -1,0 +1,90 @@
+#!/bin/sh
+# HTTP/2 over TLS: vitals-proxy against nginx as the same kind of reverse proxy (a benchmark,
+# not a test). Both fronts run one worker, use the same EC P-256 certificate, speak h2 to
+# h2load and HTTP/1.1 keep-alive to the same upstream (a second nginx serving static files,
+# so the upstream is never the bottleneck). Measured: 1 KiB and 100 KiB responses, the HTML
+# page (vitals-proxy injects the beacon into it, nginx passes it through), and TLS handshakes
+# per second (one request per new connection). Each run lasts DURATION seconds (default 3);
+# each figure is the best of ROUNDS (default 2) runs alternating between the two servers.
+#
+# Usage: bench/h2.sh [path/to/vitals-proxy]   (needs nginx-light, nghttp2-client, openssl)
+set -eu
+BIN=${1:-./vitals-proxy}
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+DUR=${DURATION:-3}
+T=$(mktemp -d /tmp/vp-bench-h2.XXXXXX)
+UP=$((20000 + $$ % 10000)); NG=$((UP + 1)); VP=$((UP + 2)); VPPLAIN=$((UP + 3))
+PIDS=""
+cleanup() {
+    if [ -n "${VPPID:-}" ] && ! kill -0 "$VPPID" 2>/dev/null; then
+        echo "vitals-proxy died during the benchmark:"; tail -5 "$T/vp.log"
+    fi
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    [ -f "$T/up.pid" ] && kill "$(cat "$T/up.pid")" 2>/dev/null || true
+    [ -f "$T/ng.pid" ] && kill "$(cat "$T/ng.pid")" 2>/dev/null || true
+    sleep 0.3
+    rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
+mkdir -p "$T/www" "$T/logs"
+head -c 1024 /dev/urandom > "$T/www/1k.bin"
+head -c 102400 /dev/urandom > "$T/www/100k.bin"
+{
+    printf '<!doctype html><html><head><meta charset="utf-8"><title>bench</title></head><body>\n'
+    i=0; while [ $i -lt 200 ]; do printf '<p>paragraph %d of the benchmark page</p>\n' $i; i=$((i+1)); done
+    printf '</body></html>\n'
+} > "$T/www/page.html"
+
+cat > "$T/up.conf" <<EOF
+worker_processes 1; daemon on; pid $T/up.pid; error_log $T/logs/up.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000; default_type application/octet-stream;
+  types { text/html html; }
+  server { listen 127.0.0.1:$UP; root $T/www; } }
+EOF
+cat > "$T/ng.conf" <<EOF
+worker_processes 1; daemon on; pid $T/ng.pid; error_log $T/logs/ng.err;
+events { worker_connections 4096; }
+http { access_log off;
+  upstream app { server 127.0.0.1:$UP; keepalive 64; }
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$NG ssl http2;
+    ssl_certificate $T/cert.pem; ssl_certificate_key $T/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:S:10m;
+    http2_max_concurrent_streams 100;
+    location / { proxy_pass http://app; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_set_header Host \$host; } } }
+EOF
+nginx -p "$T" -c "$T/up.conf" -e "$T/logs/up.err"
+nginx -p "$T" -c "$T/ng.conf" -e "$T/logs/ng.err"
+"$BIN" --listen 127.0.0.1:$VPPLAIN --tls-listen 127.0.0.1:$VP --cert "$T/cert.pem" \
+    --key "$T/key.pem" --upstream http://127.0.0.1:$UP --db "$T/v.db" --workers 1 --quiet \
+    > "$T/vp.log" 2>&1 &
+VPPID=$!
+PIDS="$PIDS $VPPID"
+sleep 1
+
+rps() { # prints requests/s reported by h2load
+    h2load "$@" 2>/dev/null | awk '/^finished in/ { gsub(",", "", $4); print $4 }'
+}
+row() { # name, path, h2load options...
+    name=$1; path=$2; shift 2
+    a=0; b=0 # best of ROUNDS alternating runs: the machine is shared, load varies
+    r=0; while [ $r -lt "${ROUNDS:-2}" ]; do
+        x=$(rps "$@" "https://127.0.0.1:$VP$path"); y=$(rps "$@" "https://127.0.0.1:$NG$path")
+        a=$(awk -v a="$a" -v x="${x:-0}" 'BEGIN { print (x > a ? x : a) }')
+        b=$(awk -v b="$b" -v y="${y:-0}" 'BEGIN { print (y > b ? y : b) }')
+        r=$((r + 1))
+    done
+    ratio=$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    printf '%-26s %14s %14s %8s\n' "$name" "${a:--}" "${b:--}" "$ratio"
+}
+printf '%-26s %14s %14s %8s\n' "h2 over TLS, 1 worker" "vitals req/s" "nginx req/s" "ratio"
+row "1 KiB (c=16 m=10)" /1k.bin -D "$DUR" -c 16 -m 10
+row "100 KiB (c=16 m=10)" /100k.bin -D "$DUR" -c 16 -m 10
+row "HTML page (c=16 m=10)" /page.html -D "$DUR" -c 16 -m 10
+row "handshakes (1 req/conn)" /1k.bin -n 2000 -c 2000 -m 1

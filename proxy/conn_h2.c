@@ -1,0 +1,893 @@
+/* HTTP/2 server sessions (see conn_h2.h): nghttp2 does the framing, HPACK, flow-control
+ * accounting and protocol validation (RFC 9113 field checks, pseudo-header rules,
+ * content-length vs DATA); this file translates each stream to and from HTTP/1.1 for conn_h1.
+ *
+ * Per stream: the request head is collected from the header callbacks (bounded by
+ * --max-header-bytes and --max-headers, as for HTTP/1.1), then written into our end of a
+ * bufferevent pair as "METHOD path HTTP/1.1", Host from :authority, crumbled cookies joined,
+ * Content-Length or chunked framing for the body, and "Connection: close" so conn_h1 ends its
+ * end after one response. Request DATA goes in as it arrives; its flow-control credit is given
+ * back (nghttp2_session_consume) only when conn_h1 has taken the bytes, so a slow upstream
+ * slows the client's uploads instead of growing buffers. The response is parsed with the
+ * project's strict h1 parser and chunked decoder; hop-by-hop fields are dropped and names
+ * lowercased; the decoded body waits in st->body for the DATA provider.
+ *
+ * Bounded buffering, whatever the client does:
+ * - st->body holds at most H2_BODY_HIGH bytes: beyond it our pair end stops reading, so bytes
+ *   stay in conn_h1's output, which makes conn_h1 stop reading the upstream (its own watermarks);
+ *   reading resumes when the provider has drained st->body below H2_BODY_LOW.
+ * - The TLS output holds at most about H2_OUT_HIGH bytes: nghttp2_session_mem_send is not called
+ *   beyond it, and the write callback resumes sending.
+ * - Request bytes in flight are bounded by the stream and connection windows we advertise.
+ *
+ * Attacks: concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS), header list size (advertised
+ * and enforced here), CONTINUATION floods and SETTINGS/ACK floods (nghttp2 limits), rapid reset
+ * and control-frame floods (per-10 s budgets below, --h2-max-resets / --h2-max-control): the
+ * session ends with GOAWAY ENHANCE_YOUR_CALM. Extended CONNECT is not advertised; CONNECT gets
+ * 501.
+ *
+ * Lifetimes: a stream is freed only from nghttp2's stream-close callback (or with its session).
+ * A session is freed only from a libevent callback, never from inside nghttp2, and every path
+ * that may free it returns "gone" so callers stop touching it. */
+#include "config.h"
+#include "proxy/conn_h2.h"
+
+#include "common/vp_buf.h"
+#include "proxy/conn_h1.h"
+#include "proxy/exchange.h"
+#include "proxy/h1_parse.h"
+#include "proxy/proxy_internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define H2_BODY_HIGH (64 * 1024)
+#define H2_BODY_LOW (16 * 1024)
+#define H2_OUT_HIGH (128 * 1024)
+#define H2_STREAM_WINDOW (256 * 1024)
+#define H2_CONN_WINDOW (1024 * 1024)
+#define H2_WINDOW_US 10000000LL /* flood budgets are per 10 s */
+
+struct h2_session;
+
+struct h2_stream {
+    struct h2_session *s;
+    struct h2_stream *next, *prev;
+    int32_t id;
+    /* request */
+    char method[32];
+    char *path, *authority;
+    struct evbuffer *hdrs;   /* "Name: value\r\n" lines, already validated by nghttp2 */
+    struct evbuffer *cookie; /* crumbs joined with "; " */
+    size_t hdr_bytes;
+    unsigned nhdr;
+    bool too_large, bad, has_cl, is_head, chunked_up, req_ended, pair_closed;
+    uint64_t cl;
+    struct bufferevent *pair; /* our end; conn_h1 owns the other */
+    size_t unconsumed;        /* DATA bytes not yet taken by conn_h1 */
+    /* response */
+    struct h1_parser *resp;
+    bool resp_submitted, resp_done, deferred, read_paused;
+    enum h1_framing framing;
+    uint64_t left;
+    struct h1_chunked chunk;
+    struct evbuffer *body; /* decoded response body waiting for DATA frames */
+};
+
+struct h2_session {
+    struct worker *w;
+    struct h2_session *next, *prev;
+    struct bufferevent *bev;
+    nghttp2_session *ng;
+    char peer[INET6_ADDRSTRLEN];
+    char tls_version[16];
+    struct h2_stream *streams;
+    unsigned nstreams;
+    bool closing; /* flush what is queued, then free */
+    int64_t win_start_us;
+    unsigned resets, control;
+};
+
+static const struct vp_options *sopts(const struct h2_session *s) { return s->w->px->opt; }
+
+static bool session_flush(struct h2_session *s);
+static void pair_read_cb(struct bufferevent *bev, void *arg);
+
+/* ---- streams ---- */
+
+/* Ends our side of the pair: conn_h1 sees EOF on its end (it has logged a finished exchange
+ * already; an unfinished one is logged as 499) and frees its connection at once. */
+static void release_pair(struct h2_stream *st)
+{
+    if (!st->pair)
+        return;
+    bufferevent_flush(st->pair, EV_READ | EV_WRITE, BEV_FINISHED);
+    bufferevent_free(st->pair);
+    st->pair = NULL;
+    st->pair_closed = true;
+}
+
+static void stream_free(struct h2_stream *st)
+{
+    struct h2_session *s = st->s;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    s->nstreams--;
+    release_pair(st);
+    free(st->path);
+    free(st->authority);
+    if (st->hdrs)
+        evbuffer_free(st->hdrs);
+    if (st->cookie)
+        evbuffer_free(st->cookie);
+    if (st->body)
+        evbuffer_free(st->body);
+    h1_parser_free(st->resp);
+    free(st);
+}
+
+static void update_idle_timeout(struct h2_session *s)
+{
+    /* Read timeout only while idle: a stream may legitimately wait long for the upstream
+     * without any frame from the client. Writes always time out (a reader that stalls). */
+    unsigned ms = sopts(s)->idle_timeout_ms;
+    struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
+    bufferevent_set_timeouts(s->bev, s->nstreams ? NULL : &tv, &tv);
+}
+
+/* Sizes the next DATA frame; its bytes move later, without a copy, in send_body_cb. */
+static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    (void)id;
+    (void)buf;
+    (void)user;
+    struct h2_stream *st = src->ptr;
+    size_t have = evbuffer_get_length(st->body);
+    if (have == 0 && !st->resp_done) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = have < len ? have : len;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (st->resp_done && n == have) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!st->req_ended) /* the response is complete: stop the upload (RFC 9113 8.1) */
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    }
+    return (ssize_t)n;
+}
+
+/* Writes one DATA frame: the 9-byte header, then the payload moved out of st->body. */
+static int send_body_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *src, void *user)
+{
+    (void)ng;
+    struct h2_session *s = user;
+    struct h2_stream *st = src->ptr;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    if (f->data.padlen > 0 || evbuffer_get_length(st->body) < length ||
+        evbuffer_add(out, framehd, 9) != 0 ||
+        evbuffer_remove_buffer(st->body, out, length) != (int)length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (st->read_paused && st->pair && !st->pair_closed &&
+        evbuffer_get_length(st->body) < H2_BODY_LOW) {
+        st->read_paused = false;
+        bufferevent_enable(st->pair, EV_READ);
+        bufferevent_trigger(st->pair, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+    return 0;
+}
+
+static void resume(struct h2_stream *st)
+{
+    if (st->deferred && st->resp_submitted) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->s->ng, st->id);
+    }
+}
+
+/* A response made here (no upstream involved): 400, 431, 501, 502, 503. */
+static void reply_local(struct h2_stream *st, int status, const char *text)
+{
+    if (st->resp_submitted)
+        return;
+    char sbuf[8], lbuf[24];
+    snprintf(sbuf, sizeof sbuf, "%d", status);
+    size_t tl = strlen(text);
+    snprintf(lbuf, sizeof lbuf, "%zu", tl);
+    if (!st->body)
+        st->body = evbuffer_new();
+    if (!st->body) {
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    evbuffer_drain(st->body, evbuffer_get_length(st->body));
+    evbuffer_add(st->body, text, tl);
+#define NV(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE}
+    nghttp2_nv nva[] = {NV(":status", sbuf), NV("content-type", "text/plain; charset=utf-8"),
+                        NV("content-length", lbuf), NV("cache-control", "no-store")};
+#undef NV
+    st->resp_done = true;
+    st->resp_submitted = true;
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = body_read_cb};
+    if (nghttp2_submit_response(st->s->ng, st->id, nva, 4, st->is_head ? NULL : &dp) != 0)
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static bool is_hop(const char *n)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
+                                      "transfer-encoding", "upgrade", "te", "trailer", NULL};
+    for (size_t i = 0; hop[i]; i++)
+        if (strcasecmp(n, hop[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Turns the parsed HTTP/1.1 response head into HEADERS: a final response, or (interim) a 1xx
+ * such as 103 Early Hints, which goes out as its own HEADERS frame before the final one. */
+static void submit_head(struct h2_stream *st, bool interim)
+{
+    struct h1_parser *r = st->resp;
+    size_t n = h1_parser_header_count(r);
+    nghttp2_nv *nva = calloc(n + 1, sizeof *nva);
+    size_t names = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *hn, *hv;
+        h1_parser_header(r, i, &hn, &hv);
+        names += strlen(hn) + 1;
+    }
+    char *lower = malloc(names + 1);
+    if (!nva || !lower) {
+        free(nva);
+        free(lower);
+        if (interim)
+            return; /* an interim response is optional */
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        st->resp_submitted = st->resp_done = true;
+        return;
+    }
+    char status[8];
+    snprintf(status, sizeof status, "%d", h1_parser_status_code(r));
+    size_t k = 0, off = 0;
+    nva[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, strlen(status),
+                            NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < n; i++) {
+        const char *hn, *hv;
+        h1_parser_header(r, i, &hn, &hv);
+        if (is_hop(hn))
+            continue;
+        size_t l = strlen(hn);
+        for (size_t j = 0; j < l; j++)
+            lower[off + j] = (char)tolower((unsigned char)hn[j]);
+        nva[k++] = (nghttp2_nv){(uint8_t *)lower + off, (uint8_t *)hv, l, strlen(hv),
+                                NGHTTP2_NV_FLAG_NONE};
+        off += l;
+    }
+    if (interim) {
+        nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, k, NULL);
+        free(nva);
+        free(lower);
+        return;
+    }
+    st->resp_submitted = true;
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = body_read_cb};
+    bool body = st->framing != H1_BODY_NONE;
+    if (!body)
+        st->resp_done = true;
+    if (nghttp2_submit_response(st->s->ng, st->id, nva, k, body ? &dp : NULL) != 0)
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    else if (!body && !st->req_ended)
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    free(nva);
+    free(lower);
+}
+
+/* Parses what conn_h1 sent back; false when the response is broken (stream reset/answered). */
+static bool take_response(struct h2_stream *st)
+{
+    struct evbuffer *in = bufferevent_get_input(st->pair);
+    while (!st->resp_submitted && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return true;
+        size_t used = 0;
+        int rc = h1_parser_feed(st->resp, v.iov_base, v.iov_len, &used);
+        if (rc < 0) {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            reply_local(st, 502, "502 Bad Gateway: invalid response\n");
+            return false;
+        }
+        evbuffer_drain(in, used);
+        if (rc != H1_DONE)
+            continue;
+        int sc = h1_parser_status_code(st->resp);
+        if (sc < 200) {
+            /* Interim: 103 Early Hints goes on as HEADERS; 100 Continue means nothing in h2. */
+            if (sc == 103)
+                submit_head(st, true);
+            h1_parser_reset(st->resp, st->is_head);
+            continue;
+        }
+        st->framing = h1_parser_framing(st->resp);
+        st->left = h1_parser_content_length(st->resp);
+        h1_chunked_init(&st->chunk, 64 * 1024);
+        submit_head(st, false);
+    }
+    while (st->resp_submitted && !st->resp_done && evbuffer_get_length(in) > 0 &&
+           evbuffer_get_length(st->body) < H2_BODY_HIGH) {
+        if (st->framing == H1_BODY_LENGTH) {
+            size_t n = evbuffer_get_length(in);
+            if (n > st->left)
+                n = (size_t)st->left;
+            evbuffer_remove_buffer(in, st->body, n);
+            st->left -= n;
+            st->resp_done = st->left == 0;
+        } else if (st->framing == H1_BODY_CHUNKED) {
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                break;
+            size_t used, dl;
+            int rc = h1_chunked_feed(&st->chunk, v.iov_base, v.iov_len, &used, &dl);
+            if (rc < 0) {
+                evbuffer_drain(in, evbuffer_get_length(in));
+                nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id,
+                                          NGHTTP2_INTERNAL_ERROR);
+                return false;
+            }
+            evbuffer_drain(in, used - dl);
+            evbuffer_remove_buffer(in, st->body, dl);
+            if (rc == H1_CHUNK_END)
+                st->resp_done = true;
+        } else { /* close-delimited: until conn_h1 closes its end */
+            evbuffer_add_buffer(st->body, in);
+        }
+    }
+    if (st->resp_done) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (st->unconsumed) {
+            nghttp2_session_consume(st->s->ng, st->id, st->unconsumed);
+            st->unconsumed = 0;
+        }
+        release_pair(st); /* conn_h1 would otherwise linger on its end */
+    }
+    return true;
+}
+
+static void pair_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct h2_stream *st = arg;
+    struct h2_session *s = st->s;
+    if (!take_response(st))
+        release_pair(st);
+    else if (!st->resp_done && evbuffer_get_length(st->body) >= H2_BODY_HIGH) {
+        st->read_paused = true;
+        bufferevent_disable(st->pair, EV_READ);
+    }
+    if (evbuffer_get_length(st->body) || st->resp_done)
+        resume(st);
+    session_flush(s);
+}
+
+static void pair_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct h2_stream *st = arg;
+    /* conn_h1 took the request bytes: give the client its window back. */
+    if (st->unconsumed && evbuffer_get_length(bufferevent_get_output(st->pair)) == 0) {
+        nghttp2_session_consume(st->s->ng, st->id, st->unconsumed);
+        st->unconsumed = 0;
+        session_flush(st->s);
+    }
+}
+
+static void pair_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    struct h2_stream *st = arg;
+    struct h2_session *s = st->s;
+    /* conn_h1 closed its end: finish from what it sent. */
+    if (!st->resp_done)
+        take_response(st);
+    release_pair(st);
+    if (st->unconsumed) {
+        nghttp2_session_consume(s->ng, st->id, st->unconsumed);
+        st->unconsumed = 0;
+    }
+    if (!st->resp_submitted) {
+        reply_local(st, 502, "502 Bad Gateway: no response\n");
+    } else if (!st->resp_done) {
+        if (st->framing == H1_BODY_CLOSE) {
+            st->resp_done = true;
+        } else {
+            /* Never a truncated body that looks complete. */
+            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        }
+    }
+    resume(st);
+    session_flush(s);
+}
+
+static void start_exchange(struct h2_stream *st, bool end_stream)
+{
+    struct h2_session *s = st->s;
+    st->req_ended = end_stream;
+    if (st->too_large) {
+        reply_local(st, 431, "431 Request Header Fields Too Large\n");
+        return;
+    }
+    if (strcmp(st->method, "CONNECT") == 0) {
+        reply_local(st, 501, "501 Not Implemented: CONNECT\n");
+        return;
+    }
+    if (st->bad || !st->method[0] || !st->path || st->path[0] != '/') {
+        reply_local(st, 400, "400 Bad Request\n");
+        return;
+    }
+    st->is_head = strcmp(st->method, "HEAD") == 0;
+    st->body = evbuffer_new();
+    if (!st->body || h1_parser_new(&st->resp, H1_RESPONSE, &s->w->px->resp_limits) != 0) {
+        reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+        return;
+    }
+    h1_parser_reset(st->resp, st->is_head);
+    struct bufferevent *pair[2];
+    if (bufferevent_pair_new(s->w->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair)) {
+        reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+        return;
+    }
+    if (conn_h1_attach(s->w, pair[0], s->peer, "h2", s->tls_version[0] ? s->tls_version : NULL)) {
+        bufferevent_free(pair[0]);
+        bufferevent_free(pair[1]);
+        reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+        return;
+    }
+    st->pair = pair[1];
+    struct evbuffer *out = bufferevent_get_output(st->pair);
+    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
+    if (st->authority)
+        evbuffer_add_printf(out, "Host: %s\r\n", st->authority);
+    evbuffer_add_buffer(out, st->hdrs);
+    if (st->cookie && evbuffer_get_length(st->cookie)) {
+        evbuffer_add(out, "Cookie: ", 8);
+        evbuffer_add_buffer(out, st->cookie);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    if (end_stream) {
+        if (st->has_cl)
+            evbuffer_add_printf(out, "Content-Length: 0\r\n");
+    } else if (st->has_cl) {
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)st->cl);
+    } else {
+        st->chunked_up = true;
+        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    }
+    evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+    bufferevent_setcb(st->pair, pair_read_cb, pair_write_cb, pair_event_cb, st);
+    bufferevent_enable(st->pair, EV_READ | EV_WRITE);
+}
+
+static void end_request(struct h2_stream *st)
+{
+    if (st->req_ended)
+        return;
+    st->req_ended = true;
+    if (st->pair && !st->pair_closed && st->chunked_up)
+        evbuffer_add(bufferevent_get_output(st->pair), "0\r\n\r\n", 5);
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static struct h2_stream *stream_of(nghttp2_session *ng, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(ng, id);
+}
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2_session *s = user;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    struct h2_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    st->hdrs = evbuffer_new();
+    if (!st->hdrs) {
+        free(st);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    st->s = s;
+    st->id = f->hd.stream_id;
+    st->next = s->streams;
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
+    s->nstreams++;
+    nghttp2_session_set_stream_user_data(ng, st->id, st);
+    update_idle_timeout(s);
+    return 0;
+}
+
+static char *dup_slice(const uint8_t *v, size_t l)
+{
+    char *p = malloc(l + 1);
+    if (p) {
+        memcpy(p, v, l);
+        p[l] = '\0';
+    }
+    return p;
+}
+
+static bool slice_is(const uint8_t *n, size_t nl, const char *lit)
+{
+    return nl == strlen(lit) && memcmp(n, lit, nl) == 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *user)
+{
+    (void)flags;
+    struct h2_session *s = user;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    struct h2_stream *st = stream_of(ng, f->hd.stream_id);
+    if (!st || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are validated by nghttp2 and dropped */
+    /* Same budget as an HTTP/1.1 head: bytes of "name: value\r\n" and the field count. */
+    st->hdr_bytes += nl + vl + 4;
+    if (st->too_large || st->hdr_bytes > sopts(s)->max_header_bytes ||
+        ++st->nhdr > sopts(s)->max_headers) {
+        st->too_large = true;
+        return 0;
+    }
+    if (memchr(value, '\r', vl) || memchr(value, '\n', vl) || memchr(value, '\0', vl)) {
+        st->bad = true; /* nghttp2 refuses these already; never let one reach a head */
+        return 0;
+    }
+    if (nl && name[0] == ':') {
+        if (slice_is(name, nl, ":method")) {
+            if (vl == 0 || vl >= sizeof st->method)
+                st->bad = true;
+            else {
+                memcpy(st->method, value, vl);
+                st->method[vl] = '\0';
+            }
+        } else if (slice_is(name, nl, ":path")) {
+            free(st->path);
+            st->path = dup_slice(value, vl);
+            st->bad |= !st->path;
+        } else if (slice_is(name, nl, ":authority")) {
+            free(st->authority);
+            st->authority = dup_slice(value, vl);
+            st->bad |= !st->authority;
+        } else if (!slice_is(name, nl, ":scheme")) {
+            st->bad = true; /* :protocol (extended CONNECT is not offered) */
+        }
+        return 0;
+    }
+    if (slice_is(name, nl, "host")) {
+        if (!st->authority) {
+            st->authority = dup_slice(value, vl);
+            st->bad |= !st->authority;
+        }
+        return 0;
+    }
+    if (slice_is(name, nl, "cookie")) {
+        if (!st->cookie && !(st->cookie = evbuffer_new())) {
+            st->bad = true;
+            return 0;
+        }
+        if (evbuffer_get_length(st->cookie))
+            evbuffer_add(st->cookie, "; ", 2);
+        evbuffer_add(st->cookie, value, vl);
+        return 0;
+    }
+    if (slice_is(name, nl, "content-length")) {
+        /* nghttp2 checked it is a number and will check it against the DATA received. */
+        uint64_t v = 0;
+        for (size_t i = 0; i < vl; i++) {
+            if (value[i] < '0' || value[i] > '9' || v > (UINT64_MAX - 9) / 10) {
+                st->bad = true;
+                return 0;
+            }
+            v = v * 10 + (uint64_t)(value[i] - '0');
+        }
+        st->has_cl = true;
+        st->cl = v;
+        return 0;
+    }
+    if (slice_is(name, nl, "te") || slice_is(name, nl, "connection") ||
+        slice_is(name, nl, "keep-alive") || slice_is(name, nl, "transfer-encoding") ||
+        slice_is(name, nl, "upgrade") || slice_is(name, nl, "proxy-connection"))
+        return 0;
+    evbuffer_add(st->hdrs, name, nl);
+    evbuffer_add(st->hdrs, ": ", 2);
+    evbuffer_add(st->hdrs, value, vl);
+    evbuffer_add(st->hdrs, "\r\n", 2);
+    return 0;
+}
+
+/* Spends one unit of a per-10 s budget; over budget ends the session (ENHANCE_YOUR_CALM). */
+static bool over_budget(struct h2_session *s, unsigned *counter, unsigned max)
+{
+    int64_t now = exchange_now_us();
+    if (now - s->win_start_us > H2_WINDOW_US) {
+        s->win_start_us = now;
+        s->resets = s->control = 0;
+    }
+    if (++*counter <= max)
+        return false;
+    nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    return true;
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2_session *s = user;
+    struct h2_stream *st = f->hd.stream_id ? stream_of(ng, f->hd.stream_id) : NULL;
+    switch (f->hd.type) {
+    case NGHTTP2_HEADERS:
+        if (!st)
+            break;
+        if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
+            start_exchange(st, f->hd.flags & NGHTTP2_FLAG_END_STREAM);
+        else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            end_request(st);
+        break;
+    case NGHTTP2_DATA:
+        if (f->hd.length == 0 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            over_budget(s, &s->control, sopts(s)->h2_max_control);
+        if (st && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            end_request(st);
+        break;
+    case NGHTTP2_RST_STREAM:
+        over_budget(s, &s->resets, sopts(s)->h2_max_resets);
+        break;
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            over_budget(s, &s->control, sopts(s)->h2_max_control);
+        break;
+    case NGHTTP2_PRIORITY:
+        over_budget(s, &s->control, sopts(s)->h2_max_control);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+    (void)flags;
+    (void)user;
+    struct h2_stream *st = stream_of(ng, id);
+    if (!st || !st->pair || st->pair_closed || st->resp_done) {
+        nghttp2_session_consume(ng, id, len); /* nobody will read it: drop, keep windows open */
+        return 0;
+    }
+    struct evbuffer *out = bufferevent_get_output(st->pair);
+    if (st->chunked_up)
+        evbuffer_add_printf(out, "%zx\r\n", len);
+    evbuffer_add(out, data, len);
+    if (st->chunked_up)
+        evbuffer_add(out, "\r\n", 2);
+    st->unconsumed += len;
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t err, void *user)
+{
+    (void)err;
+    struct h2_session *s = user;
+    struct h2_stream *st = stream_of(ng, id);
+    if (st) {
+        nghttp2_session_set_stream_user_data(ng, id, NULL);
+        stream_free(st);
+        update_idle_timeout(s);
+    }
+    return 0;
+}
+
+/* ---- session ---- */
+
+static void session_free(struct h2_session *s)
+{
+    struct worker *w = s->w;
+    while (s->streams)
+        stream_free(s->streams);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->h2_sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    nghttp2_session_del(s->ng);
+    bufferevent_free(s->bev);
+    free(s);
+    w->nconns--;
+    atomic_fetch_sub(&w->px->nconns, 1);
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+/* Moves frames from nghttp2 to the socket while the output is below H2_OUT_HIGH. Returns false
+ * when the session was freed. */
+static bool session_flush(struct h2_session *s)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    while (evbuffer_get_length(out) < H2_OUT_HIGH) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(s->ng, &data);
+        if (n < 0) {
+            session_free(s);
+            return false;
+        }
+        if (n == 0)
+            break;
+        if (evbuffer_add(out, data, (size_t)n) != 0) {
+            session_free(s);
+            return false;
+        }
+    }
+    if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
+        s->closing = true;
+    if (s->closing) {
+        bufferevent_disable(s->bev, EV_READ);
+        if (evbuffer_get_length(out) == 0) {
+            session_free(s);
+            return false;
+        }
+    }
+    /* Called back when the output drains to H2_OUT_HIGH / 2 to send more. */
+    bufferevent_setwatermark(s->bev, EV_WRITE, H2_OUT_HIGH / 2, 0);
+    return true;
+}
+
+static void sess_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct h2_session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (evbuffer_get_length(in) > 0 && !s->closing) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        ssize_t n = nghttp2_session_mem_recv(s->ng, v.iov_base, v.iov_len);
+        if (n < 0) {
+            /* Bad preface, flood or fatal protocol error: say why in a GOAWAY (nghttp2 may
+             * have queued one already; then this is a no-op), send it, close. */
+            uint32_t code = n == NGHTTP2_ERR_FLOODED || n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                                ? NGHTTP2_ENHANCE_YOUR_CALM
+                                : NGHTTP2_PROTOCOL_ERROR;
+            if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+                nghttp2_session_terminate_session(s->ng, code);
+            s->closing = true;
+            break;
+        }
+        evbuffer_drain(in, (size_t)n);
+    }
+    if (s->closing)
+        evbuffer_drain(in, evbuffer_get_length(in));
+    session_flush(s);
+}
+
+static void sess_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    session_flush(arg);
+}
+
+static void sess_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct h2_session *s = arg;
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !s->closing) {
+        /* Idle (the read timeout only runs without streams): say goodbye properly. */
+        nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+        s->closing = true;
+        session_flush(s);
+        return;
+    }
+    session_free(s); /* EOF, error, write timeout */
+}
+
+int h2_session_start(struct worker *w, struct bufferevent *bev, const char *peer,
+                     const char *tls_version)
+{
+    const struct vp_options *o = w->px->opt;
+    struct h2_session *s = calloc(1, sizeof *s);
+    nghttp2_session_callbacks *cb = NULL;
+    nghttp2_option *opt = NULL;
+    if (!s || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+        goto fail;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cb, send_body_cb);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+    if (nghttp2_session_server_new2(&s->ng, cb, s, opt) != 0) {
+        s->ng = NULL;
+        goto fail;
+    }
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_option_del(opt);
+    cb = NULL;
+    opt = NULL;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, o->h2_max_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)o->max_header_bytes},
+    };
+    if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, 3) != 0 ||
+        nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
+        goto fail;
+    s->w = w;
+    s->bev = bev;
+    snprintf(s->peer, sizeof s->peer, "%s", peer ? peer : "-");
+    snprintf(s->tls_version, sizeof s->tls_version, "%s", tls_version ? tls_version : "");
+    s->win_start_us = exchange_now_us();
+    s->next = w->h2_sessions;
+    if (w->h2_sessions)
+        w->h2_sessions->prev = s;
+    w->h2_sessions = s;
+    w->nconns++;
+    bufferevent_setcb(bev, sess_read_cb, sess_write_cb, sess_event_cb, s);
+    update_idle_timeout(s);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    if (w->draining)
+        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+    if (evbuffer_get_length(bufferevent_get_input(bev)))
+        sess_read_cb(bev, s);
+    else
+        session_flush(s);
+    return 0;
+fail:
+    if (cb)
+        nghttp2_session_callbacks_del(cb);
+    if (opt)
+        nghttp2_option_del(opt);
+    if (s && s->ng)
+        nghttp2_session_del(s->ng);
+    free(s);
+    bufferevent_free(bev);
+    atomic_fetch_sub(&w->px->nconns, 1);
+    return VP_ERR_NOMEM;
+}
+
+void h2_drain_all(struct worker *w)
+{
+    struct h2_session *s = w->h2_sessions, *next;
+    for (; s; s = next) {
+        next = s->next;
+        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+        session_flush(s);
+    }
+}
+
+void h2_free_all(struct worker *w)
+{
+    while (w->h2_sessions)
+        session_free(w->h2_sessions);
+}

@@ -1,0 +1,534 @@
+/* TLS server context and the TLS listener's connections (see tls.h).
+ *
+ * Invariants:
+ * - The SSL_CTX is complete before any worker starts and never changes afterwards, so workers
+ *   share it without locks (OpenSSL 3 contexts are thread-safe for SSL_new).
+ * - A connection in handshake is a struct tls_pending on its worker's list, counted once in
+ *   w->nconns and once in px->nconns; the handshake is bounded by --header-timeout. After the
+ *   handshake the bufferevent moves to conn_h2 (which keeps the px count) or conn_h1 (which
+ *   takes its own), and the pending record is freed.
+ * - Certificate problems are found at start-up, reported as one line, and never at run time. */
+#include "config.h"
+#include "proxy/tls.h"
+
+#include "proxy/conn_h1.h"
+#include "proxy/conn_h2.h"
+#include "proxy/proxy_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct tls_server {
+    SSL_CTX *ctx;
+    char cert_path[1100];
+};
+
+struct tls_pending {
+    struct worker *w;
+    struct tls_pending *next, *prev;
+    struct bufferevent *bev;
+    char peer[INET6_ADDRSTRLEN];
+};
+
+/* Mozilla "intermediate" TLS 1.2 list: ECDHE + AEAD only (also what RFC 9113 asks of h2). */
+static const char CIPHERS_12[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+static int fail(char *err, size_t cap, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t cap, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 && cap)
+        err[0] = '\0';
+    ERR_clear_error();
+    return code;
+}
+
+/* The most specific OpenSSL reason queued, or a fallback. */
+static const char *ssl_reason(const char *fallback)
+{
+    unsigned long e, last = 0;
+    while ((e = ERR_get_error()) != 0)
+        last = e;
+    const char *r = last ? ERR_reason_error_string(last) : NULL;
+    return r ? r : fallback;
+}
+
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    static const unsigned char *const pref[] = {(const unsigned char *)"\x02h2",
+                                                (const unsigned char *)"\x08http/1.1"};
+    for (size_t k = 0; k < 2; k++) {
+        for (unsigned i = 0; i < inlen;) {
+            unsigned l = in[i];
+            if (i + 1 + l > inlen)
+                return SSL_TLSEXT_ERR_NOACK; /* malformed list: no ALPN */
+            if (l == pref[k][0] && memcmp(in + i + 1, pref[k] + 1, l) == 0) {
+                *out = in + i + 1;
+                *outlen = (unsigned char)l;
+                return SSL_TLSEXT_ERR_OK;
+            }
+            i += 1 + l;
+        }
+    }
+    return SSL_TLSEXT_ERR_NOACK; /* proceed without ALPN: HTTP/1.1 */
+}
+
+static int sni_cb(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
+    (void)alert;
+    (void)arg;
+    return SSL_TLSEXT_ERR_OK; /* one certificate for every name */
+}
+
+/* 0 when x is valid now and for at least margin more seconds; else fills err. */
+static int check_validity(X509 *x, long margin, const char *what, char *err, size_t cap)
+{
+    const ASN1_TIME *nb = X509_get0_notBefore(x), *na = X509_get0_notAfter(x);
+    time_t later = time(NULL) + margin;
+    if (X509_cmp_current_time(nb) > 0)
+        return fail(err, cap, VP_ERR_INVALID, "%s: certificate is not valid yet", what);
+    if (X509_cmp_time(na, &later) <= 0) {
+        char when[64] = "?";
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b && ASN1_TIME_print(b, na) == 1) {
+            int n = BIO_read(b, when, sizeof when - 1);
+            when[n > 0 ? n : 0] = '\0';
+        }
+        BIO_free(b);
+        return fail(err, cap, VP_ERR_INVALID, "%s: certificate expired (%s)", what, when);
+    }
+    return 0;
+}
+
+static int readable(const char *opt, const char *path, char *err, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(err, cap, VP_ERR_IO, "%s: '%s': %s", opt, path, strerror(errno));
+    fclose(f);
+    return 0;
+}
+
+static int load_files(SSL_CTX *ctx, const struct vp_options *o, char *err, size_t cap)
+{
+    int rc = readable("--cert", o->cert, err, cap);
+    if (rc == 0)
+        rc = readable("--key", o->key, err, cap);
+    if (rc)
+        return rc;
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, o->cert) != 1)
+        return fail(err, cap, VP_ERR_INVALID, "--cert: '%s': not a PEM certificate (%s)", o->cert,
+                    ssl_reason("unreadable"));
+    if (SSL_CTX_use_PrivateKey_file(ctx, o->key, SSL_FILETYPE_PEM) != 1) {
+        const char *why = ssl_reason("unreadable");
+        if (strstr(why, "mismatch") || strstr(why, "values"))
+            return fail(err, cap, VP_ERR_INVALID, "--key: '%s': does not match the certificate "
+                        "in '%s'", o->key, o->cert);
+        return fail(err, cap, VP_ERR_INVALID, "--key: '%s': not a PEM private key (%s)", o->key,
+                    why);
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return fail(err, cap, VP_ERR_INVALID, "--key: '%s': does not match the certificate in "
+                    "'%s'", o->key, o->cert);
+    X509 *leaf = SSL_CTX_get0_certificate(ctx);
+    if (!leaf)
+        return fail(err, cap, VP_ERR_INVALID, "--cert: '%s': no certificate", o->cert);
+    char what[1100];
+    snprintf(what, sizeof what, "--cert: '%.1024s'", o->cert);
+    return check_validity(leaf, 0, what, err, cap);
+}
+
+static int add_ext(X509 *x, int nid, const char *value)
+{
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+    if (!e)
+        return -1;
+    int ok = X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    return ok == 1 ? 0 : -1;
+}
+
+/* A fresh EC P-256 key and a self-signed certificate for the loopback names. */
+static int make_self_signed(EVP_PKEY **pkey_out, X509 **x_out)
+{
+    EVP_PKEY *pkey = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    BIGNUM *serial = BN_new();
+    X509_NAME *name = NULL;
+    int rc = -1;
+    if (!pkey || !x || !serial)
+        goto out;
+    if (BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+        !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) || X509_set_version(x, 2) != 1 ||
+        !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+        !X509_gmtime_adj(X509_getm_notAfter(x), 365L * 86400))
+        goto out;
+    name = X509_NAME_new();
+    if (!name ||
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                                   (const unsigned char *)"vitals-proxy (self-signed)", -1, -1,
+                                   0) != 1 ||
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost",
+                                   -1, -1, 0) != 1 ||
+        X509_set_subject_name(x, name) != 1 || X509_set_issuer_name(x, name) != 1 ||
+        X509_set_pubkey(x, pkey) != 1)
+        goto out;
+    if (add_ext(x, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1") ||
+        add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ||
+        add_ext(x, NID_key_usage, "critical,digitalSignature") ||
+        add_ext(x, NID_ext_key_usage, "serverAuth") ||
+        add_ext(x, NID_subject_key_identifier, "hash"))
+        goto out;
+    if (X509_sign(x, pkey, EVP_sha256()) <= 0)
+        goto out;
+    *pkey_out = pkey;
+    *x_out = x;
+    pkey = NULL;
+    x = NULL;
+    rc = 0;
+out:
+    X509_NAME_free(name);
+    BN_free(serial);
+    X509_free(x);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+/* Reads a cached key + certificate; 0 only when both parse, match and stay valid > 1 day. */
+static int load_cache(const char *path, EVP_PKEY **pkey_out, X509 **x_out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    X509 *x = pkey ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    fclose(f);
+    char scratch[160];
+    if (!x || X509_check_private_key(x, pkey) != 1 ||
+        check_validity(x, 86400, "cache", scratch, sizeof scratch) != 0) {
+        X509_free(x);
+        EVP_PKEY_free(pkey);
+        ERR_clear_error();
+        return -1;
+    }
+    *pkey_out = pkey;
+    *x_out = x;
+    return 0;
+}
+
+/* Writes key + certificate to path via a temporary file and rename (mode 0600). */
+static int write_cache(const char *path, EVP_PKEY *pkey, X509 *x)
+{
+    char tmp[1200];
+    int n = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    bool ok = PEM_write_PrivateKey(f, pkey, NULL, NULL, 0, NULL, NULL) == 1 &&
+              PEM_write_X509(f, x) == 1;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_self_signed(struct tls_server *t, const struct vp_options *o, char *err,
+                             size_t cap)
+{
+    /* The cache sits in the directory of --db. */
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", o->db);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int n = snprintf(t->cert_path, sizeof t->cert_path, "%s/%s", dir, TLS_SELF_SIGNED_FILE);
+    if (n < 0 || (size_t)n >= sizeof t->cert_path)
+        t->cert_path[0] = '\0';
+    EVP_PKEY *pkey = NULL;
+    X509 *x = NULL;
+    if (!t->cert_path[0] || load_cache(t->cert_path, &pkey, &x) != 0) {
+        if (make_self_signed(&pkey, &x) != 0)
+            return fail(err, cap, VP_ERR_NOMEM, "--tls-self-signed: cannot make a certificate "
+                        "(%s)", ssl_reason("out of memory"));
+        if (t->cert_path[0] && write_cache(t->cert_path, pkey, x) != 0)
+            t->cert_path[0] = '\0'; /* in memory only */
+    }
+    int rc = 0;
+    if (SSL_CTX_use_certificate(t->ctx, x) != 1 || SSL_CTX_use_PrivateKey(t->ctx, pkey) != 1)
+        rc = fail(err, cap, VP_ERR_INVALID, "--tls-self-signed: %s", ssl_reason("unusable"));
+    X509_free(x);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+int tls_server_new(struct tls_server **out, const struct vp_options *o, char *err, size_t cap)
+{
+    struct tls_server *t = calloc(1, sizeof *t);
+    if (!t)
+        return fail(err, cap, VP_ERR_NOMEM, "--tls-listen: out of memory");
+    int rc;
+    t->ctx = SSL_CTX_new(TLS_server_method());
+    if (!t->ctx) {
+        rc = fail(err, cap, VP_ERR_NOMEM, "--tls-listen: %s", ssl_reason("no TLS context"));
+        goto fail;
+    }
+    SSL_CTX *ctx = t->ctx;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, CIPHERS_12) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
+        rc = fail(err, cap, VP_ERR_INVALID, "--tls-listen: %s", ssl_reason("TLS set-up failed"));
+        goto fail;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 20000);
+    static const unsigned char sid[] = "vitals-proxy";
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
+    if (o->tls_self_signed)
+        rc = setup_self_signed(t, o, err, cap);
+    else {
+        rc = load_files(ctx, o, err, cap);
+        snprintf(t->cert_path, sizeof t->cert_path, "%s", o->cert);
+    }
+    if (rc)
+        goto fail;
+    *out = t;
+    return 0;
+fail:
+    tls_server_free(t);
+    return rc;
+}
+
+void tls_server_free(struct tls_server *t)
+{
+    if (!t)
+        return;
+    SSL_CTX_free(t->ctx);
+    free(t);
+}
+
+const char *tls_server_cert_path(const struct tls_server *t) { return t->cert_path; }
+
+/* ---- connections ---- */
+
+static void pending_unlink(struct tls_pending *p)
+{
+    struct worker *w = p->w;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        w->tls_pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    w->nconns--;
+}
+
+static void maybe_exit(struct worker *w)
+{
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void pending_free(struct tls_pending *p)
+{
+    struct worker *w = p->w;
+    pending_unlink(p);
+    bufferevent_free(p->bev);
+    atomic_fetch_sub(&w->px->nconns, 1);
+    free(p);
+    maybe_exit(w);
+}
+
+static void handshake_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct tls_pending *p = arg;
+    struct worker *w = p->w;
+    if (!(what & BEV_EVENT_CONNECTED)) {
+        pending_free(p); /* handshake failed, timed out, or the client left */
+        return;
+    }
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    const unsigned char *alpn = NULL;
+    unsigned alen = 0;
+    SSL_get0_alpn_selected(ssl, &alpn, &alen);
+    const char *ver = SSL_get_version(ssl);
+    char peer[INET6_ADDRSTRLEN];
+    memcpy(peer, p->peer, sizeof peer);
+    pending_unlink(p);
+    free(p);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    bool has_input = evbuffer_get_length(bufferevent_get_input(bev)) > 0;
+    if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
+        /* The session keeps this connection's px count, and frees bev on failure. */
+        if (h2_session_start(w, bev, peer, ver) != 0)
+            maybe_exit(w);
+        return;
+    }
+    if (conn_h1_attach(w, bev, peer, "h1", ver) != 0) {
+        bufferevent_free(bev);
+        atomic_fetch_sub(&w->px->nconns, 1);
+        maybe_exit(w);
+        return;
+    }
+    atomic_fetch_sub(&w->px->nconns, 1); /* conn_h1 took its own */
+    if (has_input)
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int len, void *arg)
+{
+    (void)l;
+    (void)len;
+    struct worker *w = arg;
+    unsigned n = atomic_fetch_add(&w->px->nconns, 1) + 1;
+    if (n > w->px->opt->max_connections || w->draining) {
+        atomic_fetch_sub(&w->px->nconns, 1);
+        close(fd);
+        return;
+    }
+    struct tls_pending *p = calloc(1, sizeof *p);
+    SSL *ssl = p ? SSL_new(w->px->tls->ctx) : NULL;
+    if (!ssl) {
+        free(p);
+        close(fd);
+        atomic_fetch_sub(&w->px->nconns, 1);
+        return;
+    }
+    memcpy(p->peer, "-", 2);
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, p->peer, sizeof p->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, p->peer,
+                  sizeof p->peer);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    p->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!p->bev) {
+        SSL_free(ssl);
+        close(fd);
+        free(p);
+        atomic_fetch_sub(&w->px->nconns, 1);
+        return;
+    }
+    /* Browsers often close without close_notify: an EOF, not an error. */
+    bufferevent_openssl_set_allow_dirty_shutdown(p->bev, 1);
+    p->w = w;
+    p->next = w->tls_pending;
+    if (w->tls_pending)
+        w->tls_pending->prev = p;
+    w->tls_pending = p;
+    w->nconns++;
+    unsigned ms = w->px->opt->header_timeout_ms;
+    struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
+    bufferevent_set_timeouts(p->bev, &tv, &tv);
+    bufferevent_setcb(p->bev, NULL, NULL, handshake_event_cb, p);
+    bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+}
+
+static void reenable_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (w->tls_lev)
+        evconnlistener_enable(w->tls_lev);
+}
+
+static void tls_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct worker *w = arg;
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 100000};
+    event_base_once(w->base, -1, EV_TIMEOUT, reenable_cb, w, &tv);
+}
+
+int tls_worker_start(struct worker *w)
+{
+    int fd = fcntl(w->px->tls_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return VP_ERR_IO;
+    w->tls_lev = evconnlistener_new(w->base, tls_accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+    if (!w->tls_lev) {
+        close(fd);
+        return VP_ERR_NOMEM;
+    }
+    evconnlistener_set_error_cb(w->tls_lev, tls_accept_error_cb);
+    return 0;
+}
+
+void tls_worker_drain(struct worker *w)
+{
+    if (w->tls_lev) {
+        evconnlistener_free(w->tls_lev);
+        w->tls_lev = NULL;
+    }
+    while (w->tls_pending)
+        pending_free(w->tls_pending);
+    h2_drain_all(w);
+}
+
+void tls_worker_free_all(struct worker *w)
+{
+    if (w->tls_lev) {
+        evconnlistener_free(w->tls_lev);
+        w->tls_lev = NULL;
+    }
+    while (w->tls_pending)
+        pending_free(w->tls_pending);
+    h2_free_all(w);
+}

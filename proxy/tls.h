@@ -1,0 +1,44 @@
+/* proxy/tls: TLS termination for the browser side. One server context (OpenSSL 3), built at
+ * start-up and shared read-only by every worker thread: TLS 1.2 and 1.3 only, AEAD ciphers with
+ * forward secrecy, ALPN "h2" then "http/1.1", session tickets and a server session cache, any
+ * SNI name accepted. Each worker accepts on its own dup of the TLS listening socket; after the
+ * handshake a connection that chose "h2" goes to proxy/conn_h2, any other to the HTTP/1.1 code
+ * (conn_h1_attach), so WebSocket upgrades keep working over the TLS listener.
+ *
+ * Start-up only (tls_server_new/free) or event-loop thread only (tls_worker_*). */
+#ifndef VP_TLS_H
+#define VP_TLS_H
+
+#include "common/vp_err.h"
+
+#include <stddef.h>
+
+struct vp_options;
+struct tls_server;
+struct worker;
+
+/* Name of the self-signed certificate cache, created beside the --db file. */
+#define TLS_SELF_SIGNED_FILE "vitals-proxy-selfsigned.pem"
+
+/* Builds the server context from o: --cert/--key (PEM; the cert file may hold a chain) or
+ * --tls-self-signed (an EC P-256 key and a certificate for localhost, 127.0.0.1 and ::1, reused
+ * from the cache file beside o->db while valid for more than a day, else made and written there
+ * with mode 0600; an unwritable directory only means the certificate lives in memory).
+ * Refuses unreadable files, a key that does not match the certificate, and a certificate that
+ * is expired or not yet valid. On failure returns VP_ERR_INVALID/VP_ERR_IO/VP_ERR_NOMEM and
+ * writes one line (no program prefix, no newline) into err (errcap bytes). */
+int tls_server_new(struct tls_server **out, const struct vp_options *o, char *err, size_t errcap)
+    VP_WUR;
+void tls_server_free(struct tls_server *t);
+
+/* The certificate file in use (self-signed cache path, or --cert); "" when in memory only. */
+const char *tls_server_cert_path(const struct tls_server *t);
+
+/* Starts accepting TLS connections on w (px->tls_fd is duplicated). 0 or VP_ERR_NOMEM/IO. */
+int tls_worker_start(struct worker *w) VP_WUR;
+/* Drain: stop accepting, drop handshakes in progress, GOAWAY every HTTP/2 session. */
+void tls_worker_drain(struct worker *w);
+/* Frees every handshake in progress and every HTTP/2 session (hard stop, teardown). */
+void tls_worker_free_all(struct worker *w);
+
+#endif

@@ -1,0 +1,676 @@
+#!/usr/bin/python3
+"""Integration cases for TLS termination and HTTP/2 (issue 7), registered with run.py's @case.
+
+Design:
+  * Importing run.py gives the shared machinery (upstream process, ProxyProc, Ctx, check,
+    TAP runner); this file only adds cases named tls/... and h2/.... Run alone with
+    `python3 tests/integration/test_h2.py` (defaults to --filter '^(tls|h2)/'), or import it
+    from run.py to have the cases in the full suite.
+  * Each case's proxy gets --tls-listen on a second free port with --tls-self-signed (the
+    certificate cache lands in the case's temp dir beside --db).
+  * Ordinary traffic goes through curl --http2 / nghttp / h2load (Debian nghttp2-client); the
+    attacks (rapid reset, PING flood, CONTINUATION flood) and the shutdown GOAWAY use the small
+    raw HTTP/2 client below (H2), which writes frames by hand and encodes HPACK without
+    Huffman or indexing, so nothing in the client hides what the server did.
+"""
+
+import gzip
+import json
+import os
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run  # noqa: E402
+from run import case, check, Conn, free_port, one_error_line, run_bin, up  # noqa: E402
+
+try:
+    import brotli
+except ImportError:
+    brotli = None
+    if run.python_with_codecs() != sys.executable and not os.environ.get("VP_H2_REEXEC"):
+        os.environ["VP_H2_REEXEC"] = "1"  # the Debian interpreter has python3-brotli
+        os.execv(run.python_with_codecs(), [run.python_with_codecs()] + sys.argv)
+
+ENHANCE_YOUR_CALM = 0x0B
+T_DATA, T_HEADERS, T_RST, T_SETTINGS, T_PING, T_GOAWAY, T_WINDOW, T_CONT = 0, 1, 3, 4, 6, 7, 8, 9
+F_END_STREAM, F_END_HEADERS, F_ACK = 0x1, 0x4, 0x1
+
+
+def tls_args(ctx):
+    ctx.tls_port = free_port()
+    return ["--tls-listen", "127.0.0.1:%d" % ctx.tls_port, "--tls-self-signed"]
+
+
+def wait_tls(ctx):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", ctx.tls_port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise run.CheckFailed("TLS listener not up on %d" % ctx.tls_port)
+
+
+def base(ctx):
+    wait_tls(ctx)
+    return "https://localhost:%d" % ctx.tls_port
+
+
+def curl(args, timeout=30):
+    r = subprocess.run(["curl", "-sS", "-k", "--max-time", str(timeout)] + args,
+                       capture_output=True, timeout=timeout + 5)
+    return r
+
+
+def curl_get(url, extra=(), http="--http2"):
+    """Returns (status, http_version, headers dict lowercased, body bytes)."""
+    r = curl([http, "-D", "-", "-o", "/dev/stdout", "-w", "\n%{http_code} %{http_version}"] +
+             list(extra) + [url])
+    check(r.returncode == 0, "curl %s failed: %s" % (url, r.stderr.decode()[:300]))
+    out = r.stdout
+    tail = out.rsplit(b"\n", 1)
+    code, ver = tail[1].decode().split()
+    out = tail[0]
+    head, _, body = out.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(code), ver, headers, body
+
+
+def tls_context(alpn):
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    c.set_alpn_protocols(alpn)
+    return c
+
+
+class TLSConn(Conn):
+    """run.Conn over TLS (ALPN http/1.1 by default): same read helpers."""
+
+    def __init__(self, port, timeout=10, alpn=("http/1.1",), session=None, context=None):
+        self.raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = (context or tls_context(list(alpn))).wrap_socket(self.raw, server_hostname="localhost",
+                                                        session=session)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.eof = False
+
+
+# --------------------------------------------------------------------------- raw HTTP/2
+
+def hp_int(v, prefix, flags=0):
+    lim = (1 << prefix) - 1
+    if v < lim:
+        return bytes([flags | v])
+    out = bytearray([flags | lim])
+    v -= lim
+    while v >= 128:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def hp_str(s):
+    s = s.encode() if isinstance(s, str) else s
+    return hp_int(len(s), 7) + s
+
+
+def hpack(headers):
+    """Literal header fields without indexing, new names (RFC 7541 6.2.2), no Huffman."""
+    out = b""
+    for k, v in headers:
+        out += b"\x00" + hp_str(k) + hp_str(v)
+    return out
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + \
+        payload
+
+
+class H2:
+    def __init__(self, port, timeout=10, settings=b""):
+        self.sock = TLSConn(port, timeout=timeout, alpn=("h2",)).sock
+        check(self.sock.selected_alpn_protocol() == "h2",
+              "ALPN chose %r" % self.sock.selected_alpn_protocol())
+        self.buf = b""
+        self.port = port
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(T_SETTINGS, 0, 0, settings))
+
+    def request(self, sid, path, method="GET", end=True, extra=()):
+        hb = hpack([(":method", method), (":scheme", "https"), (":path", path),
+                    (":authority", "localhost:%d" % self.port)] + list(extra))
+        return frame(T_HEADERS, F_END_HEADERS | (F_END_STREAM if end else 0), sid, hb)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_frame(self):
+        """(type, flags, sid, payload), or None on EOF/reset."""
+        while True:
+            if len(self.buf) >= 9:
+                n = int.from_bytes(self.buf[:3], "big")
+                if len(self.buf) >= 9 + n:
+                    f = (self.buf[3], self.buf[4], int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF,
+                         self.buf[9:9 + n])
+                    self.buf = self.buf[9 + n:]
+                    return f
+            try:
+                d = self.sock.recv(1 << 16)
+            except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+                d = b""
+            if not d:
+                return None
+            self.buf += d
+
+    def until_goaway(self, timeout=10):
+        """Reads until GOAWAY (returns its error code) or EOF (returns None)."""
+        self.sock.settimeout(timeout)
+        while True:
+            f = self.read_frame()
+            if f is None:
+                return None
+            if f[0] == T_GOAWAY:
+                return int.from_bytes(f[3][4:8], "big")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def healthz_ok(ctx):
+    code, ver, _, body = curl_get(base(ctx) + "/__vitals/healthz")
+    return code == 200 and ver == "2" and body == b"ok"
+
+
+# --------------------------------------------------------------------------- cases
+
+@case("tls/h2-and-h1-by-alpn", args=tls_args, generic=False)
+def t_alpn(ctx):
+    code, ver, _, body = curl_get(base(ctx) + "/__vitals/healthz")
+    check((code, ver, body) == (200, "2", b"ok"), "h2 healthz: %r" % ((code, ver, body),))
+    code, ver, _, body = curl_get(base(ctx) + "/__vitals/healthz", http="--http1.1")
+    check((code, ver, body) == (200, "1.1", b"ok"), "h1 healthz: %r" % ((code, ver, body),))
+    c = TLSConn(ctx.tls_port, alpn=("h2", "http/1.1"))
+    check(c.sock.selected_alpn_protocol() == "h2", "h2 not preferred")
+    check(c.sock.version() in ("TLSv1.2", "TLSv1.3"), "TLS version %s" % c.sock.version())
+    c.close()
+    # No ALPN at all: HTTP/1.1.
+    c = TLSConn(ctx.tls_port, alpn=())
+    c.send(b"GET /__vitals/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    r = c.read_response()
+    check(r.status == 200 and r.body == b"ok", "no-ALPN request: %s %r" % (r.status, r.body))
+    c.close()
+
+
+@case("tls/old-protocols-refused", args=tls_args, generic=False)
+def t_old_tls(ctx):
+    wait_tls(ctx)
+    c = tls_context(["http/1.1"])
+    with warnings.catch_warnings():  # the point is to offer deprecated versions
+        warnings.simplefilter("ignore", DeprecationWarning)
+        c.minimum_version = ssl.TLSVersion.TLSv1
+        c.maximum_version = ssl.TLSVersion.TLSv1_1
+    try:
+        c.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    raw = socket.create_connection(("127.0.0.1", ctx.tls_port), timeout=5)
+    try:
+        c.wrap_socket(raw, server_hostname="localhost")
+        check(False, "TLS 1.1 handshake succeeded")
+    except (ssl.SSLError, ConnectionResetError, OSError):
+        pass
+    raw.close()
+    check(healthz_ok(ctx), "server unhappy after a refused handshake")
+
+
+@case("tls/session-resumption", args=tls_args, generic=False)
+def t_resume(ctx):
+    wait_tls(ctx)
+    tc = tls_context(["http/1.1"])
+    c = TLSConn(ctx.tls_port, context=tc)
+    c.send(b"GET /__vitals/healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    r = c.read_response()  # TLS 1.3 tickets arrive after the handshake
+    check(r.status == 200, "first request %s" % r.status)
+    sess = c.sock.session
+    c.close()
+    c2 = TLSConn(ctx.tls_port, session=sess, context=tc)
+    check(c2.sock.session_reused, "session not resumed")
+    c2.close()
+
+
+@case("tls/self-signed-cached-beside-db", args=tls_args, generic=False)
+def t_selfsigned_cache(ctx):
+    wait_tls(ctx)
+    path = os.path.join(ctx.tmp, "vitals-proxy-selfsigned.pem")
+    check(os.path.exists(path), "no %s" % path)
+    check(os.stat(path).st_mode & 0o077 == 0, "cache file is readable by others")
+    pem1 = open(path).read()
+    der1 = TLSConn(ctx.tls_port).sock.getpeercert(binary_form=True)
+    check(ssl.DER_cert_to_PEM_cert(der1).strip() in pem1, "served certificate is not the cached one")
+    cert = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"],
+                          input=pem1.encode(), capture_output=True).stdout.decode()
+    for want in ("DNS:localhost", "IP Address:127.0.0.1", "IP Address:0:0:0:0:0:0:0:1"):
+        check(want in cert, "SAN lacks %s: %r" % (want, cert))
+    ctx.px.stop()
+    # A restart reuses it (the browser exception survives).
+    ctx.px = ctx.start_proxy(["--tls-listen", "127.0.0.1:%d" % ctx.tls_port, "--tls-self-signed"])
+    wait_tls(ctx)
+    der2 = TLSConn(ctx.tls_port).sock.getpeercert(binary_form=True)
+    check(der1 == der2, "certificate changed across restarts")
+    check(open(path).read() == pem1, "cache file rewritten")
+
+
+def openssl_pair(tmp, name, days=30):
+    k, c = os.path.join(tmp, name + ".key"), os.path.join(tmp, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", str(days), "-subj",
+                    "/CN=localhost", "-keyout", k, "-out", c], check=True, capture_output=True)
+    return c, k
+
+
+def openssl_expired(tmp):
+    d = os.path.join(tmp, "ca")
+    os.mkdir(d)
+    open(os.path.join(d, "index.txt"), "w").close()
+    open(os.path.join(d, "serial"), "w").write("01\n")
+    open(os.path.join(d, "ca.cnf"), "w").write(
+        "[ca]\ndefault_ca = c\n[c]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+        "default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-keyout",
+                    "k.pem", "-out", "r.csr"], cwd=d, check=True, capture_output=True)
+    subprocess.run(["openssl", "ca", "-config", "ca.cnf", "-selfsign", "-keyfile", "k.pem", "-in",
+                    "r.csr", "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+                    "-batch", "-out", "c.pem"], cwd=d, check=True, capture_output=True)
+    return os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+
+
+@case("tls/bad-cert-or-key-exit-2", proxy=False, generic=False)
+def t_bad_cert(ctx):
+    port, tport = free_port(), free_port()
+    common = ["--listen", "127.0.0.1:%d" % port, "--tls-listen", "127.0.0.1:%d" % tport,
+              "--db", os.path.join(ctx.tmp, "v.db"), "--upstream", ctx.up.url]
+    c1, k1 = openssl_pair(ctx.tmp, "a")
+    _, k2 = openssl_pair(ctx.tmp, "b")
+    ce, ke = openssl_expired(ctx.tmp)
+    junk = os.path.join(ctx.tmp, "junk.pem")
+    open(junk, "w").write("not a certificate\n")
+    cases = [
+        (["--cert", "/nonexistent/c.pem", "--key", k1], "--cert", "No such file"),
+        (["--cert", c1, "--key", "/nonexistent/k.pem"], "--key", "No such file"),
+        (["--cert", c1, "--key", k2], "--key", "does not match"),
+        (["--cert", ce, "--key", ke], "--cert", "expired"),
+        (["--cert", junk, "--key", k1], "--cert", "not a PEM certificate"),
+        (["--cert", c1, "--key", junk], "--key", "not a PEM private key"),
+        (["--cert", c1], "--tls-listen", "needs"),
+    ]
+    for extra, opt, words in cases:
+        r = run_bin(ctx.opts, common + extra)
+        line = one_error_line(r, " ".join(extra))
+        check(opt in line and words in line, "%s: line %r lacks %s/%s" % (extra, line, opt, words))
+    # The good pair serves.
+    ctx.tls_port = tport
+    ctx.px = ctx.start_proxy(["--tls-listen", "127.0.0.1:%d" % tport, "--cert", c1, "--key", k1])
+    check(healthz_ok(ctx), "valid --cert/--key did not serve")
+
+
+@case("h2/injection-gzip-and-br", args=tls_args, generic=False)
+def t_inject(ctx):
+    b = base(ctx)
+    code, ver, h, body = curl_get(b + "/html/gzip", ["-H", "Accept-Encoding: gzip"])
+    check(code == 200 and ver == "2", "gzip page: %s %s" % (code, ver))
+    check(h.get("content-encoding") == "gzip", "content-encoding %r" % h.get("content-encoding"))
+    html = gzip.decompress(body)
+    check(b"/__vitals/beacon.js" in html, "no beacon tag in the gzip page over h2")
+    check("content-length" not in h or int(h["content-length"]) == len(body),
+          "content-length %r vs %d bytes" % (h.get("content-length"), len(body)))
+    if brotli is None:
+        ctx.note("python3-brotli missing: br part skipped")
+        return
+    code, ver, h, body = curl_get(b + "/html/br", ["-H", "Accept-Encoding: br"])
+    check(code == 200 and ver == "2", "br page: %s %s" % (code, ver))
+    check(h.get("content-encoding") == "br", "content-encoding %r" % h.get("content-encoding"))
+    check(b"/__vitals/beacon.js" in brotli.decompress(body), "no beacon tag in the br page")
+
+
+@case("h2/beacon-post-and-timing-record", args=tls_args, generic=False)
+def t_beacon(ctx):
+    b = base(ctx)
+    code, ver, _, html = curl_get(b + "/html")
+    check(code == 200 and b"data-vid=" in html, "page %s lacks data-vid" % code)
+    vid = html.split(b'data-vid="')[1].split(b'"')[0].decode()
+    beacon = {"v": 1, "vid": vid, "url": "/html", "nav": "navigate",
+              "t0": time.time() * 1000, "dev": "desktop",
+              "m": [{"n": "LCP", "id": "v1-1-1", "v": 1234.5, "d": 1234.5, "r": "good"}]}
+    r = curl(["--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "-H",
+              "Content-Type: text/plain;charset=UTF-8", "--data-binary", json.dumps(beacon),
+              b + "/__vitals/beacon"])
+    check(r.stdout.decode() == "204 2", "beacon POST over h2: %r %r" % (r.stdout, r.stderr))
+    code, ver, h, body = curl_get(b + "/echo")
+    j = json.loads(body)
+    hdrs = dict((k.lower(), v) for k, v in (j["headers"].items() if isinstance(j["headers"], dict)
+                                            else j["headers"]))
+    check(hdrs.get("x-forwarded-proto") == "https", "X-Forwarded-Proto %r" %
+          hdrs.get("x-forwarded-proto"))
+    check(hdrs.get("x-forwarded-for", "").endswith("127.0.0.1"), "X-Forwarded-For %r" %
+          hdrs.get("x-forwarded-for"))
+    check(hdrs.get("host") == "localhost:%d" % ctx.tls_port, "Host %r" % hdrs.get("host"))
+    ctx.px.stop()
+    db = sqlite3.connect(os.path.join(ctx.tmp, "vitals.db"))
+    rows = db.execute("SELECT protocol, tls_version FROM requests WHERE url = '/html'").fetchall()
+    check(rows and all(p == "h2" and t and t.startswith("TLSv1.") for p, t in rows),
+          "timing records %r" % rows)
+    n = db.execute("SELECT count(*) FROM metrics WHERE view_id = ?", (vid,)).fetchone()[0]
+    check(n == 1, "beacon metric rows for the view: %d" % n)
+
+
+@case("h2/request-bodies-both-framings", args=tls_args, generic=False)
+def t_upload(ctx):
+    b = base(ctx)
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    path = os.path.join(ctx.tmp, "up.bin")
+    open(path, "wb").write(data)
+    import hashlib
+    want = hashlib.sha256(data).hexdigest()
+    code, ver, _, body = curl_get(b + "/upload", ["--data-binary", "@" + path])
+    j = json.loads(body)
+    check(code == 200 and j["bytes"] == len(data) and j["sha256"] == want,
+          "CL upload: %s %r" % (code, j))
+    # No content-length: the proxy forwards it chunked.
+    h2 = H2(ctx.tls_port)
+    h2.send(h2.request(1, "/upload", method="POST", end=False))
+    chunk = data[:100000]
+    for i in range(0, len(chunk), 16384):
+        h2.send(frame(T_DATA, F_END_STREAM if i + 16384 >= len(chunk) else 0, 1,
+                      chunk[i:i + 16384]))
+    got, status_seen = b"", False
+    while True:
+        f = h2.read_frame()
+        check(f is not None, "connection closed before the response")
+        if f[2] == 1 and f[0] == T_HEADERS:
+            status_seen = True
+        if f[2] == 1 and f[0] == T_DATA:
+            got += f[3]
+        if f[2] == 1 and f[1] & F_END_STREAM and f[0] in (T_DATA, T_HEADERS):
+            break
+        check(f[0] != T_RST, "stream reset")
+    j = json.loads(got)
+    check(status_seen and j["bytes"] == len(chunk) and j["chunked"],
+          "chunked upload: %r" % j)
+    h2.close()
+
+
+@case("h2/100-concurrent-streams", args=tls_args, generic=False)
+def t_concurrent(ctx):
+    b = base(ctx)
+    r = subprocess.run(["h2load", "-n", "300", "-c", "1", "-m", "100",
+                        b + "/bytes?n=20000"], capture_output=True, text=True, timeout=60)
+    out = r.stdout
+    check("300 succeeded" in out and "300 2xx" in out, "h2load: %s" % out[-600:])
+    check(healthz_ok(ctx), "healthz after the burst")
+
+
+def rss_kib(pid):
+    return run.proc_status(pid, "VmRSS"), run.proc_status(pid, "VmHWM")
+
+
+@case("h2/slow-reader-bounded-memory", args=tls_args, generic=False)
+def t_slow_reader(ctx):
+    wait_tls(ctx)
+    n = 96 * 1024 * 1024
+    # A client that opens every window wide, then does not read: only TCP pushes back.
+    h2 = H2(ctx.tls_port, timeout=30,
+            settings=(4).to_bytes(2, "big") + (0x7FFFFFFF).to_bytes(4, "big"))
+    h2.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    h2.send(frame(T_WINDOW, 0, 0, (0x7FFFFFFF - 65535).to_bytes(4, "big")))
+    rss0, hwm0 = rss_kib(ctx.px.pid)
+    h2.send(h2.request(1, "/bytes?n=%d" % n))
+    time.sleep(2.5)
+    rss1, hwm1 = rss_kib(ctx.px.pid)
+    got, pos, ok = 0, 0, True
+    while True:
+        f = h2.read_frame()
+        check(f is not None, "closed after %d bytes" % got)
+        if f[0] == T_DATA and f[2] == 1:
+            if pos < 4:  # spot-check the pattern on the first frames
+                ok &= f[3] == up.pattern_bytes(got, len(f[3]))
+                pos += 1
+            got += len(f[3])
+            if f[1] & F_END_STREAM:
+                break
+        check(f[0] != T_RST, "stream reset after %d bytes" % got)
+    ctx.note("proxy VmRSS %d -> %d KiB (stalled), VmHWM %d -> %d KiB" % (rss0, rss1, hwm0, hwm1))
+    check(ok, "body bytes differ from the pattern")
+    check(got == n, "got %d bytes, want %d" % (got, n))
+    check(hwm1 - hwm0 < 40 * 1024, "proxy VmHWM grew by %d KiB while stalled" % (hwm1 - hwm0))
+    h2.close()
+
+
+@case("h2/large-download-curl", args=tls_args, generic=False)
+def t_large(ctx):
+    b = base(ctx)
+    n = 20 * 1024 * 1024
+    r = curl(["--http2", "-o", os.path.join(ctx.tmp, "dl"), "-w", "%{http_code} %{size_download}",
+              b + "/bytes?n=%d&chunked=1" % n])
+    check(r.stdout.decode() == "200 %d" % n, "download: %r %r" % (r.stdout, r.stderr))
+    with open(os.path.join(ctx.tmp, "dl"), "rb") as f:
+        check(f.read(65536 * 2) == up.pattern_bytes(0, 65536 * 2), "pattern mismatch")
+
+
+@case("h2/upstream-dies-mid-body-resets-stream", args=tls_args, generic=False)
+def t_die(ctx):
+    b = base(ctx)
+    for mode in ("cl", "chunked"):
+        r = curl(["--http2", "-o", "/dev/null", "-w", "%{http_code}", b + "/die?mode=" + mode])
+        check(r.returncode != 0, "%s: truncated body looked complete (%r)" % (mode, r.stdout))
+    check(healthz_ok(ctx), "healthz after upstream deaths")
+
+
+@case("h2/header-list-too-large-431", args=tls_args, generic=False)
+def t_431(ctx):
+    b = base(ctx)
+    extra = []
+    for i in range(8):
+        extra += ["-H", "x-big-%d: %s" % (i, "a" * 6000)]
+    code, ver, _, _ = curl_get(b + "/html", extra)
+    check(code == 431 and ver == "2", "got %s over %s" % (code, ver))
+    check(healthz_ok(ctx), "healthz after 431")
+
+
+@case("h2/connect-501-no-extended-connect", args=tls_args, generic=False)
+def t_connect(ctx):
+    wait_tls(ctx)
+    h2 = H2(ctx.tls_port)
+    settings = None
+    while settings is None:
+        f = h2.read_frame()
+        check(f is not None, "no SETTINGS")
+        if f[0] == T_SETTINGS and not f[1] & F_ACK:
+            settings = f[3]
+    ids = [int.from_bytes(settings[i:i + 2], "big") for i in range(0, len(settings), 6)]
+    check(8 not in ids, "SETTINGS_ENABLE_CONNECT_PROTOCOL advertised")
+    check(3 in ids, "SETTINGS_MAX_CONCURRENT_STREAMS not advertised")
+    hb = hpack([(":method", "CONNECT"), (":authority", "example.com:443")])
+    h2.send(frame(T_HEADERS, F_END_HEADERS | F_END_STREAM, 1, hb))
+    while True:
+        f = h2.read_frame()
+        check(f is not None, "closed")
+        if f[2] == 1 and f[0] == T_HEADERS:
+            # ":status: 501" as nghttp2 encodes it: literal (indexed name 8), Huffman "501".
+            check(f[3][1:4] == b"\x82\x6c\x01", "CONNECT answer %r" % f[3][:20])
+            break
+        check(f[0] != T_RST, "stream reset instead of 501")
+    h2.close()
+
+
+@case("h2/rapid-reset-goaway", args=tls_args, generic=False)
+def t_rapid_reset(ctx):
+    wait_tls(ctx)
+    h2 = H2(ctx.tls_port)
+    out = b""
+    for i in range(1000):
+        sid = 1 + 2 * i
+        out += h2.request(sid, "/slow?delay=5") + frame(T_RST, 0, sid, (8).to_bytes(4, "big"))
+    try:
+        h2.send(out)
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        pass
+    code = h2.until_goaway()
+    check(code == ENHANCE_YOUR_CALM, "GOAWAY code %r, want ENHANCE_YOUR_CALM" % code)
+    h2.close()
+    check(healthz_ok(ctx), "server unhealthy after the rapid-reset attack")
+
+
+@case("h2/ping-flood-goaway", args=tls_args, generic=False)
+def t_ping_flood(ctx):
+    wait_tls(ctx)
+    h2 = H2(ctx.tls_port)
+    try:
+        h2.send(b"".join(frame(T_PING, 0, 0, i.to_bytes(8, "big")) for i in range(5000)))
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        pass
+    code = h2.until_goaway()
+    check(code == ENHANCE_YOUR_CALM, "GOAWAY code %r, want ENHANCE_YOUR_CALM" % code)
+    h2.close()
+    check(healthz_ok(ctx), "server unhealthy after the PING flood")
+
+
+@case("h2/continuation-flood-closed", args=tls_args, generic=False)
+def t_continuation(ctx):
+    wait_tls(ctx)
+    h2 = H2(ctx.tls_port)
+    first = hpack([(":method", "GET"), (":scheme", "https"), (":path", "/"),
+                   (":authority", "localhost")])
+    h2.send(frame(T_HEADERS, 0, 1, first))
+    t0 = time.time()
+    try:
+        for i in range(2000):
+            h2.send(frame(T_CONT, 0, 1, hpack([("x-f%d" % i, "v" * 50)])))
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, socket.timeout):
+        pass
+    code = h2.until_goaway(timeout=5)
+    ctx.note("GOAWAY code %r after %.2f s" % (code, time.time() - t0))
+    check(code == ENHANCE_YOUR_CALM, "GOAWAY code %r, want ENHANCE_YOUR_CALM" % code)
+    h2.close()
+    check(healthz_ok(ctx), "server unhealthy after the CONTINUATION flood")
+
+
+@case("h2/graceful-shutdown-goaway", args=tls_args, generic=False)
+def t_shutdown(ctx):
+    wait_tls(ctx)
+    h2 = H2(ctx.tls_port)
+    h2.send(h2.request(1, "/slow?delay=1"))
+    time.sleep(0.3)
+    ctx.px.signal_stop()
+    goaway, body_done = None, False
+    while True:
+        f = h2.read_frame()
+        if f is None:
+            break
+        if f[0] == T_GOAWAY:
+            goaway = int.from_bytes(f[3][4:8], "big")
+        if f[2] == 1 and f[1] & F_END_STREAM:
+            body_done = True
+    check(goaway == 0, "GOAWAY code %r, want NO_ERROR" % goaway)
+    check(body_done, "in-flight stream not finished before close")
+    ctx.px.proc.wait(10)
+    check(ctx.px.proc.returncode == 0, "exit %s" % ctx.px.proc.returncode)
+
+
+@case("tls/websocket-over-tls-http1", args=tls_args, generic=False)
+def t_ws_tls(ctx):
+    import base64
+    import hashlib
+    wait_tls(ctx)
+    key = base64.b64encode(os.urandom(16)).decode()
+    c = TLSConn(ctx.tls_port, timeout=5, alpn=("h2", "http/1.1"))
+    # A browser offering both gets h2; WebSocket then uses its own HTTP/1.1 connection.
+    c.sock.close()
+    c = TLSConn(ctx.tls_port, timeout=5, alpn=("http/1.1",))
+    c.send(("GET /_next/webpack-hmr HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+            "Origin: https://localhost\r\n\r\n" % key).encode())
+    status, _, headers = c.read_head()
+    check(status == 101, "status %d" % status)
+    acc = dict((k.lower(), v) for k, v in headers).get("sec-websocket-accept")
+    check(acc == base64.b64encode(hashlib.sha1(key.encode() + up.WS_GUID).digest()).decode(),
+          "bad accept")
+    for op, payload in ((1, b"hello over tls"), (2, os.urandom(70000))):
+        c.send(up.ws_frame(op, payload, mask=os.urandom(4)))
+        check(run.ws_recv(c) == (op, payload), "echo mismatch (opcode %d)" % op)
+    c.close()
+
+
+@case("h2/early-hints-forwarded", args=tls_args, generic=False)
+def t_early_hints(ctx):
+    b = base(ctx)
+    r = subprocess.run(["nghttp", "-v", b + "/early-hints"], capture_output=True, text=True,
+                       timeout=30)
+    st = [l.split(":status: ")[1].strip() for l in r.stdout.splitlines() if ":status: " in l]
+    check(st == ["103", "200"], "statuses %r" % st)
+    check("rel=preload" in r.stdout, "Link header of the 103 missing")
+
+
+@case("h2/idle-goaway", args=lambda ctx: tls_args(ctx) + ["--idle-timeout", "1"],
+      generic=False)
+def t_idle(ctx):
+    wait_tls(ctx)
+    h2 = H2(ctx.tls_port)
+    h2.send(h2.request(1, "/__vitals/healthz"))
+    t0 = time.time()
+    code = h2.until_goaway(timeout=5)
+    dt = time.time() - t0
+    check(code == 0, "GOAWAY code %r, want NO_ERROR" % code)
+    check(0.8 < dt < 4, "idle GOAWAY after %.2f s (idle timeout 1 s)" % dt)
+    check(h2.read_frame() is None, "connection not closed after the idle GOAWAY")
+    h2.close()
+
+
+@case("h2/h2c-prior-knowledge", args=["--h2c"], generic=False)
+def t_h2c(ctx):
+    url = "http://127.0.0.1:%d" % ctx.port
+    code, ver, _, body = curl_get(url + "/__vitals/healthz", http="--http2-prior-knowledge")
+    check((code, ver, body) == (200, "2", b"ok"), "h2c healthz: %r" % ((code, ver, body),))
+    code, ver, _, body = curl_get(url + "/html", http="--http2-prior-knowledge")
+    check(code == 200 and b"/__vitals/beacon.js" in body, "h2c page: %s" % code)
+    code, ver, _, body = curl_get(url + "/__vitals/healthz", http="--http1.1")
+    check((code, ver, body) == (200, "1.1", b"ok"), "h1 next to h2c: %r" % ((code, ver, body),))
+    r = subprocess.run(["h2load", "-n", "200", "-c", "2", "-m", "20", url + "/bytes?n=1000"],
+                       capture_output=True, text=True, timeout=60)
+    check("200 succeeded" in r.stdout, "h2load h2c: %s" % r.stdout[-400:])
+    ctx.px.stop()
+    db = sqlite3.connect(os.path.join(ctx.tmp, "vitals.db"))
+    rows = db.execute("SELECT protocol, tls_version FROM requests WHERE url = '/html'").fetchall()
+    check(rows == [("h2", None)], "timing records %r" % rows)
+
+
+@case("h2/h2c-off-by-default", generic=False)
+def t_h2c_off(ctx):
+    r = curl(["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+              "http://127.0.0.1:%d/__vitals/healthz" % ctx.port], timeout=10)
+    check(r.returncode != 0 or r.stdout.decode() != "200", "preface served without --h2c")
+    code, ver, _, body = curl_get("http://127.0.0.1:%d/__vitals/healthz" % ctx.port,
+                                  http="--http1.1")
+    check(code == 200, "h1 after a refused preface: %s" % code)
+
+
+if __name__ == "__main__":
+    if not any(a.startswith("--filter") for a in sys.argv[1:]):
+        sys.argv += ["--filter", "^(tls|h2)/"]
+    sys.exit(run.main())
