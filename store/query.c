@@ -69,6 +69,11 @@ void store_reader_free(struct store_reader *r)
     free(r);
 }
 
+sqlite3 *store_reader_db(struct store_reader *r)
+{
+    return r->db;
+}
+
 /* ---- helpers ---- */
 
 static const struct {
