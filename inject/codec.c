@@ -358,8 +358,12 @@ int codec_dec_finish(struct codec_dec *d)
 /* ---- encoders ---- */
 
 /* brotli encoder allocations: a list per encoder so an OOM longjmp can free them all. */
+struct br_link {
+    struct br_link *prev, *next;
+};
+
 struct br_blk {
-    struct br_blk *prev, *next;
+    struct br_link link; /* first member: a block is its link */
     alignas(max_align_t) unsigned char data[];
 };
 
@@ -368,7 +372,7 @@ struct codec_enc {
     bool zinit, dirty, ended, failed;
     z_stream z;
     BrotliEncoderState *br;
-    struct br_blk br_list; /* sentinel of the brotli block list */
+    struct br_link br_list; /* sentinel of the brotli block list */
     jmp_buf *br_jmp;       /* set while brotli runs */
     ZSTD_CCtx *zc;
 };
@@ -382,10 +386,10 @@ static void *br_alloc(void *opaque, size_t size)
             longjmp(*e->br_jmp, 1);
         return NULL;
     }
-    b->next = e->br_list.next;
-    b->prev = &e->br_list;
-    e->br_list.next->prev = b;
-    e->br_list.next = b;
+    b->link.next = e->br_list.next;
+    b->link.prev = &e->br_list;
+    e->br_list.next->prev = &b->link;
+    e->br_list.next = &b->link;
     return b->data;
 }
 
@@ -395,25 +399,25 @@ static void br_free(void *opaque, void *p)
     if (!p)
         return;
     struct br_blk *b = (struct br_blk *)(void *)((unsigned char *)p - offsetof(struct br_blk, data));
-    b->prev->next = b->next;
-    b->next->prev = b->prev;
+    b->link.prev->next = b->link.next;
+    b->link.next->prev = b->link.prev;
     inject_free(b);
 }
 
 /* After a longjmp out of brotli: its state is inconsistent; free every block it owned. */
 static void br_release_all(struct codec_enc *e)
 {
-    struct br_blk *b = e->br_list.next;
-    while (b != &e->br_list) {
-        struct br_blk *next = b->next;
-        inject_free(b);
-        b = next;
+    struct br_link *l = e->br_list.next;
+    while (l != &e->br_list) {
+        struct br_link *next = l->next;
+        inject_free(l); /* the link is the block's first member */
+        l = next;
     }
     e->br_list.next = e->br_list.prev = &e->br_list;
     e->br = NULL;
 }
 
-static int br_create(struct codec_enc *e, int quality)
+static int br_create(struct codec_enc *e, int quality, int lgwin)
 {
     jmp_buf jb;
     if (setjmp(jb)) {
@@ -427,13 +431,14 @@ static int br_create(struct codec_enc *e, int quality)
     if (!e->br)
         return VP_ERR_NOMEM;
     if (!BrotliEncoderSetParameter(e->br, BROTLI_PARAM_QUALITY, (uint32_t)quality) ||
-        !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_LGWIN, 22) ||
+        !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_LGWIN, (uint32_t)(lgwin ? lgwin : 22)) ||
         !BrotliEncoderSetParameter(e->br, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT))
         return VP_ERR_INVALID;
     return 0;
 }
 
-int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, bool raw_deflate)
+int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, int window_log,
+                  bool raw_deflate)
 {
     if (coding != INJECT_CODING_GZIP && coding != INJECT_CODING_DEFLATE &&
         coding != INJECT_CODING_BR && coding != INJECT_CODING_ZSTD)
@@ -456,14 +461,22 @@ int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, 
         }
         e->zinit = true;
     } else if (coding == INJECT_CODING_BR) {
-        err = br_create(e, level);
+        if (level < BROTLI_MIN_QUALITY || level > BROTLI_MAX_QUALITY ||
+            (window_log && (window_log < BROTLI_MIN_WINDOW_BITS ||
+                            window_log > BROTLI_MAX_WINDOW_BITS))) {
+            err = VP_ERR_INVALID;
+            goto fail;
+        }
+        err = br_create(e, level, window_log);
         if (err)
             goto fail;
     } else {
         e->zc = ZSTD_createCCtx_advanced(zstd_mem);
         if (!e->zc)
             goto fail;
-        if (ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel, level))) {
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel, level)) ||
+            (window_log &&
+             ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_windowLog, window_log)))) {
             err = VP_ERR_INVALID;
             goto fail;
         }

@@ -66,10 +66,12 @@ void codec_dec_free(struct codec_dec *d);
 struct codec_enc;
 
 /* Creates an encoder for coding: level is the gzip/deflate level, brotli quality or zstd level;
- * raw_deflate selects headerless deflate for INJECT_CODING_DEFLATE. Returns 0 and sets *out,
- * VP_ERR_INVALID (IDENTITY/UNSUPPORTED), or VP_ERR_NOMEM. */
-int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, bool raw_deflate)
-    __attribute__((warn_unused_result));
+ * window_log the brotli lgwin or zstd windowLog (0: 22 for brotli, the level's default for
+ * zstd; ignored for zlib, which always uses 32 KiB); raw_deflate selects headerless deflate for
+ * INJECT_CODING_DEFLATE. Returns 0 and sets *out, VP_ERR_INVALID (IDENTITY/UNSUPPORTED, level
+ * or window out of range), or VP_ERR_NOMEM. */
+int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, int window_log,
+                  bool raw_deflate) __attribute__((warn_unused_result));
 
 /* Encodes in[0..n) (borrowed) and appends output to out (borrowed). flags: 0, CODEC_FLUSH
  * (output decodes to everything given so far) or CODEC_END (finish; no call after it). A flush

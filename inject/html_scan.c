@@ -545,6 +545,54 @@ static enum html_scan_result step(struct html_scan *s, unsigned char c, bool *ag
     return HTML_SCAN_MORE;
 }
 
+/* Fast path: in states where only one byte value matters (text, raw text, comment body,
+ * CDATA, quoted attribute values not being captured), the bytes before it are skipped with
+ * memchr. The run is clamped so the scan limit and the held-tag cap are still checked at the
+ * byte where they trip, exactly as the byte-at-a-time path would. */
+static size_t skip_run(const struct html_scan *s, const char *p, size_t n)
+{
+    int stop;
+    switch (s->st) {
+    case S_DATA:
+        if (s->after_head)
+            return 0;
+        stop = '<';
+        break;
+    case S_RAW:
+        stop = '<';
+        break;
+    case S_COMMENT:
+        stop = '-';
+        break;
+    case S_CDATA:
+        stop = ']';
+        break;
+    case S_DOCTYPE:
+    case S_BOGUS_COMMENT:
+        stop = '>';
+        break;
+    case S_ATTR_VALUE_DQ:
+    case S_ATTR_VALUE_SQ:
+        if (s->attr_is_src)
+            return 0;
+        stop = s->st == S_ATTR_VALUE_DQ ? '"' : '\'';
+        break;
+    default:
+        return 0;
+    }
+    uint64_t room = s->scan_limit - s->pos;
+    if (s->hold_tag) {
+        uint64_t used = s->pos - s->tag_start;
+        uint64_t tag_room = used < s->max_tag ? s->max_tag - used : 0;
+        if (tag_room < room)
+            room = tag_room;
+    }
+    if (n > room)
+        n = (size_t)room;
+    const char *hit = memchr(p, stop, n);
+    return hit ? (size_t)(hit - p) : n;
+}
+
 enum html_scan_result html_scan_feed(struct html_scan *s, const char *p, size_t n, size_t *used)
 {
     size_t i = 0;
@@ -559,6 +607,12 @@ enum html_scan_result html_scan_feed(struct html_scan *s, const char *p, size_t 
             else
                 decide_skip(s, HTML_SCAN_SKIP_TAG_LIMIT);
             break;
+        }
+        size_t run = skip_run(s, p + i, n - i);
+        if (run) { /* bytes that cannot change the state: skip them in one go */
+            s->pos += run;
+            i += run;
+            continue;
         }
         bool again;
         enum html_scan_result r;

@@ -56,11 +56,15 @@ void injector_options_default(struct injector_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->scan_limit = HTML_SCAN_DEFAULT_LIMIT;
     opt->max_decoded = (size_t)256 * 1024 * 1024;
-    opt->gzip_level = 6;
-    opt->br_quality = 5;
+    /* Chosen with bench/inject_bench (see inject/README.md): speed first, then heap per
+     * response, then ratio. */
+    opt->gzip_level = 5;
+    opt->br_quality = 4;
     opt->zstd_level = 3;
     opt->max_ratio = 200;
     opt->max_tag = HTML_SCAN_DEFAULT_MAX_TAG;
+    opt->br_lgwin = 18;
+    opt->zstd_window_log = 20;
 }
 
 int injector_new(struct injector **out, enum inject_coding coding, const char *tag, size_t tag_len,
@@ -123,14 +127,36 @@ bool injector_injected(const struct injector *inj)
     return inj->injected;
 }
 
+/* Moves the first n bytes of src to dst. Not evbuffer_remove_buffer: libevent 2.1 ignores an
+ * allocation failure inside it for a partial chain and reports the bytes as moved. */
+static int move_bytes(struct evbuffer *src, struct evbuffer *dst, size_t n)
+{
+    size_t left = n;
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET) != 0)
+        return VP_ERR_NOMEM;
+    while (left > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(src, (ev_ssize_t)left, &pos, &v, 1) < 1)
+            return VP_ERR_NOMEM;
+        size_t take = v.iov_len < left ? v.iov_len : left;
+        if (evbuffer_add(dst, v.iov_base, take) != 0)
+            return VP_ERR_NOMEM;
+        left -= take;
+        if (left && evbuffer_ptr_set(src, &pos, take, EVBUFFER_PTR_ADD) != 0)
+            return VP_ERR_NOMEM;
+    }
+    return evbuffer_drain(src, n) == 0 ? 0 : VP_ERR_NOMEM;
+}
+
 /* Moves held bytes up to absolute offset upto into dst. */
 static int release(struct injector *inj, uint64_t upto, struct evbuffer *dst)
 {
     if (upto <= inj->hold_start)
         return 0;
-    size_t n = (size_t)(upto - inj->hold_start);
-    if (evbuffer_remove_buffer(inj->hold, dst, n) != (int)n)
-        return VP_ERR_NOMEM;
+    int e = move_bytes(inj->hold, dst, (size_t)(upto - inj->hold_start));
+    if (e)
+        return e;
     inj->hold_start = upto;
     return 0;
 }
@@ -147,8 +173,9 @@ static int decide(struct injector *inj, enum html_scan_result r, struct evbuffer
         inj->injected = true;
     }
     size_t rest = evbuffer_get_length(inj->hold);
-    if (rest && evbuffer_remove_buffer(inj->hold, dst, rest) != (int)rest)
-        return VP_ERR_NOMEM;
+    int e = move_bytes(inj->hold, dst, rest);
+    if (e)
+        return e;
     inj->hold_start += rest;
     inj->mode = M_PASS;
     return 0;
@@ -222,7 +249,10 @@ static int commit(struct injector *inj)
     int level = inj->coding == INJECT_CODING_BR     ? inj->opt.br_quality
                 : inj->coding == INJECT_CODING_ZSTD ? inj->opt.zstd_level
                                                     : inj->opt.gzip_level;
-    int e = codec_enc_new(&inj->enc, inj->coding, level, codec_dec_raw_deflate(inj->dec));
+    int wlog = inj->coding == INJECT_CODING_BR     ? inj->opt.br_lgwin
+               : inj->coding == INJECT_CODING_ZSTD ? inj->opt.zstd_window_log
+                                                   : 0;
+    int e = codec_enc_new(&inj->enc, inj->coding, level, wlog, codec_dec_raw_deflate(inj->dec));
     if (e)
         return e;
     inj->committed = true;

@@ -57,12 +57,14 @@ int inject_build_tag(char *out, size_t cap, const char *src, const char *vid, co
 struct injector_options {
     size_t scan_limit;        /* bytes of decoded HTML scanned for an insertion point (64 KiB) */
     size_t max_decoded;       /* total decoded bytes allowed (decompression bomb cap) */
-    int gzip_level;           /* re-encode levels chosen for streaming speed */
+    int gzip_level;           /* re-encode levels chosen for streaming speed (5, 4, 3) */
     int br_quality;
     int zstd_level;
     /* Added after the first version (append-only; fill with injector_options_default first): */
     unsigned max_ratio;       /* decoded/encoded ratio cap once past 1 MiB decoded (0: none) */
     size_t max_tag;           /* bytes one unfinished tag may span while held (8 KiB) */
+    int br_lgwin;             /* brotli encoder window log, 10..24 (18) */
+    int zstd_window_log;      /* zstd encoder window log, 10..27, 0: the level's default (20) */
 };
 
 /* Fills opt with the defaults. */

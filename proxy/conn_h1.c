@@ -22,6 +22,7 @@
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
 #include "inject/injector.h"
+#include "proxy/api_pool.h"
 #include "proxy/exchange.h"
 #include "proxy/route.h"
 
@@ -36,7 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_PROXY, CS_TUNNEL, CS_CLOSING };
+enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_LOCAL_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
 
 struct exchange_state {
     const char *method, *target;
@@ -64,6 +65,7 @@ struct exchange_state {
     struct injector *inj;
     struct evbuffer *inj_in, *inj_out;
     char view_id[33];
+    struct api_job *api_job; /* pending off-loop API request */
 };
 
 struct conn {
@@ -128,6 +130,8 @@ static void conn_free(struct conn *c)
     atomic_fetch_sub(&w->px->nconns, 1);
     if (c->ex.up)
         upstream_free(c->ex.up);
+    if (c->ex.api_job)
+        c->ex.api_job->conn = NULL; /* the job finishes without us */
     exchange_dispose(&c->ex);
     event_free(c->timer);
     h1_parser_free(c->req);
@@ -277,6 +281,7 @@ static void update_client_read(struct conn *c)
     case CS_TUNNEL:
         want = !ex->paused_client;
         break;
+    case CS_LOCAL_WAIT:
     case CS_CLOSING:
         break;
     }
@@ -350,6 +355,29 @@ void conn_reply(struct conn *c, int status, const char *reason, const char *ctyp
     if (ctype)
         snprintf(ex->ctype, sizeof ex->ctype, "%s", ctype);
     finish_exchange(c);
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error"
+                                                                                 : "Server Error";
+    }
 }
 
 static void html_escape_into(char *out, size_t cap, const char *s)
@@ -577,6 +605,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
                 update_client_read(c);
             }
         }
+        break;
+    case CS_LOCAL_WAIT:
         break;
     case CS_CLOSING:
         evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
@@ -1247,6 +1277,56 @@ static void finish_exchange(struct conn *c)
     update_client_read(c);
     if (evbuffer_get_length(cin(c)) > 0)
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* ---- off-loop API replies ---- */
+
+void conn_await(struct conn *c, struct api_job *j)
+{
+    c->ex.api_job = j;
+    c->state = CS_LOCAL_WAIT;
+    update_client_read(c);
+}
+
+void conn_h1_api_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    pthread_mutex_lock(&w->api_mu);
+    struct api_job *j = w->api_done;
+    w->api_done = NULL;
+    pthread_mutex_unlock(&w->api_mu);
+    while (j) {
+        struct api_job *next = j->next;
+        struct conn *c = j->conn;
+        if (c) {
+            c->ex.api_job = NULL;
+            char extra[256] = "Cache-Control: no-store\r\n";
+            if (j->reply.content_disposition[0] &&
+                strpbrk(j->reply.content_disposition, "\r\n") == NULL) {
+                int n = snprintf(extra, sizeof extra,
+                                 "Cache-Control: no-store\r\nContent-Disposition: %s\r\n",
+                                 j->reply.content_disposition);
+                if (n < 0 || (size_t)n >= sizeof extra)
+                    snprintf(extra, sizeof extra, "Cache-Control: no-store\r\n");
+            }
+            if (j->rc != 0) {
+                static const char e[] = "{\"error\":\"out of memory\"}\n";
+                conn_reply(c, 500, "Internal Server Error", "application/json", extra, e,
+                           sizeof e - 1);
+            } else {
+                size_t len = evbuffer_get_length(j->reply.body);
+                const void *body = evbuffer_pullup(j->reply.body, -1);
+                int st = j->reply.status >= 100 && j->reply.status <= 599 ? j->reply.status : 500;
+                conn_reply(c, st, http_reason(st),
+                           j->reply.content_type ? j->reply.content_type : "application/json",
+                           extra, body, len);
+            }
+        }
+        api_job_free(j);
+        j = next;
+    }
 }
 
 /* ---- accessors for exchange.c and route.c ---- */

@@ -15,6 +15,12 @@
 void conn_reply(struct conn *c, int status, const char *reason, const char *ctype,
                 const char *extra_headers, const void *body, size_t len);
 
+struct api_job;
+/* Parks c until the API job j (already submitted) comes back through conn_h1_api_done. */
+void conn_await(struct conn *c, struct api_job *j);
+/* Standard reason phrase for a status code. */
+const char *http_reason(int status);
+
 /* What exchange.c needs to log and record the current exchange. */
 void conn_exchange_info(struct conn *c, struct exchange_info *out);
 void conn_mark_logged(struct conn *c);

@@ -8,7 +8,9 @@
 #include "config.h"
 #include "proxy/proxy.h"
 
+#include "proxy/api_pool.h"
 #include "proxy/conn_h1.h"
+#include "proxy/limits.h"
 #include "proxy/proxy_internal.h"
 #include "web/web.h"
 
@@ -229,7 +231,12 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
     evconnlistener_set_error_cb(w->lev, accept_error_cb);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->grace_ev = evtimer_new(w->base, grace_cb, w);
-    return w->stop_ev && w->grace_ev ? 0 : -1;
+    w->api_ev = event_new(w->base, -1, 0, conn_h1_api_done, w);
+    pthread_mutex_init(&w->api_mu, NULL);
+    const struct vp_options *o = px->opt;
+    if (rate_limiter_new(&w->beacon_rl, 4096, o->beacon_rate, o->beacon_burst) != 0)
+        return -1;
+    return w->stop_ev && w->grace_ev && w->api_ev ? 0 : -1;
 }
 
 static void teardown_worker(struct worker *w)
@@ -242,6 +249,17 @@ static void teardown_worker(struct worker *w)
         event_free(w->stop_ev);
     if (w->grace_ev)
         event_free(w->grace_ev);
+    if (w->api_ev) {
+        /* Jobs finished after the loop stopped: their connections are gone. */
+        while (w->api_done) {
+            struct api_job *j = w->api_done;
+            w->api_done = j->next;
+            api_job_free(j);
+        }
+        event_free(w->api_ev);
+        pthread_mutex_destroy(&w->api_mu);
+    }
+    rate_limiter_free(w->beacon_rl);
     if (w->base)
         event_base_free(w->base);
 }
@@ -282,6 +300,10 @@ int proxy_run(const struct vp_options *o, struct store *st)
     if (!px.workers || !m.base)
         goto out;
     px.nworkers = o->workers;
+    if (st && api_pool_new(&px.api, 2, o->db) != 0) {
+        fprintf(stderr, "vitals-proxy: cannot start the API threads\n");
+        goto out;
+    }
     for (unsigned i = 0; i < px.nworkers; i++) {
         if (setup_worker(&px, &px.workers[i], i) != 0) {
             fprintf(stderr, "vitals-proxy: cannot start worker %u\n", i);
@@ -315,6 +337,7 @@ int proxy_run(const struct vp_options *o, struct store *st)
     for (unsigned i = 0; i < started; i++)
         pthread_join(px.workers[i].thread, NULL);
 out:
+    api_pool_free(px.api); /* before the workers' teardown: late replies land in their lists */
     for (unsigned i = 0; px.workers && i < px.nworkers; i++)
         teardown_worker(&px.workers[i]);
     free(px.workers);

@@ -36,6 +36,8 @@ struct vp_options {
     char report_token[256];     /* "" = report open */
     double sample;
     unsigned retention_days;
+    unsigned beacon_rate;  /* beacon POSTs per second per peer and worker (0 = unlimited) */
+    unsigned beacon_burst;
     char **no_inject; /* owned, n_no_inject patterns */
     size_t n_no_inject;
     bool keep_query;

@@ -18,7 +18,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct api_job;
+struct api_pool;
 struct bufferevent;
+struct rate_limiter;
 struct evbuffer;
 struct evconnlistener;
 struct conn;
@@ -46,6 +49,7 @@ struct proxy {
     struct h1_limits resp_limits;
     struct store *store;        /* may be NULL */
     atomic_ulong records_dropped; /* timing records refused by a full store queue */
+    struct api_pool *api;       /* JSON API threads; NULL without a store */
     const char *beacon_src;     /* "/__vitals/beacon.js?v=HASH", NULL without the asset */
     char beacon_src_buf[128];
 };
@@ -74,6 +78,10 @@ struct worker {
     struct upstream *idle; /* pool, most recently used first */
     unsigned nidle;
     int up_pref; /* address index that last connected */
+    struct rate_limiter *beacon_rl;
+    pthread_mutex_t api_mu; /* guards api_done (pool threads push, this loop pops) */
+    struct api_job *api_done;
+    struct event *api_ev;
 };
 
 /* conn_h1.c */
@@ -81,6 +89,8 @@ void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int sal
 /* Drain mode: close idle connections now; the rest close after their exchange. */
 void conn_h1_drain_all(struct worker *w);
 void conn_h1_free_all(struct worker *w);
+/* api_ev callback: hands finished API jobs to their connections. */
+void conn_h1_api_done(evutil_socket_t fd, short what, void *arg);
 
 /* upstream.c: the per-worker pool and connection set-up. */
 typedef void (*upstream_ready_cb)(struct conn *c, struct upstream *u, int err, const char *why);

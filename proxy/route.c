@@ -1,44 +1,251 @@
-/* Reserved paths (design.md, "Reserved paths"): /__vitals/healthz answers "ok"; the rest of the
- * namespace answers 404 JSON until a handler exists for it. The prefix test is done on the
- * raw path, before any decoding, so "/__vitals/x" never reaches the app whatever follows. */
+/* Reserved paths (design.md, "Reserved paths"). Nothing under /__vitals reaches the upstream:
+ * the prefix test is done on the raw path before any decoding.
+ *   GET  /__vitals/healthz        "ok"
+ *   GET  /__vitals/ (or /__vitals) report.html              (token-protected)
+ *   GET  /__vitals/NAME           embedded asset NAME (beacon.js and the report's files)
+ *   POST /__vitals/beacon         rate-limited, validated, queued to the store
+ *   *    /__vitals/api/...        web_api_handle on the API thread pool (token-protected)
+ * Assets: br or gzip per Accept-Encoding, ETag/If-None-Match -> 304, immutable caching only
+ * when ?v= names the current hash. --report-token: "Authorization: Bearer T" or "?token=T". */
 #include "config.h"
 #include "proxy/route.h"
 
+#include "common/vp_buf.h"
+#include "common/vp_err.h"
+#include "proxy/api_pool.h"
 #include "proxy/conn_h1.h"
+#include "proxy/limits.h"
+#include "store/store.h"
+#include "web/web.h"
 
+#include <event2/buffer.h>
+#include <stdio.h>
 #include <string.h>
+
+#define PREFIX "/__vitals"
 
 bool route_is_reserved(const char *target)
 {
-    size_t n = strlen("/__vitals");
-    if (strncmp(target, "/__vitals", n) != 0)
+    size_t n = strlen(PREFIX);
+    if (strncmp(target, PREFIX, n) != 0)
         return false;
     char next = target[n];
     return next == '\0' || next == '/' || next == '?' || next == '#';
 }
 
-static bool path_is(const char *target, const char *path)
+static void reply_json(struct conn *c, int status, const char *msg)
 {
-    size_t n = strlen(path);
-    return strncmp(target, path, n) == 0 && (target[n] == '\0' || target[n] == '?');
+    char body[300];
+    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", msg);
+    if (n < 0 || (size_t)n >= sizeof body)
+        n = 0;
+    conn_reply(c, status, http_reason(status), "application/json",
+               status == 401 ? "WWW-Authenticate: Bearer\r\nCache-Control: no-store\r\n"
+                             : "Cache-Control: no-store\r\n",
+               body, (size_t)n);
+}
+
+/* Value of query parameter key (no decoding) as a slice; false when absent. */
+static bool query_param(const char *q, const char *key, const char **v, size_t *vl)
+{
+    size_t kl = strlen(key);
+    while (q && *q) {
+        size_t seg = strcspn(q, "&#");
+        if (seg > kl && strncmp(q, key, kl) == 0 && q[kl] == '=') {
+            *v = q + kl + 1;
+            *vl = seg - kl - 1;
+            return true;
+        }
+        q += seg;
+        if (*q != '&')
+            break;
+        q++;
+    }
+    return false;
+}
+
+/* Length-independent comparison, so the token cannot be guessed byte by byte by timing. */
+static bool token_eq(const char *a, size_t al, const char *tok)
+{
+    size_t tl = strlen(tok);
+    unsigned char d = al != tl;
+    for (size_t i = 0; i < al; i++)
+        d |= (unsigned char)(a[i] ^ tok[i % (tl ? tl : 1)]);
+    return d == 0;
+}
+
+static bool authorized(struct conn *c, const char *query)
+{
+    const char *tok = conn_worker(c)->px->opt->report_token;
+    if (!tok[0])
+        return true;
+    const char *auth = conn_request_header(c, "authorization");
+    if (auth && vp_slice_iprefix(auth, strlen(auth), "Bearer ")) {
+        const char *v = auth + 7;
+        if (token_eq(v, strlen(v), tok))
+            return true;
+    }
+    const char *v;
+    size_t vl;
+    return query_param(query, "token", &v, &vl) && token_eq(v, vl, tok);
+}
+
+static void serve_asset(struct conn *c, const struct web_asset *a, const char *query)
+{
+    const char *ae = conn_request_header(c, "accept-encoding");
+    size_t ael = ae ? strlen(ae) : 0;
+    const unsigned char *body = a->data;
+    size_t len = a->len;
+    const char *enc = NULL;
+    if (ae && a->br && vp_header_has_token(ae, ael, "br")) {
+        body = a->br, len = a->br_len, enc = "br";
+    } else if (ae && a->gz && vp_header_has_token(ae, ael, "gzip")) {
+        body = a->gz, len = a->gz_len, enc = "gzip";
+    }
+    const char *v;
+    size_t vl;
+    bool versioned = query_param(query, "v", &v, &vl) && vl == strlen(a->hash) &&
+                     memcmp(v, a->hash, vl) == 0;
+    char etag[64];
+    snprintf(etag, sizeof etag, "\"%s%s%s\"", a->hash, enc ? "-" : "", enc ? enc : "");
+    char extra[400];
+    int n = snprintf(extra, sizeof extra, "ETag: %s\r\nVary: Accept-Encoding\r\nCache-Control: %s\r\n"
+                     "X-Content-Type-Options: nosniff\r\n%s%s%s",
+                     etag, versioned ? "public, max-age=31536000, immutable" : "no-cache",
+                     enc ? "Content-Encoding: " : "", enc ? enc : "", enc ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof extra) {
+        reply_json(c, 500, "header overflow");
+        return;
+    }
+    const char *inm = conn_request_header(c, "if-none-match");
+    if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
+        conn_reply(c, 304, "Not Modified", NULL, extra, NULL, 0);
+        return;
+    }
+    conn_reply(c, 200, "OK", a->content_type, extra, body, len);
+}
+
+static void handle_beacon(struct conn *c, const char *method, struct evbuffer *body)
+{
+    struct proxy *px = conn_worker(c)->px;
+    if (strcmp(method, "POST") != 0) {
+        reply_json(c, 405, "use POST");
+        return;
+    }
+    if (!px->store) {
+        reply_json(c, 503, "no store");
+        return;
+    }
+    struct worker *w = conn_worker(c);
+    if (w->beacon_rl && !rate_limiter_allow(w->beacon_rl, conn_peer(c), vp_mono_us())) {
+        store_count_rejection(px->store, "rate-limited");
+        reply_json(c, 429, "rate limited");
+        return;
+    }
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    const char *data = len ? (const char *)evbuffer_pullup(body, -1) : "";
+    if (len && !data) {
+        reply_json(c, 503, "out of memory");
+        return;
+    }
+    struct store_beacon_ctx ctx = {
+        .peer = conn_peer(c),
+        .user_agent = conn_request_header(c, "user-agent"),
+        .now_ms = vp_now_ms(),
+        .label = px->opt->label[0] ? px->opt->label : NULL,
+        .sample_rate = px->opt->sample,
+    };
+    char reason[200] = "";
+    int rc = store_ingest_beacon(px->store, data, len, &ctx, reason, sizeof reason);
+    switch (rc) {
+    case 0:
+        conn_reply(c, 204, "No Content", NULL, "Cache-Control: no-store\r\n", NULL, 0);
+        return;
+    case VP_ERR_INVALID: {
+        char safe[200];
+        size_t j = 0;
+        for (size_t i = 0; reason[i] && j + 1 < sizeof safe; i++)
+            if ((unsigned char)reason[i] >= 0x20 && reason[i] != '"' && reason[i] != '\\')
+                safe[j++] = reason[i];
+        safe[j] = '\0';
+        reply_json(c, 400, j ? safe : "invalid beacon");
+        return;
+    }
+    case VP_ERR_LIMIT:
+        reply_json(c, 413, "beacon too large");
+        return;
+    default:
+        reply_json(c, 503, rc == VP_ERR_FULL ? "store busy" : "out of memory");
+        return;
+    }
+}
+
+static void handle_api(struct conn *c, const char *method, const char *target)
+{
+    struct worker *w = conn_worker(c);
+    const char *rest = target + strlen(PREFIX "/api/");
+    size_t rl = strcspn(rest, "?#");
+    const char *q = rest[rl] == '?' ? rest + rl + 1 : NULL;
+    if (!w->px->api) {
+        reply_json(c, 503, "no store");
+        return;
+    }
+    struct api_job *j = api_job_new(c, w, method, rest, rl, q);
+    if (!j) {
+        reply_json(c, 503, "out of memory");
+        return;
+    }
+    if (api_pool_submit(w->px->api, j) != 0) {
+        api_job_free(j);
+        reply_json(c, 503, "busy");
+        return;
+    }
+    conn_await(c, j);
 }
 
 void route_handle(struct conn *c, const char *method, const char *target, struct evbuffer *body)
 {
-    (void)body;
+    const char *path = target + strlen(PREFIX);
+    size_t pl = strcspn(path, "?#");
+    const char *query = path[pl] == '?' ? path + pl + 1 : NULL;
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (path_is(target, "/__vitals/healthz")) {
-        if (!get) {
-            static const char m[] = "{\"error\":\"method not allowed\"}\n";
-            conn_reply(c, 405, "Method Not Allowed", "application/json", "Allow: GET, HEAD\r\n",
-                       m, sizeof m - 1);
-            return;
-        }
-        conn_reply(c, 200, "OK", "text/plain; charset=utf-8", "Cache-Control: no-store\r\n",
-                   "ok", 2);
+
+    if (pl == strlen("/beacon") && strncmp(path, "/beacon", pl) == 0) {
+        handle_beacon(c, method, body);
         return;
     }
-    static const char nf[] = "{\"error\":\"not found\"}\n";
-    conn_reply(c, 404, "Not Found", "application/json", "Cache-Control: no-store\r\n", nf,
-               sizeof nf - 1);
+    if (pl == strlen("/healthz") && strncmp(path, "/healthz", pl) == 0) {
+        if (!get) {
+            reply_json(c, 405, "method not allowed");
+            return;
+        }
+        conn_reply(c, 200, "OK", "text/plain; charset=utf-8", "Cache-Control: no-store\r\n", "ok",
+                   2);
+        return;
+    }
+    if (pl >= strlen("/api/") && strncmp(path, "/api/", 5) == 0) {
+        if (!authorized(c, query)) {
+            reply_json(c, 401, "report token required");
+            return;
+        }
+        handle_api(c, method, target);
+        return;
+    }
+    if (!get) {
+        reply_json(c, 405, "method not allowed");
+        return;
+    }
+    const char *name = pl <= 1 ? "report.html" : path + 1;
+    size_t nl = pl <= 1 ? strlen(name) : pl - 1;
+    const struct web_asset *a = web_asset_find(name, nl);
+    if (!a || memchr(name, '/', nl)) {
+        reply_json(c, 404, "not found");
+        return;
+    }
+    bool is_report = nl == strlen("report.html") && memcmp(name, "report.html", nl) == 0;
+    if (is_report && !authorized(c, query)) {
+        reply_json(c, 401, "report token required");
+        return;
+    }
+    serve_asset(c, a, query);
 }

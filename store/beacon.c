@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "store/beacon.h"
+#include "store/query.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -280,6 +281,14 @@ static int check_metric(json_t *m, char *reason, size_t cap)
         return fail(reason, cap, "m: delta out of range", NULL);
     if (r && !json_is_null(r) && (!json_is_string(r) || !in_set(json_string_value(r), ratings)))
         return fail(reason, cap, "m: bad rating", NULL);
+    /* The rating is derived here from the value and the contract's thresholds (boundaries count
+     * toward the better bucket); a client-sent rating is checked above but never trusted. */
+    double good, poor, val = json_number_value(v);
+    if (query_thresholds(name, &good, &poor) == 0 &&
+        json_object_set_new(m, "r", json_string(val <= good ? ratings[0]
+                                                : val <= poor ? ratings[1]
+                                                              : ratings[2])) != 0)
+        return VP_ERR_NOMEM;
     json_t *a = json_object_get(m, "a");
     if (a && !json_is_null(a)) {
         json_t *fa = NULL;

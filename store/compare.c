@@ -688,7 +688,7 @@ int compare_run(struct store_reader *r, const struct compare_side *a, const stru
 {
     if (!r || !a || !b || !options_ok(o))
         return VP_ERR_INVALID;
-    sqlite3 *db = store_reader_db(r);
+    sqlite3 *db = store_reader_sqlite(r);
     const char *prefix = o->api_prefix ? o->api_prefix : "/api/";
     struct loader L = {.max_samples = o->max_samples};
     json_t *routes = json_array(), *api = json_array(), *res = NULL;
@@ -768,7 +768,7 @@ int compare_labels(struct store_reader *r, json_t **out)
 {
     if (!r)
         return VP_ERR_INVALID;
-    sqlite3 *db = store_reader_db(r);
+    sqlite3 *db = store_reader_sqlite(r);
     sqlite3_stmt *st = NULL;
     json_t *labels = json_array();
     if (!labels)

@@ -69,11 +69,6 @@ void store_reader_free(struct store_reader *r)
     free(r);
 }
 
-sqlite3 *store_reader_db(struct store_reader *r)
-{
-    return r->db;
-}
-
 /* ---- helpers ---- */
 
 static const struct {
@@ -934,4 +929,9 @@ int query_health(struct store_reader *r, json_t **out)
                      "newest", no_new ? json_null() : json_iso(newest), "db_bytes",
                      (json_int_t)(pages * psize));
     return *out ? 0 : VP_ERR_NOMEM;
+}
+
+sqlite3 *store_reader_sqlite(struct store_reader *r)
+{
+    return r->db;
 }

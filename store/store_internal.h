@@ -9,8 +9,6 @@
 
 #include "store/store.h"
 
-struct store_reader;
-
 #define STORE_SCHEMA_VERSION 1
 
 /* Brings db (opened read-write, inside no transaction) to STORE_SCHEMA_VERSION, one migration
@@ -34,8 +32,9 @@ int store_prune_at(struct store *s, int64_t now_ms, int days);
 /* Waits until everything enqueued before the call is committed. 0 or VP_ERR_NOMEM/FULL. */
 int store_sync(struct store *s);
 
-/* The read-only SQLite handle of a reader (borrowed; for store/ modules such as compare.c that
- * run their own read queries). */
-sqlite3 *store_reader_db(struct store_reader *r);
+/* The read-only connection of a reader, for the report queries in store/query_report.c
+ * (borrowed; valid until store_reader_free). */
+struct store_reader;
+sqlite3 *store_reader_sqlite(struct store_reader *r);
 
 #endif

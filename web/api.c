@@ -19,13 +19,13 @@
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
 #include "store/query.h"
+#include "store/query_report.h"
 #include "web/budget.h"
 #include "web/export.h"
 #include "web/params.h"
 
 #define VIEW_ID_MIN 8
 #define VIEW_ID_MAX 64
-#define TARGETS_VIEWS_MAX 200 /* views examined for the top attribution targets */
 #define TARGETS_TOP 10
 
 static const struct budget *cfg_budget;
@@ -108,137 +108,47 @@ static bool valid_view_id(const char *s, size_t n)
     return true;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* Traffic findings (store/query_report.h) plus one "slow-api" finding per API route whose
+ * latency is over its budget. */
+static int findings(struct store_reader *r, const struct query_filter *f, json_t **out)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-struct target {
-    const char *name; /* borrowed from the view JSON kept alive in `keep` */
-    double *v;
-    size_t n, cap;
-};
-
-/* Appends value to target name's samples in t (n entries). */
-static int target_add(struct target **t, size_t *n, size_t *cap, const char *name, double value)
-{
-    size_t k = 0;
-    while (k < *n && strcmp((*t)[k].name, name) != 0)
-        k++;
-    if (k == *n) {
-        if (*n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 16;
-            struct target *nt = realloc(*t, nc * sizeof *nt);
-            if (!nt)
-                return VP_ERR_NOMEM;
-            *t = nt;
-            *cap = nc;
-        }
-        memset(&(*t)[k], 0, sizeof **t);
-        (*t)[k].name = name;
-        (*n)++;
+    json_t *fj = NULL, *bj = NULL;
+    struct budget *def = NULL;
+    const struct budget *b = cfg_budget;
+    int rc = query_findings(r, f, cfg_api_prefix, &fj);
+    if (rc == 0 && !b) {
+        rc = budget_default(&def);
+        b = def;
     }
-    struct target *g = &(*t)[k];
-    if (g->n == g->cap) {
-        size_t nc = g->cap ? g->cap * 2 : 8;
-        double *nv = realloc(g->v, nc * sizeof *nv);
-        if (!nv)
-            return VP_ERR_NOMEM;
-        g->v = nv;
-        g->cap = nc;
+    if (rc == 0 && budget_has_metric(b, "API")) {
+        json_t *api = NULL;
+        rc = query_api_latency(r, f, cfg_api_prefix, &api);
+        if (rc == 0)
+            rc = budget_eval(b, NULL, api, NULL, &bj);
+        json_decref(api);
     }
-    g->v[g->n++] = value;
-    return 0;
-}
-
-static int cmp_target(const void *a, const void *b)
-{
-    const struct target *x = a, *y = b;
-    if (x->n != y->n)
-        return x->n < y->n ? 1 : -1;
-    return strcmp(x->name, y->name);
-}
-
-/* Top attribution targets (LCP element, CLS shift target, INP target) over the newest views
- * matching f: {"views":N,"LCP":[{"target","count","p75"}],"CLS":[..],"INP":[..]}. */
-static int targets(struct store_reader *r, const struct query_filter *f, json_t **out)
-{
-    static const char *const names[] = {"LCP", "CLS", "INP"};
-    struct query_filter qf = *f;
-    qf.limit = TARGETS_VIEWS_MAX;
-    json_t *views = NULL, *keep = json_array(), *res = NULL;
-    struct target *t[3] = {NULL, NULL, NULL};
-    size_t tn[3] = {0, 0, 0}, tc[3] = {0, 0, 0};
-    if (!keep)
-        return VP_ERR_NOMEM;
-    int rc = query_views(r, &qf, &views);
-    if (rc)
-        goto done;
+    json_t *list = json_object_get(fj, "findings");
     size_t i;
-    const json_t *v;
-    json_array_foreach(json_object_get(views, "views"), i, v) {
-        const char *id = json_string_value(json_object_get(v, "id"));
-        json_t *d = NULL;
-        if (!id)
+    const json_t *x;
+    json_array_foreach(json_object_get(bj, "results"), i, x) {
+        char line[700];
+        if (rc || json_is_true(json_object_get(x, "ok")) ||
+            budget_format_result(x, line, sizeof line) != 0)
             continue;
-        rc = query_view(r, id, &d);
-        if (rc == VP_ERR_NOTFOUND) {
-            rc = 0;
-            continue;
-        }
-        if (rc)
-            goto done;
-        if (json_array_append_new(keep, d)) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:O}", "type", "slow-api", "title",
+                              "Slow API over budget", "evidence", line, "count",
+                              json_object_get(x, "n"));
+        if (!o || json_array_append_new(list, o))
             rc = VP_ERR_NOMEM;
-            goto done;
-        }
-        const json_t *attr = json_object_get(d, "attribution");
-        const json_t *metrics = json_object_get(d, "metrics");
-        for (int m = 0; m < 3; m++) {
-            const char *tg = json_string_value(json_object_get(json_object_get(attr, names[m]),
-                                                               "target"));
-            const json_t *val = json_object_get(metrics, names[m]);
-            if (tg && *tg && json_is_number(val) &&
-                (rc = target_add(&t[m], &tn[m], &tc[m], tg, json_number_value(val))))
-                goto done;
-        }
     }
-    res = json_pack("{s:I}", "views", (json_int_t)json_array_size(keep));
-    if (!res) {
-        rc = VP_ERR_NOMEM;
-        goto done;
+    budget_free(def);
+    json_decref(bj);
+    if (rc) {
+        json_decref(fj);
+        return rc;
     }
-    for (int m = 0; m < 3; m++) {
-        json_t *arr = json_array();
-        if (!arr || json_object_set_new(res, names[m], arr)) {
-            rc = VP_ERR_NOMEM;
-            goto done;
-        }
-        qsort(t[m], tn[m], sizeof **t, cmp_target);
-        for (size_t k = 0; k < tn[m] && k < TARGETS_TOP; k++) {
-            qsort(t[m][k].v, t[m][k].n, sizeof(double), cmp_double);
-            json_t *o = json_pack("{s:s, s:I, s:f}", "target", t[m][k].name, "count",
-                                  (json_int_t)t[m][k].n, "p75",
-                                  budget_percentile(t[m][k].v, t[m][k].n, 75));
-            if (!o || json_array_append_new(arr, o)) {
-                rc = VP_ERR_NOMEM;
-                goto done;
-            }
-        }
-    }
-    *out = res;
-    res = NULL;
-done:
-    for (int m = 0; m < 3; m++) {
-        for (size_t k = 0; k < tn[m]; k++)
-            free(t[m][k].v);
-        free(t[m]);
-    }
-    json_decref(res);
-    json_decref(views);
-    json_decref(keep);
-    return rc;
+    *out = fj;
+    return 0;
 }
 
 static int budget_reply(struct store_reader *r, const struct query_filter *f,
@@ -364,7 +274,10 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     } else if (strcmp(rest, "budget") == 0) {
         rc = budget_reply(r, &f, reply);
     } else if (strcmp(rest, "targets") == 0) {
-        rc = (rc = targets(r, &f, &j)) != 0 ? reply_rc(reply, rc) : reply_json(reply, j);
+        rc = (rc = query_targets(r, &f, TARGETS_TOP, &j)) != 0 ? reply_rc(reply, rc)
+                                                                : reply_json(reply, j);
+    } else if (strcmp(rest, "findings") == 0) {
+        rc = (rc = findings(r, &f, &j)) != 0 ? reply_rc(reply, rc) : reply_json(reply, j);
     } else if (strcmp(rest, "js") == 0) {
         rc = (rc = budget_collect_js(r, &f, &j)) != 0 ? reply_rc(reply, rc)
                                                        : reply_json(reply, j);

@@ -417,7 +417,7 @@ static double num(const json_t *res, const char *s, const char *l)
 
 static bool is_script(const json_t *res)
 {
-    const char *i = json_string_value(export_res_get(res, "i", "initiatorType"));
+    const char *i = json_string_value(export_res_get(res, "i", "initiator"));
     if (i && strcmp(i, "script") == 0)
         return true;
     if (!i || strcmp(i, "link") != 0)
@@ -437,17 +437,17 @@ bool budget_view_js_bytes(const json_t *view, double *out)
     if (!json_is_array(res))
         return false;
     const json_t *nav = json_object_get(view, "navigation");
-    double load = nav ? num(nav, "ls", "loadEventStart") : 0;
+    double load = nav ? num(nav, "ls", "load_start") : 0;
     double total = 0;
     size_t i;
     const json_t *r;
     json_array_foreach(res, i, r) {
         if (!is_script(r))
             continue;
-        if (load > 0 && num(r, "s", "startTime") >= load)
+        if (load > 0 && num(r, "s", "start_ms") >= load)
             continue;
-        double ts = num(r, "ts", "transferSize");
-        total += ts > 0 ? ts : num(r, "eb", "encodedBodySize");
+        double ts = num(r, "ts", "transfer_size");
+        total += ts > 0 ? ts : num(r, "eb", "encoded_size");
     }
     *out = total;
     return true;
@@ -457,12 +457,11 @@ double budget_percentile(const double *sorted, size_t n, double p)
 {
     if (n == 0)
         return NAN;
-    double rank = p / 100.0 * (double)(n - 1);
-    size_t lo = (size_t)floor(rank);
-    if (lo >= n - 1)
-        return sorted[n - 1];
-    double frac = rank - (double)lo;
-    return sorted[lo] + (sorted[lo + 1] - sorted[lo]) * frac;
+    double r = ceil(p / 100.0 * (double)n);
+    size_t rank = r < 1 ? 1 : (size_t)r;
+    if (rank > n)
+        rank = n;
+    return sorted[rank - 1];
 }
 
 bool budget_has_metric(const struct budget *b, const char *metric)

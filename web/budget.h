@@ -62,11 +62,13 @@ int budget_eval(const struct budget *b, const json_t *summary, const json_t *api
  * the load event was not recorded). Returns false when the view has no resource list. */
 bool budget_view_js_bytes(const json_t *view, double *out);
 
-/* Percentile p (0..100) of n ascending values, linear interpolation between closest ranks. */
+/* Percentile p (0..100) of n ascending values, nearest-rank (as store/query.h): the value at
+ * 1-based rank ceil(p/100 * n). NAN when n == 0. */
 double budget_percentile(const double *sorted, size_t n, double p);
 
-/* Initial-JS distribution per route over the newest views matching f (at most 1000 views):
- * {"routes":[{"route","n","p50","p75","p95","p99"}]}. Returns 0 or a query error. */
+/* Initial-JS distribution per route over the views matching f (store/query_report.h's
+ * query_initial_js): {"routes":[{"route","n","p50","p75","p95","p99","max"}],"over":[]}.
+ * Returns 0 or a query error. */
 int budget_collect_js(struct store_reader *r, const struct query_filter *f, json_t **out)
     __attribute__((warn_unused_result));
 

@@ -179,10 +179,10 @@ const json_t *export_res_get(const json_t *res, const char *short_key, const cha
 static int resource_row(struct evbuffer *out, long idx, const json_t *res)
 {
     static const char *const keys[][2] = {
-        {"u", "url"},          {"i", "initiatorType"},   {"s", "startTime"},
-        {"d", "duration"},     {"ts", "transferSize"},   {"eb", "encodedBodySize"},
-        {"db", "decodedBodySize"}, {"p", "nextHopProtocol"}, {"rb", "renderBlockingStatus"},
-        {"st", "responseStatus"},
+        {"u", "url"},           {"i", "initiator"},    {"s", "start_ms"},
+        {"d", "duration_ms"},   {"ts", "transfer_size"}, {"eb", "encoded_size"},
+        {"db", "decoded_size"}, {"p", "protocol"},     {"rb", "render_blocking"},
+        {"st", "status"},
     };
     char b[24];
     int n = snprintf(b, sizeof b, "%ld", idx);
@@ -240,7 +240,8 @@ static int dump_cb(const char *buf, size_t size, void *data)
 
 int export_json(struct evbuffer *out, const json_t *j)
 {
-    return json_dump_callback(j, dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) == 0
+    size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10);
+    return json_dump_callback(j, dump_cb, out, flags) == 0
                ? 0
                : VP_ERR_NOMEM;
 }

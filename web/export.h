@@ -35,11 +35,11 @@ int export_view_csv(struct evbuffer *out, const json_t *view);
 /* API latency JSON -> "route,method,n,p50,p95,p99,errors" rows. */
 int export_api_csv(struct evbuffer *out, const json_t *api);
 
-/* Compact JSON (json_dumpb, JSON_COMPACT) plus nothing else. */
+/* Compact JSON (JSON_COMPACT, reals with 10 significant digits so 0.3 is "0.3"). */
 int export_json(struct evbuffer *out, const json_t *j);
 
-/* Reads a resource field that the store may name by its beacon key (short) or spelled out
- * (long), e.g. ("s", "startTime"). NULL when absent. */
+/* Reads a resource field by its store column name (long, e.g. "start_ms") or, for JSON built
+ * straight from a beacon, its wire key (short, e.g. "s"). NULL when absent. */
 const json_t *export_res_get(const json_t *res, const char *short_key, const char *long_key);
 
 #endif

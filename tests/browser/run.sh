@@ -64,8 +64,10 @@ if [ -n "$proxy" ]; then
     start "$tmp/proxy.log" "$proxy" --listen "127.0.0.1:$proxy_port" --upstream "http://127.0.0.1:$app_port" \
         --db "$tmp/vitals.db"
     wait_http "http://127.0.0.1:$proxy_port/__vitals/healthz" "$tmp/proxy.log"
-    curl -s "http://127.0.0.1:$proxy_port/" | grep -q '/__vitals/beacon.js' ||
+    src=$(curl -s "http://127.0.0.1:$proxy_port/" | grep -o '/__vitals/beacon\.js[^"]*' | head -1) ||
         bail "vitals-proxy does not inject the beacon into the home page" "$tmp/proxy.log"
+    curl -sf -o /dev/null "http://127.0.0.1:$proxy_port$src" ||
+        bail "vitals-proxy does not serve $src" "$tmp/proxy.log"
     start "$tmp/harness.log" node harness.mjs --listen "$front_port" --upstream "http://127.0.0.1:$proxy_port"
     mode=--proxy
 else
@@ -74,7 +76,7 @@ else
 fi
 wait_http "http://127.0.0.1:$front_port/__test/beacons" "$tmp/harness.log"
 
-echo "# app :$app_port, front :$front_port, ${proxy:+proxy $proxy}${proxy:-beacon injected by the harness}"
+echo "# app :$app_port, front :$front_port, ${proxy:-no proxy: the harness injects the beacon}"
 status=0
 node tests.mjs "http://localhost:$front_port" $mode || status=$?
 if [ $status -ne 0 ]; then

@@ -10,6 +10,7 @@
 //   --proxy   the beacon goes through a real vitals-proxy: also check its API stored the views
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
+import zlib from 'node:zlib';
 
 const base = process.argv[2];
 const viaProxy = process.argv.includes('--proxy');
@@ -311,6 +312,15 @@ const tests = {
     await ctx.close();
   },
 };
+
+// The served size of the beacon (the proxy embeds the file as is, brotli q11 and gzip -9).
+{
+  const src = readFileSync(new URL('../../web/beacon.js', import.meta.url));
+  const br = zlib.brotliCompressSync(src, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
+  const gz = zlib.gzipSync(src, { level: 9 }).length;
+  console.log(`# web/beacon.js: ${src.length} bytes raw, ${gz} gzip -9, ${br} brotli q11`);
+  ok(br <= 4096, `beacon.js is at most 4 KiB brotli (${br})`);
+}
 
 const t0 = Date.now();
 for (const [name, fn] of Object.entries(tests)) {

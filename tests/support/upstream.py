@@ -58,7 +58,8 @@ GET  /early-hints                   103 Early Hints with Link, then a 200 page
 GET  /hang                          reads the request, never answers
 GET  /hang-body                     sends head + part of body, then never finishes
 GET  /die?mode=cl|chunked           sends part of the body, then closes the connection
-GET  /malformed?kind=K              K: garbage|nocolon|cl-te|bad-cl|bad-chunk|obs-fold|close
+GET  /malformed?kind=K              K: garbage|nocolon|cl-te|bad-cl|dup-cl|bad-chunk|obs-fold|
+                                    huge-head|bad-status|close (then the connection closes)
 GET  /slow?delay=S                  answers after S seconds
 ANY  /api/...?delay=MS              JSON after MS milliseconds
 GET  /csp                           HTML with CSP script-src 'self' 'nonce-abc' 'strict-dynamic'
@@ -583,6 +584,10 @@ class Upstream:
                           b"zz\r\nok\r\n0\r\n\r\n"),
             "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: 1\r\n  folded\r\nContent-Length: 2\r\n\r\nok",
             "close": b"",
+            "huge-head": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" +
+                          b"".join(b"X-Big-%d: %s\r\n" % (i, b"h" * 8000) for i in range(128)) +
+                          b"\r\nok"),
+            "bad-status": b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok",
         }
         writer.write(heads.get(kind, heads["garbage"]))
         await writer.drain()

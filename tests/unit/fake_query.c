@@ -10,6 +10,7 @@
 
 #include "common/vp_err.h"
 #include "store/query.h"
+#include "store/query_report.h"
 #include "tests/unit/fake_query.h"
 
 struct store_reader {
@@ -163,5 +164,38 @@ int query_health(struct store_reader *r, json_t **out)
     (void)r;
     return load("{\"beacons_accepted\":10,\"beacons_rejected\":1,\"rejections\":{\"too large\":1},"
                 "\"views\":2,\"requests\":5,\"oldest\":null,\"newest\":null,\"db_bytes\":4096}",
+                out);
+}
+
+int query_initial_js(struct store_reader *r, const struct query_filter *f, double over_bytes,
+                     json_t **out)
+{
+    (void)r;
+    (void)over_bytes;
+    remember(f);
+    return load("{\"routes\":[{\"route\":\"/\",\"n\":2,\"p50\":150000,\"p75\":260000,"
+                "\"p95\":260000,\"p99\":260000,\"max\":260000}],"
+                "\"over\":[{\"id\":\"view0002\",\"route\":\"/\",\"bytes\":260000}]}",
+                out);
+}
+
+int query_targets(struct store_reader *r, const struct query_filter *f, int top, json_t **out)
+{
+    (void)r;
+    remember(f);
+    fake_query_log.limit = top;
+    return load("{\"samples\":3,\"LCP\":[{\"target\":\"img.hero\",\"count\":2,\"p75\":2100}],"
+                "\"CLS\":[],\"INP\":[{\"target\":\"button#buy\",\"count\":1,\"p75\":120}]}",
+                out);
+}
+
+int query_findings(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
+                   json_t **out)
+{
+    (void)r;
+    remember(f);
+    snprintf(fake_query_log.prefix, sizeof fake_query_log.prefix, "%s", api_prefix);
+    return load("{\"findings\":[{\"type\":\"large-json\",\"title\":\"JSON response over 1 MiB\","
+                "\"evidence\":\"/api/big (up to 2000000 bytes)\",\"count\":3}]}",
                 out);
 }

@@ -69,7 +69,7 @@ static void test_roundtrip(void)
         for (int raw = 0; raw <= (c == INJECT_CODING_DEFLATE); raw++) {
             struct codec_enc *e;
             int lvl = c == INJECT_CODING_BR ? 5 : c == INJECT_CODING_ZSTD ? 3 : 6;
-            int r = codec_enc_new(&e, c, lvl, raw != 0);
+            int r = codec_enc_new(&e, c, lvl, 0, raw != 0);
             struct evbuffer *o = evbuffer_new();
             /* feed in pieces with a flush in the middle */
             if (!r)
@@ -202,10 +202,18 @@ static void test_caps(void)
     struct codec_dec *d;
     struct codec_enc *e;
     TAP_OK(codec_dec_new(&d, INJECT_CODING_IDENTITY, NULL) == VP_ERR_INVALID, "codec/dec_identity");
-    TAP_OK(codec_enc_new(&e, INJECT_CODING_UNSUPPORTED, 1, false) == VP_ERR_INVALID,
+    TAP_OK(codec_enc_new(&e, INJECT_CODING_UNSUPPORTED, 1, 0, false) == VP_ERR_INVALID,
            "codec/enc_unsupported");
-    TAP_OK(codec_enc_new(&e, INJECT_CODING_GZIP, 42, false) == VP_ERR_INVALID,
+    TAP_OK(codec_enc_new(&e, INJECT_CODING_GZIP, 42, 0, false) == VP_ERR_INVALID,
            "codec/enc_bad_level");
+    TAP_OK(codec_enc_new(&e, INJECT_CODING_BR, 12, 0, false) == VP_ERR_INVALID,
+           "codec/enc_bad_quality");
+    TAP_OK(codec_enc_new(&e, INJECT_CODING_BR, 5, 30, false) == VP_ERR_INVALID,
+           "codec/enc_bad_lgwin");
+    TAP_OK(codec_enc_new(&e, INJECT_CODING_ZSTD, 3, 40, false) == VP_ERR_INVALID,
+           "codec/enc_bad_window_log");
+    TAP_OK(codec_enc_new(&e, INJECT_CODING_ZSTD, 3, 18, false) == 0, "codec/enc_window_log");
+    codec_enc_free(e);
     codec_dec_free(NULL);
     codec_enc_free(NULL);
     /* after an error a decoder refuses more input */

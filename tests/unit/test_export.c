@@ -98,8 +98,8 @@ int main(void)
 
     json_t *view = json_loads(
         "{\"navigation\":{\"u\":\"/\",\"i\":\"navigation\",\"s\":0,\"d\":900},"
-        "\"resources\":[{\"url\":\"/a.js\",\"initiatorType\":\"script\",\"startTime\":10,"
-        "\"duration\":20,\"transferSize\":300,\"renderBlockingStatus\":\"blocking\"}]}",
+        "\"resources\":[{\"url\":\"/a.js\",\"initiator\":\"script\",\"start_ms\":10,"
+        "\"duration_ms\":20,\"transfer_size\":300,\"render_blocking\":\"blocking\"}]}",
         0, NULL);
     TAP_OK(export_view_csv(b, view) == 0, "view_csv/ok");
     take(b);

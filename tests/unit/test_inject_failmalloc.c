@@ -44,12 +44,13 @@ struct scenario {
     bool expect_tag;
 };
 
-/* One armed run; returns 0 (correct output), VP_ERR_NOMEM, or -1 (wrong). */
+/* One armed run; returns 0 (correct output), VP_ERR_NOMEM, or WRONG. */
+#define WRONG (-1000)
 static int one_run(enum inject_coding c, const struct tbuf *enc, const struct scenario *s)
 {
     struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
     if (!in || !out)
-        return -1;
+        return WRONG;
     struct injector *inj = NULL;
     size_t cut1 = enc->n / 3, cut2 = 2 * enc->n / 3;
     armed = true;
@@ -75,12 +76,11 @@ static int one_run(enum inject_coding c, const struct tbuf *enc, const struct sc
         struct tbuf d;
         size_t want = s->doc_len + (s->expect_tag ? sizeof TAG - 1 : 0);
         if (ref_decompress(c, p, len, true, &d) != 0 || d.n != want)
-            result = -1;
-        else
-            tbuf_free(&d);
+            result = WRONG;
+        tbuf_free(&d);
         free(p);
     } else if (e != VP_ERR_NOMEM) {
-        result = -1;
+        result = WRONG;
     }
     injector_free(inj);
     evbuffer_free(in);
@@ -120,8 +120,10 @@ int main(void)
                 runs++;
                 if (r == VP_ERR_NOMEM)
                     nomem++;
-                else if (r != 0)
+                else if (r != 0) {
                     wrong++;
+                    printf("# fail_at %ld: result %d\n", fail_at, r);
+                }
                 if (n_alloc < fail_at) /* nothing failed: every allocation point was covered */
                     break;
                 if (fail_at > 100000)

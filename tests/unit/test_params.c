@@ -33,7 +33,7 @@ static void pct_decode(void)
 static void query(void)
 {
     struct web_params p;
-    char err[128];
+    char err[128] = "";
     TAP_OK(web_params_parse(&p, NULL, err, sizeof err) == 0 && p.n == 0, "qs/null");
     web_params_dispose(&p);
     TAP_OK(web_params_parse(&p, "route=%2Fproducts%2F%5Bid%5D&since=24h&flag&&x=", err,
@@ -144,7 +144,7 @@ static int filter_of(const char *q, struct query_filter *f, char *err, size_t er
 static void filters(void)
 {
     struct query_filter f;
-    char err[160];
+    char err[160] = "";
     struct web_params p;
     TAP_OK(web_params_parse(&p, "since=7d&route=%2Fa&device=mobile&browser=Chrome&ect=4g"
                                 "&label=base&limit=20&token=secret",

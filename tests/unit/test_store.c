@@ -207,6 +207,12 @@ static void test_ingest(void)
     free(dev);
     TAP_OK(q1(p, "SELECT count(*) FROM navigation WHERE response_start=120") == 1,
            "store/navigation_stored");
+    /* Ratings come from the thresholds, whatever the client sent (or did not send). */
+    char *rt = qtext(p, "SELECT group_concat(name || '=' || rating, ',') FROM "
+                        "(SELECT name, rating FROM metrics ORDER BY name)");
+    TAP_OK(rt && strcmp(rt, "CLS=good,LCP=needs-improvement") == 0, "store/rating_derived: %s",
+           rt ? rt : "null");
+    free(rt);
 
     /* Hostile strings are stored verbatim and never interpreted as SQL. */
     rc = ingest(s, "{\"v\":1,\"vid\":\"viewXSS001\",\"url\":\"/q'); DROP TABLE views;--<script>\","

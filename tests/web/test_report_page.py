@@ -23,15 +23,18 @@ summary = {"routes": [
 res = []
 for i in range(1000):
     s = 10 + i * 2.5
-    res.append({"u": "/static/chunk-%d.js?q=%s" % (i, XSS) if i % 100 == 0 else "/static/chunk-%d.js" % i,
-                "i": "script", "s": s, "d": 40, "fs": s + 1, "dls": s + 1, "dle": s + 3, "cs": s + 3,
-                "scs": s + 5, "ce": s + 8, "rqs": s + 9, "rps": s + 25, "rpe": s + 40,
-                "ts": 1200, "rb": "blocking" if i < 3 else "non-blocking", "p": "h2"})
+    # store/query.h shape: column names of the resources table
+    res.append({"idx": i, "url": "/static/chunk-%d.js?q=%s" % (i, XSS) if i % 100 == 0 else "/static/chunk-%d.js" % i,
+                "initiator": "script", "start_ms": s, "duration_ms": 40, "fetch_start": s + 1,
+                "dns_start": s + 1, "dns_end": s + 3, "connect_start": s + 3, "secure_start": s + 5,
+                "connect_end": s + 8, "request_start": s + 9, "response_start": s + 25, "response_end": s + 40,
+                "transfer_size": 1200, "render_blocking": "blocking" if i < 3 else "non-blocking", "protocol": "h2"})
 view = {"id": "view0001", "started_at": "2026-11-24T10:00:00.000Z", "url": "/?q=" + XSS,
         "route": "/", "navigation_type": "navigate", "device": "desktop", "browser": "Chrome",
         "label": XSS2, "metrics": {"LCP": 2100, "CLS": .05, "INP": 120, "FCP": 900, "TTFB": 200},
         "attribution": {"LCP": {"target": XSS, "url": "/hero.jpg"}, "INP": {"target": XSS2}},
-        "navigation": {"u": "/", "s": 0, "d": 900, "rqs": 5, "rps": 200, "rpe": 260, "dcl": 700, "ls": 1800},
+        "navigation": {"url": "/", "start_ms": 0, "duration_ms": 900, "request_start": 5, "response_start": 200,
+                       "response_end": 260, "dcl_start": 700, "load_start": 1800},
         "resources": res, "initial_js_bytes": 1200000,
         "requests": [{"url": "/", "head_done_us": 1795514400000000 + 2000, "sent_us": 1795514400000000 + 2500,
                       "first_byte_us": 1795514400000000 + 150000, "last_byte_us": 1795514400000000 + 255000, "status": 200}]}
@@ -43,6 +46,8 @@ fixtures = {
                "checked": 2, "violations": 2, "budget": {"*": {"LCP": {"p75": 2000}}}},
     "targets": {"views": 1, "LCP": [{"target": XSS, "count": 3, "p75": 2500}], "CLS": [], "INP": [{"target": XSS2, "count": 1, "p75": 90}]},
     "api-latency": {"routes": [{"route": "/api/" + XSS, "method": "GET", "n": 40, "p50": 80, "p95": 650, "p99": 2500, "errors": 2}]},
+    "findings": {"findings": [{"type": "cache-policy", "title": "Static asset without a long Cache-Control",
+                               "evidence": "/static/" + XSS + " (Cache-Control: none)", "count": 7}]},
     "health": {"beacons_accepted": 10, "beacons_rejected": 1, "rejections": {XSS: 1}, "views": 2, "requests": 5, "oldest": "2026-11-24T09:00:00.000Z", "newest": "2026-11-24T10:00:00.000Z", "db_bytes": 4096},
 }
 seen = []
@@ -61,7 +66,7 @@ class H(http.server.BaseHTTPRequestHandler):
             name = path[len("/__vitals/api/"):]
             if "token=t0k" not in q:
                 body, st = b'{"error":"token missing"}', 401
-            elif name == "findings" or name not in fixtures:
+            elif name not in fixtures:
                 body, st = b'{"error":"not found"}', 404
             else:
                 body, st = json.dumps(fixtures[name]).encode(), 200
@@ -150,7 +155,7 @@ def main():
     screens = [("overview", base + "&route=%2F", ["Routes", "Slowest views", "Top LCP elements", "1 over"]),
                ("view", base + "&view=view0001", ["Waterfall", "1001 requests", "render-blocking", ">DCL<", ">load<", ">LCP<", ">FCP<", "Attribution"]),
                ("api", base + "&tab=api", ["API latency", "GET"]),
-               ("findings", base + "&tab=findings", ["slow API over budget"]),
+               ("findings", base + "&tab=findings", ["Static asset without a long Cache-Control", "/static/&lt;img"]),
                ("health", base + "&tab=health", ["beacons accepted", "Rejected beacons"])]
     for name, url, want in screens:
         for width in (1440, 375):

@@ -41,4 +41,4 @@ writeFileSync(new URL('hero.png', dir), png(800, 450, (x, y, b, o) => {
   const [r, g, bl] = blocks.get(k);
   b[o] = r ^ (rnd() & 15); b[o + 1] = g; b[o + 2] = bl;
 }));
-for (const f of ['dot.png', 'favicon.ico']) writeFileSync(new URL(f, dir), png(1, 1, (x, y, b, o) => { b[o] = 200; b[o + 1] = 30; b[o + 2] = 30; }));
+writeFileSync(new URL('dot.png', dir), png(1, 1, (x, y, b, o) => { b[o] = 200; b[o + 1] = 30; b[o + 2] = 30; }));
