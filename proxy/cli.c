@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include "proxy/cli.h"
+#include "proxy/cli_compare.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -59,7 +60,7 @@ __attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...)
 bool cli_is_subcommand(const char *name)
 {
     return name && (strcmp(name, "report") == 0 || strcmp(name, "export") == 0 ||
-                    strcmp(name, "check") == 0);
+                    strcmp(name, "check") == 0 || strcmp(name, "compare") == 0);
 }
 
 /* Options shared by the sub-commands. */
@@ -80,7 +81,9 @@ static const char usage_report[] =
     "                           [--route ROUTE] [--label LABEL] [--format table|json|csv]\n";
 static const char usage_export[] =
     "usage: vitals-proxy export [--db PATH] (--view ID | --last) [--format har|json|csv]\n"
-    "                           [--out FILE]\n";
+    "                           [--out FILE]\n"
+    "       vitals-proxy export --format html [--db PATH] (--view ID | --last |\n"
+    "                           --route ROUTE [--label LABEL]) [--out FILE]\n";
 static const char usage_check[] =
     "usage: vitals-proxy check [--db PATH] [--budget FILE] [--since DURATION|TIME]\n"
     "                          [--until DURATION|TIME] [--route ROUTE] [--label LABEL]\n"
@@ -311,6 +314,8 @@ static int cmd_export(int argc, char **argv)
         {"out", required_argument, NULL, OPT_OUT}, {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
+    if (cli_export_wants_html(argc, argv))
+        return cli_export_html_main(argc, argv);
     const char *db = DEFAULT_DB, *view = NULL, *format = "har", *outpath = NULL;
     bool last = false;
     int o;
@@ -505,7 +510,7 @@ static int cmd_check(int argc, char **argv)
 int cli_main(int argc, char **argv)
 {
     if (argc < 2 || !cli_is_subcommand(argv[1])) {
-        fail("%s: unknown sub-command (expected report, export or check)",
+        fail("%s: unknown sub-command (expected report, export, check or compare)",
              argc < 2 ? "(none)" : argv[1]);
         return EXIT_USAGE;
     }
@@ -515,5 +520,7 @@ int cli_main(int argc, char **argv)
         return cmd_report(argc - 1, argv + 1);
     if (strcmp(argv[1], "export") == 0)
         return cmd_export(argc - 1, argv + 1);
+    if (strcmp(argv[1], "compare") == 0)
+        return cli_compare_main(argc - 1, argv + 1);
     return cmd_check(argc - 1, argv + 1);
 }

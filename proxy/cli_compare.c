@@ -23,6 +23,9 @@
 #include "store/compare.h"
 #include "store/query.h"
 #include "web/budget.h"
+#include "web/export_html.h"
+
+#include <event2/buffer.h>
 
 #define EXIT_REGRESSION 1
 #define EXIT_USAGE 2
@@ -414,4 +417,135 @@ done:
     json_decref(budget_json);
     store_reader_free(r);
     return status;
+}
+
+/* ---- export --format html ---------------------------------------------------------------- */
+
+static const char usage_export_html[] =
+    "usage: vitals-proxy export --format html [--db PATH] (--view ID | --last |\n"
+    "                           --route ROUTE [--label LABEL]) [--out FILE]\n";
+
+_Bool cli_export_wants_html(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--format=html") == 0)
+            return 1;
+        if (strcmp(argv[i], "--format") == 0 && i + 1 < argc && strcmp(argv[i + 1], "html") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static bool view_id_ok(const char *v)
+{
+    size_t n = strlen(v);
+    bool ok = n >= 8 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+             (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '-';
+    return ok;
+}
+
+enum { OPT_X_DB = 2000, OPT_X_VIEW, OPT_X_LAST, OPT_X_ROUTE, OPT_X_LABEL, OPT_X_FORMAT, OPT_X_OUT,
+       OPT_X_HELP };
+
+int cli_export_html_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, OPT_X_DB},       {"view", required_argument, NULL, OPT_X_VIEW},
+        {"last", no_argument, NULL, OPT_X_LAST},         {"route", required_argument, NULL, OPT_X_ROUTE},
+        {"label", required_argument, NULL, OPT_X_LABEL}, {"format", required_argument, NULL, OPT_X_FORMAT},
+        {"out", required_argument, NULL, OPT_X_OUT},     {"help", no_argument, NULL, OPT_X_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = "./vitals.db", *view = NULL, *route = NULL, *label = NULL, *outpath = NULL;
+    bool last = false;
+    optind = 0;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (o) {
+        case OPT_X_DB: db = optarg; break;
+        case OPT_X_VIEW: view = optarg; break;
+        case OPT_X_LAST: last = true; break;
+        case OPT_X_ROUTE: route = optarg; break;
+        case OPT_X_LABEL: label = optarg; break;
+        case OPT_X_FORMAT:
+            if (strcmp(optarg, "html") != 0) {
+                fail("--format: \"%.20s\": expected html here", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_X_OUT: outpath = optarg; break;
+        case OPT_X_HELP: fputs(usage_export_html, stdout); return 0;
+        case ':': fail("export: %s: missing value", argv[optind - 1]); return EXIT_USAGE;
+        default: fail("export: %s: unknown option (see --help)", argv[optind - 1]); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fail("export: unexpected argument \"%.60s\"", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if ((view != NULL) + last + (route != NULL) != 1) {
+        fail("export: give exactly one of --view ID, --last and --route ROUTE");
+        return EXIT_USAGE;
+    }
+    if (view && !view_id_ok(view)) {
+        fail("--view: expected a view id of 8 to 64 characters [A-Za-z0-9_-]");
+        return EXIT_USAGE;
+    }
+    if (route && (route[0] != '/' || strlen(route) > 2048)) {
+        fail("--route: expected a route template starting with /");
+        return EXIT_USAGE;
+    }
+    if (label && (!route || !compare_label_valid(label))) {
+        fail("--label: expected 1 to 64 characters of A-Z a-z 0-9 . _ -, with --route");
+        return EXIT_USAGE;
+    }
+    struct stat st;
+    errno = 0;
+    if (stat(db, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fail("--db: %s: %s", db, errno ? strerror(errno) : "not a regular file");
+        return EXIT_USAGE;
+    }
+    struct store_reader *r = NULL;
+    char err[256] = "", idbuf[80];
+    int rc = store_reader_open(&r, db, err, sizeof err);
+    if (rc) {
+        fail("--db: %s: %s", db, *err ? err : vp_strerror(rc));
+        return 1;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        rc = VP_ERR_NOMEM;
+    else if (last && (rc = query_last_view_id(r, idbuf, sizeof idbuf)) == 0)
+        view = idbuf;
+    if (rc == 0)
+        rc = route ? export_html_write_route(r, route, label, b) : export_html_write_view(r, view, b);
+    store_reader_free(r);
+    if (rc) {
+        evbuffer_free(b);
+        if (rc == VP_ERR_NOTFOUND)
+            fail("export: %s", route ? "no views of that route (and label)"
+                               : last ? "the database holds no views" : "no such view");
+        else
+            fail("export: %s: %s", db, rc == VP_ERR_NOMEM ? "out of memory" : "database query failed");
+        return 1;
+    }
+    FILE *out = stdout;
+    if (outpath && !(out = fopen(outpath, "wb"))) {
+        fail("--out: %s: %s", outpath, strerror(errno));
+        evbuffer_free(b);
+        return EXIT_USAGE;
+    }
+    size_t n = evbuffer_get_length(b);
+    const unsigned char *p = evbuffer_pullup(b, -1);
+    bool ok = p && fwrite(p, 1, n, out) == n;
+    evbuffer_free(b);
+    ok = (out == stdout ? fflush(out) == 0 : fclose(out) == 0) && ok;
+    if (!ok) {
+        fail("export: cannot write %s", outpath ? outpath : "the output");
+        return 1;
+    }
+    return 0;
 }

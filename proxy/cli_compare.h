@@ -16,4 +16,13 @@
  * Writes the result to stdout. Re-runnable (resets getopt). */
 int cli_compare_main(int argc, char **argv);
 
+/* `vitals-proxy export --format html (--view ID | --last | --route R [--label L]) [--db PATH]
+ * [--out FILE]`: the self-contained HTML export (web/export_html.h) into FILE (default stdout).
+ * argv[0] is "export". Exit status 0, 1 (no such view/route, database or write failure), 2
+ * (usage). */
+int cli_export_html_main(int argc, char **argv);
+
+/* true when the export options in argv (argv[0] = "export") ask for --format html. */
+_Bool cli_export_wants_html(int argc, char **argv);
+
 #endif

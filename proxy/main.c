@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "proxy/cli.h"
+#include "proxy/label.h"
 #include "proxy/options.h"
 #include "proxy/proxy.h"
 #include "store/store.h"
@@ -24,6 +25,11 @@ int main(int argc, char **argv)
         printf("vitals-proxy: configuration ok\n");
         vp_options_dispose(&o);
         return 0;
+    }
+    if (label_set(o.label) != 0) {
+        fprintf(stderr, "vitals-proxy: --label: expected 1 to 64 characters of A-Z a-z 0-9 . _ -\n");
+        vp_options_dispose(&o);
+        return 2;
     }
     struct store_options so;
     store_options_default(&so);

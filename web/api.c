@@ -21,6 +21,7 @@
 #include "store/query.h"
 #include "store/query_report.h"
 #include "web/budget.h"
+#include "web/compare_api.h"
 #include "web/export.h"
 #include "web/params.h"
 
@@ -218,6 +219,10 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     reply->status = 200;
     reply->content_type = "application/json";
     reply->content_disposition[0] = '\0';
+    bool compare_path = false; /* compare, labels, export.html: web/compare_api.c */
+    int crc = web_compare_handle(r, method, rest, query, reply, &compare_path);
+    if (compare_path)
+        return crc;
     if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0))
         return reply_error(reply, 405, "method not allowed: use GET");
     if (!rest)
