@@ -27,7 +27,7 @@ static const char *const vital_names[] = {"LCP", "CLS", "INP", "FCP", "TTFB", "J
 #define METRIC_API 6
 #define SERIES_MAX 100000 /* distinct (route, metric) series per comparison */
 
-/* err = a + arg + b (one line). */
+/* err = a + arg + b, control bytes of arg shown as '?'. */
 static void set_err(char *err, size_t errlen, const char *a, const char *arg, const char *b)
 {
     if (errlen == 0)
@@ -35,6 +35,9 @@ static void set_err(char *err, size_t errlen, const char *a, const char *arg, co
     int w = snprintf(err, errlen, "%s%s%s", a, arg ? arg : "", b);
     if (w < 0)
         err[0] = '\0';
+    for (char *c = err; *c; c++) /* the echoed input stays one printable line */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 /* ---- PRNG: splitmix64 ---- */

@@ -190,7 +190,8 @@ static void legend(struct out *o)
 
 static double x_of(double t, double tmax)
 {
-    return LABEL_W + (t < 0 ? 0 : t) / tmax * CHART_W;
+    t = t < 0 ? 0 : t > tmax ? tmax : t;
+    return LABEL_W + t / tmax * CHART_W;
 }
 
 static void bar(struct out *o, double from, double to, double tmax, double y, int phase)
@@ -277,7 +278,7 @@ static void waterfall(struct out *o, const json_t *view)
         tmax = fmax(tmax, num(e, "response_end"));
     }
     tmax = fmax(tmax, fmax(num(metrics, "LCP"), num(metrics, "FCP")));
-    tmax *= 1.05;
+    tmax = fmin(tmax, 1e9) * 1.05; /* hostile times: keep the geometry finite */
     lit(o, "<h3>Waterfall</h3>");
     if (rows == 0) {
         lit(o, "<p class=\"note\">No navigation or resource timing was reported for this view."
