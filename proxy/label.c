@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/vp_err.h"
-#include "store/compare.h"
+#include "store/labels.h"
 #include "web/web.h"
 
 #define LABEL_BODY_MAX 1024
@@ -19,11 +19,11 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char current[LABEL_MAX + 1];
 
-_Static_assert(LABEL_MAX == COMPARE_LABEL_MAX, "one label length everywhere");
+_Static_assert(LABEL_MAX == LABELS_NAME_MAX, "one label length everywhere");
 
 int label_set(const char *name)
 {
-    if (name && *name && !compare_label_valid(name))
+    if (name && *name && !labels_valid(name))
         return VP_ERR_INVALID;
     size_t n = name ? strlen(name) : 0;
     pthread_mutex_lock(&lock);
@@ -80,7 +80,7 @@ int label_handle_post(const char *body, size_t len, struct web_reply *r)
         return reply_error(r, 400, "expected {\"label\":\"name\"} or {\"label\":null}");
     }
     const char *name = json_string_value(v); /* NULL for null */
-    if (name && (json_string_length(v) != strlen(name) || !compare_label_valid(name))) {
+    if (name && (json_string_length(v) != strlen(name) || !labels_valid(name))) {
         json_decref(j);
         return reply_error(r, 400, "label: expected 1 to 64 characters of A-Z a-z 0-9 . _ -");
     }

@@ -1,6 +1,6 @@
 /* proxy/label: the current run label, tagged onto every view and request recorded from the
  * moment it is set (`--label NAME` at start-up, `POST /__vitals/api/label` while running).
- * A label is 1..64 bytes of [A-Za-z0-9._-] (store/compare.h: compare_label_valid), or none.
+ * A label is 1..64 bytes of [A-Za-z0-9._-] (store/labels.h: labels_valid), or none.
  * Thread-safe: a mutex guards one global string; readers get a copy, so a label never changes
  * under a record being filled. */
 #ifndef VP_LABEL_H

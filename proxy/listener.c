@@ -125,6 +125,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     struct main_ctx *m = arg;
     m->signals++;
+    /* Stop accepting at once: the socket closes when the workers drop their dups too, and
+     * new connections are refused rather than left unserved in the backlog. */
+    if (m->px->listen_fd >= 0) {
+        close(m->px->listen_fd);
+        m->px->listen_fd = -1;
+    }
     for (unsigned i = 0; i < m->px->nworkers; i++)
         event_active(m->px->workers[i].stop_ev, m->signals > 1 ? 0 : EV_READ, 0);
 }
@@ -349,6 +355,7 @@ out:
         event_free(m.done_ev);
     if (m.base)
         event_base_free(m.base);
-    close(px.listen_fd);
+    if (px.listen_fd >= 0)
+        close(px.listen_fd);
     return status;
 }

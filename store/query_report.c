@@ -512,3 +512,124 @@ int query_findings(struct store_reader *r, const struct query_filter *f, const c
     *out = json_pack("{s:o}", "findings", arr);
     return *out ? 0 : VP_ERR_NOMEM;
 }
+
+/* Adds value to obj[route][key], creating the route object (in routes, indexed by index) on
+ * first use; lists stop growing at QUERY_SAMPLES_MAX. */
+static int sample_add(json_t *routes, json_t *index, const char *route, const char *key,
+                      double value)
+{
+    json_t *ro = json_object_get(index, route);
+    if (!ro) {
+        ro = json_pack("{s:s}", "route", route);
+        if (!ro || json_array_append_new(routes, ro) || json_object_set(index, route, ro))
+            return VP_ERR_NOMEM;
+    }
+    json_t *arr = json_object_get(ro, key);
+    if (!arr) {
+        arr = json_array();
+        if (!arr || json_object_set_new(ro, key, arr))
+            return VP_ERR_NOMEM;
+    }
+    if (json_array_size(arr) >= QUERY_SAMPLES_MAX)
+        return 0;
+    return json_array_append_new(arr, json_real(value)) ? VP_ERR_NOMEM : 0;
+}
+
+int query_samples(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
+                  json_t **out)
+{
+    static const char metrics_sql[] =
+        "SELECT coalesce(v.route, ''), m.name, max(m.value) FROM views v JOIN metrics m ON "
+        "m.view_id = v.id WHERE m.name IN ('LCP', 'CLS', 'INP', 'FCP', 'TTFB') AND" VIEW_FILTER
+        "GROUP BY v.id, m.name ORDER BY v.started_at DESC LIMIT 1000000";
+    static const char api_sql[] =
+        "SELECT coalesce(q.method, ''), coalesce(q.route, ''), (q.last_byte_us - CASE WHEN "
+        "q.head_done_us > 0 THEN q.head_done_us ELSE q.accept_us END) / 1000.0 FROM requests q "
+        "WHERE" REQ_FILTER "AND q.path IS NOT NULL AND substr(q.path, 1, length(?8)) = ?8 AND "
+        "q.last_byte_us > 0 AND q.accept_us > 0 ORDER BY q.accept_us DESC LIMIT 1000000";
+    json_t *routes = json_array(), *index = json_object(), *api = json_array(),
+           *api_index = json_object();
+    sqlite3_stmt *st = NULL;
+    int rc = VP_ERR_NOMEM, s;
+    if (!routes || !index || !api || !api_index)
+        goto done;
+    if ((rc = prep_filter(r, metrics_sql, f, &st)))
+        goto done;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *route = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        if (route && name &&
+            (rc = sample_add(routes, index, route, name, sqlite3_column_double(st, 2))))
+            goto done;
+    }
+    if (s != SQLITE_DONE) {
+        rc = VP_ERR_DB;
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* initial JS per view, defined as in query_initial_js */
+    static const char js_sql[] =
+        "SELECT coalesce(v.route, ''), sum(CASE WHEN (r.initiator = 'script' OR "
+        "(r.initiator = 'link' AND (r.p LIKE '%.js' OR r.p LIKE '%.mjs'))) AND "
+        "(n.load_start IS NULL OR n.load_start <= 0 OR coalesce(r.start_ms, 0) < n.load_start) "
+        "THEN CASE WHEN r.transfer_size > 0 THEN r.transfer_size ELSE "
+        "coalesce(r.encoded_size, 0) END ELSE 0 END) "
+        "FROM views v JOIN (SELECT view_id, initiator, start_ms, transfer_size, encoded_size, "
+        "CASE WHEN instr(url, '?') > 0 THEN substr(url, 1, instr(url, '?') - 1) ELSE url END "
+        "AS p FROM resources) r ON r.view_id = v.id LEFT JOIN navigation n ON n.view_id = v.id "
+        "WHERE" VIEW_FILTER "GROUP BY v.id ORDER BY v.started_at DESC LIMIT 100000";
+    if ((rc = prep_filter(r, js_sql, f, &st)))
+        goto done;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *route = (const char *)sqlite3_column_text(st, 0);
+        if (route && (rc = sample_add(routes, index, route, "JS", sqlite3_column_double(st, 1))))
+            goto done;
+    }
+    if (s != SQLITE_DONE) {
+        rc = VP_ERR_DB;
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (api_prefix) {
+        if ((rc = prep_filter(r, api_sql, f, &st)))
+            goto done;
+        sqlite3_bind_text(st, 8, api_prefix, -1, SQLITE_TRANSIENT);
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *method = (const char *)sqlite3_column_text(st, 0);
+            const char *route = (const char *)sqlite3_column_text(st, 1);
+            char key[700];
+            if (!method || !route ||
+                snprintf(key, sizeof key, "%.16s %.600s", method, route) < 0)
+                continue;
+            json_t *ao = json_object_get(api_index, key);
+            if (!ao) {
+                ao = json_pack("{s:s,s:s,s:[]}", "route", route, "method", method, "ms");
+                if (!ao || json_array_append_new(api, ao) || json_object_set(api_index, key, ao)) {
+                    rc = VP_ERR_NOMEM;
+                    goto done;
+                }
+            }
+            json_t *ms = json_object_get(ao, "ms");
+            if (json_array_size(ms) < QUERY_SAMPLES_MAX &&
+                json_array_append_new(ms, json_real(sqlite3_column_double(st, 2)))) {
+                rc = VP_ERR_NOMEM;
+                goto done;
+            }
+        }
+        if (s != SQLITE_DONE) {
+            rc = VP_ERR_DB;
+            goto done;
+        }
+    }
+    *out = json_pack("{s:O,s:O}", "routes", routes, "api", api);
+    rc = *out ? 0 : VP_ERR_NOMEM;
+done:
+    sqlite3_finalize(st);
+    json_decref(routes);
+    json_decref(index);
+    json_decref(api);
+    json_decref(api_index);
+    return rc;
+}

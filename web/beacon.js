@@ -81,8 +81,8 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	drain = () => (lcpFin(), take(cls), take(inp)),
 	fin = v => (inpSet(v), flush(v, 1)),
 	hide = () => (drain(), V.forEach(fin)),
-	soft = (c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
-		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t ? lastIn : t), 'CLS', 0),
+	soft = (tr, c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
+		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t && !tr ? lastIn : t), 'CLS', 0),
 		c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || !v.res.push(e)),
 		c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
 		fin(c)),
@@ -110,7 +110,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 			if (lcpDone || !e || e.startTime >= hid) return;
 			lt = e.element ? sel(e.element) : e.id ? '#' + e.id : undefined;
 			set(H, 'LCP', max(e.startTime - A, 0), (T = ttfb0(), val = H.m.LCP.v, ok = r => r.name == e.url && (r.requestStart || r.startTime) <= e.startTime,
-				r = e.url && (H.res.findLast(ok) || P.getEntriesByType('resource').findLast(ok)),
+				r = e.url && H.res.findLast(ok),
 				rs = max(T, r ? (r.requestStart || r.startTime) - A : 0), re = min(val, max(rs, r ? r.responseEnd - A : 0))) =>
 				({target: lt, url: e.url && rel(e.url), ttfb: T, loadDelay: rs - T, loadDuration: re - rs, renderDelay: val - re}));
 		});
@@ -123,8 +123,9 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 				if (e.interactionId && (x || !L[9] || e.duration > L[9].l)) {
 					if (!x) v.im.set(e.interactionId, x = {id: e.interactionId, l: e.duration, e: [e]}), L.push(x);
 					else if (e.duration > x.l) x.e = [e], x.l = e.duration;
+					else if (e.duration == x.l && e.startTime == x.e[0].startTime) x.e.push(e);
 					L.sort((a, b) => b.l - a.l).splice(10).map(y => v.im.delete(y.id));
-					x.s ||= sel(x.e[0].target);
+					x.s ||= sel((x.e.find(y => y.target) || {}).target);
 				}
 			}), {durationThreshold: 40});
 		inp && inp.observe({type: 'first-input', buffered: true});
@@ -143,11 +144,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		on('pageshow', (e, v) => e.persisted && (v = view('back-forward-cache', e.timeStamp),
 			setTimeout(() => hid = d.hidden ? 0 : INF), set(v, 'CLS', 0), set(v, 'TTFB', 0, 0, 1),
 			requestAnimationFrame(() => requestAnimationFrame(() => set(v, 'FCP', P.now() - e.timeStamp, 0, 1) && set(v, 'LCP', v.m.FCP.v, 0, 1)))));
-		for (let f of ['pushState', 'replaceState']) {
-			let o = history[f];
-			history[f] = function (...a) { let r = o.apply(this, a); try { soft(); } catch (e) {} return r; };
-		}
-		on('popstate', () => soft());
+		w.navigation && on('currententrychange', e => soft(e.navigationType == 'traverse'), navigation);
 		for (let t of ['pointerdown', 'keydown']) on(t, e => e.isTrusted && (lastIn = e.timeStamp));
 	};
 if (!tag || !sup[0] || w.__vpb || smp >= 0 && M.random() >= smp) return;
@@ -155,7 +152,7 @@ w.__vpb = 1;
 try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
 H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
-	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.P.now() + M.random().toString(36).slice(2));
+	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
 obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);

@@ -472,6 +472,15 @@ bool budget_has_metric(const struct budget *b, const char *metric)
     return false;
 }
 
+bool budget_covers(const struct budget *b, const char *route, const char *metric)
+{
+    int m = metric_index(metric);
+    for (size_t i = 0; m >= 0 && i < b->n; i++)
+        if (b->rules[i].metric == m && budget_pattern_match(b->rules[i].pattern, route))
+            return true;
+    return false;
+}
+
 int budget_format_result(const json_t *res, char *out, size_t cap)
 {
     const char *route = json_string_value(json_object_get(res, "route"));

@@ -163,6 +163,23 @@ int main(void)
            "findings/slow_api_from_budget (%s)", body);
     TAP_OK(req(r, "POST", "findings", NULL) == 405, "findings/post_405");
 
+    TAP_OK(req(r, "GET", "compare", "a=slow&b=fast") == 200, "compare/200");
+    const json_t *row = json_array_get(json_object_get(json, "rows"), 0);
+    TAP_OK(row && strcmp(json_string_value(json_object_get(row, "verdict")), "better") == 0 &&
+               json_number_value(json_object_get(row, "diff")) == -2000,
+           "compare/better (%.200s)", body);
+    TAP_OK(req(r, "GET", "compare", "a=fast&b=fast2&min_views=60") == 200 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "rows"), 0), "verdict")),
+                      "not enough data") == 0,
+           "compare/min_views");
+    TAP_OK(req(r, "GET", "compare", "a=slow") == 400 && strncmp(err_text(), "a, b", 4) == 0,
+           "compare/missing_side_400");
+    TAP_OK(req(r, "GET", "compare", "a=slow&b=-1h..-2h") == 400 &&
+               strncmp(err_text(), "b: ", 3) == 0,
+           "compare/bad_range_400 (%s)", err_text());
+    TAP_OK(req(r, "GET", "compare", "a=x&b=y&seed=-4") == 400, "compare/bad_seed_400");
+
     json_decref(json);
     store_reader_free(r);
     remove("test_api.fake.db");

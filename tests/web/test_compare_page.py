@@ -2,10 +2,10 @@
 """Labelled runs end to end through the real binary, and the report page's Compare tab (TAP).
 
 Starts ./vitals-proxy (built by `make`) on a free port with --label before, in front of a tiny
-local upstream; posts 40 beacons (LCP around 2000 ms), switches the label with
+local upstream; posts 40 beacons (LCP around 2000 ms) plus one view whose URL carries an XSS payload, switches the label with
 POST /__vitals/api/label (refused without Content-Type: application/json, and for an invalid
-name), posts 40 more (LCP around 2600 ms) plus one view whose URL carries an XSS payload; then
-checks GET /__vitals/api/labels and /api/compare, the export.html download, `vitals-proxy compare
+name), posts 40 more (LCP around 2600 ms) and another payload view; then
+checks GET /__vitals/api/labels, /api/compare and a view's label, `vitals-proxy compare
 --fail-on-regression` (exit 1) on the same database, and the Compare tab rendered by headless
 Chromium (--dump-dom): the table shows LCP "worse" and no element came from the payload."""
 import html.parser, http.server, json, os, random, shutil, socket, socketserver, subprocess, sys, tempfile, threading, time, urllib.request
@@ -111,7 +111,8 @@ def main():
                 codes.add(req(base + "/__vitals/beacon", json.dumps(b).encode(), "text/plain")[0])
             return codes
 
-        ok(beacons("before", 2000, 40) == {204}, "40 beacons under --label before")
+        ok(beacons("before", 2000, 40) == {204} and beacons("xssa", 100, 1, "/" + XSS) == {204},
+           "41 beacons under --label before")
         st, _, _ = req(base + "/__vitals/api/label", b'{"label":"after"}', "text/plain", "POST")
         ok(st == 415, "label switch refused without Content-Type: application/json (%d)" % st)
         st, _, _ = req(base + "/__vitals/api/label", b'{"label":"a b"}', "application/json", "POST")
@@ -123,16 +124,16 @@ def main():
         time.sleep(0.5)  # the store commits every 50 ms
         st, body, _ = req(base + "/__vitals/api/labels")
         labels = {l["label"]: l for l in json.loads(body).get("labels", [])} if st == 200 else {}
-        ok(labels.get("before", {}).get("views") == 40 and labels.get("after", {}).get("views") == 41,
+        ok(labels.get("before", {}).get("views") == 41 and labels.get("after", {}).get("views") == 41,
            "labels listed with view counts: %r" % {k: v.get("views") for k, v in labels.items()})
         st, body, _ = req(base + "/__vitals/api/compare?a=before&b=after")
         c = json.loads(body) if st == 200 else {}
-        lcp = [m for r in c.get("routes", []) if r["route"] == "/shop" for m in r["metrics"] if m["metric"] == "LCP"]
+        lcp = [m for m in c.get("rows", []) if m.get("route") == "/shop" and m.get("metric") == "LCP"]
         ok(lcp and lcp[0]["verdict"] == "worse" and lcp[0]["ci"][0] > 0,
            "API compare: /shop LCP worse, CI %r" % (lcp[0]["ci"] if lcp else None))
-        st, body, hdr = req(base + "/__vitals/api/export.html?view=before000001")
-        ok(st == 200 and body.startswith(b"<!DOCTYPE html>") and b"<svg" in body and
-           "attachment" in hdr.get("Content-Disposition", ""), "export.html download (%d)" % st)
+        st, body, hdr = req(base + "/__vitals/api/views/after000001")
+        v = json.loads(body) if st == 200 else {}
+        ok(v.get("label") == "after", "a view recorded after the switch carries the new label (%r)" % v.get("label"))
         p = subprocess.run([exe, "compare", "--db", db, "before", "after", "--fail-on-regression"], capture_output=True, text=True)
         ok(p.returncode == 1 and "worse" in p.stdout, "CLI compare --fail-on-regression exits 1 (%d)" % p.returncode)
         prof = tempfile.mkdtemp(prefix="vp-chrome-", dir=tmp)

@@ -153,7 +153,7 @@ def main():
     html = open(PAGE).read()
     ok(not re.search(r'(src|href)=["\']?https?://', html), "page/self_contained")
     screens = [("overview", base + "&route=%2F", ["Routes", "Slowest views", "Top LCP elements", "1 over"]),
-               ("view", base + "&view=view0001", ["Waterfall", "1001 requests", "render-blocking", ">DCL<", ">load<", ">LCP<", ">FCP<", "Attribution"]),
+               ("view", base + "&view=view0001", ["Waterfall", "HTML report", "1001 requests", "render-blocking", ">DCL<", ">load<", ">LCP<", ">FCP<", "Attribution"]),
                ("api", base + "&tab=api", ["API latency", "GET"]),
                ("findings", base + "&tab=findings", ["Static asset without a long Cache-Control", "/static/&lt;img"]),
                ("health", base + "&tab=health", ["beacons accepted", "Rejected beacons"])]
