@@ -21,15 +21,15 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return r == VP_OPT_EXIT0 ? 0 : 2;
     }
-    if (o.check_config) {
-        printf("vitals-proxy: configuration ok\n");
-        vp_options_dispose(&o);
-        return 0;
-    }
     if (label_set(o.label) != 0) {
         fprintf(stderr, "vitals-proxy: --label: expected 1 to 64 characters of A-Z a-z 0-9 . _ -\n");
         vp_options_dispose(&o);
         return 2;
+    }
+    if (o.check_config) {
+        printf("vitals-proxy: configuration ok\n");
+        vp_options_dispose(&o);
+        return 0;
     }
     struct store_options so;
     store_options_default(&so);

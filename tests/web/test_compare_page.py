@@ -84,6 +84,9 @@ def main():
     if not (os.access(exe, os.X_OK) and browser):
         print("1..%d" % n)
         return 1
+    p = subprocess.run([exe, "--label", "a b", "--check-config"], capture_output=True, text=True)
+    ok(p.returncode == 2 and p.stderr.startswith("vitals-proxy: --label:") and p.stderr.count("\n") == 1,
+       "--label with an invalid name: exit 2, one line (%d %r)" % (p.returncode, p.stderr))
     tmp = tempfile.mkdtemp(prefix="vp-cmp-")
     up = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Up)
     threading.Thread(target=up.serve_forever, daemon=True).start()
