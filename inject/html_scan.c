@@ -602,6 +602,10 @@ enum html_scan_result html_scan_feed(struct html_scan *s, const char *p, size_t 
             resolve_undecided(s);
             break;
         }
+        if (s->after_head && s->pos - s->insert_at >= s->max_tag) {
+            decide_insert(s, s->insert_at); /* the held span after <head> is capped too */
+            break;
+        }
         if (s->hold_tag && s->pos - s->tag_start >= s->max_tag) {
             if (s->after_head)
                 decide_insert(s, s->insert_at);
