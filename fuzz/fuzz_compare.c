@@ -6,7 +6,7 @@
  *      document never contains a raw "<script", "<img" or "<iframe" (every string of the input
  *      is escaped; the renderer itself emits none of these);
  *   2: label_handle_post (proxy/label.h) on the rest: a 200/400/413 reply, and after a 200 the
- *      current label is valid (store/labels.h). */
+ *      current label is valid (label_valid). */
 #include "config.h"
 
 #include <event2/buffer.h>
@@ -18,7 +18,6 @@
 
 #include "common/vp_err.h"
 #include "proxy/label.h"
-#include "store/labels.h"
 #include "store/query.h"
 #include "web/compare.h"
 #include "web/html_export.h"
@@ -80,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (r.status != 200 && r.status != 400 && r.status != 413)
                 abort();
             char cur[LABEL_MAX + 1];
-            if (r.status == 200 && label_get(cur, sizeof cur) && !labels_valid(cur))
+            if (r.status == 200 && label_get(cur, sizeof cur) && !label_valid(cur))
                 abort();
         }
         evbuffer_free(r.body);

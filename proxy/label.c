@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "common/vp_err.h"
-#include "store/labels.h"
 #include "web/web.h"
 
 #define LABEL_BODY_MAX 1024
@@ -19,11 +18,22 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char current[LABEL_MAX + 1];
 
-_Static_assert(LABEL_MAX == LABELS_NAME_MAX, "one label length everywhere");
+bool label_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s && s[n]; n++) {
+        char c = s[n];
+        if (n >= LABEL_MAX ||
+            !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return n >= 1;
+}
 
 int label_set(const char *name)
 {
-    if (name && *name && !labels_valid(name))
+    if (name && *name && !label_valid(name))
         return VP_ERR_INVALID;
     size_t n = name ? strlen(name) : 0;
     pthread_mutex_lock(&lock);
@@ -80,7 +90,7 @@ int label_handle_post(const char *body, size_t len, struct web_reply *r)
         return reply_error(r, 400, "expected {\"label\":\"name\"} or {\"label\":null}");
     }
     const char *name = json_string_value(v); /* NULL for null */
-    if (name && (json_string_length(v) != strlen(name) || !labels_valid(name))) {
+    if (name && (json_string_length(v) != strlen(name) || !label_valid(name))) {
         json_decref(j);
         return reply_error(r, 400, "label: expected 1 to 64 characters of A-Z a-z 0-9 . _ -");
     }
@@ -88,9 +98,25 @@ int label_handle_post(const char *body, size_t len, struct web_reply *r)
     bool had = label_get(prev, sizeof prev);
     int rc = label_set(name);
     json_t *out = rc ? NULL
-                     : json_pack("{s:s?,s:s?}", "label", name, "previous", had ? prev : NULL);
+                     : json_pack("{s:s?,s:b,s:s?}", "label", name, "switchable", 1, "previous",
+                                 had ? prev : NULL);
     json_decref(j);
     if (rc)
         return reply_error(r, 400, "label: not valid");
     return reply(r, 200, out);
+}
+
+int label_cb_get(void *arg, char *out, size_t cap)
+{
+    (void)arg;
+    if (cap < LABEL_MAX + 1)
+        return VP_ERR_LIMIT;
+    label_get(out, cap); /* "" when there is none */
+    return 0;
+}
+
+int label_cb_set(void *arg, const char *name)
+{
+    (void)arg;
+    return label_set(name);
 }

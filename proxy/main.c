@@ -8,6 +8,7 @@
 #include "proxy/options.h"
 #include "proxy/proxy.h"
 #include "store/store.h"
+#include "web/web.h"
 
 #include <stdio.h>
 
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return 2;
     }
+    struct web_api_config wc = {.label_get = label_cb_get, .label_set = label_cb_set};
+    web_api_configure(&wc); /* GET/POST /__vitals/api/label switch the label above */
     if (o.check_config) {
         printf("vitals-proxy: configuration ok\n");
         vp_options_dispose(&o);

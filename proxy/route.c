@@ -4,8 +4,9 @@
  *   GET  /__vitals/ (or /__vitals) report.html              (token-protected)
  *   GET  /__vitals/NAME           embedded asset NAME (beacon.js and the report's files)
  *   POST /__vitals/beacon         rate-limited, validated, queued to the store
- *   POST /__vitals/api/label      switch the run label (proxy/label.h; token-protected;
- *                                 Content-Type: application/json, so a cross-site form cannot)
+ *   POST /__vitals/api/label      with a JSON body {"label":"name"}: switch the run label here
+ *                                 (proxy/label.h; token-protected); other POSTs to it (?name=X)
+ *                                 go to web_api_handle like every API path
  *   *    /__vitals/api/...        web_api_handle on the API thread pool (token-protected)
  * Assets: br or gzip per Accept-Encoding, ETag/If-None-Match -> 304, immutable caching only
  * when ?v= names the current hash. --report-token: "Authorization: Bearer T" or "?token=T". */
@@ -184,14 +185,10 @@ static void handle_beacon(struct conn *c, const char *method, struct evbuffer *b
     }
 }
 
-/* POST /__vitals/api/label: a mutex and a small JSON parse, fine on the event loop. */
+/* POST /__vitals/api/label with a JSON body: a mutex and a small JSON parse, fine on the event
+ * loop. */
 static void handle_label(struct conn *c, struct evbuffer *body)
 {
-    const char *ct = conn_request_header(c, "content-type");
-    if (!ct || strncmp(ct, "application/json", 16) != 0) {
-        reply_json(c, 415, "use Content-Type: application/json");
-        return;
-    }
     size_t len = body ? evbuffer_get_length(body) : 0;
     const char *data = len ? (const char *)evbuffer_pullup(body, -1) : NULL;
     struct web_reply r = {.body = evbuffer_new()};
@@ -255,8 +252,9 @@ void route_handle(struct conn *c, const char *method, const char *target, struct
             reply_json(c, 401, "report token required");
             return;
         }
+        const char *ct = conn_request_header(c, "content-type");
         if (pl == strlen("/api/label") && strncmp(path, "/api/label", pl) == 0 &&
-            strcmp(method, "POST") == 0) {
+            strcmp(method, "POST") == 0 && ct && strncmp(ct, "application/json", 16) == 0) {
             handle_label(c, body);
             return;
         }

@@ -1,9 +1,13 @@
 /* vitals-proxy beacon (design: web/beacon.md): Web Vitals as web-vitals v6, attribution, waterfall,
-* soft navigations, bfcache. A view sends changed metrics and unsent resources once, <= 48 KiB. */
+ * soft navigations, bfcache. A view sends changed metrics and unsent resources once, <= 48 KiB. */
 ((w, d, P, N, M) => {
 let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]'),
 	ds = tag && tag.dataset, smp = ds && parseFloat(ds.sample), EP = tag && tag.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
 	sup = w.PerformanceObserver && PerformanceObserver.supportedEntryTypes || [],
+	RK = `startTime s redirectStart rds redirectEnd rde fetchStart fs domainLookupStart dls domainLookupEnd dle
+		connectStart cs connectEnd ce secureConnectionStart scs requestStart rqs responseStart rps responseEnd rpe
+		domInteractive di domContentLoadedEventStart dcl domContentLoadedEventEnd dcle domComplete dc
+		loadEventStart ls loadEventEnd le`.split(/\s+/),
 	V = [], A = 0, k = 0, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
 	on = (t, f, o = w) => o.addEventListener(t, f, {capture: true, passive: true}),
 	key = () => location.pathname + (ds.keepQuery != null ? location.search : ''),
@@ -30,7 +34,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		}
 		return s;
 	},
-	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, sv: 0, se: [],
+	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, se: [],
 		il: [], im: new Map(), ic: P.interactionCount || 0}) => (V.push(v) > 20 && V.shift(), v),
 	vat = t => V.findLast(v => v.t <= t) || V[0],
 	set = (v, n, val, a, f) => Object.assign(v.m[n] ||= {n, id: v.vid + '-' + n}, {v: val, a, f}),
@@ -39,12 +43,11 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	renc = (e, t0, o = {u: rel(e.name), i: e.initiatorType, d: r1(e.duration), ts: e.transferSize,
 		eb: e.encodedBodySize, db: e.decodedBodySize, p: e.nextHopProtocol, rb: e.renderBlockingStatus,
 		st: e.responseStatus, dt: e.deliveryType, ty: e.type, rc: e.redirectCount,
-		sv: e.serverTiming && e.serverTiming.slice(0, 16).map(x => ({n: x.name.slice(0, 200), d: max(x.duration, 0), de: x.description.slice(0, 200)}))}) => (
-		'startTime s redirectStart rds redirectEnd rde fetchStart fs domainLookupStart dls domainLookupEnd dle ' +
-		'connectStart cs connectEnd ce secureConnectionStart scs requestStart rqs responseStart rps responseEnd rpe ' +
-		'domInteractive di domContentLoadedEventStart dcl domContentLoadedEventEnd dcle domComplete dc ' +
-		'loadEventStart ls loadEventEnd le').replace(/(\w+) (\w+)/g, (_, f, k) => e[f] > 0 && (o[k] = max(r1(e[f] - t0), 0))) && o,
-	len = o => new Blob([JSON.stringify(o)]).size,
+		sv: e.serverTiming && e.serverTiming.slice(0, 16).map(x => ({n: x.name.slice(0, 200), d: max(x.duration, 0), de: x.description.slice(0, 200)}))}) => {
+		for (let i = 0; RK[i]; i += 2) e[RK[i]] > 0 && (o[RK[i + 1]] = max(r1(e[RK[i]] - t0), 0));
+		return o;
+	},
+	len = (o, s = JSON.stringify(o)) => s.length + s.replace(/[\0-\x7f]+/g, '').length * 2,
 	post = o => {
 		o = JSON.stringify(o);
 		let F = k => fetch(EP, {method: 'POST', body: o, keepalive: k});
