@@ -6,6 +6,7 @@
 #include "proxy/exchange.h"
 
 #include "proxy/conn_h1.h"
+#include "proxy/label.h"
 #include "store/store.h"
 
 #include <stdarg.h>
@@ -68,6 +69,7 @@ static void record(struct proxy *px, const struct exchange_info *x)
         return;
     char method[32];
     snprintf(method, sizeof method, "%s", x->method);
+    char label[LABEL_MAX + 1];
     struct store_request_rec r = {
         .accept_us = x->t.accept_us,
         .head_done_us = x->t.head_done_us,
@@ -94,7 +96,7 @@ static void record(struct proxy *px, const struct exchange_info *x)
         .content_encoding = x->content_encoding,
         .cache_control = x->cache_control,
         .error = x->error,
-        .label = px->opt->label[0] ? px->opt->label : NULL,
+        .label = label_get(label, sizeof label) ? label : NULL,
     };
     if (store_record_request(px->store, &r) != 0)
         atomic_fetch_add(&px->records_dropped, 1);

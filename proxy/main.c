@@ -4,10 +4,12 @@
 #include "config.h"
 
 #include "proxy/cli.h"
+#include "proxy/label.h"
 #include "proxy/options.h"
 #include "proxy/proxy.h"
 #include "proxy/tls.h"
 #include "store/store.h"
+#include "web/web.h"
 
 #include <stdio.h>
 
@@ -32,6 +34,13 @@ int main(int argc, char **argv)
         }
         tls_server_free(t);
     }
+    if (label_set(o.label) != 0) {
+        fprintf(stderr, "vitals-proxy: --label: expected 1 to 64 characters of A-Z a-z 0-9 . _ -\n");
+        vp_options_dispose(&o);
+        return 2;
+    }
+    struct web_api_config wc = {.label_get = label_cb_get, .label_set = label_cb_set};
+    web_api_configure(&wc); /* GET/POST /__vitals/api/label switch the label above */
     if (o.check_config) {
         printf("vitals-proxy: configuration ok\n");
         vp_options_dispose(&o);

@@ -4,6 +4,9 @@
  *   GET  /__vitals/ (or /__vitals) report.html              (token-protected)
  *   GET  /__vitals/NAME           embedded asset NAME (beacon.js and the report's files)
  *   POST /__vitals/beacon         rate-limited, validated, queued to the store
+ *   POST /__vitals/api/label      with a JSON body {"label":"name"}: switch the run label here
+ *                                 (proxy/label.h; token-protected); other POSTs to it (?name=X)
+ *                                 go to web_api_handle like every API path
  *   *    /__vitals/api/...        web_api_handle on the API thread pool (token-protected)
  * Assets: br or gzip per Accept-Encoding, ETag/If-None-Match -> 304, immutable caching only
  * when ?v= names the current hash. --report-token: "Authorization: Bearer T" or "?token=T". */
@@ -14,6 +17,7 @@
 #include "common/vp_err.h"
 #include "proxy/api_pool.h"
 #include "proxy/conn_h1.h"
+#include "proxy/label.h"
 #include "proxy/limits.h"
 #include "store/store.h"
 #include "web/web.h"
@@ -148,11 +152,12 @@ static void handle_beacon(struct conn *c, const char *method, struct evbuffer *b
         reply_json(c, 503, "out of memory");
         return;
     }
+    char label[LABEL_MAX + 1];
     struct store_beacon_ctx ctx = {
         .peer = conn_peer(c),
         .user_agent = conn_request_header(c, "user-agent"),
         .now_ms = vp_now_ms(),
-        .label = px->opt->label[0] ? px->opt->label : NULL,
+        .label = label_get(label, sizeof label) ? label : NULL,
         .sample_rate = px->opt->sample,
     };
     char reason[200] = "";
@@ -178,6 +183,25 @@ static void handle_beacon(struct conn *c, const char *method, struct evbuffer *b
         reply_json(c, 503, rc == VP_ERR_FULL ? "store busy" : "out of memory");
         return;
     }
+}
+
+/* POST /__vitals/api/label with a JSON body: a mutex and a small JSON parse, fine on the event
+ * loop. */
+static void handle_label(struct conn *c, struct evbuffer *body)
+{
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    const char *data = len ? (const char *)evbuffer_pullup(body, -1) : NULL;
+    struct web_reply r = {.body = evbuffer_new()};
+    if (!r.body || (len && !data) || label_handle_post(data, len, &r) != 0) {
+        evbuffer_free(r.body);
+        reply_json(c, 503, "out of memory");
+        return;
+    }
+    size_t n = evbuffer_get_length(r.body);
+    const char *out = n ? (const char *)evbuffer_pullup(r.body, -1) : "";
+    conn_reply(c, r.status, http_reason(r.status), r.content_type, "Cache-Control: no-store\r\n",
+               out, n);
+    evbuffer_free(r.body);
 }
 
 static void handle_api(struct conn *c, const char *method, const char *target)
@@ -226,6 +250,12 @@ void route_handle(struct conn *c, const char *method, const char *target, struct
     if (pl >= strlen("/api/") && strncmp(path, "/api/", 5) == 0) {
         if (!authorized(c, query)) {
             reply_json(c, 401, "report token required");
+            return;
+        }
+        const char *ct = conn_request_header(c, "content-type");
+        if (pl == strlen("/api/label") && strncmp(path, "/api/label", pl) == 0 &&
+            strcmp(method, "POST") == 0 && ct && strncmp(ct, "application/json", 16) == 0) {
+            handle_label(c, body);
             return;
         }
         handle_api(c, method, target);
