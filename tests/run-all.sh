@@ -84,6 +84,8 @@ step lint make -C build-plain lint
 make_check build-plain unit-plain
 tap integration-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
   "$PY" tests/integration/run.py
+tap integration-h2-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
+  "$PY" tests/integration/test_h2.py
 
 note "fuzzing (short libFuzzer runs)"
 step configure-fuzz sh -c 'cd build-fuzz && CC=clang ../configure --enable-fuzz'
@@ -101,6 +103,8 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 make_check build-san unit-san
 tap integration-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/build-san" VP_SANITIZED=1 \
   "$PY" tests/integration/run.py
+tap integration-h2-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/build-san" VP_SANITIZED=1 \
+  "$PY" tests/integration/test_h2.py
 
 echo
 echo "$passed passed, $failed failed"
