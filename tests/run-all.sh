@@ -73,6 +73,7 @@ step deps sh tests/deps.sh test
 # Debian's interpreter: it has python3-brotli and python3-zstandard (a pyenv python may not).
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
+export PATH="/usr/bin:$PATH" # helper scripts calling python3 get the same interpreter
 
 note "plain build (-Werror)"
 step autoreconf autoreconf -fi
@@ -94,6 +95,7 @@ tap fuzz sh tests/fuzz-short.sh "$top/build-fuzz" "${FUZZ_SECONDS:-10}"
 
 note "browser tests (headless Chromium, Next.js upstream)"
 tap browser bash tests/browser/run.sh "$top/build-plain/vitals-proxy"
+tap browser-h2 sh tests/browser/h2.sh "$top/build-plain/vitals-proxy"
 
 note "ASan + UBSan"
 step configure-san sh -c 'cd build-san && ../configure --enable-werror --enable-asan --enable-ubsan'
