@@ -881,6 +881,17 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
     for (size_t i = 0; i < opts(c)->n_no_inject; i++)
         if (fnmatch(opts(c)->no_inject[i], path, 0) == 0)
             return;
+    if (opts(c)->sample < 1.0) {
+        /* --sample: an unsampled page view gets no beacon at all (xorshift64*). */
+        uint64_t x = c->w->rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        c->w->rng = x;
+        double u = (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+        if (u >= opts(c)->sample)
+            return;
+    }
     char vid[33], nonce[256], tag[1024];
     if (vp_random_hex(vid, sizeof vid, 16) != 0)
         return;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 struct main_ctx {
@@ -239,6 +240,8 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
     w->grace_ev = evtimer_new(w->base, grace_cb, w);
     w->api_ev = event_new(w->base, -1, 0, conn_h1_api_done, w);
     pthread_mutex_init(&w->api_mu, NULL);
+    if (getrandom(&w->rng, sizeof w->rng, 0) != (ssize_t)sizeof w->rng || w->rng == 0)
+        w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
     const struct vp_options *o = px->opt;
     if (rate_limiter_new(&w->beacon_rl, 4096, o->beacon_rate, o->beacon_burst) != 0)
         return -1;

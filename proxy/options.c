@@ -175,7 +175,7 @@ static int set_value(struct vp_options *o, const struct opt_row *r, const char *
         if (a[al] != '\0' && strcmp(a + al, "/") != 0)
             return bad(r, v, "expected no path, query or fragment");
         char auth[VP_OPT_HOST_MAX + 8];
-        if (al == 0 || al >= sizeof auth - 4)
+        if (al == 0 || a[0] == ':' || al >= sizeof auth - 4)
             return bad(r, v, "expected a host");
         memcpy(auth, a, al);
         auth[al] = '\0';

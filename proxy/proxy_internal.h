@@ -79,6 +79,7 @@ struct worker {
     unsigned nidle;
     int up_pref; /* address index that last connected */
     struct rate_limiter *beacon_rl;
+    uint64_t rng; /* xorshift state for --sample decisions */
     pthread_mutex_t api_mu; /* guards api_done (pool threads push, this loop pops) */
     struct api_job *api_done;
     struct event *api_ev;

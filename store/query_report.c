@@ -12,22 +12,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/vp_err.h"
 #include "store/store_internal.h"
 
+/* Time bounds are plain comparisons (no "?1 = 0 OR ..."), so SQLite can range-scan the
+ * started_at / accept_us indexes: an absent bound is bound as 0 / UNTIL_NONE (prep_filter). */
 #define VIEW_FILTER                                                                               \
-    " (?1 = 0 OR v.started_at >= ?1) AND (?2 = 0 OR v.started_at < ?2)"                          \
+    " v.started_at >= ?1 AND v.started_at < ?2"                                                  \
     " AND (?3 IS NULL OR v.route = ?3) AND (?4 IS NULL OR v.device = ?4)"                         \
     " AND (?5 IS NULL OR v.browser = ?5) AND (?6 IS NULL OR v.ect = ?6)"                          \
     " AND (?7 IS NULL OR v.label = ?7) "
 
 /* Requests: time and label on the record, route through the view it belongs to. */
 #define REQ_FILTER                                                                                \
-    " (?1 = 0 OR q.accept_us >= ?1 * 1000) AND (?2 = 0 OR q.accept_us < ?2 * 1000)"              \
+    " q.accept_us >= ?1 * 1000 AND q.accept_us < ?2 * 1000"                                      \
     " AND (?3 IS NULL OR q.view_id IN (SELECT id FROM views WHERE route = ?3))"                   \
     " AND (?7 IS NULL OR q.label = ?7) "
 
+#define UNTIL_NONE (INT64_MAX / 1000) /* ms; also safe once multiplied to us */
 #define FINDINGS_PER_TYPE 20
 #define JS_OVER_DEFAULT 200000.0
 
@@ -47,8 +51,8 @@ static int prep_filter(struct store_reader *r, const char *sql, const struct que
         f = &none;
     if (sqlite3_prepare_v2(store_reader_sqlite(r), sql, -1, st, NULL) != SQLITE_OK)
         return VP_ERR_DB;
-    sqlite3_bind_int64(*st, 1, f->since_ms);
-    sqlite3_bind_int64(*st, 2, f->until_ms);
+    sqlite3_bind_int64(*st, 1, f->since_ms > 0 ? f->since_ms : 0);
+    sqlite3_bind_int64(*st, 2, f->until_ms > 0 ? f->until_ms : UNTIL_NONE);
     bind_opt(*st, 3, f->route);
     bind_opt(*st, 4, f->device);
     bind_opt(*st, 5, f->browser);
@@ -631,5 +635,53 @@ done:
     json_decref(index);
     json_decref(api);
     json_decref(api_index);
+    return rc;
+}
+
+static json_t *iso_of(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char b[40];
+    if (!gmtime_r(&t, &tm))
+        return json_null();
+    size_t n = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 || snprintf(b + n, sizeof b - n, ".%03dZ", (int)(ms % 1000)) < 0)
+        return json_null();
+    return json_string(b);
+}
+
+int query_labels(struct store_reader *r, json_t **out)
+{
+    static const char sql[] = "SELECT label, count(*), min(started_at), max(started_at) FROM "
+                              "views WHERE label IS NOT NULL GROUP BY label "
+                              "ORDER BY max(started_at) DESC LIMIT 200";
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    if (!arr)
+        return VP_ERR_NOMEM;
+    int rc = prep_filter(r, sql, NULL, &st), s;
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *label = (const char *)sqlite3_column_text(st, 0);
+        json_t *o = json_pack("{s:s,s:I,s:o,s:o}", "label", label ? label : "", "views",
+                              (json_int_t)sqlite3_column_int64(st, 1), "first",
+                              iso_of(sqlite3_column_int64(st, 2)), "last",
+                              iso_of(sqlite3_column_int64(st, 3)));
+        if (!o || json_array_append_new(arr, o)) {
+            rc = VP_ERR_NOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = VP_ERR_DB;
+    sqlite3_finalize(st);
+    if (rc == 0 && !(*out = json_pack("{s:o}", "labels", arr)))
+        return VP_ERR_NOMEM;
+    if (rc)
+        json_decref(arr);
     return rc;
 }

@@ -52,4 +52,8 @@ int query_findings(struct store_reader *r, const struct query_filter *f, const c
 int query_samples(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
                   json_t **out) __attribute__((warn_unused_result));
 
+/* Run labels with their span: {"labels":[{"label","views","first","last"}]} (ISO-8601 UTC ms),
+ * most recent first, at most 200. */
+int query_labels(struct store_reader *r, json_t **out) __attribute__((warn_unused_result));
+
 #endif

@@ -32,11 +32,14 @@
 
 static const struct budget *cfg_budget;
 static const char *cfg_api_prefix = "/api/";
+static struct web_api_config cfg_all;
 
 void web_api_configure(const struct web_api_config *cfg)
 {
-    cfg_budget = cfg ? cfg->budget : NULL;
-    cfg_api_prefix = cfg && cfg->api_prefix ? cfg->api_prefix : "/api/";
+    static const struct web_api_config none = {0};
+    cfg_all = cfg ? *cfg : none;
+    cfg_budget = cfg_all.budget;
+    cfg_api_prefix = cfg_all.api_prefix ? cfg_all.api_prefix : "/api/";
 }
 
 static int reply_error(struct web_reply *reply, int status, const char *msg)
@@ -189,6 +192,35 @@ static int compare_reply(struct store_reader *r, const struct web_params *p,
     return rc ? reply_rc(reply, rc) : reply_json(reply, res);
 }
 
+/* GET label / POST label?name=X (web.h: label_get / label_set). */
+static int label_reply(const char *method, const struct web_params *p, struct web_reply *reply)
+{
+    if (!cfg_all.label_get || !cfg_all.label_set) {
+        if (strcmp(method, "POST") == 0)
+            return reply_error(reply, 501, "label switching is not available");
+        json_t *o = json_pack("{s:n,s:b}", "label", "switchable", 0);
+        return o ? reply_json(reply, o) : reply_rc(reply, VP_ERR_NOMEM);
+    }
+    if (strcmp(method, "POST") == 0) {
+        const char *name = web_params_get(p, "name");
+        if (!name)
+            return reply_error(reply, 400, "name: required (empty to clear the label)");
+        size_t n = strlen(name);
+        if (n > 64)
+            return reply_error(reply, 400, "name: at most 64 bytes");
+        int rc = cfg_all.label_set(cfg_all.label_arg, n ? name : NULL);
+        if (rc)
+            return reply_error(reply, rc == VP_ERR_INVALID ? 400 : 500, "could not set the label");
+    }
+    char cur[80] = "";
+    if (cfg_all.label_get(cfg_all.label_arg, cur, sizeof cur) != 0)
+        return reply_error(reply, 500, "could not read the label");
+    cur[sizeof cur - 1] = '\0';
+    json_t *o = json_pack("{s:o,s:b}", "label", cur[0] ? json_string(cur) : json_null(),
+                          "switchable", 1);
+    return o ? reply_json(reply, o) : reply_rc(reply, VP_ERR_NOMEM);
+}
+
 static int budget_reply(struct store_reader *r, const struct query_filter *f,
                         struct web_reply *reply)
 {
@@ -269,10 +301,11 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     reply->status = 200;
     reply->content_type = "application/json";
     reply->content_disposition[0] = '\0';
-    if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0))
-        return reply_error(reply, 405, "method not allowed: use GET");
     if (!rest)
         rest = "";
+    bool is_post = method && strcmp(method, "POST") == 0 && strcmp(rest, "label") == 0;
+    if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 && !is_post))
+        return reply_error(reply, 405, "method not allowed: use GET");
 
     struct web_params p;
     struct query_filter f;
@@ -281,6 +314,10 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     if (web_params_parse(&p, query, err, sizeof err) != 0 ||
         web_filter_from_params(&p, vp_now_ms(), &f, err, sizeof err) != 0) {
         rc = reply_error(reply, 400, err);
+        goto done;
+    }
+    if (strcmp(rest, "label") == 0) { /* proxy state, not the database */
+        rc = label_reply(method, &p, reply);
         goto done;
     }
     if (!r) {
@@ -327,6 +364,8 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     } else if (strcmp(rest, "targets") == 0) {
         rc = (rc = query_targets(r, &f, TARGETS_TOP, &j)) != 0 ? reply_rc(reply, rc)
                                                                 : reply_json(reply, j);
+    } else if (strcmp(rest, "labels") == 0) {
+        rc = (rc = query_labels(r, &j)) != 0 ? reply_rc(reply, rc) : reply_json(reply, j);
     } else if (strcmp(rest, "compare") == 0) {
         rc = compare_reply(r, &p, &f, reply);
     } else if (strcmp(rest, "findings") == 0) {

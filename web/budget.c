@@ -48,6 +48,9 @@ __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errle
     if (vsnprintf(err, errlen, fmt, ap) < 0)
         err[0] = '\0';
     va_end(ap);
+    for (char *c = err; *c; c++) /* names echoed from the file stay on one line */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 static int metric_index(const char *name)

@@ -109,6 +109,10 @@ int compare_bootstrap(const double *a, size_t na, const double *b, size_t nb, do
  * its date (and zone) from day (the FROM text), when given. */
 static int parse_end(const char *s, const char *day, int64_t now_ms, int64_t *out)
 {
+    if (strcmp(s, "now") == 0) {
+        *out = now_ms;
+        return 0;
+    }
     if (s[0] == '-') {
         int64_t d;
         if (web_parse_duration(s + 1, &d) != 0)
@@ -130,6 +134,11 @@ int compare_parse_side(const char *spec, int64_t now_ms, struct query_filter *f,
                        size_t errlen)
 {
     memset(f, 0, sizeof *f);
+    char shown[64]; /* the spec as echoed in errors: one line, bounded */
+    size_t k = 0;
+    for (; spec[k] && k < sizeof shown - 1; k++)
+        shown[k] = (unsigned char)spec[k] < 0x20 || spec[k] == 0x7f ? '?' : spec[k];
+    shown[k] = '\0';
     const char *dots = strstr(spec, "..");
     if (!dots) {
         size_t n = strlen(spec);
@@ -138,7 +147,7 @@ int compare_parse_side(const char *spec, int64_t now_ms, struct query_filter *f,
             ok = (unsigned char)spec[i] >= 0x20 && spec[i] != 0x7f;
         if (!ok) {
             if (snprintf(err, errlen, "\"%.40s\": expected a label or a time range FROM..TO",
-                         spec) < 0)
+                         shown) < 0)
                 err[0] = '\0';
             return VP_ERR_INVALID;
         }
@@ -159,7 +168,7 @@ bad:
     if (snprintf(err, errlen,
                  "\"%.60s\": expected FROM..TO with ISO-8601 times or -DURATION (-2h..-1h), "
                  "TO later than FROM",
-                 spec) < 0)
+                 shown) < 0)
         err[0] = '\0';
     return VP_ERR_INVALID;
 }
@@ -187,9 +196,10 @@ static json_t *side_stats(const double *v, size_t n)
         return NULL;
     memcpy(t, v, n * sizeof(double));
     qsort(t, n, sizeof(double), cmp_double);
-    json_t *o = n ? json_pack("{s:I,s:f,s:f,s:f}", "n", (json_int_t)n, "p50",
+    json_t *o = n ? json_pack("{s:I,s:f,s:f,s:f,s:f}", "n", (json_int_t)n, "p50",
                               budget_percentile(t, n, 50), "p75", budget_percentile(t, n, 75),
-                              "p95", budget_percentile(t, n, 95))
+                              "p95", budget_percentile(t, n, 95), "p99",
+                              budget_percentile(t, n, 99))
                   : json_pack("{s:I}", "n", (json_int_t)0);
     free(t);
     return o;

@@ -2,7 +2,7 @@
  * sub-command and /api/compare.
  *
  * A side is a run label ("baseline") or a time range "FROM..TO" where each end is an ISO-8601
- * instant or "-DURATION" back from now ("-2h..-1h"); TO may be a bare "HH:MM[:SS]" meaning the
+ * instant, "-DURATION" back from now or "now" ("-2h..-1h", "-1h..now"); TO may be a bare "HH:MM[:SS]" meaning the
  * same day as FROM ("2026-11-24T10:00..11:00").
  * For every route and metric present on both sides: n, p50, p75, p95 on each side, the
  * difference of p75 (B - A) and its 95 % confidence interval by a percentile bootstrap over
@@ -29,7 +29,7 @@ int compare_parse_side(const char *spec, int64_t now_ms, struct query_filter *f,
                        size_t errlen) __attribute__((warn_unused_result));
 
 /* Compares query_samples() outputs a and b (borrowed). *out = {"seed","min_n","rows":[{"route",
- * "method"?,"metric","stat":"p75"|"p95","a":{n,p50,p75,p95},"b":{..},"diff","ci":[lo,hi],
+ * "method"?,"metric","stat":"p75"|"p95","a":{n,p50,p75,p95,p99},"b":{..},"diff","ci":[lo,hi],
  * "verdict"}]}. Returns 0 or VP_ERR_NOMEM. */
 int compare_samples(const json_t *a, const json_t *b, uint64_t seed, int min_n, json_t **out)
     __attribute__((warn_unused_result));

@@ -428,10 +428,11 @@ class Conn:
         self.sock.close()
 
 
-def get(port, path, headers=(), method="GET", conn=None, host="itest.local"):
+def get(port, path, headers=(), method="GET", conn=None, host="itest.local", body=b""):
     c = conn or Conn(port)
     extra = "".join("%s: %s\r\n" % h for h in headers)
-    c.send(("%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (method, path, host, extra)).encode())
+    c.send(("%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (method, path, host, extra)).encode()
+           + body)
     r = c.read_response(method)
     if conn is None:
         c.close()
@@ -1328,7 +1329,7 @@ def t_vitals_other(ctx):
 # --------------------------------------------------------------------------- injection (issue 3)
 
 TAG_RE = re.compile(rb'<script src="/__vitals/beacon\.js\?v=[0-9A-Za-z_-]+" '
-                    rb'(?:nonce="[^"]*" )?data-vid="([0-9A-Za-z_-]+)"(?: nonce="[^"]*")? async>'
+                    rb'(?:nonce="[^"]*" )?data-vid="([0-9A-Za-z_-]+)"(?: nonce="[^"]*")? async(?:="")?>'
                     rb'</script>')
 
 
@@ -1560,6 +1561,128 @@ def t_inject_big(ctx):
     check(tail.endswith(b"</body></html>\n"), "page truncated")
     check(hwm1 - hwm0 < 64 * 1024, "VmHWM grew by %d KiB" % (hwm1 - hwm0))
     c.close()
+
+
+# --------------------------------------------------------------------------- beacon, store, API (issues 5, 6)
+
+def post(port, path, body, ctype="text/plain;charset=UTF-8"):
+    return get(port, path, method="POST", headers=[("Content-Type", ctype),
+                                                  ("Content-Length", str(len(body)))],
+               body=body)
+
+
+def beacon_body(vid, url="/html", lcp=1234.5, ttfb=80.0):
+    return json.dumps({"v": 1, "vid": vid, "url": url, "nav": "navigate",
+                       "t0": time.time() * 1000.0, "dev": "desktop",
+                       "m": [{"n": "LCP", "id": vid + "-LCP", "v": lcp, "d": lcp},
+                             {"n": "TTFB", "id": vid + "-TTFB", "v": ttfb, "d": ttfb}]}).encode()
+
+
+def api_json(ctx, path):
+    r = get(ctx.port, path)
+    check(r.status == 200, "%s: status %s" % (path, r.status))
+    try:
+        return json.loads(r.body)
+    except ValueError:
+        raise CheckFailed("%s: not JSON: %r" % (path, r.body[:200]))
+
+
+def poll(fn, timeout=8.0):
+    """Retries fn() until it returns a true value (the store commits in batches)."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() > deadline:
+            return v
+        time.sleep(0.1)
+
+
+@case("beacon/stored-listed-summarised-joined", generic=False)
+def t_beacon_flow(ctx):
+    m = TAG_RE.search(get(ctx.port, "/html").body)
+    check(m, "no beacon tag to take a view id from")
+    vid = m.group(1).decode()
+    r = post(ctx.port, "/__vitals/beacon", beacon_body(vid))
+    check(r.status == 204, "beacon: status %s %r" % (r.status, r.body[:200]))
+    views = poll(lambda: [v for v in api_json(ctx, "/__vitals/api/views")["views"]
+                          if v.get("id") == vid])
+    check(views, "view %s not listed within 8 s" % vid)
+    v = views[0]
+    check(v.get("url") == "/html" and v.get("navigation_type") == "navigate",
+          "view fields: %r" % v)
+    check(v.get("metrics", {}).get("LCP") == 1234.5, "LCP %r" % v.get("metrics"))
+    one = api_json(ctx, "/__vitals/api/views/%s" % vid)
+    reqs = [q for q in one.get("requests", []) if q.get("url") == "/html"]
+    ctx.note("view detail keys: %s" % sorted(one))
+    check(reqs and reqs[0].get("status") == 200,
+          "the proxy's timing of the navigation request is not joined to the view")
+    summ = api_json(ctx, "/__vitals/api/summary")
+    routes = [x for x in summ.get("routes", []) if x.get("route") == "/html"]
+    check(routes, "summary lacks route /html: %r" % summ)
+    lcp = routes[0]["metrics"].get("LCP", {})
+    check(lcp.get("n") == 1 and lcp.get("p75") == 1234.5 and lcp.get("good") == 1.0,
+          "summary LCP %r" % lcp)
+    har = api_json(ctx, "/__vitals/api/views/%s/har" % vid)
+    check(har.get("log", {}).get("version") == "1.2", "HAR version %r" %
+          har.get("log", {}).get("version"))
+    check(ctx.up.stats()["log"] == ["GET /html"], "upstream saw %r" % ctx.up.stats()["log"])
+
+
+@case("beacon/rejections-not-stored", generic=False)
+def t_beacon_reject(ctx):
+    vid = "abcdefgh12345678"
+    bad = [(b"not json", 400), (b"{}", 400),
+           (json.dumps({"v": 2, "vid": vid, "url": "/", "nav": "navigate", "t0": 1}).encode(),
+            400),
+           (beacon_body("bad vid!"), 400), (beacon_body("x"), 400),
+           (beacon_body(vid, lcp=-5), 400), (beacon_body(vid, url="http://evil/\x00"), 400),
+           (b'{"v":1,"pad":"' + b"a" * 70000 + b'"}', 413)]
+    for body, want in bad:
+        r = post(ctx.port, "/__vitals/beacon", body)
+        ctx.note("%r... -> %s %r" % (body[:40], r.status, r.body[:80]))
+        check(r.status == want, "%r...: status %s, want %d" % (body[:60], r.status, want))
+    time.sleep(1)
+    views = api_json(ctx, "/__vitals/api/views")["views"]
+    check(views == [], "rejected beacons stored: %r" % views)
+    check(ctx.up.stats()["requests"] == 0, "reached the upstream: %r" % ctx.up.stats()["log"])
+
+
+@case("vitals/report-page-and-beacon-script", generic=False)
+def t_report_assets(ctx):
+    r = get(ctx.port, "/__vitals/")
+    check(r.status == 200 and "text/html" in (r.header("content-type") or ""),
+          "report page: %s %r" % (r.status, r.header("content-type")))
+    r = get(ctx.port, "/__vitals/beacon.js?v=anything")
+    check(r.status == 200 and "javascript" in (r.header("content-type") or ""),
+          "beacon.js: %s %r" % (r.status, r.header("content-type")))
+    check(len(r.body) > 100, "beacon.js is %d bytes" % len(r.body))
+    check(ctx.up.stats()["requests"] == 0, "reached the upstream: %r" % ctx.up.stats()["log"])
+
+
+@case("cli/report-and-check-on-the-db", generic=False)
+def t_cli_report(ctx):
+    vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(vid)).status == 204, "beacon refused")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "view never stored")
+    ctx.px.stop()
+    check(ctx.px.stopped_rc == 0, "proxy exit %r" % ctx.px.stopped_rc)
+    db = os.path.join(ctx.tmp, "vitals.db")
+    r = run_bin(ctx.opts, ["report", "--db", db, "--format", "json"])
+    check(r.returncode == 0, "report exit %d: %s" % (r.returncode, r.stderr.strip()))
+    j = json.loads(r.stdout)
+    routes = [x for x in j.get("routes", []) if x.get("route") == "/html"]
+    check(routes and routes[0]["metrics"]["LCP"]["p50"] == 1234.5, "report: %r" % j)
+    budget = os.path.join(ctx.tmp, "budget.json")
+    for limit, want in ((2500, 0), (1000, 1)):
+        with open(budget, "w") as f:
+            json.dump({"*": {"LCP": {"p75": limit}}}, f)
+        r = run_bin(ctx.opts, ["check", "--db", db, "--budget", budget])
+        check(r.returncode == want, "check with LCP p75 <= %d: exit %d, want %d (%s)" %
+              (limit, r.returncode, want, (r.stdout + r.stderr).strip()[:200]))
+    for args in (["--budget", os.path.join(ctx.tmp, "missing.json")], ["--no-such-flag"]):
+        r = run_bin(ctx.opts, ["check", "--db", db] + args)
+        check(r.returncode == 2, "check %s: exit %d, want 2" % (" ".join(args), r.returncode))
+        check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
 
 
 # --------------------------------------------------------------------------- runner

