@@ -1,9 +1,9 @@
-/* vitals-proxy beacon (design: web/beacon.md): Web Vitals as web-vitals v6, attribution, waterfall,
- * soft navigations, bfcache. A view sends changed metrics and unsent resources once, <= 48 KiB. */
+/* vitals-proxy beacon, design in web/beacon.md: Web Vitals, attribution, waterfall, soft navigations
+ * and bfcache restores as views; a view sends changed metrics and unsent resources once. */
 ((w, d, P, N, M) => {
 let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]'),
-	ds = tag && tag.dataset, smp = ds && parseFloat(ds.sample), EP = tag && tag.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
-	sup = w.PerformanceObserver && PerformanceObserver.supportedEntryTypes || [],
+	ds = tag?.dataset, smp = parseFloat(ds?.sample), EP = tag?.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
+	sup = w.PerformanceObserver?.supportedEntryTypes || [],
 	RK = `startTime s redirectStart rds redirectEnd rde fetchStart fs domainLookupStart dls domainLookupEnd dle
 		connectStart cs connectEnd ce secureConnectionStart scs requestStart rqs responseStart rps responseEnd rpe
 		domInteractive di domContentLoadedEventStart dcl domContentLoadedEventEnd dcle domComplete dc
@@ -36,14 +36,14 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	},
 	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, se: [],
 		il: [], im: new Map(), ic: P.interactionCount || 0}) => (V.push(v) > 20 && V.shift(), v),
-	vat = t => V.findLast(v => v.t <= t) || V[0],
-	set = (v, n, val, a, f) => Object.assign(v.m[n] ||= {n, id: v.vid + '-' + n}, {v: val, a, f}),
+	vat = t => [...V].reverse().find(v => v.t <= t) || V[0],
+	set = (v, n, val, a, f) => Object.assign(v.m[n] || (v.m[n] = {n, id: v.vid + '-' + n}), {v: val, a, f}),
 	rel = u => (u.startsWith(location.origin + '/') ? u.slice(location.origin.length) : u).slice(0, 2048),
 	r1 = x => M.round(x * 10) / 10,
 	renc = (e, t0, o = {u: rel(e.name), i: e.initiatorType, d: r1(e.duration), ts: e.transferSize,
 		eb: e.encodedBodySize, db: e.decodedBodySize, p: e.nextHopProtocol, rb: e.renderBlockingStatus,
 		st: e.responseStatus, dt: e.deliveryType, ty: e.type, rc: e.redirectCount,
-		sv: e.serverTiming && e.serverTiming.slice(0, 16).map(x => ({n: x.name.slice(0, 200), d: max(x.duration, 0), de: x.description.slice(0, 200)}))}) => {
+		sv: e.serverTiming?.slice(0, 16).map(x => ({n: x.name.slice(0, 200), d: max(x.duration, 0), de: x.description.slice(0, 200)}))}) => {
 		for (let i = 0; RK[i]; i += 2) e[RK[i]] > 0 && (o[RK[i + 1]] = max(r1(e[RK[i]] - t0), 0));
 		return o;
 	},
@@ -54,8 +54,8 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		try { if (N.sendBeacon(EP, o)) return; } catch (e) {}
 		F(true).catch(() => F(false).catch(() => 0));
 	},
-	ctx = (v, c = N.connection || {}, iw = innerWidth) => ({v: 1, vid: v.vid, pvid: v.pvid, url: v.url, nav: v.nav,
-		t0: P.timeOrigin + v.t, dev: iw < 768 ? 'mobile' : iw < 1024 ? 'tablet' : 'desktop', ect: c.effectiveType,
+	ctx = (v, iw = innerWidth) => ({v: 1, vid: v.vid, pvid: v.pvid, url: v.url, nav: v.nav,
+		t0: P.timeOrigin + v.t, dev: iw < 768 ? 'mobile' : iw < 1024 ? 'tablet' : 'desktop', ect: N.connection?.effectiveType,
 		mem: N.deviceMemory, ri: v.ri, res: []}),
 	flush = (v, all, e, o = ctx(v), m = [], n, r, l) => {
 		for (let x of Object.values(v.m)) if ((all || x.f) && x.v !== x.s) {
@@ -72,7 +72,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		(o.m || o.nt || o.res[0]) && post(o);
 	},
 	inpSet = (v, n = (P.interactionCount || 0) - v.ic, x = v.il[min(v.il.length - 1, n / 50 | 0)]) =>
-		x ? set(v, 'INP', x.l, (f = x.e[0], rt = f.startTime + f.duration, g = ie.filter(y => M.abs(y.startTime + y.duration - rt) <= 8),
+		x ? set(v, 'INP', x.l, (f = x.e[0], rt = f.startTime + f.duration, g = ie.filter(y => M.abs(y.startTime + y.duration - rt) <= 8).concat(f),
 			ps = max(f.startTime, min(...g.map(y => y.processingStart))), np = max(rt, ps),
 			pe = min(np, max(...g.map(y => y.processingEnd))), sc = {}) => {
 			for (let s of lf) if (s.startTime < pe && s.startTime + s.duration > f.startTime && s.duration > (sc.duration || 0)) sc = s;
@@ -90,7 +90,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
 		fin(c)),
 	start = (ne = navE()) => {
-		A = ne && ne.activationStart || 0;
+		A = ne?.activationStart || 0;
 		hid = d.hidden ? 0 : INF;
 
 		let fcp = obs('paint', es => es.map(e => {
@@ -105,7 +105,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 				else v2.sv = s.value, v2.se = [s];
 				if (v2.sv > v2.cls) ce = v2.se, set(v2, 'CLS', v2.cls = v2.sv, (L = ce.reduce((a, b) => a.value > b.value ? a : b),
 					src = L.sources.find(x => x.node && x.node.nodeType == 1) || L.sources[0]) =>
-					({target: src && sel(src.node) || undefined, time: L.startTime - v2.t, value: L.value, loadState: loadState(L.startTime)}));
+					({target: sel(src?.node) || undefined, time: L.startTime - v2.t, value: L.value, loadState: loadState(L.startTime)}));
 			}));
 		}));
 
@@ -113,7 +113,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 			if (lcpDone || !e || e.startTime >= hid) return;
 			lt = e.element ? sel(e.element) : e.id ? '#' + e.id : undefined;
 			set(H, 'LCP', max(e.startTime - A, 0), (T = ttfb0(), val = H.m.LCP.v, ok = r => r.name == e.url && (r.requestStart || r.startTime) <= e.startTime,
-				r = e.url && H.res.findLast(ok),
+				r = e.url && [...H.res].reverse().find(ok),
 				rs = max(T, r ? (r.requestStart || r.startTime) - A : 0), re = min(val, max(rs, r ? r.responseEnd - A : 0))) =>
 				({target: lt, url: e.url && rel(e.url), ttfb: T, loadDelay: rs - T, loadDuration: re - rs, renderDelay: val - re}));
 		});
@@ -128,10 +128,10 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 					else if (e.duration > x.l) x.e = [e], x.l = e.duration;
 					else if (e.duration == x.l && e.startTime == x.e[0].startTime) x.e.push(e);
 					L.sort((a, b) => b.l - a.l).splice(10).map(y => v.im.delete(y.id));
-					x.s ||= sel((x.e.find(y => y.target) || {}).target);
+					x.s = x.s || sel(x.e.find(y => y.target)?.target);
 				}
 			}), {durationThreshold: 40});
-		inp && inp.observe({type: 'first-input', buffered: true});
+		inp?.observe({type: 'first-input', buffered: true});
 		obs('long-animation-frame', es => es.map(l => lf.push(...l.scripts) > 99 && lf.splice(0, 50)));
 
 		let loaded = () => setTimeout(() => {
@@ -155,7 +155,7 @@ w.__vpb = 1;
 try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
 H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
-	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
+	: n0.type?.replace('_', '-') || 'navigate', 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
 obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);

@@ -58,7 +58,9 @@ const forward = (req, res, body) => {
       delete h.etag;
       res.writeHead(ur.statusCode, h);
       const vid = randomBytes(12).toString('hex');
-      const tag = `<script src="/__vitals/beacon.js?v=test" data-vid="${vid}"${
+      // like the proxy: a script nonce in the page's CSP is copied onto the tag
+      const nonce = /'nonce-([^']+)'/.exec(ur.headers['content-security-policy'] || '');
+      const tag = `<script src="/__vitals/beacon.js?v=test" data-vid="${vid}"${nonce ? ` nonce="${nonce[1]}"` : ''}${
         sample != null ? ` data-sample="${sample}"` : ''} async></script>`;
       let pending = '';
       let done = false;

@@ -50,7 +50,7 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund >"$tmp/npm.log" 2>&1 || bail "npm ci failed" "$tmp/npm.log"
 fi
-if [ ! -f site/.next/BUILD_ID ] || [ -n "$(find site/app site/next.config.mjs site/gen-images.mjs -newer site/.next/BUILD_ID | head -1)" ]; then
+if [ ! -f site/.next/BUILD_ID ] || [ -n "$(find site/app site/proxy.js site/next.config.mjs site/gen-images.mjs -newer site/.next/BUILD_ID | head -1)" ]; then
     (node site/gen-images.mjs && node_modules/.bin/next build site) >"$tmp/build.log" 2>&1 || bail "next build failed" "$tmp/build.log"
 fi
 

@@ -253,6 +253,22 @@ const tests = {
     await ctx.close();
   },
 
+  async strict_csp_nonce() {
+    const { ctx, page, errors } = await newPage(false);
+    const resp = await page.goto(base + '/csp', { waitUntil: 'load' });
+    const csp = resp.headers()['content-security-policy'] || '';
+    ok(/'nonce-[^']+'.*'strict-dynamic'/.test(csp), 'csp: the page has a nonce + strict-dynamic policy', csp);
+    await sleep(1500);
+    const vid = await vidOf(page);
+    const tagNonce = await page.evaluate(() => document.querySelector('script[src*="/__vitals/beacon.js"]').nonce);
+    ok(tagNonce && csp.includes(`'nonce-${tagNonce}'`), 'csp: the beacon tag carries the page nonce');
+    await leave(page);
+    const v = (await collect())[vid];
+    ok(v && v.metrics.LCP && v.metrics.FCP && v.metrics.TTFB, 'csp: the beacon ran and reported', v && v.metrics);
+    ok(!errors.some((e) => /Content Security Policy/i.test(e)), 'csp: no CSP violation', errors);
+    await ctx.close();
+  },
+
   async products_dynamic_route() {
     const { ctx, page } = await newPage(false);
     await page.goto(base + '/products/42?secret=1', { waitUntil: 'load' });
