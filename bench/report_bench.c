@@ -3,7 +3,7 @@
  * in seconds; 50 routes, values spread over the rating buckets, started_at over 30 days), then
  * times query_summary (all data, last 24 h, one route), query_views and query_initial_js.
  * Usage: report_bench [N (default 1000000)] [DIR (default /tmp)]. Prints one line per query:
- * name, rows, best and median of 5 runs in ms. Not a test: timing lives here, not in make check. */
+ * name, rows, best and median of 5 runs in ms; KEEP_DB=1 keeps the file. Not a test: timing lives here, not in make check. */
 #include "config.h"
 
 #include <sqlite3.h>
@@ -112,6 +112,10 @@ int main(int argc, char **argv)
     timeit(r, "views (newest 50)", &all, 1);
     timeit(r, "initial_js (since 24h)", &day, 2);
     store_reader_free(r);
+    if (getenv("KEEP_DB")) {
+        printf("kept %s\n", path);
+        return 0;
+    }
     char wal[600];
     unlink(path);
     if (snprintf(wal, sizeof wal, "%s-wal", path) > 0)

@@ -17,9 +17,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"d\" async></script>";
+static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"d\" async=\"\"></script>";
 
-#define CAP (1u << 20)
+#define CAP (256u * 1024u) /* small caps: bombs end fast */
 
 struct acc {
     char *p;
@@ -44,8 +44,7 @@ static int decode_all(enum inject_coding c, const void *in, size_t n, size_t ste
         abort();
     int e = 0;
     for (size_t off = 0; off < n && !e; off += step)
-        e = codec_dec_feed(d, (const char *)in + off, n - off < step ? n - off : step, acc_sink,
-                           a);
+        e = codec_dec_feed(d, (const char *)in + off, n - off < step ? n - off : step, acc_sink, a);
     if (!e)
         e = codec_dec_finish(d);
     codec_dec_free(d);

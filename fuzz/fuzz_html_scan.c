@@ -4,7 +4,8 @@
  * is the document. Oracles: the scanner's decision and offset do not depend on the chunking;
  * the injector (no flushes) outputs exactly the document with the tag at that offset (or the
  * document untouched); with flushes, the output is the document with at most one tag spliced in
- * at a position not beyond the one decided without flushes. */
+ * at a position not beyond the one decided without flushes. The bytes also go through the CSP
+ * helpers as a header value (bounds, and no 'unsafe-' source ever added). */
 #include "config.h"
 
 #include <event2/buffer.h>
@@ -17,7 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"z\" async></script>";
+static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"z\" async=\"\"></script>";
 
 static int cmp_size(const void *a, const void *b)
 {
@@ -91,6 +92,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cuts[k] = ((size_t)data[1 + 2 * k] | (size_t)data[2 + 2 * k] << 8) % (n + 1);
     qsort(cuts, nc, sizeof cuts[0], cmp_size);
 
+    /* the same bytes as a CSP header value: nonce extraction and rewriting stay in bounds */
+    char nonce[64], csp_out[4096];
+    bool tag_nonce;
+    const char *use = inject_csp_nonce(doc, n, nonce, sizeof nonce) ? nonce : "Zm9vYmFy";
+    int w = inject_csp_rewrite(doc, n, use, csp_out, sizeof csp_out, &tag_nonce);
+    if (w >= 0 && (strlen(csp_out) != (size_t)w ||
+                   (strstr(csp_out, "unsafe-") && !memmem(doc, n, "unsafe-", 7))))
+        abort();
+
     uint64_t at_whole, at_cut;
     enum html_scan_result r_whole = scan(doc, n, NULL, 0, &at_whole);
     enum html_scan_result r_cut = scan(doc, n, cuts, nc, &at_cut);
@@ -127,8 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int found = 0;
             for (size_t q = p + 1; q-- > 0;) {
                 if (memcmp(o + q, TAG, sizeof TAG - 1) == 0 &&
-                    memcmp(o + q + sizeof TAG - 1, doc + q, n - q) == 0 &&
-                    memcmp(o, doc, q) == 0) {
+                    memcmp(o + q + sizeof TAG - 1, doc + q, n - q) == 0 && memcmp(o, doc, q) == 0) {
                     found = 1;
                     if (r_whole == HTML_SCAN_INSERT && q > at_whole)
                         abort();

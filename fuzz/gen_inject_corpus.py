@@ -22,7 +22,7 @@ page = b'<!DOCTYPE html><html><head><title>x</title></head><body>' + b''.join(b'
 docs['page'] = page
 sel.append('page')
 def enc(kind, d):
-    if kind == 0: return gzip.compress(d, 6)
+    if kind == 0: return gzip.compress(d, 6, mtime=0)
     if kind == 1: return zlib.compress(d, 6) if len(d) % 2 else zlib.compress(d, 6)[2:-4]
     if kind == 2: return brotli.compress(d, quality=5)
     return zstandard.ZstdCompressor(level=3).compress(d)
@@ -35,8 +35,8 @@ for name in sel:
             b0 = k | flag | (step << 4)
             open(f'fuzz/corpus/fuzz_decode/{names[k]}_{name}_{b0:02x}', 'wb').write(bytes([b0]) + e)
 d = docs['next_app_router']
-open('fuzz/corpus/fuzz_decode/gzip_members', 'wb').write(bytes([0x50]) + gzip.compress(d[:100]) + gzip.compress(d[100:]))
-open('fuzz/corpus/fuzz_decode/gzip_trailing', 'wb').write(bytes([0x50]) + gzip.compress(d) + b'\0\0garbage')
+open('fuzz/corpus/fuzz_decode/gzip_members', 'wb').write(bytes([0x50]) + gzip.compress(d[:100], mtime=0) + gzip.compress(d[100:], mtime=0))
+open('fuzz/corpus/fuzz_decode/gzip_trailing', 'wb').write(bytes([0x50]) + gzip.compress(d, mtime=0) + b'\0\0garbage')
 open('fuzz/corpus/fuzz_decode/deflate_raw', 'wb').write(bytes([0x51]) + zlib.compress(d)[2:-4])
-open('fuzz/corpus/fuzz_decode/gzip_zeros', 'wb').write(bytes([0xc0]) + gzip.compress(b'<!doctype html><head>' + b' ' * 3000000, 9))
+open('fuzz/corpus/fuzz_decode/gzip_zeros', 'wb').write(bytes([0xc0]) + gzip.compress(b'<!doctype html><head>' + b" " * 3000000, 9, mtime=0))
 open('fuzz/corpus/fuzz_decode/zstd_frames', 'wb').write(bytes([0x83]) + zstandard.ZstdCompressor().compress(d[:50]) + zstandard.ZstdCompressor().compress(d[50:]))

@@ -12,6 +12,7 @@
  * the whole list (the brotli state with it) and returns VP_ERR_NOMEM. No brotli frame holds
  * resources other than those blocks, so nothing leaks. */
 #include "config.h"
+
 #include "inject/codec.h"
 
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_create?Ctx_advanced: custom allocators */
@@ -68,10 +69,10 @@ struct codec_dec {
     enum dec_state state;
     bool raw_deflate;
     bool zinit;
-    unsigned char first;   /* deflate: first byte, kept until the second arrives */
+    unsigned char first; /* deflate: first byte, kept until the second arrives */
     bool have_first;
-    bool member_output;    /* gzip: the current member produced output */
-    unsigned members;      /* gzip: complete members so far */
+    bool member_output; /* gzip: the current member produced output */
+    unsigned members;   /* gzip: complete members so far */
     uint64_t in_total, out_total;
     z_stream z;
     BrotliDecoderState *br;
@@ -221,8 +222,7 @@ static int inflate_some(struct codec_dec *d, const unsigned char *in, size_t n, 
         if (r == Z_STREAM_END) {
             d->members++;
             d->state = d->coding == INJECT_CODING_GZIP ? D_BETWEEN : D_DONE;
-        }
-        else if (used == 0 && r == Z_BUF_ERROR)
+        } else if (used == 0 && r == Z_BUF_ERROR)
             return VP_ERR_PROTO;
     }
     return 0;
@@ -373,7 +373,7 @@ struct codec_enc {
     z_stream z;
     BrotliEncoderState *br;
     struct br_link br_list; /* sentinel of the brotli block list */
-    jmp_buf *br_jmp;       /* set while brotli runs */
+    jmp_buf *br_jmp;        /* set while brotli runs */
     ZSTD_CCtx *zc;
 };
 
@@ -398,7 +398,8 @@ static void br_free(void *opaque, void *p)
     (void)opaque;
     if (!p)
         return;
-    struct br_blk *b = (struct br_blk *)(void *)((unsigned char *)p - offsetof(struct br_blk, data));
+    struct br_blk *b =
+        (struct br_blk *)(void *)((unsigned char *)p - offsetof(struct br_blk, data));
     b->link.prev->next = b->link.next;
     b->link.next->prev = b->link.prev;
     inject_free(b);
@@ -450,8 +451,8 @@ int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, 
     e->br_list.next = e->br_list.prev = &e->br_list;
     int err = VP_ERR_NOMEM;
     if (coding == INJECT_CODING_GZIP || coding == INJECT_CODING_DEFLATE) {
-        int wbits = coding == INJECT_CODING_GZIP ? 16 + MAX_WBITS
-                                                 : (raw_deflate ? -MAX_WBITS : MAX_WBITS);
+        int wbits =
+            coding == INJECT_CODING_GZIP ? 16 + MAX_WBITS : (raw_deflate ? -MAX_WBITS : MAX_WBITS);
         e->z.zalloc = z_alloc;
         e->z.zfree = z_free;
         int r = deflateInit2(&e->z, level, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY);
@@ -462,8 +463,8 @@ int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, 
         e->zinit = true;
     } else if (coding == INJECT_CODING_BR) {
         if (level < BROTLI_MIN_QUALITY || level > BROTLI_MAX_QUALITY ||
-            (window_log && (window_log < BROTLI_MIN_WINDOW_BITS ||
-                            window_log > BROTLI_MAX_WINDOW_BITS))) {
+            (window_log &&
+             (window_log < BROTLI_MIN_WINDOW_BITS || window_log > BROTLI_MAX_WINDOW_BITS))) {
             err = VP_ERR_INVALID;
             goto fail;
         }
@@ -605,7 +606,7 @@ static int zstd_enc(struct codec_enc *e, const void *in, size_t n, unsigned flag
             return VP_ERR_NOMEM;
         if (ZSTD_isError(r))
             return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? VP_ERR_NOMEM
-                                                                         : VP_ERR_INVALID;
+                                                                        : VP_ERR_INVALID;
         if (op == ZSTD_e_continue ? ib.pos == ib.size : r == 0)
             return 0;
     }

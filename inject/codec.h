@@ -38,8 +38,8 @@ struct codec_dec;
 
 /* Creates a decoder for coding (not IDENTITY/UNSUPPORTED: VP_ERR_INVALID). lim borrowed, copied.
  * Returns 0 and sets *out, or VP_ERR_NOMEM. */
-int codec_dec_new(struct codec_dec **out, enum inject_coding coding,
-                  const struct codec_limits *lim) __attribute__((warn_unused_result));
+int codec_dec_new(struct codec_dec **out, enum inject_coding coding, const struct codec_limits *lim)
+    __attribute__((warn_unused_result));
 
 /* Decodes in[0..n) (borrowed) and passes every decoded byte to sink before returning. Returns
  * 0, VP_ERR_PROTO (corrupt), VP_ERR_LIMIT (caps), VP_ERR_NOMEM, or the sink's error. After an

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/vp_buf.h"
+#include "common/vp_err.h"
 
 static bool csp_ws(char c)
 {
@@ -23,8 +24,8 @@ static bool csp_ws(char c)
 
 static bool b64_char(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/' || c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/' || c == '-' || c == '_';
 }
 
 /* A source expression t[0..n): 'nonce-VALUE'. Sets *v, *vn to VALUE when it is a valid nonce. */
@@ -119,4 +120,197 @@ bool inject_csp_nonce(const char *csp, size_t csp_len, char *nonce_out, size_t n
         i = j + 1;
     }
     return false;
+}
+
+/* ---- rewriting ---- */
+
+struct wbuf {
+    char *p;
+    size_t cap, n;
+    bool over;
+};
+
+static void put(struct wbuf *w, const char *s, size_t n)
+{
+    if (w->over || n > w->cap - w->n || w->cap - w->n - n < 1) {
+        w->over = true;
+        return;
+    }
+    memcpy(w->p + w->n, s, n);
+    w->n += n;
+}
+
+static void put_str(struct wbuf *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+/* Iterates source expressions of a directive value: returns false at the end. */
+static bool next_token(const char *v, size_t vn, size_t *i, const char **t, size_t *tn)
+{
+    while (*i < vn && csp_ws(v[*i]))
+        (*i)++;
+    if (*i >= vn)
+        return false;
+    size_t j = *i;
+    while (j < vn && !csp_ws(v[j]))
+        j++;
+    *t = v + *i;
+    *tn = j - *i;
+    *i = j;
+    return true;
+}
+
+static bool list_has(const char *v, size_t vn, const char *lit)
+{
+    size_t i = 0, tn;
+    const char *t;
+    while (next_token(v, vn, &i, &t, &tn))
+        if (vp_slice_ieq(t, tn, lit))
+            return true;
+    return false;
+}
+
+static bool list_has_nonce(const char *v, size_t vn, const char *nonce)
+{
+    size_t i = 0, tn, nl = strlen(nonce);
+    const char *t;
+    while (next_token(v, vn, &i, &t, &tn))
+        if (tn == nl + 8 && vp_slice_iprefix(t, tn, "'nonce-") && memcmp(t + 7, nonce, nl) == 0 &&
+            t[tn - 1] == '\'')
+            return true;
+    return false;
+}
+
+static bool allows_self(const char *v, size_t vn, bool script)
+{
+    if (script && list_has(v, vn, "'strict-dynamic'"))
+        return false; /* host and 'self' sources are ignored then */
+    return list_has(v, vn, "'self'") || list_has(v, vn, "*");
+}
+
+/* Writes the source list v with `add` appended; a lone 'none' is dropped. */
+static void put_list_plus(struct wbuf *w, const char *v, size_t vn, const char *add)
+{
+    size_t i = 0, tn;
+    const char *t;
+    while (next_token(v, vn, &i, &t, &tn)) {
+        if (vp_slice_ieq(t, tn, "'none'"))
+            continue;
+        put(w, " ", 1);
+        put(w, t, tn);
+    }
+    put(w, " ", 1);
+    put_str(w, add);
+}
+
+/* Rewrites one policy p[0..n) into w. */
+static void rewrite_policy(struct wbuf *w, const char *p, size_t n, const char *nonce_src,
+                           const char *nonce, bool *tag_nonce)
+{
+    static const char *const sorder[] = {"script-src-elem", "script-src", "default-src"};
+    const char *sv = NULL, *cv = NULL, *dv = NULL;
+    size_t svn = 0, cvn = 0, dvn = 0;
+    int sk = -1;
+    for (int k = 0; k < 3; k++)
+        if (find_directive(p, n, sorder[k], &sv, &svn)) {
+            sk = k;
+            break;
+        }
+    bool has_default = find_directive(p, n, "default-src", &dv, &dvn);
+    bool has_connect = find_directive(p, n, "connect-src", &cv, &cvn);
+    bool fix_script = sk >= 0 && !list_has_nonce(sv, svn, nonce) && !allows_self(sv, svn, true);
+    if (sk >= 0)
+        *tag_nonce = true;
+    const char *conn = has_connect ? cv : (has_default ? dv : NULL);
+    size_t connn = has_connect ? cvn : dvn;
+    bool fix_connect = conn && !allows_self(conn, connn, false);
+    if (!fix_script && !fix_connect) {
+        put(w, p, n);
+        return;
+    }
+    /* copy directive by directive, editing the governing ones in place */
+    const char *script_name = sk >= 0 ? sorder[sk] : NULL;
+    bool first = true;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && p[j] != ';')
+            j++;
+        size_t a = i;
+        while (a < j && csp_ws(p[a]))
+            a++;
+        size_t b = a;
+        while (b < j && !csp_ws(p[b]))
+            b++;
+        size_t e = j;
+        while (e > b && csp_ws(p[e - 1]))
+            e--;
+        if (b > a) {
+            if (!first)
+                put(w, "; ", 2);
+            first = false;
+            put(w, p + a, b - a);
+            const char *v = p + b;
+            size_t vn = e - b;
+            bool is_script = fix_script && sk < 2 && v == sv;
+            bool is_conn = fix_connect && has_connect && v == cv;
+            if (is_script)
+                put_list_plus(w, v, vn, nonce_src);
+            else if (is_conn)
+                put_list_plus(w, v, vn, "'self'");
+            else
+                put(w, v, vn);
+        }
+        i = j + 1;
+    }
+    if (fix_script && script_name && sk == 2) { /* governed by default-src: a script-src */
+        put_str(w, first ? "script-src" : "; script-src");
+        first = false;
+        put_list_plus(w, dv, dvn, nonce_src);
+    }
+    if (fix_connect && !has_connect) {
+        put_str(w, first ? "connect-src" : "; connect-src");
+        put_list_plus(w, dv, dvn, "'self'");
+    }
+}
+
+int inject_csp_rewrite(const char *csp, size_t csp_len, const char *nonce, char *out, size_t cap,
+                       bool *tag_nonce)
+{
+    bool tn = false;
+    if (!nonce || !*nonce || !out || cap == 0)
+        return VP_ERR_INVALID;
+    size_t nl = strlen(nonce);
+    const char *v;
+    size_t vn;
+    char src[160];
+    if (nl + 9 > sizeof src)
+        return VP_ERR_INVALID;
+    memcpy(src, "'nonce-", 7);
+    memcpy(src + 7, nonce, nl);
+    src[7 + nl] = '\'';
+    src[8 + nl] = '\0';
+    if (!nonce_source(src, nl + 8, &v, &vn))
+        return VP_ERR_INVALID;
+    for (size_t k = 0; k < csp_len; k++) /* a header value: no CTLs but HTAB (RFC 9110 5.5) */
+        if (((unsigned char)csp[k] < 0x20 && csp[k] != '\t') || csp[k] == 0x7f)
+            return VP_ERR_INVALID;
+    struct wbuf w = {out, cap, 0, false};
+    size_t i = 0;
+    while (i <= csp_len && csp) {
+        size_t j = i;
+        while (j < csp_len && csp[j] != ',')
+            j++;
+        if (i > 0)
+            put(&w, ",", 1);
+        rewrite_policy(&w, csp + i, j - i, src, nonce, &tn);
+        i = j + 1;
+    }
+    if (w.over)
+        return VP_ERR_LIMIT;
+    out[w.n] = '\0';
+    if (tag_nonce)
+        *tag_nonce = tn;
+    return (int)w.n;
 }

@@ -124,10 +124,11 @@ int inject_build_tag(char *out, size_t cap, const char *src, const char *vid, co
         return VP_ERR_INVALID;
     int n;
     if (nonce)
-        n = snprintf(out, cap, "<script src=\"%s\" data-vid=\"%s\" nonce=\"%s\" async></script>",
-                     src, vid, nonce);
+        n = snprintf(out, cap,
+                     "<script src=\"%s\" data-vid=\"%s\" nonce=\"%s\" async=\"\"></script>", src,
+                     vid, nonce);
     else
-        n = snprintf(out, cap, "<script src=\"%s\" data-vid=\"%s\" async></script>", src, vid);
+        n = snprintf(out, cap, "<script src=\"%s\" data-vid=\"%s\" async=\"\"></script>", src, vid);
     if (n < 0)
         return VP_ERR_INVALID;
     if ((size_t)n >= cap)

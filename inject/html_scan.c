@@ -17,6 +17,7 @@
  * hold_from to pos) never exceeds max_tag, else the scan resolves. Every byte is examined
  * exactly once in the order given, so results do not depend on how the stream is chunked. */
 #include "config.h"
+
 #include "inject/html_scan.h"
 
 #include "common/vp_err.h"
@@ -148,7 +149,7 @@ static enum html_scan_result resolve_undecided(struct html_scan *s)
 
 static bool is_raw_element(const struct html_scan *s)
 {
-    static const char *const raw[] = {"script", "style",   "xmp",      "iframe",   "noembed",
+    static const char *const raw[] = {"script",   "style",    "xmp",      "iframe", "noembed",
                                       "noframes", "noscript", "textarea", "title"};
     for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
         if (name_is(s, raw[i]))
@@ -599,6 +600,10 @@ enum html_scan_result html_scan_feed(struct html_scan *s, const char *p, size_t 
     while (s->result == HTML_SCAN_MORE && i < n) {
         if (s->pos >= s->scan_limit) {
             resolve_undecided(s);
+            break;
+        }
+        if (s->after_head && s->pos - s->insert_at >= s->max_tag) {
+            decide_insert(s, s->insert_at); /* the held span after <head> is capped too */
             break;
         }
         if (s->hold_tag && s->pos - s->tag_start >= s->max_tag) {

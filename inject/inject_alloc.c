@@ -1,6 +1,7 @@
 /* Allocation hooks for inject/: see inject_alloc.h. Two global function pointers; the default
  * is the C library. */
 #include "config.h"
+
 #include "inject/inject_alloc.h"
 
 #include <stdint.h>

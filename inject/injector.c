@@ -18,6 +18,7 @@
  * upstream's compressed bytes cannot be spliced onto ours. FLUSH makes the encoder sync-flush;
  * END finishes it. */
 #include "config.h"
+
 #include "inject/injector.h"
 
 #include <event2/buffer.h>

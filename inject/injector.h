@@ -48,7 +48,25 @@ bool inject_wanted(const struct inject_response_info *info);
  * true; returns false when there is none or it does not fit nonce_cap. */
 bool inject_csp_nonce(const char *csp, size_t csp_len, char *nonce_out, size_t nonce_cap);
 
-/* Builds the tag: <script src="{src}" data-vid="{vid}" [nonce="{nonce}"] async></script>.
+/* Rewrites one Content-Security-Policy or Content-Security-Policy-Report-Only header value
+ * (csp, csp_len bytes, borrowed) so that our tag, carrying nonce (NUL-terminated base64, e.g.
+ * from inject_csp_nonce or a fresh random one), may load, and the beacon may POST to 'self'.
+ * Per policy in the value: when the directive governing script elements (script-src-elem, else
+ * script-src, else default-src) neither lists 'nonce-<nonce>' nor allows 'self' (or '*')
+ * without 'strict-dynamic', 'nonce-<nonce>' is added to it (to a new script-src copied from
+ * default-src when that is the one governing); when connect-src (else default-src) does not
+ * allow 'self', 'self' is added likewise. A lone 'none' is replaced. Nothing else changes:
+ * never 'unsafe-inline' or 'unsafe-eval', other directives untouched, and an unchanged policy is
+ * copied byte for byte. Writes the result into out (cap bytes, NUL-terminated); sets *tag_nonce
+ * (when not NULL) to true when some policy restricts scripts, i.e. the tag should carry the
+ * nonce. Returns the output length, VP_ERR_LIMIT when it does not fit, VP_ERR_INVALID for a
+ * nonce that is empty or not base64/base64url, or a value holding control characters other
+ * than HTAB. Re-entrant. */
+int inject_csp_rewrite(const char *csp, size_t csp_len, const char *nonce, char *out, size_t cap,
+                       bool *tag_nonce) __attribute__((warn_unused_result));
+
+/* Builds the tag: <script src="{src}" data-vid="{vid}" [nonce="{nonce}"] async=""></script>
+ * (async="" rather than a bare async: the same in HTML, and well-formed XML for XHTML pages).
  * All inputs NUL-terminated and borrowed; nonce may be NULL. Writes into out (cap bytes, NUL
  * terminated). Returns the tag length, or VP_ERR_LIMIT when it does not fit, VP_ERR_INVALID when
  * an input holds characters that would need escaping in an attribute. */

@@ -12,22 +12,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/vp_err.h"
 #include "store/store_internal.h"
 
+/* Time bounds are plain comparisons (no "?1 = 0 OR ..."), so SQLite can range-scan the
+ * started_at / accept_us indexes: an absent bound is bound as 0 / UNTIL_NONE (prep_filter). */
 #define VIEW_FILTER                                                                               \
-    " (?1 = 0 OR v.started_at >= ?1) AND (?2 = 0 OR v.started_at < ?2)"                          \
+    " v.started_at >= ?1 AND v.started_at < ?2"                                                  \
     " AND (?3 IS NULL OR v.route = ?3) AND (?4 IS NULL OR v.device = ?4)"                         \
     " AND (?5 IS NULL OR v.browser = ?5) AND (?6 IS NULL OR v.ect = ?6)"                          \
     " AND (?7 IS NULL OR v.label = ?7) "
 
 /* Requests: time and label on the record, route through the view it belongs to. */
 #define REQ_FILTER                                                                                \
-    " (?1 = 0 OR q.accept_us >= ?1 * 1000) AND (?2 = 0 OR q.accept_us < ?2 * 1000)"              \
+    " q.accept_us >= ?1 * 1000 AND q.accept_us < ?2 * 1000"                                      \
     " AND (?3 IS NULL OR q.view_id IN (SELECT id FROM views WHERE route = ?3))"                   \
     " AND (?7 IS NULL OR q.label = ?7) "
 
+#define UNTIL_NONE (INT64_MAX / 1000) /* ms; also safe once multiplied to us */
 #define FINDINGS_PER_TYPE 20
 #define JS_OVER_DEFAULT 200000.0
 
@@ -47,8 +51,8 @@ static int prep_filter(struct store_reader *r, const char *sql, const struct que
         f = &none;
     if (sqlite3_prepare_v2(store_reader_sqlite(r), sql, -1, st, NULL) != SQLITE_OK)
         return VP_ERR_DB;
-    sqlite3_bind_int64(*st, 1, f->since_ms);
-    sqlite3_bind_int64(*st, 2, f->until_ms);
+    sqlite3_bind_int64(*st, 1, f->since_ms > 0 ? f->since_ms : 0);
+    sqlite3_bind_int64(*st, 2, f->until_ms > 0 ? f->until_ms : UNTIL_NONE);
     bind_opt(*st, 3, f->route);
     bind_opt(*st, 4, f->device);
     bind_opt(*st, 5, f->browser);
@@ -511,4 +515,173 @@ int query_findings(struct store_reader *r, const struct query_filter *f, const c
     }
     *out = json_pack("{s:o}", "findings", arr);
     return *out ? 0 : VP_ERR_NOMEM;
+}
+
+/* Adds value to obj[route][key], creating the route object (in routes, indexed by index) on
+ * first use; lists stop growing at QUERY_SAMPLES_MAX. */
+static int sample_add(json_t *routes, json_t *index, const char *route, const char *key,
+                      double value)
+{
+    json_t *ro = json_object_get(index, route);
+    if (!ro) {
+        ro = json_pack("{s:s}", "route", route);
+        if (!ro || json_array_append_new(routes, ro) || json_object_set(index, route, ro))
+            return VP_ERR_NOMEM;
+    }
+    json_t *arr = json_object_get(ro, key);
+    if (!arr) {
+        arr = json_array();
+        if (!arr || json_object_set_new(ro, key, arr))
+            return VP_ERR_NOMEM;
+    }
+    if (json_array_size(arr) >= QUERY_SAMPLES_MAX)
+        return 0;
+    return json_array_append_new(arr, json_real(value)) ? VP_ERR_NOMEM : 0;
+}
+
+int query_samples(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
+                  json_t **out)
+{
+    static const char metrics_sql[] =
+        "SELECT coalesce(v.route, ''), m.name, max(m.value) FROM views v JOIN metrics m ON "
+        "m.view_id = v.id WHERE m.name IN ('LCP', 'CLS', 'INP', 'FCP', 'TTFB') AND" VIEW_FILTER
+        "GROUP BY v.id, m.name ORDER BY v.started_at DESC LIMIT 1000000";
+    static const char api_sql[] =
+        "SELECT coalesce(q.method, ''), coalesce(q.route, ''), (q.last_byte_us - CASE WHEN "
+        "q.head_done_us > 0 THEN q.head_done_us ELSE q.accept_us END) / 1000.0 FROM requests q "
+        "WHERE" REQ_FILTER "AND q.path IS NOT NULL AND substr(q.path, 1, length(?8)) = ?8 AND "
+        "q.last_byte_us > 0 AND q.accept_us > 0 ORDER BY q.accept_us DESC LIMIT 1000000";
+    json_t *routes = json_array(), *index = json_object(), *api = json_array(),
+           *api_index = json_object();
+    sqlite3_stmt *st = NULL;
+    int rc = VP_ERR_NOMEM, s;
+    if (!routes || !index || !api || !api_index)
+        goto done;
+    if ((rc = prep_filter(r, metrics_sql, f, &st)))
+        goto done;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *route = (const char *)sqlite3_column_text(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        if (route && name &&
+            (rc = sample_add(routes, index, route, name, sqlite3_column_double(st, 2))))
+            goto done;
+    }
+    if (s != SQLITE_DONE) {
+        rc = VP_ERR_DB;
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* initial JS per view, defined as in query_initial_js */
+    static const char js_sql[] =
+        "SELECT coalesce(v.route, ''), sum(CASE WHEN (r.initiator = 'script' OR "
+        "(r.initiator = 'link' AND (r.p LIKE '%.js' OR r.p LIKE '%.mjs'))) AND "
+        "(n.load_start IS NULL OR n.load_start <= 0 OR coalesce(r.start_ms, 0) < n.load_start) "
+        "THEN CASE WHEN r.transfer_size > 0 THEN r.transfer_size ELSE "
+        "coalesce(r.encoded_size, 0) END ELSE 0 END) "
+        "FROM views v JOIN (SELECT view_id, initiator, start_ms, transfer_size, encoded_size, "
+        "CASE WHEN instr(url, '?') > 0 THEN substr(url, 1, instr(url, '?') - 1) ELSE url END "
+        "AS p FROM resources) r ON r.view_id = v.id LEFT JOIN navigation n ON n.view_id = v.id "
+        "WHERE" VIEW_FILTER "GROUP BY v.id ORDER BY v.started_at DESC LIMIT 100000";
+    if ((rc = prep_filter(r, js_sql, f, &st)))
+        goto done;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *route = (const char *)sqlite3_column_text(st, 0);
+        if (route && (rc = sample_add(routes, index, route, "JS", sqlite3_column_double(st, 1))))
+            goto done;
+    }
+    if (s != SQLITE_DONE) {
+        rc = VP_ERR_DB;
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (api_prefix) {
+        if ((rc = prep_filter(r, api_sql, f, &st)))
+            goto done;
+        sqlite3_bind_text(st, 8, api_prefix, -1, SQLITE_TRANSIENT);
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *method = (const char *)sqlite3_column_text(st, 0);
+            const char *route = (const char *)sqlite3_column_text(st, 1);
+            char key[700];
+            if (!method || !route ||
+                snprintf(key, sizeof key, "%.16s %.600s", method, route) < 0)
+                continue;
+            json_t *ao = json_object_get(api_index, key);
+            if (!ao) {
+                ao = json_pack("{s:s,s:s,s:[]}", "route", route, "method", method, "ms");
+                if (!ao || json_array_append_new(api, ao) || json_object_set(api_index, key, ao)) {
+                    rc = VP_ERR_NOMEM;
+                    goto done;
+                }
+            }
+            json_t *ms = json_object_get(ao, "ms");
+            if (json_array_size(ms) < QUERY_SAMPLES_MAX &&
+                json_array_append_new(ms, json_real(sqlite3_column_double(st, 2)))) {
+                rc = VP_ERR_NOMEM;
+                goto done;
+            }
+        }
+        if (s != SQLITE_DONE) {
+            rc = VP_ERR_DB;
+            goto done;
+        }
+    }
+    *out = json_pack("{s:O,s:O}", "routes", routes, "api", api);
+    rc = *out ? 0 : VP_ERR_NOMEM;
+done:
+    sqlite3_finalize(st);
+    json_decref(routes);
+    json_decref(index);
+    json_decref(api);
+    json_decref(api_index);
+    return rc;
+}
+
+static json_t *iso_of(int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char b[40];
+    if (!gmtime_r(&t, &tm))
+        return json_null();
+    size_t n = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 || snprintf(b + n, sizeof b - n, ".%03dZ", (int)(ms % 1000)) < 0)
+        return json_null();
+    return json_string(b);
+}
+
+int query_labels(struct store_reader *r, json_t **out)
+{
+    static const char sql[] = "SELECT label, count(*), min(started_at), max(started_at) FROM "
+                              "views WHERE label IS NOT NULL GROUP BY label "
+                              "ORDER BY max(started_at) DESC LIMIT 200";
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    if (!arr)
+        return VP_ERR_NOMEM;
+    int rc = prep_filter(r, sql, NULL, &st), s;
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *label = (const char *)sqlite3_column_text(st, 0);
+        json_t *o = json_pack("{s:s,s:I,s:o,s:o}", "label", label ? label : "", "views",
+                              (json_int_t)sqlite3_column_int64(st, 1), "first",
+                              iso_of(sqlite3_column_int64(st, 2)), "last",
+                              iso_of(sqlite3_column_int64(st, 3)));
+        if (!o || json_array_append_new(arr, o)) {
+            rc = VP_ERR_NOMEM;
+            break;
+        }
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = VP_ERR_DB;
+    sqlite3_finalize(st);
+    if (rc == 0 && !(*out = json_pack("{s:o}", "labels", arr)))
+        return VP_ERR_NOMEM;
+    if (rc)
+        json_decref(arr);
+    return rc;
 }

@@ -41,4 +41,19 @@ int query_targets(struct store_reader *r, const struct query_filter *f, int top,
 int query_findings(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
                    json_t **out) __attribute__((warn_unused_result));
 
+
+/* Samples for before/after comparisons: per route, the final value of each metric for every
+ * view matching f (LCP CLS INP FCP TTFB), the initial JS bytes of the views that reported
+ * resources (JS), and, per API route under api_prefix, the proxy-timed latencies (ms):
+ * {"routes":[{"route","LCP":[..],"CLS":[..],"INP":[..],"FCP":[..],"TTFB":[..],"JS":[..]}],
+ *  "api":[{"route","method","ms":[..]}]}. At most QUERY_SAMPLES_MAX values per list (newest
+ * first); api_prefix NULL = no API samples. */
+#define QUERY_SAMPLES_MAX 20000
+int query_samples(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
+                  json_t **out) __attribute__((warn_unused_result));
+
+/* Run labels with their span: {"labels":[{"label","views","first","last"}]} (ISO-8601 UTC ms),
+ * most recent first, at most 200. */
+int query_labels(struct store_reader *r, json_t **out) __attribute__((warn_unused_result));
+
 #endif

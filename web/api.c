@@ -21,7 +21,9 @@
 #include "store/query.h"
 #include "store/query_report.h"
 #include "web/budget.h"
+#include "web/compare.h"
 #include "web/export.h"
+#include "web/html_export.h"
 #include "web/params.h"
 
 #define VIEW_ID_MIN 8
@@ -30,11 +32,14 @@
 
 static const struct budget *cfg_budget;
 static const char *cfg_api_prefix = "/api/";
+static struct web_api_config cfg_all;
 
 void web_api_configure(const struct web_api_config *cfg)
 {
-    cfg_budget = cfg ? cfg->budget : NULL;
-    cfg_api_prefix = cfg && cfg->api_prefix ? cfg->api_prefix : "/api/";
+    static const struct web_api_config none = {0};
+    cfg_all = cfg ? *cfg : none;
+    cfg_budget = cfg_all.budget;
+    cfg_api_prefix = cfg_all.api_prefix ? cfg_all.api_prefix : "/api/";
 }
 
 static int reply_error(struct web_reply *reply, int status, const char *msg)
@@ -151,6 +156,71 @@ static int findings(struct store_reader *r, const struct query_filter *f, json_t
     return 0;
 }
 
+/* compare?a=SIDE&b=SIDE[&route=][&min_views=][&seed=] (web/compare.h). */
+static int compare_reply(struct store_reader *r, const struct web_params *p,
+                         const struct query_filter *f, struct web_reply *reply)
+{
+    const char *a = web_params_get(p, "a"), *b = web_params_get(p, "b");
+    const char *mv = web_params_get(p, "min_views"), *sd = web_params_get(p, "seed");
+    struct query_filter fa, fb;
+    char err[200], msg[220];
+    if (!a || !b || !*a || !*b)
+        return reply_error(reply, 400, "a, b: both sides are required (labels or FROM..TO)");
+    int64_t now = vp_now_ms();
+    const char *which = "a";
+    if (compare_parse_side(a, now, &fa, err, sizeof err) != 0 ||
+        (which = "b", compare_parse_side(b, now, &fb, err, sizeof err) != 0)) {
+        if (snprintf(msg, sizeof msg, "%s: %s", which, err) < 0)
+            msg[0] = '\0';
+        return reply_error(reply, 400, msg);
+    }
+    long min_n = COMPARE_MIN_N_DEFAULT, seed = 1;
+    char *end;
+    if (mv && *mv && ((min_n = strtol(mv, &end, 10)) < 1 || min_n > 1000000 || *end))
+        return reply_error(reply, 400, "min_views: expected an integer from 1 to 1000000");
+    if (sd && *sd && ((seed = strtol(sd, &end, 10)) < 0 || seed > 2147483647L || *end))
+        return reply_error(reply, 400, "seed: expected a non-negative integer");
+    fa.route = fb.route = f->route;
+    json_t *sa = NULL, *sb = NULL, *res = NULL;
+    int rc = query_samples(r, &fa, cfg_api_prefix, &sa);
+    if (rc == 0)
+        rc = query_samples(r, &fb, cfg_api_prefix, &sb);
+    if (rc == 0)
+        rc = compare_samples(sa, sb, (uint64_t)seed, (int)min_n, &res);
+    json_decref(sa);
+    json_decref(sb);
+    return rc ? reply_rc(reply, rc) : reply_json(reply, res);
+}
+
+/* GET label / POST label?name=X (web.h: label_get / label_set). */
+static int label_reply(const char *method, const struct web_params *p, struct web_reply *reply)
+{
+    if (!cfg_all.label_get || !cfg_all.label_set) {
+        if (strcmp(method, "POST") == 0)
+            return reply_error(reply, 501, "label switching is not available");
+        json_t *o = json_pack("{s:n,s:b}", "label", "switchable", 0);
+        return o ? reply_json(reply, o) : reply_rc(reply, VP_ERR_NOMEM);
+    }
+    if (strcmp(method, "POST") == 0) {
+        const char *name = web_params_get(p, "name");
+        if (!name)
+            return reply_error(reply, 400, "name: required (empty to clear the label)");
+        size_t n = strlen(name);
+        if (n > 64)
+            return reply_error(reply, 400, "name: at most 64 bytes");
+        int rc = cfg_all.label_set(cfg_all.label_arg, n ? name : NULL);
+        if (rc)
+            return reply_error(reply, rc == VP_ERR_INVALID ? 400 : 500, "could not set the label");
+    }
+    char cur[80] = "";
+    if (cfg_all.label_get(cfg_all.label_arg, cur, sizeof cur) != 0)
+        return reply_error(reply, 500, "could not read the label");
+    cur[sizeof cur - 1] = '\0';
+    json_t *o = json_pack("{s:o,s:b}", "label", cur[0] ? json_string(cur) : json_null(),
+                          "switchable", 1);
+    return o ? reply_json(reply, o) : reply_rc(reply, VP_ERR_NOMEM);
+}
+
 static int budget_reply(struct store_reader *r, const struct query_filter *f,
                         struct web_reply *reply)
 {
@@ -180,7 +250,7 @@ static int handle_view(struct store_reader *r, const char *rest, struct web_repl
     const char *slash = strchr(id, '/');
     size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
     const char *sub = slash ? slash + 1 : NULL;
-    if (sub && strcmp(sub, "har") != 0 && strcmp(sub, "csv") != 0)
+    if (sub && strcmp(sub, "har") != 0 && strcmp(sub, "csv") != 0 && strcmp(sub, "html") != 0)
         return reply_error(reply, 404, "not found");
     if (!valid_view_id(id, idlen))
         return reply_error(reply, 400, "view id: expected 8 to 64 characters [A-Za-z0-9_-]");
@@ -201,6 +271,19 @@ static int handle_view(struct store_reader *r, const char *rest, struct web_repl
     int rc = query_view(r, idz, &j);
     if (rc)
         return reply_rc(reply, rc);
+    if (sub && strcmp(sub, "html") == 0) {
+        if (snprintf(fname, sizeof fname, "vitals-%s.html", idz) < 0)
+            fname[0] = '\0';
+        reply->content_type = "text/html; charset=utf-8";
+        attach(reply, fname);
+        rc = html_export_view(reply->body, j);
+        json_decref(j);
+        if (rc) {
+            reply->content_disposition[0] = '\0';
+            return reply_rc(reply, rc);
+        }
+        return 0;
+    }
     if (sub) {
         if (snprintf(fname, sizeof fname, "vitals-%s.csv", idz) < 0)
             fname[0] = '\0';
@@ -218,10 +301,11 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     reply->status = 200;
     reply->content_type = "application/json";
     reply->content_disposition[0] = '\0';
-    if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0))
-        return reply_error(reply, 405, "method not allowed: use GET");
     if (!rest)
         rest = "";
+    bool is_post = method && strcmp(method, "POST") == 0 && strcmp(rest, "label") == 0;
+    if (!method || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 && !is_post))
+        return reply_error(reply, 405, "method not allowed: use GET");
 
     struct web_params p;
     struct query_filter f;
@@ -230,6 +314,10 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     if (web_params_parse(&p, query, err, sizeof err) != 0 ||
         web_filter_from_params(&p, vp_now_ms(), &f, err, sizeof err) != 0) {
         rc = reply_error(reply, 400, err);
+        goto done;
+    }
+    if (strcmp(rest, "label") == 0) { /* proxy state, not the database */
+        rc = label_reply(method, &p, reply);
         goto done;
     }
     if (!r) {
@@ -276,6 +364,10 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     } else if (strcmp(rest, "targets") == 0) {
         rc = (rc = query_targets(r, &f, TARGETS_TOP, &j)) != 0 ? reply_rc(reply, rc)
                                                                 : reply_json(reply, j);
+    } else if (strcmp(rest, "labels") == 0) {
+        rc = (rc = query_labels(r, &j)) != 0 ? reply_rc(reply, rc) : reply_json(reply, j);
+    } else if (strcmp(rest, "compare") == 0) {
+        rc = compare_reply(r, &p, &f, reply);
     } else if (strcmp(rest, "findings") == 0) {
         rc = (rc = findings(r, &f, &j)) != 0 ? reply_rc(reply, rc) : reply_json(reply, j);
     } else if (strcmp(rest, "js") == 0) {

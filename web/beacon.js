@@ -1,9 +1,13 @@
 /* vitals-proxy beacon (design: web/beacon.md): Web Vitals as web-vitals v6, attribution, waterfall,
-* soft navigations, bfcache. A view sends changed metrics and unsent resources once, <= 48 KiB. */
+ * soft navigations, bfcache. A view sends changed metrics and unsent resources once, <= 48 KiB. */
 ((w, d, P, N, M) => {
 let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]'),
 	ds = tag && tag.dataset, smp = ds && parseFloat(ds.sample), EP = tag && tag.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
 	sup = w.PerformanceObserver && PerformanceObserver.supportedEntryTypes || [],
+	RK = `startTime s redirectStart rds redirectEnd rde fetchStart fs domainLookupStart dls domainLookupEnd dle
+		connectStart cs connectEnd ce secureConnectionStart scs requestStart rqs responseStart rps responseEnd rpe
+		domInteractive di domContentLoadedEventStart dcl domContentLoadedEventEnd dcle domComplete dc
+		loadEventStart ls loadEventEnd le`.split(/\s+/),
 	V = [], A = 0, k = 0, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
 	on = (t, f, o = w) => o.addEventListener(t, f, {capture: true, passive: true}),
 	key = () => location.pathname + (ds.keepQuery != null ? location.search : ''),
@@ -30,7 +34,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		}
 		return s;
 	},
-	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, sv: 0, se: [],
+	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, se: [],
 		il: [], im: new Map(), ic: P.interactionCount || 0}) => (V.push(v) > 20 && V.shift(), v),
 	vat = t => V.findLast(v => v.t <= t) || V[0],
 	set = (v, n, val, a, f) => Object.assign(v.m[n] ||= {n, id: v.vid + '-' + n}, {v: val, a, f}),
@@ -39,12 +43,11 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	renc = (e, t0, o = {u: rel(e.name), i: e.initiatorType, d: r1(e.duration), ts: e.transferSize,
 		eb: e.encodedBodySize, db: e.decodedBodySize, p: e.nextHopProtocol, rb: e.renderBlockingStatus,
 		st: e.responseStatus, dt: e.deliveryType, ty: e.type, rc: e.redirectCount,
-		sv: e.serverTiming && e.serverTiming.slice(0, 16).map(x => ({n: x.name.slice(0, 200), d: max(x.duration, 0), de: x.description.slice(0, 200)}))}) => (
-		'startTime s redirectStart rds redirectEnd rde fetchStart fs domainLookupStart dls domainLookupEnd dle ' +
-		'connectStart cs connectEnd ce secureConnectionStart scs requestStart rqs responseStart rps responseEnd rpe ' +
-		'domInteractive di domContentLoadedEventStart dcl domContentLoadedEventEnd dcle domComplete dc ' +
-		'loadEventStart ls loadEventEnd le').replace(/(\w+) (\w+)/g, (_, f, k) => e[f] > 0 && (o[k] = max(r1(e[f] - t0), 0))) && o,
-	len = o => new Blob([JSON.stringify(o)]).size,
+		sv: e.serverTiming && e.serverTiming.slice(0, 16).map(x => ({n: x.name.slice(0, 200), d: max(x.duration, 0), de: x.description.slice(0, 200)}))}) => {
+		for (let i = 0; RK[i]; i += 2) e[RK[i]] > 0 && (o[RK[i + 1]] = max(r1(e[RK[i]] - t0), 0));
+		return o;
+	},
+	len = (o, s = JSON.stringify(o)) => s.length + s.replace(/[\0-\x7f]+/g, '').length * 2,
 	post = o => {
 		o = JSON.stringify(o);
 		let F = k => fetch(EP, {method: 'POST', body: o, keepalive: k});
@@ -81,8 +84,8 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	drain = () => (lcpFin(), take(cls), take(inp)),
 	fin = v => (inpSet(v), flush(v, 1)),
 	hide = () => (drain(), V.forEach(fin)),
-	soft = (c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
-		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t ? lastIn : t), 'CLS', 0),
+	soft = (tr, c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
+		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t && !tr ? lastIn : t), 'CLS', 0),
 		c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || !v.res.push(e)),
 		c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
 		fin(c)),
@@ -110,7 +113,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 			if (lcpDone || !e || e.startTime >= hid) return;
 			lt = e.element ? sel(e.element) : e.id ? '#' + e.id : undefined;
 			set(H, 'LCP', max(e.startTime - A, 0), (T = ttfb0(), val = H.m.LCP.v, ok = r => r.name == e.url && (r.requestStart || r.startTime) <= e.startTime,
-				r = e.url && (H.res.findLast(ok) || P.getEntriesByType('resource').findLast(ok)),
+				r = e.url && H.res.findLast(ok),
 				rs = max(T, r ? (r.requestStart || r.startTime) - A : 0), re = min(val, max(rs, r ? r.responseEnd - A : 0))) =>
 				({target: lt, url: e.url && rel(e.url), ttfb: T, loadDelay: rs - T, loadDuration: re - rs, renderDelay: val - re}));
 		});
@@ -123,8 +126,9 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 				if (e.interactionId && (x || !L[9] || e.duration > L[9].l)) {
 					if (!x) v.im.set(e.interactionId, x = {id: e.interactionId, l: e.duration, e: [e]}), L.push(x);
 					else if (e.duration > x.l) x.e = [e], x.l = e.duration;
+					else if (e.duration == x.l && e.startTime == x.e[0].startTime) x.e.push(e);
 					L.sort((a, b) => b.l - a.l).splice(10).map(y => v.im.delete(y.id));
-					x.s ||= sel(x.e[0].target);
+					x.s ||= sel((x.e.find(y => y.target) || {}).target);
 				}
 			}), {durationThreshold: 40});
 		inp && inp.observe({type: 'first-input', buffered: true});
@@ -143,11 +147,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		on('pageshow', (e, v) => e.persisted && (v = view('back-forward-cache', e.timeStamp),
 			setTimeout(() => hid = d.hidden ? 0 : INF), set(v, 'CLS', 0), set(v, 'TTFB', 0, 0, 1),
 			requestAnimationFrame(() => requestAnimationFrame(() => set(v, 'FCP', P.now() - e.timeStamp, 0, 1) && set(v, 'LCP', v.m.FCP.v, 0, 1)))));
-		for (let f of ['pushState', 'replaceState']) {
-			let o = history[f];
-			history[f] = function (...a) { let r = o.apply(this, a); try { soft(); } catch (e) {} return r; };
-		}
-		on('popstate', () => soft());
+		w.navigation && on('currententrychange', e => soft(e.navigationType == 'traverse'), navigation);
 		for (let t of ['pointerdown', 'keydown']) on(t, e => e.isTrusted && (lastIn = e.timeStamp));
 	};
 if (!tag || !sup[0] || w.__vpb || smp >= 0 && M.random() >= smp) return;
@@ -155,7 +155,7 @@ w.__vpb = 1;
 try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
 H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
-	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.P.now() + M.random().toString(36).slice(2));
+	: (n0.type || 'navigate').replace('_', '-'), 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
 obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);

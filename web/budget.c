@@ -48,6 +48,9 @@ __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errle
     if (vsnprintf(err, errlen, fmt, ap) < 0)
         err[0] = '\0';
     va_end(ap);
+    for (char *c = err; *c; c++) /* names echoed from the file stay on one line */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
 }
 
 static int metric_index(const char *name)
@@ -468,6 +471,15 @@ bool budget_has_metric(const struct budget *b, const char *metric)
 {
     for (size_t i = 0; i < b->n; i++)
         if (b->rules[i].metric == metric_index(metric))
+            return true;
+    return false;
+}
+
+bool budget_covers(const struct budget *b, const char *route, const char *metric)
+{
+    int m = metric_index(metric);
+    for (size_t i = 0; m >= 0 && i < b->n; i++)
+        if (b->rules[i].metric == m && budget_pattern_match(b->rules[i].pattern, route))
             return true;
     return false;
 }

@@ -80,6 +80,9 @@ int budget_check(struct store_reader *r, const struct query_filter *f, const str
 /* true when b has a rule for metric ("LCP", ..., "API", "JS"). */
 bool budget_has_metric(const struct budget *b, const char *metric);
 
+/* true when some rule of b budgets metric on route (its pattern matches route). */
+bool budget_covers(const struct budget *b, const char *route, const char *metric);
+
 /* One human line for a result: "/checkout LCP p75 3120 ms > limit 2000 ms (n=42)". */
 int budget_format_result(const json_t *result, char *out, size_t cap);
 

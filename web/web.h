@@ -42,13 +42,22 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
     __attribute__((warn_unused_result));
 
 /* Configuration of the API handlers, set once at start-up before any web_api_handle call
- * (not thread-safe against concurrent handlers). budget: borrowed, must outlive every handler
+ * (not thread-safe against concurrent handlers; the struct is copied). budget: borrowed, must outlive every handler
  * call; NULL = the default budget (web/budget.h). api_prefix: paths counted as API routes for
  * the latency table and the API budget (borrowed; NULL = "/api/"). */
 struct budget;
 struct web_api_config {
     const struct budget *budget;
     const char *api_prefix;
+    /* Run label switching (issue 8), optional: GET api/label reads it, POST api/label?name=X
+     * sets it (empty name clears it). Both are called on API threads, so they must be
+     * thread-safe. label_get writes the current label (NUL-terminated, "" = none) into out
+     * (cap bytes) and returns 0; label_set receives a validated label (1..64 bytes, no control
+     * characters) or NULL and returns 0 or a negative vp_err. Replies {"label":..,"switchable":..};
+     * unset: GET gives {"label":null,"switchable":false}, POST 501. */
+    int (*label_get)(void *arg, char *out, size_t cap);
+    int (*label_set)(void *arg, const char *label);
+    void *label_arg;
 };
 void web_api_configure(const struct web_api_config *cfg);
 

@@ -7,6 +7,7 @@
 //
 // usage: node harness.mjs --listen PORT --upstream http://127.0.0.1:PORT [--inject] [--sample X]
 import http from 'node:http';
+import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
@@ -137,6 +138,19 @@ const server = http.createServer(async (req, res) => {
     if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/plain' });
     res.end(`${e.message}\n`);
   }
+});
+// Upgrade requests (the dev server's HMR WebSocket) are tunnelled byte for byte.
+server.on('upgrade', (req, sock, head) => {
+  const up = net.connect(Number(upstream.port), upstream.hostname, () => {
+    up.write(`${req.method} ${req.url} HTTP/1.1\r\n`);
+    for (let i = 0; i < req.rawHeaders.length; i += 2) up.write(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`);
+    up.write('\r\n');
+    up.write(head);
+    up.pipe(sock);
+    sock.pipe(up);
+  });
+  up.on('error', () => sock.destroy());
+  sock.on('error', () => up.destroy());
 });
 server.listen(port, '127.0.0.1', () => {
   console.log(`harness listening on ${server.address().port} (${inject ? 'inject' : 'tee'} -> ${upstream.href})`);

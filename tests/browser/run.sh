@@ -17,7 +17,7 @@ cleanup() {
     for p in $pids; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
     sleep 0.3
     for p in $pids; do kill -KILL -- "-$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
+    rm -rf "$tmp" "$here/.hmr-site"
 }
 trap cleanup EXIT INT TERM
 
@@ -78,13 +78,31 @@ wait_http "http://127.0.0.1:$front_port/__test/beacons" "$tmp/harness.log"
 
 echo "# app :$app_port, front :$front_port, ${proxy:-no proxy: the harness injects the beacon}"
 status=0
+export TAP_STATE="$tmp/tap"
 node tests.mjs "http://localhost:$front_port" $mode || status=$?
+
+# HMR: a copy of the app under `next dev`, behind its own proxy (or harness)
+rm -rf .hmr-site && mkdir .hmr-site && cp -r site/app site/public site/next.config.mjs .hmr-site/
+dev_port=$(free_port)
+start "$tmp/next-dev.log" node_modules/.bin/next dev .hmr-site -H 127.0.0.1 -p "$dev_port"
+wait_http "http://127.0.0.1:$dev_port/api/ping" "$tmp/next-dev.log"
+front2_port=$(free_port)
+if [ -n "$proxy" ]; then
+    start "$tmp/proxy-dev.log" "$proxy" --listen "127.0.0.1:$front2_port" --upstream "http://127.0.0.1:$dev_port" \
+        --db "$tmp/vitals-dev.db"
+    wait_http "http://127.0.0.1:$front2_port/__vitals/healthz" "$tmp/proxy-dev.log"
+else
+    start "$tmp/harness-dev.log" node harness.mjs --listen "$front2_port" --upstream "http://127.0.0.1:$dev_port" --inject
+    wait_http "http://127.0.0.1:$front2_port/__test/beacons" "$tmp/harness-dev.log"
+fi
+node hmr.mjs "http://localhost:$front2_port" "$here/.hmr-site" $(($(cat "$TAP_STATE") + 1)) || status=$?
+echo "1..$(cat "$TAP_STATE")"
 if [ $status -ne 0 ]; then
-    for f in next proxy harness; do
+    for f in next proxy harness next-dev proxy-dev harness-dev; do
         [ -f "$tmp/$f.log" ] && { echo "# --- $f log (tail)"; tail -20 "$tmp/$f.log" | sed 's/^/# /'; }
     done
 fi
-if [ -f "$tmp/proxy.log" ] && grep -q 'Sanitizer' "$tmp/proxy.log"; then
+if cat "$tmp"/proxy*.log 2>/dev/null | grep -q 'Sanitizer'; then
     echo "# sanitizer report in the proxy log"; status=1
 fi
 exit $status

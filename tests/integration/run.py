@@ -43,6 +43,13 @@ SRCDIR = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "support"))
 import upstream as up  # noqa: E402  (pattern helpers, WebSocket framing)
 
+if (up.brotli is None or up.zstandard is None) and os.path.exists("/usr/bin/python3") and \
+        os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") and \
+        not os.environ.get("VP_ITEST_REEXEC"):
+    # Decoding br/zstd responses needs python3-brotli/zstandard: use the Debian interpreter.
+    os.environ["VP_ITEST_REEXEC"] = "1"
+    os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "ERROR: ThreadSanitizer", "WARNING: ThreadSanitizer")
 MIB = 1024 * 1024
@@ -53,6 +60,7 @@ FLAGS = {
     "upstream_timeout": "--upstream-timeout {}",
     "max_connections": "--max-connections {}",
     "workers": "--workers {}",
+    "idle_timeout": "--idle-timeout {}",
 }
 
 
@@ -420,10 +428,11 @@ class Conn:
         self.sock.close()
 
 
-def get(port, path, headers=(), method="GET", conn=None, host="itest.local"):
+def get(port, path, headers=(), method="GET", conn=None, host="itest.local", body=b""):
     c = conn or Conn(port)
     extra = "".join("%s: %s\r\n" % h for h in headers)
-    c.send(("%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (method, path, host, extra)).encode())
+    c.send(("%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (method, path, host, extra)).encode()
+           + body)
     r = c.read_response(method)
     if conn is None:
         c.close()
@@ -637,6 +646,7 @@ def t_download(ctx):
     status, _, headers = c.read_head()
     check(status == 200, "status %d" % status)
     got = len(c.buf)
+    t_slow = time.time()
     # Slow phase: read 4 MiB in small pieces, then stop reading for 2 s.
     while got < 4 * MIB:
         data = c.sock.recv(16384)
@@ -646,8 +656,9 @@ def t_download(ctx):
     time.sleep(2)
     sent = ctx.up.stats()["bytes_sent"]
     ahead = sent - got
-    ctx.note("slow reader: received %.1f MiB, upstream has sent %.1f MiB (%.1f MiB in flight)"
-             % (got / MIB, sent / MIB, ahead / MIB))
+    ctx.note("slow reader: received %.1f MiB in %.2f s (incl. a 2 s pause), upstream has sent "
+             "%.1f MiB (%.1f MiB in flight)" % (got / MIB, time.time() - t_slow, sent / MIB,
+                                               ahead / MIB))
     check(ahead < 48 * MIB, "upstream ran %.1f MiB ahead of a stalled client: no backpressure"
           % (ahead / MIB))
     # Fast phase: read the rest and check every byte.
@@ -1154,6 +1165,51 @@ def t_slowloris(ctx):
     check(ctx.up.stats()["requests"] == 0, "partial request reached the upstream")
 
 
+@case("timeouts/idle-keepalive", args=lambda ctx: flag("idle_timeout", 1), generic=False)
+def t_idle(ctx):
+    # An in-flight exchange longer than the idle timeout is not idle.
+    c = Conn(ctx.port, timeout=10)
+    r = get(ctx.port, "/slow?delay=2", conn=c)
+    check(r.status == 200 and r.body == b"slow done\n", "slow exchange cut: %s" % r.status)
+    # Nor is a response that trickles for longer than the idle timeout.
+    r = get(ctx.port, "/sse?n=5&interval=0.5", conn=c)
+    check(r.status == 200 and r.complete and r.body.count(b"\n\n") == 5,
+          "SSE longer than the idle timeout cut: %s, %d events" % (r.status,
+                                                                   r.body.count(b"\n\n")))
+    # An idle keep-alive connection is closed after about 1 s.
+    t0 = time.time()
+    check(c.closed_within(6), "idle connection still open 6 s after its last response")
+    ctx.note("idle connection closed after %.2f s" % (time.time() - t0))
+    check(time.time() - t0 >= 0.5, "closed before the idle timeout")
+    c.close()
+
+
+@case("timeouts/slow-upload-body-not-a-slow-head", args=lambda ctx: flag("header_timeout", 2))
+def t_slow_body(ctx):
+    c = Conn(ctx.port, timeout=15)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8000\r\n\r\n")
+    for i in range(8):  # 4 s of body, longer than the 2 s header timeout
+        time.sleep(0.5)
+        c.send(b"u" * 1000)
+    r = c.read_response()
+    check(r.status == 200, "status %s" % r.status)
+    check(json.loads(r.body)["bytes"] == 8000, "upload cut: %r" % r.body)
+    c.close()
+
+
+@case("timeouts/upstream-timeout-is-per-read", args=lambda ctx: flag("upstream_timeout", 2))
+def t_upstream_per_read(ctx):
+    t0 = time.time()
+    r = get(ctx.port, "/drip?n=10&interval=0.4&size=10")
+    ctx.note("4 s drip with a 2 s upstream timeout: %s, %d bytes, %.2f s" %
+             (r.status, len(r.body), time.time() - t0))
+    check(r.status == 200 and r.complete and len(r.body) == 100,
+          "a response that keeps arriving was cut by the upstream timeout")
+    r = get(ctx.port, "/sse?n=8&interval=0.5")
+    check(r.status == 200 and r.complete and r.body.count(b"\n\n") == 8,
+          "SSE stream longer than the upstream timeout was cut")
+
+
 def async_clients(port, n, path, hold=0.0, timeout=60):
     """n concurrent connections, each sending one GET; returns list of statuses/errors."""
     async def one(i):
@@ -1268,6 +1324,365 @@ def t_vitals_other(ctx):
         c.close()
     st = ctx.up.stats()
     check(st["requests"] == 0, "reached the upstream: %r" % st["log"])
+
+
+# --------------------------------------------------------------------------- injection (issue 3)
+
+TAG_RE = re.compile(rb'<script src="/__vitals/beacon\.js\?v=[0-9A-Za-z_-]+" '
+                    rb'(?:nonce="[^"]*" )?data-vid="([0-9A-Za-z_-]+)"(?: nonce="[^"]*")? async(?:="")?>'
+                    rb'</script>')
+
+
+def decoder(enc):
+    """An incremental decoder: fn(bytes) -> bytes."""
+    if enc in (None, "", "identity"):
+        return lambda b: b
+    if enc in ("gzip", "deflate"):
+        d = up.zlib.decompressobj(16 + 15 if enc == "gzip" else 15)
+        return d.decompress
+    if enc == "br":
+        return up.brotli.Decompressor().process
+    if enc == "zstd":
+        return up.zstandard.ZstdDecompressor().decompressobj().decompress
+    raise CheckFailed("unknown Content-Encoding %r" % enc)
+
+
+def decode(body, enc):
+    return decoder(enc)(body)
+
+
+def direct(ctx, path, headers=()):
+    return get(ctx.up.port, path, headers=headers)
+
+
+def fetch_decoded(port, path, enc):
+    hdrs = [("Accept-Encoding", enc)] if enc != "identity" else []
+    r = get(port, path, headers=hdrs)
+    return r, decode(r.body, r.header("content-encoding"))
+
+
+@case("inject/each-coding-one-tag-after-head", generic=False)
+def t_inject_codings(ctx):
+    for enc in ("identity", "gzip", "deflate", "br", "zstd"):
+        for chunked in ("0", "1"):
+            path = "/html/%s?size=20000&chunked=%s" % (enc, chunked)
+            what = "%s chunked=%s" % (enc, chunked)
+            d, orig = fetch_decoded(ctx.up.port, path, enc)
+            r, got = fetch_decoded(ctx.port, path, enc)
+            check(r.status == 200 and r.complete, "%s: status %s" % (what, r.status))
+            check((r.header("content-encoding") or "identity") == enc,
+                  "%s: Content-Encoding became %r" % (what, r.header("content-encoding")))
+            tags = TAG_RE.findall(got)
+            check(len(tags) == 1, "%s: %d beacon tags in %r" % (what, len(tags), got[:300]))
+            m = TAG_RE.search(got)
+            check(got[:m.start()] + got[m.end():] == orig,
+                  "%s: page changed beyond the tag" % what)
+            check(got[:m.start()].endswith(b"<head>\n") or got[:m.start()].endswith(b"<head>"),
+                  "%s: tag not right after <head>: %r" % (what, got[max(0, m.start() - 40):
+                                                                      m.start()]))
+            check(r.header("content-length") is None, "%s: Content-Length kept" % what)
+            et = r.header("etag") or ""
+            check(et.startswith("W/"), "%s: ETag %r not weakened" % (what, et))
+            check("accept-encoding" in (r.header("vary") or "").lower(), "%s: Vary lost" % what)
+
+
+@case("inject/streaming-tag-before-upstream-finishes", generic=False)
+def t_inject_stream(ctx):
+    for enc in ("identity", "gzip", "br", "zstd"):
+        c = Conn(ctx.port, timeout=10)
+        hdr = b"Accept-Encoding: %s\r\n" % enc.encode() if enc != "identity" else b""
+        c.send(b"GET /stream?delay=1.5&enc=%s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (enc.encode(), hdr))
+        t0 = time.time()
+        status, _, headers = c.read_head()
+        check(status == 200, "%s: status %d" % (enc, status))
+        ce = dict((k.lower(), v) for k, v in headers).get("content-encoding", "identity")
+        check(ce == enc, "%s: Content-Encoding %r" % (enc, ce))
+        dec = decoder(ce)
+        text = b""
+        t_shell = t_chunk = None
+        while t_chunk is None:
+            line = c.read_until(b"\r\n")
+            size = int(line.split(b";")[0], 16)
+            check(size > 0, "%s: stream ended before the Suspense chunk" % enc)
+            text += dec(c.read_exact(size + 2)[:size])
+            now = time.time() - t0
+            if t_shell is None and TAG_RE.search(text) and b"shell" in text:
+                t_shell = now
+            if b"suspense chunk 0" in text:
+                t_chunk = now
+        ctx.note("%s: tag+shell decoded at %s s, Suspense chunk at %.2f s" %
+                 (enc, "%.2f" % t_shell if t_shell is not None else "never", t_chunk))
+        check(t_shell is not None and t_chunk - t_shell > 1.0,
+              "%s: the shell with the tag was held back until the upstream's next chunk" % enc)
+        c.close()
+
+
+@case("inject/skipped-responses-untouched", generic=False)
+def t_inject_skip(ctx):
+    cases = [("GET", "/fragment"), ("GET", "/api/x"), ("GET", "/sse?n=2&interval=0.05"),
+             ("GET", "/html?h=Content-Disposition:attachment%3B%20filename%3Da.html"),
+             ("GET", "/html?h=Cache-Control:no-transform"),
+             ("GET", "/html?status=206&h=Content-Range:bytes%200-199/1000"),
+             ("GET", "/html?type=text/plain"), ("HEAD", "/html"), ("GET", "/status/204"),
+             ("GET", "/status/304"), ("POST", "/echo")]
+    for method, path in cases:
+        d = get(ctx.up.port, path, method=method)
+        r = get(ctx.port, path, method=method)
+        check(r.status == d.status, "%s %s: status %s, direct %s" % (method, path, r.status,
+                                                                      d.status))
+        check(not TAG_RE.search(r.body), "%s %s: injected" % (method, path))
+        if path != "/echo" and not path.startswith("/sse"):
+            check(r.body == d.body, "%s %s: body changed" % (method, path))
+        if method == "HEAD":
+            check(r.header("content-length") == d.header("content-length"),
+                  "HEAD: Content-Length %r, direct %r" % (r.header("content-length"),
+                                                          d.header("content-length")))
+
+
+@case("inject/error-pages-get-the-tag", generic=False)
+def t_inject_errors(ctx):
+    for status in (404, 500):
+        r = get(ctx.port, "/html?status=%d" % status)
+        check(r.status == status, "status %s" % r.status)
+        check(len(TAG_RE.findall(r.body)) == 1, "%d page: no beacon tag" % status)
+
+
+@case("inject/csp-nonce-copied", generic=False)
+def t_inject_csp(ctx):
+    r = get(ctx.port, "/csp")
+    m = TAG_RE.search(r.body)
+    check(m, "no beacon tag on the CSP page: %r" % r.body[:300])
+    check(b'nonce="abc"' in m.group(0), "tag lacks the page's nonce: %r" % m.group(0))
+    csp = r.header("content-security-policy") or ""
+    ctx.note("CSP after: %s" % csp)
+    check("'nonce-abc'" in csp and "'strict-dynamic'" in csp, "policy lost its nonce")
+    check("unsafe-inline" not in csp and "unsafe-eval" not in csp, "policy widened: %s" % csp)
+
+
+@case("inject/view-ids-unique", generic=False)
+def t_inject_vids(ctx):
+    vids = set()
+    for i in range(10):
+        m = TAG_RE.search(get(ctx.port, "/html").body)
+        check(m, "request %d: no tag" % i)
+        vids.add(m.group(1))
+    check(len(vids) == 10, "%d distinct view ids over 10 pages" % len(vids))
+
+
+@case("inject/chained-proxies-inject-once", generic=False)
+def t_inject_chain(ctx):
+    outer = ctx.start_proxy(upstream_url="http://127.0.0.1:%d" % ctx.port)
+    for enc in ("identity", "gzip"):
+        r, got = fetch_decoded(outer.port, "/html/%s" % enc, enc)
+        check(r.status == 200, "%s: status %s" % (enc, r.status))
+        check(len(TAG_RE.findall(got)) == 1, "%s: %d tags through two proxies" %
+              (enc, len(TAG_RE.findall(got))))
+
+
+@case("inject/corrupt-upstream-stream-fails-cleanly", generic=False)
+def t_inject_corrupt(ctx):
+    for enc in ("gzip", "deflate", "br", "zstd"):
+        c = Conn(ctx.port, timeout=10)
+        c.send(b"GET /html/%s?size=200000&corrupt=1 HTTP/1.1\r\nHost: x\r\n"
+               b"Accept-Encoding: %s\r\n\r\n" % (enc.encode(), enc.encode()))
+        try:
+            r = c.read_response()
+            bad = r.status == 200 and r.complete
+            if bad:  # a complete response must at least not decode as a valid page
+                try:
+                    decode(r.body, r.header("content-encoding"))
+                    bad = True
+                except Exception:
+                    bad = False
+            check(not bad or r.status >= 500, "%s: corrupt upstream stream delivered as a "
+                  "complete, valid response" % enc)
+            ctx.note("%s: status %s, complete %s" % (enc, r.status, r.complete))
+        except CheckFailed as e:
+            ctx.note("%s: %s" % (enc, e))
+        check(c.eof or c.closed_within(5) or r.status >= 500, "%s: connection left open" % enc)
+        c.close()
+    r = get(ctx.port, "/html/gzip", headers=[("Accept-Encoding", "gzip")])
+    check(r.status == 200 and r.complete, "proxy unhealthy after corrupt streams: %s" % r.status)
+
+
+@case("inject/gzip-bomb-bounded", generic=False)
+def t_inject_bomb(ctx):
+    get(ctx.up.port, "/bomb?mib=1024", method="HEAD")  # let the upstream build it first
+    get(ctx.port, "/echo")
+    rss0, hwm0 = rss_kib(ctx)
+    c = Conn(ctx.port, timeout=60)
+    c.send(b"GET /bomb?mib=1024 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+    t0 = time.time()
+    try:
+        r = c.read_response(keep_body=False)
+        ctx.note("bomb: status %s, complete %s, %d body bytes in %.1f s" %
+                 (r.status, r.complete, len(r.body), time.time() - t0))
+        check(not (r.status == 200 and r.complete),
+              "a 1 GiB gzip bomb was decoded and delivered whole")
+    except CheckFailed as e:
+        ctx.note("bomb: %s after %.1f s" % (e, time.time() - t0))
+    c.close()
+    rss1, hwm1 = rss_kib(ctx)
+    ctx.note("proxy VmHWM %d -> %d KiB" % (hwm0, hwm1))
+    check(hwm1 - hwm0 < 64 * 1024, "VmHWM grew by %d KiB on a gzip bomb" % (hwm1 - hwm0))
+    r = get(ctx.port, "/echo?after-bomb")
+    check(r.status == 200, "proxy unhealthy after the bomb: %s" % r.status)
+
+
+@case("inject/200MiB-html-bounded-rss", generic=False)
+def t_inject_big(ctx):
+    n = 200 * MIB
+    get(ctx.port, "/echo")
+    rss0, hwm0 = rss_kib(ctx)
+    c = Conn(ctx.port, timeout=60)
+    c.send(b"GET /bigpage?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
+    status, _, headers = c.read_head()
+    check(status == 200, "status %d" % status)
+    total, tags, first = 0, 0, b""
+    tail = b""
+    t0 = time.time()
+    while True:
+        line = c.read_until(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            c.read_until(b"\r\n")
+            break
+        data = c.read_exact(size + 2)[:size]
+        if len(first) < 4096:
+            first += data[:4096]
+        win = tail + data
+        tags += win.count(b"/__vitals/beacon.js") - tail.count(b"/__vitals/beacon.js")
+        tail = win[-64:]
+        total += size
+    rss1, hwm1 = rss_kib(ctx)
+    ctx.note("200 MiB page: %d bytes in %.1f s; VmHWM %d -> %d KiB" %
+             (total, time.time() - t0, hwm0, hwm1))
+    check(tags == 1 and TAG_RE.search(first), "%d tags, first bytes %r" % (tags, first[:200]))
+    check(tail.endswith(b"</body></html>\n"), "page truncated")
+    check(hwm1 - hwm0 < 64 * 1024, "VmHWM grew by %d KiB" % (hwm1 - hwm0))
+    c.close()
+
+
+# --------------------------------------------------------------------------- beacon, store, API (issues 5, 6)
+
+def post(port, path, body, ctype="text/plain;charset=UTF-8"):
+    return get(port, path, method="POST", headers=[("Content-Type", ctype),
+                                                  ("Content-Length", str(len(body)))],
+               body=body)
+
+
+def beacon_body(vid, url="/html", lcp=1234.5, ttfb=80.0):
+    return json.dumps({"v": 1, "vid": vid, "url": url, "nav": "navigate",
+                       "t0": time.time() * 1000.0, "dev": "desktop",
+                       "m": [{"n": "LCP", "id": vid + "-LCP", "v": lcp, "d": lcp},
+                             {"n": "TTFB", "id": vid + "-TTFB", "v": ttfb, "d": ttfb}]}).encode()
+
+
+def api_json(ctx, path):
+    r = get(ctx.port, path)
+    check(r.status == 200, "%s: status %s" % (path, r.status))
+    try:
+        return json.loads(r.body)
+    except ValueError:
+        raise CheckFailed("%s: not JSON: %r" % (path, r.body[:200]))
+
+
+def poll(fn, timeout=8.0):
+    """Retries fn() until it returns a true value (the store commits in batches)."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() > deadline:
+            return v
+        time.sleep(0.1)
+
+
+@case("beacon/stored-listed-summarised-joined", generic=False)
+def t_beacon_flow(ctx):
+    m = TAG_RE.search(get(ctx.port, "/html").body)
+    check(m, "no beacon tag to take a view id from")
+    vid = m.group(1).decode()
+    r = post(ctx.port, "/__vitals/beacon", beacon_body(vid))
+    check(r.status == 204, "beacon: status %s %r" % (r.status, r.body[:200]))
+    views = poll(lambda: [v for v in api_json(ctx, "/__vitals/api/views")["views"]
+                          if v.get("id") == vid])
+    check(views, "view %s not listed within 8 s" % vid)
+    v = views[0]
+    check(v.get("url") == "/html" and v.get("navigation_type") == "navigate",
+          "view fields: %r" % v)
+    check(v.get("metrics", {}).get("LCP") == 1234.5, "LCP %r" % v.get("metrics"))
+    one = api_json(ctx, "/__vitals/api/views/%s" % vid)
+    reqs = [q for q in one.get("requests", []) if q.get("url") == "/html"]
+    ctx.note("view detail keys: %s" % sorted(one))
+    check(reqs and reqs[0].get("status") == 200,
+          "the proxy's timing of the navigation request is not joined to the view")
+    summ = api_json(ctx, "/__vitals/api/summary")
+    routes = [x for x in summ.get("routes", []) if x.get("route") == "/html"]
+    check(routes, "summary lacks route /html: %r" % summ)
+    lcp = routes[0]["metrics"].get("LCP", {})
+    check(lcp.get("n") == 1 and lcp.get("p75") == 1234.5 and lcp.get("good") == 1.0,
+          "summary LCP %r" % lcp)
+    har = api_json(ctx, "/__vitals/api/views/%s/har" % vid)
+    check(har.get("log", {}).get("version") == "1.2", "HAR version %r" %
+          har.get("log", {}).get("version"))
+    check(ctx.up.stats()["log"] == ["GET /html"], "upstream saw %r" % ctx.up.stats()["log"])
+
+
+@case("beacon/rejections-not-stored", generic=False)
+def t_beacon_reject(ctx):
+    vid = "abcdefgh12345678"
+    bad = [(b"not json", 400), (b"{}", 400),
+           (json.dumps({"v": 2, "vid": vid, "url": "/", "nav": "navigate", "t0": 1}).encode(),
+            400),
+           (beacon_body("bad vid!"), 400), (beacon_body("x"), 400),
+           (beacon_body(vid, lcp=-5), 400), (beacon_body(vid, url="http://evil/\x00"), 400),
+           (b'{"v":1,"pad":"' + b"a" * 70000 + b'"}', 413)]
+    for body, want in bad:
+        r = post(ctx.port, "/__vitals/beacon", body)
+        ctx.note("%r... -> %s %r" % (body[:40], r.status, r.body[:80]))
+        check(r.status == want, "%r...: status %s, want %d" % (body[:60], r.status, want))
+    time.sleep(1)
+    views = api_json(ctx, "/__vitals/api/views")["views"]
+    check(views == [], "rejected beacons stored: %r" % views)
+    check(ctx.up.stats()["requests"] == 0, "reached the upstream: %r" % ctx.up.stats()["log"])
+
+
+@case("vitals/report-page-and-beacon-script", generic=False)
+def t_report_assets(ctx):
+    r = get(ctx.port, "/__vitals/")
+    check(r.status == 200 and "text/html" in (r.header("content-type") or ""),
+          "report page: %s %r" % (r.status, r.header("content-type")))
+    r = get(ctx.port, "/__vitals/beacon.js?v=anything")
+    check(r.status == 200 and "javascript" in (r.header("content-type") or ""),
+          "beacon.js: %s %r" % (r.status, r.header("content-type")))
+    check(len(r.body) > 100, "beacon.js is %d bytes" % len(r.body))
+    check(ctx.up.stats()["requests"] == 0, "reached the upstream: %r" % ctx.up.stats()["log"])
+
+
+@case("cli/report-and-check-on-the-db", generic=False)
+def t_cli_report(ctx):
+    vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(vid)).status == 204, "beacon refused")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "view never stored")
+    ctx.px.stop()
+    check(ctx.px.stopped_rc == 0, "proxy exit %r" % ctx.px.stopped_rc)
+    db = os.path.join(ctx.tmp, "vitals.db")
+    r = run_bin(ctx.opts, ["report", "--db", db, "--format", "json"])
+    check(r.returncode == 0, "report exit %d: %s" % (r.returncode, r.stderr.strip()))
+    j = json.loads(r.stdout)
+    routes = [x for x in j.get("routes", []) if x.get("route") == "/html"]
+    check(routes and routes[0]["metrics"]["LCP"]["p50"] == 1234.5, "report: %r" % j)
+    budget = os.path.join(ctx.tmp, "budget.json")
+    for limit, want in ((2500, 0), (1000, 1)):
+        with open(budget, "w") as f:
+            json.dump({"*": {"LCP": {"p75": limit}}}, f)
+        r = run_bin(ctx.opts, ["check", "--db", db, "--budget", budget])
+        check(r.returncode == want, "check with LCP p75 <= %d: exit %d, want %d (%s)" %
+              (limit, r.returncode, want, (r.stdout + r.stderr).strip()[:200]))
+    for args in (["--budget", os.path.join(ctx.tmp, "missing.json")], ["--no-such-flag"]):
+        r = run_bin(ctx.opts, ["check", "--db", db] + args)
+        check(r.returncode == 2, "check %s: exit %d, want 2" % (" ".join(args), r.returncode))
+        check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
 
 
 # --------------------------------------------------------------------------- runner

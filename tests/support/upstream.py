@@ -47,7 +47,11 @@ WS_MAX_FRAME = 16 * 1024 * 1024
 
 ENDPOINTS = """\
 GET  /, /html[/ENC], /html?enc=ENC[&chunked=1][&size=N]   HTML page; ENC identity|gzip|deflate|br|zstd|auto
-GET  /stream[?delay=S&chunks=K]     chunked SSR-like HTML: shell, then K chunks S seconds apart (2 s)
+     ... &status=N&type=CT&h=Name:value|Name2:value2&corrupt=1 (bytes garbled mid-body)
+GET  /stream[?delay=S&chunks=K&enc=E]  chunked SSR-like HTML: shell, then K chunks S seconds apart
+                                    (2 s); E encodes with a flush per chunk
+GET  /bigpage?n=N[&enc=E]           streamed HTML document of about N bytes
+GET  /bomb?mib=M                    gzip text/html decoding to M MiB (default 1024)
 GET  /sse[?n=5&interval=0.3]        text/event-stream, n events interval s apart, then end
 GET  /drip[?n=10&interval=0.1&size=16]  slow drip of n pieces (Content-Length framed; chunked=1)
 GET  /bytes?n=N[&chunked=1]         N bytes of pattern_block(), streamed
@@ -126,6 +130,44 @@ def encode(data, enc):
     raise ValueError(enc)
 
 
+class StreamEncoder:
+    """Incremental encoder whose flush() makes everything so far decodable (SSR flushes)."""
+
+    def __init__(self, enc):
+        self.enc = enc
+        if enc == "gzip":
+            self.z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        elif enc == "deflate":
+            self.z = zlib.compressobj(6)
+        elif enc == "br":
+            if brotli is None:
+                raise RuntimeError("python3-brotli missing")
+            self.z = brotli.Compressor(quality=5)
+        elif enc == "zstd":
+            if zstandard is None:
+                raise RuntimeError("python3-zstandard missing")
+            self.z = zstandard.ZstdCompressor().compressobj()
+        elif enc != "identity":
+            raise ValueError(enc)
+
+    def chunk(self, data, flush=True):
+        if self.enc == "identity":
+            return data
+        if self.enc in ("gzip", "deflate"):
+            return self.z.compress(data) + (self.z.flush(zlib.Z_SYNC_FLUSH) if flush else b"")
+        if self.enc == "br":
+            return self.z.process(data) + (self.z.flush() if flush else b"")
+        out = self.z.compress(data)
+        return out + (self.z.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK) if flush else b"")
+
+    def finish(self):
+        if self.enc == "identity":
+            return b""
+        if self.enc == "br":
+            return self.z.finish()
+        return self.z.flush()
+
+
 class BadRequest(Exception):
     pass
 
@@ -176,6 +218,7 @@ class Upstream:
         self.open = 0
         self.bytes_sent = 0   # /bytes body bytes handed to the kernel (backpressure checks)
         self.dropped = []     # requests closed unanswered after /close-on-next
+        self.cache = {}       # generated bodies worth keeping (bombs)
 
     # ---- request reading ----
     async def read_head(self, reader):
@@ -333,6 +376,10 @@ class Upstream:
             return True
         if p in ("/", "/html") or p.startswith("/html/"):
             return await self.ep_html(req, writer)
+        if p == "/bigpage":
+            return await self.ep_bigpage(req, writer)
+        if p == "/bomb":
+            return await self.ep_bomb(req, writer)
         if p == "/stream":
             return await self.ep_stream(req, writer)
         if p == "/sse":
@@ -417,35 +464,106 @@ class Upstream:
             await self.send(writer, req, 400, [("Content-Type", "text/plain")],
                             b"bad enc\n", reason="Bad Request")
             return True
-        body = encode(html_page("page " + enc, req.qint("size", 0)), enc)
-        headers = [("Content-Type", "text/html; charset=utf-8"), ("Vary", "Accept-Encoding"),
+        page = html_page("page " + enc, req.qint("size", 0))
+        if req.query.get("corrupt") == "1" and enc != "identity":
+            # A valid, flushed first half (the head decodes), then bytes no decoder accepts
+            # (deflate: reserved block type 3; brotli: data after the last meta-block;
+            # zstd: reserved block type), then the rest.
+            e = StreamEncoder(enc)
+            mid = len(page) // 2
+            body = e.chunk(page[:mid]) + b"\xff" * 16 + e.chunk(page[mid:]) + e.finish()
+        else:
+            body = encode(page, enc)
+        headers = [("Content-Type", req.query.get("type", "text/html; charset=utf-8")),
+                   ("Vary", "Accept-Encoding"),
                    ("ETag", '"%s"' % hashlib.sha1(body).hexdigest()[:16])]
         if enc != "identity":
             headers.append(("Content-Encoding", enc))
+        for h in filter(None, req.query.get("h", "").split("|")):
+            k, _, v = h.partition(":")
+            headers.append((k.strip(), v.strip()))
+        status = req.qint("status", 200)
         if req.query.get("chunked") == "1":
             async def pieces():
                 for i in range(0, len(body), 1000):
                     yield body[i:i + 1000], 0
-            await self.send_chunked(writer, req, 200, headers, pieces())
+            await self.send_chunked(writer, req, status, headers, pieces(), reason="Page")
         else:
-            await self.send(writer, req, 200, headers, body)
+            await self.send(writer, req, status, headers, body, reason="Page")
         return True
+
+    async def ep_bigpage(self, req, writer):
+        """A streamed HTML document of about n bytes (decoded), optionally encoded."""
+        n = max(0, req.qint("n", 1 << 20))
+        enc = req.query.get("enc", "identity")
+        e = StreamEncoder(enc)
+        headers = [("Content-Type", "text/html; charset=utf-8")]
+        if enc != "identity":
+            headers.append(("Content-Encoding", enc))
+        para = b"".join(b"<p>row %d: %s</p>\n" % (i, hashlib.sha256(b"%d" % i).hexdigest()
+                                                     .encode()) for i in range(1000))
+
+        async def pieces():
+            head = b"<!doctype html><html><head><title>big</title></head><body>\n"
+            yield e.chunk(head), 0
+            sent = len(head)
+            while sent < n:
+                take = para[:min(len(para), n - sent)]
+                sent += len(take)
+                self.bytes_sent += len(take)
+                out = e.chunk(take, flush=False)
+                if out:
+                    yield out, 0
+            yield e.chunk(b"</body></html>\n") + e.finish(), 0
+        await self.send_chunked(writer, req, 200, headers, pieces())
+        return True
+
+    async def ep_bomb(self, req, writer):
+        """text/html whose gzip body decodes to `mib` MiB: a page head, then zeros."""
+        mib = max(1, req.qint("mib", 1024))
+        key = ("bomb", mib)
+        if key not in self.cache:
+            # Built without compressing M MiB: after a full flush the deflate state is
+            # reset, so every MiB of zeros compresses to the same bytes; repeat them.
+            z = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+            head = b"<!doctype html><html><head><title>bomb</title></head><body>"
+            a = z.compress(head) + z.flush(zlib.Z_FULL_FLUSH)
+            zero = bytes(1 << 20)
+            block = z.compress(zero) + z.flush(zlib.Z_FULL_FLUSH)
+            again = z.compress(zero) + z.flush(zlib.Z_FULL_FLUSH)
+            assert block == again
+            crc = zlib.crc32(head)
+            for _ in range(mib):
+                crc = zlib.crc32(zero, crc)
+            size = (len(head) + mib * len(zero)) & 0xFFFFFFFF
+            self.cache[key] = (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + a +
+                               block * mib + z.flush() + crc.to_bytes(4, "little") +
+                               size.to_bytes(4, "little"))
+        body = self.cache[key]
+        await self.send(writer, req, 200, [("Content-Type", "text/html"),
+                                           ("Content-Encoding", "gzip")], body)
+        return True
+
 
     async def ep_stream(self, req, writer):
         delay = req.qfloat("delay", 2.0)
         nchunks = req.qint("chunks", 1)
+        enc = req.query.get("enc", "identity")
+        e = StreamEncoder(enc)
+        headers = [("Content-Type", "text/html; charset=utf-8")]
+        if enc != "identity":
+            headers.append(("Content-Encoding", enc))
 
         async def pieces():
-            yield (b"<!doctype html><html><head><meta charset=\"utf-8\"><title>stream"
-                   b"</title></head><body><div id=\"shell\">shell</div>"
-                   b"<template id=\"B:0\"></template><!--$?-->\n"), delay
+            yield e.chunk(b"<!doctype html><html><head><meta charset=\"utf-8\"><title>stream"
+                          b"</title></head><body><div id=\"shell\">shell</div>"
+                          b"<template id=\"B:0\"></template><!--$?-->\n"), delay
             for i in range(nchunks):
-                yield (b"<div hidden id=\"S:%d\">suspense chunk %d</div>"
-                       b"<script>/* $RC('B:%d','S:%d') */</script>\n" % (i, i, i, i)), \
+                yield e.chunk(b"<div hidden id=\"S:%d\">suspense chunk %d</div>"
+                              b"<script>/* $RC('B:%d','S:%d') */</script>\n" % (i, i, i, i)), \
                     (delay if i + 1 < nchunks else 0)
-            yield b"</body></html>\n", 0
-        await self.send_chunked(writer, req, 200,
-                                [("Content-Type", "text/html; charset=utf-8")], pieces())
+            yield e.chunk(b"</body></html>\n") + e.finish(), 0
+        await self.send_chunked(writer, req, 200, headers, pieces())
         return True
 
     async def ep_sse(self, req, writer):

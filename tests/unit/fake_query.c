@@ -4,6 +4,7 @@
  * else as VP_ERR_DB. Fixture routes carry hostile strings on purpose. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,5 +198,28 @@ int query_findings(struct store_reader *r, const struct query_filter *f, const c
     snprintf(fake_query_log.prefix, sizeof fake_query_log.prefix, "%s", api_prefix);
     return load("{\"findings\":[{\"type\":\"large-json\",\"title\":\"JSON response over 1 MiB\","
                 "\"evidence\":\"/api/big (up to 2000000 bytes)\",\"count\":3}]}",
+                out);
+}
+
+int query_samples(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
+                  json_t **out)
+{
+    (void)r;
+    (void)api_prefix;
+    remember(f);
+    /* side "slow" has LCP 3000..3099, any other side 1000..1099 (50 views each) */
+    bool slow = f->label && strcmp(f->label, "slow") == 0;
+    json_t *lcp = json_array();
+    for (int i = 0; lcp && i < 50; i++)
+        json_array_append_new(lcp, json_real((slow ? 3000 : 1000) + i * 2));
+    *out = json_pack("{s:[{s:s,s:o}],s:[]}", "routes", "route", "/", "LCP", lcp, "api");
+    return *out ? 0 : VP_ERR_NOMEM;
+}
+
+int query_labels(struct store_reader *r, json_t **out)
+{
+    (void)r;
+    return load("{\"labels\":[{\"label\":\"lazy\",\"views\":50,\"first\":\"2026-11-24T10:00:00.000Z\","
+                "\"last\":\"2026-11-24T11:00:00.000Z\"}]}",
                 out);
 }

@@ -27,7 +27,8 @@ static inline void tbuf_free(struct tbuf *b)
 }
 
 /* zlib framing for ref_zlib: 16+15 gzip, 15 zlib, -15 raw. */
-static inline int ref_zlib_compress(int wbits, int level, const void *in, size_t n, struct tbuf *out)
+static inline int ref_zlib_compress(int wbits, int level, const void *in, size_t n,
+                                    struct tbuf *out)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -166,8 +167,7 @@ static inline int ref_decompress(enum inject_coding c, const void *in, size_t n,
  * at each cut and INJECTOR_END at the end. Output bytes go to out. Returns the first error. */
 static inline int run_injector(enum inject_coding c, const char *tag, const void *in, size_t n,
                                const size_t *cuts, size_t ncuts, unsigned flags_per_cut,
-                               const struct injector_options *opt, struct tbuf *out,
-                               bool *injected)
+                               const struct injector_options *opt, struct tbuf *out, bool *injected)
 {
     struct injector *inj;
     int e = injector_new(&inj, c, tag, strlen(tag), opt);

@@ -34,6 +34,22 @@ static int req(struct store_reader *r, const char *method, const char *rest, con
     return rc == 0 ? reply.status : rc;
 }
 
+static char current_label[80];
+
+static int fake_label_get(void *arg, char *out, size_t cap)
+{
+    (void)arg;
+    return snprintf(out, cap, "%s", current_label) < (int)cap ? 0 : VP_ERR_LIMIT;
+}
+
+static int fake_label_set(void *arg, const char *label)
+{
+    *(int *)arg += 1;
+    return snprintf(current_label, sizeof current_label, "%s", label ? label : "") < 80
+               ? 0
+               : VP_ERR_LIMIT;
+}
+
 static const char *err_text(void)
 {
     const char *s = json_string_value(json_object_get(json, "error"));
@@ -162,6 +178,56 @@ int main(void)
                       "GET /api/items API p95 650 ms > limit 500 ms"),
            "findings/slow_api_from_budget (%s)", body);
     TAP_OK(req(r, "POST", "findings", NULL) == 405, "findings/post_405");
+
+    TAP_OK(req(r, "GET", "labels", NULL) == 200 &&
+               json_array_size(json_object_get(json, "labels")) == 1,
+           "labels/200");
+    TAP_OK(req(r, "GET", "compare", "a=slow&b=fast") == 200, "compare/200");
+    const json_t *row = json_array_get(json_object_get(json, "rows"), 0);
+    TAP_OK(row && strcmp(json_string_value(json_object_get(row, "verdict")), "better") == 0 &&
+               json_number_value(json_object_get(row, "diff")) == -2000,
+           "compare/better (%.200s)", body);
+    TAP_OK(req(r, "GET", "compare", "a=fast&b=fast2&min_views=60") == 200 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "rows"), 0), "verdict")),
+                      "not enough data") == 0,
+           "compare/min_views");
+    TAP_OK(req(r, "GET", "compare", "a=slow") == 400 && strncmp(err_text(), "a, b", 4) == 0,
+           "compare/missing_side_400");
+    TAP_OK(req(r, "GET", "compare", "a=slow&b=-1h..-2h") == 400 &&
+               strncmp(err_text(), "b: ", 3) == 0,
+           "compare/bad_range_400 (%s)", err_text());
+    TAP_OK(req(r, "GET", "compare", "a=x&b=y&seed=-4") == 400, "compare/bad_seed_400");
+
+    /* run label switching */
+    TAP_OK(req(r, "GET", "label", NULL) == 200 &&
+               json_is_false(json_object_get(json, "switchable")),
+           "label/not_configured_get");
+    TAP_OK(req(r, "POST", "label", "name=x") == 501, "label/not_configured_post_501");
+    int sets = 0;
+    struct web_api_config lc = {.label_get = fake_label_get, .label_set = fake_label_set,
+                                .label_arg = &sets};
+    web_api_configure(&lc);
+    TAP_OK(req(r, "GET", "label", NULL) == 200 && json_is_null(json_object_get(json, "label")) &&
+               json_is_true(json_object_get(json, "switchable")),
+           "label/none");
+    TAP_OK(req(r, "POST", "label", "name=lazy-hero") == 200 &&
+               strcmp(json_string_value(json_object_get(json, "label")), "lazy-hero") == 0 &&
+               sets == 1,
+           "label/set");
+    TAP_OK(req(NULL, "GET", "label", NULL) == 200 &&
+               strcmp(json_string_value(json_object_get(json, "label")), "lazy-hero") == 0,
+           "label/get_without_db");
+    TAP_OK(req(r, "POST", "label", "name=") == 200 && json_is_null(json_object_get(json, "label")),
+           "label/clear");
+    TAP_OK(req(r, "POST", "label", NULL) == 400, "label/name_required");
+    TAP_OK(req(r, "POST", "label", "name=%0Abad") == 400 && sets == 2, "label/control_refused");
+    char longq[128] = "name=";
+    memset(longq + 5, 'x', 65);
+    TAP_OK(req(r, "POST", "label", longq) == 400 && sets == 2, "label/too_long");
+    TAP_OK(req(r, "PUT", "label", "name=x") == 405, "label/put_405");
+    TAP_OK(req(r, "POST", "summary", NULL) == 405, "label/post_only_for_label");
+    web_api_configure(NULL);
 
     json_decref(json);
     store_reader_free(r);

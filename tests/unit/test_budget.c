@@ -60,6 +60,9 @@ static void parsing(void)
            "parse/metric_not_object");
     TAP_OK(parse("{\"*\":{\"LCP\":{\"p75\":1}},\"*\":{}}", &b, err, sizeof err) == VP_ERR_INVALID,
            "parse/duplicate_key");
+    TAP_OK(parse("{\"*\":{\"LC\\nP\":{\"p75\":1}}}", &b, err, sizeof err) == VP_ERR_INVALID &&
+               !strchr(err, '\n') && strstr(err, "LC?P"),
+           "parse/error_one_line (%s)", err);
     TAP_OK(parse("{}", &b, err, sizeof err) == 0 && b, "parse/empty_ok");
     budget_free(b);
     TAP_OK(budget_load(&b, "/nonexistent/budget.json", err, sizeof err) == VP_ERR_IO &&

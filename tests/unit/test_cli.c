@@ -198,6 +198,30 @@ int main(void)
            "check/bad_db_2");
     TAP_OK(run("check", "--db", db, "--api-prefix", "api", NULL) == 2, "check/bad_prefix");
 
+    /* compare (the test double: side "slow" has LCP p75 ~3072, others ~1072) */
+    TAP_OK(run("compare", "--db", db, "slow", "fast", NULL) == 0 && strstr(out, "better") &&
+               strstr(out, "LCP"),
+           "compare/table_better (%s)", err);
+    TAP_OK(run("compare", "--db", db, "fast", "slow", "--fail-on-regression", NULL) == 1 &&
+               strstr(out, "worse") && one_line("significantly worse"),
+           "compare/fail_on_regression_1 (%s)", err);
+    TAP_OK(run("compare", "--db", db, "fast", "slow", NULL) == 0, "compare/worse_without_flag_0");
+    write_file("test_cli.budget", "{\"/other\":{\"LCP\":{\"p75\":1}}}");
+    TAP_OK(run("compare", "--db", db, "fast", "slow", "--fail-on-regression", "--budget",
+               "test_cli.budget", NULL) == 0,
+           "compare/unbudgeted_route_not_failing");
+    TAP_OK(run("compare", "--db", db, "fast", "slow", "--format", "json", NULL) == 0 &&
+               strncmp(out, "{\"seed\":1,\"min_n\":30,\"rows\":[", 29) == 0,
+           "compare/json");
+    TAP_OK(run("compare", "--db", db, "only-one", NULL) == 2 && one_line("two sides"),
+           "compare/one_side_2");
+    TAP_OK(run("compare", "--db", db, "a", "-1h..nope", NULL) == 2 && one_line("FROM..TO"),
+           "compare/bad_range_2");
+    TAP_OK(run("compare", "--db", db, "-2h..-1h", "slow", NULL) == 0 && strstr(out, "worse"),
+           "compare/negative_range_is_a_side (%s)", err);
+    TAP_OK(run("compare", "--db", db, "a", "b", "--min-views", "0", NULL) == 2,
+           "compare/bad_min_views_2");
+
     remove(db);
     remove("test_cli.notdb");
     remove("test_cli.newer");

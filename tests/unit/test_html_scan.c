@@ -143,6 +143,17 @@ static void test_limits(void)
     o = scan_chunks(big, n, NULL, 0, 0, 0);
     TAP_OK(o.r == HTML_SCAN_INSERT && o.at == n, "html_scan/long_other_tag");
 
+    /* lots of whitespace after <head>: the held span is capped as well */
+    n = (size_t)snprintf(big, sizeof big, "<!doctype html><head>");
+    memset(big + n, ' ', 20000);
+    n += 20000;
+    struct html_scan *hs;
+    size_t used;
+    TAP_OK(html_scan_new(&hs, 0, 0) == 0 && html_scan_feed(hs, big, n, &used) == HTML_SCAN_INSERT &&
+               html_scan_insert_offset(hs) == 21 && used <= 21 + HTML_SCAN_DEFAULT_MAX_TAG,
+           "html_scan/after_head_whitespace_cap");
+    html_scan_free(hs);
+
     /* a long tag after <head>: the held span is capped, the tag goes after <head> */
     n = (size_t)snprintf(big, sizeof big, "<!doctype html><head><script data-x=\"");
     memset(big + n, 'x', 9000);

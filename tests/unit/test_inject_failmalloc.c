@@ -35,7 +35,7 @@ static void *t_realloc(void *p, size_t n)
     return should_fail() ? NULL : realloc(p, n);
 }
 
-static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"f\" async></script>";
+static const char TAG[] = "<script src=\"/__vitals/beacon.js\" data-vid=\"f\" async=\"\"></script>";
 
 struct scenario {
     const char *name;
@@ -102,8 +102,8 @@ int main(void)
                                x >> 20);
     }
     const char *frag = "<div><p>fragment</p><script src=/x.js></script></div>";
-    const char *chained =
-        "<!doctype html><head><script src=\"/__vitals/beacon.js\" async></script><title>c</title>";
+    const char *chained = "<!doctype html><head><script src=\"/__vitals/beacon.js\" "
+                          "async=\"\"></script><title>c</title>";
     const struct scenario sc[] = {
         {"document", big, bn, true},
         {"fragment", frag, strlen(frag), false},

@@ -15,7 +15,8 @@
 #include "tests/unit/inject_cases.h"
 #include "tests/unit/inject_test_util.h"
 
-static const char TAG[] = "<script src=\"/__vitals/beacon.js?v=1\" data-vid=\"v1\" async></script>";
+static const char TAG[] =
+    "<script src=\"/__vitals/beacon.js?v=1\" data-vid=\"v1\" async=\"\"></script>";
 
 static bool same(const struct tbuf *a, const void *b, size_t n)
 {
@@ -247,6 +248,76 @@ static void test_streaming(void)
     }
 }
 
+/* A fragment larger than scan_limit: the scan gives up mid-stream, the decoder stops, and the
+ * original bytes go out (fed without flushes); with flushes the output decodes to the same. */
+static void test_big_fragment(void)
+{
+    static char frag[200 * 1024];
+    size_t n = 0;
+    unsigned x = 5;
+    while (n + 100 < sizeof frag) {
+        x = x * 1103515245u + 12345u;
+        n += (size_t)snprintf(frag + n, sizeof frag - n, "<li data-x=\"%08x\">%u</li>\n", x,
+                              x % 977);
+    }
+    for (size_t k = 0; k < sizeof all_codings / sizeof all_codings[0]; k++) {
+        enum inject_coding c = all_codings[k];
+        struct tbuf enc;
+        ref_compress(c, frag, n, &enc);
+        size_t cuts[512], nc = 0;
+        for (size_t p = 4096; p < enc.n && nc < 512; p += 4096)
+            cuts[nc++] = p;
+        TAP_OK(check_run(c, &enc, cuts, nc, 0, frag, n, &enc),
+               "injector/big_fragment/%s/raw_passthrough", coding_names[k]);
+        TAP_OK(check_run(c, &enc, cuts, nc, INJECTOR_FLUSH, frag, n, NULL),
+               "injector/big_fragment/%s/flushed", coding_names[k]);
+        tbuf_free(&enc);
+    }
+}
+
+/* gzip whose first 100 KB decode to nothing (empty flushed blocks): the raw copy kept for a
+ * possible pass-through must not grow past scan_limit; the injector commits and goes on. */
+static void test_empty_blocks(void)
+{
+    const char *doc = "<!doctype html><html><head><title>e</title></head><body>x</body></html>";
+    size_t n = strlen(doc);
+    /* built by hand: zlib does not emit repeated empty blocks */
+    size_t cap = 200 * 1024, o = 0;
+    unsigned char *buf = malloc(cap);
+    static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    memcpy(buf, hdr, 10);
+    o = 10;
+    for (int i = 0; i < 20000; i++) { /* non-final stored blocks of length 0 */
+        static const unsigned char blk[5] = {0x00, 0x00, 0x00, 0xff, 0xff};
+        memcpy(buf + o, blk, 5);
+        o += 5;
+    }
+    size_t empty = o - 10;
+    buf[o++] = 0x01; /* final stored block with the document */
+    buf[o++] = (unsigned char)(n & 0xff);
+    buf[o++] = (unsigned char)(n >> 8);
+    buf[o++] = (unsigned char)(~n & 0xff);
+    buf[o++] = (unsigned char)((~n >> 8) & 0xff);
+    memcpy(buf + o, doc, n);
+    o += n;
+    uLong crc = crc32(0L, (const Bytef *)doc, (uInt)n);
+    for (int i = 0; i < 4; i++)
+        buf[o++] = (unsigned char)(crc >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        buf[o++] = (unsigned char)(n >> (8 * i));
+    struct tbuf enc = {buf, o};
+    size_t cuts[64], nc = 0;
+    for (size_t p = 4096; p < enc.n && nc < 64; p += 4096)
+        cuts[nc++] = p;
+    char want[512];
+    int hl = (int)(strstr(doc, "<head>") + 6 - doc);
+    snprintf(want, sizeof want, "%.*s%s%s", hl, doc, TAG, doc + hl);
+    TAP_OK(empty > 64 * 1024 &&
+               check_run(INJECT_CODING_GZIP, &enc, cuts, nc, 0, want, strlen(want), NULL),
+           "injector/gzip_empty_blocks (%zu bytes of empty blocks)", empty);
+    tbuf_free(&enc);
+}
+
 static int run_plain(enum inject_coding c, const void *in, size_t n,
                      const struct injector_options *opt, struct tbuf *out)
 {
@@ -438,20 +509,27 @@ static void test_headers(void)
         const char *v;
         enum inject_coding c;
     } cod[] = {
-        {NULL, INJECT_CODING_IDENTITY},   {"", INJECT_CODING_IDENTITY},
-        {"identity", INJECT_CODING_IDENTITY}, {"gzip", INJECT_CODING_GZIP},
-        {"GZip", INJECT_CODING_GZIP},     {"x-gzip", INJECT_CODING_GZIP},
-        {" deflate ", INJECT_CODING_DEFLATE}, {"br", INJECT_CODING_BR},
-        {"zstd", INJECT_CODING_ZSTD},     {"identity, br", INJECT_CODING_BR},
-        {"gzip, br", INJECT_CODING_UNSUPPORTED}, {"compress", INJECT_CODING_UNSUPPORTED},
-        {"gzip,", INJECT_CODING_GZIP},    {"brr", INJECT_CODING_UNSUPPORTED},
+        {NULL, INJECT_CODING_IDENTITY},
+        {"", INJECT_CODING_IDENTITY},
+        {"identity", INJECT_CODING_IDENTITY},
+        {"gzip", INJECT_CODING_GZIP},
+        {"GZip", INJECT_CODING_GZIP},
+        {"x-gzip", INJECT_CODING_GZIP},
+        {" deflate ", INJECT_CODING_DEFLATE},
+        {"br", INJECT_CODING_BR},
+        {"zstd", INJECT_CODING_ZSTD},
+        {"identity, br", INJECT_CODING_BR},
+        {"gzip, br", INJECT_CODING_UNSUPPORTED},
+        {"compress", INJECT_CODING_UNSUPPORTED},
+        {"gzip,", INJECT_CODING_GZIP},
+        {"brr", INJECT_CODING_UNSUPPORTED},
     };
     for (size_t i = 0; i < sizeof cod / sizeof cod[0]; i++)
         TAP_OK(inject_coding_parse(cod[i].v, cod[i].v ? strlen(cod[i].v) : 0) == cod[i].c,
                "headers/coding_parse/'%s'", cod[i].v ? cod[i].v : "(null)");
 
-    struct inject_response_info base = {"GET", "/", 200, "text/html; charset=utf-8", NULL,
-                                        NULL, NULL, NULL, false};
+    struct inject_response_info base = {"GET", "/",  200,  "text/html; charset=utf-8", NULL, NULL,
+                                        NULL,  NULL, false};
     struct inject_response_info r = base;
     TAP_OK(inject_wanted(&r), "headers/wanted/html");
     r.content_type = "Application/XHTML+XML";
@@ -524,21 +602,75 @@ static void test_headers(void)
     for (size_t i = 0; i < sizeof csp / sizeof csp[0]; i++) {
         char nb[64];
         bool got = inject_csp_nonce(csp[i].csp, strlen(csp[i].csp), nb, sizeof nb);
-        TAP_OK(csp[i].nonce ? got && strcmp(nb, csp[i].nonce) == 0 : !got, "csp/nonce/%zu '%s'",
-               i, csp[i].csp);
+        TAP_OK(csp[i].nonce ? got && strcmp(nb, csp[i].nonce) == 0 : !got, "csp/nonce/%zu '%s'", i,
+               csp[i].csp);
     }
     char small[4];
     TAP_OK(!inject_csp_nonce("script-src 'nonce-abcdef'", 25, small, sizeof small),
            "csp/nonce/too_long");
 
+    static const struct {
+        const char *in, *nonce, *out;
+        bool tag_nonce;
+    } rw[] = {
+        {"script-src 'self' 'nonce-abc' 'strict-dynamic'", "abc",
+         "script-src 'self' 'nonce-abc' 'strict-dynamic'", true},
+        {"script-src 'self' 'strict-dynamic' 'nonce-xyz'", "N1",
+         "script-src 'self' 'strict-dynamic' 'nonce-xyz' 'nonce-N1'", true},
+        {"script-src 'self'", "N1", "script-src 'self'", true},
+        {"default-src 'self'", "N1", "default-src 'self'", true},
+        {"default-src *", "N1", "default-src *", true},
+        {"script-src 'sha256-AAA='", "N1", "script-src 'sha256-AAA=' 'nonce-N1'", true},
+        {"default-src 'none'", "N1",
+         "default-src 'none'; script-src 'nonce-N1'; connect-src 'self'", true},
+        {"default-src 'self'; script-src 'sha256-x'; img-src data:", "N1",
+         "default-src 'self'; script-src 'sha256-x' 'nonce-N1'; img-src data:", true},
+        {"img-src 'self'", "N1", "img-src 'self'", false},
+        {"script-src 'strict-dynamic' 'nonce-abc'; connect-src https://api.example.com", "abc",
+         "script-src 'strict-dynamic' 'nonce-abc'; connect-src https://api.example.com 'self'",
+         true},
+        {"script-src 'self', script-src 'sha256-x'", "N1",
+         "script-src 'self',script-src 'sha256-x' 'nonce-N1'", true},
+        {"script-src 'none'", "N1", "script-src 'nonce-N1'", true},
+        {"script-src-elem 'sha256-y'; script-src 'self'", "N1",
+         "script-src-elem 'sha256-y' 'nonce-N1'; script-src 'self'", true},
+        {"default-src https://cdn.example; report-uri /csp", "N1",
+         "default-src https://cdn.example; report-uri /csp; script-src https://cdn.example "
+         "'nonce-N1'; connect-src https://cdn.example 'self'",
+         true},
+        {"", "N1", "", false},
+    };
+    for (size_t i = 0; i < sizeof rw / sizeof rw[0]; i++) {
+        char ob[512];
+        bool tn = !rw[i].tag_nonce;
+        int rr = inject_csp_rewrite(rw[i].in, strlen(rw[i].in), rw[i].nonce, ob, sizeof ob, &tn);
+        bool ok = rr >= 0 && (size_t)rr == strlen(rw[i].out) && strcmp(ob, rw[i].out) == 0 &&
+                  tn == rw[i].tag_nonce && !strstr(ob, "unsafe");
+        TAP_OK(ok, "csp/rewrite/%zu '%s' -> '%s'", i, rw[i].in, rr >= 0 ? ob : "(error)");
+    }
+    char ob[16];
+    TAP_OK(inject_csp_rewrite("script-src 'sha256-x'", 21, "N1", ob, sizeof ob, NULL) ==
+               VP_ERR_LIMIT,
+           "csp/rewrite/limit");
+    TAP_OK(inject_csp_rewrite("script-src 'self'", 17, "a b", ob, sizeof ob, NULL) ==
+               VP_ERR_INVALID,
+           "csp/rewrite/bad_nonce");
+    TAP_OK(inject_csp_rewrite("script-src 'self'", 17, "", ob, sizeof ob, NULL) == VP_ERR_INVALID,
+           "csp/rewrite/empty_nonce");
+    TAP_OK(inject_csp_rewrite("script-src\r\nX: y", 16, "N1", ob, sizeof ob, NULL) ==
+               VP_ERR_INVALID,
+           "csp/rewrite/ctl_in_value");
+
     char tag[256];
     int n = inject_build_tag(tag, sizeof tag, "/__vitals/beacon.js?v=ab", "v42", NULL);
-    TAP_OK(n > 0 && strcmp(tag, "<script src=\"/__vitals/beacon.js?v=ab\" data-vid=\"v42\" "
-                                "async></script>") == 0 && (size_t)n == strlen(tag),
+    TAP_OK(n > 0 &&
+               strcmp(tag, "<script src=\"/__vitals/beacon.js?v=ab\" data-vid=\"v42\" "
+                           "async=\"\"></script>") == 0 &&
+               (size_t)n == strlen(tag),
            "tag/plain");
     n = inject_build_tag(tag, sizeof tag, "/b.js", "v", "Zm9v");
     TAP_OK(n > 0 && strcmp(tag, "<script src=\"/b.js\" data-vid=\"v\" nonce=\"Zm9v\" "
-                                "async></script>") == 0,
+                                "async=\"\"></script>") == 0,
            "tag/nonce");
     TAP_OK(inject_build_tag(tag, 20, "/b.js", "v", NULL) == VP_ERR_LIMIT, "tag/limit");
     TAP_OK(inject_build_tag(tag, sizeof tag, "/b.js\"", "v", NULL) == VP_ERR_INVALID,
@@ -557,6 +689,8 @@ int main(void)
         run_case(&inject_cases[i]);
     test_big_pages();
     test_streaming();
+    test_big_fragment();
+    test_empty_blocks();
     test_errors();
     test_headers();
     TAP_DONE();

@@ -24,6 +24,8 @@
 static char db[256];
 static const int64_t T0 = INT64_C(1764000000000); /* 2025-11-24T16:00:00Z */
 
+static const char *ingest_label;
+
 static int ingest(struct store *s, const char *fmt, ...)
 {
     char body[4096], reason[128];
@@ -34,7 +36,7 @@ static int ingest(struct store *s, const char *fmt, ...)
     if (n < 0 || (size_t)n >= sizeof body)
         return -1;
     struct store_beacon_ctx ctx = {"127.0.0.1", "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36",
-                                   T0 + 10000, NULL, 1.0};
+                                   T0 + 10000, ingest_label, 1.0};
     int rc = store_ingest_beacon(s, body, (size_t)n, &ctx, reason, sizeof reason);
     if (rc)
         printf("# ingest: %s (%s)\n", vp_strerror(rc), reason);
@@ -103,6 +105,14 @@ static int fill(void)
     rc |= ingest(s, "{\"v\":1,\"vid\":\"home00001\",\"url\":\"/\",\"t0\":%lld,\"nav\":\"reload\","
                     "\"m\":[{\"n\":\"LCP\",\"id\":\"lcp-h\",\"v\":1200}]}",
                  (long long)(T0 + 5000));
+    /* labelled runs for compare: "base" LCP 2000..2390 ms, "lazy" 1000..1390 ms, 40 each */
+    for (int i = 0; i < 80; i++) {
+        ingest_label = i < 40 ? "base" : "lazy";
+        rc |= ingest(s, "{\"v\":1,\"vid\":\"run%06d\",\"url\":\"/run\",\"t0\":%lld,"
+                        "\"m\":[{\"n\":\"LCP\",\"id\":\"l\",\"v\":%d}]}",
+                     i, (long long)(T0 + 20000 + i), (i < 40 ? 2000 : 1000) + (i % 40) * 10);
+    }
+    ingest_label = NULL;
     int64_t nav_us = T0 * 1000 + 1000;
     rc |= request(s, "GET", "/products/1", "prod00001", NULL, nav_us, 40, 30000, "text/html",
                   "gzip", NULL);
@@ -209,9 +219,9 @@ int main(void)
     TAP_OK(store_reader_open(&r, db, err, sizeof err) == 0, "setup/reader (%s)", err);
 
     /* summary: exact nearest-rank percentiles of 1000, 2000, 3000, 5000 */
-    struct query_filter f = {0};
+    struct query_filter f = {0}, fp = {.route = "/products/[id]"};
     json_t *j = NULL;
-    TAP_OK(query_summary(r, &f, &j) == 0, "summary/ok");
+    TAP_OK(query_summary(r, &fp, &j) == 0, "summary/ok");
     const json_t *prod = json_array_get(json_object_get(j, "routes"), 0);
     const json_t *l = json_object_get(json_object_get(prod, "metrics"), "LCP");
     TAP_OK(strcmp(json_string_value(json_object_get(prod, "route")), "/products/[id]") == 0 &&
@@ -285,7 +295,7 @@ int main(void)
 
     /* the JSON API over the real reader */
     TAP_OK(req(r, "GET", "summary", "since=2025-11-24T00:00:00Z") == 200 &&
-               json_array_size(json_object_get(json, "routes")) == 2,
+               json_array_size(json_object_get(json, "routes")) == 3,
            "api/summary_since_iso");
     TAP_OK(req(r, "GET", "summary", "since=2025-11-25") == 200 &&
                json_array_size(json_object_get(json, "routes")) == 0,
@@ -323,6 +333,22 @@ int main(void)
     TAP_OK(req(r, "GET", "budget", NULL) == 200 &&
                json_integer_value(json_object_get(json, "violations")) == 3,
            "api/budget_default (LCP p75, CLS p75, API p95 over; JS p75 within)");
+    TAP_OK(req(r, "GET", "labels", NULL) == 200 &&
+               json_array_size(json_object_get(json, "labels")) == 2 &&
+               json_integer_value(json_object_get(json_array_get(json_object_get(json, "labels"), 0),
+                                                  "views")) == 40 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "labels"), 0), "label")),
+                      "lazy") == 0 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "labels"), 1), "first")),
+                      "2025-11-24T16:00:20.000Z") == 0,
+           "api/labels (%.300s)", body);
+    TAP_OK(req(r, "GET", "compare", "a=base&b=lazy") == 200 &&
+               strcmp(json_string_value(json_object_get(
+                          json_array_get(json_object_get(json, "rows"), 0), "verdict")),
+                      "better") == 0,
+           "api/compare_labels");
     TAP_OK(req(r, "GET", "views.csv", NULL) == 200 && strncmp(body, "id,started_at,url,", 18) == 0,
            "api/views_csv");
     json_decref(json);
@@ -330,7 +356,7 @@ int main(void)
     store_reader_free(r);
 
     /* the CLI on the same file */
-    TAP_OK(cli("report", "--db", db, "--format", "json", NULL) == 0 &&
+    TAP_OK(cli("report", "--db", db, "--format", "json", "--route", "/products/[id]", NULL) == 0 &&
                strncmp(out, "{\"routes\":[{\"route\":\"/products/[id]\",\"views\":4,",
                        strlen("{\"routes\":[{\"route\":\"/products/[id]\",\"views\":4,")) == 0 &&
                strstr(out, "\"CLS\":{\"n\":1,\"p50\":0.3,"),
@@ -352,13 +378,47 @@ int main(void)
           bf);
     fclose(bf);
     TAP_OK(cli("check", "--db", db, "--budget", budget, NULL) == 0 &&
-               strstr(out, "within budget: 5 checks"),
+               strstr(out, "within budget: 6 checks"),
            "cli/check_within");
     TAP_OK(cli("export", "--db", db, "--last", NULL) == 0 && strstr(out, "\"version\":\"1.2\""),
            "cli/export_last_har");
     TAP_OK(cli("export", "--db", db, "--view", "prod00002", "--format", "csv", NULL) == 0 &&
                strstr(out, "/app.js,script,10,"),
            "cli/export_csv");
+    TAP_OK(cli("compare", "--db", db, "base", "lazy", "--format", "json", NULL) == 0,
+           "cli/compare_labels (%s)", errtext);
+    json_t *cmp = json_loads(out, 0, NULL);
+    const json_t *crow = json_array_get(json_object_get(cmp, "rows"), 0);
+    TAP_OK(json_array_size(json_object_get(cmp, "rows")) == 1 &&
+               strcmp(json_string_value(json_object_get(crow, "route")), "/run") == 0 &&
+               json_number_value(json_object_get(crow, "diff")) == -1000 &&
+               strcmp(json_string_value(json_object_get(crow, "verdict")), "better") == 0,
+           "cli/compare_exact_diff_better");
+    json_decref(cmp);
+    TAP_OK(cli("compare", "--db", db, "lazy", "base", "--fail-on-regression", NULL) == 1 &&
+               strstr(out, "worse"),
+           "cli/compare_regression_exit_1");
+    TAP_OK(cli("compare", "--db", db, "2025-11-24T16:00..16:01", "lazy", NULL) == 0 &&
+               strstr(out, "/run"),
+           "cli/compare_time_range_vs_label");
+    TAP_OK(cli("export", "--db", db, "--view", "prod00001", "--format", "html", NULL) == 0 &&
+               strncmp(out, "<!doctype html>", 15) == 0 && strstr(out, "<svg") &&
+               strstr(out, "&lt;script&gt;alert(1)&lt;/script&gt;") && !strstr(out, "<script"),
+           "cli/export_view_html");
+    TAP_OK(cli("export", "--db", db, "--route", "/products/[id]", "--format", "html", NULL) == 0 &&
+               strstr(out, "Route /products/[id]") && strstr(out, "View prod00004") &&
+               strstr(out, "View prod00003") && strstr(out, "View prod00002") &&
+               !strstr(out, "View prod00001"),
+           "cli/export_route_html_slowest_three");
+    TAP_OK(cli("export", "--db", db, "--route", "/run", "--label", "lazy", "--format", "html",
+               NULL) == 0 &&
+               strstr(out, "40 views") && strstr(out, "label lazy"),
+           "cli/export_route_html_label");
+    TAP_OK(cli("export", "--db", db, "--route", "/nothing", "--format", "html", NULL) == 1 &&
+               strstr(errtext, "no views"),
+           "cli/export_route_empty_1");
+    TAP_OK(cli("export", "--db", db, "--route", "/run", NULL) == 2 && strstr(errtext, "--format html"),
+           "cli/export_route_needs_html_2");
     remove("test_report_db.out");
     remove("test_report_db.err");
     if (getenv("KEEP")) { printf("# kept %s\n", dir); TAP_DONE(); }

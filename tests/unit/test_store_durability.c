@@ -117,7 +117,7 @@ int main(void)
         close(fds[1]);
         struct ack a;
         int last_idx = -1, safe_idx = -1, acks = 0;
-        int64_t start = vp_mono_us(), run_us = (700 + round * 200) * 1000;
+        int64_t start = vp_mono_us(), run_us = (BATCH_MS + MARGIN_MS + 700 + round * 200) * 1000;
         /* Collect acks for run_us, then kill; acks are read in order of acknowledgement. */
         static struct ack seen[MAX_ACKS];
         while (vp_mono_us() - start < run_us && read(fds[0], &a, sizeof a) == (ssize_t)sizeof a)

@@ -48,6 +48,13 @@ fixtures = {
     "api-latency": {"routes": [{"route": "/api/" + XSS, "method": "GET", "n": 40, "p50": 80, "p95": 650, "p99": 2500, "errors": 2}]},
     "findings": {"findings": [{"type": "cache-policy", "title": "Static asset without a long Cache-Control",
                                "evidence": "/static/" + XSS + " (Cache-Control: none)", "count": 7}]},
+    "labels": {"labels": [{"label": XSS2, "views": 40, "first": "2026-11-24T09:00:00.000Z", "last": "2026-11-24T10:00:00.000Z"},
+                          {"label": "lazy", "views": 41, "first": "2026-11-24T10:00:00.000Z", "last": "2026-11-24T11:00:00.000Z"}]},
+    "compare": {"seed": 1, "min_n": 30, "rows": [
+        {"route": "/p/" + XSS, "metric": "LCP", "stat": "p75", "a": {"n": 40, "p50": 2000, "p75": 2300, "p95": 2900},
+         "b": {"n": 41, "p50": 1000, "p75": 1300, "p95": 1900}, "diff": -1000, "ci": [-1100, -900], "verdict": "better"},
+        {"route": "/api/x", "method": "GET", "metric": "API", "stat": "p95", "a": {"n": 5}, "b": {"n": 6}, "verdict": "not enough data"}]},
+    "label": {"label": XSS2, "switchable": True},
     "health": {"beacons_accepted": 10, "beacons_rejected": 1, "rejections": {XSS: 1}, "views": 2, "requests": 5, "oldest": "2026-11-24T09:00:00.000Z", "newest": "2026-11-24T10:00:00.000Z", "db_bytes": 4096},
 }
 seen = []
@@ -153,10 +160,11 @@ def main():
     html = open(PAGE).read()
     ok(not re.search(r'(src|href)=["\']?https?://', html), "page/self_contained")
     screens = [("overview", base + "&route=%2F", ["Routes", "Slowest views", "Top LCP elements", "1 over"]),
-               ("view", base + "&view=view0001", ["Waterfall", "1001 requests", "render-blocking", ">DCL<", ">load<", ">LCP<", ">FCP<", "Attribution"]),
+               ("view", base + "&view=view0001", ["Waterfall", "HTML report", "1001 requests", "render-blocking", ">DCL<", ">load<", ">LCP<", ">FCP<", "Attribution"]),
                ("api", base + "&tab=api", ["API latency", "GET"]),
                ("findings", base + "&tab=findings", ["Static asset without a long Cache-Control", "/static/&lt;img"]),
-               ("health", base + "&tab=health", ["beacons accepted", "Rejected beacons"])]
+               ("health", base + "&tab=health", ["beacons accepted", "Rejected beacons"]),
+               ("compare", base + "&tab=compare&a=lazy&b=-1h..now", ["Compare two runs", "Set label", "better", "not enough data", "−1000 ms".replace("−", "-"), "[-1100 ms, -900 ms]"])]
     for name, url, want in screens:
         for width in (1440, 375):
             del seen[:]
