@@ -293,6 +293,7 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
 {
     const unsigned char *d = (const unsigned char *)data;
     size_t i = 0;
+    *consumed = 0;
     if (p->state == S_ERROR)
         return p->err_status == 400 || p->err_status == 502 ? VP_ERR_PROTO : VP_ERR_LIMIT;
     if (p->state == S_DONE) {
@@ -543,6 +544,7 @@ int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *
 {
     const unsigned char *d = (const unsigned char *)data;
     *data_len = 0;
+    *consumed = 0;
     if (c->state == C_ERROR)
         return VP_ERR_PROTO;
     if (c->state == C_DONE) {

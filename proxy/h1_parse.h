@@ -48,7 +48,7 @@ void h1_parser_reset(struct h1_parser *p, bool head_request);
 
 /* Feeds len bytes (borrowed). Returns H1_AGAIN (all consumed), H1_DONE (*consumed bytes were
  * part of the head; the rest belongs to the body or the next message), or a negative VP_ERR_*
- * code with h1_parser_status() telling the HTTP status to answer and h1_parser_error() a short
+ * code (*consumed = 0) with h1_parser_status() telling the HTTP status to answer and h1_parser_error() a short
  * static reason. */
 int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *consumed)
     __attribute__((warn_unused_result));
