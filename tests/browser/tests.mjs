@@ -115,6 +115,7 @@ const compare = async (label, vid, names) => {
     ok(near(a.v, b.value, tol), `${label}: ${name} value matches the reference (${a.v} vs ${b.value})`, { ours: a, ref: b });
     if (name === 'LCP') ok(a.a && a.a.target === b.attribution.target, `${label}: LCP target matches (${a.a && a.a.target})`, { ours: a.a, ref: b.attribution });
     if (name === 'INP') ok(a.a && a.a.target === b.attribution.interactionTarget, `${label}: INP target matches (${a.a && a.a.target})`, { ours: a.a, ref: b.attribution });
+    if (name === 'INP') ok(a.a && a.a.type === b.attribution.interactionType, `${label}: INP interaction type matches (${a.a && a.a.type})`, { ours: a.a, ref: b.attribution });
     if (name === 'CLS' && b.value > 0) ok(a.a && a.a.target === b.attribution.largestShiftTarget, `${label}: CLS target matches`, { ours: a.a, ref: b.attribution });
     if (ours.ids[name].size !== 1) ok(false, `${label}: ${name} has one id`, [...ours.ids[name]]);
   }

@@ -13,7 +13,7 @@ export default function Buttons() {
     <div>
       <button id="slow" className="btn primary" onClick={() => { block(300); setN(n + 1); }}>slow</button>
       <button id="fast" className="btn" onClick={() => setN(n + 1)}>fast</button>
-      <input id="field" onKeyDown={() => block(120)} />
+      <input id="field" onKeyDown={() => block(250)} />
       <p id="count">{n}</p>
     </div>
   );
