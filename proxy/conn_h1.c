@@ -260,6 +260,10 @@ void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int sal
         atomic_fetch_sub(&w->px->nconns, 1);
         return;
     }
+    /* libevent's default reads are 4-16 KiB (one FIONREAD + readv each); a 100 KiB body then
+     * takes a dozen loop iterations. Reads stay bounded by the high watermark logic above. */
+    bufferevent_set_max_single_read(bev, PROXY_MAX_SINGLE_IO);
+    bufferevent_set_max_single_write(bev, PROXY_MAX_SINGLE_IO);
     if (conn_start(w, bev, peer, "h1", NULL) != 0) {
         bufferevent_free(bev);
         atomic_fetch_sub(&w->px->nconns, 1);

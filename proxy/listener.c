@@ -246,7 +246,14 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
 {
     w->px = px;
     w->id = id;
-    w->base = event_base_new();
+    /* The epoll changelist coalesces the add/del pairs a bufferevent makes within one loop
+     * iteration (write interest on, off, on again...) into at most one epoll_ctl per fd. */
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return -1;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     if (!w->base)
         return -1;
     int fd = fcntl(px->listen_fd, F_DUPFD_CLOEXEC, 0);

@@ -34,6 +34,8 @@ struct h2_session;
  * which reading resumes. Bounds per-connection memory whatever the body size. */
 #define PROXY_HIGH_WM (256 * 1024)
 #define PROXY_LOW_WM (64 * 1024)
+/* Largest single read/write on a socket bufferevent (libevent's default is 16 KiB). */
+#define PROXY_MAX_SINGLE_IO (256 * 1024)
 /* Idle pooled upstream connections are dropped after this (below Node's 5 s keepAliveTimeout,
  * so the proxy, not the app, closes first in the common case). */
 #define PROXY_UPSTREAM_IDLE_MS 4000

@@ -130,6 +130,8 @@ static int start_connect(struct pending *p)
     u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!u->bev)
         return -1;
+    bufferevent_set_max_single_read(u->bev, PROXY_MAX_SINGLE_IO);
+    bufferevent_set_max_single_write(u->bev, PROXY_MAX_SINGLE_IO);
     struct timeval tv;
     ms_tv(&tv, w->px->opt->upstream_connect_timeout_ms);
     bufferevent_set_timeouts(u->bev, NULL, &tv);
