@@ -111,6 +111,38 @@ static const struct vp_options *opts(const struct conn *c) { return c->w->px->op
 static struct evbuffer *cin(struct conn *c) { return bufferevent_get_input(c->bev); }
 static struct evbuffer *cout(struct conn *c) { return bufferevent_get_output(c->bev); }
 
+/* Parsers come from the worker's spares when it has one (already reset), else are allocated. */
+static int parser_get(struct worker *w, struct h1_parser **out, enum h1_kind kind)
+{
+    unsigned k = kind == H1_REQUEST ? 0 : 1;
+    if (w->nspare[k]) {
+        *out = w->spare[k][--w->nspare[k]];
+        return 0;
+    }
+    return h1_parser_new(out, kind, kind == H1_REQUEST ? &w->px->req_limits : &w->px->resp_limits);
+}
+
+static void parser_put(struct worker *w, struct h1_parser *p, enum h1_kind kind)
+{
+    if (!p)
+        return;
+    unsigned k = kind == H1_REQUEST ? 0 : 1;
+    if (w->nspare[k] < PROXY_SPARE_PARSERS && !w->draining) {
+        h1_parser_reset(p, false);
+        w->spare[k][w->nspare[k]++] = p;
+        return;
+    }
+    h1_parser_free(p);
+}
+
+static void spare_parsers_free(struct worker *w)
+{
+    for (unsigned k = 0; k < 2; k++) {
+        while (w->nspare[k])
+            h1_parser_free(w->spare[k][--w->nspare[k]]);
+    }
+}
+
 static void exchange_dispose(struct exchange_state *ex)
 {
     if (ex->local_body)
@@ -141,8 +173,8 @@ static void conn_free(struct conn *c)
         c->ex.api_job->conn = NULL; /* the job finishes without us */
     exchange_dispose(&c->ex);
     event_free(c->timer);
-    h1_parser_free(c->req);
-    h1_parser_free(c->resp);
+    parser_put(w, c->req, H1_REQUEST);
+    parser_put(w, c->resp, H1_RESPONSE);
     if (c->bev) { /* NULL after an h2c takeover */
         if (c->moved_cb)
             evbuffer_remove_cb_entry(cout(c), c->moved_cb);
@@ -309,6 +341,7 @@ void conn_h1_free_all(struct worker *w)
 {
     while (w->conns)
         conn_free(w->conns);
+    spare_parsers_free(w);
 }
 
 /* ---- client reading ---- */
@@ -630,7 +663,7 @@ static void on_head_bytes(struct conn *c)
         return;
     if (opts(c)->h2c && !c->h2c_checked && h2c_preface(c))
         return;
-    if (!c->req && h1_parser_new(&c->req, H1_REQUEST, &c->w->px->req_limits) != 0) {
+    if (!c->req && parser_get(c->w, &c->req, H1_REQUEST) != 0) {
         conn_free(c);
         return;
     }
@@ -820,7 +853,7 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
         ex->t.connect_start_us = 0;
     else
         ex->t.connect_end_us = exchange_now_us();
-    if (!c->resp && h1_parser_new(&c->resp, H1_RESPONSE, &c->w->px->resp_limits) != 0) {
+    if (!c->resp && parser_get(c->w, &c->resp, H1_RESPONSE) != 0) {
         reply_gateway_error(c, 502, "out of memory");
         return;
     }
@@ -1374,11 +1407,11 @@ static void finish_exchange(struct conn *c)
     c->head_started = false;
     ex->paused_client = ex->paused_up = false;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    h1_parser_free(c->resp);
+    parser_put(c->w, c->resp, H1_RESPONSE);
     c->resp = NULL;
     if (evbuffer_get_length(cin(c)) == 0) {
         /* Idle keep-alive connections hold no parser memory. */
-        h1_parser_free(c->req);
+        parser_put(c->w, c->req, H1_REQUEST);
         c->req = NULL;
     } else {
         h1_parser_reset(c->req, false);

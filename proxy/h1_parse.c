@@ -69,12 +69,20 @@ struct h1_parser {
     bool keep_alive, upgrade, expect_continue;
 };
 
-bool h1_is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* tchar (RFC 9110 section 5.6.2): ALPHA / DIGIT / "!#$%&'*+-.^_`|~". */
+#define TC_ROW(b) ((b) >= 'a' && (b) <= 'z') || ((b) >= 'A' && (b) <= 'Z') || \
+                  ((b) >= '0' && (b) <= '9') || (b) == '!' || (b) == '#' || (b) == '$' || \
+                  (b) == '%' || (b) == '&' || (b) == '\'' || (b) == '*' || (b) == '+' || \
+                  (b) == '-' || (b) == '.' || (b) == '^' || (b) == '_' || (b) == '`' || \
+                  (b) == '|' || (b) == '~'
+#define TC4(b) TC_ROW(b), TC_ROW((b) + 1), TC_ROW((b) + 2), TC_ROW((b) + 3)
+#define TC16(b) TC4(b), TC4((b) + 4), TC4((b) + 8), TC4((b) + 12)
+static const bool tchar_tab[256] = {TC16(0),   TC16(16),  TC16(32),  TC16(48),
+                                    TC16(64),  TC16(80),  TC16(96),  TC16(112),
+                                    TC16(128), TC16(144), TC16(160), TC16(176),
+                                    TC16(192), TC16(208), TC16(224), TC16(240)};
+
+bool h1_is_tchar(unsigned char c) { return tchar_tab[c]; }
 
 static bool is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
@@ -301,6 +309,33 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
         return H1_DONE;
     }
     for (; i < len; i++) {
+        /* Fast paths for the long runs (target, field names and values): copy a run of plain
+         * bytes at once, within the same limits as the byte loop below, which then handles the
+         * byte that ended the run (delimiter, invalid byte, or the limit). */
+        if (p->state == S_VALUE || p->state == S_NAME || p->state == S_TARGET) {
+            size_t room = p->state == S_TARGET ? p->lim.max_line - p->line_bytes
+                                               : p->lim.max_head - p->head_bytes;
+            size_t end = len - i < room ? len : i + room, j = i;
+            if (p->state == S_VALUE)
+                while (j < end && d[j] != '\r' && is_field_char(d[j]))
+                    j++;
+            else if (p->state == S_NAME)
+                while (j < end && tchar_tab[d[j]])
+                    j++;
+            else
+                while (j < end && d[j] > 0x20 && d[j] < 0x7f)
+                    j++;
+            if (j > i) {
+                memcpy(p->buf + p->len, d + i, j - i);
+                p->len += j - i;
+                p->head_bytes += j - i;
+                if (p->state == S_TARGET)
+                    p->line_bytes += j - i;
+                i = j;
+                if (i == len)
+                    break;
+            }
+        }
         unsigned char c = d[i];
         p->head_bytes++;
         if (in_line(p->state) || p->state == S_START || p->state == S_START_LF) {

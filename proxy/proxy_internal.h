@@ -40,6 +40,9 @@ struct h2_session;
  * so the proxy, not the app, closes first in the common case). */
 #define PROXY_UPSTREAM_IDLE_MS 4000
 #define PROXY_RESP_HEAD_MAX (64 * 1024)
+/* Spare head parsers kept per worker and kind (request, response), so a keep-alive exchange
+ * does not malloc/free two parsers; idle connections still hold none. */
+#define PROXY_SPARE_PARSERS 16
 
 struct proxy {
     const struct vp_options *opt;
@@ -95,6 +98,9 @@ struct worker {
     struct evconnlistener *tls_lev;
     struct tls_pending *tls_pending;
     struct h2_session *h2_sessions;
+    /* conn_h1.c: spare parsers (index 0 requests, 1 responses), reset, owned by the worker. */
+    struct h1_parser *spare[2][PROXY_SPARE_PARSERS];
+    unsigned nspare[2];
 };
 
 /* conn_h1.c */
