@@ -390,33 +390,103 @@ static bool has_token_in(const struct h1_parser *p, const char *hname, const cha
     return false;
 }
 
-/* Hop-by-hop fields (RFC 9110 section 7.6.1) plus those we regenerate. */
-static bool is_hop(const struct h1_parser *p, const char *n)
+/* Head builder: a head is assembled in a stack buffer and handed to the evbuffer with one
+ * evbuffer_add (more only for heads beyond the buffer), rather than one printf per line. */
+struct hout {
+    struct evbuffer *ev;
+    size_t len;
+    char b[4096];
+};
+
+static void hout_flush(struct hout *h)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                      "trailer", "transfer-encoding", "upgrade",
-                                      "proxy-authenticate", "proxy-authorization",
-                                      "content-length", NULL};
-    size_t nl = strlen(n);
-    for (size_t i = 0; hop[i]; i++)
-        if (vp_slice_ieq(n, nl, hop[i]))
-            return true;
-    return has_token_in(p, "connection", n);
+    if (h->len)
+        evbuffer_add(h->ev, h->b, h->len);
+    h->len = 0;
 }
 
-static void add_headers_filtered(const struct h1_parser *p, struct evbuffer *out,
+static void hout_mem(struct hout *h, const char *s, size_t n)
+{
+    if (n > sizeof h->b - h->len) {
+        hout_flush(h);
+        if (n > sizeof h->b) {
+            evbuffer_add(h->ev, s, n);
+            return;
+        }
+    }
+    memcpy(h->b + h->len, s, n);
+    h->len += n;
+}
+
+static void hout_str(struct hout *h, const char *s) { hout_mem(h, s, strlen(s)); }
+
+static void hout_u64(struct hout *h, uint64_t v)
+{
+    char t[24];
+    size_t i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    hout_mem(h, t + i, sizeof t - i);
+}
+
+/* "name: value" CRLF */
+static void hout_field(struct hout *h, const char *n, size_t nl, const char *v)
+{
+    hout_mem(h, n, nl);
+    hout_mem(h, ": ", 2);
+    hout_str(h, v);
+    hout_mem(h, "\r\n", 2);
+}
+
+/* Hop-by-hop fields (RFC 9110 section 7.6.1) plus those we regenerate. */
+static bool is_hop_name(const char *n, size_t nl)
+{
+    switch (nl) {
+    case 2:
+        return vp_slice_ieq(n, nl, "te");
+    case 7:
+        return vp_slice_ieq(n, nl, "trailer") || vp_slice_ieq(n, nl, "upgrade");
+    case 10:
+        return vp_slice_ieq(n, nl, "connection") || vp_slice_ieq(n, nl, "keep-alive");
+    case 14:
+        return vp_slice_ieq(n, nl, "content-length");
+    case 16:
+        return vp_slice_ieq(n, nl, "proxy-connection");
+    case 17:
+        return vp_slice_ieq(n, nl, "transfer-encoding");
+    case 18:
+        return vp_slice_ieq(n, nl, "proxy-authenticate");
+    case 19:
+        return vp_slice_ieq(n, nl, "proxy-authorization");
+    default:
+        return false;
+    }
+}
+
+static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
                                  const char *const *skip)
 {
-    for (size_t i = 0; i < h1_parser_header_count(p); i++) {
+    size_t nh = h1_parser_header_count(p);
+    /* Fields named in Connection are hop-by-hop too; most heads have no Connection field. */
+    bool has_conn = false;
+    for (size_t i = 0; i < nh && !has_conn; i++) {
         const char *n, *v;
         h1_parser_header(p, i, &n, &v);
-        if (is_hop(p, n))
+        has_conn = vp_slice_ieq(n, strlen(n), "connection");
+    }
+    for (size_t i = 0; i < nh; i++) {
+        const char *n, *v;
+        h1_parser_header(p, i, &n, &v);
+        size_t nl = strlen(n);
+        if (is_hop_name(n, nl) || (has_conn && has_token_in(p, "connection", n)))
             continue;
         bool sk = false;
-        for (size_t k = 0; skip && skip[k]; k++)
-            sk |= vp_slice_ieq(n, strlen(n), skip[k]);
+        for (size_t k = 0; skip && skip[k] && !sk; k++)
+            sk = vp_slice_ieq(n, nl, skip[k]);
         if (!sk)
-            evbuffer_add_printf(out, "%s: %s\r\n", n, v);
+            hout_field(out, n, nl, v);
     }
 }
 
@@ -790,43 +860,61 @@ static void write_request_head(struct conn *c)
     struct exchange_state *ex = &c->ex;
     const struct vp_options *o = opts(c);
     struct h1_parser *p = c->req;
-    struct evbuffer *out = bufferevent_get_output(ex->up->bev);
+    struct hout out = {.ev = bufferevent_get_output(ex->up->bev), .len = 0};
     static const char *const skip[] = {"expect", "x-forwarded-for", "x-forwarded-proto",
                                        "x-forwarded-host", "via", "host", "origin", NULL};
-    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", ex->method, ex->target);
+    hout_str(&out, ex->method);
+    hout_mem(&out, " ", 1);
+    hout_str(&out, ex->target);
+    hout_str(&out, " HTTP/1.1\r\nHost: ");
     const char *host = h1_parser_find(p, "host");
-    if (o->rewrite_origin)
-        evbuffer_add_printf(out, "Host: %s\r\n", o->upstream_authority);
-    else if (host)
-        evbuffer_add_printf(out, "Host: %s\r\n", host);
-    else
-        evbuffer_add_printf(out, "Host: %s\r\n", o->upstream_authority);
+    hout_str(&out, o->rewrite_origin || !host ? o->upstream_authority : host);
+    hout_mem(&out, "\r\n", 2);
     const char *origin = h1_parser_find(p, "origin");
-    if (origin && o->rewrite_origin && strcmp(origin, "null") != 0)
-        evbuffer_add_printf(out, "Origin: http://%s\r\n", o->upstream_authority);
-    else if (origin)
-        evbuffer_add_printf(out, "Origin: %s\r\n", origin);
-    add_headers_filtered(p, out, skip);
+    if (origin && o->rewrite_origin && strcmp(origin, "null") != 0) {
+        hout_str(&out, "Origin: http://");
+        hout_str(&out, o->upstream_authority);
+        hout_mem(&out, "\r\n", 2);
+    } else if (origin) {
+        hout_field(&out, "Origin", 6, origin);
+    }
+    add_headers_filtered(p, &out, skip);
     const char *xff = h1_parser_find(p, "x-forwarded-for");
-    evbuffer_add_printf(out, "X-Forwarded-For: %s%s%s\r\n", xff ? xff : "", xff ? ", " : "",
-                        c->peer);
-    evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", c->tls_version[0] ? "https" : "http");
+    hout_str(&out, "X-Forwarded-For: ");
+    if (xff) {
+        hout_str(&out, xff);
+        hout_mem(&out, ", ", 2);
+    }
+    hout_str(&out, c->peer);
+    hout_str(&out, c->tls_version[0] ? "\r\nX-Forwarded-Proto: https\r\n"
+                                     : "\r\nX-Forwarded-Proto: http\r\n");
     if (host)
-        evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", host);
+        hout_field(&out, "X-Forwarded-Host", 16, host);
     const char *via = h1_parser_find(p, "via");
-    evbuffer_add_printf(out, "Via: %s%s1.%d vitals-proxy\r\n", via ? via : "", via ? ", " : "",
-                        ex->minor);
+    hout_str(&out, "Via: ");
+    if (via) {
+        hout_str(&out, via);
+        hout_mem(&out, ", ", 2);
+    }
+    hout_str(&out, "1.");
+    hout_u64(&out, (uint64_t)(ex->minor < 0 ? 0 : ex->minor));
+    hout_str(&out, " vitals-proxy\r\n");
     if (ex->upgrade) {
         const char *up = h1_parser_find(p, "upgrade");
-        evbuffer_add_printf(out, "Connection: upgrade\r\nUpgrade: %s\r\n", up ? up : "");
+        hout_str(&out, "Connection: upgrade\r\n");
+        hout_field(&out, "Upgrade", 7, up ? up : "");
     }
-    if (ex->req_framing == H1_BODY_LENGTH)
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)ex->req_left);
-    else if (ex->req_framing == H1_BODY_CHUNKED)
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-    else if (ex->had_cl)
-        evbuffer_add_printf(out, "Content-Length: 0\r\n");
-    evbuffer_add(out, "\r\n", 2);
+    if (ex->req_framing == H1_BODY_LENGTH) {
+        hout_str(&out, "Content-Length: ");
+        hout_u64(&out, ex->req_left);
+        hout_mem(&out, "\r\n", 2);
+    } else if (ex->req_framing == H1_BODY_CHUNKED) {
+        hout_str(&out, "Transfer-Encoding: chunked\r\n");
+    } else if (ex->had_cl) {
+        hout_str(&out, "Content-Length: 0\r\n");
+    }
+    hout_mem(&out, "\r\n", 2);
+    hout_flush(&out);
 }
 
 static void set_up_timeouts(struct conn *c)
@@ -963,11 +1051,17 @@ static void start_tunnel(struct conn *c)
     struct exchange_state *ex = &c->ex;
     struct evbuffer *o = cout(c);
     size_t before = evbuffer_get_length(o);
-    evbuffer_add_printf(o, "HTTP/1.1 101 %s\r\n", h1_parser_reason(c->resp));
+    struct hout h = {.ev = o, .len = 0};
+    hout_str(&h, "HTTP/1.1 101 ");
+    hout_str(&h, h1_parser_reason(c->resp));
+    hout_mem(&h, "\r\n", 2);
     static const char *const skip[] = {NULL};
-    add_headers_filtered(c->resp, o, skip);
+    add_headers_filtered(c->resp, &h, skip);
     const char *up = h1_parser_find(c->resp, "upgrade");
-    evbuffer_add_printf(o, "Connection: upgrade\r\nUpgrade: %s\r\n\r\n", up ? up : "");
+    hout_str(&h, "Connection: upgrade\r\n");
+    hout_field(&h, "Upgrade", 7, up ? up : "");
+    hout_mem(&h, "\r\n", 2);
+    hout_flush(&h);
     ex->t.bytes_out += evbuffer_get_length(o) - before;
     ex->status = 101;
     ex->resp_started = true;
@@ -1048,7 +1142,7 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
 
 /* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
  * kept, ETag weakened, Vary: Accept-Encoding. */
-static void add_injected_headers(struct h1_parser *r, struct evbuffer *o)
+static void add_injected_headers(struct h1_parser *r, struct hout *o)
 {
     static const char *const skip[] = {"etag", NULL};
     add_headers_filtered(r, o, skip);
@@ -1057,14 +1151,17 @@ static void add_injected_headers(struct h1_parser *r, struct evbuffer *o)
         const char *n, *v;
         h1_parser_header(r, i, &n, &v);
         size_t nl = strlen(n), vl = strlen(v);
-        if (vp_slice_ieq(n, nl, "etag"))
-            evbuffer_add_printf(o, "ETag: %s%s\r\n", vp_slice_iprefix(v, vl, "W/") ? "" : "W/", v);
+        if (vp_slice_ieq(n, nl, "etag")) {
+            hout_str(o, vp_slice_iprefix(v, vl, "W/") ? "ETag: " : "ETag: W/");
+            hout_str(o, v);
+            hout_mem(o, "\r\n", 2);
+        }
         else if (vp_slice_ieq(n, nl, "vary") &&
                  (vp_header_has_token(v, vl, "accept-encoding") || vp_header_has_token(v, vl, "*")))
             vary = true;
     }
     if (!vary)
-        evbuffer_add_printf(o, "Vary: Accept-Encoding\r\n");
+        hout_str(o, "Vary: Accept-Encoding\r\n");
 }
 
 static void send_response_head(struct conn *c)
@@ -1078,39 +1175,47 @@ static void send_response_head(struct conn *c)
         ex->up_clean = false;
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
-    evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", sc, h1_parser_reason(r));
+    struct hout h = {.ev = o, .len = 0};
+    hout_str(&h, "HTTP/1.1 ");
+    hout_u64(&h, (uint64_t)sc); /* 100..599: checked by the parser */
+    hout_mem(&h, " ", 1);
+    hout_str(&h, h1_parser_reason(r));
+    hout_mem(&h, "\r\n", 2);
     setup_injection(c, r);
     static const char *const skip[] = {NULL};
     if (ex->inj)
-        add_injected_headers(r, o);
+        add_injected_headers(r, &h);
     else
-        add_headers_filtered(r, o, skip);
+        add_headers_filtered(r, &h, skip);
     switch (ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
         const char *cl = h1_parser_find(r, "content-length");
         if (cl && sc != 204 && sc >= 200)
-            evbuffer_add_printf(o, "Content-Length: %s\r\n", cl);
+            hout_field(&h, "Content-Length", 14, cl);
         break;
     }
     case H1_BODY_LENGTH:
-        evbuffer_add_printf(o, "Content-Length: %llu\r\n", (unsigned long long)ex->resp_left);
+        hout_str(&h, "Content-Length: ");
+        hout_u64(&h, ex->resp_left);
+        hout_mem(&h, "\r\n", 2);
         break;
     case H1_BODY_CHUNKED:
     case H1_BODY_CLOSE:
         if (ex->minor >= 1) {
             ex->client_chunked = true;
-            evbuffer_add_printf(o, "Transfer-Encoding: chunked\r\n");
+            hout_str(&h, "Transfer-Encoding: chunked\r\n");
         } else {
             ex->keep_alive = false;
         }
         break;
     }
     if (!ex->keep_alive)
-        evbuffer_add_printf(o, "Connection: close\r\n");
+        hout_str(&h, "Connection: close\r\n");
     else if (ex->minor == 0)
-        evbuffer_add_printf(o, "Connection: keep-alive\r\n");
-    evbuffer_add(o, "\r\n", 2);
+        hout_str(&h, "Connection: keep-alive\r\n");
+    hout_mem(&h, "\r\n", 2);
+    hout_flush(&h);
     ex->t.bytes_out += evbuffer_get_length(o) - before;
     ex->resp_started = true;
     capture(ex->ctype, sizeof ex->ctype, h1_parser_find(r, "content-type"));
@@ -1151,10 +1256,16 @@ static bool parse_response_head(struct conn *c)
             /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. */
             if (ex->minor >= 1 && !(sc == 100 && ex->sent_100)) {
                 struct evbuffer *o = cout(c);
-                evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", sc, h1_parser_reason(c->resp));
+                struct hout h = {.ev = o, .len = 0};
+                hout_str(&h, "HTTP/1.1 ");
+                hout_u64(&h, (uint64_t)sc);
+                hout_mem(&h, " ", 1);
+                hout_str(&h, h1_parser_reason(c->resp));
+                hout_mem(&h, "\r\n", 2);
                 static const char *const skip[] = {NULL};
-                add_headers_filtered(c->resp, o, skip);
-                evbuffer_add(o, "\r\n", 2);
+                add_headers_filtered(c->resp, &h, skip);
+                hout_mem(&h, "\r\n", 2);
+                hout_flush(&h);
                 if (sc == 100)
                     ex->sent_100 = true;
             }
