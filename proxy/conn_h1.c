@@ -469,18 +469,35 @@ static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
                                  const char *const *skip)
 {
     size_t nh = h1_parser_header_count(p);
-    /* Fields named in Connection are hop-by-hop too; most heads have no Connection field. */
-    bool has_conn = false;
-    for (size_t i = 0; i < nh && !has_conn; i++) {
+    /* Fields named in Connection are hop-by-hop too. The Connection values are collected once
+     * (beyond a few fields, the full scan per name). */
+    const char *conn_v[4];
+    size_t nconn = 0;
+    bool many_conn = false;
+    for (size_t i = 0; i < nh; i++) {
         const char *n, *v;
         h1_parser_header(p, i, &n, &v);
-        has_conn = vp_slice_ieq(n, strlen(n), "connection");
+        if (vp_slice_ieq(n, h1_parser_header_name_len(p, i), "connection")) {
+            if (nconn < sizeof conn_v / sizeof conn_v[0])
+                conn_v[nconn++] = v;
+            else
+                many_conn = true;
+        }
     }
     for (size_t i = 0; i < nh; i++) {
         const char *n, *v;
         h1_parser_header(p, i, &n, &v);
-        size_t nl = strlen(n);
-        if (is_hop_name(n, nl) || (has_conn && has_token_in(p, "connection", n)))
+        size_t nl = h1_parser_header_name_len(p, i);
+        if (is_hop_name(n, nl))
+            continue;
+        bool named = false;
+        if (many_conn) {
+            named = has_token_in(p, "connection", n);
+        } else {
+            for (size_t k = 0; k < nconn && !named; k++)
+                named = vp_header_has_token(conn_v[k], strlen(conn_v[k]), n);
+        }
+        if (named)
             continue;
         bool sk = false;
         for (size_t k = 0; skip && skip[k] && !sk; k++)

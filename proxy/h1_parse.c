@@ -42,8 +42,23 @@ enum {
 };
 
 struct hdr {
-    uint32_t name, value; /* offsets into buf */
+    uint32_t name, value;       /* offsets into buf */
+    uint32_t name_len, value_len; /* lengths without the NUL */
 };
+
+static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+/* Case-insensitive equality of a header name (length nl) with a lower-case literal. */
+static bool name_is(const char *n, size_t nl, const char *lit, size_t ll)
+{
+    if (nl != ll)
+        return false;
+    for (size_t i = 0; i < nl; i++)
+        if (lower((unsigned char)n[i]) != lit[i])
+            return false;
+    return true;
+}
+#define NAME_IS(n, nl, lit) name_is(n, nl, lit, sizeof lit - 1)
 
 struct h1_parser {
     enum h1_kind kind;
@@ -83,6 +98,15 @@ static const bool tchar_tab[256] = {TC16(0),   TC16(16),  TC16(32),  TC16(48),
                                     TC16(192), TC16(208), TC16(224), TC16(240)};
 
 bool h1_is_tchar(unsigned char c) { return tchar_tab[c]; }
+
+/* is_field_char as a table, for the value fast path (CR is not a field char: it ends the run). */
+#define VC_ROW(b) ((b) == '\t' || ((b) >= 0x20 && (b) != 0x7f))
+#define VC4(b) VC_ROW(b), VC_ROW((b) + 1), VC_ROW((b) + 2), VC_ROW((b) + 3)
+#define VC16(b) VC4(b), VC4((b) + 4), VC4((b) + 8), VC4((b) + 12)
+static const bool vchar_tab[256] = {VC16(0),   VC16(16),  VC16(32),  VC16(48),
+                                    VC16(64),  VC16(80),  VC16(96),  VC16(112),
+                                    VC16(128), VC16(144), VC16(160), VC16(176),
+                                    VC16(192), VC16(208), VC16(224), VC16(240)};
 
 static bool is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
@@ -227,27 +251,27 @@ static int finish_head(struct h1_parser *p)
     for (size_t i = 0; i < p->nhdrs; i++) {
         const char *n = p->buf + p->hdrs[i].name;
         const char *v = p->buf + p->hdrs[i].value;
-        size_t nl = strlen(n), vl = strlen(v);
-        if (vp_slice_ieq(n, nl, "content-length")) {
+        size_t nl = p->hdrs[i].name_len, vl = p->hdrs[i].value_len;
+        if (NAME_IS(n, nl, "content-length")) {
             if (parse_cl(v, &cl, &cl_seen) != 0)
                 return fail(p, 400, "invalid or conflicting Content-Length");
-        } else if (vp_slice_ieq(n, nl, "transfer-encoding")) {
+        } else if (NAME_IS(n, nl, "transfer-encoding")) {
             /* Only one "chunked", alone, across all Transfer-Encoding fields. */
             if (te_seen || !vp_slice_ieq(v, vl, "chunked"))
                 te_bad = true;
             te_seen = true;
             te_chunked = true;
-        } else if (vp_slice_ieq(n, nl, "host")) {
+        } else if (NAME_IS(n, nl, "host")) {
             hosts++;
             if (strpbrk(v, " \t/@\\") != NULL)
                 return fail(p, 400, "invalid Host");
-        } else if (vp_slice_ieq(n, nl, "connection")) {
+        } else if (NAME_IS(n, nl, "connection")) {
             conn_close |= vp_header_has_token(v, vl, "close");
             conn_ka |= vp_header_has_token(v, vl, "keep-alive");
             conn_upgrade |= vp_header_has_token(v, vl, "upgrade");
-        } else if (vp_slice_ieq(n, nl, "upgrade")) {
+        } else if (NAME_IS(n, nl, "upgrade")) {
             has_upgrade = vl > 0;
-        } else if (req && vp_slice_ieq(n, nl, "expect")) {
+        } else if (req && NAME_IS(n, nl, "expect")) {
             if (vp_slice_ieq(v, vl, "100-continue"))
                 p->expect_continue = true;
         }
@@ -317,7 +341,7 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
                                                : p->lim.max_head - p->head_bytes;
             size_t end = len - i < room ? len : i + room, j = i;
             if (p->state == S_VALUE)
-                while (j < end && d[j] != '\r' && is_field_char(d[j]))
+                while (j < end && vchar_tab[d[j]]) /* CR is not in the table */
                     j++;
             else if (p->state == S_NAME)
                 while (j < end && tchar_tab[d[j]])
@@ -450,6 +474,7 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
             if (h1_is_tchar(c)) {
                 put(p, (char)c);
             } else if (c == ':') {
+                p->hdrs[p->nhdrs].name_len = (uint32_t)(p->len - p->hdrs[p->nhdrs].name);
                 put(p, '\0');
                 p->hdrs[p->nhdrs].value = (uint32_t)p->len;
                 p->state = S_OWS;
@@ -467,6 +492,7 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
                 size_t start = p->hdrs[p->nhdrs].value;
                 while (p->len > start && (p->buf[p->len - 1] == ' ' || p->buf[p->len - 1] == '\t'))
                     p->len--;
+                p->hdrs[p->nhdrs].value_len = (uint32_t)(p->len - start);
                 put(p, '\0');
                 p->state = S_HDR_LF;
             } else if (is_field_char(c)) {
@@ -513,11 +539,22 @@ void h1_parser_header(const struct h1_parser *p, size_t i, const char **name, co
     *value = p->buf + p->hdrs[i].value;
 }
 
+size_t h1_parser_header_name_len(const struct h1_parser *p, size_t i)
+{
+    return p->hdrs[i].name_len;
+}
+
 const char *h1_parser_find(const struct h1_parser *p, const char *name)
 {
+    size_t nl = strlen(name);
+    if (nl == 0)
+        return NULL; /* header names are never empty */
+    int first = lower((unsigned char)name[0]);
     for (size_t i = 0; i < p->nhdrs; i++) {
         const char *n = p->buf + p->hdrs[i].name;
-        if (vp_slice_ieq(n, strlen(n), name))
+        /* Length and first byte before the full comparison. */
+        if (p->hdrs[i].name_len == nl && lower((unsigned char)n[0]) == first &&
+            vp_slice_ieq(n, nl, name))
             return p->buf + p->hdrs[i].value;
     }
     return NULL;

@@ -66,6 +66,8 @@ const char *h1_parser_reason(const struct h1_parser *p); /* responses; "" when a
 size_t h1_parser_header_count(const struct h1_parser *p);
 /* i-th header (0-based) in arrival order; name as sent, value trimmed. */
 void h1_parser_header(const struct h1_parser *p, size_t i, const char **name, const char **value);
+/* Length of header i's name (strlen of the name h1_parser_header returns, without the scan). */
+size_t h1_parser_header_name_len(const struct h1_parser *p, size_t i);
 /* First value of header `name` (case-insensitive), or NULL. */
 const char *h1_parser_find(const struct h1_parser *p, const char *name);
 /* Bytes of the raw head consumed (line + headers + final CRLF). */
