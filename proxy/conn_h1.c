@@ -34,6 +34,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1414,6 +1415,53 @@ bad_body:
     conn_free(c);
 }
 
+/* libevent 2.1 reads at most 4 KiB per read callback (EVBUFFER_MAX_READ), whatever
+ * bufferevent_set_max_single_read says, so a 100 KiB body took some 25 loop iterations, each
+ * with its own ioctl, readv, writev and epoll_ctl. When that read filled its 4 KiB (the input
+ * holds at least that much), read what else the socket holds straight into the input buffer,
+ * bounded by the high watermark and the body length. Only for Content-Length and chunked bodies
+ * after the head: a direct read that meets a reset with nothing queued consumes the error and
+ * libevent then reports a plain EOF, which for a close-delimited body would mean "complete"; for
+ * these two, EOF and error alike mean truncated. EOF itself is left for libevent (sticky). */
+static void up_read_more(struct conn *c, struct bufferevent *bev)
+{
+    struct exchange_state *ex = &c->ex;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t have = evbuffer_get_length(in);
+    if (c->state != CS_PROXY || !ex->resp_head_done || ex->resp_done || have < 4096 ||
+        (ex->resp_framing != H1_BODY_LENGTH && ex->resp_framing != H1_BODY_CHUNKED) ||
+        evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM)
+        return;
+    size_t want = PROXY_UP_READ_MAX > have ? PROXY_UP_READ_MAX - have : 0;
+    if (ex->resp_framing == H1_BODY_LENGTH)
+        want = ex->resp_left > have ? (ex->resp_left - have < want ? (size_t)(ex->resp_left - have)
+                                                                    : want)
+                                    : 0;
+    if (want == 0)
+        return;
+    /* A socket bufferevent keeps the end of its input frozen outside its own reads. */
+    evbuffer_unfreeze(in, 0);
+    struct evbuffer_iovec v[2];
+    int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+    if (nv > 0) {
+        struct iovec iov[2];
+        for (int i = 0; i < nv; i++) {
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+        }
+        ssize_t n = readv(bufferevent_getfd(bev), iov, nv);
+        size_t left = n > 0 ? (size_t)n : 0;
+        int used = 0;
+        for (; used < nv && left > 0; used++) {
+            if (v[used].iov_len > left)
+                v[used].iov_len = left;
+            left -= v[used].iov_len;
+        }
+        evbuffer_commit_space(in, v, used);
+    }
+    evbuffer_freeze(in, 0);
+}
+
 static void up_read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
@@ -1431,6 +1479,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     }
     if (c->state != CS_PROXY)
         return;
+    up_read_more(c, bev);
     if (!ex->resp_head_done && !parse_response_head(c))
         return;
     pump_response(c);

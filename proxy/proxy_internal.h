@@ -36,6 +36,8 @@ struct h2_session;
 #define PROXY_LOW_WM (64 * 1024)
 /* Largest single read/write on a socket bufferevent (libevent's default is 16 KiB). */
 #define PROXY_MAX_SINGLE_IO (256 * 1024)
+/* Largest direct read of a response body (conn_h1.c up_read_more). */
+#define PROXY_UP_READ_MAX (128 * 1024)
 /* Idle pooled upstream connections are dropped after this (below Node's 5 s keepAliveTimeout,
  * so the proxy, not the app, closes first in the common case). */
 #define PROXY_UPSTREAM_IDLE_MS 4000
