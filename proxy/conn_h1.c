@@ -406,6 +406,23 @@ static void hout_flush(struct hout *h)
     h->len = 0;
 }
 
+/* Final flush to a socket whose output buffer is empty: send(2) at once, and queue only what
+ * the socket did not take. Saves the write event's add/del and a loop iteration. A send error
+ * queues everything: the bufferevent's own write then meets the error again (EPIPE after a
+ * reset) and reports it as before. */
+static void hout_flush_direct(struct hout *h, int fd)
+{
+    size_t off = 0;
+    if (fd >= 0 && h->len && evbuffer_get_length(h->ev) == 0) {
+        ssize_t n = send(fd, h->b, h->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            off = (size_t)n;
+    }
+    if (h->len > off)
+        evbuffer_add(h->ev, h->b + off, h->len - off);
+    h->len = 0;
+}
+
 static void hout_mem(struct hout *h, const char *s, size_t n)
 {
     if (n > sizeof h->b - h->len) {
@@ -932,7 +949,10 @@ static void write_request_head(struct conn *c)
         hout_str(&out, "Content-Length: 0\r\n");
     }
     hout_mem(&out, "\r\n", 2);
-    hout_flush(&out);
+    /* The pooled or just connected upstream socket has an empty output buffer. A request with a
+     * body is queued instead: its bytes already read are checked first (pump_request), and an
+     * invalid chunked body then means the head never leaves (the upstream is dropped). */
+    hout_flush_direct(&out, ex->req_done ? bufferevent_getfd(ex->up->bev) : -1);
 }
 
 static void set_up_timeouts(struct conn *c)
@@ -974,7 +994,10 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
         ex->sent_100 = true;
     }
     set_up_timeouts(c);
-    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+    /* EV_WRITE is enabled from creation on and never disabled on upstream connections; enabling
+     * it again would add the write event even when the head went out directly. */
+    bufferevent_enable(u->bev, evbuffer_get_length(bufferevent_get_output(u->bev)) ? EV_READ | EV_WRITE
+                                                                                    : EV_READ);
     update_client_read(c);
     pump_request(c);
 }
