@@ -998,7 +998,9 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
      * it again would add the write event even when the head went out directly. */
     bufferevent_enable(u->bev, evbuffer_get_length(bufferevent_get_output(u->bev)) ? EV_READ | EV_WRITE
                                                                                     : EV_READ);
-    update_client_read(c);
+    /* Without a body, the client's read state is the one start_exchange set (not read). */
+    if (!ex->req_done)
+        update_client_read(c);
     pump_request(c);
 }
 
