@@ -286,7 +286,9 @@ def render(res, subj):
     out = ["# vitals-proxy benchmark %s" % res["date"], "",
            "wrk on loopback, %d connections, %d thread(s), %d s per run (median-p99 of %d), "
            "%s CPUs; origin = nginx static (2 workers); nginx = worker_processes 1 + upstream "
-           "keepalive; %s = --workers 1. Load average at start: %s." % (
+           "keepalive, access_log off (records nothing); %s = --workers 1 --quiet, which still "
+           "records every request (timings, sizes, headers) in SQLite through its writer "
+           "thread. Load average at start: %s." % (
                res["connections"], res["wrk_threads"], res["duration_s"], res["repeat"],
                res["cpus"], subj, res["loadavg"]), "",
            "| target | size | req/s | p50 ms | p99 ms | vs nginx | vs direct | errors |",
