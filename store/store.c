@@ -252,7 +252,7 @@ static int64_t clamp_i64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
 }
@@ -261,7 +261,7 @@ static void bind_jstr(sqlite3_stmt *st, int i, const json_t *v)
 {
     if (json_is_string(v))
         sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
-                          SQLITE_TRANSIENT);
+                          SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
 }
@@ -338,19 +338,19 @@ static int write_beacon(struct store *s, struct item *it)
                  *mem = json_object_get(p, "mem");
 
     sqlite3_stmt *st = s->st[S_VIEW_INSERT];
-    sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, t0);
     sqlite3_bind_int64(st, 3, it->u.b.now_ms);
-    sqlite3_bind_text(st, 4, url, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 5, path, (int)plen, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, path, (int)plen, SQLITE_STATIC);
     if (rl >= 0)
-        sqlite3_bind_text(st, 6, route, rl, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 6, route, rl, SQLITE_STATIC);
     bind_jstr(st, 7, pvid);
     bind_jstr(st, 8, nav);
     bind_jstr(st, 9, dev);
     bind_jstr(st, 10, ect);
     bind_jnum(st, 11, mem);
-    sqlite3_bind_text(st, 12, fam, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 12, fam, -1, SQLITE_STATIC);
     if (major > 0)
         sqlite3_bind_int(st, 13, major);
     bind_text(st, 14, it->u.b.label);
@@ -360,21 +360,21 @@ static int write_beacon(struct store *s, struct item *it)
     if (sqlite3_changes(s->db) == 1) {
         /* A new view claims the unassigned sub-resource requests that followed it. */
         st = s->st[S_VIEW_CLAIM];
-        sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, t0 * 1000);
         sqlite3_bind_int64(st, 4, (t0 + VIEW_WINDOW_MS) * 1000);
         if (run(s, st))
             return VP_ERR_DB;
     } else {
         st = s->st[S_VIEW_UPDATE];
-        sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
         bind_jstr(st, 2, pvid);
         bind_jstr(st, 3, nav);
         bind_jstr(st, 4, dev);
         bind_jstr(st, 5, ect);
         bind_jnum(st, 6, mem);
-        sqlite3_bind_text(st, 7, fam, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 7, fam, -1, SQLITE_STATIC);
         if (major > 0)
             sqlite3_bind_int(st, 8, major);
         bind_text(st, 9, it->u.b.label);
@@ -386,7 +386,7 @@ static int write_beacon(struct store *s, struct item *it)
     json_t *e;
     json_array_foreach(json_object_get(p, "m"), i, e) {
         st = s->st[S_METRIC];
-        sqlite3_bind_text(st, 1, vid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
         bind_jstr(st, 2, json_object_get(e, "n"));
         bind_jstr(st, 3, json_object_get(e, "id"));
         bind_jnum(st, 4, json_object_get(e, "v"));
@@ -411,7 +411,7 @@ static int write_beacon(struct store *s, struct item *it)
     if (json_is_object(nt)) {
         st = s->st[S_NAV];
         int bi = 1;
-        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_STATIC);
         if (bind_fields(st, &bi, nt, beacon_res_fields) ||
             bind_fields(st, &bi, nt, beacon_nav_fields)) {
             sqlite3_reset(st);
@@ -426,7 +426,7 @@ static int write_beacon(struct store *s, struct item *it)
     json_array_foreach(json_object_get(p, "res"), i, e) {
         st = s->st[S_RES];
         int bi = 1;
-        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, bi++, (sqlite3_int64)base + (sqlite3_int64)i);
         if (bind_fields(st, &bi, e, beacon_res_fields)) {
             sqlite3_reset(st);
@@ -448,7 +448,7 @@ static bool resolve_view(struct store *s, const char *rpath, size_t rlen, int64_
     enum stmt_id ids[2] = {S_REQ_FIND_INJECTED, S_REQ_FIND_VIEW};
     for (int k = 0; k < 2; k++) {
         sqlite3_stmt *st = s->st[ids[k]];
-        sqlite3_bind_text(st, 1, rpath, (int)rlen, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, rpath, (int)rlen, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, at_us);
         if (sqlite3_step(st) == SQLITE_ROW) {
             const char *id = (const char *)sqlite3_column_text(st, 0);
@@ -498,17 +498,17 @@ static int write_request(struct store *s, struct item *it)
     bind_text(st, i++, r->method);
     bind_text(st, i++, r->url);
     if (r->url)
-        sqlite3_bind_text(st, i, path, (int)plen, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, path, (int)plen, SQLITE_STATIC);
     i++;
     if (rl >= 0)
-        sqlite3_bind_text(st, i, route, rl, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, route, rl, SQLITE_STATIC);
     i++;
     bind_text(st, i++, r->host);
     bind_text(st, i++, r->protocol);
     bind_text(st, i++, r->tls_version);
     bind_text(st, i++, r->referer);
     if (rpath)
-        sqlite3_bind_text(st, i, rpath, (int)rplen, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, rpath, (int)rplen, SQLITE_STATIC);
     i++;
     bind_text(st, i++, r->user_agent);
     bind_text(st, i++, r->content_type);
@@ -521,8 +521,8 @@ static int write_request(struct store *s, struct item *it)
 
     if (r->injected && r->view_id && r->url && r->accept_us > 0) {
         st = s->st[S_REQ_CLAIM];
-        sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, r->accept_us);
         if (run(s, st))
             return VP_ERR_DB;
@@ -562,7 +562,7 @@ static int write_item(struct store *s, struct item *it, uint64_t *beacons)
         return write_request(s, it);
     case IT_REJECT: {
         sqlite3_stmt *st = s->st[S_REJECT];
-        sqlite3_bind_text(st, 1, it->u.reason, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 1, it->u.reason, -1, SQLITE_STATIC);
         return run(s, st);
     }
     case IT_PRUNE: {
@@ -769,7 +769,12 @@ int store_open(struct store **out, const char *path, const struct store_options 
         goto fail_db;
     char *msg = NULL;
     if (sqlite3_exec(s->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                     /* Writer-connection tuning: 32 MiB page cache, temporary b-trees in
+                      * memory, reads through a 256 MiB mapping, and a checkpoint every
+                      * ~16 MiB of WAL instead of every 4 MiB (fewer stalls inside a batch). */
+                     "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;"
+                     "PRAGMA mmap_size=268435456; PRAGMA wal_autocheckpoint=4096;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         set_err(err, errlen, "configuring database", msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
