@@ -4,10 +4,18 @@
  * Invariants:
  *   - store_ingest_beacon / store_record_request / store_count_rejection never touch SQLite:
  *     they validate (store/beacon.c), copy and enqueue, or fail fast with VP_ERR_FULL.
- *   - The writer commits one transaction per batch: it wakes on the first queued item, waits at
- *     most batch_ms more (or until batch_rows items are queued, a sync is requested, or the
- *     store is closing), then writes up to batch_rows items with prepared statements and
- *     commits. So an item acknowledged at time t is committed by t + batch_ms + write time.
+ *   - The writer commits one transaction per batch: it takes the queue once its oldest item has
+ *     waited batch_ms (at once when it is already that old, i.e. when the writer is behind), or
+ *     when batch_rows items are queued, a sync is requested or the store is closing; then it
+ *     writes up to batch_rows items with prepared statements and commits.
+ *   - Admission control makes "acknowledged more than max_lag_ms ago => committed" true by
+ *     construction: every item carries its enqueue time and a row weight; enqueue refuses
+ *     (VP_ERR_FULL, never blocking) while the oldest uncommitted item, queued or in the batch
+ *     being written, is older than max_lag_ms, or while the uncommitted rows, at the writer's
+ *     measured cost per row, would take longer than max_lag_ms - batch_ms to commit. So an
+ *     accepted item waits at most batch_ms to be taken plus the bounded backlog's write time.
+ *     Refusals are counted in the stats and, by the writer, in the rejections table ("store
+ *     busy", "request record dropped") that the health section reads.
  *   - WAL + synchronous=NORMAL: a committed batch survives a kill -9 of the process.
  *   - store_free drains: everything queued before it is committed.
  *   - Sub-resource requests are tied to a view here, in the writer: the most recent injected
@@ -22,6 +30,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,6 +57,8 @@ struct sync_marker {
 struct item {
     struct item *next;
     enum item_kind kind;
+    uint32_t rows;  /* admission weight: rows this item writes (>= 1) */
+    int64_t enq_us; /* monotonic enqueue time */
     union {
         struct {
             json_t *payload; /* validated (beacon_parse), owned */
@@ -104,6 +115,13 @@ struct store {
     /* stats, under mu */
     struct store_stats stats;
 
+    /* admission control, under mu (see the file comment) */
+    uint64_t pending_rows;      /* rows of queued and in-flight items */
+    int64_t inflight_oldest_us; /* enqueue time of the batch being written, 0 when none */
+    uint64_t row_cost_ns;       /* moving average of the writer's cost per row */
+    uint64_t unlogged_busy;     /* refusals not yet counted in the rejections table */
+    uint64_t unlogged_req_drops;
+
     /* writer-only state */
     int64_t next_prune_ms;
     bool prune_active;
@@ -116,7 +134,13 @@ void store_options_default(struct store_options *opt)
     opt->batch_rows = 1000;
     opt->retention_days = 30;
     opt->keep_query = false;
+    opt->max_lag_ms = 0;
 }
+
+/* Until the first large batch is measured: a conservative 20 us per row. */
+#define ROW_COST_PRIOR_NS 20000
+/* Batches smaller than this do not update the cost (their commit overhead dominates). */
+#define ROW_COST_MIN_ROWS 64
 
 static void set_err(char *err, size_t errlen, const char *a, const char *b)
 {
@@ -226,8 +250,8 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
                             "ORDER BY started_at DESC LIMIT 1",
         [S_REQ_CLAIM] = "UPDATE requests SET view_id=?1 WHERE view_id IS NULL AND injected=0 "
                         "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?3 + 60000000",
-        [S_REJECT] = "INSERT INTO rejections(reason,count) VALUES(?,1) "
-                     "ON CONFLICT(reason) DO UPDATE SET count=count+1",
+        [S_REJECT] = "INSERT INTO rejections(reason,count) VALUES(?1,?2) "
+                     "ON CONFLICT(reason) DO UPDATE SET count=count+?2",
         [S_ACCEPTED] = "UPDATE meta SET value = CAST(value AS INTEGER) + ?1 "
                        "WHERE key='beacons_accepted'",
         [S_PRUNE_VIEWS] = "DELETE FROM views WHERE id IN (SELECT id FROM views "
@@ -563,6 +587,7 @@ static int write_item(struct store *s, struct item *it, uint64_t *beacons)
     case IT_REJECT: {
         sqlite3_stmt *st = s->st[S_REJECT];
         sqlite3_bind_text(st, 1, it->u.reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, 1);
         return run(s, st);
     }
     case IT_PRUNE: {
@@ -593,6 +618,20 @@ static void write_batch(struct store *s, struct item *batch, size_t n)
     if (beacons > 0) {
         sqlite3_bind_int64(s->st[S_ACCEPTED], 1, (sqlite3_int64)beacons);
         if (run(s, s->st[S_ACCEPTED]))
+            errors++;
+    }
+    pthread_mutex_lock(&s->mu);
+    uint64_t busy = s->unlogged_busy, drops = s->unlogged_req_drops;
+    s->unlogged_busy = s->unlogged_req_drops = 0;
+    pthread_mutex_unlock(&s->mu);
+    const char *why[2] = {"store busy", "request record dropped"};
+    uint64_t cnt[2] = {busy, drops};
+    for (int k = 0; k < 2; k++) {
+        if (cnt[k] == 0)
+            continue;
+        sqlite3_bind_text(s->st[S_REJECT], 1, why[k], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->st[S_REJECT], 2, (sqlite3_int64)cnt[k]);
+        if (run(s, s->st[S_REJECT]))
             errors++;
     }
     if (run(s, s->st[S_COMMIT])) {
@@ -658,18 +697,23 @@ static void *writer_main(void *arg)
             }
         }
         if (s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
-            struct timespec ts;
-            abs_deadline(&ts, s->opt.batch_ms);
+            /* Coalesce until the oldest item has waited batch_ms: no wait when behind. */
+            int64_t due = s->head->enq_us + (int64_t)s->opt.batch_ms * 1000;
+            struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
             while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows)
                 if (pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) == ETIMEDOUT)
                     break;
         }
         struct item *batch = s->head, *last = NULL;
         size_t n = 0;
+        uint64_t rows = 0;
         for (struct item *it = s->head; it && n < s->opt.batch_rows; it = it->next) {
             last = it;
             n++;
+            rows += it->rows;
         }
+        int64_t oldest = batch ? batch->enq_us : 0;
+        s->inflight_oldest_us = oldest;
         if (last) {
             s->head = last->next;
             if (!s->head)
@@ -682,12 +726,24 @@ static void *writer_main(void *arg)
         bool stopping = s->stop && !s->head;
         pthread_mutex_unlock(&s->mu);
 
+        int64_t t_start = vp_mono_us();
         if (batch)
             write_batch(s, batch, n);
+        int64_t t_end = vp_mono_us();
         if (!stopping)
             prune_step(s);
 
         pthread_mutex_lock(&s->mu);
+        if (batch) {
+            s->pending_rows -= rows;
+            s->inflight_oldest_us = 0;
+            if ((uint64_t)(t_end - oldest) > s->stats.lag_max_us)
+                s->stats.lag_max_us = (uint64_t)(t_end - oldest);
+            if (rows >= ROW_COST_MIN_ROWS) {
+                uint64_t c = (uint64_t)(t_end - t_start) * 1000 / rows;
+                s->row_cost_ns = (s->row_cost_ns * 3 + c) / 4;
+            }
+        }
         bool signal = false;
         while (batch) {
             struct item *next = batch->next;
@@ -710,16 +766,45 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Admission control (see the file comment); under mu. */
+static bool admit(const struct store *s, const struct item *it)
+{
+    if (s->qlen >= s->opt.queue_max)
+        return false;
+    int64_t lag_us = (int64_t)s->opt.max_lag_ms * 1000;
+    int64_t oldest = s->inflight_oldest_us ? s->inflight_oldest_us
+                                           : s->head ? s->head->enq_us : 0;
+    if (oldest && it->enq_us - oldest > lag_us)
+        return false;
+    if (s->pending_rows == 0)
+        return true; /* an idle writer takes anything */
+    int64_t work_us = lag_us - (int64_t)s->opt.batch_ms * 1000;
+    if (work_us < lag_us / 2)
+        work_us = lag_us / 2;
+    double need_us = (double)(s->pending_rows + it->rows) * (double)s->row_cost_ns / 1000.0;
+    return need_us <= (double)work_us;
+}
+
 /* Appends it; on VP_ERR_FULL the caller keeps ownership. force bypasses the bound (sync). */
 static int enqueue(struct store *s, struct item *it, bool force)
 {
     it->next = NULL;
+    if (it->rows == 0)
+        it->rows = 1;
+    it->enq_us = vp_mono_us();
     pthread_mutex_lock(&s->mu);
-    if (s->stop || (!force && s->qlen >= s->opt.queue_max)) {
+    if (s->stop || (!force && !admit(s, it))) {
         s->stats.dropped_full++;
+        if (it->kind == IT_REQUEST) {
+            s->stats.requests_dropped++;
+            s->unlogged_req_drops++;
+        } else if (it->kind == IT_BEACON) {
+            s->unlogged_busy++;
+        }
         pthread_mutex_unlock(&s->mu);
         return VP_ERR_FULL;
     }
+    s->pending_rows += it->rows;
     if (s->tail)
         s->tail->next = it;
     else
@@ -753,6 +838,9 @@ int store_open(struct store **out, const char *path, const struct store_options 
         s->opt.queue_max = 1;
     if (s->opt.batch_rows == 0)
         s->opt.batch_rows = 1;
+    if (s->opt.max_lag_ms == 0)
+        s->opt.max_lag_ms = s->opt.batch_ms > UINT_MAX / 2 ? UINT_MAX : 2 * s->opt.batch_ms;
+    s->row_cost_ns = ROW_COST_PRIOR_NS;
 
     int orc = sqlite3_open_v2(path, &s->db,
                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -891,6 +979,9 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
         return VP_ERR_NOMEM;
     }
     it->kind = IT_BEACON;
+    it->rows = 1 + (uint32_t)json_array_size(json_object_get(p, "m")) +
+               (uint32_t)json_array_size(json_object_get(p, "res")) +
+               (json_object_get(p, "nt") ? 1u : 0u);
     it->u.b.payload = p;
     it->u.b.now_ms = ctx && ctx->now_ms > 0 ? ctx->now_ms : vp_now_ms();
     it->u.b.sample_rate = ctx ? ctx->sample_rate : 1.0;
@@ -932,6 +1023,7 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
         return VP_ERR_NOMEM;
     memset(it, 0, sizeof *it);
     it->kind = IT_REQUEST;
+    it->rows = 2; /* the insert and the view lookup */
     it->u.req = *rec;
     const char **dst[] = {&it->u.req.method,       &it->u.req.url,
                           &it->u.req.host,         &it->u.req.protocol,
@@ -962,6 +1054,7 @@ void store_get_stats(struct store *s, struct store_stats *out)
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     out->queued = s->qlen;
+    out->row_cost_ns = s->row_cost_ns;
     pthread_mutex_unlock(&s->mu);
 }
 
