@@ -54,6 +54,26 @@ struct sync_marker {
     bool done;
 };
 
+/* A chunked arena: the compact beacon and its strings (see "the compact form" below). */
+struct ablock {
+    struct ablock *next;
+    size_t used, cap;
+    _Alignas(16) char data[];
+};
+
+struct arena {
+    struct ablock *head;
+};
+
+static void arena_free(struct arena *a)
+{
+    for (struct ablock *b = a->head, *n; b; b = n) {
+        n = b->next;
+        free(b);
+    }
+    a->head = NULL;
+}
+
 struct item {
     struct item *next;
     enum item_kind kind;
@@ -61,11 +81,12 @@ struct item {
     int64_t enq_us; /* monotonic enqueue time */
     union {
         struct {
-            json_t *payload; /* validated (beacon_parse), owned */
+            struct cbeacon *c; /* inside arena */
+            struct arena arena; /* owns c, ua and label */
             int64_t now_ms;
             double sample_rate;
-            char *ua;    /* owned copies, may be NULL */
-            char *label;
+            const char *ua; /* may be NULL */
+            const char *label;
         } b;
         struct store_request_rec req; /* strings point into the same allocation */
         char reason[REASON_MAX];
@@ -156,9 +177,7 @@ static void item_free(struct item *it)
     if (!it)
         return;
     if (it->kind == IT_BEACON) {
-        json_decref(it->u.b.payload);
-        free(it->u.b.ua);
-        free(it->u.b.label);
+        arena_free(&it->u.b.arena);
     }
     free(it);
 }
@@ -281,55 +300,225 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-static void bind_jstr(sqlite3_stmt *st, int i, const json_t *v)
+/* ---- the compact form of a validated beacon ----
+ * store_ingest_beacon converts the validated jansson tree once, on the caller's thread, into a
+ * struct cbeacon whose values are already in their column types (and strings NUL-terminated)
+ * inside a chunked arena owned by the item, then frees the tree there. The writer only binds
+ * values (SQLITE_STATIC: the arena outlives the statement step) and never touches jansson. */
+
+enum cv_kind { CV_NULL, CV_REAL, CV_INT, CV_TEXT };
+
+struct cval {
+    union {
+        double d;
+        int64_t i;
+        const char *t;
+    } u;
+    uint32_t len; /* CV_TEXT: bytes, without the NUL */
+    uint8_t kind;
+};
+
+struct cmetric {
+    struct cval name, id, value, delta, rating, attribution;
+};
+
+#define N_RES_FIELDS 23
+#define N_NAV_FIELDS 8
+
+struct cbeacon {
+    struct cval vid, url, pvid, nav, dev, ect, mem;
+    int64_t t0, ri;
+    size_t nmetrics, nres;
+    bool has_nt;
+    struct cmetric *m;
+    struct cval *nt;  /* N_RES_FIELDS + N_NAV_FIELDS when has_nt */
+    struct cval *res; /* nres * N_RES_FIELDS */
+};
+
+static void *arena_alloc(struct arena *a, size_t n)
 {
-    if (json_is_string(v))
-        sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v),
-                          SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
+    n = (n + 15) & ~(size_t)15;
+    struct ablock *b = a->head;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        b = malloc(sizeof *b + cap);
+        if (!b)
+            return NULL;
+        b->next = a->head;
+        b->used = 0;
+        b->cap = cap;
+        a->head = b;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
 }
 
-static void bind_jnum(sqlite3_stmt *st, int i, const json_t *v)
+static int cv_text(struct arena *a, struct cval *out, const char *s, size_t len)
 {
-    if (json_is_number(v))
-        sqlite3_bind_double(st, i, json_number_value(v));
-    else
-        sqlite3_bind_null(st, i);
+    if (len > UINT32_MAX)
+        return VP_ERR_LIMIT;
+    char *p = arena_alloc(a, len + 1);
+    if (!p)
+        return VP_ERR_NOMEM;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    out->kind = CV_TEXT;
+    out->u.t = p;
+    out->len = (uint32_t)len;
+    return 0;
 }
 
-/* Binds one field per beacon_field starting at index *i. Returns 0 or VP_ERR_NOMEM. */
-static int bind_fields(sqlite3_stmt *st, int *i, const json_t *obj, const struct beacon_field *fs)
+static int cv_jstr(struct arena *a, struct cval *out, const json_t *v)
 {
-    for (const struct beacon_field *f = fs; f->key; f++, (*i)++) {
+    out->kind = CV_NULL;
+    return json_is_string(v) ? cv_text(a, out, json_string_value(v), json_string_length(v)) : 0;
+}
+
+static void cv_jnum(struct cval *out, const json_t *v)
+{
+    out->kind = json_is_number(v) ? CV_REAL : CV_NULL;
+    if (out->kind == CV_REAL)
+        out->u.d = json_number_value(v);
+}
+
+static int cv_json(struct arena *a, struct cval *out, const json_t *v)
+{
+    out->kind = CV_NULL;
+    char *txt = json_dumps(v, JSON_COMPACT);
+    if (!txt)
+        return VP_ERR_NOMEM;
+    int rc = cv_text(a, out, txt, strlen(txt));
+    free(txt);
+    return rc;
+}
+
+/* One value per beacon_field of fs, typed as the column. */
+static int cv_fields(struct arena *a, struct cval *out, const json_t *obj,
+                     const struct beacon_field *fs)
+{
+    for (const struct beacon_field *f = fs; f->key; f++, out++) {
         const json_t *v = json_object_get(obj, f->key);
-        if (!v || json_is_null(v)) {
-            sqlite3_bind_null(st, *i);
+        out->kind = CV_NULL;
+        if (!v || json_is_null(v))
             continue;
-        }
+        int rc = 0;
         switch (f->kind) {
         case BEACON_K_TIME:
-            sqlite3_bind_double(st, *i, json_number_value(v));
+            out->kind = CV_REAL;
+            out->u.d = json_number_value(v);
             break;
         case BEACON_K_SIZE:
         case BEACON_K_STATUS:
         case BEACON_K_COUNT:
-            sqlite3_bind_int64(st, *i, (sqlite3_int64)llround(json_number_value(v)));
+            out->kind = CV_INT;
+            out->u.i = (int64_t)llround(json_number_value(v));
             break;
         case BEACON_K_URL:
         case BEACON_K_TOKEN:
-            bind_jstr(st, *i, v);
+            rc = cv_jstr(a, out, v);
             break;
-        case BEACON_K_SV: {
-            char *txt = json_dumps(v, JSON_COMPACT);
-            if (!txt)
-                return VP_ERR_NOMEM;
-            sqlite3_bind_text(st, *i, txt, -1, free);
+        case BEACON_K_SV:
+            rc = cv_json(a, out, v);
             break;
         }
-        }
+        if (rc)
+            return rc;
     }
     return 0;
+}
+
+static size_t count_fields(const struct beacon_field *fs)
+{
+    size_t n = 0;
+    while (fs[n].key)
+        n++;
+    return n;
+}
+
+/* Converts a validated payload (beacon.h guarantees) into *out inside a. */
+static int compact_beacon(struct arena *a, const json_t *p, struct cbeacon **out)
+{
+    struct cbeacon *c = arena_alloc(a, sizeof *c);
+    if (!c)
+        return VP_ERR_NOMEM;
+    memset(c, 0, sizeof *c);
+    int rc;
+    if ((rc = cv_jstr(a, &c->vid, json_object_get(p, "vid"))) ||
+        (rc = cv_jstr(a, &c->url, json_object_get(p, "url"))) ||
+        (rc = cv_jstr(a, &c->pvid, json_object_get(p, "pvid"))) ||
+        (rc = cv_jstr(a, &c->nav, json_object_get(p, "nav"))) ||
+        (rc = cv_jstr(a, &c->dev, json_object_get(p, "dev"))) ||
+        (rc = cv_jstr(a, &c->ect, json_object_get(p, "ect"))))
+        return rc;
+    cv_jnum(&c->mem, json_object_get(p, "mem"));
+    c->t0 = (int64_t)llround(json_number_value(json_object_get(p, "t0")));
+    c->ri = (int64_t)json_integer_value(json_object_get(p, "ri"));
+
+    const json_t *m = json_object_get(p, "m");
+    c->nmetrics = json_is_array(m) ? json_array_size(m) : 0;
+    if (c->nmetrics) {
+        c->m = arena_alloc(a, c->nmetrics * sizeof *c->m);
+        if (!c->m)
+            return VP_ERR_NOMEM;
+        for (size_t i = 0; i < c->nmetrics; i++) {
+            const json_t *e = json_array_get(m, i);
+            struct cmetric *cm = &c->m[i];
+            if ((rc = cv_jstr(a, &cm->name, json_object_get(e, "n"))) ||
+                (rc = cv_jstr(a, &cm->id, json_object_get(e, "id"))) ||
+                (rc = cv_jstr(a, &cm->rating, json_object_get(e, "r"))))
+                return rc;
+            cv_jnum(&cm->value, json_object_get(e, "v"));
+            cv_jnum(&cm->delta, json_object_get(e, "d"));
+            const json_t *at = json_object_get(e, "a");
+            cm->attribution.kind = CV_NULL;
+            if (json_is_object(at) && (rc = cv_json(a, &cm->attribution, at)))
+                return rc;
+        }
+    }
+
+    const json_t *nt = json_object_get(p, "nt");
+    if (json_is_object(nt)) {
+        c->has_nt = true;
+        c->nt = arena_alloc(a, (N_RES_FIELDS + N_NAV_FIELDS) * sizeof *c->nt);
+        if (!c->nt)
+            return VP_ERR_NOMEM;
+        if ((rc = cv_fields(a, c->nt, nt, beacon_res_fields)) ||
+            (rc = cv_fields(a, c->nt + N_RES_FIELDS, nt, beacon_nav_fields)))
+            return rc;
+    }
+
+    const json_t *res = json_object_get(p, "res");
+    c->nres = json_is_array(res) ? json_array_size(res) : 0;
+    if (c->nres) {
+        c->res = arena_alloc(a, c->nres * N_RES_FIELDS * sizeof *c->res);
+        if (!c->res)
+            return VP_ERR_NOMEM;
+        for (size_t i = 0; i < c->nres; i++)
+            if ((rc = cv_fields(a, c->res + i * N_RES_FIELDS, json_array_get(res, i),
+                                beacon_res_fields)))
+                return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static void bind_cval(sqlite3_stmt *st, int i, const struct cval *v)
+{
+    switch (v->kind) {
+    case CV_REAL:
+        sqlite3_bind_double(st, i, v->u.d);
+        break;
+    case CV_INT:
+        sqlite3_bind_int64(st, i, (sqlite3_int64)v->u.i);
+        break;
+    case CV_TEXT:
+        sqlite3_bind_text(st, i, v->u.t, (int)v->len, SQLITE_STATIC);
+        break;
+    default:
+        sqlite3_bind_null(st, i);
+        break;
+    }
 }
 
 /* Runs a bound statement to completion and resets it. */
@@ -346,34 +535,30 @@ static int run(struct store *s, sqlite3_stmt *st)
 
 static int write_beacon(struct store *s, struct item *it)
 {
-    json_t *p = it->u.b.payload;
-    const char *vid = json_string_value(json_object_get(p, "vid"));
-    const char *url = json_string_value(json_object_get(p, "url"));
-    int64_t t0 = (int64_t)llround(json_number_value(json_object_get(p, "t0")));
+    const struct cbeacon *c = it->u.b.c;
+    const char *url = c->url.u.t;
+    int64_t t0 = c->t0;
     size_t plen;
     const char *path = store_path_span(url, &plen);
     char route[BEACON_MAX_URL + 8];
-    int rl = store_route_of(url, strlen(url), route, sizeof route);
+    int rl = store_route_of(url, c->url.len, route, sizeof route);
     char fam[32];
     int major = 0;
     beacon_browser_of(it->u.b.ua, fam, sizeof fam, &major);
-    const json_t *pvid = json_object_get(p, "pvid"), *nav = json_object_get(p, "nav"),
-                 *dev = json_object_get(p, "dev"), *ect = json_object_get(p, "ect"),
-                 *mem = json_object_get(p, "mem");
 
     sqlite3_stmt *st = s->st[S_VIEW_INSERT];
-    sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
+    bind_cval(st, 1, &c->vid);
     sqlite3_bind_int64(st, 2, t0);
     sqlite3_bind_int64(st, 3, it->u.b.now_ms);
-    sqlite3_bind_text(st, 4, url, -1, SQLITE_STATIC);
+    bind_cval(st, 4, &c->url);
     sqlite3_bind_text(st, 5, path, (int)plen, SQLITE_STATIC);
     if (rl >= 0)
         sqlite3_bind_text(st, 6, route, rl, SQLITE_STATIC);
-    bind_jstr(st, 7, pvid);
-    bind_jstr(st, 8, nav);
-    bind_jstr(st, 9, dev);
-    bind_jstr(st, 10, ect);
-    bind_jnum(st, 11, mem);
+    bind_cval(st, 7, &c->pvid);
+    bind_cval(st, 8, &c->nav);
+    bind_cval(st, 9, &c->dev);
+    bind_cval(st, 10, &c->ect);
+    bind_cval(st, 11, &c->mem);
     sqlite3_bind_text(st, 12, fam, -1, SQLITE_STATIC);
     if (major > 0)
         sqlite3_bind_int(st, 13, major);
@@ -384,7 +569,7 @@ static int write_beacon(struct store *s, struct item *it)
     if (sqlite3_changes(s->db) == 1) {
         /* A new view claims the unassigned sub-resource requests that followed it. */
         st = s->st[S_VIEW_CLAIM];
-        sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
+        bind_cval(st, 1, &c->vid);
         sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, t0 * 1000);
         sqlite3_bind_int64(st, 4, (t0 + VIEW_WINDOW_MS) * 1000);
@@ -392,12 +577,12 @@ static int write_beacon(struct store *s, struct item *it)
             return VP_ERR_DB;
     } else {
         st = s->st[S_VIEW_UPDATE];
-        sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-        bind_jstr(st, 2, pvid);
-        bind_jstr(st, 3, nav);
-        bind_jstr(st, 4, dev);
-        bind_jstr(st, 5, ect);
-        bind_jnum(st, 6, mem);
+        bind_cval(st, 1, &c->vid);
+        bind_cval(st, 2, &c->pvid);
+        bind_cval(st, 3, &c->nav);
+        bind_cval(st, 4, &c->dev);
+        bind_cval(st, 5, &c->ect);
+        bind_cval(st, 6, &c->mem);
         sqlite3_bind_text(st, 7, fam, -1, SQLITE_STATIC);
         if (major > 0)
             sqlite3_bind_int(st, 8, major);
@@ -406,57 +591,37 @@ static int write_beacon(struct store *s, struct item *it)
             return VP_ERR_DB;
     }
 
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(p, "m"), i, e) {
-        st = s->st[S_METRIC];
-        sqlite3_bind_text(st, 1, vid, -1, SQLITE_STATIC);
-        bind_jstr(st, 2, json_object_get(e, "n"));
-        bind_jstr(st, 3, json_object_get(e, "id"));
-        bind_jnum(st, 4, json_object_get(e, "v"));
-        bind_jnum(st, 5, json_object_get(e, "d"));
-        bind_jstr(st, 6, json_object_get(e, "r"));
-        const json_t *a = json_object_get(e, "a");
-        if (json_is_object(a)) {
-            char *txt = json_dumps(a, JSON_COMPACT);
-            if (!txt) {
-                sqlite3_reset(st);
-                sqlite3_clear_bindings(st);
-                return VP_ERR_NOMEM;
-            }
-            sqlite3_bind_text(st, 7, txt, -1, free);
-        }
+    st = s->st[S_METRIC];
+    for (size_t i = 0; i < c->nmetrics; i++) {
+        const struct cmetric *m = &c->m[i];
+        bind_cval(st, 1, &c->vid);
+        bind_cval(st, 2, &m->name);
+        bind_cval(st, 3, &m->id);
+        bind_cval(st, 4, &m->value);
+        bind_cval(st, 5, &m->delta);
+        bind_cval(st, 6, &m->rating);
+        bind_cval(st, 7, &m->attribution);
         sqlite3_bind_int64(st, 8, it->u.b.now_ms);
         if (run(s, st))
             return VP_ERR_DB;
     }
 
-    const json_t *nt = json_object_get(p, "nt");
-    if (json_is_object(nt)) {
+    if (c->has_nt) {
         st = s->st[S_NAV];
-        int bi = 1;
-        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_STATIC);
-        if (bind_fields(st, &bi, nt, beacon_res_fields) ||
-            bind_fields(st, &bi, nt, beacon_nav_fields)) {
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            return VP_ERR_NOMEM;
-        }
+        bind_cval(st, 1, &c->vid);
+        for (int k = 0; k < N_RES_FIELDS + N_NAV_FIELDS; k++)
+            bind_cval(st, 2 + k, &c->nt[k]);
         if (run(s, st))
             return VP_ERR_DB;
     }
 
-    json_int_t base = json_integer_value(json_object_get(p, "ri"));
-    json_array_foreach(json_object_get(p, "res"), i, e) {
-        st = s->st[S_RES];
-        int bi = 1;
-        sqlite3_bind_text(st, bi++, vid, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, bi++, (sqlite3_int64)base + (sqlite3_int64)i);
-        if (bind_fields(st, &bi, e, beacon_res_fields)) {
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            return VP_ERR_NOMEM;
-        }
+    st = s->st[S_RES];
+    for (size_t i = 0; i < c->nres; i++) {
+        bind_cval(st, 1, &c->vid);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)c->ri + (sqlite3_int64)i);
+        const struct cval *f = c->res + i * N_RES_FIELDS;
+        for (int k = 0; k < N_RES_FIELDS; k++)
+            bind_cval(st, 3 + k, &f[k]);
         if (run(s, st))
             return VP_ERR_DB;
     }
@@ -869,6 +1034,12 @@ int store_open(struct store **out, const char *path, const struct store_options 
         rc = VP_ERR_DB;
         goto fail_db;
     }
+    if (count_fields(beacon_res_fields) != N_RES_FIELDS ||
+        count_fields(beacon_nav_fields) != N_NAV_FIELDS) {
+        set_err(err, errlen, "internal: beacon field tables and the compact form disagree", NULL);
+        rc = VP_ERR_DB;
+        goto fail_db;
+    }
     if ((rc = prepare_all(s, err, errlen)) != 0)
         goto fail_db;
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
@@ -932,11 +1103,6 @@ void store_free(struct store *s)
     free(s);
 }
 
-static char *dup_or_null(const char *v)
-{
-    return v ? strdup(v) : NULL;
-}
-
 static void enqueue_rejection(struct store *s, const char *reason)
 {
     pthread_mutex_lock(&s->mu);
@@ -982,15 +1148,22 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
     it->rows = 1 + (uint32_t)json_array_size(json_object_get(p, "m")) +
                (uint32_t)json_array_size(json_object_get(p, "res")) +
                (json_object_get(p, "nt") ? 1u : 0u);
-    it->u.b.payload = p;
     it->u.b.now_ms = ctx && ctx->now_ms > 0 ? ctx->now_ms : vp_now_ms();
     it->u.b.sample_rate = ctx ? ctx->sample_rate : 1.0;
-    it->u.b.ua = ctx ? dup_or_null(ctx->user_agent) : NULL;
-    it->u.b.label = ctx ? dup_or_null(ctx->label) : NULL;
-    if ((ctx && ctx->user_agent && !it->u.b.ua) || (ctx && ctx->label && !it->u.b.label)) {
+    struct arena *a = &it->u.b.arena;
+    struct cval ua = {.kind = CV_NULL}, label = {.kind = CV_NULL};
+    rc = compact_beacon(a, p, &it->u.b.c);
+    json_decref(p);
+    if (rc == 0 && ctx && ctx->user_agent)
+        rc = cv_text(a, &ua, ctx->user_agent, strlen(ctx->user_agent));
+    if (rc == 0 && ctx && ctx->label)
+        rc = cv_text(a, &label, ctx->label, strlen(ctx->label));
+    if (rc) {
         item_free(it);
         return VP_ERR_NOMEM;
     }
+    it->u.b.ua = ua.kind == CV_TEXT ? ua.u.t : NULL;
+    it->u.b.label = label.kind == CV_TEXT ? label.u.t : NULL;
     if ((rc = enqueue(s, it, false)) != 0) {
         item_free(it);
         if (reasonlen) {
