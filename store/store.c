@@ -17,6 +17,11 @@
  *     Refusals are counted in the stats and, by the writer, in the rejections table ("store
  *     busy", "request record dropped") that the health section reads.
  *   - WAL + synchronous=NORMAL: a committed batch survives a kill -9 of the process.
+ *   - Checkpoints (copying the WAL into the database file, with its fsyncs) run on a third
+ *     thread with its own connection, PASSIVE, when the writer's WAL hook reports more than
+ *     CKPT_FRAMES frames; they never stall a batch. If the WAL still grows past
+ *     CKPT_HARD_FRAMES (the checkpointer cannot keep up under sustained load), the writer runs
+ *     one passive checkpoint itself between batches so the file stays bounded.
  *   - store_free drains: everything queued before it is committed.
  *   - Sub-resource requests are tied to a view here, in the writer: the most recent injected
  *     HTML request or view whose path equals the Referer's path and that started within the 60 s
@@ -44,6 +49,8 @@
 #include "store/store_internal.h"
 
 #define PRUNE_CHUNK 500
+#define CKPT_FRAMES 2000        /* ~8 MiB of WAL: wake the checkpointer */
+#define CKPT_HARD_FRAMES 32768  /* ~128 MiB: the writer checkpoints itself */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define VIEW_WINDOW_MS 60000
 #define REASON_MAX 64
@@ -132,6 +139,13 @@ struct store {
     unsigned sync_pending;
     bool stop;
     pthread_t thread;
+
+    /* checkpointer (see the file comment); flags under mu */
+    sqlite3 *ckdb;
+    pthread_t ckthread;
+    pthread_cond_t cv_ck;
+    bool ck_started, ck_wanted, ck_stop;
+    int wal_frames; /* writer-only: WAL size after the last commit */
 
     /* stats, under mu */
     struct store_stats stats;
@@ -844,6 +858,75 @@ static void abs_deadline(struct timespec *ts, int64_t ms_from_now)
     }
 }
 
+/* WAL hook: runs in the writer, inside COMMIT, after the frames are written. Replaces
+ * wal_autocheckpoint (so the writer never checkpoints inline). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct store *s = arg;
+    (void)db;
+    (void)name;
+    s->wal_frames = frames;
+    if (frames >= CKPT_FRAMES && s->ck_started) {
+        pthread_mutex_lock(&s->mu);
+        s->ck_wanted = true;
+        pthread_cond_signal(&s->cv_ck);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->ck_wanted && !s->ck_stop)
+            pthread_cond_wait(&s->cv_ck, &s->mu);
+        if (s->ck_stop)
+            break;
+        s->ck_wanted = false;
+        pthread_mutex_unlock(&s->mu);
+        /* Busy (another checkpoint, or a reader pinning old frames) is fine: next time. */
+        (void)sqlite3_wal_checkpoint_v2(s->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Starts the checkpointer; without it (no connection or thread) the writer falls back to
+ * SQLite's own autocheckpoint. */
+static void checkpointer_start(struct store *s, const char *path)
+{
+    if (pthread_cond_init(&s->cv_ck, NULL) != 0)
+        return;
+    if (sqlite3_open_v2(path, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_busy_timeout(s->ckdb, 1000) != SQLITE_OK ||
+        pthread_create(&s->ckthread, NULL, checkpointer_main, s) != 0) {
+        sqlite3_close(s->ckdb);
+        s->ckdb = NULL;
+        pthread_cond_destroy(&s->cv_ck);
+        return;
+    }
+    s->ck_started = true;
+    sqlite3_wal_hook(s->db, wal_hook, s);
+}
+
+static void checkpointer_stop(struct store *s)
+{
+    if (!s->ck_started)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->ck_stop = true;
+    pthread_cond_signal(&s->cv_ck);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->ckthread, NULL);
+    sqlite3_close(s->ckdb);
+    pthread_cond_destroy(&s->cv_ck);
+    s->ck_started = false;
+}
+
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
@@ -897,6 +980,10 @@ static void *writer_main(void *arg)
         int64_t t_end = vp_mono_us();
         if (!stopping)
             prune_step(s);
+        if (s->wal_frames >= CKPT_HARD_FRAMES &&
+            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+                SQLITE_OK)
+            s->wal_frames = 0;
 
         pthread_mutex_lock(&s->mu);
         if (batch) {
@@ -1061,9 +1148,11 @@ int store_open(struct store **out, const char *path, const struct store_options 
     }
     pthread_condattr_destroy(&ca);
     s->next_prune_ms = vp_now_ms(); /* prune once at start-up */
+    checkpointer_start(s, path);
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
         set_err(err, errlen, "cannot start the writer thread", NULL);
         rc = VP_ERR_NOMEM;
+        checkpointer_stop(s);
         goto fail_cv2;
     }
     *out = s;
@@ -1094,6 +1183,7 @@ void store_free(struct store *s)
     pthread_cond_signal(&s->cv_item);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    checkpointer_stop(s);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
