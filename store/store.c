@@ -4,10 +4,12 @@
  * Invariants:
  *   - store_ingest_beacon / store_record_request / store_count_rejection never touch SQLite:
  *     they validate (store/beacon.c), copy and enqueue, or fail fast with VP_ERR_FULL.
- *   - The writer commits one transaction per batch: it takes the queue once its oldest item has
- *     waited batch_ms (at once when it is already that old, i.e. when the writer is behind), or
- *     when batch_rows items are queued, a sync is requested or the store is closing; then it
- *     writes up to batch_rows items with prepared statements and commits.
+ *   - The writer commits one transaction per batch. Coming from idle it takes the queue once its
+ *     oldest item has waited batch_ms (or batch_rows items are queued, a sync is requested or
+ *     the store is closing); when items queued up while it wrote the previous batch, it takes
+ *     them at once (group commit: under load, batches grow with the arrival rate and the
+ *     writer never sleeps). Each batch is up to batch_rows items, prepared statements, one
+ *     transaction.
  *   - Admission control makes "acknowledged more than max_lag_ms ago => committed" true by
  *     construction: every item carries its enqueue time and a row weight; enqueue refuses
  *     (VP_ERR_FULL, never blocking) while the oldest uncommitted item, queued or in the batch
@@ -931,6 +933,7 @@ static void *writer_main(void *arg)
 {
     struct store *s = arg;
     pthread_mutex_lock(&s->mu);
+    bool behind = false; /* items queued up while the last batch was written */
     for (;;) {
         while (!s->head && !s->stop && !s->prune_active) {
             if (s->opt.retention_days > 0) {
@@ -944,8 +947,9 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&s->cv_item, &s->mu);
             }
         }
-        if (s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
-            /* Coalesce until the oldest item has waited batch_ms: no wait when behind. */
+        if (!behind && s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
+            /* Coalesce (from idle only) until the oldest item has waited batch_ms. When items
+             * queued up during the last batch, write them at once: group commit. */
             int64_t due = s->head->enq_us + (int64_t)s->opt.batch_ms * 1000;
             struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
             while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows)
@@ -975,6 +979,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         int64_t t_start = vp_mono_us();
+        bool batch_taken = batch != NULL;
         if (batch)
             write_batch(s, batch, n);
         int64_t t_end = vp_mono_us();
@@ -1011,6 +1016,7 @@ static void *writer_main(void *arg)
         }
         if (signal)
             pthread_cond_broadcast(&s->cv_done);
+        behind = batch_taken && s->head;
         if (stopping && !s->head)
             break;
     }
