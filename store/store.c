@@ -1025,22 +1025,34 @@ static void *writer_main(void *arg)
 }
 
 /* Admission control (see the file comment); under mu. */
-static bool admit(const struct store *s, const struct item *it)
+static bool admit(const struct store *s, uint32_t rows, int64_t now_us)
 {
     if (s->qlen >= s->opt.queue_max)
         return false;
     int64_t lag_us = (int64_t)s->opt.max_lag_ms * 1000;
     int64_t oldest = s->inflight_oldest_us ? s->inflight_oldest_us
                                            : s->head ? s->head->enq_us : 0;
-    if (oldest && it->enq_us - oldest > lag_us)
+    if (oldest && now_us - oldest > lag_us)
         return false;
     if (s->pending_rows == 0)
         return true; /* an idle writer takes anything */
     int64_t work_us = lag_us - (int64_t)s->opt.batch_ms * 1000;
     if (work_us < lag_us / 2)
         work_us = lag_us / 2;
-    double need_us = (double)(s->pending_rows + it->rows) * (double)s->row_cost_ns / 1000.0;
+    double need_us = (double)(s->pending_rows + rows) * (double)s->row_cost_ns / 1000.0;
     return need_us <= (double)work_us;
+}
+
+/* Counts one VP_ERR_FULL answer; under mu. */
+static void count_refusal(struct store *s, enum item_kind kind)
+{
+    s->stats.dropped_full++;
+    if (kind == IT_REQUEST) {
+        s->stats.requests_dropped++;
+        s->unlogged_req_drops++;
+    } else if (kind == IT_BEACON) {
+        s->unlogged_busy++;
+    }
 }
 
 /* Appends it; on VP_ERR_FULL the caller keeps ownership. force bypasses the bound (sync). */
@@ -1051,14 +1063,8 @@ static int enqueue(struct store *s, struct item *it, bool force)
         it->rows = 1;
     it->enq_us = vp_mono_us();
     pthread_mutex_lock(&s->mu);
-    if (s->stop || (!force && !admit(s, it))) {
-        s->stats.dropped_full++;
-        if (it->kind == IT_REQUEST) {
-            s->stats.requests_dropped++;
-            s->unlogged_req_drops++;
-        } else if (it->kind == IT_BEACON) {
-            s->unlogged_busy++;
-        }
+    if (s->stop || (!force && !admit(s, it->rows, it->enq_us))) {
+        count_refusal(s, it->kind);
         pthread_mutex_unlock(&s->mu);
         return VP_ERR_FULL;
     }
@@ -1223,6 +1229,21 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
 {
     char why[REASON_MAX];
     json_t *p = NULL;
+    /* Refuse before parsing when even a one-row item would be: under overload the caller's
+     * thread (the event loop) must not spend ~0.3 ms per realistic body on work thrown away. */
+    pthread_mutex_lock(&s->mu);
+    bool open = !s->stop && admit(s, 1, vp_mono_us());
+    if (!open)
+        count_refusal(s, IT_BEACON);
+    pthread_mutex_unlock(&s->mu);
+    if (!open) {
+        if (reasonlen) {
+            int w = snprintf(reason, reasonlen, "store busy");
+            if (w < 0)
+                reason[0] = '\0';
+        }
+        return VP_ERR_FULL;
+    }
     int rc = beacon_parse(body, body_len, &p, why, sizeof why);
     if (rc == VP_ERR_NOMEM)
         return rc;

@@ -54,7 +54,7 @@ static void child(const char *path, int fd, int round)
     struct store_beacon_ctx ctx = {"127.0.0.1", "Firefox/133.0", 0, NULL, 1.0};
     char body[512], reason[64];
     int full = 0;
-    for (int i = 0; i < MAX_ACKS; i++) {
+    for (int i = 0; i < 99999999; i++) { /* until killed */
         int n = snprintf(body, sizeof body,
                          "{\"v\":1,\"vid\":\"r%d_%08d\",\"url\":\"/d/%d\",\"t0\":1764000000000,"
                          "\"m\":[{\"n\":\"LCP\",\"id\":\"x\",\"v\":%d}],"
