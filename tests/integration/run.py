@@ -1715,6 +1715,38 @@ def t_cli_report(ctx):
         check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
 
 
+def _budget_args(ctx):
+    path = os.path.join(ctx.tmp, "budget.json")
+    with open(path, "w") as f:
+        json.dump({"*": {"LCP": {"p75": 1000}}, "/html": {"TTFB": {"p75": 5000}}}, f)
+    return ["--budget", path, "--api-prefix", "/api/"]
+
+
+@case("report/budget-flag-drives-the-report", args=_budget_args, generic=False)
+def t_report_budget(ctx):
+    vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(vid)).status == 204, "beacon refused")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "view never stored")
+    b = api_json(ctx, "/__vitals/api/budget")
+    res = {(x["route"], x["metric"]): x for x in b.get("results", [])}
+    ctx.note("budget results: %r" % sorted(res))
+    lcp, ttfb = res.get(("/html", "LCP")), res.get(("/html", "TTFB"))
+    check(lcp and lcp["limit"] == 1000 and lcp["ok"] is False, "LCP p75 1000 not applied: %r" % lcp)
+    check(ttfb and ttfb["limit"] == 5000 and ttfb["ok"] is True, "route rule not applied: %r" % ttfb)
+    check(("/html", "INP") not in res, "default budget used instead of the file: %r" % sorted(res))
+
+
+@case("cli/bad-budget-file", proxy=False, generic=False)
+def t_cli_bad_budget(ctx):
+    path = os.path.join(ctx.tmp, "bad.json")
+    with open(path, "w") as f:
+        f.write('{"*": {"LXP": {"p75": 1}}}')
+    for args in (["--budget", path], ["--budget", path + ".missing"], ["--api-prefix", "api"]):
+        r = run_bin(ctx.opts, args + ["--check-config"])
+        check(r.returncode == 2, "%s: exit %d, want 2" % (args, r.returncode))
+        one_error_line(r, args[0])
+
+
 # --------------------------------------------------------------------------- runner
 
 def main():
