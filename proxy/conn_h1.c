@@ -68,6 +68,9 @@ struct exchange_state {
     struct injector *inj;
     struct evbuffer *inj_in, *inj_out;
     char view_id[33];
+    /* Nonce carried by the injected tag; every CSP header of the response is rewritten at
+     * emission so that this nonce may load the beacon ("" when the page has no CSP). */
+    char csp_nonce[256];
     struct api_job *api_job; /* pending off-loop API request */
 };
 
@@ -1165,8 +1168,16 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
     char vid[33], nonce[256], tag[1024];
     if (vp_random_hex(vid, sizeof vid, 16) != 0)
         return;
+    /* With a CSP, the tag carries the page's own script nonce when it has one (strict-dynamic
+     * policies trust only nonced scripts), else a fresh one that the header rewrite allows. */
     const char *csp = h1_parser_find(r, "content-security-policy");
+    const char *csp_ro = h1_parser_find(r, "content-security-policy-report-only");
     bool has_nonce = csp && inject_csp_nonce(csp, strlen(csp), nonce, sizeof nonce);
+    if (!has_nonce && (csp || csp_ro)) {
+        if (vp_random_hex(nonce, sizeof nonce, 16) != 0)
+            return;
+        has_nonce = true;
+    }
     int n = inject_build_tag(tag, sizeof tag, px->beacon_src, vid, has_nonce ? nonce : NULL);
     if (n < 0)
         return;
@@ -1181,20 +1192,29 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         return;
     }
     memcpy(ex->view_id, vid, sizeof vid);
+    snprintf(ex->csp_nonce, sizeof ex->csp_nonce, "%s", has_nonce ? nonce : "");
 }
 
 /* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
  * kept, ETag weakened, Vary: Accept-Encoding. */
-static void add_injected_headers(struct h1_parser *r, struct hout *o)
+static void add_injected_headers(struct h1_parser *r, const char *nonce, struct hout *o)
 {
-    static const char *const skip[] = {"etag", NULL};
+    static const char *const skip[] = {"etag", "content-security-policy",
+                                       "content-security-policy-report-only", NULL};
     add_headers_filtered(r, o, skip);
     bool vary = false;
     for (size_t i = 0; i < h1_parser_header_count(r); i++) {
         const char *n, *v;
         h1_parser_header(r, i, &n, &v);
         size_t nl = strlen(n), vl = strlen(v);
-        if (vp_slice_ieq(n, nl, "etag")) {
+        if (vp_slice_ieq(n, nl, "content-security-policy") ||
+            vp_slice_ieq(n, nl, "content-security-policy-report-only")) {
+            /* Each policy is enforced on its own: rewrite every one so the tag may load and the
+             * beacon may POST to 'self'; a policy that cannot be rewritten is kept as it was. */
+            char csp[8192];
+            int cl = nonce[0] ? inject_csp_rewrite(v, vl, nonce, csp, sizeof csp, NULL) : -1;
+            hout_field(o, n, nl, cl >= 0 ? csp : v);
+        } else if (vp_slice_ieq(n, nl, "etag")) {
             hout_str(o, vp_slice_iprefix(v, vl, "W/") ? "ETag: " : "ETag: W/");
             hout_str(o, v);
             hout_mem(o, "\r\n", 2);
@@ -1227,7 +1247,7 @@ static void send_response_head(struct conn *c)
     setup_injection(c, r);
     static const char *const skip[] = {NULL};
     if (ex->inj)
-        add_injected_headers(r, &h);
+        add_injected_headers(r, ex->csp_nonce, &h);
     else
         add_headers_filtered(r, &h, skip);
     switch (ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {

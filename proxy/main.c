@@ -9,6 +9,7 @@
 #include "proxy/proxy.h"
 #include "proxy/tls.h"
 #include "store/store.h"
+#include "web/budget.h"
 #include "web/web.h"
 
 #include <stdio.h>
@@ -39,10 +40,28 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return 2;
     }
-    struct web_api_config wc = {.label_get = label_cb_get, .label_set = label_cb_set};
+    struct budget *budget = NULL;
+    if (o.budget[0]) {
+        char berr[512];
+        if (budget_load(&budget, o.budget, berr, sizeof berr) != 0) {
+            fprintf(stderr, "vitals-proxy: --budget: %s\n", berr);
+            vp_options_dispose(&o);
+            return 2;
+        }
+    }
+    if (o.api_prefix[0] != '/') {
+        fprintf(stderr, "vitals-proxy: --api-prefix: '%s': expected a path starting with /\n",
+                o.api_prefix);
+        budget_free(budget);
+        vp_options_dispose(&o);
+        return 2;
+    }
+    struct web_api_config wc = {.budget = budget, .api_prefix = o.api_prefix,
+                                .label_get = label_cb_get, .label_set = label_cb_set};
     web_api_configure(&wc); /* GET/POST /__vitals/api/label switch the label above */
     if (o.check_config) {
         printf("vitals-proxy: configuration ok\n");
+        budget_free(budget);
         vp_options_dispose(&o);
         return 0;
     }
@@ -54,11 +73,13 @@ int main(int argc, char **argv)
     char err[256] = "";
     if (store_open(&st, o.db, &so, err, sizeof err) != 0) {
         fprintf(stderr, "vitals-proxy: --db: '%s': %s\n", o.db, err[0] ? err : "cannot open");
+        budget_free(budget);
         vp_options_dispose(&o);
         return 2;
     }
     int status = proxy_run(&o, st);
     store_free(st); /* after the loops stopped: commits what is queued */
+    budget_free(budget);
     vp_options_dispose(&o);
     return status;
 }

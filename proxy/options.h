@@ -42,6 +42,8 @@ struct vp_options {
     size_t n_no_inject;
     bool keep_query;
     char label[128];
+    char budget[1024];     /* budget file for the report ("" = the default budget) */
+    char api_prefix[256];  /* paths whose proxy-timed latency is reported as API latency */
     bool rewrite_origin;
     bool check_config;
     /* TLS listener and HTTP/2 (proxy/tls.c, proxy/conn_h2.c). tls_listen_port 0 = no TLS. */

@@ -18,6 +18,11 @@ struct store_options {
     unsigned batch_rows;  /* or every batch_rows items (default 1000) */
     int retention_days;   /* delete data older than this; 0 = keep forever */
     bool keep_query;      /* keep query strings in stored URLs */
+    unsigned max_lag_ms;  /* admission control: an acknowledged item is committed within about
+                           * this long. New items are refused with VP_ERR_FULL while the oldest
+                           * uncommitted item is older, or while the queued work, at the measured
+                           * commit rate, would take longer than max_lag_ms - batch_ms to commit.
+                           * 0 = 2 x batch_ms (the default). */
 };
 
 void store_options_default(struct store_options *opt);
@@ -62,7 +67,8 @@ struct store_request_rec {
     const char *label;            /* current run label or NULL */
 };
 
-/* Copies rec into the queue. Returns 0 or VP_ERR_FULL (queue full) / VP_ERR_NOMEM. */
+/* Copies rec into the queue. Never blocks. Returns 0 or VP_ERR_FULL (store overloaded: the record
+ * is dropped and counted in requests_dropped and the health section) / VP_ERR_NOMEM. */
 int store_record_request(struct store *s, const struct store_request_rec *rec)
     __attribute__((warn_unused_result));
 
@@ -76,7 +82,8 @@ struct store_beacon_ctx {
 
 /* Validates one beacon body (body_len bytes, borrowed; see web/beacon-protocol.md) and enqueues
  * it. Returns 0 (answer 204), VP_ERR_LIMIT (body too large: 413), VP_ERR_INVALID (400; a short
- * reason, safe to send to the client, is written into reason), VP_ERR_FULL (503), VP_ERR_NOMEM. */
+ * reason, safe to send to the client, is written into reason), VP_ERR_FULL (503: the store is
+ * over its lag budget, see max_lag_ms; checked before parsing, so cheap), VP_ERR_NOMEM. */
 int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
                         const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
     __attribute__((warn_unused_result));
@@ -93,6 +100,10 @@ struct store_stats {
     uint64_t beacons_rejected;
     uint64_t dropped_full;    /* items refused with VP_ERR_FULL */
     uint64_t write_errors;    /* items the writer failed to store (SQLite errors) */
+    /* Added with admission control: */
+    uint64_t requests_dropped; /* request records dropped under overload (in dropped_full too) */
+    uint64_t lag_max_us;       /* largest enqueue-to-commit time of any committed item */
+    uint64_t row_cost_ns;      /* the writer's measured cost per row (moving average) */
 };
 
 void store_get_stats(struct store *s, struct store_stats *out);

@@ -1459,6 +1459,36 @@ def t_inject_csp(ctx):
     check("unsafe-inline" not in csp and "unsafe-eval" not in csp, "policy widened: %s" % csp)
 
 
+@case("inject/csp-rewritten-for-the-beacon", generic=False)
+def t_inject_csp_rewrite(ctx):
+    """Policies that would block the tag or the beacon's POST are rewritten (a nonce for the
+    tag, 'self' for connect-src), never widened with unsafe-*; each header on its own."""
+    from urllib.parse import quote
+    pols = ["script-src 'sha256-AAAA'", "default-src 'none'; img-src 'self'"]
+    q = "&".join("policy=" + quote(p) for p in pols) + "&ro=" + quote("script-src 'none'")
+    r = get(ctx.port, "/csp?" + q)
+    m = TAG_RE.search(r.body)
+    check(m, "no beacon tag: %r" % r.body[:300])
+    nm = re.search(rb'nonce="([A-Za-z0-9+/=_-]+)"', m.group(0))
+    check(nm, "tag has no nonce: %r" % m.group(0))
+    nonce = nm.group(1).decode()
+    enforced = [v for k, v in r.headers if k.lower() == "content-security-policy"]
+    ro = [v for k, v in r.headers if k.lower() == "content-security-policy-report-only"]
+    ctx.note("CSP after: %r report-only: %r" % (enforced, ro))
+    check(len(enforced) == 2 and len(ro) == 1, "headers lost or merged: %r %r" % (enforced, ro))
+    for v in enforced + ro:
+        check("'nonce-%s'" % nonce in v, "policy does not allow the tag's nonce: %s" % v)
+        check("unsafe-inline" not in v and "unsafe-eval" not in v, "policy widened: %s" % v)
+    check("'sha256-AAAA'" in enforced[0], "hash source lost: %s" % enforced[0])
+    check("connect-src" in enforced[1] and "'self'" in enforced[1].split("connect-src")[1],
+          "beacon POST still blocked: %s" % enforced[1])
+    check("img-src 'self'" in enforced[1], "other directives changed: %s" % enforced[1])
+    # A page without a CSP gets a tag without a nonce and no new header.
+    r = get(ctx.port, "/html")
+    check(r.header("content-security-policy") is None, "CSP header invented")
+    check(b"nonce=" not in TAG_RE.search(r.body).group(0), "nonce on a page without CSP")
+
+
 @case("inject/view-ids-unique", generic=False)
 def t_inject_vids(ctx):
     vids = set()
@@ -1683,6 +1713,38 @@ def t_cli_report(ctx):
         r = run_bin(ctx.opts, ["check", "--db", db] + args)
         check(r.returncode == 2, "check %s: exit %d, want 2" % (" ".join(args), r.returncode))
         check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
+
+
+def _budget_args(ctx):
+    path = os.path.join(ctx.tmp, "budget.json")
+    with open(path, "w") as f:
+        json.dump({"*": {"LCP": {"p75": 1000}}, "/html": {"TTFB": {"p75": 5000}}}, f)
+    return ["--budget", path, "--api-prefix", "/api/"]
+
+
+@case("report/budget-flag-drives-the-report", args=_budget_args, generic=False)
+def t_report_budget(ctx):
+    vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(vid)).status == 204, "beacon refused")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "view never stored")
+    b = api_json(ctx, "/__vitals/api/budget")
+    res = {(x["route"], x["metric"]): x for x in b.get("results", [])}
+    ctx.note("budget results: %r" % sorted(res))
+    lcp, ttfb = res.get(("/html", "LCP")), res.get(("/html", "TTFB"))
+    check(lcp and lcp["limit"] == 1000 and lcp["ok"] is False, "LCP p75 1000 not applied: %r" % lcp)
+    check(ttfb and ttfb["limit"] == 5000 and ttfb["ok"] is True, "route rule not applied: %r" % ttfb)
+    check(("/html", "INP") not in res, "default budget used instead of the file: %r" % sorted(res))
+
+
+@case("cli/bad-budget-file", proxy=False, generic=False)
+def t_cli_bad_budget(ctx):
+    path = os.path.join(ctx.tmp, "bad.json")
+    with open(path, "w") as f:
+        f.write('{"*": {"LXP": {"p75": 1}}}')
+    for args in (["--budget", path], ["--budget", path + ".missing"], ["--api-prefix", "api"]):
+        r = run_bin(ctx.opts, args + ["--check-config"])
+        check(r.returncode == 2, "%s: exit %d, want 2" % (args, r.returncode))
+        one_error_line(r, args[0])
 
 
 # --------------------------------------------------------------------------- runner

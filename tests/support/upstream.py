@@ -181,6 +181,7 @@ class Request:
         u = urllib.parse.urlsplit(target)
         self.path = u.path
         self.query = dict(urllib.parse.parse_qsl(u.query))
+        self.query_list = urllib.parse.parse_qsl(u.query)
 
     def header(self, name):
         name = name.lower()
@@ -195,6 +196,9 @@ class Request:
             if k.lower() == name.lower():
                 out += [t.strip().lower() for t in v.split(",") if t.strip()]
         return out
+
+    def qall(self, name):
+        return [v for k, v in self.query_list if k == name]
 
     def qint(self, name, default):
         try:
@@ -426,10 +430,14 @@ class Upstream:
             body = (b"<!doctype html><html><head><meta charset=\"utf-8\"><title>csp</title>"
                     b"<script nonce=\"abc\" src=\"/app.js\"></script></head>"
                     b"<body><p>csp page</p></body></html>\n")
-            await self.send(writer, req, 200, [
-                ("Content-Type", "text/html; charset=utf-8"),
-                ("Content-Security-Policy",
-                 "script-src 'self' 'nonce-abc' 'strict-dynamic'; object-src 'none'")], body)
+            # ?policy=P sends policy P instead (repeatable: one header each); ?ro=P adds a
+            # Report-Only policy.
+            policies = req.qall("policy") or [
+                "script-src 'self' 'nonce-abc' 'strict-dynamic'; object-src 'none'"]
+            headers = [("Content-Type", "text/html; charset=utf-8")]
+            headers += [("Content-Security-Policy", pol) for pol in policies]
+            headers += [("Content-Security-Policy-Report-Only", pol) for pol in req.qall("ro")]
+            await self.send(writer, req, 200, headers, body)
             return True
         if p == "/close-on-next":
             await self.send(writer, req, 200, [("Content-Type", "text/plain")],

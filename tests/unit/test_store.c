@@ -1,7 +1,8 @@
 /* store/ write side through its public header (+ store_internal.h for sync and pruning):
  * migrations and refusals, ingestion, dedupe, idempotent resources, hostile strings stored
  * verbatim, rejection counting, request-to-view resolution, retention, back-pressure, drain on
- * close, concurrent producers. The database is inspected with plain SQLite. */
+ * close, concurrent producers, typed columns of the compact form, admission control by age.
+ * The database is inspected with plain SQLite. */
 #include "config.h"
 
 #include "store/store.h"
@@ -428,6 +429,109 @@ static void test_concurrent(void)
     free(ic);
 }
 
+/* Every column kind of the compact form lands with its SQL type and value. */
+static void test_typed_columns(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "typed.db");
+    if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
+        TAP_OK(0, "store/typed_open: %s", err);
+        return;
+    }
+    int rc = ingest(
+        s, "{\"v\":1,\"vid\":\"typedview1\",\"pvid\":\"parentview1\",\"url\":\"/t/1?q=2\","
+           "\"t0\":1764000000000.4,\"nav\":\"reload\",\"dev\":\"mobile\",\"ect\":\"3g\",\"mem\":4,"
+           "\"m\":[{\"n\":\"CLS\",\"id\":\"c1\",\"v\":0.25,\"d\":0.05,\"r\":\"needs-improvement\","
+           "\"a\":{\"target\":\"div.ad\",\"time\":1200.5}}],"
+           "\"nt\":{\"u\":\"/t/1\",\"s\":0,\"rps\":120.5,\"ts\":3000.6,\"st\":200,\"p\":\"h2\","
+           "\"sv\":[{\"n\":\"db\",\"d\":12.5,\"de\":\"q\"}],\"di\":300,\"ty\":\"reload\",\"rc\":2},"
+           "\"ri\":7,\"res\":[{\"u\":\"/a.js\",\"i\":\"script\",\"s\":1.5,\"eb\":99,\"rb\":\"blocking\"},"
+           "{\"u\":\"/b.css\",\"d\":2}]}");
+    TAP_OK(rc == 0, "store/typed_ingest: %s", vp_strerror(rc));
+    TAP_OK(store_sync(s) == 0, "store/typed_sync");
+    store_free(s);
+    struct {
+        const char *sql, *want;
+    } cases[] = {
+        {"SELECT typeof(started_at)||started_at FROM views WHERE id='typedview1'",
+         "integer1764000000000"},
+        {"SELECT parent_id||navigation_type||device||ect||typeof(device_memory)||path||route "
+         "FROM views WHERE id='typedview1'",
+         "parentview1reloadmobile3greal/t/1/t/[id]"},
+        {"SELECT name||metric_id||value||delta||rating FROM metrics WHERE view_id='typedview1'",
+         "CLSc10.250.05needs-improvement"},
+        {"SELECT json_extract(attribution,'$.time') FROM metrics WHERE view_id='typedview1'",
+         "1200.5"},
+        {"SELECT typeof(response_start)||response_start||typeof(transfer_size)||transfer_size||"
+         "status||protocol||dom_interactive||type||typeof(redirect_count)||redirect_count "
+         "FROM navigation WHERE view_id='typedview1'",
+         "real120.5integer3001200h2300.0reloadinteger2"},
+        {"SELECT json_extract(server_timing,'$[0].d')||json_extract(server_timing,'$[0].de') "
+         "FROM navigation WHERE view_id='typedview1'",
+         "12.5q"},
+        {"SELECT group_concat(idx||url||coalesce(initiator,'-')||coalesce(start_ms,'-')||"
+         "coalesce(encoded_size,'-')||coalesce(render_blocking,'-')||coalesce(duration_ms,'-'),"
+         "' ') FROM (SELECT * FROM resources WHERE view_id='typedview1' ORDER BY idx)",
+         "7/a.jsscript1.599blocking- 8/b.css----2.0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = qtext(p, cases[i].sql);
+        TAP_OK(got && strcmp(got, cases[i].want) == 0, "store/typed_%zu: %s", i,
+               got ? got : "(null)");
+        free(got);
+    }
+}
+
+/* Admission control by age: while the oldest queued item is older than max_lag_ms, beacons are
+ * refused (503) and request records dropped, both counted, in the stats and in the rejections
+ * table the health section reads; once committed, ingestion is accepted again. */
+static void test_admission_age(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    struct store_options opt;
+    store_options_default(&opt);
+    opt.batch_ms = 5000; /* the writer holds the first item for 5 s unless synced */
+    opt.max_lag_ms = 100;
+    path_of(p, sizeof p, "admission.db");
+    if (open_keep(&s, p, &opt, err, sizeof err) != 0) {
+        TAP_OK(0, "store/admission_open: %s", err);
+        return;
+    }
+    const char *b1 = "{\"v\":1,\"vid\":\"admitview1\",\"url\":\"/a\",\"t0\":1764000000000}";
+    const char *b2 = "{\"v\":1,\"vid\":\"admitview2\",\"url\":\"/a\",\"t0\":1764000000000}";
+    const char *b3 = "{\"v\":1,\"vid\":\"admitview3\",\"url\":\"/a\",\"t0\":1764000000000}";
+    TAP_OK(ingest(s, b1) == 0, "store/admission_first");
+    TAP_OK(ingest(s, b2) == 0, "store/admission_young_queue_accepts");
+    usleep(250 * 1000);
+    TAP_OK(ingest(s, b3) == VP_ERR_FULL, "store/admission_old_queue_refuses");
+    struct store_request_rec rec = {0};
+    rec.accept_us = 1764000000000000;
+    rec.method = "GET";
+    rec.url = "/x.js";
+    TAP_OK(store_record_request(s, &rec) == VP_ERR_FULL, "store/admission_request_dropped");
+    struct store_stats st;
+    store_get_stats(s, &st);
+    TAP_OK(st.dropped_full == 2 && st.requests_dropped == 1 && st.queued == 2,
+           "store/admission_counted: full %llu requests %llu queued %llu",
+           (unsigned long long)st.dropped_full, (unsigned long long)st.requests_dropped,
+           (unsigned long long)st.queued);
+    TAP_OK(store_sync(s) == 0, "store/admission_sync");
+    TAP_OK(ingest(s, b3) == 0 && store_record_request(s, &rec) == 0,
+           "store/admission_accepts_after_commit");
+    TAP_OK(store_sync(s) == 0, "store/admission_sync2");
+    store_get_stats(s, &st);
+    TAP_OK(st.lag_max_us >= 250000 && st.lag_max_us < 5000000,
+           "store/admission_lag_measured: %llu us", (unsigned long long)st.lag_max_us);
+    store_free(s);
+    TAP_OK(q1(p, "SELECT count(*) FROM views") == 3 && q1(p, "SELECT count(*) FROM requests") == 1,
+           "store/admission_stored");
+    TAP_OK(q1(p, "SELECT count FROM rejections WHERE reason='store busy'") == 1 &&
+               q1(p, "SELECT count FROM rejections WHERE reason='request record dropped'") == 1,
+           "store/admission_in_rejections");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/vp_test_store.XXXXXX");
@@ -440,6 +544,8 @@ int main(void)
     test_requests();
     test_full_and_drain();
     test_concurrent();
+    test_typed_columns();
+    test_admission_age();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
