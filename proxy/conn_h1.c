@@ -692,6 +692,45 @@ static void start_exchange(struct conn *c)
         ex->up = pend;
 }
 
+/* One step of request-body framing: moves what `in` holds of the body (Content-Length or
+ * chunked) to `out`, decoding chunks, and re-framing them as chunks when rechunk is set (towards
+ * the upstream; a local handler wants the plain bytes). Returns 0 after progress, 1 when nothing
+ * could be taken, -1 for an invalid chunked body. */
+static int move_request_body(struct exchange_state *ex, struct evbuffer *in, struct evbuffer *out,
+                             bool rechunk)
+{
+    if (ex->req_framing == H1_BODY_LENGTH) {
+        size_t n = evbuffer_get_length(in);
+        if (n > ex->req_left)
+            n = (size_t)ex->req_left;
+        evbuffer_remove_buffer(in, out, n);
+        ex->t.bytes_in += n;
+        ex->req_left -= n;
+        ex->req_done = ex->req_left == 0;
+        return 0;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return 1;
+    size_t used, dl;
+    int rc = h1_chunked_feed(&ex->req_chunk, v.iov_base, v.iov_len, &used, &dl);
+    if (rc < 0)
+        return -1;
+    evbuffer_drain(in, used - dl);
+    ex->t.bytes_in += used;
+    if (dl && rechunk)
+        evbuffer_add_printf(out, "%zx\r\n", dl);
+    evbuffer_remove_buffer(in, out, dl);
+    if (dl && rechunk)
+        evbuffer_add(out, "\r\n", 2);
+    if (rc == H1_CHUNK_END) {
+        if (rechunk)
+            evbuffer_add(out, "0\r\n\r\n", 5);
+        ex->req_done = true;
+    }
+    return 0;
+}
+
 /* Reads a bounded body for a local handler. */
 static void read_local_body(struct conn *c)
 {
@@ -699,30 +738,13 @@ static void read_local_body(struct conn *c)
     struct evbuffer *in = cin(c);
     size_t max = opts(c)->max_body_bytes;
     while (!ex->req_done && evbuffer_get_length(in) > 0) {
-        if (ex->req_framing == H1_BODY_LENGTH) {
-            size_t n = evbuffer_get_length(in);
-            if (n > ex->req_left)
-                n = (size_t)ex->req_left;
-            evbuffer_remove_buffer(in, ex->local_body, n);
-            ex->t.bytes_in += n;
-            ex->req_left -= n;
-            ex->req_done = ex->req_left == 0;
-        } else {
-            struct evbuffer_iovec v;
-            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-                break;
-            size_t used, dl;
-            int rc = h1_chunked_feed(&ex->req_chunk, v.iov_base, v.iov_len, &used, &dl);
-            if (rc < 0) {
-                reply_parse_error(c, 400, "invalid chunked body");
-                return;
-            }
-            evbuffer_drain(in, used - dl);
-            evbuffer_remove_buffer(in, ex->local_body, dl);
-            ex->t.bytes_in += used;
-            if (rc == H1_CHUNK_END)
-                ex->req_done = true;
+        int rc = move_request_body(ex, in, ex->local_body, false);
+        if (rc < 0) {
+            reply_parse_error(c, 400, "invalid chunked body");
+            return;
         }
+        if (rc > 0)
+            break;
         if (evbuffer_get_length(ex->local_body) > max) {
             reply_parse_error(c, 413, "body too large");
             return;
@@ -1015,43 +1037,20 @@ static void pump_request(struct conn *c)
     struct evbuffer *in = cin(c), *out = bufferevent_get_output(ex->up->bev);
     while (!ex->req_done && evbuffer_get_length(in) > 0 &&
            evbuffer_get_length(out) < PROXY_HIGH_WM) {
-        if (ex->req_framing == H1_BODY_LENGTH) {
-            size_t n = evbuffer_get_length(in);
-            if (n > ex->req_left)
-                n = (size_t)ex->req_left;
-            evbuffer_remove_buffer(in, out, n);
-            ex->t.bytes_in += n;
-            ex->req_left -= n;
-            ex->req_done = ex->req_left == 0;
-        } else {
-            struct evbuffer_iovec v;
-            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-                break;
-            size_t used, dl;
-            int rc = h1_chunked_feed(&ex->req_chunk, v.iov_base, v.iov_len, &used, &dl);
-            if (rc < 0) {
-                ex->keep_alive = false;
-                if (ex->resp_started) {
-                    conn_free(c);
-                } else {
-                    upstream_free(ex->up);
-                    ex->up = NULL;
-                    reply_parse_error(c, 400, "invalid chunked body");
-                }
-                return;
+        int rc = move_request_body(ex, in, out, true);
+        if (rc < 0) {
+            ex->keep_alive = false;
+            if (ex->resp_started) {
+                conn_free(c);
+            } else {
+                upstream_free(ex->up);
+                ex->up = NULL;
+                reply_parse_error(c, 400, "invalid chunked body");
             }
-            evbuffer_drain(in, used - dl);
-            ex->t.bytes_in += used;
-            if (dl) {
-                evbuffer_add_printf(out, "%zx\r\n", dl);
-                evbuffer_remove_buffer(in, out, dl);
-                evbuffer_add(out, "\r\n", 2);
-            }
-            if (rc == H1_CHUNK_END) {
-                evbuffer_add(out, "0\r\n\r\n", 5);
-                ex->req_done = true;
-            }
+            return;
         }
+        if (rc > 0)
+            break;
     }
     if (!ex->req_done && evbuffer_get_length(out) >= PROXY_HIGH_WM) {
         ex->paused_client = true;
