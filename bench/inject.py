@@ -39,6 +39,7 @@ import time
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # importing bench.py must not leave bench/__pycache__
 sys.path.insert(0, HERE)
 import bench  # noqa: E402  (helpers: free_port, start, stop_all, nginx_conf, to_ms)
 
