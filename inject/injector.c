@@ -59,7 +59,7 @@ void injector_options_default(struct injector_options *opt)
     opt->max_decoded = (size_t)256 * 1024 * 1024;
     /* Chosen with bench/inject_bench (see inject/README.md): speed first, then heap per
      * response, then ratio. */
-    opt->gzip_level = 5;
+    opt->gzip_level = 1;
     opt->br_quality = 4;
     opt->zstd_level = 3;
     opt->max_ratio = 200;
