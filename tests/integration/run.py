@@ -1,6 +1,10 @@
 #!/usr/bin/python3
 """Integration suite: the real vitals-proxy binary in front of tests/support/upstream.py.
 
+Sections: CLI; proxy core (issue 2: keep-alive, pipelining, framing, smuggling, bodies,
+WebSocket, streaming, upstream failures, timeouts, limits, shutdown, reserved paths);
+injection (issue 3); beacon ingestion, API and report/check CLI (issues 5, 6).
+
 Design:
   * Cases are plain functions registered with @case(name, ...); each gets a Ctx holding
     the shared upstream and, unless proxy=False, a fresh proxy started for that case with
