@@ -1180,6 +1180,16 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
     int n = inject_build_tag(tag, sizeof tag, px->beacon_src, vid, has_nonce ? nonce : NULL);
     if (n < 0)
         return;
+    if (opts(c)->keep_query) {
+        /* --keep-query: the beacon reports page URLs with their query (data-keep-query). */
+        static const char attr[] = " data-keep-query=\"\"";
+        char *at = strstr(tag, " async=");
+        if (!at || (size_t)n + sizeof attr > sizeof tag)
+            return;
+        memmove(at + sizeof attr - 1, at, strlen(at) + 1);
+        memcpy(at, attr, sizeof attr - 1);
+        n += (int)(sizeof attr - 1);
+    }
     const char *ce = info.content_encoding;
     enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
     if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)

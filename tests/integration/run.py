@@ -1333,7 +1333,8 @@ def t_vitals_other(ctx):
 # --------------------------------------------------------------------------- injection (issue 3)
 
 TAG_RE = re.compile(rb'<script src="/__vitals/beacon\.js\?v=[0-9A-Za-z_-]+" '
-                    rb'(?:nonce="[^"]*" )?data-vid="([0-9A-Za-z_-]+)"(?: nonce="[^"]*")? async(?:="")?>'
+                    rb'(?:nonce="[^"]*" )?data-vid="([0-9A-Za-z_-]+)"(?: nonce="[^"]*")?'
+                    rb'(?: data-keep-query="")? async(?:="")?>'
                     rb'</script>')
 
 
@@ -1491,6 +1492,13 @@ def t_inject_csp_rewrite(ctx):
     r = get(ctx.port, "/html")
     check(r.header("content-security-policy") is None, "CSP header invented")
     check(b"nonce=" not in TAG_RE.search(r.body).group(0), "nonce on a page without CSP")
+
+
+@case("inject/keep-query-reaches-the-beacon", args=["--keep-query"], generic=False)
+def t_inject_keep_query(ctx):
+    m = TAG_RE.search(get(ctx.port, "/html?x=1").body)
+    check(m and b'data-keep-query=""' in m.group(0), "tag lacks data-keep-query: %r" %
+          (m.group(0) if m else None))
 
 
 @case("inject/view-ids-unique", generic=False)
