@@ -55,18 +55,25 @@ static void reenable_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct worker *w = arg;
-    if (w->lev)
-        evconnlistener_enable(w->lev);
+    struct evconnlistener **slot = arg; /* a field of the worker, which outlives its base */
+    if (*slot)
+        evconnlistener_enable(*slot);
+}
+
+void listener_accept_backoff(struct worker *w, struct evconnlistener **slot)
+{
+    /* EMFILE/ENFILE: back off instead of spinning on a readable listener. The slot is read
+     * again when the timer fires, so a listener closed meanwhile is not touched. */
+    evconnlistener_disable(*slot);
+    struct timeval tv = {0, 100000};
+    event_base_once(w->base, -1, EV_TIMEOUT, reenable_cb, slot, &tv);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    /* EMFILE/ENFILE: back off instead of spinning on a readable listener. */
+    (void)l;
     struct worker *w = arg;
-    evconnlistener_disable(l);
-    struct timeval tv = {0, 100000};
-    event_base_once(w->base, -1, EV_TIMEOUT, reenable_cb, w, &tv);
+    listener_accept_backoff(w, &w->lev);
 }
 
 static void grace_cb(evutil_socket_t fd, short what, void *arg)

@@ -105,6 +105,11 @@ struct worker {
     unsigned nspare[2];
 };
 
+/* listener.c */
+/* After an accept error (EMFILE/ENFILE): disables the listener in *slot (a field of w) and
+ * re-enables whatever *slot holds 100 ms later. */
+void listener_accept_backoff(struct worker *w, struct evconnlistener **slot);
+
 /* conn_h1.c */
 void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int salen);
 /* Drain mode: close idle connections now; the rest close after their exchange. */

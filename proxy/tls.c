@@ -480,21 +480,11 @@ static void tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 }
 
-static void reenable_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct worker *w = arg;
-    if (w->tls_lev)
-        evconnlistener_enable(w->tls_lev);
-}
-
 static void tls_accept_error_cb(struct evconnlistener *l, void *arg)
 {
+    (void)l;
     struct worker *w = arg;
-    evconnlistener_disable(l);
-    struct timeval tv = {0, 100000};
-    event_base_once(w->base, -1, EV_TIMEOUT, reenable_cb, w, &tv);
+    listener_accept_backoff(w, &w->tls_lev);
 }
 
 int tls_worker_start(struct worker *w)
