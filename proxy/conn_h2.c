@@ -53,6 +53,9 @@
 #define H2_STREAM_WINDOW (256 * 1024)
 #define H2_CONN_WINDOW (1024 * 1024)
 #define H2_WINDOW_US 10000000LL /* flood budgets are per 10 s */
+/* Frames are copied into output chains of this size: bufferevent_openssl makes one SSL_write
+ * (one TLS record, one write(2)) per chain, so full chains mean full records. */
+#define H2_OUT_CHAIN (16 * 1024)
 
 struct h2_session;
 
@@ -90,6 +93,10 @@ struct h2_session {
     struct h2_stream *streams;
     unsigned nstreams;
     bool closing; /* flush what is queued, then free */
+    /* Open reservation at the end of the TLS output (session_flush only; see out_put). */
+    struct evbuffer_iovec wv;
+    size_t wused;
+    bool wopen;
     int64_t win_start_us;
     unsigned resets, control;
 };
@@ -145,6 +152,67 @@ static void update_idle_timeout(struct h2_session *s)
     bufferevent_set_timeouts(s->bev, s->nstreams ? NULL : &tv, &tv);
 }
 
+/* ---- output ---- */
+
+/* Commits the bytes written into the open reservation. Nothing else may touch the TLS output
+ * while a reservation is open (libevent's rule), so only session_flush opens one and closes it
+ * before returning. */
+static void out_commit(struct h2_session *s)
+{
+    if (s->wopen && s->wused) {
+        s->wv.iov_len = s->wused;
+        evbuffer_commit_space(bufferevent_get_output(s->bev), &s->wv, 1);
+    }
+    s->wopen = false;
+    s->wused = 0;
+}
+
+/* Room for at least one byte in the open reservation, opening a new H2_OUT_CHAIN one if needed.
+ * Returns the room, or 0 on allocation failure. */
+static size_t out_room(struct h2_session *s)
+{
+    if (s->wopen && s->wused < s->wv.iov_len)
+        return s->wv.iov_len - s->wused;
+    out_commit(s);
+    if (evbuffer_reserve_space(bufferevent_get_output(s->bev), H2_OUT_CHAIN, &s->wv, 1) != 1)
+        return 0;
+    s->wopen = true;
+    return s->wv.iov_len;
+}
+
+/* Appends n bytes to the TLS output through the reservation. 0 or -1 (out of memory). */
+static int out_put(struct h2_session *s, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        size_t room = out_room(s);
+        if (!room)
+            return -1;
+        size_t k = n < room ? n : room;
+        memcpy((uint8_t *)s->wv.iov_base + s->wused, b, k);
+        s->wused += k;
+        b += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Moves n bytes from src to the TLS output through the reservation. 0 or -1. */
+static int out_move(struct h2_session *s, struct evbuffer *src, size_t n)
+{
+    while (n) {
+        size_t room = out_room(s);
+        if (!room)
+            return -1;
+        size_t k = n < room ? n : room;
+        if (evbuffer_remove(src, (uint8_t *)s->wv.iov_base + s->wused, k) != (int)k)
+            return -1;
+        s->wused += k;
+        n -= k;
+    }
+    return 0;
+}
+
 /* Sizes the next DATA frame; its bytes move later, without a copy, in send_body_cb. */
 static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                             uint32_t *flags, nghttp2_data_source *src, void *user)
@@ -168,17 +236,16 @@ static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     return (ssize_t)n;
 }
 
-/* Writes one DATA frame: the 9-byte header, then the payload moved out of st->body. */
+/* Writes one DATA frame: the 9-byte header, then the payload taken out of st->body, both into
+ * the open output reservation (called from nghttp2_session_mem_send inside session_flush). */
 static int send_body_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *src, void *user)
 {
     (void)ng;
     struct h2_session *s = user;
     struct h2_stream *st = src->ptr;
-    struct evbuffer *out = bufferevent_get_output(s->bev);
     if (f->data.padlen > 0 || evbuffer_get_length(st->body) < length ||
-        evbuffer_add(out, framehd, 9) != 0 ||
-        evbuffer_remove_buffer(st->body, out, length) != (int)length)
+        out_put(s, framehd, 9) != 0 || out_move(s, st->body, length) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (st->read_paused && st->pair && !st->pair_closed &&
         evbuffer_get_length(st->body) < H2_BODY_LOW) {
@@ -730,20 +797,18 @@ static void session_free(struct h2_session *s)
 static bool session_flush(struct h2_session *s)
 {
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    while (evbuffer_get_length(out) < H2_OUT_HIGH) {
+    while (evbuffer_get_length(out) + s->wused < H2_OUT_HIGH) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(s->ng, &data);
-        if (n < 0) {
+        if (n < 0 || (n > 0 && out_put(s, data, (size_t)n) != 0)) {
+            out_commit(s);
             session_free(s);
             return false;
         }
         if (n == 0)
             break;
-        if (evbuffer_add(out, data, (size_t)n) != 0) {
-            session_free(s);
-            return false;
-        }
     }
+    out_commit(s);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
         s->closing = true;
     if (s->closing) {
