@@ -198,7 +198,9 @@ static void conn_free(struct conn *c)
 static void linger(struct conn *c)
 {
     c->lingering = true;
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    int fd = bufferevent_getfd(c->bev);
+    if (fd >= 0) /* an HTTP/2 stream's pair end has no socket */
+        shutdown(fd, SHUT_WR);
     evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
     struct timeval tv = {2, 0};
     bufferevent_set_timeouts(c->bev, &tv, NULL);

@@ -108,6 +108,29 @@ static void pair_read_cb(struct bufferevent *bev, void *arg);
 
 /* ---- streams ---- */
 
+/* Response parsers come from the worker's spares (shared with conn_h1, already reset) and go
+ * back there, so a stream does not malloc/free one. */
+static int parser_get(struct worker *w, struct h1_parser **out)
+{
+    if (w->nspare[1]) {
+        *out = w->spare[1][--w->nspare[1]];
+        return 0;
+    }
+    return h1_parser_new(out, H1_RESPONSE, &w->px->resp_limits);
+}
+
+static void parser_put(struct worker *w, struct h1_parser *p)
+{
+    if (!p)
+        return;
+    if (w->nspare[1] < PROXY_SPARE_PARSERS && !w->draining) {
+        h1_parser_reset(p, false);
+        w->spare[1][w->nspare[1]++] = p;
+        return;
+    }
+    h1_parser_free(p);
+}
+
 /* Ends our side of the pair: conn_h1 sees EOF on its end (it has logged a finished exchange
  * already; an unfinished one is logged as 499) and frees its connection at once. */
 static void release_pair(struct h2_stream *st)
@@ -139,7 +162,7 @@ static void stream_free(struct h2_stream *st)
         evbuffer_free(st->cookie);
     if (st->body)
         evbuffer_free(st->body);
-    h1_parser_free(st->resp);
+    parser_put(s->w, st->resp);
     free(st);
 }
 
@@ -506,7 +529,7 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
     }
     st->is_head = strcmp(st->method, "HEAD") == 0;
     st->body = evbuffer_new();
-    if (!st->body || h1_parser_new(&st->resp, H1_RESPONSE, &s->w->px->resp_limits) != 0) {
+    if (!st->body || parser_get(s->w, &st->resp) != 0) {
         reply_local(st, 503, "503 Service Unavailable: out of memory\n");
         return;
     }
@@ -955,4 +978,7 @@ void h2_free_all(struct worker *w)
 {
     while (w->h2_sessions)
         session_free(w->h2_sessions);
+    /* conn_h1_free_all ran first: what streams gave back since is freed here. */
+    while (w->nspare[1])
+        h1_parser_free(w->spare[1][--w->nspare[1]]);
 }
