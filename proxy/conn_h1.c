@@ -801,6 +801,8 @@ static void on_head_bytes(struct conn *c)
     }
     if (!c->head_started) {
         c->head_started = true;
+        if (c->moved_cb) /* an HTTP/2 stream's pair end, reused: timing starts per stream */
+            c->accept_us = exchange_now_us();
         arm_timer(c, opts(c)->header_timeout_ms);
     }
     while (evbuffer_get_length(in) > 0) {

@@ -56,6 +56,9 @@
 /* Frames are copied into output chains of this size: bufferevent_openssl makes one SSL_write
  * (one TLS record, one write(2)) per chain, so full chains mean full records. */
 #define H2_OUT_CHAIN (16 * 1024)
+/* Idle bufferevent pairs (each with its keep-alive conn_h1 end) kept per session for the next
+ * streams. Each counts as a connection (--max-connections) while parked. */
+#define H2_IDLE_PAIRS 16
 
 struct h2_session;
 
@@ -71,6 +74,7 @@ struct h2_stream {
     size_t hdr_bytes;
     unsigned nhdr;
     bool too_large, bad, has_cl, is_head, chunked_up, req_ended, pair_closed;
+    bool reusable; /* a body-less request and a clean keep-alive response so far */
     uint64_t cl;
     struct bufferevent *pair; /* our end; conn_h1 owns the other */
     size_t unconsumed;        /* DATA bytes not yet taken by conn_h1 */
@@ -92,6 +96,8 @@ struct h2_session {
     char tls_version[16];
     struct h2_stream *streams;
     unsigned nstreams;
+    struct bufferevent *idle[H2_IDLE_PAIRS]; /* parked pairs, conn_h1 ends waiting for a head */
+    unsigned nidle;
     bool closing; /* flush what is queued, then free */
     /* Open reservation at the end of the TLS output (session_flush only; see out_put). */
     struct evbuffer_iovec wv;
@@ -131,16 +137,72 @@ static void parser_put(struct worker *w, struct h1_parser *p)
     h1_parser_free(p);
 }
 
-/* Ends our side of the pair: conn_h1 sees EOF on its end (it has logged a finished exchange
+/* Ends our side of a pair: conn_h1 sees EOF on its end (it has logged a finished exchange
  * already; an unfinished one is logged as 499) and frees its connection at once. */
+static void close_pair(struct bufferevent *p)
+{
+    bufferevent_flush(p, EV_READ | EV_WRITE, BEV_FINISHED);
+    bufferevent_free(p);
+}
+
+static void unpark(struct h2_session *s, struct bufferevent *p)
+{
+    for (unsigned i = 0; i < s->nidle; i++) {
+        if (s->idle[i] == p) {
+            s->idle[i] = s->idle[--s->nidle];
+            return;
+        }
+    }
+}
+
+/* A parked pair's conn_h1 end went away (idle timeout, drain) or, against the protocol, wrote
+ * while idle: drop the pair. */
+static void idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    unpark(arg, bev);
+    close_pair(bev);
+}
+
+static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    unpark(arg, bev);
+    close_pair(bev);
+}
+
+/* A parked pair whose conn_h1 end is still there, or NULL. */
+static struct bufferevent *take_parked(struct h2_session *s)
+{
+    while (s->nidle) {
+        struct bufferevent *p = s->idle[--s->nidle];
+        if (bufferevent_pair_get_partner(p) &&
+            evbuffer_get_length(bufferevent_get_input(p)) == 0)
+            return p;
+        close_pair(p);
+    }
+    return NULL;
+}
+
+/* The stream is done with its pair: parked for the next stream when the exchange ended cleanly
+ * (conn_h1 is then waiting for the next head), else closed. */
 static void release_pair(struct h2_stream *st)
 {
     if (!st->pair)
         return;
-    bufferevent_flush(st->pair, EV_READ | EV_WRITE, BEV_FINISHED);
-    bufferevent_free(st->pair);
+    struct h2_session *s = st->s;
+    struct bufferevent *p = st->pair;
     st->pair = NULL;
     st->pair_closed = true;
+    if (st->reusable && st->resp_done && s->nidle < H2_IDLE_PAIRS && !s->closing &&
+        !s->w->draining && bufferevent_pair_get_partner(p) &&
+        evbuffer_get_length(bufferevent_get_input(p)) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(p)) == 0) {
+        bufferevent_setcb(p, idle_read_cb, NULL, idle_event_cb, s);
+        bufferevent_enable(p, EV_READ);
+        s->idle[s->nidle++] = p;
+        return;
+    }
+    close_pair(p);
 }
 
 static void stream_free(struct h2_stream *st)
@@ -290,6 +352,7 @@ static void resume(struct h2_stream *st)
 /* A response made here (no upstream involved): 400, 431, 501, 502, 503. */
 static void reply_local(struct h2_stream *st, int status, const char *text)
 {
+    st->reusable = false;
     if (st->resp_submitted)
         return;
     char sbuf[8], lbuf[24];
@@ -412,6 +475,8 @@ static bool take_response(struct h2_stream *st)
         }
         st->framing = h1_parser_framing(st->resp);
         st->left = h1_parser_content_length(st->resp);
+        st->reusable = st->reusable && h1_parser_keep_alive(st->resp) &&
+                       st->framing != H1_BODY_CLOSE;
         h1_chunked_init(&st->chunk, 64 * 1024);
         submit_head(st, false);
     }
@@ -445,6 +510,8 @@ static bool take_response(struct h2_stream *st)
         }
     }
     if (st->resp_done) {
+        if (evbuffer_get_length(in))
+            st->reusable = false; /* bytes after the response: conn_h1 is not where we think */
         evbuffer_drain(in, evbuffer_get_length(in));
         if (st->unconsumed) {
             nghttp2_session_consume(st->s->ng, st->id, st->unconsumed);
@@ -460,8 +527,10 @@ static void pair_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     struct h2_stream *st = arg;
     struct h2_session *s = st->s;
-    if (!take_response(st))
+    if (!take_response(st)) {
+        st->reusable = false;
         release_pair(st);
+    }
     else if (!st->resp_done && evbuffer_get_length(st->body) >= H2_BODY_HIGH) {
         st->read_paused = true;
         bufferevent_disable(st->pair, EV_READ);
@@ -489,6 +558,7 @@ static void pair_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)what;
     struct h2_stream *st = arg;
     struct h2_session *s = st->s;
+    st->reusable = false;
     /* conn_h1 closed its end: finish from what it sent. */
     if (!st->resp_done)
         take_response(st);
@@ -534,18 +604,25 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
         return;
     }
     h1_parser_reset(st->resp, st->is_head);
-    struct bufferevent *pair[2];
-    if (bufferevent_pair_new(s->w->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair)) {
-        reply_local(st, 503, "503 Service Unavailable: out of memory\n");
-        return;
+    /* Only body-less requests leave conn_h1 certainly waiting for the next head afterwards. */
+    st->reusable = end_stream;
+    st->pair = take_parked(s);
+    if (!st->pair) {
+        struct bufferevent *pair[2];
+        if (bufferevent_pair_new(s->w->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                                 pair)) {
+            reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+            return;
+        }
+        if (conn_h1_attach(s->w, pair[0], s->peer, "h2",
+                           s->tls_version[0] ? s->tls_version : NULL)) {
+            bufferevent_free(pair[0]);
+            bufferevent_free(pair[1]);
+            reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+            return;
+        }
+        st->pair = pair[1];
     }
-    if (conn_h1_attach(s->w, pair[0], s->peer, "h2", s->tls_version[0] ? s->tls_version : NULL)) {
-        bufferevent_free(pair[0]);
-        bufferevent_free(pair[1]);
-        reply_local(st, 503, "503 Service Unavailable: out of memory\n");
-        return;
-    }
-    st->pair = pair[1];
     struct evbuffer *out = bufferevent_get_output(st->pair);
     evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
     if (st->authority)
@@ -565,7 +642,10 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
         st->chunked_up = true;
         evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
     }
-    evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+    if (st->reusable)
+        evbuffer_add(out, "\r\n", 2);
+    else
+        evbuffer_add(out, "Connection: close\r\n\r\n", 21);
     bufferevent_setcb(st->pair, pair_read_cb, pair_write_cb, pair_event_cb, st);
     bufferevent_enable(st->pair, EV_READ | EV_WRITE);
 }
@@ -800,6 +880,8 @@ static void session_free(struct h2_session *s)
     struct worker *w = s->w;
     while (s->streams)
         stream_free(s->streams);
+    while (s->nidle)
+        close_pair(s->idle[--s->nidle]);
     if (s->prev)
         s->prev->next = s->next;
     else
