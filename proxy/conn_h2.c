@@ -394,17 +394,26 @@ static void submit_head(struct h2_stream *st, bool interim)
 {
     struct h1_parser *r = st->resp;
     size_t n = h1_parser_header_count(r);
-    nghttp2_nv *nva = calloc(n + 1, sizeof *nva);
+    /* Usual heads fit the stack arrays; the parser's limits bound the heap case. */
+    nghttp2_nv nva_stack[32];
+    char lower_stack[1024];
+    nghttp2_nv *nva = n + 1 <= 32 ? nva_stack : calloc(n + 1, sizeof *nva);
     size_t names = 0;
     for (size_t i = 0; i < n; i++) {
         const char *hn, *hv;
         h1_parser_header(r, i, &hn, &hv);
         names += strlen(hn) + 1;
     }
-    char *lower = malloc(names + 1);
+    char *lower = names + 1 <= sizeof lower_stack ? lower_stack : malloc(names + 1);
+#define FREE_ARRAYS()                                                                              \
+    do {                                                                                           \
+        if (nva != nva_stack)                                                                      \
+            free(nva);                                                                             \
+        if (lower != lower_stack)                                                                  \
+            free(lower);                                                                           \
+    } while (0)
     if (!nva || !lower) {
-        free(nva);
-        free(lower);
+        FREE_ARRAYS();
         if (interim)
             return; /* an interim response is optional */
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
@@ -430,8 +439,7 @@ static void submit_head(struct h2_stream *st, bool interim)
     }
     if (interim) {
         nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, k, NULL);
-        free(nva);
-        free(lower);
+        FREE_ARRAYS();
         return;
     }
     st->resp_submitted = true;
@@ -443,8 +451,8 @@ static void submit_head(struct h2_stream *st, bool interim)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
     else if (!body && !st->req_ended)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
-    free(nva);
-    free(lower);
+    FREE_ARRAYS();
+#undef FREE_ARRAYS
 }
 
 /* Parses what conn_h1 sent back; false when the response is broken (stream reset/answered). */
@@ -624,9 +632,33 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
         st->pair = pair[1];
     }
     struct evbuffer *out = bufferevent_get_output(st->pair);
-    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
-    if (st->authority)
-        evbuffer_add_printf(out, "Host: %s\r\n", st->authority);
+    /* One contiguous head: request line and Host built here, the rest appended. */
+    char line[2048];
+    size_t ml = strlen(st->method), pl = strlen(st->path);
+    size_t al = st->authority ? strlen(st->authority) : 0;
+    if (ml + pl + al + 24 <= sizeof line) {
+        size_t o = 0;
+        memcpy(line + o, st->method, ml);
+        o += ml;
+        line[o++] = ' ';
+        memcpy(line + o, st->path, pl);
+        o += pl;
+        memcpy(line + o, " HTTP/1.1\r\n", 11);
+        o += 11;
+        if (st->authority) {
+            memcpy(line + o, "Host: ", 6);
+            o += 6;
+            memcpy(line + o, st->authority, al);
+            o += al;
+            line[o++] = '\r';
+            line[o++] = '\n';
+        }
+        evbuffer_add(out, line, o);
+    } else {
+        evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
+        if (st->authority)
+            evbuffer_add_printf(out, "Host: %s\r\n", st->authority);
+    }
     evbuffer_add_buffer(out, st->hdrs);
     if (st->cookie && evbuffer_get_length(st->cookie)) {
         evbuffer_add(out, "Cookie: ", 8);
