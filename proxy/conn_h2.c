@@ -5,8 +5,12 @@
  * Per stream: the request head is collected from the header callbacks (bounded by
  * --max-header-bytes and --max-headers, as for HTTP/1.1), then written into our end of a
  * bufferevent pair as "METHOD path HTTP/1.1", Host from :authority, crumbled cookies joined,
- * Content-Length or chunked framing for the body, and "Connection: close" so conn_h1 ends its
- * end after one response. Request DATA goes in as it arrives; its flow-control credit is given
+ * Content-Length or chunked framing for the body. A body-less request leaves conn_h1 waiting for
+ * the next head once its response is complete, so the pair is parked on the session (at most
+ * H2_IDLE_PAIRS) and the next stream reuses it: no new pair, conn_h1 connection, timer or parsers.
+ * A request with a body carries "Connection: close" and its pair is closed after one response,
+ * as is any pair whose exchange did not end cleanly (local reply, reset, keep-alive refused,
+ * bytes after the response, conn_h1 end gone). Request DATA goes in as it arrives; its flow-control credit is given
  * back (nghttp2_session_consume) only when conn_h1 has taken the bytes, so a slow upstream
  * slows the client's uploads instead of growing buffers. The response is parsed with the
  * project's strict h1 parser and chunked decoder; hop-by-hop fields are dropped and names
@@ -17,7 +21,10 @@
  *   stay in conn_h1's output, which makes conn_h1 stop reading the upstream (its own watermarks);
  *   reading resumes when the provider has drained st->body below H2_BODY_LOW.
  * - The TLS output holds at most about H2_OUT_HIGH bytes: nghttp2_session_mem_send is not called
- *   beyond it, and the write callback resumes sending.
+ *   beyond it, and the write callback resumes sending. Frames are copied into H2_OUT_CHAIN-byte
+ *   chains (an open evbuffer reservation during session_flush) rather than appended piecemeal:
+ *   bufferevent_openssl makes one SSL_write, so one TLS record and one write(2), per chain, and
+ *   a flush of many small responses then leaves in a few full records.
  * - Request bytes in flight are bounded by the stream and connection windows we advertise.
  *
  * Attacks: concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS), header list size (advertised
