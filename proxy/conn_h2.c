@@ -10,11 +10,11 @@
  * H2_IDLE_PAIRS) and the next stream reuses it: no new pair, conn_h1 connection, timer or parsers.
  * A request with a body carries "Connection: close" and its pair is closed after one response,
  * as is any pair whose exchange did not end cleanly (local reply, reset, keep-alive refused,
- * bytes after the response, conn_h1 end gone). Request DATA goes in as it arrives; its flow-control credit is given
- * back (nghttp2_session_consume) only when conn_h1 has taken the bytes, so a slow upstream
- * slows the client's uploads instead of growing buffers. The response is parsed with the
- * project's strict h1 parser and chunked decoder; hop-by-hop fields are dropped and names
- * lowercased; the decoded body waits in st->body for the DATA provider.
+ * bytes after the response, conn_h1 end gone). Request DATA goes in as it arrives; its
+ * flow-control credit is given back (nghttp2_session_consume) only when conn_h1 has taken the
+ * bytes, so a slow upstream slows the client's uploads instead of growing buffers. The response
+ * is parsed with the project's strict h1 parser and chunked decoder; hop-by-hop fields are
+ * dropped and names lowercased; the decoded body waits in st->body for the DATA provider.
  *
  * Bounded buffering, whatever the client does:
  * - st->body holds at most H2_BODY_HIGH bytes: beyond it our pair end stops reading, so bytes
