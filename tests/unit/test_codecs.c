@@ -66,10 +66,18 @@ static void test_roundtrip(void)
     size_t tn = make_text(text, sizeof text);
     for (size_t k = 1; k < sizeof all_codings / sizeof all_codings[0]; k++) {
         enum inject_coding c = all_codings[k];
+        /* gzip and deflate: zlib (variant 0) and igzip at levels 0..3 (variants 1..4) */
+        bool zfam = c == INJECT_CODING_GZIP || c == INJECT_CODING_DEFLATE;
+        for (int var = 0; var <= (zfam ? 4 : 0); var++)
         for (int raw = 0; raw <= (c == INJECT_CODING_DEFLATE); raw++) {
             struct codec_enc *e;
             int lvl = c == INJECT_CODING_BR ? 5 : c == INJECT_CODING_ZSTD ? 3 : 6;
-            int r = codec_enc_new(&e, c, lvl, 0, raw != 0);
+            int r = var ? codec_enc_new_igzip(&e, c, var - 1, raw != 0)
+                        : codec_enc_new(&e, c, lvl, 0, raw != 0);
+            char name[32];
+            snprintf(name, sizeof name, "%s%s%s", coding_names[k], raw ? "_raw" : "",
+                     var ? (const char *[]){"", "_igzip0", "_igzip1", "_igzip2", "_igzip3"}[var]
+                         : "");
             struct evbuffer *o = evbuffer_new();
             /* feed in pieces with a flush in the middle */
             if (!r)
@@ -82,43 +90,40 @@ static void test_roundtrip(void)
             struct tbuf d;
             bool ok = !r && ref_decompress(c, fp, flushed, false, &d) == 0 && d.n == 6000 &&
                       memcmp(d.p, text, 6000) == 0;
-            TAP_OK(ok, "codec/%s%s/flush_decodes_prefix", coding_names[k], raw ? "_raw" : "");
+            TAP_OK(ok, "codec/%s/flush_decodes_prefix", name);
             if (ok)
                 tbuf_free(&d);
             free(fp);
             size_t before = evbuffer_get_length(o);
             if (!r)
                 r = codec_enc_feed(e, NULL, 0, CODEC_FLUSH, o);
-            TAP_OK(!r && evbuffer_get_length(o) == before, "codec/%s%s/empty_flush_silent",
-                   coding_names[k], raw ? "_raw" : "");
+            TAP_OK(!r && evbuffer_get_length(o) == before, "codec/%s/empty_flush_silent", name);
             if (!r)
                 r = codec_enc_feed(e, text + 6000, tn - 6000, CODEC_END, o);
-            TAP_OK(codec_enc_feed(e, "x", 1, 0, o) == VP_ERR_INVALID, "codec/%s%s/after_end",
-                   coding_names[k], raw ? "_raw" : "");
+            TAP_OK(codec_enc_feed(e, "x", 1, 0, o) == VP_ERR_INVALID, "codec/%s/after_end", name);
             size_t len = evbuffer_get_length(o);
             unsigned char *all = malloc(len + 1);
             evbuffer_copyout(o, all, len);
             ok = !r && ref_decompress(c, all, len, true, &d) == 0 && d.n == tn &&
                  memcmp(d.p, text, tn) == 0;
-            TAP_OK(ok, "codec/%s%s/encode_ref_decode (%zu -> %zu)", coding_names[k],
-                   raw ? "_raw" : "", tn, len);
+            TAP_OK(ok, "codec/%s/encode_ref_decode (%zu -> %zu)", name, tn, len);
             if (ok)
                 tbuf_free(&d);
             if (c == INJECT_CODING_DEFLATE)
                 TAP_OK(raw == !((all[0] & 0x0f) == 8 && (all[0] * 256u + all[1]) % 31 == 0),
-                       "codec/deflate%s/framing", raw ? "_raw" : "");
+                       "codec/%s/framing", name);
             /* our decoder over our encoder's output, whole and in 7-byte steps */
             struct collect col = {{NULL, 0}, -1};
             r = dec_run(c, NULL, all, len, NULL, 0, &col);
             TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
-                   "codec/%s%s/roundtrip_whole", coding_names[k], raw ? "_raw" : "");
+                   "codec/%s/roundtrip_whole", name);
             tbuf_free(&col.b);
             size_t cuts[8192], nc = 0;
             for (size_t p = 7; p < len && nc < 8192; p += 7)
                 cuts[nc++] = p;
             r = dec_run(c, NULL, all, len, cuts, nc, &col);
             TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
-                   "codec/%s%s/roundtrip_steps", coding_names[k], raw ? "_raw" : "");
+                   "codec/%s/roundtrip_steps", name);
             tbuf_free(&col.b);
             free(all);
             evbuffer_free(o);
@@ -214,6 +219,12 @@ static void test_caps(void)
            "codec/enc_bad_window_log");
     TAP_OK(codec_enc_new(&e, INJECT_CODING_ZSTD, 3, 18, false) == 0, "codec/enc_window_log");
     codec_enc_free(e);
+    TAP_OK(codec_enc_new_igzip(&e, INJECT_CODING_GZIP, 4, false) == VP_ERR_INVALID &&
+               codec_enc_new_igzip(&e, INJECT_CODING_GZIP, -1, false) == VP_ERR_INVALID,
+           "codec/enc_igzip_bad_level");
+    TAP_OK(codec_enc_new_igzip(&e, INJECT_CODING_BR, 1, false) == VP_ERR_INVALID &&
+               codec_enc_new_igzip(&e, INJECT_CODING_IDENTITY, 1, false) == VP_ERR_INVALID,
+           "codec/enc_igzip_not_zlib_family");
     codec_dec_free(NULL);
     codec_enc_free(NULL);
     /* after an error a decoder refuses more input */
