@@ -4,7 +4,8 @@
  * the inject allocation hooks; evbuffer chains not included). Also: identity with and without
  * a tag to insert, compressed document (decode+scan+re-encode) versus fragment (raw pass-through
  * without decoding), the candidate encoder settings (zlib and igzip for gzip), and the CPU time
- * of one injected 50 KiB gzip response with each gzip re-encoder. Run: bench/inject_bench [reps]. */
+ * of one injected 50 KiB gzip response with each gzip re-encoder.
+ * Run: bench/inject_bench [reps [page.html]] (the page replaces the generated 50 KiB one). */
 #include "config.h"
 
 #include <brotli/encode.h>
@@ -272,9 +273,16 @@ int main(int argc, char **argv)
     /* One response of a 50 KiB page, as bench/inject.sh serves it (gzip, compressed once at
      * level 1 by the origin, arriving in one piece): CPU time per response for the whole
      * injector (create, decode, scan, insert, re-encode, free), with each gzip re-encoder. */
-    printf("\nper response, %u-byte page, gzip level 1 upstream, CPU us (best of %d x 500):\n",
-           50u * 1024u, reps);
     size_t sn = make_page(page, sizeof page, 50 * 1024, true);
+    if (argc > 2) { /* a page of one's own, e.g. bench/inject.py's (see inject/README.md) */
+        FILE *pf = fopen(argv[2], "rb");
+        if (!pf) {
+            perror(argv[2]);
+            return 2;
+        }
+        sn = fread(page, 1, sizeof page, pf);
+        fclose(pf);
+    }
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     deflateInit2(&zs, 1, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
@@ -285,6 +293,8 @@ int main(int argc, char **argv)
     deflate(&zs, Z_FINISH);
     size_t sen = sizeof enc - zs.avail_out;
     deflateEnd(&zs);
+    printf("\nper response, %zu-byte page%s, gzip level 1 upstream, CPU us (best of %d x 500):\n",
+           sn, argc > 2 ? " (file)" : "", reps);
     static const char tag[] = "<script src=\"/__vitals/beacon.js?v=0123456789ab\" "
                               "data-vid=\"0123456789abcdef0123456789abcdef\" async=\"\"></script>";
     for (int igz = -1; igz <= 1; igz += 2) {
