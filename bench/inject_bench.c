@@ -247,14 +247,14 @@ int main(int argc, char **argv)
     static const struct {
         enum inject_coding c;
         int level, wlog;
-    } cand[] = {{INJECT_CODING_GZIP, 1, -1}, {INJECT_CODING_GZIP, 5, -1}, {INJECT_CODING_GZIP, 6, -1},
-                {INJECT_CODING_GZIP, 9, -1}, {INJECT_CODING_GZIP, 0, 0},  {INJECT_CODING_GZIP, 1, 0},
-                {INJECT_CODING_GZIP, 2, 0},  {INJECT_CODING_GZIP, 3, 0},  {INJECT_CODING_BR, 3, 22},
-                {INJECT_CODING_BR, 4, 22},
-                {INJECT_CODING_BR, 5, 22},  {INJECT_CODING_BR, 6, 22},  {INJECT_CODING_BR, 4, 18},
-                {INJECT_CODING_BR, 5, 18},  {INJECT_CODING_BR, 5, 20},  {INJECT_CODING_ZSTD, 1, 0},
-                {INJECT_CODING_ZSTD, 3, 0}, {INJECT_CODING_ZSTD, 6, 0}, {INJECT_CODING_ZSTD, 3, 19},
-                {INJECT_CODING_ZSTD, 3, 20}};
+    } cand[] = {
+        {INJECT_CODING_GZIP, 1, -1}, {INJECT_CODING_GZIP, 5, -1}, {INJECT_CODING_GZIP, 6, -1},
+        {INJECT_CODING_GZIP, 9, -1}, {INJECT_CODING_GZIP, 0, 0},  {INJECT_CODING_GZIP, 1, 0},
+        {INJECT_CODING_GZIP, 2, 0},  {INJECT_CODING_GZIP, 3, 0},  {INJECT_CODING_BR, 3, 22},
+        {INJECT_CODING_BR, 4, 22},   {INJECT_CODING_BR, 5, 22},   {INJECT_CODING_BR, 6, 22},
+        {INJECT_CODING_BR, 4, 18},   {INJECT_CODING_BR, 5, 18},   {INJECT_CODING_BR, 5, 20},
+        {INJECT_CODING_ZSTD, 1, 0},  {INJECT_CODING_ZSTD, 3, 0},  {INJECT_CODING_ZSTD, 6, 0},
+        {INJECT_CODING_ZSTD, 3, 19}, {INJECT_CODING_ZSTD, 3, 20}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
         struct injector_options o = opt;
         bool zfam = cand[i].c == INJECT_CODING_GZIP;
@@ -321,8 +321,8 @@ int main(int argc, char **argv)
             if (dt < best)
                 best = dt;
         }
-        printf("  re-encode %-12s %7.1f us  %zu -> %zu bytes\n",
-               igz < 0 ? "zlib 1" : "igzip 1", best * 1e6, sen, outn);
+        printf("  re-encode %-12s %7.1f us  %zu -> %zu bytes\n", igz < 0 ? "zlib 1" : "igzip 1",
+               best * 1e6, sen, outn);
     }
     return 0;
 }

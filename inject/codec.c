@@ -78,7 +78,7 @@ struct codec_dec {
     enum dec_state state;
     bool raw_deflate;
     struct inflate_state *is; /* gzip/deflate: igzip inflate state (ours) */
-    unsigned char first; /* deflate: first byte, kept until the second arrives */
+    unsigned char first;      /* deflate: first byte, kept until the second arrives */
     bool have_first;
     bool member_output; /* gzip: the current member produced output */
     unsigned members;   /* gzip: complete members so far */

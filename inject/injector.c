@@ -255,11 +255,11 @@ static int commit(struct injector *inj)
                : inj->coding == INJECT_CODING_ZSTD ? inj->opt.zstd_window_log
                                                    : 0;
     bool zlib_family = inj->coding == INJECT_CODING_GZIP || inj->coding == INJECT_CODING_DEFLATE;
-    int e = zlib_family && inj->opt.igzip_level >= 0
-                ? codec_enc_new_igzip(&inj->enc, inj->coding, inj->opt.igzip_level,
-                                      codec_dec_raw_deflate(inj->dec))
-                : codec_enc_new(&inj->enc, inj->coding, level, wlog,
-                                codec_dec_raw_deflate(inj->dec));
+    int e =
+        zlib_family && inj->opt.igzip_level >= 0
+            ? codec_enc_new_igzip(&inj->enc, inj->coding, inj->opt.igzip_level,
+                                  codec_dec_raw_deflate(inj->dec))
+            : codec_enc_new(&inj->enc, inj->coding, level, wlog, codec_dec_raw_deflate(inj->dec));
     if (e)
         return e;
     inj->committed = true;

@@ -70,66 +70,67 @@ static void test_roundtrip(void)
         /* gzip and deflate: zlib (variant 0) and igzip at levels 0..3 (variants 1..4) */
         bool zfam = c == INJECT_CODING_GZIP || c == INJECT_CODING_DEFLATE;
         for (int var = 0; var <= (zfam ? 4 : 0); var++)
-        for (int raw = 0; raw <= (c == INJECT_CODING_DEFLATE); raw++) {
-            struct codec_enc *e;
-            int lvl = c == INJECT_CODING_BR ? 5 : c == INJECT_CODING_ZSTD ? 3 : 6;
-            int r = var ? codec_enc_new_igzip(&e, c, var - 1, raw != 0)
-                        : codec_enc_new(&e, c, lvl, 0, raw != 0);
-            char name[32];
-            snprintf(name, sizeof name, "%s%s%s", coding_names[k], raw ? "_raw" : "",
-                     var ? (const char *[]){"", "_igzip0", "_igzip1", "_igzip2", "_igzip3"}[var]
-                         : "");
-            struct evbuffer *o = evbuffer_new();
-            /* feed in pieces with a flush in the middle */
-            if (!r)
-                r = codec_enc_feed(e, text, 1000, 0, o);
-            if (!r)
-                r = codec_enc_feed(e, text + 1000, 5000, CODEC_FLUSH, o);
-            size_t flushed = evbuffer_get_length(o);
-            unsigned char *fp = malloc(flushed + 1);
-            evbuffer_copyout(o, fp, flushed);
-            struct tbuf d;
-            bool ok = !r && ref_decompress(c, fp, flushed, false, &d) == 0 && d.n == 6000 &&
-                      memcmp(d.p, text, 6000) == 0;
-            TAP_OK(ok, "codec/%s/flush_decodes_prefix", name);
-            if (ok)
-                tbuf_free(&d);
-            free(fp);
-            size_t before = evbuffer_get_length(o);
-            if (!r)
-                r = codec_enc_feed(e, NULL, 0, CODEC_FLUSH, o);
-            TAP_OK(!r && evbuffer_get_length(o) == before, "codec/%s/empty_flush_silent", name);
-            if (!r)
-                r = codec_enc_feed(e, text + 6000, tn - 6000, CODEC_END, o);
-            TAP_OK(codec_enc_feed(e, "x", 1, 0, o) == VP_ERR_INVALID, "codec/%s/after_end", name);
-            size_t len = evbuffer_get_length(o);
-            unsigned char *all = malloc(len + 1);
-            evbuffer_copyout(o, all, len);
-            ok = !r && ref_decompress(c, all, len, true, &d) == 0 && d.n == tn &&
-                 memcmp(d.p, text, tn) == 0;
-            TAP_OK(ok, "codec/%s/encode_ref_decode (%zu -> %zu)", name, tn, len);
-            if (ok)
-                tbuf_free(&d);
-            if (c == INJECT_CODING_DEFLATE)
-                TAP_OK(raw == !((all[0] & 0x0f) == 8 && (all[0] * 256u + all[1]) % 31 == 0),
-                       "codec/%s/framing", name);
-            /* our decoder over our encoder's output, whole and in 7-byte steps */
-            struct collect col = {{NULL, 0}, -1};
-            r = dec_run(c, NULL, all, len, NULL, 0, &col);
-            TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
-                   "codec/%s/roundtrip_whole", name);
-            tbuf_free(&col.b);
-            size_t cuts[8192], nc = 0;
-            for (size_t p = 7; p < len && nc < 8192; p += 7)
-                cuts[nc++] = p;
-            r = dec_run(c, NULL, all, len, cuts, nc, &col);
-            TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
-                   "codec/%s/roundtrip_steps", name);
-            tbuf_free(&col.b);
-            free(all);
-            evbuffer_free(o);
-            codec_enc_free(e);
-        }
+            for (int raw = 0; raw <= (c == INJECT_CODING_DEFLATE); raw++) {
+                struct codec_enc *e;
+                int lvl = c == INJECT_CODING_BR ? 5 : c == INJECT_CODING_ZSTD ? 3 : 6;
+                int r = var ? codec_enc_new_igzip(&e, c, var - 1, raw != 0)
+                            : codec_enc_new(&e, c, lvl, 0, raw != 0);
+                char name[32];
+                snprintf(name, sizeof name, "%s%s%s", coding_names[k], raw ? "_raw" : "",
+                         var ? (const char *[]){"", "_igzip0", "_igzip1", "_igzip2", "_igzip3"}[var]
+                             : "");
+                struct evbuffer *o = evbuffer_new();
+                /* feed in pieces with a flush in the middle */
+                if (!r)
+                    r = codec_enc_feed(e, text, 1000, 0, o);
+                if (!r)
+                    r = codec_enc_feed(e, text + 1000, 5000, CODEC_FLUSH, o);
+                size_t flushed = evbuffer_get_length(o);
+                unsigned char *fp = malloc(flushed + 1);
+                evbuffer_copyout(o, fp, flushed);
+                struct tbuf d;
+                bool ok = !r && ref_decompress(c, fp, flushed, false, &d) == 0 && d.n == 6000 &&
+                          memcmp(d.p, text, 6000) == 0;
+                TAP_OK(ok, "codec/%s/flush_decodes_prefix", name);
+                if (ok)
+                    tbuf_free(&d);
+                free(fp);
+                size_t before = evbuffer_get_length(o);
+                if (!r)
+                    r = codec_enc_feed(e, NULL, 0, CODEC_FLUSH, o);
+                TAP_OK(!r && evbuffer_get_length(o) == before, "codec/%s/empty_flush_silent", name);
+                if (!r)
+                    r = codec_enc_feed(e, text + 6000, tn - 6000, CODEC_END, o);
+                TAP_OK(codec_enc_feed(e, "x", 1, 0, o) == VP_ERR_INVALID, "codec/%s/after_end",
+                       name);
+                size_t len = evbuffer_get_length(o);
+                unsigned char *all = malloc(len + 1);
+                evbuffer_copyout(o, all, len);
+                ok = !r && ref_decompress(c, all, len, true, &d) == 0 && d.n == tn &&
+                     memcmp(d.p, text, tn) == 0;
+                TAP_OK(ok, "codec/%s/encode_ref_decode (%zu -> %zu)", name, tn, len);
+                if (ok)
+                    tbuf_free(&d);
+                if (c == INJECT_CODING_DEFLATE)
+                    TAP_OK(raw == !((all[0] & 0x0f) == 8 && (all[0] * 256u + all[1]) % 31 == 0),
+                           "codec/%s/framing", name);
+                /* our decoder over our encoder's output, whole and in 7-byte steps */
+                struct collect col = {{NULL, 0}, -1};
+                r = dec_run(c, NULL, all, len, NULL, 0, &col);
+                TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
+                       "codec/%s/roundtrip_whole", name);
+                tbuf_free(&col.b);
+                size_t cuts[8192], nc = 0;
+                for (size_t p = 7; p < len && nc < 8192; p += 7)
+                    cuts[nc++] = p;
+                r = dec_run(c, NULL, all, len, cuts, nc, &col);
+                TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
+                       "codec/%s/roundtrip_steps", name);
+                tbuf_free(&col.b);
+                free(all);
+                evbuffer_free(o);
+                codec_enc_free(e);
+            }
     }
 }
 
