@@ -357,6 +357,29 @@ def main():
                 r = wrk_median(port, "/page.html", CONNS, THREADS, hdrs, cpu)
                 r.update(target=name, enc=enc, wire_bytes=wire[(name, enc)])
                 res["runs"].append(r)
+        # Chunked gzip origin: nginx compressing on the fly into 1 KiB gzip buffers, so each
+        # response arrives as some twenty 1 KiB chunks, most of them in one read. Proxy only
+        # (nginx sub_filter would ask this origin for identity): its CPU per request shows
+        # what one encoder flush per upstream chunk, rather than per read batch, costs.
+        chunk_port, cproxy_port = bench.free_port(), bench.free_port()
+        corigin = bench.start(bench.nginx_conf(tmp, "corigin", """  gzip on; gzip_proxied any;
+  gzip_buffers 64 1k;
+  server { listen 127.0.0.1:%d reuseport backlog=8192;
+    root %s; location / { default_type text/html; } }""" % (chunk_port, www), 2),
+                              chunk_port, os.path.join(tmp, "corigin.log"))
+        cproxy = bench.start([VP_BIN, "--listen", "127.0.0.1:%d" % cproxy_port, "--upstream",
+                              "http://127.0.0.1:%d" % chunk_port, "--db",
+                              os.path.join(tmp, "chunked.db"), "--workers", "1", "--quiet"],
+                             cproxy_port, os.path.join(tmp, "cproxy.log"))
+        wire[("vitals-proxy, 1 KiB gzip chunks", "gzip")] = verify(
+            "vitals-proxy (chunked origin)", cproxy_port, page, True, True)[0]
+        print("bench: vitals-proxy, chunked gzip origin, %d connections, %d s" % (
+            CONNS, DURATION), file=sys.stderr, flush=True)
+        r = wrk_median(cproxy_port, "/page.html", CONNS, THREADS, ("Accept-Encoding: gzip",),
+                       {"target": [cproxy.pid], "origin": nginx_workers(corigin)})
+        r.update(target="vitals-proxy, 1 KiB gzip chunks", enc="gzip",
+                 wire_bytes=wire[("vitals-proxy, 1 KiB gzip chunks", "gzip")])
+        res["chunked"] = r
         # Streaming page: the slow origin, and each proxy in front of it.
         up = subprocess.Popen([sys.executable, UPSTREAM_PY, "--port", str(stream_port)],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(
@@ -458,6 +481,12 @@ def render(res):
             "(above 1: the proxy spends less CPU per request)." % tuple(
                 by[("nginx sub_filter", e)]["cpu_us"]["target"] /
                 by[("vitals-proxy", e)]["cpu_us"]["target"] for e in ("identity", "gzip")),
+            "", "Chunked gzip origin (nginx gzip on the fly, gzip_buffers 64 1k: some twenty "
+            "1 KiB chunks per response), vitals-proxy only: %.0f req/s, p50 %.3f ms, CPU %.1f "
+            "µs/req, origin CPU %.1f µs/req, %d bytes/resp." % (
+                res["chunked"]["rps"], res["chunked"]["p50_ms"],
+                res["chunked"]["cpu_us"]["target"], res["chunked"]["cpu_us"]["origin"],
+                res["chunked"]["wire_bytes"]),
             "", "Streaming page (tests/support/upstream.py /stream: head, then the rest after "
             "%g s), time from request sent to the first body byte, %d repetitions, fresh "
             "connection each:" % (res["ttfb_delay_s"], res["ttfb_reps"]), "",
