@@ -8,7 +8,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		connectStart cs connectEnd ce secureConnectionStart scs requestStart rqs responseStart rps responseEnd rpe
 		domInteractive di domContentLoadedEventStart dcl domContentLoadedEventEnd dcle domComplete dc
 		loadEventStart ls loadEventEnd le`.split(/\s+/),
-	V = [], A = 0, k = 0, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
+	V = [], A = 0, k = 0, busy, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
 	on = (t, f, o = w) => o.addEventListener(t, f, {capture: true, passive: true}),
 	key = () => location.pathname + (ds.keepQuery != null ? location.search : ''),
 	obs = (type, cb, o, ob) => {
@@ -34,7 +34,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		}
 		return s;
 	},
-	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, se: [],
+	view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H && H.vid, nav, t, url: key(), m: {}, ri: 0, ei: 0, res: [], cls: 0, se: [],
 		il: [], im: new Map(), ic: P.interactionCount || 0}) => (V.push(v) > 20 && V.shift(), v),
 	vat = t => [...V].reverse().find(v => v.t <= t) || V[0],
 	set = (v, n, val, a, f) => Object.assign(v.m[n] || (v.m[n] = {n, id: v.vid + '-' + n}), {v: val, a, f}),
@@ -47,30 +47,41 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 		for (let i = 0; RK[i]; i += 2) e[RK[i]] > 0 && (o[RK[i + 1]] = max(r1(e[RK[i]] - t0), 0));
 		return o;
 	},
-	len = (o, s = JSON.stringify(o)) => s.length + s.replace(/[\0-\x7f]+/g, '').length * 2,
-	post = o => {
+	len = s => s.length + s.replace(/[\0-\x7f]+/g, '').length * 2,
+	post = (o, p) => {
 		o = JSON.stringify(o);
+		p[0] && (o = o.slice(0, -1) + ',"res":[' + p + ']}');
 		let F = k => fetch(EP, {method: 'POST', body: o, keepalive: k});
 		try { if (N.sendBeacon(EP, o)) return; } catch (e) {}
 		F(true).catch(() => F(false).catch(() => 0));
 	},
 	ctx = (v, iw = innerWidth) => ({v: 1, vid: v.vid, pvid: v.pvid, url: v.url, nav: v.nav,
 		t0: P.timeOrigin + v.t, dev: iw < 768 ? 'mobile' : iw < 1024 ? 'tablet' : 'desktop', ect: N.connection?.effectiveType,
-		mem: N.deviceMemory, ri: v.ri, res: []}),
-	flush = (v, all, e, o = ctx(v), m = [], n, r, l) => {
-		for (let x of Object.values(v.m)) if ((all || x.f) && x.v !== x.s) {
+		mem: N.deviceMemory, ri: v.ri}),
+	enc = (v, e, x = e.$) => x && x[0] == v.t ? x : e.$ = [v.t, x = JSON.stringify(renc(e, v.t)), len(x)],
+	send = (v, o = ctx(v), m = [], p = [], e, n, r) => {
+		for (let x of Object.values(v.m)) if ((v.a || x.f) && x.v !== x.s) {
 			m.push(r = {n: x.n, id: x.id, v: x.v, d: x.v - (x.s || 0)});
 			try { x.a && (r.a = x.a()); } catch (err) {}
 			x.s = x.v;
 		}
 		if (m[0]) o.m = m;
-		if (v == H && !v.nt && (e = navE()) && (all || e.loadEventEnd)) o.nt = renc(e, 0), v.nt = 1;
-		for (n = len(o); v.ri < v.res.length; v.ri++, o.res.push(r), n += l + 1) {
-			l = len(r = renc(v.res[v.ri], v.t));
-			if ((n + l > 49e3 || o.res[399]) && o.res[0]) post(o), n = len(o = ctx(v));
-		}
-		(o.m || o.nt || o.res[0]) && post(o);
+		if (v == H && !v.nt && (e = navE()) && (v.a || e.loadEventEnd)) o.nt = renc(e, 0), v.nt = 1;
+		for (n = len(JSON.stringify(o)); v.ri < v.res.length && !p[399] && (n += (r = enc(v, v.res[v.ri]))[2] + 1) < 49e3 | !p[0]; v.ri++) p.push(r[1]);
+		(o.m || o.nt || p[0]) && post(o, p);
+		v.ri < v.res.length || (v.w = v.a = 0);
 	},
+	run = (dl, t = P.now(), v, e) => {
+		busy = 0;
+		for (v of V) for (; v.ei < v.res.length;)
+			if (e = v.res[v.ei++], !(e.$ && e.$[0] == v.t) && (enc(v, e), dl != 1 && (P.now() - t > 2 || dl && dl.timeRemaining() < 1))) return later();
+		for (v of V) while (v.w) {
+			if (dl != 1 && P.now() - t > 1) return later();
+			send(v);
+		}
+	},
+	later = () => busy || (busy = 1, (w.requestIdleCallback || setTimeout)(run, {timeout: 1e3})),
+	flush = (v, all) => (v.w = 1, v.a = v.a || all, later()),
 	inpSet = (v, n = (P.interactionCount || 0) - v.ic, x = v.il[min(v.il.length - 1, n / 50 | 0)]) =>
 		x ? set(v, 'INP', x.l, (f = x.e[0], rt = f.startTime + f.duration, g = ie.filter(y => M.abs(y.startTime + y.duration - rt) <= 8).concat(f),
 			ps = max(f.startTime, min(...g.map(y => y.processingStart))), np = max(rt, ps),
@@ -83,10 +94,10 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 	lcpFin = () => lcpDone || (take(lcp), lcpDone = 1, H.m.LCP && (H.m.LCP.f = 1)),
 	drain = () => (lcpFin(), take(cls), take(inp)),
 	fin = v => (inpSet(v), flush(v, 1)),
-	hide = () => (drain(), V.forEach(fin)),
+	hide = () => (drain(), V.forEach(fin), run(1)),
 	soft = (tr, c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
 		set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t && !tr ? lastIn : t), 'CLS', 0),
-		c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || !v.res.push(e)),
+		c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || !v.res.push(e)), c.ei = c.ri,
 		c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
 		fin(c)),
 	start = (ne = navE()) => {
@@ -138,7 +149,7 @@ let tag = d.currentScript || d.querySelector('script[src*="/__vitals/beacon.js"]
 			navE() && set(H, 'TTFB', ttfb0(), (e = navE(), c = x => max(x - A, 0), T = ttfb0(), ws = c(e.workerStart || e.fetchStart),
 				dl = c(e.domainLookupStart), cs = c(e.connectStart), ce = c(e.connectEnd)) =>
 				({waiting: ws, cache: dl - ws, dns: cs - dl, connection: ce - cs, request: T - ce}), 1);
-			setTimeout(() => (w.requestIdleCallback || setTimeout)(() => flush(H), {timeout: 1e3}), 1e3);
+			setTimeout(() => flush(H), 1e3);
 		});
 		d.readyState == 'complete' ? loaded() : on('load', loaded);
 
@@ -156,6 +167,6 @@ try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
 let n0 = P.getEntriesByType('navigation')[0] || {};
 H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
 	: n0.type?.replace('_', '-') || 'navigate', 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
-obs('resource', es => es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e)));
+obs('resource', es => later(es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e))));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);
