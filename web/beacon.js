@@ -1,4 +1,4 @@
-/* vitals-proxy beacon: design and limits in web/beacon.md */
+/* vitals-proxy beacon, see web/beacon.md */
 ((w, d, P, N, M) => {
 let tag = d.currentScript,
 ds = tag?.dataset, smp = parseFloat(ds?.sample), EP = tag?.src.split('.js')[0], INF = 1 / 0, max = M.max, min = M.min,
@@ -66,7 +66,7 @@ x.s = x.v;
 }
 if (m[0]) o.m = m;
 if (v == H && !v.nt && (e = navE()) && (v.a || e.loadEventEnd)) o.nt = renc(e, 0), v.nt = 1;
-for (n = len(JSON.stringify(o)); v.ri < v.res.length && !p[399] && (n += (r = enc(v, v.res[v.ri]))[1] + 1) < 49e3 | !p[0]; v.ri++) p.push(r[0]);
+for (n = len(JSON.stringify(o)); v.ri < v.res.length && !p[199] && (n += (r = enc(v, v.res[v.ri]))[1] + 1) < 49e3 | !p[0]; v.ri++) p.push(r[0]);
 (o.m || o.nt || p[0]) && post(o, p);
 v.ri < v.res.length || (v.w = v.a = 0);
 },
