@@ -476,6 +476,7 @@ const tests = {
     // activates it. The beacon and the reference both subtract activationStart (TTFB, FCP, LCP)
     // and report navigationType "prerender". playwright-core cannot drive this (see cdp.mjs), so
     // this test runs its own Chromium over the DevTools pipe with tab targets.
+    await fetch(base + '/__test/head', { method: 'POST', body: refLib + ';' + refInit });
     const b = await launchCDP(chromiumPath, chromiumArgs);
     try {
       const pages = new Map(); // sessionId -> targetInfo
@@ -534,25 +535,26 @@ const tests = {
         `prerender: /pre/to was activated from the prerender (activationStart ${info.as && info.as.toFixed(1)} ms)`, info);
       await b.send('Page.navigate', { url: 'about:blank' }, pre[0]);
       await sleep(600);
-      // The web-vitals reference cannot run in the prerendered page here: it must be installed
-      // before the page's scripts, which needs waitForDebuggerOnStart, and Chromium then kills the
-      // paused prerender renderer (final status RendererProcessKilled). So the beacon is checked
-      // against the page's own entries with the reference's rule: max(startTime - activationStart, 0).
-      const v = (await collect())[info.vid];
-      if (ok(v, 'prerender: beacon received for the view', info)) {
+      // The reference is put in the page's HTML by the harness (POST /__test/head): a DevTools
+      // init script would need the page paused before its scripts, and Chromium kills a paused
+      // prerender renderer (final status RendererProcessKilled).
+      const v = await compare('prerender', info.vid, ['LCP', 'FCP', 'TTFB', 'CLS']);
+      const ref = await refsFor(info.vid);
+      if (v) {
         const m = v.metrics;
-        ok(v.ctx.nav === 'prerender', `prerender: navigation type "prerender" (${v.ctx.nav})`, v.ctx);
+        ok(v.ctx.nav === 'prerender' && ref.FCP && ref.FCP.navigationType === 'prerender',
+          `prerender: navigation type "prerender" (ours ${v.ctx.nav}, reference ${ref.FCP && ref.FCP.navigationType})`, { ours: v.ctx, ref });
         ok(m.FCP && info.fcp > info.as && near(m.FCP.v, info.fcp - info.as, 1),
           `prerender: FCP counts from activation (${m.FCP && m.FCP.v} vs ${info.fcp && info.fcp.toFixed(1)} - ${info.as.toFixed(1)})`, { m, info });
-        ok(m.LCP && info.lcp > info.as && near(m.LCP.v, info.lcp - info.as, 1) && m.LCP.a.target === '#pre-text',
+        ok(m.LCP && info.lcp > info.as && near(m.LCP.v, info.lcp - info.as, 1),
           `prerender: LCP counts from activation (${m.LCP && m.LCP.v} vs ${info.lcp && info.lcp.toFixed(1)} - ${info.as.toFixed(1)})`, { m, info });
         ok(m.TTFB && m.TTFB.v === 0, 'prerender: TTFB is 0 (the response came before activation)', m.TTFB);
-        ok(m.CLS && m.CLS.v === 0, 'prerender: CLS reported', m.CLS);
         await apiCheck('prerender', info.vid);
       }
       ok(errors.length === 0, 'prerender: no console errors', errors);
     } finally {
       await b.close();
+      await fetch(base + '/__test/head', { method: 'POST', body: '' });
     }
   },
 
