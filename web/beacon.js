@@ -7,7 +7,7 @@ RK = `startTime s redirectStart rds redirectEnd rde fetchStart fs domainLookupSt
 connectStart cs connectEnd ce secureConnectionStart scs requestStart rqs responseStart rps responseEnd rpe
 domInteractive di domContentLoadedEventStart dcl domContentLoadedEventEnd dcle domComplete dc
 loadEventStart ls loadEventEnd le`.split(/\s+/),
-V = [], A = 0, k = 0, B, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
+V = [], A = 0, k = 0, B, ro, hid, H, lcpDone, lastIn = -INF, lcp, cls, inp, ie = [], lf = [],
 on = (t, f, o = w) => o.addEventListener(t, f, {capture: true, passive: true}),
 key = () => location.pathname + (ds.keepQuery != null ? location.search : ''),
 obs = (type, cb, o, ob) => {
@@ -33,7 +33,7 @@ if (n.id) break;
 }
 return s;
 },
-view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {vid, pvid: H?.vid, nav, t, url: key(), m: {}, ri: 0, res: [], cls: 0, se: [],
+view = (nav, t, vid = H.vid.slice(0, 50) + '-' + ++k, v = {c: {vid, pvid: H?.vid, url: key(), nav}, vid, t, m: {}, ri: 0, res: [], cls: 0, se: [],
 il: [], im: new Map(), ic: P.interactionCount || 0}) => (V.push(v) > 20 && V.shift(), v),
 vat = t => [...V].reverse().find(v => v.t <= t) || V[0],
 set = (v, n, val, a, f) => Object.assign(v.m[n] || (v.m[n] = {n, id: v.vid + '-' + n}), {v: val, a, f}),
@@ -54,7 +54,7 @@ let F = k => fetch(EP, {method: 'POST', body: o, keepalive: k});
 try { if (N.sendBeacon(EP, o)) return; } catch (e) {}
 F(true).catch(() => F(false).catch(() => 0));
 },
-ctx = (v, iw = innerWidth) => ({v: 1, vid: v.vid, pvid: v.pvid, url: v.url, nav: v.nav,
+ctx = (v, iw = innerWidth) => ({v: 1, ...v.c,
 t0: P.timeOrigin + v.t, dev: iw < 768 ? 'mobile' : iw < 1024 ? 'tablet' : 'desktop', ect: N.connection?.effectiveType,
 mem: N.deviceMemory, ri: v.ri}),
 enc = (v, e, x) => e.$ || (e.$ = [x = JSON.stringify(renc(e, v.t)), len(x)]),
@@ -89,10 +89,10 @@ inputDelay: ps - f.startTime, processing: pe - ps, presentation: np - pe, loadSt
 scriptUrl: sc.sourceURL && rel(sc.sourceURL), scriptDuration: sc.duration};
 }) : n && v != H && set(v, 'INP', 8),
 lcpFin = () => lcpDone || (take(lcp), lcpDone = 1, H.m.LCP && (H.m.LCP.f = 1)),
-drain = () => (lcpFin(), take(cls), take(inp)),
+drain = () => (lcpFin(), take(cls), take(inp), take(ro)),
 fin = v => (inpSet(v), flush(v, 1)),
-hide = () => (drain(), V.forEach(fin), run(0, INF)),
-soft = (tr, c = V[V.length - 1], t = P.now(), v) => key() != c.url && (drain(),
+hide = () => (drain(), V.forEach(fin), run(null, INF)),
+soft = (tr, c = V[V.length - 1], t = P.now(), v) => key() != c.c.url && (drain(),
 set(v = view('soft-navigation', t - lastIn < 3e3 && lastIn > c.t && !tr ? lastIn : t), 'CLS', 0),
 c.res = c.res.filter((e, i) => i < c.ri || e.startTime < v.t || (e.$ = 0, !v.res.push(e))),
 c.il = c.il.filter(x => x.e[0].startTime < v.t || !v.il.push(x) || v.im.set(x.id, x) && 0),
@@ -154,10 +154,10 @@ for (let t of ['pointerdown', 'keydown', 'click']) on(t, e => e.isTrusted && (t 
 };
 if (!tag || !sup[0] || w.__vpb || smp >= 0 && M.random() >= smp) return;
 w.__vpb = 1;
-try { P.setResourceTimingBufferSize(1e3); } catch (e) {}
+P.setResourceTimingBufferSize(1e3);
 let n0 = P.getEntriesByType('navigation')[0] || {};
 H = view(d.prerendering || n0.activationStart > 0 ? 'prerender' : d.wasDiscarded ? 'restore'
 : n0.type?.replace('_', '-') || 'navigate', 0, /^[\w-]{8,64}$/.test(ds.vid || '') ? ds.vid : 'b' + Date.now() + M.random().toString(36).slice(2));
-obs('resource', es => later(es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e))));
+ro = obs('resource', es => later(es.map((e, v) => (v = vat(e.startTime)).res.length < 2e3 && !e.name.startsWith(EP) && v.res.push(e))));
 d.prerendering ? on('prerenderingchange', () => start(), d) : start();
 })(window, document, performance, navigator, Math);

@@ -301,6 +301,20 @@ const tests = {
       ok(v.posts.every((p) => p.status === 204), 'many: every chunk accepted', v.posts.map((p) => [p.status, p.reply]));
     }
     await ctx.close();
+    // leaving right after load: what the idle slices have not encoded yet is encoded and sent
+    // at hide, at once
+    const early = await newPage(false);
+    await early.page.goto(base + '/many', { waitUntil: 'load' });
+    await sleep(100);
+    const vid2 = await vidOf(early.page);
+    await leave(early.page);
+    const v2 = (await collect())[vid2];
+    const dots2 = v2 ? v2.res.filter((r) => r && r.u.startsWith('/dot.png?i=')).length : 0;
+    console.log(`# many-early: ${dots2} resources over ${v2 ? v2.posts.length : 0} POSTs`);
+    ok(v2 && dots2 > 0 && v2.res.every((r) => r) && v2.posts.every((p) => p.len <= 49152 && p.status === 204),
+      `many-early: the hide flush sends the waterfall (${dots2} resources), no holes, every POST accepted`, v2 && v2.posts.map((p) => [p.len, p.status]));
+    ok(early.errors.length === 0, 'many-early: no page errors', early.errors);
+    await early.ctx.close();
   },
 
   async bfcache_restore() {
