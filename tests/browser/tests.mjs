@@ -302,7 +302,7 @@ const tests = {
     }
     await ctx.close();
     // leaving right after load: what the idle slices have not encoded yet is encoded and sent
-    // at hide, at once
+    // at hide, at once; the keepalive quota (64 KiB in flight) lets only the first chunk out
     const early = await newPage(false);
     await early.page.goto(base + '/many', { waitUntil: 'load' });
     await sleep(100);
