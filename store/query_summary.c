@@ -387,6 +387,25 @@ static double select_rank(double *a, size_t n, size_t k)
     }
 }
 
+void rollup_percentiles(double *v, size_t n, double out[4])
+{
+    static const double ps[4] = {50, 75, 95, 99};
+    size_t from = 0;
+    for (int i = 0; i < 4; i++) {
+        double r = ceil(ps[i] / 100.0 * (double)n);
+        size_t rank = r < 1 ? 1 : (size_t)r;
+        if (rank > n)
+            rank = n;
+        size_t idx = rank - 1;
+        if (idx < from) { /* an equal rank was selected already */
+            out[i] = v[idx];
+            continue;
+        }
+        out[i] = select_rank(v + from, n - from, idx - from);
+        from = idx + 1;
+    }
+}
+
 /* Nearest-rank percentiles of d (reordered in place) and the rating shares, as metric_stats in
  * query.c computes them from a sorted copy. */
 static int add_stats(json_t *metrics, int k, struct dvec *d)
@@ -407,22 +426,8 @@ static int add_stats(json_t *metrics, int k, struct dvec *d)
     }
     if (nan)
         return VP_ERR_DB; /* never stored by the writer: a damaged rollup row */
-    static const double ps[4] = {50, 75, 95, 99};
     double out[4];
-    size_t from = 0;
-    for (int i = 0; i < 4; i++) {
-        double r = ceil(ps[i] / 100.0 * (double)n);
-        size_t rank = r < 1 ? 1 : (size_t)r;
-        if (rank > n)
-            rank = n;
-        size_t idx = rank - 1;
-        if (idx < from) { /* an equal rank was selected already */
-            out[i] = d->v[idx];
-            continue;
-        }
-        out[i] = select_rank(d->v + from, n - from, idx - from);
-        from = idx + 1;
-    }
+    rollup_percentiles(d->v, n, out);
     double dn = (double)n;
     json_t *o = json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "n", (json_int_t)n, "p50", out[0],
                           "p75", out[1], "p95", out[2], "p99", out[3], "good", (double)ng / dn,
