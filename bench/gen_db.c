@@ -8,11 +8,13 @@
  *     Safari 20 %, Firefox 9 %, Edge 7 %, connection 4g 85 % / 3g 10 % / 2g 4 % / slow-2g 1 %
  *     (3g 1.8x, 2g 3x, slow-2g 5x slower); 8 % of views carry the label "canary";
  *   - started_at over DAYS days before now with a day/night cycle (traffic 4x higher at 14:00
- *     than at 02:00 UTC);
+ *     than at 02:00 UTC), inserted in time order as beacons arrive;
  *   - 5 metrics per view: TTFB, FCP >= TTFB and LCP >= FCP log-normal (ms, 0.1 ms steps), INP
  *     log-normal in 8 ms steps, CLS zero for 45 % of views and exponential otherwise (4
  *     decimals); LCP carries an attribution object. 3 % of views also hold an earlier, smaller
- *     LCP under a second metric id (the report takes the largest value of a view).
+ *     LCP under a second metric id (the report takes the largest value of a view);
+ *   - the proxy's records: the document request of every view (injected, gzip) and, for 30 % of
+ *     views, one API call (/api/items/N, JSON, 5 % of them 500s) that the view made.
  * Deterministic for a given N, DAYS and now (xorshift64* seeded with 42).
  *
  * Usage: gen_db PATH N [DAYS (default 30)] [NOW_MS (default: the current time)]
@@ -85,6 +87,40 @@ static void route_name(int k, char *out, size_t cap)
 
 static double round_to(double v, double step) { return floor(v / step + 0.5) * step; }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One proxy record; times in epoch us. */
+static int add_request(sqlite3_stmt *st, const char *view_id, int64_t at_us, int64_t dur_us,
+                       int status, bool injected, const char *method, const char *url,
+                       const char *route, const char *ctype, const char *label)
+{
+    sqlite3_bind_text(st, 1, view_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, at_us);
+    sqlite3_bind_int64(st, 3, at_us + 200);
+    sqlite3_bind_int64(st, 4, at_us + 300);
+    sqlite3_bind_int64(st, 5, at_us + dur_us * 2 / 3);
+    sqlite3_bind_int64(st, 6, at_us + dur_us);
+    sqlite3_bind_int(st, 7, status);
+    sqlite3_bind_int(st, 8, injected);
+    sqlite3_bind_text(st, 9, method, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 12, route, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 13, ctype, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 14, injected ? "gzip" : NULL, -1, SQLITE_STATIC);
+    if (label)
+        sqlite3_bind_text(st, 15, label, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 15);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* Builds every sealable hour's rollups of the database at path and prints the time taken. */
 static int build_rollups(const char *path)
 {
@@ -155,7 +191,7 @@ int main(int argc, char **argv)
     store_free(st);
 
     sqlite3 *db = NULL;
-    sqlite3_stmt *iv = NULL, *im = NULL;
+    sqlite3_stmt *iv = NULL, *im = NULL, *iq = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_exec(db,
                      "PRAGMA synchronous=OFF; PRAGMA cache_size=-524288; BEGIN;", NULL, NULL,
@@ -168,7 +204,15 @@ int main(int argc, char **argv)
         sqlite3_prepare_v2(db,
                            "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,"
                            "attribution,updated_at) VALUES(?,?,?,?,?,NULL,?,?)",
-                           -1, &im, NULL) != SQLITE_OK) {
+                           -1, &im, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO requests(view_id,accept_us,head_done_us,sent_us,"
+                           "first_byte_us,last_byte_us,bytes_in,bytes_out,upstream_bytes,status,"
+                           "injected,reused,method,url,path,route,host,protocol,content_type,"
+                           "content_encoding,cache_control,label) VALUES(?1,?2,?3,?4,?5,?6,600,"
+                           "9000,30000,?7,?8,1,?9,?10,?11,?12,'localhost:3000','h1',?13,?14,"
+                           "'private, no-cache',?15)",
+                           -1, &iq, NULL) != SQLITE_OK) {
         fprintf(stderr, "gen_db: %s\n", sqlite3_errmsg(db));
         return 1;
     }
@@ -190,6 +234,9 @@ int main(int argc, char **argv)
     static const double ecum[] = {0.85, 0.95, 0.99, 1.0}, eslow[] = {1.0, 1.8, 3.0, 5.0};
 
     int64_t span = days * 86400000LL, t_start = vp_mono_us();
+    int64_t *times = malloc((size_t)n * sizeof *times);
+    if (!times)
+        return 1;
     for (long i = 0; i < n; i++) {
         /* Day/night cycle by rejection: accept with probability (1 + 0.6 sin) / 1.6. */
         int64_t at;
@@ -199,6 +246,11 @@ int main(int argc, char **argv)
             if (unif() * 1.6 < 1.0 + 0.6 * sin((hour - 8.0) / 24.0 * 2.0 * M_PI))
                 break;
         }
+        times[i] = at;
+    }
+    qsort(times, (size_t)n, sizeof *times, cmp_i64);
+    for (long i = 0; i < n; i++) {
+        int64_t at = times[i];
         int rk = pick(rcum, NROUTES), dk = pick(dcum, 3), bk = pick(bcum, 4), ek = pick(ecum, 4);
         char id[24], route[64], url[96];
         uint64_t idv = rnd();
@@ -222,8 +274,9 @@ int main(int argc, char **argv)
         sqlite3_bind_text(iv, 9, ects[ek], -1, SQLITE_STATIC);
         sqlite3_bind_text(iv, 10, browsers[bk], -1, SQLITE_STATIC);
         sqlite3_bind_int(iv, 11, bmajor[bk]);
-        if (unif() < 0.08)
-            sqlite3_bind_text(iv, 12, "canary", -1, SQLITE_STATIC);
+        const char *label = unif() < 0.08 ? "canary" : NULL;
+        if (label)
+            sqlite3_bind_text(iv, 12, label, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(iv, 12);
         if (sqlite3_step(iv) != SQLITE_DONE) {
@@ -232,6 +285,18 @@ int main(int argc, char **argv)
         }
         sqlite3_reset(iv);
         sqlite3_clear_bindings(iv);
+        if (add_request(iq, id, at * 1000 - 150000, 40000 + (int64_t)(unif() * 200000), 200, true,
+                        "GET", url, route, "text/html; charset=utf-8", label))
+            return 1;
+        if (unif() < 0.3) {
+            char api[48];
+            if (snprintf(api, sizeof api, "/api/items/%u", (unsigned)(rnd() % 1000)) < 0)
+                return 1;
+            if (add_request(iq, id, at * 1000 + 400000, (int64_t)lognormal(30000, 0.8),
+                            unif() < 0.05 ? 500 : 200, false, "GET", api, "/api/items/[id]",
+                            "application/json", label))
+                return 1;
+        }
 
         double slow = dslow[dk] * eslow[ek];
         double ttfb = round_to(lognormal(speed[rk] * 0.18 * slow, 0.6), 0.1);
@@ -279,6 +344,8 @@ int main(int argc, char **argv)
     }
     sqlite3_finalize(iv);
     sqlite3_finalize(im);
+    sqlite3_finalize(iq);
+    free(times);
     if (sqlite3_exec(db, "COMMIT; PRAGMA optimize;", NULL, NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "gen_db: %s\n", sqlite3_errmsg(db));
         return 1;

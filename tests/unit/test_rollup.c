@@ -240,12 +240,21 @@ static struct store *open_store(void)
     return s;
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The summary's percentile selection against a sorted copy: small arrays (quickselect) and
+ * large ones (the sampled brackets), with wide values, few distinct values, sorted runs (as the
+ * rollup blobs concatenate), descending order and all-equal values. */
 static void test_select(void)
 {
-    /* The summary's percentile selection against a sorted copy, on arrays with many ties. */
     int bad = 0;
-    for (int round = 0; round < 200 && !bad; round++) {
-        size_t n = 1 + rnd(round < 100 ? 40 : 5000);
+    for (int round = 0; round < 260 && !bad; round++) {
+        size_t n = round < 100 ? 1 + rnd(40) : round < 200 ? 1 + rnd(5000) : 4096 + rnd(60000);
+        int shape = round % 5;
         double *v = malloc(n * sizeof *v), *sorted = malloc(n * sizeof *sorted);
         if (!v || !sorted) {
             free(v);
@@ -253,20 +262,35 @@ static void test_select(void)
             bad = 1;
             break;
         }
-        for (size_t i = 0; i < n; i++)
-            v[i] = sorted[i] = (double)rnd(round % 2 ? 7 : 100000);
-        for (size_t i = 1; i < n; i++) /* insertion sort: the reference */
-            for (size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-                double t = sorted[j];
-                sorted[j] = sorted[j - 1];
-                sorted[j - 1] = t;
+        for (size_t i = 0; i < n; i++) {
+            switch (shape) {
+            case 0:
+                v[i] = (double)rnd(1000000) / 7.0;
+                break;
+            case 1:
+                v[i] = (double)rnd(7);
+                break;
+            case 2: /* sorted runs of 28 */
+                v[i] = (double)(i % 28) * 10.0 + (double)rnd(10);
+                break;
+            case 3:
+                v[i] = (double)(n - i);
+                break;
+            default:
+                v[i] = 0.25;
             }
+            sorted[i] = v[i];
+        }
+        qsort(sorted, n, sizeof *sorted, cmp_dbl);
         double out[4];
         rollup_percentiles(v, n, out);
         static const double ps[4] = {50, 75, 95, 99};
         for (int k = 0; k < 4; k++)
-            if (out[k] != query_percentile(sorted, n, ps[k]))
+            if (out[k] != query_percentile(sorted, n, ps[k])) {
+                printf("# select: n %zu shape %d p%g: %g != %g\n", n, shape, ps[k], out[k],
+                       query_percentile(sorted, n, ps[k]));
                 bad = 1;
+            }
         free(v);
         free(sorted);
     }
