@@ -52,9 +52,9 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
         return rc == SQLITE_NOMEM ? VP_ERR_NOMEM : VP_ERR_IO;
     }
     sqlite3_busy_timeout(r->db, 5000);
-    /* Reads through a mapping (no copy per page) with a 16 MiB cache: the summary reads tens
-     * of MiB of rollup rows. */
-    sqlite3_exec(r->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384", NULL, NULL,
+    /* Reads through a mapping (no copy per page; SQLite caps the size at its compile-time
+     * maximum) with a 16 MiB cache: the summary reads tens of MiB of rollup rows. */
+    sqlite3_exec(r->db, "PRAGMA mmap_size=17179869184; PRAGMA cache_size=-16384", NULL, NULL,
                  NULL);
     if ((rc = store_schema_check(r->db, err, errlen)) != 0) {
         sqlite3_close(r->db);

@@ -26,10 +26,32 @@
 #include "store/rollup.h"
 #include "store/store_internal.h"
 
+/* Values of one (route, metric): sorted runs (one per rollup row, one for the raw rows), run k
+ * ending at run_end[k]. */
 struct dvec {
     double *v;
     size_t n, cap;
+    size_t *run_end;
+    size_t nruns, rcap;
 };
+
+/* Closes the run of the values appended since the last one. */
+static int dvec_end_run(struct dvec *d)
+{
+    size_t last = d->nruns ? d->run_end[d->nruns - 1] : 0;
+    if (d->n == last)
+        return 0;
+    if (d->nruns == d->rcap) {
+        size_t nc = d->rcap ? d->rcap * 2 : 64;
+        size_t *nr = realloc(d->run_end, nc * sizeof *nr);
+        if (!nr)
+            return VP_ERR_NOMEM;
+        d->run_end = nr;
+        d->rcap = nc;
+    }
+    d->run_end[d->nruns++] = d->n;
+    return 0;
+}
 
 static int dvec_reserve(struct dvec *d, size_t more)
 {
@@ -48,7 +70,8 @@ static int dvec_reserve(struct dvec *d, size_t more)
 
 struct racc {
     int64_t views;
-    struct dvec m[ROLLUP_NMETRICS];
+    struct dvec m[ROLLUP_NMETRICS];   /* from the rollup rows: sorted runs */
+    struct dvec raw[ROLLUP_NMETRICS]; /* from the raw rows: sorted and added as one run last */
 };
 
 struct sum {
@@ -83,8 +106,11 @@ static int acc_of(struct sum *s, const void *route, size_t len, struct racc **ou
 static void sum_dispose(struct sum *s)
 {
     for (size_t i = 0; i < s->routes.n; i++)
-        for (int k = 0; k < ROLLUP_NMETRICS; k++)
+        for (int k = 0; k < ROLLUP_NMETRICS; k++) {
             free(s->acc[i].m[k].v);
+            free(s->acc[i].m[k].run_end);
+            free(s->acc[i].raw[k].v);
+        }
     free(s->acc);
     rollup_keys_dispose(&s->routes);
     free(s->dims_ok);
@@ -123,9 +149,9 @@ static int add_raw(struct sum *s, sqlite3_stmt *st, int64_t a, int64_t b)
         if (any && (sr != SQLITE_ROW || rowid != cur)) { /* the previous view is complete */
             for (int k = 0; k < ROLLUP_NMETRICS; k++)
                 if (have & (1u << k)) {
-                    if ((rc = dvec_reserve(&acc->m[k], 1)))
+                    if ((rc = dvec_reserve(&acc->raw[k], 1)))
                         return rc;
-                    acc->m[k].v[acc->m[k].n++] = max[k];
+                    acc->raw[k].v[acc->raw[k].n++] = max[k];
                 }
             any = false;
         }
@@ -272,7 +298,8 @@ static int add_rollup_row(struct sum *s, sqlite3_stmt *st)
             int bytes = sqlite3_column_bytes(st, 3 + k);
             if (bytes < 0 || bytes % 8 != 0)
                 return VP_ERR_DB;
-            if (bytes && append_values(&acc->m[k], p, (size_t)bytes / 8))
+            if (bytes && (append_values(&acc->m[k], p, (size_t)bytes / 8) ||
+                          dvec_end_run(&acc->m[k])))
                 return VP_ERR_NOMEM;
         }
         return 0;
@@ -303,6 +330,8 @@ static int add_rollup_row(struct sum *s, sqlite3_stmt *st)
         for (size_t i = 0; i < n; i++)
             if (dims_match(s, c, i))
                 d->v[d->n++] = load_f64(p + 8 * i);
+        if (dvec_end_run(d))
+            return VP_ERR_NOMEM;
     }
     return 0;
 }
@@ -396,12 +425,6 @@ static size_t rank_index(double p, size_t n)
     return (rank > n ? n : rank) - 1;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Successive quickselect: each rank on the part above the previous one. */
 static void percentiles_qs(double *v, size_t n, double out[4])
 {
@@ -417,13 +440,42 @@ static void percentiles_qs(double *v, size_t n, double out[4])
     }
 }
 
-/* Large n: a sorted sample (n / 16 values, at most 16384) gives each rank a value bracket
- * [lo, hi] about 3 standard deviations of the sample rank wide; one pass counts the values below
- * each bracket and copies those inside; the rank is then selected among the few candidates. A
- * bracket that misses its rank (rare: an unlucky sample) falls back to quickselect on all
- * values, so the result is always exact. About 4x less work than quickselect at 20,000 values. */
+/* Values <= x (count_le) or < x (count_lt) in the sorted run v[0..n): branch-free binary
+ * searches (the comparison picks the next base through a conditional move), since runs are
+ * short and a mispredicted branch per step cost more than the search itself. */
+static size_t count_le(const double *v, size_t n, double x)
+{
+    if (n == 0)
+        return 0;
+    const double *base = v;
+    while (n > 1) {
+        size_t half = n / 2;
+        base = base[half] <= x ? base + half : base;
+        n -= half;
+    }
+    return (size_t)(base - v) + (*base <= x);
+}
+
+static size_t count_lt(const double *v, size_t n, double x)
+{
+    if (n == 0)
+        return 0;
+    const double *base = v;
+    while (n > 1) {
+        size_t half = n / 2;
+        base = base[half] < x ? base + half : base;
+        n -= half;
+    }
+    return (size_t)(base - v) + (*base < x);
+}
+
+/* Large n: a sample (n / 16 values, at most 16384) gives each rank a value bracket [lo, hi]
+ * about 3 standard deviations of the sample rank wide; binary searches in each sorted run count
+ * the values below the bracket and find those inside, which are copied out; the rank is then
+ * selected among these few candidates. A bracket that misses its rank (an unlucky sample)
+ * falls back to quickselect on all values, so the result is always exact. */
 #define SAMPLE_MIN_N 4096
-void rollup_percentiles(double *v, size_t n, double out[4])
+void rollup_percentiles(double *v, size_t n, const size_t *run_end, size_t nruns, double out[4])
 {
     if (n < SAMPLE_MIN_N) {
         percentiles_qs(v, n, out);
@@ -443,61 +495,114 @@ void rollup_percentiles(double *v, size_t n, double out[4])
     }
     for (size_t j = 0; j < m; j++) /* one value per stride, at a scrambled offset within it */
         smp[j] = v[j * step + (size_t)((j * 2654435761u) % step)];
-    qsort(smp, m, sizeof *smp, cmp_d);
+    /* The bracket ends are order statistics of the sample: 8 positions, ascending, each
+     * selected above the previous one (cheaper than sorting the sample). */
     double lo[4], hi[4];
-    size_t idx[4], below[4] = {0, 0, 0, 0}, nc[4] = {0, 0, 0, 0};
+    size_t idx[4], below[4] = {0}, nlo[4] = {0}, nc[4] = {0}, nhi[4] = {0}, pos[8];
+    bool has[8];
     for (int k = 0; k < 4; k++) {
         idx[k] = rank_index(pct[k], n);
         double p = pct[k] / 100.0;
         size_t d = (size_t)(3.0 * sqrt((double)m * p * (1 - p))) + 4;
         size_t sp = (size_t)((double)idx[k] * (double)m / (double)n);
-        lo[k] = sp >= d ? smp[sp - d] : -HUGE_VAL;
-        hi[k] = sp + d < m ? smp[sp + d] : HUGE_VAL;
+        has[2 * k] = sp >= d;
+        pos[2 * k] = has[2 * k] ? sp - d : 0;
+        has[2 * k + 1] = sp + d < m;
+        pos[2 * k + 1] = has[2 * k + 1] ? sp + d : m - 1;
     }
-    for (size_t i = 0; i < n; i++) {
-        double x = v[i];
-        for (int k = 0; k < 4; k++) {
-            below[k] += x < lo[k];
-            if (x >= lo[k] && x <= hi[k])
-                cand[k][nc[k]++] = x;
+    double at[8];
+    size_t order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int a = 0; a < 8; a++) /* insertion sort of the 8 positions */
+        for (int b = a; b > 0 && pos[order[b - 1]] > pos[order[b]]; b--) {
+            size_t t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    size_t from = 0;
+    for (int a = 0; a < 8; a++) {
+        size_t q = pos[order[a]];
+        if (q < from) {
+            at[order[a]] = smp[q];
+        } else {
+            at[order[a]] = select_rank(smp + from, m - from, q - from);
+            from = q + 1;
         }
     }
     for (int k = 0; k < 4; k++) {
-        if (idx[k] >= below[k] && idx[k] - below[k] < nc[k])
-            out[k] = select_rank(cand[k], nc[k], idx[k] - below[k]);
+        lo[k] = has[2 * k] ? at[2 * k] : -HUGE_VAL;
+        hi[k] = has[2 * k + 1] ? at[2 * k + 1] : HUGE_VAL;
+    }
+    for (size_t r = 0, s0 = 0; r < nruns; s0 = run_end[r++]) {
+        const double *run = v + s0;
+        size_t len = run_end[r] - s0;
+        for (int k = 0; k < 4; k++) {
+            /* [b, e1) == lo, [e1, b2) strictly inside, [b2, e) == hi (when hi > lo): ties at
+             * the ends are counted, not copied (CLS is 0 for many views) */
+            size_t b = count_lt(run, len, lo[k]), e1 = count_le(run, len, lo[k]);
+            size_t b2 = hi[k] > lo[k] ? count_lt(run, len, hi[k]) : e1;
+            size_t e = hi[k] > lo[k] ? count_le(run, len, hi[k]) : e1;
+            below[k] += b;
+            nlo[k] += e1 - b;
+            nhi[k] += e - b2;
+            if (b2 > e1) {
+                memcpy(cand[k] + nc[k], run + e1, (b2 - e1) * sizeof *run);
+                nc[k] += b2 - e1;
+            }
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        size_t r = idx[k] - below[k];
+        if (idx[k] < below[k] || r >= nlo[k] + nc[k] + nhi[k])
+            out[k] = select_rank(v, n, idx[k]); /* the bracket missed: exact fallback */
+        else if (r < nlo[k])
+            out[k] = lo[k];
+        else if (r < nlo[k] + nc[k])
+            out[k] = select_rank(cand[k], nc[k], r - nlo[k]);
         else
-            out[k] = select_rank(v, n, idx[k]);
+            out[k] = hi[k];
         free(cand[k]);
     }
     free(smp);
 }
 
-/* Nearest-rank percentiles of d (reordered in place) and the rating shares, as metric_stats in
- * query.c computes them from a sorted copy. */
-static int add_stats(json_t *metrics, int k, struct dvec *d)
+static int cmp_dbl(const void *a, const void *b)
 {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentiles and rating shares of one (route, metric), as metric_stats in query.c
+ * computes them from a sorted copy: the raw values are sorted and added as the last run; the
+ * shares come from binary searches in each run. */
+static int add_stats(json_t *metrics, int k, struct dvec *d, struct dvec *raw)
+{
+    if (raw->n) {
+        qsort(raw->v, raw->n, sizeof *raw->v, cmp_dbl);
+        if (dvec_reserve(d, raw->n))
+            return VP_ERR_NOMEM;
+        memcpy(d->v + d->n, raw->v, raw->n * sizeof *raw->v);
+        d->n += raw->n;
+        if (dvec_end_run(d))
+            return VP_ERR_NOMEM;
+    }
     size_t n = d->n;
     if (n == 0)
         return 0;
     double good = 0, poor = 0;
     if (query_thresholds(rollup_metrics[k], &good, &poor))
         return 0;
-    size_t ng = 0, nn = 0;
-    bool nan = false;
-    for (size_t i = 0; i < n; i++) {
-        double v = d->v[i];
-        nan |= v != v;
-        ng += v <= good;
-        nn += (v > good) & (v <= poor);
+    size_t ng = 0, nle = 0;
+    for (size_t r = 0, s0 = 0; r < d->nruns; s0 = d->run_end[r++]) {
+        ng += count_le(d->v + s0, d->run_end[r] - s0, good);
+        nle += count_le(d->v + s0, d->run_end[r] - s0, poor);
     }
-    if (nan)
-        return VP_ERR_DB; /* never stored by the writer: a damaged rollup row */
+    size_t nn = nle - ng;
     double out[4];
-    rollup_percentiles(d->v, n, out);
+    rollup_percentiles(d->v, n, d->run_end, d->nruns, out);
     double dn = (double)n;
     json_t *o = json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "n", (json_int_t)n, "p50", out[0],
                           "p75", out[1], "p95", out[2], "p99", out[3], "good", (double)ng / dn,
-                          "ni", (double)nn / dn, "poor", (double)(n - ng - nn) / dn);
+                          "ni", (double)nn / dn, "poor", (double)(n - nle) / dn);
     if (!o || json_object_set_new(metrics, rollup_metrics[k], o) != 0)
         return VP_ERR_NOMEM;
     return 0;
@@ -546,7 +651,7 @@ static int to_json(struct sum *s, json_t **out)
         if (!ro || json_array_append_new(routes, ro) != 0)
             goto fail;
         for (int k = 0; k < ROLLUP_NMETRICS; k++)
-            if ((rc = add_stats(metrics, k, &a->m[k])))
+            if ((rc = add_stats(metrics, k, &a->m[k], &a->raw[k])))
                 goto fail;
         rc = VP_ERR_NOMEM;
     }

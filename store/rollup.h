@@ -103,9 +103,10 @@ int rollup_keys_intern(struct rollup_keys *k, const void *bytes, size_t len, uin
     __attribute__((warn_unused_result));
 void rollup_keys_dispose(struct rollup_keys *k);
 
-/* Nearest-rank p50, p75, p95 and p99 (query_percentile's definition) of v[0..n), n >= 1, by
- * selection: v is reordered. (store/query_summary.c) */
-void rollup_percentiles(double *v, size_t n, double out[4]);
+/* Nearest-rank p50, p75, p95 and p99 (query_percentile's definition) of v[0..n), n >= 1, no
+ * NaN, made of nruns ascending runs, run k ending at run_end[k] (the last one at n; runs of one
+ * value are fine). By selection: v is reordered. (store/query_summary.c) */
+void rollup_percentiles(double *v, size_t n, const size_t *run_end, size_t nruns, double out[4]);
 
 /* Decodes a rollup metric blob pair (values n * 8 bytes, codes n * 4 bytes). false when the
  * lengths disagree (a damaged row). */

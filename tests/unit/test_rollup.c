@@ -282,8 +282,26 @@ static void test_select(void)
             sorted[i] = v[i];
         }
         qsort(sorted, n, sizeof *sorted, cmp_dbl);
+        /* runs: single values (any order), or sorted runs of random lengths as the summary
+         * builds them from rollup rows */
+        size_t *ends = malloc(n * sizeof *ends), nr = 0;
+        if (!ends) {
+            free(v);
+            free(sorted);
+            bad = 1;
+            break;
+        }
+        for (size_t at = 0; at < n;) {
+            size_t len = round % 2 ? 1 : 1 + rnd(300);
+            if (len > n - at)
+                len = n - at;
+            qsort(v + at, len, sizeof *v, cmp_dbl);
+            at += len;
+            ends[nr++] = at;
+        }
         double out[4];
-        rollup_percentiles(v, n, out);
+        rollup_percentiles(v, n, ends, nr, out);
+        free(ends);
         static const double ps[4] = {50, 75, 95, 99};
         for (int k = 0; k < 4; k++)
             if (out[k] != query_percentile(sorted, n, ps[k])) {
