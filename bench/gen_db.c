@@ -51,7 +51,10 @@ static uint64_t rnd(void)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static double unif(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+static double unif(void)
+{
+    return (double)(rnd() >> 11) / 9007199254740992.0;
+}
 
 static double normal(void)
 {
@@ -61,7 +64,10 @@ static double normal(void)
     return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
 }
 
-static double lognormal(double median, double sigma) { return median * exp(sigma * normal()); }
+static double lognormal(double median, double sigma)
+{
+    return median * exp(sigma * normal());
+}
 
 static int pick(const double *cum, int n)
 {
@@ -72,10 +78,9 @@ static int pick(const double *cum, int n)
     return n - 1;
 }
 
-static const char *const route_names[10] = {"/products/[id]", "/blog/[id]", "/users/[id]",
-                                            "/orders/[id]",   "/docs",      "/search",
-                                            "/cart",          "/checkout",  "/account",
-                                            "/category"};
+static const char *const route_names[10] = {
+    "/products/[id]", "/blog/[id]", "/users/[id]", "/orders/[id]", "/docs",
+    "/search",        "/cart",      "/checkout",   "/account",     "/category"};
 
 static void route_name(int k, char *out, size_t cap)
 {
@@ -85,7 +90,10 @@ static void route_name(int k, char *out, size_t cap)
         out[0] = '\0';
 }
 
-static double round_to(double v, double step) { return floor(v / step + 0.5) * step; }
+static double round_to(double v, double step)
+{
+    return floor(v / step + 0.5) * step;
+}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -193,8 +201,7 @@ int main(int argc, char **argv)
     sqlite3 *db = NULL;
     sqlite3_stmt *iv = NULL, *im = NULL, *iq = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db,
-                     "PRAGMA synchronous=OFF; PRAGMA cache_size=-524288; BEGIN;", NULL, NULL,
+        sqlite3_exec(db, "PRAGMA synchronous=OFF; PRAGMA cache_size=-524288; BEGIN;", NULL, NULL,
                      NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
                            "INSERT INTO views(id,started_at,received_at,url,path,route,"

@@ -3,10 +3,10 @@
  * accepts, the views list, the route drill-down, API latency, findings, health, budget inputs),
  * RUNS times each, through the public query functions on one read-only connection, and prints
  * one line per query: rows returned, p50 and p95 of the wall time and p50 of the thread's CPU
- * time in ms (the CPU time resists a shared machine's noise better). "now" for the since= filters is the
- * newest view's started_at + 1 ms, so a database generated earlier measures the same windows.
- * Not a test: timing lives here, not in make check.
- * Usage: report_bench DB [RUNS (default 20)] [FILTER (substring of the query names to run)] */
+ * time in ms (the CPU time resists a shared machine's noise better). "now" for the since= filters
+ * is the newest view's started_at + 1 ms, so a database generated earlier measures the same
+ * windows. Not a test: timing lives here, not in make check. Usage: report_bench DB [RUNS (default
+ * 20)] [FILTER (substring of the query names to run)] */
 #include "config.h"
 
 #include <sqlite3.h>
@@ -26,7 +26,7 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-enum which { Q_SUMMARY, Q_VIEWS, Q_API, Q_FINDINGS, Q_HEALTH, Q_TARGETS, Q_JS, Q_SAMPLES };
+enum which { Q_SUMMARY, Q_VIEWS, Q_API, Q_FINDINGS, Q_HEALTH, Q_TARGETS, Q_JS, Q_LABELS };
 
 static const char *list_key(enum which w)
 {
@@ -35,6 +35,8 @@ static const char *list_key(enum which w)
         return "views";
     case Q_FINDINGS:
         return "findings";
+    case Q_LABELS:
+        return "labels";
     default:
         return "routes";
     }
@@ -84,7 +86,7 @@ static int timeit(struct store_reader *r, const char *name, const struct query_f
             rc = query_initial_js(r, f, 200000, &j);
             break;
         default:
-            rc = query_samples(r, f, "/api/", &j);
+            rc = query_labels(r, &j);
             break;
         }
         t[k] = vp_mono_us() - t0;
@@ -95,7 +97,9 @@ static int timeit(struct store_reader *r, const char *name, const struct query_f
             free(c);
             return 1;
         }
-        rows = which == Q_HEALTH ? 1 : json_array_size(json_object_get(j, list_key(which)));
+        rows = which == Q_HEALTH    ? 1
+               : which == Q_TARGETS ? json_array_size(json_object_get(j, "LCP"))
+                                    : json_array_size(json_object_get(j, list_key(which)));
         json_decref(j);
     }
     qsort(t, (size_t)runs, sizeof t[0], cmp_i64);
@@ -131,7 +135,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = argv[1];
-    int runs = argc > 2 ? atoi(argv[2]) : 20; /* NOLINT: bench argument */
+    int runs = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20;
     const char *only = argc > 3 ? argv[3] : NULL;
     if (runs < 1 || runs > 10000)
         return 2;
@@ -152,7 +156,8 @@ int main(int argc, char **argv)
         {"summary since=24h", {.since_ms = now - day}, Q_SUMMARY},
         {"summary since=7d", {.since_ms = now - 7 * day}, Q_SUMMARY},
         {"summary since=1h", {.since_ms = now - 3600000}, Q_SUMMARY},
-        {"summary since=48h until=24h", {.since_ms = now - 2 * day, .until_ms = now - day},
+        {"summary since=48h until=24h",
+         {.since_ms = now - 2 * day, .until_ms = now - day},
          Q_SUMMARY},
         {"summary route=/products/[id]", {.route = "/products/[id]"}, Q_SUMMARY},
         {"summary route=/checkout", {.route = "/checkout"}, Q_SUMMARY},
@@ -160,18 +165,22 @@ int main(int argc, char **argv)
         {"summary browser=Safari", {.browser = "Safari"}, Q_SUMMARY},
         {"summary ect=3g", {.ect = "3g"}, Q_SUMMARY},
         {"summary label=canary", {.label = "canary"}, Q_SUMMARY},
-        {"summary 7d device browser ect", {.since_ms = now - 7 * day, .device = "desktop",
-                                           .browser = "Chrome", .ect = "4g"}, Q_SUMMARY},
-        {"summary 24h route device", {.since_ms = now - day, .route = "/products/[id]",
-                                      .device = "mobile"}, Q_SUMMARY},
+        {"summary 7d device browser ect",
+         {.since_ms = now - 7 * day, .device = "desktop", .browser = "Chrome", .ect = "4g"},
+         Q_SUMMARY},
+        {"summary 24h route device",
+         {.since_ms = now - day, .route = "/products/[id]", .device = "mobile"},
+         Q_SUMMARY},
         {"views newest 50", {0}, Q_VIEWS},
         {"views route=/checkout 50", {.route = "/checkout"}, Q_VIEWS},
         {"views 24h device=tablet 50", {.since_ms = now - day, .device = "tablet"}, Q_VIEWS},
+        {"views route=/checkout 1000", {.route = "/checkout", .limit = 1000}, Q_VIEWS},
         {"targets 24h", {.since_ms = now - day}, Q_TARGETS},
         {"targets route=/checkout 24h", {.since_ms = now - day, .route = "/checkout"}, Q_TARGETS},
         {"api latency 24h", {.since_ms = now - day}, Q_API},
         {"findings 24h", {.since_ms = now - day}, Q_FINDINGS},
         {"initial js 24h", {.since_ms = now - day}, Q_JS},
+        {"labels", {0}, Q_LABELS},
         {"health", {0}, Q_HEALTH},
     };
     printf("| query | rows | p50 ms | p95 ms | CPU p50 ms |\n|---|---:|---:|---:|---:|\n");

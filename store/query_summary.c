@@ -284,8 +284,8 @@ static int append_values(struct dvec *d, const unsigned char *p, size_t n)
 static int add_rollup_row(struct sum *s, sqlite3_stmt *st)
 {
     struct racc *acc = NULL;
-    const void *route = sqlite3_column_type(st, 0) == SQLITE_NULL ? NULL
-                                                                   : sqlite3_column_text(st, 0);
+    const void *route =
+        sqlite3_column_type(st, 0) == SQLITE_NULL ? NULL : sqlite3_column_text(st, 0);
     int64_t views = sqlite3_column_int64(st, 2);
     if (!s->dims_filter) {
         if (views <= 0)
@@ -298,8 +298,8 @@ static int add_rollup_row(struct sum *s, sqlite3_stmt *st)
             int bytes = sqlite3_column_bytes(st, 3 + k);
             if (bytes < 0 || bytes % 8 != 0)
                 return VP_ERR_DB;
-            if (bytes && (append_values(&acc->m[k], p, (size_t)bytes / 8) ||
-                          dvec_end_run(&acc->m[k])))
+            if (bytes &&
+                (append_values(&acc->m[k], p, (size_t)bytes / 8) || dvec_end_run(&acc->m[k])))
                 return VP_ERR_NOMEM;
         }
         return 0;

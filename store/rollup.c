@@ -254,9 +254,8 @@ static int dims_of(struct builder *b, uint32_t *code)
     if (need > sizeof small && !(key = malloc(need)))
         return VP_ERR_NOMEM;
     for (int c = 2; c <= 5; c++) {
-        const unsigned char *t = sqlite3_column_type(b->rows, c) == SQLITE_NULL
-                                     ? NULL
-                                     : sqlite3_column_text(b->rows, c);
+        const unsigned char *t =
+            sqlite3_column_type(b->rows, c) == SQLITE_NULL ? NULL : sqlite3_column_text(b->rows, c);
         int n = sqlite3_column_bytes(b->rows, c);
         (void)key_add(key, need, &at, t, n);
     }
@@ -340,8 +339,8 @@ static int collect(struct builder *b, int64_t hour)
             }
             struct vrec *r = &b->v[b->nv];
             memset(r, 0, sizeof *r);
-            const void *rt = sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL
-                                                                        : sqlite3_column_text(st, 1);
+            const void *rt =
+                sqlite3_column_type(st, 1) == SQLITE_NULL ? NULL : sqlite3_column_text(st, 1);
             size_t rl = (size_t)sqlite3_column_bytes(st, 1);
             if ((rc = rollup_keys_intern(&b->routes, rt, rl, &r->route)))
                 break;

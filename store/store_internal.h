@@ -3,6 +3,7 @@
 #ifndef VP_STORE_INTERNAL_H
 #define VP_STORE_INTERNAL_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,7 +41,6 @@ sqlite3 *store_reader_sqlite(struct store_reader *r);
 /* The summary computed from the raw views and metrics rows only (no rollups): the reference
  * that query_summary must equal (unit tests, bench/report_bench). Same contract as
  * query_summary. */
-#include <jansson.h>
 struct query_filter;
 int store_summary_raw(struct store_reader *r, const struct query_filter *f, json_t **out)
     __attribute__((warn_unused_result));

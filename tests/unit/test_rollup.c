@@ -96,9 +96,8 @@ static int add_view(struct store *s, int i, int64_t t0)
     }
     const char *dev = devs[rnd(4)], *ect = ects[rnd(5)];
     char extra[96] = "";
-    int w = snprintf(extra, sizeof extra, "%s%s%s%s%s%s", dev ? ",\"dev\":\"" : "",
-                     dev ? dev : "", dev ? "\"" : "", ect ? ",\"ect\":\"" : "", ect ? ect : "",
-                     ect ? "\"" : "");
+    int w = snprintf(extra, sizeof extra, "%s%s%s%s%s%s", dev ? ",\"dev\":\"" : "", dev ? dev : "",
+                     dev ? "\"" : "", ect ? ",\"ect\":\"" : "", ect ? ect : "", ect ? "\"" : "");
     if (w < 0 || (size_t)w >= sizeof extra)
         return -1;
     w = snprintf(body, sizeof body,
@@ -136,8 +135,10 @@ static void make_cases(void)
     add_case("until_boundary", (struct query_filter){.until_ms = b});
     add_case("until_boundary_plus1", (struct query_filter){.until_ms = b + 1});
     add_case("range_hours", (struct query_filter){.since_ms = b - 5 * H, .until_ms = b + 7 * H});
-    add_case("range_inside_hour", (struct query_filter){.since_ms = b + 60000, .until_ms = b + 1800000});
-    add_case("range_day_edges", (struct query_filter){.since_ms = b - 86400000 + 1, .until_ms = b - 1});
+    add_case("range_inside_hour",
+             (struct query_filter){.since_ms = b + 60000, .until_ms = b + 1800000});
+    add_case("range_day_edges",
+             (struct query_filter){.since_ms = b - 86400000 + 1, .until_ms = b - 1});
     add_case("until_before_data", (struct query_filter){.until_ms = base - 7 * 86400000LL});
     add_case("since_future", (struct query_filter){.since_ms = now_ms + 86400000});
     add_case("route", (struct query_filter){.route = "/cart"});
@@ -148,9 +149,13 @@ static void make_cases(void)
     add_case("ect", (struct query_filter){.ect = "3g"});
     add_case("label", (struct query_filter){.label = "a"});
     add_case("label_missing", (struct query_filter){.label = "zzz"});
-    add_case("device_browser_ect", (struct query_filter){.device = "desktop", .browser = "Chrome", .ect = "4g"});
-    add_case("since_route_device", (struct query_filter){.since_ms = b + 1234, .route = "/", .device = "tablet"});
-    add_case("range_label_ect", (struct query_filter){.since_ms = b - 10 * H, .until_ms = b + 3 * H + 5, .label = "b", .ect = "4g"});
+    add_case("device_browser_ect",
+             (struct query_filter){.device = "desktop", .browser = "Chrome", .ect = "4g"});
+    add_case("since_route_device",
+             (struct query_filter){.since_ms = b + 1234, .route = "/", .device = "tablet"});
+    add_case("range_label_ect",
+             (struct query_filter){
+                 .since_ms = b - 10 * H, .until_ms = b + 3 * H + 5, .label = "b", .ect = "4g"});
 }
 
 static char *dump(json_t *j)
@@ -331,9 +336,9 @@ int main(void)
     struct store *s = open_store();
     int rc = s ? 0 : -1;
     for (int i = 0; s && i < 700; i++) {
-        int64_t t0 = i < 20 ? base + (int64_t)(i / 2 * 5) * H - (i % 2)
-                            : base + (int64_t)rnd((uint32_t)((now_ms - base) / 1000)) * 1000 +
-                                  rnd(1000);
+        int64_t t0 =
+            i < 20 ? base + (int64_t)(i / 2 * 5) * H - (i % 2)
+                   : base + (int64_t)rnd((uint32_t)((now_ms - base) / 1000)) * 1000 + rnd(1000);
         rc |= add_view(s, i, t0);
     }
     rc |= s ? store_sync(s) : -1;
@@ -397,8 +402,7 @@ int main(void)
     compare_all("late_live", true);
     store_free(s);
     compare_all("late", true);
-    TAP_OK(catch_up() == 0 && q1("SELECT count(*) FROM rollup_dirty") == 0,
-           "rollup/late_rebuilt");
+    TAP_OK(catch_up() == 0 && q1("SELECT count(*) FROM rollup_dirty") == 0, "rollup/late_rebuilt");
     compare_all("late_rebuilt", true);
     TAP_OK(q1("SELECT count(*) FROM metrics WHERE metric_id = 'v00020-LCP' AND value = 1.5") == 1,
            "rollup/last_value_wins_stored");
@@ -419,8 +423,7 @@ int main(void)
     /* 6. A schema 1 database: read-only it is summarised from the raw rows; store_open upgrades
      * it in place and the rollups are backfilled. */
     TAP_OK(exec_sql("DROP TABLE rollup; DROP TABLE rollup_dims; DROP TABLE rollup_dirty; "
-                    "DELETE FROM meta WHERE key='rollup_until_hour'; PRAGMA user_version=1;") ==
-               0,
+                    "DELETE FROM meta WHERE key='rollup_until_hour'; PRAGMA user_version=1;") == 0,
            "rollup/downgrade_to_v1");
     compare_all("v1", true);
     s = open_store();
