@@ -5,8 +5,11 @@
  * one line per query: rows returned, p50 and p95 of the wall time and p50 of the thread's CPU
  * time in ms (the CPU time resists a shared machine's noise better). "now" for the since= filters
  * is the newest view's started_at + 1 ms, so a database generated earlier measures the same
- * windows. Not a test: timing lives here, not in make check. Usage: report_bench DB [RUNS (default
- * 20)] [FILTER (substring of the query names to run)] */
+ * windows. Not a test: timing lives here, not in make check.
+ *
+ * Usage: report_bench DB [RUNS (default 20)] [FILTER (substring of the query names to run)]
+ * REPORT_BENCH_RAW=1 times the summary computed from the raw rows only (store_summary_raw, the
+ * computation before the rollups) for a before/after on the same database. */
 #include "config.h"
 
 #include <sqlite3.h>
@@ -19,6 +22,7 @@
 #include "common/vp_err.h"
 #include "store/query.h"
 #include "store/query_report.h"
+#include "store/store_internal.h"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -65,7 +69,7 @@ static int timeit(struct store_reader *r, const char *name, const struct query_f
         int rc;
         switch (which) {
         case Q_SUMMARY:
-            rc = query_summary(r, f, &j);
+            rc = getenv("REPORT_BENCH_RAW") ? store_summary_raw(r, f, &j) : query_summary(r, f, &j);
             break;
         case Q_VIEWS:
             rc = query_views(r, f, &j);

@@ -105,7 +105,8 @@ static int acc_of(struct sum *s, const void *route, size_t len, struct racc **ou
 
 static void sum_dispose(struct sum *s)
 {
-    for (size_t i = 0; i < s->routes.n; i++)
+    /* routes.n may exceed cap by one when growing acc failed */
+    for (size_t i = 0; i < s->routes.n && i < s->cap; i++)
         for (int k = 0; k < ROLLUP_NMETRICS; k++) {
             free(s->acc[i].m[k].v);
             free(s->acc[i].m[k].run_end);
