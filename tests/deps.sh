@@ -8,7 +8,8 @@ pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-d
 if [ "$mode" = test ]; then
   pkgs="$pkgs clang libclang-rt-14-dev python3 python3-brotli python3-zstandard curl sqlite3
     nghttp2-client wrk nginx-light chromium brotli procps psmisc git ca-certificates"
-  command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+  command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+  command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 fi
 missing=""
 for p in $pkgs; do
