@@ -9,8 +9,11 @@
  * Invariants:
  * - Bodies are never buffered beyond PROXY_HIGH_WM per direction: when one side's output passes
  *   it, the other side's reading stops, and resumes from the write callback (watermark LOW).
- * - Pipelining: the client is not read while a response is pending once its request body is
- *   complete; bytes already read wait in the input buffer, so responses stay in order.
+ * - Pipelining: requests are handled one after the other, so responses stay in order. Once a
+ *   request is complete the client stays readable (no epoll_ctl per exchange), and what it
+ *   sends meanwhile waits in the input buffer, at most PROXY_HIGH_WM (the read watermark); an
+ *   EOF then means a half-close: the pending response is still sent, then the connection
+ *   closes.
  * - A response is never made to look complete when it is not: if the upstream dies mid-body the
  *   client connection is closed without a final chunk.
  * - Framing to the client is re-derived, never copied: Content-Length when the upstream gave
@@ -28,6 +31,7 @@
 #include "proxy/route.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <fnmatch.h>
@@ -91,6 +95,14 @@ struct conn {
     char tls_version[16];
     struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
     bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
+    /* Plain sockets: output is written by flush_cb, not by the bufferevent (see "Client
+     * output" below). */
+    bool direct_out;
+    bool flush_queued;
+    struct conn *flush_next;
+    struct evbuffer_cb_entry *out_cb;
+    bool rd_eof;       /* the client half-closed while its response was pending */
+    signed char tmo;   /* timeouts last set by update_client_read (-1 = unknown) */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -179,9 +191,17 @@ static void conn_free(struct conn *c)
     event_free(c->timer);
     parser_put(w, c->req, H1_REQUEST);
     parser_put(w, c->resp, H1_RESPONSE);
+    if (c->flush_queued) {
+        struct conn **pp = &w->flush_head;
+        while (*pp != c)
+            pp = &(*pp)->flush_next;
+        *pp = c->flush_next;
+    }
     if (c->bev) { /* NULL after an h2c takeover */
         if (c->moved_cb)
             evbuffer_remove_cb_entry(cout(c), c->moved_cb);
+        if (c->out_cb)
+            evbuffer_remove_cb_entry(cout(c), c->out_cb);
         /* Tells a bufferevent-pair partner (an HTTP/2 stream) that this end is gone; a no-op
          * for sockets and TLS. */
         bufferevent_flush(c->bev, EV_READ | EV_WRITE, BEV_FINISHED);
@@ -202,6 +222,7 @@ static void linger(struct conn *c)
     evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
     struct timeval tv = {2, 0};
     bufferevent_set_timeouts(c->bev, &tv, NULL);
+    c->tmo = -1;
     bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -222,6 +243,7 @@ static void close_after_flush(struct conn *c)
     struct timeval tv;
     ms_tv(&tv, opts(c)->idle_timeout_ms);
     bufferevent_set_timeouts(c->bev, NULL, &tv);
+    c->tmo = -1;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -249,6 +271,80 @@ static void arm_timer(struct conn *c, unsigned ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* ---- client output ----
+ * A plain-socket client's output is written by flush_cb, not by its bufferevent's write event:
+ * whatever adds bytes to the output buffer queues the connection (once) on the worker's flush
+ * list and activates flush_ev, which runs later in the same loop iteration, after the callbacks
+ * that produced the output, and writes the buffer with one writev. Only what the socket does not
+ * take turns EV_WRITE on (the bufferevent then writes the rest, with its write timeout), and the
+ * next flush that empties the buffer turns it off again. A response that fits the socket buffer
+ * so costs no epoll_ctl and no extra loop iteration. TLS connections and bufferevent pairs
+ * (HTTP/2 streams) keep the bufferevent's own writing. */
+static void client_write_cb(struct bufferevent *bev, void *arg);
+
+static void flush_conn(struct conn *c)
+{
+    struct evbuffer *o = cout(c);
+    if (evbuffer_get_length(o) > 0) {
+        /* A socket bufferevent keeps the start of its output frozen outside its own writes. */
+        evbuffer_unfreeze(o, 1);
+        int n = evbuffer_write(o, bufferevent_getfd(c->bev));
+        int e = errno;
+        evbuffer_freeze(o, 1);
+        errno = e;
+        if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+            evbuffer_get_length(o) > 0) {
+            /* The rest, or an error: the bufferevent's own write meets it (again) and reports
+             * it through client_event_cb as before. */
+            bufferevent_enable(c->bev, EV_WRITE);
+            return;
+        }
+    }
+    bufferevent_disable(c->bev, EV_WRITE);
+    client_write_cb(c->bev, c); /* drained: what the write callback does at its watermark */
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    while (w->flush_head) {
+        struct conn *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = false;
+        flush_conn(c); /* may free c, or queue it again */
+    }
+}
+
+static void out_added(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    struct conn *c = arg;
+    if (info->n_added == 0 || c->flush_queued)
+        return;
+    c->flush_queued = true;
+    c->flush_next = c->w->flush_head;
+    c->w->flush_head = c;
+    event_active(c->w->flush_ev, EV_WRITE, 0);
+}
+
+/* Switches a plain-socket connection to flush_cb writing; false when that cannot be set up
+ * (the bufferevent then keeps writing as usual). */
+static bool direct_output(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (!w->flush_ev && !(w->flush_ev = event_new(w->base, -1, 0, flush_cb, w)))
+        return false;
+    c->out_cb = evbuffer_add_cb(cout(c), out_added, c);
+    if (!c->out_cb)
+        return false;
+    c->direct_out = true;
+    bufferevent_disable(c->bev, EV_WRITE);
+    return true;
+}
+
 /* Links a new connection around bev (takes ownership) into the worker and starts reading. */
 static int conn_start(struct worker *w, struct bufferevent *bev, const char *peer,
                       const char *proto, const char *tls_version)
@@ -274,6 +370,9 @@ static int conn_start(struct worker *w, struct bufferevent *bev, const char *pee
     w->nconns++;
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     c->state = CS_HEAD;
+    c->tmo = -1;
+    /* Bounds what a pipelining client gets buffered while its previous response is pending. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
     arm_timer(c, opts(c)->header_timeout_ms);
     update_client_read(c);
     return 0;
@@ -303,7 +402,9 @@ void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int sal
     if (conn_start(w, bev, peer, "h1", NULL) != 0) {
         bufferevent_free(bev);
         atomic_fetch_sub(&w->px->nconns, 1);
+        return;
     }
+    (void)direct_output(w->conns); /* conn_start links the new connection first */
 }
 
 /* bytes_out is counted as the growth of the output buffer around each write. A bufferevent pair
@@ -346,6 +447,10 @@ void conn_h1_free_all(struct worker *w)
     while (w->conns)
         conn_free(w->conns);
     spare_parsers_free(w);
+    if (w->flush_ev) {
+        event_free(w->flush_ev);
+        w->flush_ev = NULL;
+    }
 }
 
 /* ---- client reading ---- */
@@ -365,8 +470,11 @@ static void update_client_read(struct conn *c)
         rt = &tv;
         break;
     case CS_PROXY:
-        want = ex->head_sent_up && !ex->req_done && !ex->paused_client;
-        rt = &tv;
+        /* Once the request is complete the client stays readable while its response is
+         * pending: pipelined bytes wait in the input buffer (bounded by the read watermark) and
+         * no epoll_ctl is spent turning reading off and on again for every exchange. */
+        want = ex->req_done ? !c->rd_eof : ex->head_sent_up && !ex->paused_client;
+        rt = ex->req_done ? NULL : &tv;
         break;
     case CS_TUNNEL:
         want = !ex->paused_client && !ex->tunnel_closing;
@@ -375,8 +483,12 @@ static void update_client_read(struct conn *c)
     case CS_CLOSING:
         break;
     }
-    if (c->state != CS_CLOSING)
+    /* Timeouts are only set again when they change: each set re-adds pending events. */
+    signed char tmo = (signed char)((rt ? 1 : 0) | (c->state == CS_TUNNEL ? 0 : 2));
+    if (c->state != CS_CLOSING && tmo != c->tmo) {
         bufferevent_set_timeouts(c->bev, rt, c->state == CS_TUNNEL ? NULL : &tv);
+        c->tmo = tmo;
+    }
     if (want)
         bufferevent_enable(c->bev, EV_READ);
     else
@@ -777,6 +889,10 @@ static bool h2c_preface(struct conn *c)
     char peer[INET6_ADDRSTRLEN];
     memcpy(peer, c->peer, sizeof peer);
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    if (c->out_cb) {
+        evbuffer_remove_cb_entry(cout(c), c->out_cb);
+        c->out_cb = NULL;
+    }
     c->bev = NULL;
     atomic_fetch_add(&w->px->nconns, 1); /* the session's; conn_free gives back c's */
     /* On failure h2_session_start has freed bev and given the count back. */
@@ -903,6 +1019,14 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, 0, 0);
         if (evbuffer_get_length(uo) == 0)
             shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
+        return;
+    }
+    if (c->state == CS_PROXY && c->ex.req_done && (what & BEV_EVENT_EOF) &&
+        !(what & BEV_EVENT_ERROR)) {
+        /* Half-close after a complete request: answer it, then close. */
+        c->rd_eof = true;
+        c->ex.keep_alive = false;
+        update_client_read(c);
         return;
     }
     c->ex.error = (what & BEV_EVENT_TIMEOUT) ? "client timeout" : "client closed";
@@ -1116,6 +1240,7 @@ static void start_tunnel(struct conn *c)
     exchange_finish_log(c);
     bufferevent_set_timeouts(ex->up->bev, NULL, NULL);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
+    c->tmo = -1;
     update_client_read(c);
     /* Bytes that arrived behind the 101 or behind the request head. */
     up_read_cb(ex->up->bev, c);

@@ -103,6 +103,10 @@ struct worker {
     /* conn_h1.c: spare parsers (index 0 requests, 1 responses), reset, owned by the worker. */
     struct h1_parser *spare[2][PROXY_SPARE_PARSERS];
     unsigned nspare[2];
+    /* conn_h1.c: plain-socket connections with output to write, and the event that writes it
+     * at the end of the current loop iteration (created with the first such connection). */
+    struct conn *flush_head;
+    struct event *flush_ev;
 };
 
 /* listener.c */
