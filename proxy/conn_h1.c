@@ -60,6 +60,7 @@ struct exchange_state {
     uint64_t resp_left;
     struct h1_chunked resp_chunk;
     bool paused_client, paused_up;
+    bool up_tmo_set, up_tmo_body; /* set_up_timeouts: done, and done while uploading */
     bool tunnel_closing; /* client closed a tunnel: flushing to the upstream, then free */
     int status;
     struct exchange_times t;
@@ -1106,6 +1107,11 @@ static void write_request_head(struct conn *c)
 
 static void set_up_timeouts(struct conn *c)
 {
+    /* Only the first call of an exchange and the end of an upload change them. */
+    if (c->ex.up_tmo_set && !c->ex.up_tmo_body)
+        return;
+    c->ex.up_tmo_set = true;
+    c->ex.up_tmo_body = !c->ex.req_done;
     struct timeval tv;
     ms_tv(&tv, opts(c)->upstream_timeout_ms);
     /* No read timeout while the client is still uploading: the app legitimately stays silent. */
@@ -1123,6 +1129,7 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     }
     ex->up = u;
     u->owner = c;
+    ex->up_tmo_set = false; /* a new connection: its timeouts are set below */
     ex->reused = u->reused;
     if (u->reused)
         ex->t.connect_start_us = 0;
@@ -1210,9 +1217,13 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
         pump_request(c);
 }
 
+/* v (NULL = "") into dst, cut to cap - 1 bytes. */
 static void capture(char *dst, size_t cap, const char *v)
 {
-    snprintf(dst, cap, "%s", v ? v : "");
+    size_t n = v ? strnlen(v, cap - 1) : 0;
+    if (n)
+        memcpy(dst, v, n);
+    dst[n] = '\0';
 }
 
 static void start_tunnel(struct conn *c)
@@ -1246,6 +1257,57 @@ static void start_tunnel(struct conn *c)
     up_read_cb(ex->up->bev, c);
     if (c->state == CS_TUNNEL && evbuffer_get_length(cin(c)))
         client_read_cb(c->bev, c);
+}
+
+/* The beacon tag for view id vid (and the page's nonce, or NULL) into tag; its length or -1. */
+static int build_tag(struct conn *c, char *tag, size_t cap, const char *vid, const char *nonce)
+{
+    int n = inject_build_tag(tag, cap, c->w->px->beacon_src, vid, nonce);
+    if (n < 0)
+        return -1;
+    if (opts(c)->keep_query) {
+        /* --keep-query: the beacon reports page URLs with their query (data-keep-query). */
+        static const char attr[] = " data-keep-query=\"\"";
+        char *at = strstr(tag, " async=");
+        if (!at || (size_t)n + sizeof attr > cap)
+            return -1;
+        memmove(at + sizeof attr - 1, at, strlen(at) + 1);
+        memcpy(at, attr, sizeof attr - 1);
+        n += (int)(sizeof attr - 1);
+    }
+    return n;
+}
+
+/* The tag of a page without a CSP nonce differs from page to page only in its 32-digit view id:
+ * the worker builds it once with two placeholder ids, which locates the id, and then copies it
+ * with the id written in (a sixth of the per-response instructions of a small page went to
+ * building and checking the same tag again). */
+static int plain_tag(struct conn *c, char *tag, size_t cap, const char *vid)
+{
+    struct worker *w = c->w;
+    enum { VID = 32 };
+    if (w->tag_len == 0) {
+        char a[sizeof w->tag_tpl], b[sizeof w->tag_tpl];
+        int na = build_tag(c, a, sizeof a, "00000000000000000000000000000000", NULL);
+        int nb = build_tag(c, b, sizeof b, "ffffffffffffffffffffffffffffffff", NULL);
+        size_t off = 0;
+        while (na > 0 && off < (size_t)na && a[off] == b[off])
+            off++;
+        bool ok = na > 0 && na == nb && off + VID <= (size_t)na &&
+                  memcmp(a + off + VID, b + off + VID, (size_t)na - off - VID) == 0;
+        for (size_t i = 0; ok && i < VID; i++)
+            ok = a[off + i] == '0' && b[off + i] == 'f';
+        w->tag_len = ok ? na : -1;
+        if (ok) {
+            memcpy(w->tag_tpl, a, (size_t)na + 1);
+            w->tag_vid_off = off;
+        }
+    }
+    if (w->tag_len < 0 || strlen(vid) != VID || (size_t)w->tag_len >= cap)
+        return build_tag(c, tag, cap, vid, NULL);
+    memcpy(tag, w->tag_tpl, (size_t)w->tag_len + 1);
+    memcpy(tag + w->tag_vid_off, vid, VID);
+    return w->tag_len;
 }
 
 /* Decides whether this response gets the beacon (inject_wanted + --no-inject globs) and sets
@@ -1302,19 +1364,10 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
             return;
         has_nonce = true;
     }
-    int n = inject_build_tag(tag, sizeof tag, px->beacon_src, vid, has_nonce ? nonce : NULL);
+    int n = has_nonce ? build_tag(c, tag, sizeof tag, vid, nonce)
+                      : plain_tag(c, tag, sizeof tag, vid);
     if (n < 0)
         return;
-    if (opts(c)->keep_query) {
-        /* --keep-query: the beacon reports page URLs with their query (data-keep-query). */
-        static const char attr[] = " data-keep-query=\"\"";
-        char *at = strstr(tag, " async=");
-        if (!at || (size_t)n + sizeof attr > sizeof tag)
-            return;
-        memmove(at + sizeof attr - 1, at, strlen(at) + 1);
-        memcpy(at, attr, sizeof attr - 1);
-        n += (int)(sizeof attr - 1);
-    }
     const char *ce = info.content_encoding;
     enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
     if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
