@@ -1379,7 +1379,7 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         return;
     }
     memcpy(ex->view_id, vid, sizeof vid);
-    snprintf(ex->csp_nonce, sizeof ex->csp_nonce, "%s", has_nonce ? nonce : "");
+    capture(ex->csp_nonce, sizeof ex->csp_nonce, has_nonce ? nonce : NULL);
 }
 
 /* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
@@ -1544,8 +1544,17 @@ static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
     struct evbuffer *o = cout(c);
     if (n == 0)
         return;
-    if (c->ex.client_chunked)
-        evbuffer_add_printf(o, "%zx\r\n", n);
+    if (c->ex.client_chunked) {
+        char h[24]; /* chunk size line: hex digits, CRLF */
+        size_t i = sizeof h - 2, v = n;
+        h[i] = '\r';
+        h[i + 1] = '\n';
+        do {
+            h[--i] = "0123456789abcdef"[v & 15];
+            v >>= 4;
+        } while (v);
+        evbuffer_add(o, h + i, sizeof h - i);
+    }
     evbuffer_remove_buffer(src, o, n);
     if (c->ex.client_chunked)
         evbuffer_add(o, "\r\n", 2);
