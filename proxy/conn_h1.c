@@ -96,13 +96,13 @@ struct conn {
     char tls_version[16];
     struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
     bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
-    /* Plain sockets: output is written by flush_cb, not by the bufferevent (see "Client
+    /* Plain sockets: output is written by flush_cb, not by the bufferevent (see "client
      * output" below). */
-    bool direct_out;
     bool flush_queued;
     struct conn *flush_next;
     struct evbuffer_cb_entry *out_cb;
     bool rd_eof;       /* the client half-closed while its response was pending */
+    bool pair;         /* bev is the h1 end of a bufferevent pair (an HTTP/2 stream) */
     signed char tmo;   /* timeouts last set by update_client_read (-1 = unknown) */
 };
 
@@ -341,7 +341,6 @@ static bool direct_output(struct conn *c)
     c->out_cb = evbuffer_add_cb(cout(c), out_added, c);
     if (!c->out_cb)
         return false;
-    c->direct_out = true;
     bufferevent_disable(c->bev, EV_WRITE);
     return true;
 }
@@ -372,8 +371,12 @@ static int conn_start(struct worker *w, struct bufferevent *bev, const char *pee
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     c->state = CS_HEAD;
     c->tmo = -1;
-    /* Bounds what a pipelining client gets buffered while its previous response is pending. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
+    /* Sockets (plain or TLS) stay readable while a response is pending; the watermark bounds
+     * what a pipelining client gets buffered meanwhile. An HTTP/2 stream's pair end is not read
+     * then: its EOF means the stream is gone (see update_client_read). */
+    c->pair = strcmp(c->proto, "h2") == 0;
+    if (!c->pair)
+        bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
     arm_timer(c, opts(c)->header_timeout_ms);
     update_client_read(c);
     return 0;
@@ -474,6 +477,11 @@ static void update_client_read(struct conn *c)
         /* Once the request is complete the client stays readable while its response is
          * pending: pipelined bytes wait in the input buffer (bounded by the read watermark) and
          * no epoll_ctl is spent turning reading off and on again for every exchange. */
+        if (c->pair) {
+            want = ex->head_sent_up && !ex->req_done && !ex->paused_client;
+            rt = &tv;
+            break;
+        }
         want = ex->req_done ? !c->rd_eof : ex->head_sent_up && !ex->paused_client;
         rt = ex->req_done ? NULL : &tv;
         break;
@@ -1022,7 +1030,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
             shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
         return;
     }
-    if (c->state == CS_PROXY && c->ex.req_done && (what & BEV_EVENT_EOF) &&
+    if (c->state == CS_PROXY && c->ex.req_done && !c->pair && (what & BEV_EVENT_EOF) &&
         !(what & BEV_EVENT_ERROR)) {
         /* Half-close after a complete request: answer it, then close. */
         c->rd_eof = true;
@@ -1280,8 +1288,8 @@ static int build_tag(struct conn *c, char *tag, size_t cap, const char *vid, con
 
 /* The tag of a page without a CSP nonce differs from page to page only in its 32-digit view id:
  * the worker builds it once with two placeholder ids, which locates the id, and then copies it
- * with the id written in (a sixth of the per-response instructions of a small page went to
- * building and checking the same tag again). */
+ * with the id written in (building and checking the same tag again took about 2,000
+ * instructions per response, 4 % of a proxied 1 KiB page). */
 static int plain_tag(struct conn *c, char *tag, size_t cap, const char *vid)
 {
     struct worker *w = c->w;
