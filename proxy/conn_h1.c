@@ -60,7 +60,8 @@ struct exchange_state {
     uint64_t resp_left;
     struct h1_chunked resp_chunk;
     bool paused_client, paused_up;
-    bool up_tmo_set, up_tmo_body; /* set_up_timeouts: done, and done while uploading */
+    /* set_up_timeouts: done for this connection, and done while the body was uploading */
+    bool up_tmo_set, up_tmo_body;
     bool tunnel_closing; /* client closed a tunnel: flushing to the upstream, then free */
     int status;
     struct exchange_times t;
@@ -101,9 +102,12 @@ struct conn {
     bool flush_queued;
     struct conn *flush_next;
     struct evbuffer_cb_entry *out_cb;
-    bool rd_eof;       /* the client half-closed while its response was pending */
-    bool pair;         /* bev is the h1 end of a bufferevent pair (an HTTP/2 stream) */
-    signed char tmo;   /* timeouts last set by update_client_read (-1 = unknown) */
+    /* The client half-closed while its response was pending. */
+    bool rd_eof;
+    /* bev is the h1 end of a bufferevent pair (an HTTP/2 stream). */
+    bool pair;
+    /* Timeouts last set by update_client_read (-1 = unknown). */
+    signed char tmo;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -1372,8 +1376,8 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
             return;
         has_nonce = true;
     }
-    int n = has_nonce ? build_tag(c, tag, sizeof tag, vid, nonce)
-                      : plain_tag(c, tag, sizeof tag, vid);
+    int n =
+        has_nonce ? build_tag(c, tag, sizeof tag, vid, nonce) : plain_tag(c, tag, sizeof tag, vid);
     if (n < 0)
         return;
     const char *ce = info.content_encoding;

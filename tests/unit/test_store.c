@@ -540,8 +540,11 @@ static void test_migrate_v2(void)
     struct store *s = NULL;
     path_of(p, sizeof p, "v1.db");
     TAP_OK(open_keep(&s, p, NULL, err, sizeof err) == 0, "store/v1_setup: %s", err);
-    struct store_request_rec r = {.accept_us = 1764000000500000, .status = 200,
-                                  .method = "GET", .url = "/a.js", .referer = "http://x/p"};
+    struct store_request_rec r = {.accept_us = 1764000000500000,
+                                  .status = 200,
+                                  .method = "GET",
+                                  .url = "/a.js",
+                                  .referer = "http://x/p"};
     TAP_OK(store_record_request(s, &r) == 0 && store_sync(s) == 0, "store/v1_setup_row");
     store_free(s);
     sqlite3 *h = NULL;
@@ -558,8 +561,11 @@ static void test_migrate_v2(void)
     sqlite3_close(h);
     TAP_OK(rc == SQLITE_OK && q1(p, "PRAGMA user_version") == 1, "store/v1_made");
     TAP_OK(open_keep(&s, p, NULL, err, sizeof err) == 0, "store/v1_migrates: %s", err);
-    struct store_request_rec inj = {.accept_us = 1764000000000000, .status = 200,
-                                    .method = "GET", .url = "/p", .injected = true,
+    struct store_request_rec inj = {.accept_us = 1764000000000000,
+                                    .status = 200,
+                                    .method = "GET",
+                                    .url = "/p",
+                                    .injected = true,
                                     .view_id = "vid-after-migration"};
     TAP_OK(store_record_request(s, &inj) == 0 && store_sync(s) == 0, "store/v2_record");
     store_free(s);
