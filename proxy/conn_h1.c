@@ -902,10 +902,12 @@ static bool h2c_preface(struct conn *c)
     char peer[INET6_ADDRSTRLEN];
     memcpy(peer, c->peer, sizeof peer);
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    /* The session writes and reads through the bufferevent as it was made. */
     if (c->out_cb) {
         evbuffer_remove_cb_entry(cout(c), c->out_cb);
         c->out_cb = NULL;
     }
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
     c->bev = NULL;
     atomic_fetch_add(&w->px->nconns, 1); /* the session's; conn_free gives back c's */
     /* On failure h2_session_start has freed bev and given the count back. */
