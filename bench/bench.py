@@ -8,6 +8,10 @@ Design:
   * Throughput: wrk, 64 connections, BENCH_DURATION seconds per run (default 10), for
     each (target, size). Added latency: the same with 1 connection (no queueing), where
     p99(target) - p99(direct) is the per-hop cost.
+  * CPU time per request: utime + stime of the serving process (all its threads: for
+    vitals-proxy that includes the SQLite writer) over each wrk run, divided by the requests wrk
+    completed. Unlike req/s it hardly depends on what else the machine runs, so it is the figure
+    to compare between builds and against nginx on a shared machine.
   * Memory: N idle keep-alive connections (default 10,000), each having completed one
     request, and the VmRSS of the serving process before/after; (after-before)/N.
   * Every process started here is stopped here, by pid. Results: a Markdown table on
@@ -134,28 +138,44 @@ def to_ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port, path, conns, threads):
+def cpu_s(pid):
+    """utime + stime of a process and all its threads, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def wrk(port, path, conns, threads, pid=None):
+    c0 = cpu_s(pid) if pid else 0.0
     out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % DURATION,
                           "--latency", "http://127.0.0.1:%d%s" % (port, path)],
                          capture_output=True, text=True, timeout=DURATION + 60).stdout
+    c1 = cpu_s(pid) if pid else 0.0
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    nreq = re.search(r"(\d+) requests in", out)
     lat = dict((m.group(1), to_ms(m.group(2), m.group(3)))
                for m in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M))
     errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock_errs = re.search(r"Socket errors: (.*)", out)
     if not rps or "50" not in lat or "99" not in lat:
         raise SystemExit("bench: cannot parse wrk output:\n" + out)
+    n = int(nreq.group(1)) if nreq else 0
     return {"rps": float(rps.group(1)), "p50_ms": lat["50"], "p99_ms": lat["99"],
+            "cpu_us_per_req": (c1 - c0) * 1e6 / n if pid and n else None,
             "non2xx": int(errs.group(1)) if errs else 0,
             "socket_errors": sock_errs.group(1) if sock_errs else ""}
 
 
-def wrk_median(port, path, conns, threads):
-    """BENCH_REPEAT runs; the run with the median p99 (shared machines are noisy)."""
-    runs = sorted((wrk(port, path, conns, threads) for _ in range(REPEAT)),
+def wrk_median(port, path, conns, threads, pid=None):
+    """BENCH_REPEAT runs; the run with the median p99 (shared machines are noisy), and the
+    median CPU time per request of all runs."""
+    runs = sorted((wrk(port, path, conns, threads, pid) for _ in range(REPEAT)),
                   key=lambda r: r["p99_ms"])
     best = dict(runs[len(runs) // 2])
-    best["repeats"] = [dict(rps=r["rps"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"]) for r in runs]
+    cpus = sorted(r["cpu_us_per_req"] for r in runs if r["cpu_us_per_req"] is not None)
+    best["cpu_us_per_req"] = cpus[len(cpus) // 2] if cpus else None
+    best["repeats"] = [dict(rps=r["rps"], p50_ms=r["p50_ms"], p99_ms=r["p99_ms"],
+                            cpu_us_per_req=r["cpu_us_per_req"]) for r in runs]
     return best
 
 
@@ -241,16 +261,18 @@ def main():
                           os.path.join(tmp, "bench.db"), "--workers", "1", "--quiet"],
                          proxy_port, os.path.join(tmp, "proxy.log"))
         targets = [("direct", origin_port), ("nginx", nginx_port), (SLOT, proxy_port)]
+        # CPU per request is read from the serving process; the origin (two workers) is not.
+        pids = {nginx_port: worker_pid(peer), proxy_port: worker_pid(subj)}
         subj_name = SLOT if SLOT != "nginx" else "nginx(slot)"
         for size in SIZES:
             for name, port in targets:
                 print("bench: %s %s, %d connections, %d s" % (name, size, CONNS, DURATION),
                       file=sys.stderr, flush=True)
-                r = wrk_median(port, "/" + size, CONNS, THREADS)
+                r = wrk_median(port, "/" + size, CONNS, THREADS, pids.get(port))
                 r.update(target=name if port != proxy_port else subj_name, size=size)
                 results["runs"].append(r)
             for name, port in targets:
-                r = wrk_median(port, "/" + size, 1, 1)
+                r = wrk_median(port, "/" + size, 1, 1, pids.get(port))
                 r.update(target=name if port != proxy_port else subj_name, size=size)
                 results["added_latency"].append(r)
         for name, p, port in (("nginx", peer, nginx_port), (subj_name, subj, proxy_port)):
@@ -282,17 +304,22 @@ def main():
     return 0
 
 
+def cpu_cell(r):
+    return "%.1f" % r["cpu_us_per_req"] if r.get("cpu_us_per_req") is not None else "–"
+
+
 def render(res, subj):
     out = ["# vitals-proxy benchmark %s" % res["date"], "",
            "wrk on loopback, %d connections, %d thread(s), %d s per run (median-p99 of %d), "
            "%s CPUs; origin = nginx static (2 workers); nginx = worker_processes 1 + upstream "
            "keepalive, access_log off (records nothing); %s = --workers 1 --quiet, which still "
            "records every request (timings, sizes, headers) in SQLite through its writer "
-           "thread. Load average at start: %s." % (
+           "thread. CPU µs/req: user + system time of the serving process (all threads) per "
+           "completed request, median of the runs. Load average at start: %s." % (
                res["connections"], res["wrk_threads"], res["duration_s"], res["repeat"],
                res["cpus"], subj, res["loadavg"]), "",
-           "| target | size | req/s | p50 ms | p99 ms | vs nginx | vs direct | errors |",
-           "|---|---|---:|---:|---:|---:|---:|---|"]
+           "| target | size | req/s | p50 ms | p99 ms | vs nginx | vs direct | CPU µs/req | errors |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     by = {(r["target"], r["size"]): r for r in res["runs"]}
     for r in res["runs"]:
         ng = by.get(("nginx", r["size"]))
@@ -300,19 +327,19 @@ def render(res, subj):
         err = "%d non-2xx" % r["non2xx"] if r["non2xx"] else ""
         if r["socket_errors"]:
             err += " sock: " + r["socket_errors"]
-        out.append("| %s | %s | %.0f | %.3f | %.3f | %.2f× | %.2f× | %s |" % (
+        out.append("| %s | %s | %.0f | %.3f | %.3f | %.2f× | %.2f× | %s | %s |" % (
             r["target"], r["size"], r["rps"], r["p50_ms"], r["p99_ms"],
-            r["rps"] / ng["rps"], r["rps"] / di["rps"], err))
+            r["rps"] / ng["rps"], r["rps"] / di["rps"], cpu_cell(r), err))
     out += ["", "Added latency, 1 connection (no queueing): minus direct's p50/p99. On a shared, "
             "loaded machine p99 is scheduler noise; p50 is the stable figure.", "",
-            "| target | size | p50 ms | p99 ms | added p50 µs | added p99 µs |",
-            "|---|---|---:|---:|---:|---:|"]
+            "| target | size | p50 ms | p99 ms | added p50 µs | added p99 µs | CPU µs/req |",
+            "|---|---|---:|---:|---:|---:|---:|"]
     lat = {(r["target"], r["size"]): r for r in res["added_latency"]}
     for r in res["added_latency"]:
         d = lat[("direct", r["size"])]
-        out.append("| %s | %s | %.3f | %.3f | %.0f | %.0f |" % (
+        out.append("| %s | %s | %.3f | %.3f | %.0f | %.0f | %s |" % (
             r["target"], r["size"], r["p50_ms"], r["p99_ms"],
-            (r["p50_ms"] - d["p50_ms"]) * 1000, (r["p99_ms"] - d["p99_ms"]) * 1000))
+            (r["p50_ms"] - d["p50_ms"]) * 1000, (r["p99_ms"] - d["p99_ms"]) * 1000, cpu_cell(r)))
     out += ["", "Idle keep-alive connections (each completed one request), VmRSS of the "
             "serving process:", "",
             "| target | connections | still open | RSS before KiB | RSS after KiB | KiB/conn |",

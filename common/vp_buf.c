@@ -58,19 +58,44 @@ int64_t vp_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Kernel randomness is fetched 512 bytes at a time into a per-thread pool: one getrandom(2)
+ * serves 32 view ids instead of one. Bytes handed out are wiped from the pool. */
+#define RANDOM_POOL 512
+static _Thread_local unsigned char rnd_pool[RANDOM_POOL];
+static _Thread_local size_t rnd_left;
+
+static int random_bytes(unsigned char *out, size_t n)
+{
+    while (n > 0) {
+        if (rnd_left == 0) {
+            size_t got = 0;
+            while (got < RANDOM_POOL) {
+                ssize_t r = getrandom(rnd_pool + got, RANDOM_POOL - got, 0);
+                if (r < 0)
+                    return VP_ERR_IO;
+                got += (size_t)r;
+            }
+            rnd_left = RANDOM_POOL;
+        }
+        size_t k = n < rnd_left ? n : rnd_left;
+        unsigned char *src = rnd_pool + RANDOM_POOL - rnd_left;
+        memcpy(out, src, k);
+        memset(src, 0, k);
+        rnd_left -= k;
+        out += k;
+        n -= k;
+    }
+    return 0;
+}
+
 int vp_random_hex(char *out, size_t cap, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[64];
     if (n > sizeof raw || cap < 2 * n + 1)
         return VP_ERR_INVALID;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = getrandom(raw + got, n - got, 0);
-        if (r < 0)
-            return VP_ERR_IO;
-        got += (size_t)r;
-    }
+    if (random_bytes(raw, n) != 0)
+        return VP_ERR_IO;
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = hex[raw[i] >> 4];
         out[2 * i + 1] = hex[raw[i] & 15];

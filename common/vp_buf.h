@@ -16,7 +16,8 @@ bool vp_header_has_token(const char *v, size_t vlen, const char *tok);
 int64_t vp_now_ms(void);
 /* Microseconds from CLOCK_MONOTONIC. */
 int64_t vp_mono_us(void);
-/* Writes 2*n lowercase hex digits of n random bytes plus NUL into out (cap >= 2n+1). 0 or VP_ERR_IO. */
+/* Writes 2*n lowercase hex digits of n random bytes (getrandom(2), buffered per thread) plus NUL
+ * into out (cap >= 2n+1, n <= 64). 0, VP_ERR_INVALID or VP_ERR_IO. Thread-safe. */
 int vp_random_hex(char *out, size_t cap, size_t n);
 
 #endif

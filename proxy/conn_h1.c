@@ -9,8 +9,11 @@
  * Invariants:
  * - Bodies are never buffered beyond PROXY_HIGH_WM per direction: when one side's output passes
  *   it, the other side's reading stops, and resumes from the write callback (watermark LOW).
- * - Pipelining: the client is not read while a response is pending once its request body is
- *   complete; bytes already read wait in the input buffer, so responses stay in order.
+ * - Pipelining: requests are handled one after the other, so responses stay in order. Once a
+ *   request is complete the client stays readable (no epoll_ctl per exchange), and what it
+ *   sends meanwhile waits in the input buffer, at most PROXY_HIGH_WM (the read watermark); an
+ *   EOF then means a half-close: the pending response is still sent, then the connection
+ *   closes.
  * - A response is never made to look complete when it is not: if the upstream dies mid-body the
  *   client connection is closed without a final chunk.
  * - Framing to the client is re-derived, never copied: Content-Length when the upstream gave
@@ -28,6 +31,7 @@
 #include "proxy/route.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <fnmatch.h>
@@ -56,6 +60,8 @@ struct exchange_state {
     uint64_t resp_left;
     struct h1_chunked resp_chunk;
     bool paused_client, paused_up;
+    /* set_up_timeouts: done for this connection, and done while the body was uploading */
+    bool up_tmo_set, up_tmo_body;
     bool tunnel_closing; /* client closed a tunnel: flushing to the upstream, then free */
     int status;
     struct exchange_times t;
@@ -92,6 +98,17 @@ struct conn {
     char tls_version[16];
     struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
     bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
+    /* Plain sockets: output is written by flush_cb, not by the bufferevent (see "client
+     * output" below). */
+    bool flush_queued;
+    struct conn *flush_next;
+    struct evbuffer_cb_entry *out_cb;
+    /* The client half-closed while its response was pending. */
+    bool rd_eof;
+    /* bev is the h1 end of a bufferevent pair (an HTTP/2 stream). */
+    bool pair;
+    /* Timeouts last set by update_client_read (-1 = unknown). */
+    signed char tmo;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -180,9 +197,17 @@ static void conn_free(struct conn *c)
     event_free(c->timer);
     parser_put(w, c->req, H1_REQUEST);
     parser_put(w, c->resp, H1_RESPONSE);
+    if (c->flush_queued) {
+        struct conn **pp = &w->flush_head;
+        while (*pp != c)
+            pp = &(*pp)->flush_next;
+        *pp = c->flush_next;
+    }
     if (c->bev) { /* NULL after an h2c takeover */
         if (c->moved_cb)
             evbuffer_remove_cb_entry(cout(c), c->moved_cb);
+        if (c->out_cb)
+            evbuffer_remove_cb_entry(cout(c), c->out_cb);
         /* Tells a bufferevent-pair partner (an HTTP/2 stream) that this end is gone; a no-op
          * for sockets and TLS. */
         bufferevent_flush(c->bev, EV_READ | EV_WRITE, BEV_FINISHED);
@@ -205,6 +230,7 @@ static void linger(struct conn *c)
     evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
     struct timeval tv = {2, 0};
     bufferevent_set_timeouts(c->bev, &tv, NULL);
+    c->tmo = -1;
     bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -225,6 +251,7 @@ static void close_after_flush(struct conn *c)
     struct timeval tv;
     ms_tv(&tv, opts(c)->idle_timeout_ms);
     bufferevent_set_timeouts(c->bev, NULL, &tv);
+    c->tmo = -1;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -252,6 +279,79 @@ static void arm_timer(struct conn *c, unsigned ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* ---- client output ----
+ * A plain-socket client's output is written by flush_cb, not by its bufferevent's write event:
+ * whatever adds bytes to the output buffer queues the connection (once) on the worker's flush
+ * list and activates flush_ev, which runs later in the same loop iteration, after the callbacks
+ * that produced the output, and writes the buffer with one writev. Only what the socket does not
+ * take turns EV_WRITE on (the bufferevent then writes the rest, with its write timeout), and the
+ * next flush that empties the buffer turns it off again. A response that fits the socket buffer
+ * so costs no epoll_ctl and no extra loop iteration. TLS connections and bufferevent pairs
+ * (HTTP/2 streams) keep the bufferevent's own writing. */
+static void client_write_cb(struct bufferevent *bev, void *arg);
+
+static void flush_conn(struct conn *c)
+{
+    struct evbuffer *o = cout(c);
+    if (evbuffer_get_length(o) > 0) {
+        /* A socket bufferevent keeps the start of its output frozen outside its own writes. */
+        evbuffer_unfreeze(o, 1);
+        int n = evbuffer_write(o, bufferevent_getfd(c->bev));
+        int e = errno;
+        evbuffer_freeze(o, 1);
+        errno = e;
+        if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+            evbuffer_get_length(o) > 0) {
+            /* The rest, or an error: the bufferevent's own write meets it (again) and reports
+             * it through client_event_cb as before. */
+            bufferevent_enable(c->bev, EV_WRITE);
+            return;
+        }
+    }
+    bufferevent_disable(c->bev, EV_WRITE);
+    client_write_cb(c->bev, c); /* drained: what the write callback does at its watermark */
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    while (w->flush_head) {
+        struct conn *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = false;
+        flush_conn(c); /* may free c, or queue it again */
+    }
+}
+
+static void out_added(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    struct conn *c = arg;
+    if (info->n_added == 0 || c->flush_queued)
+        return;
+    c->flush_queued = true;
+    c->flush_next = c->w->flush_head;
+    c->w->flush_head = c;
+    event_active(c->w->flush_ev, EV_WRITE, 0);
+}
+
+/* Switches a plain-socket connection to flush_cb writing; false when that cannot be set up
+ * (the bufferevent then keeps writing as usual). */
+static bool direct_output(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (!w->flush_ev && !(w->flush_ev = event_new(w->base, -1, 0, flush_cb, w)))
+        return false;
+    c->out_cb = evbuffer_add_cb(cout(c), out_added, c);
+    if (!c->out_cb)
+        return false;
+    bufferevent_disable(c->bev, EV_WRITE);
+    return true;
+}
+
 /* Links a new connection around bev (takes ownership) into the worker and starts reading. */
 static int conn_start(struct worker *w, struct bufferevent *bev, const char *peer,
                       const char *proto, const char *tls_version)
@@ -277,6 +377,13 @@ static int conn_start(struct worker *w, struct bufferevent *bev, const char *pee
     w->nconns++;
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     c->state = CS_HEAD;
+    c->tmo = -1;
+    /* Sockets (plain or TLS) stay readable while a response is pending; the watermark bounds
+     * what a pipelining client gets buffered meanwhile. An HTTP/2 stream's pair end is not read
+     * then: its EOF means the stream is gone (see update_client_read). */
+    c->pair = strcmp(c->proto, "h2") == 0;
+    if (!c->pair)
+        bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
     arm_timer(c, opts(c)->header_timeout_ms);
     update_client_read(c);
     return 0;
@@ -306,7 +413,9 @@ void conn_h1_accept(struct worker *w, int fd, const struct sockaddr *sa, int sal
     if (conn_start(w, bev, peer, "h1", NULL) != 0) {
         bufferevent_free(bev);
         atomic_fetch_sub(&w->px->nconns, 1);
+        return;
     }
+    (void)direct_output(w->conns); /* conn_start links the new connection first */
 }
 
 /* bytes_out is counted as the growth of the output buffer around each write. A bufferevent pair
@@ -349,6 +458,10 @@ void conn_h1_free_all(struct worker *w)
     while (w->conns)
         conn_free(w->conns);
     spare_parsers_free(w);
+    if (w->flush_ev) {
+        event_free(w->flush_ev);
+        w->flush_ev = NULL;
+    }
 }
 
 /* ---- client reading ---- */
@@ -368,8 +481,16 @@ static void update_client_read(struct conn *c)
         rt = &tv;
         break;
     case CS_PROXY:
-        want = ex->head_sent_up && !ex->req_done && !ex->paused_client;
-        rt = &tv;
+        /* Once the request is complete the client stays readable while its response is
+         * pending: pipelined bytes wait in the input buffer (bounded by the read watermark) and
+         * no epoll_ctl is spent turning reading off and on again for every exchange. */
+        if (c->pair) {
+            want = ex->head_sent_up && !ex->req_done && !ex->paused_client;
+            rt = &tv;
+            break;
+        }
+        want = ex->req_done ? !c->rd_eof : ex->head_sent_up && !ex->paused_client;
+        rt = ex->req_done ? NULL : &tv;
         break;
     case CS_TUNNEL:
         want = !ex->paused_client && !ex->tunnel_closing;
@@ -378,8 +499,12 @@ static void update_client_read(struct conn *c)
     case CS_CLOSING:
         break;
     }
-    if (c->state != CS_CLOSING)
+    /* Timeouts are only set again when they change: each set re-adds pending events. */
+    signed char tmo = (signed char)((rt ? 1 : 0) | (c->state == CS_TUNNEL ? 0 : 2));
+    if (c->state != CS_CLOSING && tmo != c->tmo) {
         bufferevent_set_timeouts(c->bev, rt, c->state == CS_TUNNEL ? NULL : &tv);
+        c->tmo = tmo;
+    }
     if (want)
         bufferevent_enable(c->bev, EV_READ);
     else
@@ -780,6 +905,12 @@ static bool h2c_preface(struct conn *c)
     char peer[INET6_ADDRSTRLEN];
     memcpy(peer, c->peer, sizeof peer);
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    /* The session writes and reads through the bufferevent as it was made. */
+    if (c->out_cb) {
+        evbuffer_remove_cb_entry(cout(c), c->out_cb);
+        c->out_cb = NULL;
+    }
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
     c->bev = NULL;
     atomic_fetch_add(&w->px->nconns, 1); /* the session's; conn_free gives back c's */
     /* On failure h2_session_start has freed bev and given the count back. */
@@ -910,6 +1041,14 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
             shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
         return;
     }
+    if (c->state == CS_PROXY && c->ex.req_done && !c->pair && (what & BEV_EVENT_EOF) &&
+        !(what & BEV_EVENT_ERROR)) {
+        /* Half-close after a complete request: answer it, then close. */
+        c->rd_eof = true;
+        c->ex.keep_alive = false;
+        update_client_read(c);
+        return;
+    }
     c->ex.error = (what & BEV_EVENT_TIMEOUT) ? "client timeout" : "client closed";
     if ((c->state == CS_PROXY || c->state == CS_LOCAL_BODY) && !c->ex.logged) {
         c->ex.status = c->ex.resp_started ? c->ex.status : 499;
@@ -987,6 +1126,11 @@ static void write_request_head(struct conn *c)
 
 static void set_up_timeouts(struct conn *c)
 {
+    /* Only the first call of an exchange and the end of an upload change them. */
+    if (c->ex.up_tmo_set && !c->ex.up_tmo_body)
+        return;
+    c->ex.up_tmo_set = true;
+    c->ex.up_tmo_body = !c->ex.req_done;
     struct timeval tv;
     ms_tv(&tv, opts(c)->upstream_timeout_ms);
     /* No read timeout while the client is still uploading: the app legitimately stays silent. */
@@ -1004,6 +1148,7 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     }
     ex->up = u;
     u->owner = c;
+    ex->up_tmo_set = false; /* a new connection: its timeouts are set below */
     ex->reused = u->reused;
     if (u->reused)
         ex->t.connect_start_us = 0;
@@ -1091,9 +1236,13 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
         pump_request(c);
 }
 
+/* v (NULL = "") into dst, cut to cap - 1 bytes. */
 static void capture(char *dst, size_t cap, const char *v)
 {
-    snprintf(dst, cap, "%s", v ? v : "");
+    size_t n = v ? strnlen(v, cap - 1) : 0;
+    if (n)
+        memcpy(dst, v, n);
+    dst[n] = '\0';
 }
 
 static void start_tunnel(struct conn *c)
@@ -1121,11 +1270,63 @@ static void start_tunnel(struct conn *c)
     exchange_finish_log(c);
     bufferevent_set_timeouts(ex->up->bev, NULL, NULL);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
+    c->tmo = -1;
     update_client_read(c);
     /* Bytes that arrived behind the 101 or behind the request head. */
     up_read_cb(ex->up->bev, c);
     if (c->state == CS_TUNNEL && evbuffer_get_length(cin(c)))
         client_read_cb(c->bev, c);
+}
+
+/* The beacon tag for view id vid (and the page's nonce, or NULL) into tag; its length or -1. */
+static int build_tag(struct conn *c, char *tag, size_t cap, const char *vid, const char *nonce)
+{
+    int n = inject_build_tag(tag, cap, c->w->px->beacon_src, vid, nonce);
+    if (n < 0)
+        return -1;
+    if (opts(c)->keep_query) {
+        /* --keep-query: the beacon reports page URLs with their query (data-keep-query). */
+        static const char attr[] = " data-keep-query=\"\"";
+        char *at = strstr(tag, " async=");
+        if (!at || (size_t)n + sizeof attr > cap)
+            return -1;
+        memmove(at + sizeof attr - 1, at, strlen(at) + 1);
+        memcpy(at, attr, sizeof attr - 1);
+        n += (int)(sizeof attr - 1);
+    }
+    return n;
+}
+
+/* The tag of a page without a CSP nonce differs from page to page only in its 32-digit view id:
+ * the worker builds it once with two placeholder ids, which locates the id, and then copies it
+ * with the id written in (building and checking the same tag again took about 2,000
+ * instructions per response, 4 % of a proxied 1 KiB page). */
+static int plain_tag(struct conn *c, char *tag, size_t cap, const char *vid)
+{
+    struct worker *w = c->w;
+    enum { VID = 32 };
+    if (w->tag_len == 0) {
+        char a[sizeof w->tag_tpl], b[sizeof w->tag_tpl];
+        int na = build_tag(c, a, sizeof a, "00000000000000000000000000000000", NULL);
+        int nb = build_tag(c, b, sizeof b, "ffffffffffffffffffffffffffffffff", NULL);
+        size_t off = 0;
+        while (na > 0 && off < (size_t)na && a[off] == b[off])
+            off++;
+        bool ok = na > 0 && na == nb && off + VID <= (size_t)na &&
+                  memcmp(a + off + VID, b + off + VID, (size_t)na - off - VID) == 0;
+        for (size_t i = 0; ok && i < VID; i++)
+            ok = a[off + i] == '0' && b[off + i] == 'f';
+        w->tag_len = ok ? na : -1;
+        if (ok) {
+            memcpy(w->tag_tpl, a, (size_t)na + 1);
+            w->tag_vid_off = off;
+        }
+    }
+    if (w->tag_len < 0 || strlen(vid) != VID || (size_t)w->tag_len >= cap)
+        return build_tag(c, tag, cap, vid, NULL);
+    memcpy(tag, w->tag_tpl, (size_t)w->tag_len + 1);
+    memcpy(tag + w->tag_vid_off, vid, VID);
+    return w->tag_len;
 }
 
 /* Decides whether this response gets the beacon (inject_wanted + --no-inject globs) and sets
@@ -1182,19 +1383,10 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
             return;
         has_nonce = true;
     }
-    int n = inject_build_tag(tag, sizeof tag, px->beacon_src, vid, has_nonce ? nonce : NULL);
+    int n =
+        has_nonce ? build_tag(c, tag, sizeof tag, vid, nonce) : plain_tag(c, tag, sizeof tag, vid);
     if (n < 0)
         return;
-    if (opts(c)->keep_query) {
-        /* --keep-query: the beacon reports page URLs with their query (data-keep-query). */
-        static const char attr[] = " data-keep-query=\"\"";
-        char *at = strstr(tag, " async=");
-        if (!at || (size_t)n + sizeof attr > sizeof tag)
-            return;
-        memmove(at + sizeof attr - 1, at, strlen(at) + 1);
-        memcpy(at, attr, sizeof attr - 1);
-        n += (int)(sizeof attr - 1);
-    }
     const char *ce = info.content_encoding;
     enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
     if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
@@ -1206,7 +1398,7 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         return;
     }
     memcpy(ex->view_id, vid, sizeof vid);
-    snprintf(ex->csp_nonce, sizeof ex->csp_nonce, "%s", has_nonce ? nonce : "");
+    capture(ex->csp_nonce, sizeof ex->csp_nonce, has_nonce ? nonce : NULL);
 }
 
 /* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
@@ -1371,8 +1563,17 @@ static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
     struct evbuffer *o = cout(c);
     if (n == 0)
         return;
-    if (c->ex.client_chunked)
-        evbuffer_add_printf(o, "%zx\r\n", n);
+    if (c->ex.client_chunked) {
+        char h[24]; /* chunk size line: hex digits, CRLF */
+        size_t i = sizeof h - 2, v = n;
+        h[i] = '\r';
+        h[i + 1] = '\n';
+        do {
+            h[--i] = "0123456789abcdef"[v & 15];
+            v >>= 4;
+        } while (v);
+        evbuffer_add(o, h + i, sizeof h - i);
+    }
     evbuffer_remove_buffer(src, o, n);
     if (c->ex.client_chunked)
         evbuffer_add(o, "\r\n", 2);

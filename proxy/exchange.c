@@ -68,7 +68,9 @@ static void record(struct proxy *px, const struct exchange_info *x)
     if (!px->store || !x->forwarded)
         return;
     char method[32];
-    snprintf(method, sizeof method, "%s", x->method);
+    size_t ml = strnlen(x->method, sizeof method - 1);
+    memcpy(method, x->method, ml);
+    method[ml] = '\0';
     char label[LABEL_MAX + 1];
     struct store_request_rec r = {
         .accept_us = x->t.accept_us,

@@ -103,6 +103,15 @@ struct worker {
     /* conn_h1.c: spare parsers (index 0 requests, 1 responses), reset, owned by the worker. */
     struct h1_parser *spare[2][PROXY_SPARE_PARSERS];
     unsigned nspare[2];
+    /* conn_h1.c: plain-socket connections with output to write, and the event that writes it
+     * at the end of the current loop iteration (created with the first such connection). */
+    struct conn *flush_head;
+    struct event *flush_ev;
+    /* conn_h1.c plain_tag: the beacon tag without a nonce, built once (tag_len 0: not yet,
+     * -1: cannot be templated), and where its view id goes. */
+    char tag_tpl[1024];
+    int tag_len;
+    size_t tag_vid_off;
 };
 
 /* listener.c */

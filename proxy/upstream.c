@@ -155,7 +155,7 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
         u->owner = c;
         u->reused = true;
         bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-        bufferevent_set_timeouts(u->bev, NULL, NULL);
+        /* The idle timeout is replaced by the owner's, set in the callback. */
         cb(c, u, 0, NULL);
         return NULL;
     }

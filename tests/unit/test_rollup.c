@@ -427,7 +427,7 @@ int main(void)
            "rollup/downgrade_to_v1");
     compare_all("v1", true);
     s = open_store();
-    TAP_OK(s && q1("PRAGMA user_version") == 2, "rollup/migrated_v2");
+    TAP_OK(s && q1("PRAGMA user_version") == STORE_SCHEMA_VERSION, "rollup/migrated_v2");
     store_free(s);
     compare_all("migrated", true);
     TAP_OK(catch_up() == 0 && q1("SELECT count(*) FROM rollup") > 20, "rollup/backfilled");

@@ -532,6 +532,57 @@ static void test_admission_age(void)
            "store/admission_in_rejections");
 }
 
+/* A version-2 database (four full indexes on requests) is migrated to version 3 (partial
+ * indexes) on open, its rows kept; a record written afterwards is found by its view. */
+static void test_migrate_v3(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "v2.db");
+    TAP_OK(open_keep(&s, p, NULL, err, sizeof err) == 0, "store/v2_setup: %s", err);
+    struct store_request_rec r = {.accept_us = 1764000000500000,
+                                  .status = 200,
+                                  .method = "GET",
+                                  .url = "/a.js",
+                                  .referer = "http://x/p"};
+    TAP_OK(store_record_request(s, &r) == 0 && store_sync(s) == 0, "store/v2_setup_row");
+    store_free(s);
+    sqlite3 *h = NULL;
+    int rc = sqlite3_open(p, &h);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h,
+                          "BEGIN; DROP INDEX requests_view; DROP INDEX requests_path_time; "
+                          "DROP INDEX requests_referer_time;"
+                          "CREATE INDEX requests_view ON requests(view_id);"
+                          "CREATE INDEX requests_path_time ON requests(path, accept_us);"
+                          "CREATE INDEX requests_referer_time ON requests(referer_path, accept_us);"
+                          "PRAGMA user_version = 2; COMMIT;",
+                          NULL, NULL, NULL);
+    sqlite3_close(h);
+    TAP_OK(rc == SQLITE_OK && q1(p, "PRAGMA user_version") == 2, "store/v2_made");
+    TAP_OK(open_keep(&s, p, NULL, err, sizeof err) == 0, "store/v2_migrates: %s", err);
+    struct store_request_rec inj = {.accept_us = 1764000000000000,
+                                    .status = 200,
+                                    .method = "GET",
+                                    .url = "/p",
+                                    .injected = true,
+                                    .view_id = "vid-after-migration"};
+    TAP_OK(store_record_request(s, &inj) == 0 && store_sync(s) == 0, "store/v3_record");
+    store_free(s);
+    TAP_OK(q1(p, "PRAGMA user_version") == 3, "store/v3_version");
+    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
+                 "('requests_view','requests_path_time','requests_referer_time') AND "
+                 "sql LIKE '%WHERE%'") == 3,
+           "store/v3_partial_indexes");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 2, "store/v3_rows_kept");
+    /* The injected page claimed the earlier sub-resource through the partial referer index. */
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE view_id = 'vid-after-migration'") == 2,
+           "store/v3_claim_after_migration");
+    char *ic = qtext(p, "PRAGMA integrity_check");
+    TAP_OK(ic && strcmp(ic, "ok") == 0, "store/v3_integrity");
+    free(ic);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/vp_test_store.XXXXXX");
@@ -546,6 +597,7 @@ int main(void)
     test_concurrent();
     test_typed_columns();
     test_admission_age();
+    test_migrate_v3();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
