@@ -9,6 +9,7 @@
 #include "store/query.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -215,13 +216,14 @@ static const struct akey *attr_keys(const char *metric)
     return attr_ttfb;
 }
 
-/* Builds the filtered attribution object (known keys only) into *out. */
+/* Checks the known keys of attribution a; when out is not NULL, also builds the filtered
+ * attribution object (known keys only) into *out. */
 static int filter_attr(const json_t *a, const char *metric, json_t **out, char *reason, size_t cap)
 {
     if (!json_is_object(a))
         return fail(reason, cap, "m: attribution must be an object", NULL);
-    json_t *o = json_object();
-    if (!o)
+    json_t *o = NULL;
+    if (out && !(o = json_object()))
         return VP_ERR_NOMEM;
     for (const struct akey *k = attr_keys(metric); k->key; k++) {
         json_t *v = json_object_get(a, k->key);
@@ -252,16 +254,27 @@ static int filter_attr(const json_t *a, const char *metric, json_t **out, char *
             return fail(reason, cap, w > 0 && (size_t)w < sizeof buf ? buf : "m: bad attribution",
                         NULL);
         }
-        if (json_object_set(o, k->key, v) != 0) {
+        if (o && json_object_set(o, k->key, v) != 0) {
             json_decref(o);
             return VP_ERR_NOMEM;
         }
     }
-    *out = o;
+    if (out)
+        *out = o;
     return 0;
 }
 
-static int check_metric(json_t *m, char *reason, size_t cap)
+const char *beacon_rating_of(const char *metric, double value)
+{
+    double good, poor;
+    if (query_thresholds(metric, &good, &poor) != 0)
+        return NULL;
+    return value <= good ? ratings[0] : value <= poor ? ratings[1] : ratings[2];
+}
+
+/* filter: replace "r" by the derived rating and "a" by the filtered attribution (beacon_parse);
+ * without it the entry is only checked (beacon_check). */
+static int check_metric(json_t *m, bool filter, char *reason, size_t cap)
 {
     if (!json_is_object(m))
         return fail(reason, cap, "m: entry must be an object", NULL);
@@ -281,21 +294,18 @@ static int check_metric(json_t *m, char *reason, size_t cap)
         return fail(reason, cap, "m: delta out of range", NULL);
     if (r && !json_is_null(r) && (!json_is_string(r) || !in_set(json_string_value(r), ratings)))
         return fail(reason, cap, "m: bad rating", NULL);
-    /* The rating is derived here from the value and the contract's thresholds (boundaries count
+    /* The rating is derived from the value and the contract's thresholds (boundaries count
      * toward the better bucket); a client-sent rating is checked above but never trusted. */
-    double good, poor, val = json_number_value(v);
-    if (query_thresholds(name, &good, &poor) == 0 &&
-        json_object_set_new(m, "r", json_string(val <= good ? ratings[0]
-                                                : val <= poor ? ratings[1]
-                                                              : ratings[2])) != 0)
+    const char *rating = beacon_rating_of(name, json_number_value(v));
+    if (filter && rating && json_object_set_new(m, "r", json_string(rating)) != 0)
         return VP_ERR_NOMEM;
     json_t *a = json_object_get(m, "a");
     if (a && !json_is_null(a)) {
         json_t *fa = NULL;
-        int rc = filter_attr(a, name, &fa, reason, cap);
+        int rc = filter_attr(a, name, filter ? &fa : NULL, reason, cap);
         if (rc)
             return rc;
-        if (json_object_set_new(m, "a", fa) != 0)
+        if (filter && json_object_set_new(m, "a", fa) != 0)
             return VP_ERR_NOMEM;
     }
     return 0;
@@ -312,7 +322,7 @@ static int opt_enum(const json_t *obj, const char *key, const char *const *set, 
     return 0;
 }
 
-static int validate(json_t *root, char *reason, size_t cap)
+static int validate(json_t *root, bool filter, char *reason, size_t cap)
 {
     int rc;
     if (!json_is_object(root))
@@ -354,7 +364,7 @@ static int validate(json_t *root, char *reason, size_t cap)
         size_t i;
         json_t *e;
         json_array_foreach(m, i, e) {
-            if ((rc = check_metric(e, reason, cap)))
+            if ((rc = check_metric(e, filter, reason, cap)))
                 return rc;
         }
     }
@@ -393,7 +403,8 @@ static int validate(json_t *root, char *reason, size_t cap)
     return 0;
 }
 
-int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
+static int parse(const char *body, size_t len, bool filter, json_t **out, char *reason,
+                 size_t reasonlen)
 {
     if (reasonlen > 0)
         reason[0] = '\0';
@@ -407,13 +418,158 @@ int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return fail(reason, reasonlen, "malformed JSON", NULL);
-    int rc = validate(root, reason, reasonlen);
+    int rc = validate(root, filter, reason, reasonlen);
     if (rc) {
         json_decref(root);
         return rc;
     }
     *out = root;
     return 0;
+}
+
+int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
+{
+    return parse(body, len, true, out, reason, reasonlen);
+}
+
+int beacon_check(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
+{
+    return parse(body, len, false, out, reason, reasonlen);
+}
+
+/* ---- the filtered attribution as JSON text, without a second tree ---- */
+
+/* Appends s (len bytes, valid UTF-8: jansson checked it) as a JSON string: '"' and '\\' and
+ * control characters escaped, everything else as is (what json_dumps writes by default). */
+static char *put_str(char *o, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            *o++ = '\\';
+            switch (c) {
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 15];
+                break;
+            }
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    return o;
+}
+
+static char *put_u64(char *o, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+/* A finite double in the shortest of a few exact decimal forms that reads back as the same
+ * double: m / 10^k with k <= 6 when that division gives d exactly (true for the times the beacon
+ * sends, rounded to 0.1 ms, and the CLS values); "%.17g" otherwise (as json_dumps). Always has a
+ * '.' or an exponent, so it stays a real in JSON. At most 32 bytes. */
+static char *put_real(char *o, double d)
+{
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    for (int k = 0; k <= 6; k++) {
+        double t = d * p10[k];
+        if (fabs(t) < 9007199254740992.0 && t == nearbyint(t) && t / p10[k] == d) {
+            if (t < 0 || (t == 0 && signbit(t))) {
+                *o++ = '-';
+                t = -t;
+            }
+            uint64_t m = (uint64_t)t, div = (uint64_t)p10[k];
+            o = put_u64(o, m / div);
+            *o++ = '.';
+            if (k == 0) {
+                *o++ = '0';
+            } else {
+                uint64_t frac = m % div;
+                for (uint64_t q = div / 10; q > 0; q /= 10) {
+                    *o++ = (char)('0' + frac / q);
+                    frac %= q;
+                }
+            }
+            return o;
+        }
+    }
+    char buf[40];
+    int w = snprintf(buf, sizeof buf, "%.17g", d);
+    if (w <= 0 || (size_t)w >= sizeof buf)
+        w = snprintf(buf, sizeof buf, "0.0");
+    memcpy(o, buf, (size_t)w);
+    o += w;
+    if (!memchr(buf, '.', (size_t)w) && !memchr(buf, 'e', (size_t)w)) {
+        *o++ = '.';
+        *o++ = '0';
+    }
+    return o;
+}
+
+size_t beacon_attr_json_max(const json_t *a, const char *metric)
+{
+    size_t n = 2;
+    for (const struct akey *k = attr_keys(metric); k->key; k++) {
+        const json_t *v = json_object_get(a, k->key);
+        if (!v || json_is_null(v))
+            continue;
+        n += strlen(k->key) + 4; /* "key": and a comma */
+        n += json_is_string(v) ? json_string_length(v) * 6 + 2 : 48;
+    }
+    return n;
+}
+
+size_t beacon_attr_json(const json_t *a, const char *metric, char *out)
+{
+    char *o = out;
+    *o++ = '{';
+    for (const struct akey *k = attr_keys(metric); k->key; k++) {
+        const json_t *v = json_object_get(a, k->key);
+        if (!v || json_is_null(v))
+            continue;
+        if (o != out + 1)
+            *o++ = ',';
+        o = put_str(o, k->key, strlen(k->key));
+        *o++ = ':';
+        if (json_is_string(v)) {
+            o = put_str(o, json_string_value(v), json_string_length(v));
+        } else if (json_is_integer(v)) {
+            json_int_t i = json_integer_value(v);
+            if (i < 0) {
+                *o++ = '-';
+                o = put_u64(o, (uint64_t)0 - (uint64_t)i);
+            } else {
+                o = put_u64(o, (uint64_t)i);
+            }
+        } else {
+            o = put_real(o, json_real_value(v));
+        }
+    }
+    *o++ = '}';
+    return (size_t)(o - out);
 }
 
 /* Finds tok in ua and parses the integer after it. */

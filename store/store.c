@@ -481,15 +481,30 @@ static int compact_beacon(struct arena *a, const json_t *p, struct cbeacon **out
             const json_t *e = json_array_get(m, i);
             struct cmetric *cm = &c->m[i];
             if ((rc = cv_jstr(a, &cm->name, json_object_get(e, "n"))) ||
-                (rc = cv_jstr(a, &cm->id, json_object_get(e, "id"))) ||
-                (rc = cv_jstr(a, &cm->rating, json_object_get(e, "r"))))
+                (rc = cv_jstr(a, &cm->id, json_object_get(e, "id"))))
                 return rc;
             cv_jnum(&cm->value, json_object_get(e, "v"));
             cv_jnum(&cm->delta, json_object_get(e, "d"));
+            /* beacon_check left "r" and "a" as sent: the rating is derived here and only the
+             * known attribution keys are written. */
+            const char *rating = beacon_rating_of(cm->name.u.t, cm->value.u.d);
+            cm->rating.kind = CV_NULL;
+            if (rating) {
+                cm->rating.kind = CV_TEXT;
+                cm->rating.u.t = rating; /* static */
+                cm->rating.len = (uint32_t)strlen(rating);
+            }
             const json_t *at = json_object_get(e, "a");
             cm->attribution.kind = CV_NULL;
-            if (json_is_object(at) && (rc = cv_json(a, &cm->attribution, at)))
-                return rc;
+            if (json_is_object(at)) {
+                size_t max = beacon_attr_json_max(at, cm->name.u.t);
+                char *txt = max <= UINT32_MAX ? arena_alloc(a, max) : NULL;
+                if (!txt)
+                    return VP_ERR_NOMEM;
+                cm->attribution.kind = CV_TEXT;
+                cm->attribution.u.t = txt;
+                cm->attribution.len = (uint32_t)beacon_attr_json(at, cm->name.u.t, txt);
+            }
         }
     }
 
@@ -1244,7 +1259,7 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
         }
         return VP_ERR_FULL;
     }
-    int rc = beacon_parse(body, body_len, &p, why, sizeof why);
+    int rc = beacon_check(body, body_len, &p, why, sizeof why);
     if (rc == VP_ERR_NOMEM)
         return rc;
     if (rc) {
