@@ -15,7 +15,8 @@ re-inserting the same rows from the run's database in a plain loop, with the rat
 then while the metrics-only ingestion runs against the same proxy; req/s and p50/p99 of the page.
 
 Environment: VP_BIN (./vitals-proxy), VP_INGEST_BARE (./bench/ingest_bare), DURATION (10),
-CONNS (16), THREADS (1), REPEAT (3), WORKERS (1), KINDS ("metrics realistic"), PAGE_CONNS (8).
+CONNS (16), THREADS (1), REPEAT (3), WORKERS (1), KINDS ("metrics realistic"), PAGE_CONNS (8),
+PAGE (1; 0 skips the proxied-page part), KEEP_TMP (keep the temporary directory).
 """
 
 import os
@@ -255,6 +256,8 @@ def main():
                   f"| {b['views_per_s']:,.0f} | {rps / b['views_per_s']:.2f} |", flush=True)
             if any(r["s4xx"] or r["other"] for r in runs):
                 print(f"# {kind}: unexpected answers (4xx other than 429, or non-4xx/5xx)")
+        if os.environ.get("PAGE", "1") == "0":
+            return
         alone, busy = page_runs(tmp, up_port)
         a = (med([x[0] for x in alone]), med([x[1] for x in alone]), med([x[2] for x in alone]))
         b = (med([x[0] for x in busy]), med([x[1] for x in busy]), med([x[2] for x in busy]))

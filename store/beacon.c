@@ -216,14 +216,13 @@ static const struct akey *attr_keys(const char *metric)
     return attr_ttfb;
 }
 
-/* Checks the known keys of attribution a; when out is not NULL, also builds the filtered
- * attribution object (known keys only) into *out. */
+/* Builds the filtered attribution object (known keys only) into *out. */
 static int filter_attr(const json_t *a, const char *metric, json_t **out, char *reason, size_t cap)
 {
     if (!json_is_object(a))
         return fail(reason, cap, "m: attribution must be an object", NULL);
-    json_t *o = NULL;
-    if (out && !(o = json_object()))
+    json_t *o = json_object();
+    if (!o)
         return VP_ERR_NOMEM;
     for (const struct akey *k = attr_keys(metric); k->key; k++) {
         json_t *v = json_object_get(a, k->key);
@@ -254,13 +253,12 @@ static int filter_attr(const json_t *a, const char *metric, json_t **out, char *
             return fail(reason, cap, w > 0 && (size_t)w < sizeof buf ? buf : "m: bad attribution",
                         NULL);
         }
-        if (o && json_object_set(o, k->key, v) != 0) {
+        if (json_object_set(o, k->key, v) != 0) {
             json_decref(o);
             return VP_ERR_NOMEM;
         }
     }
-    if (out)
-        *out = o;
+    *out = o;
     return 0;
 }
 
@@ -272,9 +270,7 @@ const char *beacon_rating_of(const char *metric, double value)
     return value <= good ? ratings[0] : value <= poor ? ratings[1] : ratings[2];
 }
 
-/* filter: replace "r" by the derived rating and "a" by the filtered attribution (beacon_parse);
- * without it the entry is only checked (beacon_check). */
-static int check_metric(json_t *m, bool filter, char *reason, size_t cap)
+static int check_metric(json_t *m, char *reason, size_t cap)
 {
     if (!json_is_object(m))
         return fail(reason, cap, "m: entry must be an object", NULL);
@@ -297,15 +293,15 @@ static int check_metric(json_t *m, bool filter, char *reason, size_t cap)
     /* The rating is derived from the value and the contract's thresholds (boundaries count
      * toward the better bucket); a client-sent rating is checked above but never trusted. */
     const char *rating = beacon_rating_of(name, json_number_value(v));
-    if (filter && rating && json_object_set_new(m, "r", json_string(rating)) != 0)
+    if (rating && json_object_set_new(m, "r", json_string(rating)) != 0)
         return VP_ERR_NOMEM;
     json_t *a = json_object_get(m, "a");
     if (a && !json_is_null(a)) {
         json_t *fa = NULL;
-        int rc = filter_attr(a, name, filter ? &fa : NULL, reason, cap);
+        int rc = filter_attr(a, name, &fa, reason, cap);
         if (rc)
             return rc;
-        if (filter && json_object_set_new(m, "a", fa) != 0)
+        if (json_object_set_new(m, "a", fa) != 0)
             return VP_ERR_NOMEM;
     }
     return 0;
@@ -322,7 +318,7 @@ static int opt_enum(const json_t *obj, const char *key, const char *const *set, 
     return 0;
 }
 
-static int validate(json_t *root, bool filter, char *reason, size_t cap)
+static int validate(json_t *root, char *reason, size_t cap)
 {
     int rc;
     if (!json_is_object(root))
@@ -364,7 +360,7 @@ static int validate(json_t *root, bool filter, char *reason, size_t cap)
         size_t i;
         json_t *e;
         json_array_foreach(m, i, e) {
-            if ((rc = check_metric(e, filter, reason, cap)))
+            if ((rc = check_metric(e, reason, cap)))
                 return rc;
         }
     }
@@ -403,8 +399,7 @@ static int validate(json_t *root, bool filter, char *reason, size_t cap)
     return 0;
 }
 
-static int parse(const char *body, size_t len, bool filter, json_t **out, char *reason,
-                 size_t reasonlen)
+int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
 {
     if (reasonlen > 0)
         reason[0] = '\0';
@@ -418,7 +413,7 @@ static int parse(const char *body, size_t len, bool filter, json_t **out, char *
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return fail(reason, reasonlen, "malformed JSON", NULL);
-    int rc = validate(root, filter, reason, reasonlen);
+    int rc = validate(root, reason, reasonlen);
     if (rc) {
         json_decref(root);
         return rc;
@@ -427,149 +422,323 @@ static int parse(const char *body, size_t len, bool filter, json_t **out, char *
     return 0;
 }
 
-int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
-{
-    return parse(body, len, true, out, reason, reasonlen);
-}
 
-int beacon_check(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
-{
-    return parse(body, len, false, out, reason, reasonlen);
-}
 
 /* ---- the filtered attribution as JSON text, without a second tree ---- */
 
-/* Appends s (len bytes, valid UTF-8: jansson checked it) as a JSON string: '"' and '\\' and
- * control characters escaped, everything else as is (what json_dumps writes by default). */
-static char *put_str(char *o, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    *o++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-        } else if (c < 0x20) {
-            *o++ = '\\';
-            switch (c) {
-            case '\b': *o++ = 'b'; break;
-            case '\f': *o++ = 'f'; break;
-            case '\n': *o++ = 'n'; break;
-            case '\r': *o++ = 'r'; break;
-            case '\t': *o++ = 't'; break;
-            default:
-                *o++ = 'u';
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 15];
-                break;
-            }
-        } else {
-            *o++ = (char)c;
-        }
-    }
-    *o++ = '"';
-    return o;
-}
-
-static char *put_u64(char *o, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
-}
-
-/* A finite double in the shortest of a few exact decimal forms that reads back as the same
- * double: m / 10^k with k <= 6 when that division gives d exactly (true for the times the beacon
- * sends, rounded to 0.1 ms, and the CLS values); "%.17g" otherwise (as json_dumps). Always has a
- * '.' or an exponent, so it stays a real in JSON. At most 32 bytes. */
-static char *put_real(char *o, double d)
-{
-    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
-    for (int k = 0; k <= 6; k++) {
-        double t = d * p10[k];
-        if (fabs(t) < 9007199254740992.0 && t == nearbyint(t) && t / p10[k] == d) {
-            if (t < 0 || (t == 0 && signbit(t))) {
-                *o++ = '-';
-                t = -t;
-            }
-            uint64_t m = (uint64_t)t, div = (uint64_t)p10[k];
-            o = put_u64(o, m / div);
-            *o++ = '.';
-            if (k == 0) {
-                *o++ = '0';
-            } else {
-                uint64_t frac = m % div;
-                for (uint64_t q = div / 10; q > 0; q /= 10) {
-                    *o++ = (char)('0' + frac / q);
-                    frac %= q;
-                }
-            }
-            return o;
-        }
-    }
-    char buf[40];
-    int w = snprintf(buf, sizeof buf, "%.17g", d);
-    if (w <= 0 || (size_t)w >= sizeof buf)
-        w = snprintf(buf, sizeof buf, "0.0");
-    memcpy(o, buf, (size_t)w);
-    o += w;
-    if (!memchr(buf, '.', (size_t)w) && !memchr(buf, 'e', (size_t)w)) {
-        *o++ = '.';
-        *o++ = '0';
-    }
-    return o;
-}
-
-size_t beacon_attr_json_max(const json_t *a, const char *metric)
+size_t beacon_attr_json_max(const struct bjson *a, const char *metric)
 {
     size_t n = 2;
     for (const struct akey *k = attr_keys(metric); k->key; k++) {
-        const json_t *v = json_object_get(a, k->key);
-        if (!v || json_is_null(v))
+        const struct bjson *v = bjson_get(a, k->key);
+        if (!v || v->type == BJSON_NULL)
             continue;
         n += strlen(k->key) + 4; /* "key": and a comma */
-        n += json_is_string(v) ? json_string_length(v) * 6 + 2 : 48;
+        n += v->type == BJSON_STRING ? (size_t)v->n * 6 + 2 : 48;
     }
     return n;
 }
 
-size_t beacon_attr_json(const json_t *a, const char *metric, char *out)
+size_t beacon_attr_json(const struct bjson *a, const char *metric, char *out)
 {
     char *o = out;
     *o++ = '{';
     for (const struct akey *k = attr_keys(metric); k->key; k++) {
-        const json_t *v = json_object_get(a, k->key);
-        if (!v || json_is_null(v))
+        const struct bjson *v = bjson_get(a, k->key);
+        if (!v || v->type == BJSON_NULL)
             continue;
         if (o != out + 1)
             *o++ = ',';
-        o = put_str(o, k->key, strlen(k->key));
+        o = bjson_write_string(o, k->key, strlen(k->key));
         *o++ = ':';
-        if (json_is_string(v)) {
-            o = put_str(o, json_string_value(v), json_string_length(v));
-        } else if (json_is_integer(v)) {
-            json_int_t i = json_integer_value(v);
-            if (i < 0) {
-                *o++ = '-';
-                o = put_u64(o, (uint64_t)0 - (uint64_t)i);
-            } else {
-                o = put_u64(o, (uint64_t)i);
-            }
+        if (v->type == BJSON_STRING) {
+            o = bjson_write_string(o, v->u.s, v->n);
+        } else if (v->type == BJSON_INT) {
+            o = bjson_write_int(o, v->u.i);
         } else {
-            o = put_real(o, json_real_value(v));
+            o = bjson_write_real(o, v->u.d);
         }
     }
     *o++ = '}';
     return (size_t)(o - out);
+}
+
+/* ---- the same checks on the store's parser (store/bjson.h) ----
+ * One function per function above, in the same order, with the same reasons: beacon_check must
+ * accept and refuse exactly what beacon_parse does (tests/unit/test_beacon.c compares them on
+ * every case of its table, tests/unit/test_bjson.c on mutated bodies). */
+
+static bool b_in_set(const struct bjson *v, const char *const *set)
+{
+    for (size_t i = 0; set[i]; i++)
+        if (bjson_str_eq(v, set[i]))
+            return true;
+    return false;
+}
+
+static bool b_is_null(const struct bjson *v) { return v && v->type == BJSON_NULL; }
+
+static bool b_num_in(const struct bjson *v, double lo, double hi)
+{
+    if (!bjson_is_number(v))
+        return false;
+    double d = bjson_number(v);
+    return isfinite(d) && d >= lo && d <= hi;
+}
+
+static bool b_int_in(const struct bjson *v, int64_t lo, int64_t hi)
+{
+    return v && v->type == BJSON_INT && v->u.i >= lo && v->u.i <= hi;
+}
+
+static bool b_str_max(const struct bjson *v, size_t max)
+{
+    return bjson_is_string(v) && v->n <= max;
+}
+
+static bool b_valid_view_id(const struct bjson *v)
+{
+    if (!bjson_is_string(v) || v->n < 8 || v->n > 64)
+        return false;
+    for (uint32_t i = 0; i < v->n; i++) {
+        char c = v->u.s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int b_check_sv(const struct bjson *sv, char *reason, size_t cap, const char *where)
+{
+    if (sv->type != BJSON_ARRAY || sv->n > BEACON_MAX_SERVER_TIMING)
+        return fail(reason, cap, where, ": bad sv");
+    for (uint32_t i = 0; i < sv->n; i++) {
+        const struct bjson *e = &sv->u.items[i];
+        if (e->type != BJSON_OBJECT)
+            return fail(reason, cap, where, ": bad sv entry");
+        const struct bjson *n = bjson_get(e, "n"), *d = bjson_get(e, "d"),
+                           *de = bjson_get(e, "de");
+        if (!b_str_max(n, BEACON_MAX_SELECTOR) || (d && !b_num_in(d, 0, BEACON_MAX_TIME_MS)) ||
+            (de && !b_str_max(de, BEACON_MAX_SELECTOR)))
+            return fail(reason, cap, where, ": bad sv entry");
+    }
+    return 0;
+}
+
+static int b_check_fields(const struct bjson *obj, const struct beacon_field *fields,
+                          char *reason, size_t cap, const char *where)
+{
+    for (const struct beacon_field *f = fields; f->key; f++) {
+        const struct bjson *v = bjson_get(obj, f->key);
+        if (!v || v->type == BJSON_NULL)
+            continue;
+        bool ok = true;
+        switch (f->kind) {
+        case BEACON_K_TIME:
+            ok = b_num_in(v, 0, BEACON_MAX_TIME_MS);
+            break;
+        case BEACON_K_SIZE:
+            ok = b_num_in(v, 0, 1e12);
+            break;
+        case BEACON_K_STATUS:
+            ok = b_int_in(v, 0, 999);
+            break;
+        case BEACON_K_COUNT:
+            ok = b_int_in(v, 0, 1000);
+            break;
+        case BEACON_K_URL:
+            ok = b_str_max(v, BEACON_MAX_URL);
+            break;
+        case BEACON_K_TOKEN:
+            ok = b_str_max(v, 64);
+            break;
+        case BEACON_K_SV: {
+            int rc = b_check_sv(v, reason, cap, where);
+            if (rc)
+                return rc;
+            break;
+        }
+        }
+        if (!ok) {
+            char buf[48];
+            int w = snprintf(buf, sizeof buf, ": bad %s", f->key);
+            return fail(reason, cap, where, w > 0 && (size_t)w < sizeof buf ? buf : ": bad field");
+        }
+    }
+    return 0;
+}
+
+static int b_check_attr(const struct bjson *a, const char *metric, char *reason, size_t cap)
+{
+    if (a->type != BJSON_OBJECT)
+        return fail(reason, cap, "m: attribution must be an object", NULL);
+    for (const struct akey *k = attr_keys(metric); k->key; k++) {
+        const struct bjson *v = bjson_get(a, k->key);
+        if (!v || v->type == BJSON_NULL)
+            continue;
+        bool ok;
+        switch (k->kind) {
+        case A_TIME:
+            ok = b_num_in(v, 0, BEACON_MAX_TIME_MS);
+            break;
+        case A_CLS:
+            ok = b_num_in(v, 0, BEACON_MAX_CLS);
+            break;
+        case A_SEL:
+            ok = b_str_max(v, BEACON_MAX_SELECTOR);
+            break;
+        case A_URL:
+            ok = b_str_max(v, BEACON_MAX_URL);
+            break;
+        default:
+            ok = b_str_max(v, 64);
+            break;
+        }
+        if (!ok) {
+            char buf[64];
+            int w = snprintf(buf, sizeof buf, "m: bad attribution %s", k->key);
+            return fail(reason, cap, w > 0 && (size_t)w < sizeof buf ? buf : "m: bad attribution",
+                        NULL);
+        }
+    }
+    return 0;
+}
+
+static int b_check_metric(const struct bjson *m, char *reason, size_t cap)
+{
+    if (m->type != BJSON_OBJECT)
+        return fail(reason, cap, "m: entry must be an object", NULL);
+    const struct bjson *n = bjson_get(m, "n"), *id = bjson_get(m, "id"), *v = bjson_get(m, "v"),
+                       *d = bjson_get(m, "d"), *r = bjson_get(m, "r");
+    const char *name = NULL;
+    for (size_t i = 0; beacon_metric_names[i] && !name; i++)
+        if (bjson_str_eq(n, beacon_metric_names[i]))
+            name = beacon_metric_names[i];
+    if (!name)
+        return fail(reason, cap, "m: unknown metric name", NULL);
+    if (!bjson_is_string(id) || id->n == 0 || id->n > 128)
+        return fail(reason, cap, "m: bad id", NULL);
+    bool cls = strcmp(name, "CLS") == 0;
+    double max = cls ? BEACON_MAX_CLS : BEACON_MAX_TIME_MS;
+    if (!b_num_in(v, 0, max))
+        return fail(reason, cap, "m: value out of range", NULL);
+    if (d && !b_is_null(d) && !b_num_in(d, -max, max))
+        return fail(reason, cap, "m: delta out of range", NULL);
+    if (r && !b_is_null(r) && (!bjson_is_string(r) || !b_in_set(r, ratings)))
+        return fail(reason, cap, "m: bad rating", NULL);
+    const struct bjson *a = bjson_get(m, "a");
+    if (a && !b_is_null(a))
+        return b_check_attr(a, name, reason, cap);
+    return 0;
+}
+
+static int b_opt_enum(const struct bjson *obj, const char *key, const char *const *set,
+                      char *reason, size_t cap)
+{
+    const struct bjson *v = bjson_get(obj, key);
+    if (!v || v->type == BJSON_NULL)
+        return 0;
+    if (!bjson_is_string(v) || !b_in_set(v, set))
+        return fail(reason, cap, "bad ", key);
+    return 0;
+}
+
+static int b_validate(const struct bjson *root, char *reason, size_t cap)
+{
+    int rc;
+    if (root->type != BJSON_OBJECT)
+        return fail(reason, cap, "payload must be a JSON object", NULL);
+    const struct bjson *ver = bjson_get(root, "v");
+    if (!ver || ver->type != BJSON_INT || ver->u.i != 1)
+        return fail(reason, cap, "unsupported version", NULL);
+    if (!b_valid_view_id(bjson_get(root, "vid")))
+        return fail(reason, cap, "bad vid", NULL);
+    const struct bjson *pvid = bjson_get(root, "pvid");
+    if (pvid && !b_is_null(pvid) && !b_valid_view_id(pvid))
+        return fail(reason, cap, "bad pvid", NULL);
+    const struct bjson *url = bjson_get(root, "url");
+    if (!bjson_is_string(url) || url->n == 0)
+        return fail(reason, cap, "missing url", NULL);
+    if (url->n > BEACON_MAX_URL)
+        return fail(reason, cap, "url too long", NULL);
+    if (!b_num_in(bjson_get(root, "t0"), 946684800000.0, 4102444800000.0))
+        return fail(reason, cap, "bad t0", NULL);
+    if ((rc = b_opt_enum(root, "nav", nav_types, reason, cap)) ||
+        (rc = b_opt_enum(root, "dev", dev_classes, reason, cap)) ||
+        (rc = b_opt_enum(root, "ect", ect_values, reason, cap)))
+        return rc;
+    const struct bjson *mem = bjson_get(root, "mem");
+    if (mem && !b_is_null(mem) && !b_num_in(mem, 0, 1024))
+        return fail(reason, cap, "bad mem", NULL);
+
+    const struct bjson *m = bjson_get(root, "m");
+    if (m && !b_is_null(m)) {
+        if (m->type != BJSON_ARRAY)
+            return fail(reason, cap, "m must be an array", NULL);
+        if (m->n > BEACON_MAX_METRICS)
+            return fail(reason, cap, "too many metrics", NULL);
+        for (uint32_t i = 0; i < m->n; i++)
+            if ((rc = b_check_metric(&m->u.items[i], reason, cap)))
+                return rc;
+    }
+    const struct bjson *nt = bjson_get(root, "nt");
+    if (nt && !b_is_null(nt)) {
+        if (nt->type != BJSON_OBJECT)
+            return fail(reason, cap, "nt must be an object", NULL);
+        if ((rc = b_check_fields(nt, beacon_res_fields, reason, cap, "nt")) ||
+            (rc = b_check_fields(nt, beacon_nav_fields, reason, cap, "nt")))
+            return rc;
+    }
+    const struct bjson *res = bjson_get(root, "res"), *ri = bjson_get(root, "ri");
+    int64_t base = 0;
+    if (ri && !b_is_null(ri)) {
+        if (!b_int_in(ri, 0, BEACON_MAX_RES_INDEX))
+            return fail(reason, cap, "bad ri", NULL);
+        base = ri->u.i;
+    }
+    if (res && !b_is_null(res)) {
+        if (res->type != BJSON_ARRAY)
+            return fail(reason, cap, "res must be an array", NULL);
+        if (res->n > BEACON_MAX_RESOURCES)
+            return fail(reason, cap, "too many resources", NULL);
+        if (base + (int64_t)res->n > BEACON_MAX_RES_INDEX)
+            return fail(reason, cap, "bad ri", NULL);
+        for (uint32_t i = 0; i < res->n; i++) {
+            if (res->u.items[i].type != BJSON_OBJECT)
+                return fail(reason, cap, "res: entry must be an object", NULL);
+            if ((rc = b_check_fields(&res->u.items[i], beacon_res_fields, reason, cap, "res")))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int beacon_check(const char *body, size_t len, struct bjson_doc **doc, const struct bjson **root,
+                 char *reason, size_t reasonlen)
+{
+    if (reasonlen > 0)
+        reason[0] = '\0';
+    if (len > BEACON_MAX_BODY) {
+        fail(reason, reasonlen, "body too large", NULL);
+        return VP_ERR_LIMIT;
+    }
+    if (len == 0)
+        return fail(reason, reasonlen, "empty body", NULL);
+    struct bjson_doc *d = NULL;
+    const struct bjson *r = NULL;
+    int rc = bjson_parse(body, len, &d, &r);
+    if (rc == VP_ERR_NOMEM)
+        return rc;
+    if (rc)
+        return fail(reason, reasonlen, "malformed JSON", NULL);
+    if ((rc = b_validate(r, reason, reasonlen)) != 0) {
+        bjson_doc_free(d);
+        return rc;
+    }
+    *doc = d;
+    *root = r;
+    return 0;
 }
 
 /* Finds tok in ua and parses the integer after it. */

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "store/bjson.h"
+
 #define BEACON_MAX_BODY (64 * 1024)  /* bytes; larger bodies are VP_ERR_LIMIT */
 #define BEACON_MAX_RESOURCES 500     /* entries in one "res" array */
 #define BEACON_MAX_RES_INDEX 100000  /* "ri" + entries: resources per view */
@@ -58,24 +60,26 @@ extern const char *const beacon_metric_names[];
 int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
     __attribute__((warn_unused_result));
 
-/* As beacon_parse, with the same checks and errors, but *out is the parsed object as sent: "r"
- * is not replaced and "a" is not filtered (the store builds its compact form from it with
- * beacon_rating_of and beacon_attr_json, without a second tree). */
-int beacon_check(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
-    __attribute__((warn_unused_result));
+/* As beacon_parse, with the same checks, errors and reasons, on the store's own parser
+ * (store/bjson.h) instead of jansson, and without rewriting anything: on success *doc holds the
+ * document (bjson_doc_free; it points into body, which must outlive it) and *root the payload
+ * as sent ("r" not replaced, "a" not filtered: the store derives the rating with
+ * beacon_rating_of and writes the filtered attribution with beacon_attr_json). */
+int beacon_check(const char *body, size_t len, struct bjson_doc **doc, const struct bjson **root,
+                 char *reason, size_t reasonlen) __attribute__((warn_unused_result));
 
 /* The rating of value for metric by the contract's thresholds ("good", "needs-improvement",
  * "poor"; boundaries count toward the better bucket), or NULL for an unknown metric. */
 const char *beacon_rating_of(const char *metric, double value);
 
 /* The filtered attribution of a checked metric entry (a: its "a" object, borrowed; metric: its
- * "n") as compact JSON, known keys only, in the order of the protocol's key list: what
- * json_dumps of beacon_parse's filtered object holds, except that reals are written in the
- * shortest of a few exact decimal forms (the same double when read back).
- * beacon_attr_json_max gives an upper bound of the bytes; beacon_attr_json writes into out (at
- * least that many bytes, no NUL) and returns the length. */
-size_t beacon_attr_json_max(const json_t *a, const char *metric);
-size_t beacon_attr_json(const json_t *a, const char *metric, char *out);
+ * "n") as compact JSON, known keys only, in the order of the protocol's key list: the values
+ * json_dumps of beacon_parse's filtered object holds, reals written in the shortest of a few
+ * exact decimal forms (the same double when read back). beacon_attr_json_max gives an upper
+ * bound of the bytes; beacon_attr_json writes into out (at least that many bytes, no NUL) and
+ * returns the length. */
+size_t beacon_attr_json_max(const struct bjson *a, const char *metric);
+size_t beacon_attr_json(const struct bjson *a, const char *metric, char *out);
 
 /* Classifies a User-Agent string (NUL-terminated, may be NULL): family is written into family
  * (cap bytes; "Chrome", "Edge", "Firefox", "Safari", "Opera", "Samsung", "Chromium", "other"),

@@ -317,9 +317,10 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* ---- the compact form of a validated beacon ----
- * store_ingest_beacon converts the validated jansson tree once, on the caller's thread, into a
- * struct cbeacon whose values are already in their column types (and strings NUL-terminated)
- * inside a chunked arena owned by the item, then frees the tree there. The writer only binds
+ * store_ingest_beacon parses and checks the body once (beacon_check, on store/bjson's arena tree:
+ * no per-value allocation) and converts that tree, on the caller's thread, into a struct cbeacon
+ * whose values are already in their column types (strings NUL-terminated, except the attribution
+ * text, bound by length) inside a chunked arena owned by the item, then frees the tree there. The writer only binds
  * values (SQLITE_STATIC: the arena outlives the statement step) and never touches jansson. */
 
 enum cv_kind { CV_NULL, CV_REAL, CV_INT, CV_TEXT };
@@ -385,50 +386,55 @@ static int cv_text(struct arena *a, struct cval *out, const char *s, size_t len)
     return 0;
 }
 
-static int cv_jstr(struct arena *a, struct cval *out, const json_t *v)
+static int cv_jstr(struct arena *a, struct cval *out, const struct bjson *v)
 {
     out->kind = CV_NULL;
-    return json_is_string(v) ? cv_text(a, out, json_string_value(v), json_string_length(v)) : 0;
+    return bjson_is_string(v) ? cv_text(a, out, v->u.s, v->n) : 0;
 }
 
-static void cv_jnum(struct cval *out, const json_t *v)
+static void cv_jnum(struct cval *out, const struct bjson *v)
 {
-    out->kind = json_is_number(v) ? CV_REAL : CV_NULL;
+    out->kind = bjson_is_number(v) ? CV_REAL : CV_NULL;
     if (out->kind == CV_REAL)
-        out->u.d = json_number_value(v);
+        out->u.d = bjson_number(v);
 }
 
-static int cv_json(struct arena *a, struct cval *out, const json_t *v)
+/* v as compact JSON text (server timing). */
+static int cv_json(struct arena *a, struct cval *out, const struct bjson *v)
 {
     out->kind = CV_NULL;
-    char *txt = json_dumps(v, JSON_COMPACT);
+    size_t max = bjson_dump_max(v);
+    char *txt = max < UINT32_MAX ? arena_alloc(a, max + 1) : NULL;
     if (!txt)
         return VP_ERR_NOMEM;
-    int rc = cv_text(a, out, txt, strlen(txt));
-    free(txt);
-    return rc;
+    size_t n = bjson_dump(v, txt);
+    txt[n] = '\0';
+    out->kind = CV_TEXT;
+    out->u.t = txt;
+    out->len = (uint32_t)n;
+    return 0;
 }
 
 /* One value per beacon_field of fs, typed as the column. */
-static int cv_fields(struct arena *a, struct cval *out, const json_t *obj,
+static int cv_fields(struct arena *a, struct cval *out, const struct bjson *obj,
                      const struct beacon_field *fs)
 {
     for (const struct beacon_field *f = fs; f->key; f++, out++) {
-        const json_t *v = json_object_get(obj, f->key);
+        const struct bjson *v = bjson_get(obj, f->key);
         out->kind = CV_NULL;
-        if (!v || json_is_null(v))
+        if (!v || v->type == BJSON_NULL)
             continue;
         int rc = 0;
         switch (f->kind) {
         case BEACON_K_TIME:
             out->kind = CV_REAL;
-            out->u.d = json_number_value(v);
+            out->u.d = bjson_number(v);
             break;
         case BEACON_K_SIZE:
         case BEACON_K_STATUS:
         case BEACON_K_COUNT:
             out->kind = CV_INT;
-            out->u.i = (int64_t)llround(json_number_value(v));
+            out->u.i = v->type == BJSON_INT ? v->u.i : (int64_t)llround(v->u.d);
             break;
         case BEACON_K_URL:
         case BEACON_K_TOKEN:
@@ -452,39 +458,41 @@ static size_t count_fields(const struct beacon_field *fs)
     return n;
 }
 
-/* Converts a validated payload (beacon.h guarantees) into *out inside a. */
-static int compact_beacon(struct arena *a, const json_t *p, struct cbeacon **out)
+/* Converts a checked payload (beacon_check: the guarantees of beacon.h, with "r" and "a" as
+ * sent) into *out inside a. */
+static int compact_beacon(struct arena *a, const struct bjson *p, struct cbeacon **out)
 {
     struct cbeacon *c = arena_alloc(a, sizeof *c);
     if (!c)
         return VP_ERR_NOMEM;
     memset(c, 0, sizeof *c);
     int rc;
-    if ((rc = cv_jstr(a, &c->vid, json_object_get(p, "vid"))) ||
-        (rc = cv_jstr(a, &c->url, json_object_get(p, "url"))) ||
-        (rc = cv_jstr(a, &c->pvid, json_object_get(p, "pvid"))) ||
-        (rc = cv_jstr(a, &c->nav, json_object_get(p, "nav"))) ||
-        (rc = cv_jstr(a, &c->dev, json_object_get(p, "dev"))) ||
-        (rc = cv_jstr(a, &c->ect, json_object_get(p, "ect"))))
+    if ((rc = cv_jstr(a, &c->vid, bjson_get(p, "vid"))) ||
+        (rc = cv_jstr(a, &c->url, bjson_get(p, "url"))) ||
+        (rc = cv_jstr(a, &c->pvid, bjson_get(p, "pvid"))) ||
+        (rc = cv_jstr(a, &c->nav, bjson_get(p, "nav"))) ||
+        (rc = cv_jstr(a, &c->dev, bjson_get(p, "dev"))) ||
+        (rc = cv_jstr(a, &c->ect, bjson_get(p, "ect"))))
         return rc;
-    cv_jnum(&c->mem, json_object_get(p, "mem"));
-    c->t0 = (int64_t)llround(json_number_value(json_object_get(p, "t0")));
-    c->ri = (int64_t)json_integer_value(json_object_get(p, "ri"));
+    cv_jnum(&c->mem, bjson_get(p, "mem"));
+    c->t0 = (int64_t)llround(bjson_number(bjson_get(p, "t0")));
+    const struct bjson *ri = bjson_get(p, "ri");
+    c->ri = ri && ri->type == BJSON_INT ? ri->u.i : 0;
 
-    const json_t *m = json_object_get(p, "m");
-    c->nmetrics = json_is_array(m) ? json_array_size(m) : 0;
+    const struct bjson *m = bjson_get(p, "m");
+    c->nmetrics = m && m->type == BJSON_ARRAY ? m->n : 0;
     if (c->nmetrics) {
         c->m = arena_alloc(a, c->nmetrics * sizeof *c->m);
         if (!c->m)
             return VP_ERR_NOMEM;
         for (size_t i = 0; i < c->nmetrics; i++) {
-            const json_t *e = json_array_get(m, i);
+            const struct bjson *e = &m->u.items[i];
             struct cmetric *cm = &c->m[i];
-            if ((rc = cv_jstr(a, &cm->name, json_object_get(e, "n"))) ||
-                (rc = cv_jstr(a, &cm->id, json_object_get(e, "id"))))
+            if ((rc = cv_jstr(a, &cm->name, bjson_get(e, "n"))) ||
+                (rc = cv_jstr(a, &cm->id, bjson_get(e, "id"))))
                 return rc;
-            cv_jnum(&cm->value, json_object_get(e, "v"));
-            cv_jnum(&cm->delta, json_object_get(e, "d"));
+            cv_jnum(&cm->value, bjson_get(e, "v"));
+            cv_jnum(&cm->delta, bjson_get(e, "d"));
             /* beacon_check left "r" and "a" as sent: the rating is derived here and only the
              * known attribution keys are written. */
             const char *rating = beacon_rating_of(cm->name.u.t, cm->value.u.d);
@@ -494,9 +502,9 @@ static int compact_beacon(struct arena *a, const json_t *p, struct cbeacon **out
                 cm->rating.u.t = rating; /* static */
                 cm->rating.len = (uint32_t)strlen(rating);
             }
-            const json_t *at = json_object_get(e, "a");
+            const struct bjson *at = bjson_get(e, "a");
             cm->attribution.kind = CV_NULL;
-            if (json_is_object(at)) {
+            if (at && at->type == BJSON_OBJECT) {
                 size_t max = beacon_attr_json_max(at, cm->name.u.t);
                 char *txt = max <= UINT32_MAX ? arena_alloc(a, max) : NULL;
                 if (!txt)
@@ -508,8 +516,8 @@ static int compact_beacon(struct arena *a, const json_t *p, struct cbeacon **out
         }
     }
 
-    const json_t *nt = json_object_get(p, "nt");
-    if (json_is_object(nt)) {
+    const struct bjson *nt = bjson_get(p, "nt");
+    if (nt && nt->type == BJSON_OBJECT) {
         c->has_nt = true;
         c->nt = arena_alloc(a, (N_RES_FIELDS + N_NAV_FIELDS) * sizeof *c->nt);
         if (!c->nt)
@@ -519,14 +527,14 @@ static int compact_beacon(struct arena *a, const json_t *p, struct cbeacon **out
             return rc;
     }
 
-    const json_t *res = json_object_get(p, "res");
-    c->nres = json_is_array(res) ? json_array_size(res) : 0;
+    const struct bjson *res = bjson_get(p, "res");
+    c->nres = res && res->type == BJSON_ARRAY ? res->n : 0;
     if (c->nres) {
         c->res = arena_alloc(a, c->nres * N_RES_FIELDS * sizeof *c->res);
         if (!c->res)
             return VP_ERR_NOMEM;
         for (size_t i = 0; i < c->nres; i++)
-            if ((rc = cv_fields(a, c->res + i * N_RES_FIELDS, json_array_get(res, i),
+            if ((rc = cv_fields(a, c->res + i * N_RES_FIELDS, &res->u.items[i],
                                 beacon_res_fields)))
                 return rc;
     }
@@ -1243,7 +1251,8 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
                         const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
 {
     char why[REASON_MAX];
-    json_t *p = NULL;
+    struct bjson_doc *doc = NULL;
+    const struct bjson *p = NULL;
     /* Refuse before parsing when even a one-row item would be: under overload the caller's
      * thread (the event loop) must not spend ~0.3 ms per realistic body on work thrown away. */
     pthread_mutex_lock(&s->mu);
@@ -1259,7 +1268,7 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
         }
         return VP_ERR_FULL;
     }
-    int rc = beacon_check(body, body_len, &p, why, sizeof why);
+    int rc = beacon_check(body, body_len, &doc, &p, why, sizeof why);
     if (rc == VP_ERR_NOMEM)
         return rc;
     if (rc) {
@@ -1273,19 +1282,20 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
     }
     struct item *it = calloc(1, sizeof *it);
     if (!it) {
-        json_decref(p);
+        bjson_doc_free(doc);
         return VP_ERR_NOMEM;
     }
     it->kind = IT_BEACON;
-    it->rows = 1 + (uint32_t)json_array_size(json_object_get(p, "m")) +
-               (uint32_t)json_array_size(json_object_get(p, "res")) +
-               (json_object_get(p, "nt") ? 1u : 0u);
+    const struct bjson *jm = bjson_get(p, "m"), *jres = bjson_get(p, "res");
+    it->rows = 1 + (jm && jm->type == BJSON_ARRAY ? jm->n : 0u) +
+               (jres && jres->type == BJSON_ARRAY ? jres->n : 0u) +
+               (bjson_get(p, "nt") ? 1u : 0u);
     it->u.b.now_ms = ctx && ctx->now_ms > 0 ? ctx->now_ms : vp_now_ms();
     it->u.b.sample_rate = ctx ? ctx->sample_rate : 1.0;
     struct arena *a = &it->u.b.arena;
     struct cval ua = {.kind = CV_NULL}, label = {.kind = CV_NULL};
     rc = compact_beacon(a, p, &it->u.b.c);
-    json_decref(p);
+    bjson_doc_free(doc);
     if (rc == 0 && ctx && ctx->user_agent)
         rc = cv_text(a, &ua, ctx->user_agent, strlen(ctx->user_agent));
     if (rc == 0 && ctx && ctx->label)
