@@ -54,6 +54,10 @@ const struct beacon_field beacon_nav_fields[] = {
     {NULL, NULL, BEACON_K_TIME},
 };
 
+_Static_assert(sizeof beacon_res_fields / sizeof beacon_res_fields[0] <= BEACON_MAX_FIELDS + 1 &&
+                   sizeof beacon_nav_fields / sizeof beacon_nav_fields[0] <= BEACON_MAX_FIELDS + 1,
+               "beacon_field_slots fills at most BEACON_MAX_FIELDS slots");
+
 const char *const beacon_metric_names[] = {"LCP", "CLS", "INP", "FCP", "TTFB", NULL};
 
 static const char *const nav_types[] = {"navigate",           "reload",  "back-forward",
@@ -526,11 +530,35 @@ static int b_check_sv(const struct bjson *sv, char *reason, size_t cap, const ch
     return 0;
 }
 
+void beacon_field_slots(const struct bjson *obj, const struct beacon_field *fields,
+                        const struct bjson **slots)
+{
+    size_t nf = 0;
+    while (fields[nf].key)
+        slots[nf++] = NULL;
+    for (uint32_t i = 0; i < obj->n; i++) {
+        const struct bjson_member *m = &obj->u.members[i];
+        if (m->klen == 0)
+            continue;
+        for (size_t k = 0; k < nf; k++) {
+            const char *key = fields[k].key;
+            if (key[0] == m->key[0] && strlen(key) == m->klen &&
+                memcmp(key, m->key, m->klen) == 0) {
+                slots[k] = &m->v;
+                break;
+            }
+        }
+    }
+}
+
 static int b_check_fields(const struct bjson *obj, const struct beacon_field *fields,
                           char *reason, size_t cap, const char *where)
 {
+    const struct bjson *slots[BEACON_MAX_FIELDS];
+    beacon_field_slots(obj, fields, slots);
+    size_t idx = 0;
     for (const struct beacon_field *f = fields; f->key; f++) {
-        const struct bjson *v = bjson_get(obj, f->key);
+        const struct bjson *v = slots[idx++];
         if (!v || v->type == BJSON_NULL)
             continue;
         bool ok = true;

@@ -45,6 +45,8 @@ struct beacon_field {
     enum beacon_kind kind;
 };
 
+#define BEACON_MAX_FIELDS 32 /* entries of either table below */
+
 /* The waterfall fields of a resource entry, then the navigation-only extras. NULL-terminated. */
 extern const struct beacon_field beacon_res_fields[];
 extern const struct beacon_field beacon_nav_fields[];
@@ -67,6 +69,11 @@ int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_
  * beacon_rating_of and writes the filtered attribution with beacon_attr_json). */
 int beacon_check(const char *body, size_t len, struct bjson_doc **doc, const struct bjson **root,
                  char *reason, size_t reasonlen) __attribute__((warn_unused_result));
+
+/* One scan of object obj (borrowed): slots[k] (BEACON_MAX_FIELDS entries) becomes its value for
+ * fields[k].key, or NULL when absent. */
+void beacon_field_slots(const struct bjson *obj, const struct beacon_field *fields,
+                        const struct bjson **slots);
 
 /* The rating of value for metric by the contract's thresholds ("good", "needs-improvement",
  * "poor"; boundaries count toward the better bucket), or NULL for an unknown metric. */

@@ -419,8 +419,11 @@ static int cv_json(struct arena *a, struct cval *out, const struct bjson *v)
 static int cv_fields(struct arena *a, struct cval *out, const struct bjson *obj,
                      const struct beacon_field *fs)
 {
+    const struct bjson *slots[BEACON_MAX_FIELDS];
+    beacon_field_slots(obj, fs, slots);
+    size_t idx = 0;
     for (const struct beacon_field *f = fs; f->key; f++, out++) {
-        const struct bjson *v = bjson_get(obj, f->key);
+        const struct bjson *v = slots[idx++];
         out->kind = CV_NULL;
         if (!v || v->type == BJSON_NULL)
             continue;
