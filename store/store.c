@@ -56,6 +56,9 @@
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define VIEW_WINDOW_MS 60000
 #define REASON_MAX 64
+/* Resources per multi-row INSERT: one statement step per RES_MULTI rows instead of per row
+ * (the per-statement work, not the per-row b-tree work, is what a batch saves). */
+#define RES_MULTI 10
 
 enum item_kind { IT_BEACON, IT_REQUEST, IT_REJECT, IT_PRUNE, IT_SYNC };
 
@@ -117,6 +120,7 @@ enum stmt_id {
     S_METRIC,
     S_NAV,
     S_RES,
+    S_RES_MULTI,
     S_REQ_INSERT,
     S_REQ_FIND_INJECTED,
     S_REQ_FIND_VIEW,
@@ -200,9 +204,10 @@ static void item_free(struct item *it)
 
 /* ---- SQL text built from the field tables (one source for columns and wire keys) ---- */
 
+/* "VERB INTO table(first_col, a's columns, b's columns) VALUES(?,..)[,(?,..) x rows-1] tail". */
 static int build_insert(char *buf, size_t cap, const char *verb, const char *table,
                         const char *first_col, const struct beacon_field *a,
-                        const struct beacon_field *b, const char *tail)
+                        const struct beacon_field *b, unsigned rows, const char *tail)
 {
     size_t o = 0;
     unsigned n = 1;
@@ -221,15 +226,17 @@ static int build_insert(char *buf, size_t cap, const char *verb, const char *tab
             o += (size_t)w;
             n++;
         }
-    w = snprintf(buf + o, cap - o, ") VALUES(?");
+    w = snprintf(buf + o, cap - o, ") VALUES");
     if (w < 0 || (size_t)w >= cap - o)
         return VP_ERR_LIMIT;
     o += (size_t)w;
-    for (unsigned i = 1; i < n; i++) {
-        w = snprintf(buf + o, cap - o, ",?");
-        if (w < 0 || (size_t)w >= cap - o)
-            return VP_ERR_LIMIT;
-        o += (size_t)w;
+    for (unsigned r = 0; r < rows; r++) {
+        for (unsigned i = 0; i < n; i++) {
+            w = snprintf(buf + o, cap - o, "%s?", i ? "," : r ? "),(" : "(");
+            if (w < 0 || (size_t)w >= cap - o)
+                return VP_ERR_LIMIT;
+            o += (size_t)w;
+        }
     }
     w = snprintf(buf + o, cap - o, ")%s", tail);
     if (w < 0 || (size_t)w >= cap - o)
@@ -239,11 +246,13 @@ static int build_insert(char *buf, size_t cap, const char *verb, const char *tab
 
 static int prepare_all(struct store *s, char *err, size_t errlen)
 {
-    char rbuf[2048], nbuf[2048];
+    char rbuf[2048], nbuf[2048], rmbuf[8192];
     if (build_insert(rbuf, sizeof rbuf, "INSERT", "resources", "view_id,idx", beacon_res_fields,
-                     NULL, " ON CONFLICT(view_id, idx) DO NOTHING") ||
+                     NULL, 1, " ON CONFLICT(view_id, idx) DO NOTHING") ||
+        build_insert(rmbuf, sizeof rmbuf, "INSERT", "resources", "view_id,idx",
+                     beacon_res_fields, NULL, RES_MULTI, " ON CONFLICT(view_id, idx) DO NOTHING") ||
         build_insert(nbuf, sizeof nbuf, "INSERT OR REPLACE", "navigation", "view_id",
-                     beacon_res_fields, beacon_nav_fields, ""))
+                     beacon_res_fields, beacon_nav_fields, 1, ""))
         return VP_ERR_LIMIT;
     const char *sql[S_COUNT] = {
         [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -269,6 +278,7 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
             "updated_at=excluded.updated_at",
         [S_NAV] = nbuf,
         [S_RES] = rbuf,
+        [S_RES_MULTI] = rmbuf,
         [S_REQ_INSERT] =
             "INSERT INTO requests(view_id,accept_us,head_done_us,connect_start_us,"
             "connect_end_us,sent_us,first_byte_us,last_byte_us,bytes_in,bytes_out,"
@@ -573,6 +583,24 @@ static int run(struct store *s, sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : VP_ERR_DB;
 }
 
+/* Runs a statement whose parameters are all bound anew for every use, and resets it. */
+static int step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : VP_ERR_DB;
+}
+
+/* Binds resource i of c at parameters base + 1 .. base + 2 + N_RES_FIELDS. */
+static void bind_res(sqlite3_stmt *st, int base, const struct cbeacon *c, size_t i)
+{
+    bind_cval(st, base + 1, &c->vid);
+    sqlite3_bind_int64(st, base + 2, (sqlite3_int64)c->ri + (sqlite3_int64)i);
+    const struct cval *f = c->res + i * N_RES_FIELDS;
+    for (int k = 0; k < N_RES_FIELDS; k++)
+        bind_cval(st, base + 3 + k, &f[k]);
+}
+
 /* ---- writing one item ---- */
 
 static int write_beacon(struct store *s, struct item *it)
@@ -657,14 +685,19 @@ static int write_beacon(struct store *s, struct item *it)
             return VP_ERR_DB;
     }
 
-    st = s->st[S_RES];
-    for (size_t i = 0; i < c->nres; i++) {
-        bind_cval(st, 1, &c->vid);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)c->ri + (sqlite3_int64)i);
-        const struct cval *f = c->res + i * N_RES_FIELDS;
-        for (int k = 0; k < N_RES_FIELDS; k++)
-            bind_cval(st, 3 + k, &f[k]);
-        if (run(s, st))
+    /* Every parameter is bound for every row (NULL included), so no clear_bindings is needed. */
+    size_t i = 0;
+    for (; c->nres - i >= RES_MULTI; i += RES_MULTI) {
+        st = s->st[S_RES_MULTI];
+        for (size_t r = 0; r < RES_MULTI; r++)
+            bind_res(st, (int)(r * (2 + N_RES_FIELDS)), c, i + r);
+        if (step(st))
+            return VP_ERR_DB;
+    }
+    for (; i < c->nres; i++) {
+        st = s->st[S_RES];
+        bind_res(st, 0, c, i);
+        if (step(st))
             return VP_ERR_DB;
     }
     return 0;
