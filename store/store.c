@@ -59,6 +59,12 @@
 /* Resources per multi-row INSERT: one statement step per RES_MULTI rows instead of per row
  * (the per-statement work, not the per-row b-tree work, is what a batch saves). */
 #define RES_MULTI 10
+/* Metrics per multi-row upsert: the five of a payload in one statement. */
+#define METRIC_MULTI 5
+#define METRIC_UPSERT                                                                            \
+    " ON CONFLICT(view_id,metric_id) DO UPDATE SET name=excluded.name,value=excluded.value,"    \
+    "delta=excluded.delta,rating=excluded.rating,"                                               \
+    "attribution=coalesce(excluded.attribution,attribution),updated_at=excluded.updated_at"
 
 enum item_kind { IT_BEACON, IT_REQUEST, IT_REJECT, IT_PRUNE, IT_SYNC };
 
@@ -118,6 +124,7 @@ enum stmt_id {
     S_VIEW_UPDATE,
     S_VIEW_CLAIM,
     S_METRIC,
+    S_METRIC_MULTI,
     S_NAV,
     S_RES,
     S_RES_MULTI,
@@ -272,10 +279,13 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
                          "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?4",
         [S_METRIC] =
             "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
-            "updated_at) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(view_id,metric_id) DO UPDATE SET "
-            "name=excluded.name,value=excluded.value,delta=excluded.delta,"
-            "rating=excluded.rating,attribution=coalesce(excluded.attribution,attribution),"
-            "updated_at=excluded.updated_at",
+            "updated_at) VALUES(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
+        /* SQLite applies the upsert row by row, so a metric id sent twice in one payload
+         * still ends with its last value. */
+        [S_METRIC_MULTI] =
+            "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+            "updated_at) VALUES(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?),"
+            "(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
         [S_NAV] = nbuf,
         [S_RES] = rbuf,
         [S_RES_MULTI] = rmbuf,
@@ -591,6 +601,20 @@ static int step(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : VP_ERR_DB;
 }
 
+/* Binds metric m of c at parameters base + 1 .. base + 8. */
+static void bind_metric(sqlite3_stmt *st, int base, const struct cbeacon *c,
+                        const struct cmetric *m, int64_t now_ms)
+{
+    bind_cval(st, base + 1, &c->vid);
+    bind_cval(st, base + 2, &m->name);
+    bind_cval(st, base + 3, &m->id);
+    bind_cval(st, base + 4, &m->value);
+    bind_cval(st, base + 5, &m->delta);
+    bind_cval(st, base + 6, &m->rating);
+    bind_cval(st, base + 7, &m->attribution);
+    sqlite3_bind_int64(st, base + 8, now_ms);
+}
+
 /* Binds resource i of c at parameters base + 1 .. base + 2 + N_RES_FIELDS. */
 static void bind_res(sqlite3_stmt *st, int base, const struct cbeacon *c, size_t i)
 {
@@ -661,18 +685,18 @@ static int write_beacon(struct store *s, struct item *it)
             return VP_ERR_DB;
     }
 
-    st = s->st[S_METRIC];
-    for (size_t i = 0; i < c->nmetrics; i++) {
-        const struct cmetric *m = &c->m[i];
-        bind_cval(st, 1, &c->vid);
-        bind_cval(st, 2, &m->name);
-        bind_cval(st, 3, &m->id);
-        bind_cval(st, 4, &m->value);
-        bind_cval(st, 5, &m->delta);
-        bind_cval(st, 6, &m->rating);
-        bind_cval(st, 7, &m->attribution);
-        sqlite3_bind_int64(st, 8, it->u.b.now_ms);
-        if (run(s, st))
+    size_t mi = 0;
+    for (; c->nmetrics - mi >= METRIC_MULTI; mi += METRIC_MULTI) {
+        st = s->st[S_METRIC_MULTI];
+        for (size_t r = 0; r < METRIC_MULTI; r++)
+            bind_metric(st, (int)r * 8, c, &c->m[mi + r], it->u.b.now_ms);
+        if (step(st))
+            return VP_ERR_DB;
+    }
+    for (; mi < c->nmetrics; mi++) {
+        st = s->st[S_METRIC];
+        bind_metric(st, 0, c, &c->m[mi], it->u.b.now_ms);
+        if (step(st))
             return VP_ERR_DB;
     }
 
