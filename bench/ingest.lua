@@ -2,9 +2,9 @@
 -- (web/beacon-protocol.md, version 1). Every request carries a view id of its own, so every
 -- acknowledged beacon becomes distinct rows (1 view, 5 metrics with ids "<vid>-<name>", and for
 -- "realistic" 60 resources). Usage:
---   wrk -t1 -c16 -d10s -s bench/ingest.lua http://HOST:PORT/__vitals/beacon -- KIND TAG
+--   wrk -t1 -c16 -d10s -s bench/ingest.lua http://HOST:PORT/__vitals/beacon -- KIND TAG [PAUSE]
 -- KIND is "metrics" (5 metrics) or "realistic" (5 metrics + 60 resources); TAG (letters and
--- digits) keeps view ids of separate runs apart. Bodies come from 64 templates per thread with
+-- digits) keeps view ids of separate runs apart; PAUSE (ms) paces each connection. Bodies come from 64 templates per thread with
 -- varied values; only the view id is spliced in per request. done() prints one line
 --   RESULT requests=N duration_us=N p50_us=N p90_us=N p99_us=N max_us=N s204=N s429=N s503=N
 --          s4xx=N other=N connect_err=N read_err=N write_err=N timeout=N
@@ -105,9 +105,12 @@ local function template(k)
   return parts
 end
 
+local pause_ms = nil
+
 function init(args)
   kind = args[1] or "metrics"
   tag = args[2] or "r"
+  if args[3] then pause_ms = tonumber(args[3]) end
   if kind ~= "metrics" and kind ~= "realistic" then
     error("KIND must be metrics or realistic")
   end
@@ -125,6 +128,12 @@ function request()
   local parts = templates[1 + counter % 64]
   local body = table.concat(parts, vid)
   return wrk.format("POST", nil, headers, body)
+end
+
+-- Paced mode (third argument): each connection waits PAUSE ms after every answer, so the
+-- offered rate is about connections * 1000 / (PAUSE + latency) beacons/s.
+function delay()
+  return pause_ms or 0
 end
 
 function response(status, hdrs, body)

@@ -12,10 +12,13 @@ rows of every 204 minus rows found; must be 0), and the bare-SQLite ceiling: ben
 re-inserting the same rows from the run's database in a plain loop, with the ratio.
 
 "Proxying unaffected": wrk on an HTML page proxied (and injected) from a static nginx, alone and
-then while the metrics-only ingestion runs against the same proxy; req/s and p50/p99 of the page.
+then while metrics-only ingestion runs against the same proxy, once paced (4 connections, each
+pausing so that about PAGE_RATE beacons/s are offered) and once saturating (CONNS connections, no
+pause); req/s and p50/p99 of the page.
 
 Environment: VP_BIN (./vitals-proxy), VP_INGEST_BARE (./bench/ingest_bare), DURATION (10),
 CONNS (16), THREADS (1), REPEAT (3), WORKERS (1), KINDS ("metrics realistic"), PAGE_CONNS (8),
+PAGE_RATE (1000),
 PAGE (1; 0 skips the proxied-page part), KEEP_TMP (keep the temporary directory).
 """
 
@@ -41,6 +44,8 @@ REPEAT = int(os.environ.get("REPEAT", "3"))
 WORKERS = int(os.environ.get("WORKERS", "1"))
 KINDS = os.environ.get("KINDS", "metrics realistic").split()
 PAGE_CONNS = int(os.environ.get("PAGE_CONNS", "8"))
+PAGE_RATE = float(os.environ.get("PAGE_RATE", "1000"))  # paced ingestion, beacons/s
+PACED_CONNS = 4
 LUA = os.path.join(HERE, "ingest.lua")
 ROWS_PER = {"metrics": {"views": 1, "metrics": 5, "resources": 0},
             "realistic": {"views": 1, "metrics": 5, "resources": 60}}
@@ -181,16 +186,21 @@ def bare(src, tmp, max_views):
     return {k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())}
 
 
-def page_runs(tmp, up_port):
-    """Page req/s and latency alone, then during metrics-only ingestion; REPEAT pairs."""
+def page_runs(tmp, up_port, paced):
+    """Page req/s and latency alone, then during metrics-only ingestion (saturating, or paced
+    at about PAGE_RATE beacons/s); REPEAT pairs."""
     alone, busy = [], []
     for n in range(REPEAT):
         px = Proxy(tmp, up_port, f"page-{n}")
         page = f"http://127.0.0.1:{px.port}/page.html"
         out, _ = wrk(page, PAGE_CONNS, DUR).communicate()
         alone.append(parse_plain(out))
-        iw = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", CONNS, DUR + 2,
-                 ["metrics", f"p{n}"], THREADS)
+        if paced:
+            args = ["metrics", f"q{n}", str(PACED_CONNS * 1000 / PAGE_RATE)]
+            iw = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", PACED_CONNS, DUR + 2, args)
+        else:
+            iw = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", CONNS, DUR + 2,
+                     ["metrics", f"p{n}"], THREADS)
         time.sleep(1)
         out, _ = wrk(page, PAGE_CONNS, DUR).communicate()
         busy.append(parse_plain(out))
@@ -258,18 +268,23 @@ def main():
                 print(f"# {kind}: unexpected answers (4xx other than 429, or non-4xx/5xx)")
         if os.environ.get("PAGE", "1") == "0":
             return
-        alone, busy = page_runs(tmp, up_port)
-        a = (med([x[0] for x in alone]), med([x[1] for x in alone]), med([x[2] for x in alone]))
-        b = (med([x[0] for x in busy]), med([x[1] for x in busy]), med([x[2] for x in busy]))
-        ing = med([x[4]["s204"] / (x[4]["duration_us"] / 1e6) for x in busy])
         print()
-        print(f"| proxied page (wrk -c{PAGE_CONNS}) | req/s | p50 ms | p99 ms | non-2xx |")
-        print("|---|---:|---:|---:|---:|")
-        print(f"| alone | {a[0]:,.0f} | {a[1] / 1000:.2f} | {a[2] / 1000:.2f} "
-              f"| {sum(x[3] for x in alone)} |")
-        print(f"| during metrics-only ingestion ({ing:,.0f} beacons/s) | {b[0]:,.0f} "
-              f"| {b[1] / 1000:.2f} | {b[2] / 1000:.2f} | {sum(x[3] for x in busy)} |")
-        print(f"| ratio | {b[0] / a[0]:.2f} | | | |")
+        print(f"| proxied page (wrk -c{PAGE_CONNS}) | req/s | p50 ms | p99 ms | non-2xx "
+              "| ratio req/s |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for paced in (True, False):
+            alone, busy = page_runs(tmp, up_port, paced)
+            a = (med([x[0] for x in alone]), med([x[1] for x in alone]),
+                 med([x[2] for x in alone]))
+            b = (med([x[0] for x in busy]), med([x[1] for x in busy]), med([x[2] for x in busy]))
+            ing = med([x[4]["s204"] / (x[4]["duration_us"] / 1e6) for x in busy])
+            refused = sum(x[4]["s503"] for x in busy)
+            print(f"| alone | {a[0]:,.0f} | {a[1] / 1000:.2f} | {a[2] / 1000:.2f} "
+                  f"| {sum(x[3] for x in alone)} | |")
+            print(f"| during {'paced' if paced else 'saturating'} metrics-only ingestion "
+                  f"({ing:,.0f} beacons/s acknowledged, {refused} refused) | {b[0]:,.0f} "
+                  f"| {b[1] / 1000:.2f} | {b[2] / 1000:.2f} | {sum(x[3] for x in busy)} "
+                  f"| {b[0] / a[0]:.2f} |", flush=True)
     finally:
         try:
             with open(os.path.join(tmp, "up.pid")) as f:
