@@ -1160,6 +1160,8 @@ static int enqueue(struct store *s, struct item *it, bool force)
     s->qlen++;
     if (it->kind == IT_SYNC)
         s->sync_pending++;
+    else if (it->kind == IT_BEACON)
+        s->stats.beacons_accepted++; /* counted under the same lock hold as the enqueue */
     if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC)
         pthread_cond_signal(&s->cv_item);
     pthread_mutex_unlock(&s->mu);
@@ -1375,9 +1377,6 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
         }
         return rc;
     }
-    pthread_mutex_lock(&s->mu);
-    s->stats.beacons_accepted++;
-    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
