@@ -1,12 +1,14 @@
 /* store/beacon: parsing and validation of one beacon payload (web/beacon-protocol.md, version 1)
  * and User-Agent classification. Pure functions, no SQLite, safe on any thread: the event loop
- * calls beacon_parse before anything is queued, so nothing unvalidated ever reaches the writer.
+ * calls beacon_check (store_ingest_beacon) before anything is queued, so nothing unvalidated ever
+ * reaches the writer. beacon_parse applies the same rules on a jansson tree (the reference the
+ * unit tests and the fuzz target compare beacon_check with).
  *
- * A validated payload is the jansson object of the body with these guarantees (the writer relies
- * on them and reads nothing else): "vid" matches [A-Za-z0-9_-]{8,64}; "t0" is a number; "url" a
- * string <= BEACON_MAX_URL; optional context fields have their documented types and enumerated
- * values; every "m" entry has a known "n", a string "id", numbers "v"/"d" within range, and its
- * "a" replaced by a filtered attribution object holding only known keys; "nt" and every "res"
+ * A validated payload has these guarantees (the store relies on them and reads nothing else):
+ * "vid" matches [A-Za-z0-9_-]{8,64}; "t0" is a number; "url" a string <= BEACON_MAX_URL;
+ * optional context fields have their documented types and enumerated values; every "m" entry has a known "n", a string "id", numbers "v"/"d" within range, and an
+ * "a" whose known keys have their types (beacon_parse replaces it by an object holding only
+ * those, and "r" by the derived rating; beacon_check leaves both as sent); "nt" and every "res"
  * entry hold fields of the types in beacon_res_fields / beacon_nav_fields (unknown keys are left
  * in place but never read). */
 #ifndef VP_BEACON_H

@@ -1316,7 +1316,7 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
     struct bjson_doc *doc = NULL;
     const struct bjson *p = NULL;
     /* Refuse before parsing when even a one-row item would be: under overload the caller's
-     * thread (the event loop) must not spend ~0.3 ms per realistic body on work thrown away. */
+     * thread (the event loop) must not spend the parse of a realistic body on work thrown away. */
     pthread_mutex_lock(&s->mu);
     bool open = !s->stop && admit(s, 1, vp_mono_us());
     if (!open)
