@@ -6,11 +6,11 @@
  *
  * A validated payload has these guarantees (the store relies on them and reads nothing else):
  * "vid" matches [A-Za-z0-9_-]{8,64}; "t0" is a number; "url" a string <= BEACON_MAX_URL;
- * optional context fields have their documented types and enumerated values; every "m" entry has a known "n", a string "id", numbers "v"/"d" within range, and an
- * "a" whose known keys have their types (beacon_parse replaces it by an object holding only
- * those, and "r" by the derived rating; beacon_check leaves both as sent); "nt" and every "res"
- * entry hold fields of the types in beacon_res_fields / beacon_nav_fields (unknown keys are left
- * in place but never read). */
+ * optional context fields have their documented types and enumerated values; every "m" entry
+ * has a known "n", a string "id", numbers "v"/"d" within range, and an "a" whose known keys have
+ * their types (beacon_parse replaces it by an object holding only those, and "r" by the derived
+ * rating; beacon_check leaves both as sent); "nt" and every "res" entry hold fields of the types
+ * in beacon_res_fields / beacon_nav_fields (unknown keys are left in place but never read). */
 #ifndef VP_BEACON_H
 #define VP_BEACON_H
 
