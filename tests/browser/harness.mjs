@@ -25,6 +25,10 @@ const MAX_BODY = 1 << 20;
 
 const beacons = []; // {t, status, body, len}
 const refs = [];
+// POST /__test/head: a script the harness then puts first in the <head> of every page under
+// /pre/ (the reference library for prerendered pages, which no DevTools init script reaches)
+let headScript = '';
+const headPath = (path) => Boolean(headScript) && path.startsWith('/pre/');
 
 const readBody = (req) =>
   new Promise((resolve, reject) => {
@@ -43,12 +47,13 @@ const readBody = (req) =>
 
 const forward = (req, res, body) => {
   const headers = { ...req.headers };
-  if (inject) delete headers['accept-encoding']; // HTML arrives as identity: easy to edit
+  const edit = inject || headPath(req.url);
+  if (edit) delete headers['accept-encoding']; // HTML arrives as identity: easy to edit
   const up = http.request(
     { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
     (ur) => {
       const type = ur.headers['content-type'] || '';
-      if (!inject || !type.startsWith('text/html') || req.method !== 'GET') {
+      if (!edit || !type.startsWith('text/html') || req.method !== 'GET') {
         res.writeHead(ur.statusCode, ur.headers);
         ur.pipe(res);
         return;
@@ -60,8 +65,9 @@ const forward = (req, res, body) => {
       const vid = randomBytes(12).toString('hex');
       // like the proxy: a script nonce in the page's CSP is copied onto the tag
       const nonce = /'nonce-([^']+)'/.exec(ur.headers['content-security-policy'] || '');
-      const tag = `<script src="/__vitals/beacon.js?v=test" data-vid="${vid}"${nonce ? ` nonce="${nonce[1]}"` : ''}${
-        sample != null ? ` data-sample="${sample}"` : ''} async></script>`;
+      const tag = (headPath(req.url) ? `<script>${headScript}</script>` : '') + (!inject ? ''
+        : `<script src="/__vitals/beacon.js?v=test" data-vid="${vid}"${nonce ? ` nonce="${nonce[1]}"` : ''}${
+          sample != null ? ` data-sample="${sample}"` : ''} async></script>`);
       let pending = '';
       let done = false;
       ur.setEncoding('utf8');
@@ -95,6 +101,11 @@ const server = http.createServer(async (req, res) => {
     if (req.method === 'GET' && (path === '/__test/beacons' || path === '/__test/ref')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(path === '/__test/ref' ? refs : beacons));
+      return;
+    }
+    if (req.method === 'POST' && path === '/__test/head') {
+      headScript = (await readBody(req)).toString('utf8');
+      res.writeHead(204).end();
       return;
     }
     if (req.method === 'POST' && path === '/__test/ref') {

@@ -11,6 +11,7 @@
 import { chromium } from 'playwright-core';
 import { readFileSync, writeFileSync } from 'node:fs';
 import zlib from 'node:zlib';
+import { launch as launchCDP } from './cdp.mjs';
 
 const base = process.argv[2];
 const viaProxy = process.argv.includes('--proxy');
@@ -73,13 +74,15 @@ const ok = (cond, name, info) => {
 };
 const near = (a, b, tol) => typeof a === 'number' && typeof b === 'number' && Math.abs(a - b) <= tol;
 
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  executablePath: chromiumPath,
   headless: true,
   // bfcache is a feature under test: keep Chromium's own default (playwright turns it off)
   ignoreDefaultArgs: ['--disable-back-forward-cache'],
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  args: chromiumArgs,
 });
 
 const newPage = async (withRef = true) => {
@@ -298,6 +301,22 @@ const tests = {
       ok(v.posts.every((p) => p.status === 204), 'many: every chunk accepted', v.posts.map((p) => [p.status, p.reply]));
     }
     await ctx.close();
+    // leaving right after load: what the idle slices have not encoded yet is encoded and sent
+    // at hide, at once; the keepalive quota (64 KiB in flight) lets only the first chunk out
+    const early = await newPage(false);
+    await early.page.goto(base + '/many', { waitUntil: 'load' });
+    await sleep(100);
+    const vid2 = await vidOf(early.page);
+    await leave(early.page);
+    const v2 = (await collect())[vid2];
+    const dots2 = v2 ? v2.res.filter((r) => r && r.u.startsWith('/dot.png?i=')).length : 0;
+    console.log(`# many-early: ${dots2} resources over ${v2 ? v2.posts.length : 0} POSTs`);
+    ok(v2 && dots2 > 0 && v2.res.every((r) => r) && v2.posts.every((p) => p.len <= 49152 && p.status === 204),
+      `many-early: the hide flush sends the waterfall (${dots2} resources), no holes, every POST accepted`, v2 && v2.posts.map((p) => [p.len, p.status]));
+    // a dot image the server failed under load is the page's error, not the beacon's
+    const own = early.errors.filter((e) => !/^Failed to load resource: .*\/dot\.png\?i=/.test(e));
+    ok(own.length === 0, 'many-early: no page errors', own);
+    await early.ctx.close();
   },
 
   async bfcache_restore() {
@@ -404,25 +423,155 @@ const tests = {
     await ctx.close();
   },
 
-  async script_cost() {
-    // A figure, not an assertion (timings belong in benchmarks): the longest main-thread slice
-    // spent in beacon.js (evaluation, observer callbacks, timers, the 400-resource flush).
-    const { ctx, page } = await newPage(false);
-    await browser.startTracing(page, { categories: ['devtools.timeline'] });
-    await page.goto(base + '/many', { waitUntil: 'load' });
-    await sleep(2500);
-    await leave(page);
-    const trace = JSON.parse((await browser.stopTracing()).toString('utf8'));
-    const mine = trace.traceEvents.filter((e) => e.dur && ['FunctionCall', 'EvaluateScript', 'v8.compile'].includes(e.name)
-      && /\/__vitals\/beacon\.js/.test((e.args && e.args.data && e.args.data.url) || ''));
-    // tdur = thread (CPU) time: wall time is meaningless on a loaded machine
-    const cpu = (e) => (e.tdur ?? e.dur) / 1000;
-    const worst = Math.max(0, ...mine.map(cpu));
-    const total = mine.reduce((a, e) => a + cpu(e), 0);
-    if (process.env.COST_DEBUG) for (const e of mine.sort((a, b) => cpu(b) - cpu(a)).slice(0, 6)) console.log('#', e.name, cpu(e), e.dur / 1000, JSON.stringify(e.args.data).slice(0, 160));
-    console.log(`# beacon.js main-thread CPU on /many (400 resources): ${mine.length} slices, longest ${worst.toFixed(2)} ms, total ${total.toFixed(2)} ms`);
-    ok(mine.length > 0, 'cost: beacon.js work found in the trace');
-    await ctx.close();
+  async beacon_slices() {
+    // No main-thread task may spend more than 5 ms in beacon.js: script evaluation, observer
+    // callbacks, timers, the idle slices that encode and send the waterfall, the hide flush.
+    // Measured as thread CPU time (trace `tdur`) of beacon.js call frames summed per top-level
+    // task: CPU time is what the script costs; wall time on this shared machine adds whatever
+    // else was scheduled. The in-page long-animation-frame observer gives the browser's own
+    // script attribution (it lists scripts of >= 5 ms in frames of >= 50 ms): none may be ours.
+    for (const [path, label] of [['/many', '400 resources'], ['/', 'home']]) {
+      const { ctx, page, errors } = await newPage(false);
+      await ctx.addInitScript({ content: `window.__loaf = []; try { new PerformanceObserver((l) => { for (const f of l.getEntries())
+        for (const s of f.scripts) window.__loaf.push({url: s.sourceURL, d: s.duration, inv: s.invoker}); })
+        .observe({type: 'long-animation-frame', buffered: true}); } catch (e) {}` });
+      await browser.startTracing(page, { categories: ['devtools.timeline', 'toplevel'] });
+      await page.goto(base + path, { waitUntil: 'load' });
+      await sleep(2500);
+      const loaf = await page.evaluate(() => window.__loaf);
+      const vid = await vidOf(page);
+      await leave(page);
+      const trace = JSON.parse((await browser.stopTracing()).toString('utf8')).traceEvents;
+      const isTask = (e) => e.ph === 'X' && (e.name === 'ThreadControllerImpl::RunTask' || e.name === 'RunTask');
+      const mine = trace.filter((e) => e.ph === 'X' && e.dur && ['FunctionCall', 'EvaluateScript', 'v8.compile'].includes(e.name)
+        && /\/__vitals\/beacon\.js/.test((e.args && e.args.data && (e.args.data.url || e.args.data.fileName)) || ''))
+        .sort((a, b) => a.ts - b.ts);
+      // outermost beacon frames only (a compile inside an evaluation is counted once), grouped
+      // by the top-level task that contains them
+      const tasks = trace.filter(isTask);
+      const perTask = new Map();
+      let end = -1;
+      let tidEnd = '';
+      for (const e of mine) {
+        const key = `${e.pid}:${e.tid}`;
+        if (key === tidEnd && e.ts < end) continue;
+        tidEnd = key;
+        end = e.ts + e.dur;
+        const task = tasks.find((t) => t.pid === e.pid && t.tid === e.tid && t.ts <= e.ts && t.ts + t.dur >= e.ts + e.dur);
+        const k = task ? `${key}@${task.ts}` : `${key}@${e.ts}`;
+        const cur = perTask.get(k) || { cpu: 0, wall: 0, what: [] };
+        cur.cpu += (e.tdur ?? e.dur) / 1000;
+        cur.wall += e.dur / 1000;
+        cur.what.push(e.args.data.functionName || e.name);
+        perTask.set(k, cur);
+      }
+      const all = [...perTask.values()].sort((a, b) => b.cpu - a.cpu);
+      const worst = all[0] || { cpu: 0, wall: 0, what: [] };
+      const total = all.reduce((a, x) => a + x.cpu, 0);
+      console.log(`# beacon.js on ${path} (${label}): ${all.length} tasks, longest ${worst.cpu.toFixed(2)} ms CPU `
+        + `(${worst.wall.toFixed(2)} ms wall, ${worst.what.join('+')}), total ${total.toFixed(2)} ms CPU`);
+      if (process.env.COST_DEBUG) for (const x of all.slice(0, 6)) console.log('#  ', x.cpu.toFixed(2), x.wall.toFixed(2), x.what.join('+'));
+      ok(all.length > 0, `slices ${path}: beacon.js work found in the trace`);
+      const ours = loaf.filter((s) => /\/__vitals\/beacon\.js/.test(s.url || ''));
+      ok(worst.cpu <= 5, `slices ${path}: no task spends more than 5 ms CPU in beacon.js (longest ${worst.cpu.toFixed(2)} ms)`, worst);
+      // LoAF durations are wall time (a descheduled thread counts): a figure, not an assertion
+      console.log(`# long-animation-frame scripts on ${path}: ${loaf.length}, attributed to beacon.js: `
+        + (ours.map((x) => `${x.d.toFixed(1)} ms wall`).join(', ') || 'none'));
+      ok(errors.length === 0, `slices ${path}: no console errors`, errors);
+      if (path === '/many') {
+        const v = (await collect())[vid];
+        ok(v && v.res.filter((r) => r && r.u.startsWith('/dot.png?i=')).length === 400 && v.posts.every((p) => p.len <= 49152),
+          'slices /many: the sliced sending still delivers all 400 resources in POSTs <= 48 KiB', v && v.posts.map((p) => p.len));
+      }
+      await ctx.close();
+    }
+  },
+
+  async prerender_activation() {
+    // Speculation rules prerender /pre/to while /pre/from shows; a trusted click on the plain link
+    // activates it. The beacon and the reference both subtract activationStart (TTFB, FCP, LCP)
+    // and report navigationType "prerender". playwright-core cannot drive this (see cdp.mjs), so
+    // this test runs its own Chromium over the DevTools pipe with tab targets.
+    await fetch(base + '/__test/head', { method: 'POST', body: refLib + ';' + refInit });
+    const b = await launchCDP(chromiumPath, chromiumArgs);
+    try {
+      const pages = new Map(); // sessionId -> targetInfo
+      const errors = [];
+      const status = [];
+      b.on((m) => {
+        if (m.method === 'Target.attachedToTarget') {
+          const { sessionId, targetInfo: t } = m.params;
+          if (t.type === 'tab') {
+            b.send('Target.setAutoAttach', { autoAttach: true, flatten: true, waitForDebuggerOnStart: false }, sessionId).catch(() => {});
+          } else if (t.type === 'page') {
+            pages.set(sessionId, t);
+            (async () => {
+              await b.send('Runtime.enable', {}, sessionId);
+              if (t.subtype !== 'prerender') await b.send('Preload.enable', {}, sessionId);
+            })().catch(() => {});
+          }
+        } else if (m.method === 'Target.detachedFromTarget') {
+          pages.delete(m.params.sessionId);
+        } else if (m.method === 'Runtime.exceptionThrown') {
+          errors.push(m.params.exceptionDetails.text + ' ' + (m.params.exceptionDetails.exception?.description || ''));
+        } else if (m.method === 'Runtime.consoleAPICalled' && m.params.type === 'error') {
+          errors.push(m.params.args.map((a) => a.value ?? a.description).join(' '));
+        } else if (m.method === 'Preload.prerenderStatusUpdated') {
+          status.push(m.params.status + (m.params.prerenderStatus ? ':' + m.params.prerenderStatus : ''));
+        }
+      });
+      await b.send('Target.setAutoAttach', { autoAttach: true, flatten: true, waitForDebuggerOnStart: false,
+        filter: [{ type: 'page', exclude: true }, {}] });
+      const { targetId } = await b.send('Target.createTarget', { url: 'about:blank' });
+      let front;
+      for (let i = 0; i < 50 && !front; i++, await sleep(100)) front = [...pages].find(([, t]) => t.targetId === targetId)?.[0];
+      if (!ok(front, 'prerender: a page session in a fresh tab')) return;
+      await b.send('Target.activateTarget', { targetId });
+      await sleep(300);
+      await b.send('Page.navigate', { url: base + '/pre/from' }, front);
+      // "Running" once the prerendered navigation has started; give its page time to load
+      for (let i = 0; i < 100 && !status.includes('Running') && !status.some((x) => x.startsWith('Failure')); i++) await sleep(100);
+      await sleep(2000);
+      if (!ok(status.includes('Running') && !status.some((x) => x.startsWith('Failure')),
+        `prerender: Chromium prerenders /pre/to (${status.join(', ')})`, status)) return;
+      const eval_ = async (sid, expr) => (await b.send('Runtime.evaluate', { expression: expr, returnByValue: true, awaitPromise: true }, sid)).result.value;
+      const box = await eval_(front, `(() => { const r = document.querySelector('#to-pre').getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()`);
+      for (const type of ['mousePressed', 'mouseReleased'])
+        await b.send('Input.dispatchMouseEvent', { type, x: box.x, y: box.y, button: 'left', clickCount: 1 }, front);
+      await sleep(1500);
+      const pre = [...pages].filter(([, t]) => t.subtype === 'prerender').pop();
+      if (!ok(pre, 'prerender: the prerendered page got a session')) return;
+      const info = await eval_(pre[0], `(async () => ({url: location.pathname, prerendering: document.prerendering,
+        as: performance.getEntriesByType('navigation')[0].activationStart,
+        fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
+        lcp: await new Promise((r) => new PerformanceObserver((l) => r(l.getEntries().pop().startTime))
+          .observe({type: 'largest-contentful-paint', buffered: true})),
+        vid: document.querySelector('script[src*="/__vitals/beacon.js"]')?.dataset.vid}))()`);
+      ok(info.url === '/pre/to' && info.prerendering === false && info.as > 0,
+        `prerender: /pre/to was activated from the prerender (activationStart ${info.as && info.as.toFixed(1)} ms)`, info);
+      await b.send('Page.navigate', { url: 'about:blank' }, pre[0]);
+      await sleep(600);
+      // The reference is put in the page's HTML by the harness (POST /__test/head): a DevTools
+      // init script would need the page paused before its scripts, and Chromium kills a paused
+      // prerender renderer (final status RendererProcessKilled).
+      const v = await compare('prerender', info.vid, ['LCP', 'FCP', 'TTFB', 'CLS']);
+      const ref = await refsFor(info.vid);
+      if (v) {
+        const m = v.metrics;
+        ok(v.ctx.nav === 'prerender' && ref.FCP && ref.FCP.navigationType === 'prerender',
+          `prerender: navigation type "prerender" (ours ${v.ctx.nav}, reference ${ref.FCP && ref.FCP.navigationType})`, { ours: v.ctx, ref });
+        ok(m.FCP && info.fcp > info.as && near(m.FCP.v, info.fcp - info.as, 1),
+          `prerender: FCP counts from activation (${m.FCP && m.FCP.v} vs ${info.fcp && info.fcp.toFixed(1)} - ${info.as.toFixed(1)})`, { m, info });
+        ok(m.LCP && info.lcp > info.as && near(m.LCP.v, info.lcp - info.as, 1),
+          `prerender: LCP counts from activation (${m.LCP && m.LCP.v} vs ${info.lcp && info.lcp.toFixed(1)} - ${info.as.toFixed(1)})`, { m, info });
+        ok(m.TTFB && m.TTFB.v === 0, 'prerender: TTFB is 0 (the response came before activation)', m.TTFB);
+        await apiCheck('prerender', info.vid);
+      }
+      ok(errors.length === 0, 'prerender: no console errors', errors);
+    } finally {
+      await b.close();
+      await fetch(base + '/__test/head', { method: 'POST', body: '' });
+    }
   },
 
   async sampled_out() {
