@@ -430,79 +430,79 @@ int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_
 
 /* ---- the filtered attribution as JSON text, without a second tree ---- */
 
-size_t beacon_attr_json_max(const struct bjson *a, const char *metric)
+size_t beacon_attr_json_max(const struct jtree *a, const char *metric)
 {
     size_t n = 2;
     for (const struct akey *k = attr_keys(metric); k->key; k++) {
-        const struct bjson *v = bjson_get(a, k->key);
-        if (!v || v->type == BJSON_NULL)
+        const struct jtree *v = jtree_get(a, k->key);
+        if (!v || v->type == JTREE_NULL)
             continue;
         n += strlen(k->key) + 4; /* "key": and a comma */
-        n += v->type == BJSON_STRING ? (size_t)v->n * 6 + 2 : 48;
+        n += v->type == JTREE_STRING ? (size_t)v->n * 6 + 2 : 48;
     }
     return n;
 }
 
-size_t beacon_attr_json(const struct bjson *a, const char *metric, char *out)
+size_t beacon_attr_json(const struct jtree *a, const char *metric, char *out)
 {
     char *o = out;
     *o++ = '{';
     for (const struct akey *k = attr_keys(metric); k->key; k++) {
-        const struct bjson *v = bjson_get(a, k->key);
-        if (!v || v->type == BJSON_NULL)
+        const struct jtree *v = jtree_get(a, k->key);
+        if (!v || v->type == JTREE_NULL)
             continue;
         if (o != out + 1)
             *o++ = ',';
-        o = bjson_write_string(o, k->key, strlen(k->key));
+        o = jtree_write_string(o, k->key, strlen(k->key));
         *o++ = ':';
-        if (v->type == BJSON_STRING) {
-            o = bjson_write_string(o, v->u.s, v->n);
-        } else if (v->type == BJSON_INT) {
-            o = bjson_write_int(o, v->u.i);
+        if (v->type == JTREE_STRING) {
+            o = jtree_write_string(o, v->u.s, v->n);
+        } else if (v->type == JTREE_INT) {
+            o = jtree_write_int(o, v->u.i);
         } else {
-            o = bjson_write_real(o, v->u.d);
+            o = jtree_write_real(o, v->u.d);
         }
     }
     *o++ = '}';
     return (size_t)(o - out);
 }
 
-/* ---- the same checks on the store's parser (store/bjson.h) ----
+/* ---- the same checks on the store's tree (store/jtree.h) ----
  * One function per function above, in the same order, with the same reasons: beacon_check must
  * accept and refuse exactly what beacon_parse does (tests/unit/test_beacon.c compares them on
- * every case of its table, tests/unit/test_bjson.c on mutated bodies). */
+ * every case of its table, tests/unit/test_jtree.c on mutated bodies). */
 
-static bool b_in_set(const struct bjson *v, const char *const *set)
+static bool b_in_set(const struct jtree *v, const char *const *set)
 {
     for (size_t i = 0; set[i]; i++)
-        if (bjson_str_eq(v, set[i]))
+        if (jtree_str_eq(v, set[i]))
             return true;
     return false;
 }
 
-static bool b_is_null(const struct bjson *v) { return v && v->type == BJSON_NULL; }
+static bool b_is_null(const struct jtree *v) { return v && v->type == JTREE_NULL; }
 
-static bool b_num_in(const struct bjson *v, double lo, double hi)
+static bool b_num_in(const struct jtree *v, double lo, double hi)
 {
-    if (!bjson_is_number(v))
+    if (!jtree_is_number(v))
         return false;
-    double d = bjson_number(v);
+    double d = jtree_number(v);
     return isfinite(d) && d >= lo && d <= hi;
 }
 
-static bool b_int_in(const struct bjson *v, int64_t lo, int64_t hi)
+static bool b_int_in(const struct jtree *v, int64_t lo, int64_t hi)
 {
-    return v && v->type == BJSON_INT && v->u.i >= lo && v->u.i <= hi;
+    return v && v->type == JTREE_INT && v->u.i >= lo && v->u.i <= hi;
 }
 
-static bool b_str_max(const struct bjson *v, size_t max)
+static bool b_str_max(const struct jtree *v, size_t max)
 {
-    return bjson_is_string(v) && v->n <= max;
+    return jtree_is_string(v) && v->n <= max;
 }
 
-static bool b_valid_view_id(const struct bjson *v)
+static bool b_valid_view_id(const struct jtree *v)
 {
-    if (!bjson_is_string(v) || v->n < 8 || v->n > 64)
+    if (!jtree_is_string(v) || v->n < 8 || v->n > 64)
         return false;
     for (uint32_t i = 0; i < v->n; i++) {
         char c = v->u.s[i];
@@ -513,16 +513,16 @@ static bool b_valid_view_id(const struct bjson *v)
     return true;
 }
 
-static int b_check_sv(const struct bjson *sv, char *reason, size_t cap, const char *where)
+static int b_check_sv(const struct jtree *sv, char *reason, size_t cap, const char *where)
 {
-    if (sv->type != BJSON_ARRAY || sv->n > BEACON_MAX_SERVER_TIMING)
+    if (sv->type != JTREE_ARRAY || sv->n > BEACON_MAX_SERVER_TIMING)
         return fail(reason, cap, where, ": bad sv");
     for (uint32_t i = 0; i < sv->n; i++) {
-        const struct bjson *e = &sv->u.items[i];
-        if (e->type != BJSON_OBJECT)
+        const struct jtree *e = &sv->u.items[i];
+        if (e->type != JTREE_OBJECT)
             return fail(reason, cap, where, ": bad sv entry");
-        const struct bjson *n = bjson_get(e, "n"), *d = bjson_get(e, "d"),
-                           *de = bjson_get(e, "de");
+        const struct jtree *n = jtree_get(e, "n"), *d = jtree_get(e, "d"),
+                           *de = jtree_get(e, "de");
         if (!b_str_max(n, BEACON_MAX_SELECTOR) || (d && !b_num_in(d, 0, BEACON_MAX_TIME_MS)) ||
             (de && !b_str_max(de, BEACON_MAX_SELECTOR)))
             return fail(reason, cap, where, ": bad sv entry");
@@ -530,14 +530,14 @@ static int b_check_sv(const struct bjson *sv, char *reason, size_t cap, const ch
     return 0;
 }
 
-void beacon_field_slots(const struct bjson *obj, const struct beacon_field *fields,
-                        const struct bjson **slots)
+void beacon_field_slots(const struct jtree *obj, const struct beacon_field *fields,
+                        const struct jtree **slots)
 {
     size_t nf = 0;
     while (fields[nf].key)
         slots[nf++] = NULL;
     for (uint32_t i = 0; i < obj->n; i++) {
-        const struct bjson_member *m = &obj->u.members[i];
+        const struct jtree_member *m = &obj->u.members[i];
         if (m->klen == 0)
             continue;
         for (size_t k = 0; k < nf; k++) {
@@ -551,15 +551,15 @@ void beacon_field_slots(const struct bjson *obj, const struct beacon_field *fiel
     }
 }
 
-static int b_check_fields(const struct bjson *obj, const struct beacon_field *fields,
+static int b_check_fields(const struct jtree *obj, const struct beacon_field *fields,
                           char *reason, size_t cap, const char *where)
 {
-    const struct bjson *slots[BEACON_MAX_FIELDS];
+    const struct jtree *slots[BEACON_MAX_FIELDS];
     beacon_field_slots(obj, fields, slots);
     size_t idx = 0;
     for (const struct beacon_field *f = fields; f->key; f++) {
-        const struct bjson *v = slots[idx++];
-        if (!v || v->type == BJSON_NULL)
+        const struct jtree *v = slots[idx++];
+        if (!v || v->type == JTREE_NULL)
             continue;
         bool ok = true;
         switch (f->kind) {
@@ -597,13 +597,13 @@ static int b_check_fields(const struct bjson *obj, const struct beacon_field *fi
     return 0;
 }
 
-static int b_check_attr(const struct bjson *a, const char *metric, char *reason, size_t cap)
+static int b_check_attr(const struct jtree *a, const char *metric, char *reason, size_t cap)
 {
-    if (a->type != BJSON_OBJECT)
+    if (a->type != JTREE_OBJECT)
         return fail(reason, cap, "m: attribution must be an object", NULL);
     for (const struct akey *k = attr_keys(metric); k->key; k++) {
-        const struct bjson *v = bjson_get(a, k->key);
-        if (!v || v->type == BJSON_NULL)
+        const struct jtree *v = jtree_get(a, k->key);
+        if (!v || v->type == JTREE_NULL)
             continue;
         bool ok;
         switch (k->kind) {
@@ -633,19 +633,19 @@ static int b_check_attr(const struct bjson *a, const char *metric, char *reason,
     return 0;
 }
 
-static int b_check_metric(const struct bjson *m, char *reason, size_t cap)
+static int b_check_metric(const struct jtree *m, char *reason, size_t cap)
 {
-    if (m->type != BJSON_OBJECT)
+    if (m->type != JTREE_OBJECT)
         return fail(reason, cap, "m: entry must be an object", NULL);
-    const struct bjson *n = bjson_get(m, "n"), *id = bjson_get(m, "id"), *v = bjson_get(m, "v"),
-                       *d = bjson_get(m, "d"), *r = bjson_get(m, "r");
+    const struct jtree *n = jtree_get(m, "n"), *id = jtree_get(m, "id"), *v = jtree_get(m, "v"),
+                       *d = jtree_get(m, "d"), *r = jtree_get(m, "r");
     const char *name = NULL;
     for (size_t i = 0; beacon_metric_names[i] && !name; i++)
-        if (bjson_str_eq(n, beacon_metric_names[i]))
+        if (jtree_str_eq(n, beacon_metric_names[i]))
             name = beacon_metric_names[i];
     if (!name)
         return fail(reason, cap, "m: unknown metric name", NULL);
-    if (!bjson_is_string(id) || id->n == 0 || id->n > 128)
+    if (!jtree_is_string(id) || id->n == 0 || id->n > 128)
         return fail(reason, cap, "m: bad id", NULL);
     bool cls = strcmp(name, "CLS") == 0;
     double max = cls ? BEACON_MAX_CLS : BEACON_MAX_TIME_MS;
@@ -653,56 +653,56 @@ static int b_check_metric(const struct bjson *m, char *reason, size_t cap)
         return fail(reason, cap, "m: value out of range", NULL);
     if (d && !b_is_null(d) && !b_num_in(d, -max, max))
         return fail(reason, cap, "m: delta out of range", NULL);
-    if (r && !b_is_null(r) && (!bjson_is_string(r) || !b_in_set(r, ratings)))
+    if (r && !b_is_null(r) && (!jtree_is_string(r) || !b_in_set(r, ratings)))
         return fail(reason, cap, "m: bad rating", NULL);
-    const struct bjson *a = bjson_get(m, "a");
+    const struct jtree *a = jtree_get(m, "a");
     if (a && !b_is_null(a))
         return b_check_attr(a, name, reason, cap);
     return 0;
 }
 
-static int b_opt_enum(const struct bjson *obj, const char *key, const char *const *set,
+static int b_opt_enum(const struct jtree *obj, const char *key, const char *const *set,
                       char *reason, size_t cap)
 {
-    const struct bjson *v = bjson_get(obj, key);
-    if (!v || v->type == BJSON_NULL)
+    const struct jtree *v = jtree_get(obj, key);
+    if (!v || v->type == JTREE_NULL)
         return 0;
-    if (!bjson_is_string(v) || !b_in_set(v, set))
+    if (!jtree_is_string(v) || !b_in_set(v, set))
         return fail(reason, cap, "bad ", key);
     return 0;
 }
 
-static int b_validate(const struct bjson *root, char *reason, size_t cap)
+static int b_validate(const struct jtree *root, char *reason, size_t cap)
 {
     int rc;
-    if (root->type != BJSON_OBJECT)
+    if (root->type != JTREE_OBJECT)
         return fail(reason, cap, "payload must be a JSON object", NULL);
-    const struct bjson *ver = bjson_get(root, "v");
-    if (!ver || ver->type != BJSON_INT || ver->u.i != 1)
+    const struct jtree *ver = jtree_get(root, "v");
+    if (!ver || ver->type != JTREE_INT || ver->u.i != 1)
         return fail(reason, cap, "unsupported version", NULL);
-    if (!b_valid_view_id(bjson_get(root, "vid")))
+    if (!b_valid_view_id(jtree_get(root, "vid")))
         return fail(reason, cap, "bad vid", NULL);
-    const struct bjson *pvid = bjson_get(root, "pvid");
+    const struct jtree *pvid = jtree_get(root, "pvid");
     if (pvid && !b_is_null(pvid) && !b_valid_view_id(pvid))
         return fail(reason, cap, "bad pvid", NULL);
-    const struct bjson *url = bjson_get(root, "url");
-    if (!bjson_is_string(url) || url->n == 0)
+    const struct jtree *url = jtree_get(root, "url");
+    if (!jtree_is_string(url) || url->n == 0)
         return fail(reason, cap, "missing url", NULL);
     if (url->n > BEACON_MAX_URL)
         return fail(reason, cap, "url too long", NULL);
-    if (!b_num_in(bjson_get(root, "t0"), 946684800000.0, 4102444800000.0))
+    if (!b_num_in(jtree_get(root, "t0"), 946684800000.0, 4102444800000.0))
         return fail(reason, cap, "bad t0", NULL);
     if ((rc = b_opt_enum(root, "nav", nav_types, reason, cap)) ||
         (rc = b_opt_enum(root, "dev", dev_classes, reason, cap)) ||
         (rc = b_opt_enum(root, "ect", ect_values, reason, cap)))
         return rc;
-    const struct bjson *mem = bjson_get(root, "mem");
+    const struct jtree *mem = jtree_get(root, "mem");
     if (mem && !b_is_null(mem) && !b_num_in(mem, 0, 1024))
         return fail(reason, cap, "bad mem", NULL);
 
-    const struct bjson *m = bjson_get(root, "m");
+    const struct jtree *m = jtree_get(root, "m");
     if (m && !b_is_null(m)) {
-        if (m->type != BJSON_ARRAY)
+        if (m->type != JTREE_ARRAY)
             return fail(reason, cap, "m must be an array", NULL);
         if (m->n > BEACON_MAX_METRICS)
             return fail(reason, cap, "too many metrics", NULL);
@@ -710,15 +710,15 @@ static int b_validate(const struct bjson *root, char *reason, size_t cap)
             if ((rc = b_check_metric(&m->u.items[i], reason, cap)))
                 return rc;
     }
-    const struct bjson *nt = bjson_get(root, "nt");
+    const struct jtree *nt = jtree_get(root, "nt");
     if (nt && !b_is_null(nt)) {
-        if (nt->type != BJSON_OBJECT)
+        if (nt->type != JTREE_OBJECT)
             return fail(reason, cap, "nt must be an object", NULL);
         if ((rc = b_check_fields(nt, beacon_res_fields, reason, cap, "nt")) ||
             (rc = b_check_fields(nt, beacon_nav_fields, reason, cap, "nt")))
             return rc;
     }
-    const struct bjson *res = bjson_get(root, "res"), *ri = bjson_get(root, "ri");
+    const struct jtree *res = jtree_get(root, "res"), *ri = jtree_get(root, "ri");
     int64_t base = 0;
     if (ri && !b_is_null(ri)) {
         if (!b_int_in(ri, 0, BEACON_MAX_RES_INDEX))
@@ -726,14 +726,14 @@ static int b_validate(const struct bjson *root, char *reason, size_t cap)
         base = ri->u.i;
     }
     if (res && !b_is_null(res)) {
-        if (res->type != BJSON_ARRAY)
+        if (res->type != JTREE_ARRAY)
             return fail(reason, cap, "res must be an array", NULL);
         if (res->n > BEACON_MAX_RESOURCES)
             return fail(reason, cap, "too many resources", NULL);
         if (base + (int64_t)res->n > BEACON_MAX_RES_INDEX)
             return fail(reason, cap, "bad ri", NULL);
         for (uint32_t i = 0; i < res->n; i++) {
-            if (res->u.items[i].type != BJSON_OBJECT)
+            if (res->u.items[i].type != JTREE_OBJECT)
                 return fail(reason, cap, "res: entry must be an object", NULL);
             if ((rc = b_check_fields(&res->u.items[i], beacon_res_fields, reason, cap, "res")))
                 return rc;
@@ -742,7 +742,7 @@ static int b_validate(const struct bjson *root, char *reason, size_t cap)
     return 0;
 }
 
-int beacon_check(const char *body, size_t len, struct bjson_doc **doc, const struct bjson **root,
+int beacon_check(const char *body, size_t len, struct jtree_doc **doc, const struct jtree **root,
                  char *reason, size_t reasonlen)
 {
     if (reasonlen > 0)
@@ -753,15 +753,15 @@ int beacon_check(const char *body, size_t len, struct bjson_doc **doc, const str
     }
     if (len == 0)
         return fail(reason, reasonlen, "empty body", NULL);
-    struct bjson_doc *d = NULL;
-    const struct bjson *r = NULL;
-    int rc = bjson_parse(body, len, &d, &r);
+    struct jtree_doc *d = NULL;
+    const struct jtree *r = NULL;
+    int rc = jtree_load(body, len, &d, &r);
     if (rc == VP_ERR_NOMEM)
         return rc;
     if (rc)
         return fail(reason, reasonlen, "malformed JSON", NULL);
     if ((rc = b_validate(r, reason, reasonlen)) != 0) {
-        bjson_doc_free(d);
+        jtree_doc_free(d);
         return rc;
     }
     *doc = d;

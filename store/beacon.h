@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "store/bjson.h"
+#include "store/jtree.h"
 
 #define BEACON_MAX_BODY (64 * 1024)  /* bytes; larger bodies are VP_ERR_LIMIT */
 #define BEACON_MAX_RESOURCES 500     /* entries in one "res" array */
@@ -64,18 +64,18 @@ extern const char *const beacon_metric_names[];
 int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
     __attribute__((warn_unused_result));
 
-/* As beacon_parse, with the same checks, errors and reasons, on the store's own parser
- * (store/bjson.h) instead of jansson, and without rewriting anything: on success *doc holds the
- * document (bjson_doc_free; it points into body, which must outlive it) and *root the payload
+/* As beacon_parse, with the same parse, checks, errors and reasons, on the tree of store/jtree.h
+ * (jansson's parse copied into one arena) and without rewriting anything: on success *doc holds
+ * the document (jtree_doc_free; it keeps no pointer into body) and *root the payload
  * as sent ("r" not replaced, "a" not filtered: the store derives the rating with
  * beacon_rating_of and writes the filtered attribution with beacon_attr_json). */
-int beacon_check(const char *body, size_t len, struct bjson_doc **doc, const struct bjson **root,
+int beacon_check(const char *body, size_t len, struct jtree_doc **doc, const struct jtree **root,
                  char *reason, size_t reasonlen) __attribute__((warn_unused_result));
 
 /* One scan of object obj (borrowed): slots[k] (BEACON_MAX_FIELDS entries) becomes its value for
  * fields[k].key, or NULL when absent. */
-void beacon_field_slots(const struct bjson *obj, const struct beacon_field *fields,
-                        const struct bjson **slots);
+void beacon_field_slots(const struct jtree *obj, const struct beacon_field *fields,
+                        const struct jtree **slots);
 
 /* The rating of value for metric by the contract's thresholds ("good", "needs-improvement",
  * "poor"; boundaries count toward the better bucket), or NULL for an unknown metric. */
@@ -87,8 +87,8 @@ const char *beacon_rating_of(const char *metric, double value);
  * exact decimal forms (the same double when read back). beacon_attr_json_max gives an upper
  * bound of the bytes; beacon_attr_json writes into out (at least that many bytes, no NUL) and
  * returns the length. */
-size_t beacon_attr_json_max(const struct bjson *a, const char *metric);
-size_t beacon_attr_json(const struct bjson *a, const char *metric, char *out);
+size_t beacon_attr_json_max(const struct jtree *a, const char *metric);
+size_t beacon_attr_json(const struct jtree *a, const char *metric, char *out);
 
 /* Classifies a User-Agent string (NUL-terminated, may be NULL): family is written into family
  * (cap bytes; "Chrome", "Edge", "Firefox", "Safari", "Opera", "Samsung", "Chromium", "other"),

@@ -337,8 +337,8 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* ---- the compact form of a validated beacon ----
- * store_ingest_beacon parses and checks the body once (beacon_check, on store/bjson's arena tree:
- * no per-value allocation) and converts that tree, on the caller's thread, into a struct cbeacon
+ * store_ingest_beacon parses and checks the body once (beacon_check: jansson's parse copied
+ * into store/jtree's arena tree) and converts that tree, on the caller's thread, into a struct cbeacon
  * whose values are already in their column types (strings NUL-terminated, except the attribution
  * text, bound by length) inside a chunked arena owned by the item, then frees the tree there. The writer only binds
  * values (SQLITE_STATIC: the arena outlives the statement step) and never touches jansson. */
@@ -406,28 +406,28 @@ static int cv_text(struct arena *a, struct cval *out, const char *s, size_t len)
     return 0;
 }
 
-static int cv_jstr(struct arena *a, struct cval *out, const struct bjson *v)
+static int cv_jstr(struct arena *a, struct cval *out, const struct jtree *v)
 {
     out->kind = CV_NULL;
-    return bjson_is_string(v) ? cv_text(a, out, v->u.s, v->n) : 0;
+    return jtree_is_string(v) ? cv_text(a, out, v->u.s, v->n) : 0;
 }
 
-static void cv_jnum(struct cval *out, const struct bjson *v)
+static void cv_jnum(struct cval *out, const struct jtree *v)
 {
-    out->kind = bjson_is_number(v) ? CV_REAL : CV_NULL;
+    out->kind = jtree_is_number(v) ? CV_REAL : CV_NULL;
     if (out->kind == CV_REAL)
-        out->u.d = bjson_number(v);
+        out->u.d = jtree_number(v);
 }
 
 /* v as compact JSON text (server timing). */
-static int cv_json(struct arena *a, struct cval *out, const struct bjson *v)
+static int cv_json(struct arena *a, struct cval *out, const struct jtree *v)
 {
     out->kind = CV_NULL;
-    size_t max = bjson_dump_max(v);
+    size_t max = jtree_dump_max(v);
     char *txt = max < UINT32_MAX ? arena_alloc(a, max + 1) : NULL;
     if (!txt)
         return VP_ERR_NOMEM;
-    size_t n = bjson_dump(v, txt);
+    size_t n = jtree_dump(v, txt);
     txt[n] = '\0';
     out->kind = CV_TEXT;
     out->u.t = txt;
@@ -436,28 +436,28 @@ static int cv_json(struct arena *a, struct cval *out, const struct bjson *v)
 }
 
 /* One value per beacon_field of fs, typed as the column. */
-static int cv_fields(struct arena *a, struct cval *out, const struct bjson *obj,
+static int cv_fields(struct arena *a, struct cval *out, const struct jtree *obj,
                      const struct beacon_field *fs)
 {
-    const struct bjson *slots[BEACON_MAX_FIELDS];
+    const struct jtree *slots[BEACON_MAX_FIELDS];
     beacon_field_slots(obj, fs, slots);
     size_t idx = 0;
     for (const struct beacon_field *f = fs; f->key; f++, out++) {
-        const struct bjson *v = slots[idx++];
+        const struct jtree *v = slots[idx++];
         out->kind = CV_NULL;
-        if (!v || v->type == BJSON_NULL)
+        if (!v || v->type == JTREE_NULL)
             continue;
         int rc = 0;
         switch (f->kind) {
         case BEACON_K_TIME:
             out->kind = CV_REAL;
-            out->u.d = bjson_number(v);
+            out->u.d = jtree_number(v);
             break;
         case BEACON_K_SIZE:
         case BEACON_K_STATUS:
         case BEACON_K_COUNT:
             out->kind = CV_INT;
-            out->u.i = v->type == BJSON_INT ? v->u.i : (int64_t)llround(v->u.d);
+            out->u.i = v->type == JTREE_INT ? v->u.i : (int64_t)llround(v->u.d);
             break;
         case BEACON_K_URL:
         case BEACON_K_TOKEN:
@@ -483,39 +483,39 @@ static size_t count_fields(const struct beacon_field *fs)
 
 /* Converts a checked payload (beacon_check: the guarantees of beacon.h, with "r" and "a" as
  * sent) into *out inside a. */
-static int compact_beacon(struct arena *a, const struct bjson *p, struct cbeacon **out)
+static int compact_beacon(struct arena *a, const struct jtree *p, struct cbeacon **out)
 {
     struct cbeacon *c = arena_alloc(a, sizeof *c);
     if (!c)
         return VP_ERR_NOMEM;
     memset(c, 0, sizeof *c);
     int rc;
-    if ((rc = cv_jstr(a, &c->vid, bjson_get(p, "vid"))) ||
-        (rc = cv_jstr(a, &c->url, bjson_get(p, "url"))) ||
-        (rc = cv_jstr(a, &c->pvid, bjson_get(p, "pvid"))) ||
-        (rc = cv_jstr(a, &c->nav, bjson_get(p, "nav"))) ||
-        (rc = cv_jstr(a, &c->dev, bjson_get(p, "dev"))) ||
-        (rc = cv_jstr(a, &c->ect, bjson_get(p, "ect"))))
+    if ((rc = cv_jstr(a, &c->vid, jtree_get(p, "vid"))) ||
+        (rc = cv_jstr(a, &c->url, jtree_get(p, "url"))) ||
+        (rc = cv_jstr(a, &c->pvid, jtree_get(p, "pvid"))) ||
+        (rc = cv_jstr(a, &c->nav, jtree_get(p, "nav"))) ||
+        (rc = cv_jstr(a, &c->dev, jtree_get(p, "dev"))) ||
+        (rc = cv_jstr(a, &c->ect, jtree_get(p, "ect"))))
         return rc;
-    cv_jnum(&c->mem, bjson_get(p, "mem"));
-    c->t0 = (int64_t)llround(bjson_number(bjson_get(p, "t0")));
-    const struct bjson *ri = bjson_get(p, "ri");
-    c->ri = ri && ri->type == BJSON_INT ? ri->u.i : 0;
+    cv_jnum(&c->mem, jtree_get(p, "mem"));
+    c->t0 = (int64_t)llround(jtree_number(jtree_get(p, "t0")));
+    const struct jtree *ri = jtree_get(p, "ri");
+    c->ri = ri && ri->type == JTREE_INT ? ri->u.i : 0;
 
-    const struct bjson *m = bjson_get(p, "m");
-    c->nmetrics = m && m->type == BJSON_ARRAY ? m->n : 0;
+    const struct jtree *m = jtree_get(p, "m");
+    c->nmetrics = m && m->type == JTREE_ARRAY ? m->n : 0;
     if (c->nmetrics) {
         c->m = arena_alloc(a, c->nmetrics * sizeof *c->m);
         if (!c->m)
             return VP_ERR_NOMEM;
         for (size_t i = 0; i < c->nmetrics; i++) {
-            const struct bjson *e = &m->u.items[i];
+            const struct jtree *e = &m->u.items[i];
             struct cmetric *cm = &c->m[i];
-            if ((rc = cv_jstr(a, &cm->name, bjson_get(e, "n"))) ||
-                (rc = cv_jstr(a, &cm->id, bjson_get(e, "id"))))
+            if ((rc = cv_jstr(a, &cm->name, jtree_get(e, "n"))) ||
+                (rc = cv_jstr(a, &cm->id, jtree_get(e, "id"))))
                 return rc;
-            cv_jnum(&cm->value, bjson_get(e, "v"));
-            cv_jnum(&cm->delta, bjson_get(e, "d"));
+            cv_jnum(&cm->value, jtree_get(e, "v"));
+            cv_jnum(&cm->delta, jtree_get(e, "d"));
             /* beacon_check left "r" and "a" as sent: the rating is derived here and only the
              * known attribution keys are written. */
             const char *rating = beacon_rating_of(cm->name.u.t, cm->value.u.d);
@@ -525,9 +525,9 @@ static int compact_beacon(struct arena *a, const struct bjson *p, struct cbeacon
                 cm->rating.u.t = rating; /* static */
                 cm->rating.len = (uint32_t)strlen(rating);
             }
-            const struct bjson *at = bjson_get(e, "a");
+            const struct jtree *at = jtree_get(e, "a");
             cm->attribution.kind = CV_NULL;
-            if (at && at->type == BJSON_OBJECT) {
+            if (at && at->type == JTREE_OBJECT) {
                 size_t max = beacon_attr_json_max(at, cm->name.u.t);
                 char *txt = max <= UINT32_MAX ? arena_alloc(a, max) : NULL;
                 if (!txt)
@@ -539,8 +539,8 @@ static int compact_beacon(struct arena *a, const struct bjson *p, struct cbeacon
         }
     }
 
-    const struct bjson *nt = bjson_get(p, "nt");
-    if (nt && nt->type == BJSON_OBJECT) {
+    const struct jtree *nt = jtree_get(p, "nt");
+    if (nt && nt->type == JTREE_OBJECT) {
         c->has_nt = true;
         c->nt = arena_alloc(a, (N_RES_FIELDS + N_NAV_FIELDS) * sizeof *c->nt);
         if (!c->nt)
@@ -550,8 +550,8 @@ static int compact_beacon(struct arena *a, const struct bjson *p, struct cbeacon
             return rc;
     }
 
-    const struct bjson *res = bjson_get(p, "res");
-    c->nres = res && res->type == BJSON_ARRAY ? res->n : 0;
+    const struct jtree *res = jtree_get(p, "res");
+    c->nres = res && res->type == JTREE_ARRAY ? res->n : 0;
     if (c->nres) {
         c->res = arena_alloc(a, c->nres * N_RES_FIELDS * sizeof *c->res);
         if (!c->res)
@@ -1313,8 +1313,8 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
                         const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
 {
     char why[REASON_MAX];
-    struct bjson_doc *doc = NULL;
-    const struct bjson *p = NULL;
+    struct jtree_doc *doc = NULL;
+    const struct jtree *p = NULL;
     /* Refuse before parsing when even a one-row item would be: under overload the caller's
      * thread (the event loop) must not spend the parse of a realistic body on work thrown away. */
     pthread_mutex_lock(&s->mu);
@@ -1344,20 +1344,20 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
     }
     struct item *it = calloc(1, sizeof *it);
     if (!it) {
-        bjson_doc_free(doc);
+        jtree_doc_free(doc);
         return VP_ERR_NOMEM;
     }
     it->kind = IT_BEACON;
-    const struct bjson *jm = bjson_get(p, "m"), *jres = bjson_get(p, "res");
-    it->rows = 1 + (jm && jm->type == BJSON_ARRAY ? jm->n : 0u) +
-               (jres && jres->type == BJSON_ARRAY ? jres->n : 0u) +
-               (bjson_get(p, "nt") ? 1u : 0u);
+    const struct jtree *jm = jtree_get(p, "m"), *jres = jtree_get(p, "res");
+    it->rows = 1 + (jm && jm->type == JTREE_ARRAY ? jm->n : 0u) +
+               (jres && jres->type == JTREE_ARRAY ? jres->n : 0u) +
+               (jtree_get(p, "nt") ? 1u : 0u);
     it->u.b.now_ms = ctx && ctx->now_ms > 0 ? ctx->now_ms : vp_now_ms();
     it->u.b.sample_rate = ctx ? ctx->sample_rate : 1.0;
     struct arena *a = &it->u.b.arena;
     struct cval ua = {.kind = CV_NULL}, label = {.kind = CV_NULL};
     rc = compact_beacon(a, p, &it->u.b.c);
-    bjson_doc_free(doc);
+    jtree_doc_free(doc);
     if (rc == 0 && ctx && ctx->user_agent)
         rc = cv_text(a, &ua, ctx->user_agent, strlen(ctx->user_agent));
     if (rc == 0 && ctx && ctx->label)

@@ -145,13 +145,13 @@ int main(void)
         json_decref(out);
         /* beacon_check (the store's path) applies the same checks with the same answers. */
         char reason2[96] = "unset";
-        struct bjson_doc *doc = NULL;
-        const struct bjson *root = NULL;
+        struct jtree_doc *doc = NULL;
+        const struct jtree *root = NULL;
         int rc2 = body ? beacon_check(body, strlen(body), &doc, &root, reason2, sizeof reason2)
                        : -100;
         TAP_OK(rc2 == rc && strcmp(reason2, reason) == 0 && (rc2 == 0) == (doc != NULL),
                "beacon/check_%s: rc %d reason \"%s\"", cases[i].name, rc2, reason2);
-        bjson_doc_free(doc);
+        jtree_doc_free(doc);
         free(gen);
     }
 
@@ -181,17 +181,17 @@ int main(void)
     for (size_t i = 0; i < sizeof attr_bodies / sizeof attr_bodies[0]; i++) {
         const char *b = attr_bodies[i];
         json_t *f = NULL, *mine = NULL;
-        struct bjson_doc *doc = NULL;
-        const struct bjson *c = NULL;
+        struct jtree_doc *doc = NULL;
+        const struct jtree *c = NULL;
         char *want = NULL;
         bool ok = beacon_parse(b, strlen(b), &f, reason, sizeof reason) == 0 &&
                   beacon_check(b, strlen(b), &doc, &c, reason, sizeof reason) == 0;
         const json_t *fm = ok ? json_array_get(json_object_get(f, "m"), 0) : NULL;
-        const struct bjson *cm = ok ? &bjson_get(c, "m")->u.items[0] : NULL;
+        const struct jtree *cm = ok ? &jtree_get(c, "m")->u.items[0] : NULL;
         const char *name = fm ? json_string_value(json_object_get(fm, "n")) : NULL;
         char text[4096] = "";
         if (name) {
-            const struct bjson *ca = bjson_get(cm, "a");
+            const struct jtree *ca = jtree_get(cm, "a");
             size_t max = beacon_attr_json_max(ca, name);
             size_t n = max < sizeof text ? beacon_attr_json(ca, name, text) : 0;
             ok = n > 0 && n <= max;
@@ -208,30 +208,30 @@ int main(void)
                     ok = false;
             }
             /* and the derived rating is the one beacon_parse writes */
-            const char *r = beacon_rating_of(name, bjson_number(bjson_get(cm, "v")));
+            const char *r = beacon_rating_of(name, jtree_number(jtree_get(cm, "v")));
             ok = ok && r && strcmp(r, json_string_value(json_object_get(fm, "r"))) == 0;
         }
         TAP_OK(ok, "beacon/attr_json_%zu: %s (json_dumps: %s)", i, text, want ? want : "-");
         free(want);
         json_decref(mine);
         json_decref(f);
-        bjson_doc_free(doc);
+        jtree_doc_free(doc);
     }
     {
         /* exact forms: shortest decimal for times sent at 0.1 ms, ".0" on whole reals */
         const char *b = "{" CTX ",\"m\":[{\"n\":\"LCP\",\"id\":\"a\",\"v\":1,\"a\":{\"ttfb\":80.1,"
                         "\"loadDelay\":120.0,\"loadDuration\":7,\"renderDelay\":0.5}}]}";
-        struct bjson_doc *doc = NULL;
-        const struct bjson *c = NULL;
+        struct jtree_doc *doc = NULL;
+        const struct jtree *c = NULL;
         char text[256] = "";
         if (beacon_check(b, strlen(b), &doc, &c, reason, sizeof reason) == 0) {
-            const struct bjson *at = bjson_get(&bjson_get(c, "m")->u.items[0], "a");
+            const struct jtree *at = jtree_get(&jtree_get(c, "m")->u.items[0], "a");
             text[beacon_attr_json(at, "LCP", text)] = '\0';
         }
         TAP_OK(strcmp(text, "{\"ttfb\":80.1,\"loadDelay\":120.0,\"loadDuration\":7,"
                             "\"renderDelay\":0.5}") == 0,
                "beacon/attr_json_exact: %s", text);
-        bjson_doc_free(doc);
+        jtree_doc_free(doc);
         TAP_OK(strcmp(beacon_rating_of("LCP", 2500), "good") == 0 &&
                    strcmp(beacon_rating_of("LCP", 2500.1), "needs-improvement") == 0 &&
                    strcmp(beacon_rating_of("CLS", 0.26), "poor") == 0 &&

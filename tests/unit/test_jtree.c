@@ -1,14 +1,18 @@
-/* store/bjson against jansson, the reference of what a beacon body may be: for a table of edge
- * cases, the beacon fuzz corpus and seeded random mutations of beacon bodies and JSON edge cases,
- * bjson_parse must accept exactly what json_loadb(JSON_REJECT_DUPLICATES) accepts, produce the
- * same values (bjson_dump read back by jansson is json_equal to jansson's own tree: exact doubles,
- * decoded strings, order-free objects), and beacon_check must answer as beacon_parse (same code,
- * same reason). Numbers: random doubles in several notations must give bit-identical values. */
+/* store/jtree against jansson: for a table of edge cases, the beacon fuzz corpus and seeded random
+ * mutations of beacon bodies and JSON edge cases, jtree_load must accept exactly what
+ * json_loadb(JSON_REJECT_DUPLICATES) accepts and copy the same values (jtree_dump read back by
+ * jansson is json_equal to jansson's own tree: exact doubles, decoded strings, order-free
+ * objects), and beacon_check must answer as beacon_parse (same code, same reason). Bodies larger
+ * than the thread's bump buffer (jansson's allocations partly from malloc) and loads on several
+ * threads while other threads build, share and free jansson trees with the same allocation
+ * functions are checked too (the ASan build is where a wrong free would show). Written reals
+ * read back as the same double. */
 #include "config.h"
 
-#include "store/bjson.h"
+#include "store/jtree.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <math.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -33,48 +37,25 @@ static uint64_t next(void)
     return rng;
 }
 
-/* jansson skips a raw NUL byte that directly follows a number or a literal ("[1\0]" loads as
- * [1], "[true\0]" as [true]); bjson refuses every raw NUL byte (the one deliberate difference:
- * stricter). */
-static bool nul_after_digit(const char *in, size_t len)
-{
-    for (size_t i = 1; i < len; i++) {
-        char c = in[i - 1];
-        if (in[i] == '\0' && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')))
-            return true;
-    }
-    return false;
-}
-
 /* Compares one input on both parsers; returns false (and says why in why) on a difference. */
 static bool same(const char *in, size_t len, char *why, size_t cap)
 {
-    if (nul_after_digit(in, len)) {
-        struct bjson_doc *d = NULL;
-        const struct bjson *r = NULL;
-        if (bjson_parse(in, len, &d, &r) == 0) {
-            bjson_doc_free(d);
-            snprintf(why, cap, "bjson accepts a raw NUL byte");
-            return false;
-        }
-        return true;
-    }
     json_error_t jerr;
     json_t *j = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
-    struct bjson_doc *doc = NULL;
-    const struct bjson *root = NULL;
-    int rc = bjson_parse(in, len, &doc, &root);
+    struct jtree_doc *doc = NULL;
+    const struct jtree *root = NULL;
+    int rc = jtree_load(in, len, &doc, &root);
     bool ok = true;
     if ((j != NULL) != (rc == 0)) {
-        snprintf(why, cap, "jansson %s, bjson rc %d (%s)", j ? "accepts" : "refuses", rc,
+        snprintf(why, cap, "jansson %s, jtree rc %d (%s)", j ? "accepts" : "refuses", rc,
                  j ? "" : jerr.text);
         ok = false;
     } else if (j) {
-        size_t max = bjson_dump_max(root);
+        size_t max = jtree_dump_max(root);
         char *txt = malloc(max + 1);
         json_t *back = NULL;
         if (txt) {
-            size_t n = bjson_dump(root, txt);
+            size_t n = jtree_dump(root, txt);
             back = n <= max ? json_loadb(txt, n, JSON_REJECT_DUPLICATES, NULL) : NULL;
         }
         if (!back || !json_equal(back, j)) {
@@ -85,7 +66,7 @@ static bool same(const char *in, size_t len, char *why, size_t cap)
         free(txt);
     }
     json_decref(j);
-    bjson_doc_free(doc);
+    jtree_doc_free(doc);
     if (!ok)
         return false;
     /* and the beacon checks on top of them */
@@ -95,7 +76,7 @@ static bool same(const char *in, size_t len, char *why, size_t cap)
     json_decref(p);
     doc = NULL;
     int b = beacon_check(in, len, &doc, &root, r2, sizeof r2);
-    bjson_doc_free(doc);
+    jtree_doc_free(doc);
     if (a != b || strcmp(r1, r2) != 0) {
         snprintf(why, cap, "beacon_parse %d \"%s\", beacon_check %d \"%s\"", a, r1, b, r2);
         return false;
@@ -188,14 +169,98 @@ static size_t mutate(const char *src, size_t len, char *dst, size_t cap)
     return n;
 }
 
+/* ---- jansson on several threads at once ---- */
+
+#define T_ROUNDS 300
+
+static pthread_mutex_t hand_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *hand; /* a tree built on one thread, freed on another */
+static int thread_bad[3];
+
+static void *loader(void *arg)
+{
+    (void)arg;
+    static char big[40000];
+    size_t n = 0;
+    big[n++] = '{';
+    for (int i = 0; i < 1500; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s\"key%d\":[%d,\"s%d\"]", i ? "," : "",
+                              i, i, i);
+    big[n++] = '}';
+    char why[256];
+    for (int r = 0; r < T_ROUNDS; r++) {
+        const char *in = r % 3 == 2 ? big : seeds[r % 2];
+        size_t len = r % 3 == 2 ? n : strlen(in);
+        if (!same(in, len, why, sizeof why))
+            thread_bad[0]++;
+    }
+    return NULL;
+}
+
+static void *builder(void *arg)
+{
+    (void)arg;
+    for (int r = 0; r < T_ROUNDS; r++) {
+        json_t *j = json_loads(seeds[r % 2], JSON_REJECT_DUPLICATES, NULL);
+        char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (!txt)
+            thread_bad[1]++;
+        free(txt);
+        pthread_mutex_lock(&hand_mu);
+        json_decref(hand); /* the consumer did not take the last one */
+        hand = j;
+        pthread_mutex_unlock(&hand_mu);
+    }
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    (void)arg;
+    for (int r = 0; r < T_ROUNDS * 4; r++) {
+        pthread_mutex_lock(&hand_mu);
+        json_t *j = hand;
+        hand = NULL;
+        pthread_mutex_unlock(&hand_mu);
+        if (j && !json_is_object(j))
+            thread_bad[2]++;
+        json_t *extra = json_pack("{s:i,s:s}", "n", r, "s", "x");
+        if (!extra)
+            thread_bad[2]++;
+        json_decref(extra);
+        json_decref(j);
+    }
+    return NULL;
+}
+
+static void threads_test(void)
+{
+    pthread_t t[3];
+    void *(*fn[3])(void *) = {loader, builder, consumer};
+    int started = 0;
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(&t[i], NULL, fn[i], NULL) == 0)
+            started++;
+    for (int i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    json_decref(hand);
+    hand = NULL;
+    /* and the main thread still loads after the others ended */
+    char why[256];
+    bool after = same(seeds[0], strlen(seeds[0]), why, sizeof why);
+    TAP_OK(started == 3 && thread_bad[0] == 0 && thread_bad[1] == 0 && thread_bad[2] == 0 && after,
+           "jtree/threads: %d threads, differences %d/%d/%d", started, thread_bad[0],
+           thread_bad[1], thread_bad[2]);
+}
+
 int main(void)
 {
     char why[256];
-    if (getenv("BJSON_SEED"))
-        rng = strtoull(getenv("BJSON_SEED"), NULL, 0) | 1;
+    if (getenv("JTREE_SEED"))
+        rng = strtoull(getenv("JTREE_SEED"), NULL, 0) | 1;
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
         bool ok = same(edge[i], strlen(edge[i]), why, sizeof why);
-        TAP_OK(ok, "bjson/edge_%zu%s%s", i, ok ? "" : ": ", ok ? "" : why);
+        TAP_OK(ok, "jtree/edge_%zu%s%s", i, ok ? "" : ": ", ok ? "" : why);
     }
     /* nesting around jansson's 2048 limit, with and without a scalar inside */
     static char deep[8192];
@@ -208,7 +273,7 @@ int main(void)
                 deep[n++] = '1';
             for (int i = 0; i < d; i++)
                 deep[n++] = ']';
-            TAP_OK(same(deep, n, why, sizeof why), "bjson/depth_%d%s: %s", d,
+            TAP_OK(same(deep, n, why, sizeof why), "jtree/depth_%d%s: %s", d,
                    scalar ? "_scalar" : "", why);
         }
     }
@@ -222,7 +287,7 @@ int main(void)
                 n += (size_t)snprintf(big + n, sizeof big - n, "%s\"k%d\":%d", i ? "," : "",
                                       dup && i == 2999 ? 17 : i, i);
             big[n++] = '}';
-            TAP_OK(same(big, n, why, sizeof why), "bjson/large_object%s: %s", dup ? "_dup" : "",
+            TAP_OK(same(big, n, why, sizeof why), "jtree/large_object%s: %s", dup ? "_dup" : "",
                    why);
         }
     }
@@ -258,28 +323,28 @@ int main(void)
             if (w <= 0 || (size_t)w >= sizeof arr)
                 continue;
             json_t *j = json_loadb(arr, (size_t)w, 0, NULL);
-            struct bjson_doc *doc = NULL;
-            const struct bjson *root = NULL;
-            int rc = bjson_parse(arr, (size_t)w, &doc, &root);
+            struct jtree_doc *doc = NULL;
+            const struct jtree *root = NULL;
+            int rc = jtree_load(arr, (size_t)w, &doc, &root);
             double a = j ? json_number_value(json_array_get(j, 0)) : 0;
-            double b = rc == 0 ? bjson_number(&root->u.items[0]) : 0;
+            double b = rc == 0 ? jtree_number(&root->u.items[0]) : 0;
             if ((j != NULL) != (rc == 0) || memcmp(&a, &b, sizeof a) != 0) {
                 bad++;
-                fprintf(stderr, "# number %s: jansson %.17g, bjson %.17g (rc %d)\n", num, a, b,
+                fprintf(stderr, "# number %s: jansson %.17g, jtree %.17g (rc %d)\n", num, a, b,
                         rc);
             }
             /* and written back, it reads as the same double */
             char out[64];
-            char *e = bjson_write_real(out, b);
+            char *e = jtree_write_real(out, b);
             *e = '\0';
-            if (rc == 0 && root->u.items[0].type == BJSON_REAL && strtod(out, NULL) != b) {
+            if (rc == 0 && root->u.items[0].type == JTREE_REAL && strtod(out, NULL) != b) {
                 bad++;
                 fprintf(stderr, "# number %s written as %s\n", num, out);
             }
             json_decref(j);
-            bjson_doc_free(doc);
+            jtree_doc_free(doc);
         }
-        TAP_OK(bad == 0, "bjson/numbers_bit_identical: %d differences", bad);
+        TAP_OK(bad == 0, "jtree/numbers_bit_identical: %d differences", bad);
     }
     /* the beacon fuzz corpus */
     {
@@ -305,13 +370,13 @@ int main(void)
         }
         if (d)
             closedir(d);
-        TAP_OK(files > 0 && bad == 0, "bjson/fuzz_corpus: %d files, %d differences", files, bad);
+        TAP_OK(files > 0 && bad == 0, "jtree/fuzz_corpus: %d files, %d differences", files, bad);
     }
     /* seeded mutations of beacon bodies and of the edge cases */
     {
         static char buf[8192];
         int bad = 0, accepted = 0, total = 0;
-        int rounds = getenv("BJSON_ROUNDS") ? (int)strtol(getenv("BJSON_ROUNDS"), NULL, 10) : 30000;
+        int rounds = getenv("JTREE_ROUNDS") ? (int)strtol(getenv("JTREE_ROUNDS"), NULL, 10) : 30000;
         for (int i = 0; i < rounds && bad < 5; i++) {
             const char *src;
             if (i % 3 == 0)
@@ -328,16 +393,17 @@ int main(void)
                                         ? "\\x%02x" : "%c", (unsigned char)buf[k]);
                 fprintf(stderr, " -- %s\n", why);
             } else {
-                struct bjson_doc *doc = NULL;
-                const struct bjson *root = NULL;
+                struct jtree_doc *doc = NULL;
+                const struct jtree *root = NULL;
                 char r[96];
                 if (beacon_check(buf, n, &doc, &root, r, sizeof r) == 0)
                     accepted++;
-                bjson_doc_free(doc);
+                jtree_doc_free(doc);
             }
         }
-        TAP_OK(bad == 0 && accepted > 100, "bjson/mutations: %d bodies, %d valid beacons, %d "
+        TAP_OK(bad == 0 && accepted > 100, "jtree/mutations: %d bodies, %d valid beacons, %d "
                "differences", total, accepted, bad);
     }
+    threads_test();
     TAP_DONE();
 }
