@@ -29,7 +29,7 @@
 /* ---- jansson's allocator during jtree_load ---- */
 
 #define BUMP_MIN (64 * 1024)
-#define BUMP_MAX (4 * 1024 * 1024)
+#define BUMP_MAX (1024 * 1024) /* per thread; a larger tree overflows to malloc */
 
 struct bump {
     char *base;
