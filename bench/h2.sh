@@ -5,7 +5,12 @@
 # so the upstream is never the bottleneck). Measured: 1 KiB and 100 KiB responses, the HTML
 # page (vitals-proxy injects the beacon into it, nginx passes it through), and TLS handshakes
 # per second (one request per new connection). Each run lasts DURATION seconds (default 3);
-# each figure is the best of ROUNDS (default 2) runs alternating between the two servers.
+# runs alternate between the two servers, ROUNDS (default 3) pairs back to back, and each figure
+# is the median over the rounds. Besides req/s (h2load), the CPU time the front server's process
+# spent per request (utime + stime from /proc over the run, all threads: the proxy's SQLite
+# writer included) is given, which depends far less on the load of a shared machine. Both
+# ratios are "higher is better for vitals-proxy": req/s vitals/nginx, CPU nginx/vitals. CPU is
+# divided by successful requests; any request without a 2xx answer is counted on the row.
 #
 # Usage: bench/h2.sh [path/to/vitals-proxy]   (needs nginx-light, nghttp2-client, openssl)
 set -eu
@@ -13,6 +18,7 @@ BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 DUR=${DURATION:-3}
 T=$(mktemp -d /tmp/vp-bench-h2.XXXXXX)
+chmod 755 "$T" # nginx workers started by root run as nobody: they must read www/
 UP=$((20000 + $$ % 10000)); NG=$((UP + 1)); VP=$((UP + 2)); VPPLAIN=$((UP + 3))
 PIDS=""
 cleanup() {
@@ -68,22 +74,48 @@ VPPID=$!
 PIDS="$PIDS $VPPID"
 sleep 1
 
-rps() { # prints requests/s reported by h2load
-    h2load "$@" 2>/dev/null | awk '/^finished in/ { gsub(",", "", $4); print $4 }'
+ticks() { # utime + stime of a process, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+run() { # pid, url, h2load options...: prints "req/s cpu_us_per_request"
+    pid=$1; url=$2; shift 2
+    t0=$(ticks "$pid")
+    out=$(h2load "$@" "$url" 2>/dev/null || true)
+    t1=$(ticks "$pid")
+    echo "$out" | awk -v t="$((t1 - t0))" -v hz="$HZ" '
+        /^finished in/ { gsub(",", "", $4); r = $4 }
+        /^requests:/ { n = $8; bad = $10 + $12 + $14 }
+        /^status codes:/ { bad += $5 + $7 + $9 }
+        END { printf "%s %s %d\n", (n > 0 ? r : 0), (n > 0 ? t * 1e6 / hz / n : 0), bad }'
+}
+median() { # of the numbers on stdin
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
+        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 row() { # name, path, h2load options...
     name=$1; path=$2; shift 2
-    a=0; b=0 # best of ROUNDS alternating runs: the machine is shared, load varies
-    r=0; while [ $r -lt "${ROUNDS:-2}" ]; do
-        x=$(rps "$@" "https://127.0.0.1:$VP$path"); y=$(rps "$@" "https://127.0.0.1:$NG$path")
-        a=$(awk -v a="$a" -v x="${x:-0}" 'BEGIN { print (x > a ? x : a) }')
-        b=$(awk -v b="$b" -v y="${y:-0}" 'BEGIN { print (y > b ? y : b) }')
+    : > "$T/a"; : > "$T/b"
+    r=0; while [ $r -lt "$ROUNDS" ]; do # back-to-back pairs: the machine is shared, load varies
+        run "$VPPID" "https://127.0.0.1:$VP$path" "$@" >> "$T/a"
+        run "$NGPID" "https://127.0.0.1:$NG$path" "$@" >> "$T/b"
         r=$((r + 1))
     done
-    ratio=$(awk -v a="${a:-0}" -v b="${b:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf '%-26s %14s %14s %8s\n' "$name" "${a:--}" "${b:--}" "$ratio"
+    a=$(cut -d' ' -f1 "$T/a" | median); b=$(cut -d' ' -f1 "$T/b" | median)
+    ca=$(cut -d' ' -f2 "$T/a" | median); cb=$(cut -d' ' -f2 "$T/b" | median)
+    # Requests that did not get a 2xx (errors, timeouts under load) are reported, never hidden.
+    fa=$(awk '{ s += $3 } END { print s + 0 }' "$T/a"); fb=$(awk '{ s += $3 } END { print s + 0 }' "$T/b")
+    awk -v n="$name" -v a="$a" -v b="$b" -v ca="$ca" -v cb="$cb" -v fa="$fa" -v fb="$fb" 'BEGIN {
+        printf "%-26s %12.0f %12.0f %6s %10.1f %10.1f %6s%s\n", n, a, b,
+            (b > 0 ? sprintf("%.2f", a / b) : "-"), ca, cb, (ca > 0 ? sprintf("%.2f", cb / ca) : "-"),
+            (fa + fb > 0 ? sprintf("  (not 2xx: vitals %d, nginx %d)", fa, fb) : "") }'
 }
-printf '%-26s %14s %14s %8s\n' "h2 over TLS, 1 worker" "vitals req/s" "nginx req/s" "ratio"
+HZ=$(getconf CLK_TCK)
+ROUNDS=${ROUNDS:-3}
+NGPID=$(pgrep -P "$(cat "$T/ng.pid")" | head -1)
+h2load -D 1 -c 16 -m 10 "https://127.0.0.1:$VP/1k.bin" > /dev/null 2>&1 || true # warm both up
+h2load -D 1 -c 16 -m 10 "https://127.0.0.1:$NG/1k.bin" > /dev/null 2>&1 || true
+printf '%-26s %12s %12s %6s %10s %10s %6s\n' "h2 over TLS, 1 worker" "vitals req/s" "nginx req/s" \
+    "ratio" "vitals us" "nginx us" "ratio"
 row "1 KiB (c=16 m=10)" /1k.bin -D "$DUR" -c 16 -m 10
 row "100 KiB (c=16 m=10)" /100k.bin -D "$DUR" -c 16 -m 10
 row "HTML page (c=16 m=10)" /page.html -D "$DUR" -c 16 -m 10

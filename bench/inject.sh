@@ -1,9 +1,11 @@
 #!/bin/sh
 # Benchmark of issue 3 (not a test): injection throughput and latency through vitals-proxy
 # (--workers 1 --quiet) vs nginx doing the same job with sub_filter (worker_processes 1),
-# on a generated 50 KiB HTML page (about 3:1 under gzip) served by a static nginx origin,
-# identity and gzip, wrk on loopback, 64 connections; plus the time to the first body byte
-# added on a streaming page (tests/support/upstream.py /stream as origin).
+# on a generated 50 KiB HTML page (about 3:1 under gzip) served by a static nginx origin
+# (the gzip body compressed once, served by gzip_static, so the origin costs both proxies the
+# same), identity and gzip, wrk on loopback, 64 connections, with the CPU time per request of
+# each proxy and of the origin; plus the time to the first body byte added on a streaming page
+# (tests/support/upstream.py /stream as origin). Results and their reading: bench/inject.md.
 # Run from the build directory (VP_BIN defaults to ./vitals-proxy). Prints a Markdown table
 # and writes bench/results/inject-<stamp>.md and .json.
 #   BENCH_DURATION=3 bench/inject.sh               quick check (default 10 s per run)

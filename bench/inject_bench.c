@@ -3,7 +3,9 @@
  * Prints MB/s of decoded HTML, output/input size, and the peak heap of one response (through
  * the inject allocation hooks; evbuffer chains not included). Also: identity with and without
  * a tag to insert, compressed document (decode+scan+re-encode) versus fragment (raw pass-through
- * without decoding), and the candidate encoder settings. Run: bench/inject_bench [reps]. */
+ * without decoding), the candidate encoder settings (zlib and igzip for gzip), and the CPU time
+ * of one injected 50 KiB gzip response with each gzip re-encoder.
+ * Run: bench/inject_bench [reps [page.html]] (the page replaces the generated 50 KiB one). */
 #include "config.h"
 
 #include <brotli/encode.h>
@@ -38,6 +40,13 @@ static void b_free(void *q)
     size_t *p = (size_t *)(void *)((char *)q - 16);
     live -= p[0];
     free(p);
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double now(void)
@@ -234,25 +243,86 @@ int main(int argc, char **argv)
     }
 
     printf("\nencoder settings (document, flush per 16 KiB chunk):\n");
+    /* gzip: wlog -1 marks zlib at that level, otherwise igzip at that level */
     static const struct {
         enum inject_coding c;
         int level, wlog;
-    } cand[] = {{INJECT_CODING_GZIP, 1, 0}, {INJECT_CODING_GZIP, 5, 0}, {INJECT_CODING_GZIP, 6, 0},
-                {INJECT_CODING_GZIP, 9, 0}, {INJECT_CODING_BR, 3, 22},  {INJECT_CODING_BR, 4, 22},
-                {INJECT_CODING_BR, 5, 22},  {INJECT_CODING_BR, 6, 22},  {INJECT_CODING_BR, 4, 18},
-                {INJECT_CODING_BR, 5, 18},  {INJECT_CODING_BR, 5, 20},  {INJECT_CODING_ZSTD, 1, 0},
-                {INJECT_CODING_ZSTD, 3, 0}, {INJECT_CODING_ZSTD, 6, 0}, {INJECT_CODING_ZSTD, 3, 19},
-                {INJECT_CODING_ZSTD, 3, 20}};
+    } cand[] = {
+        {INJECT_CODING_GZIP, 1, -1}, {INJECT_CODING_GZIP, 5, -1}, {INJECT_CODING_GZIP, 6, -1},
+        {INJECT_CODING_GZIP, 9, -1}, {INJECT_CODING_GZIP, 0, 0},  {INJECT_CODING_GZIP, 1, 0},
+        {INJECT_CODING_GZIP, 2, 0},  {INJECT_CODING_GZIP, 3, 0},  {INJECT_CODING_BR, 3, 22},
+        {INJECT_CODING_BR, 4, 22},   {INJECT_CODING_BR, 5, 22},   {INJECT_CODING_BR, 6, 22},
+        {INJECT_CODING_BR, 4, 18},   {INJECT_CODING_BR, 5, 18},   {INJECT_CODING_BR, 5, 20},
+        {INJECT_CODING_ZSTD, 1, 0},  {INJECT_CODING_ZSTD, 3, 0},  {INJECT_CODING_ZSTD, 6, 0},
+        {INJECT_CODING_ZSTD, 3, 19}, {INJECT_CODING_ZSTD, 3, 20}};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
         struct injector_options o = opt;
+        bool zfam = cand[i].c == INJECT_CODING_GZIP;
         o.gzip_level = o.br_quality = o.zstd_level = cand[i].level;
-        o.br_lgwin = cand[i].wlog ? cand[i].wlog : 22;
-        o.zstd_window_log = cand[i].wlog;
+        o.igzip_level = zfam && cand[i].wlog >= 0 ? cand[i].level : -1;
+        o.br_lgwin = cand[i].wlog > 0 ? cand[i].wlog : 22;
+        o.zstd_window_log = cand[i].wlog > 0 ? cand[i].wlog : 0;
         size_t en = compress_upstream(cand[i].c, page, pn, enc, sizeof enc);
         struct result r = run(cand[i].c, enc, en, pn, &o, INJECTOR_FLUSH, reps);
-        printf("  %-5s level %-2d window_log %-2d %8.1f MB/s  ratio %.2f:1  peak heap %zu\n",
-               names[cand[i].c], cand[i].level, cand[i].wlog, r.mbs,
-               (double)pn / (double)r.out_bytes, r.peak);
+        printf("  %-5s %-5s level %-2d window_log %-2d %8.1f MB/s  ratio %.2f:1  peak heap %zu\n",
+               names[cand[i].c], zfam ? (cand[i].wlog < 0 ? "zlib" : "igzip") : "", cand[i].level,
+               cand[i].wlog > 0 ? cand[i].wlog : 0, r.mbs, (double)pn / (double)r.out_bytes,
+               r.peak);
+    }
+
+    /* One response of a 50 KiB page, as bench/inject.sh serves it (gzip, compressed once at
+     * level 1 by the origin, arriving in one piece): CPU time per response for the whole
+     * injector (create, decode, scan, insert, re-encode, free), with each gzip re-encoder. */
+    size_t sn = make_page(page, sizeof page, 50 * 1024, true);
+    if (argc > 2) { /* a page of one's own, e.g. bench/inject.py's (see inject/README.md) */
+        FILE *pf = fopen(argv[2], "rb");
+        if (!pf) {
+            perror(argv[2]);
+            return 2;
+        }
+        sn = fread(page, 1, sizeof page, pf);
+        fclose(pf);
+    }
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    deflateInit2(&zs, 1, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
+    zs.next_in = (Bytef *)page;
+    zs.avail_in = (uInt)sn;
+    zs.next_out = enc;
+    zs.avail_out = (uInt)sizeof enc;
+    deflate(&zs, Z_FINISH);
+    size_t sen = sizeof enc - zs.avail_out;
+    deflateEnd(&zs);
+    printf("\nper response, %zu-byte page%s, gzip level 1 upstream, CPU us (best of %d x 500):\n",
+           sn, argc > 2 ? " (file)" : "", reps);
+    static const char tag[] = "<script src=\"/__vitals/beacon.js?v=0123456789ab\" "
+                              "data-vid=\"0123456789abcdef0123456789abcdef\" async=\"\"></script>";
+    for (int igz = -1; igz <= 1; igz += 2) {
+        struct injector_options o = opt;
+        o.igzip_level = igz;
+        double best = 1e9;
+        size_t outn = 0;
+        for (int r = 0; r < reps; r++) {
+            double t0 = cpu_now();
+            for (int k = 0; k < 500; k++) {
+                struct evbuffer *ib = evbuffer_new(), *ob = evbuffer_new();
+                struct injector *inj;
+                evbuffer_add(ib, enc, sen);
+                if (injector_new(&inj, INJECT_CODING_GZIP, tag, sizeof tag - 1, &o) != 0 ||
+                    injector_feed(inj, ib, ob, INJECTOR_FLUSH) != 0 ||
+                    injector_feed(inj, ib, ob, INJECTOR_END) != 0 || !injector_injected(inj))
+                    exit(1);
+                outn = evbuffer_get_length(ob);
+                injector_free(inj);
+                evbuffer_free(ib);
+                evbuffer_free(ob);
+            }
+            double dt = (cpu_now() - t0) / 500;
+            if (dt < best)
+                best = dt;
+        }
+        printf("  re-encode %-12s %7.1f us  %zu -> %zu bytes\n", igz < 0 ? "zlib 1" : "igzip 1",
+               best * 1e6, sen, outn);
     }
     return 0;
 }

@@ -1,22 +1,28 @@
-/* Report query latency on a large database: creates one with the store's schema (store_open),
- * fills N views with 5 metrics each straight through SQL (a recursive CTE: minutes of beacons
- * in seconds; 50 routes, values spread over the rating buckets, started_at over 30 days), then
- * times query_summary (all data, last 24 h, one route), query_views and query_initial_js.
- * Usage: report_bench [N (default 1000000)] [DIR (default /tmp)]. Prints one line per query:
- * name, rows, best and median of 5 runs in ms; KEEP_DB=1 keeps the file. Not a test: timing lives here, not in make check. */
+/* Report query latency on a large database made by bench/gen_db (or any vitals database).
+ * Times every query the report page and the CLI run (the summary under each filter the API
+ * accepts, the views list, the route drill-down, API latency, findings, health, budget inputs),
+ * RUNS times each, through the public query functions on one read-only connection, and prints
+ * one line per query: rows returned, p50 and p95 of the wall time and p50 of the thread's CPU
+ * time in ms (the CPU time resists a shared machine's noise better). "now" for the since= filters
+ * is the newest view's started_at + 1 ms, so a database generated earlier measures the same
+ * windows. Not a test: timing lives here, not in make check.
+ *
+ * Usage: report_bench DB [RUNS (default 20)] [FILTER (substring of the query names to run)]
+ * REPORT_BENCH_RAW=1 times the summary computed from the raw rows only (store_summary_raw, the
+ * computation before the rollups) for a before/after on the same database. */
 #include "config.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
 #include "store/query.h"
 #include "store/query_report.h"
-#include "store/store.h"
+#include "store/store_internal.h"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -24,103 +30,168 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int fill(const char *path, long n, int64_t now)
+enum which { Q_SUMMARY, Q_VIEWS, Q_API, Q_FINDINGS, Q_HEALTH, Q_TARGETS, Q_JS, Q_LABELS };
+
+static const char *list_key(enum which w)
 {
-    sqlite3 *db = NULL;
-    char sql[2048];
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        return -1;
-    int w = snprintf(sql, sizeof sql,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; BEGIN;"
-                     "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < %ld)"
-                     " INSERT INTO views(id, started_at, received_at, url, path, route,"
-                     " navigation_type, device, ect, browser, label, sample_rate)"
-                     " SELECT printf('bench%%08d', i), %lld - (i * 2591) %% 2592000000, %lld,"
-                     " printf('/r%%d/%%d', i %% 50, i), printf('/r%%d/%%d', i %% 50, i),"
-                     " printf('/r%%d/[id]', i %% 50), 'navigate',"
-                     " CASE i %% 3 WHEN 0 THEN 'mobile' WHEN 1 THEN 'desktop' ELSE 'tablet' END,"
-                     " '4g', 'Chrome', NULL, 1.0 FROM c;"
-                     "INSERT INTO metrics(view_id, name, metric_id, value, updated_at)"
-                     " SELECT v.id, m.name, m.name || v.id, (abs(random()) %% 1000) * m.scale, 0"
-                     " FROM views v, (SELECT 'LCP' AS name, 6.0 AS scale UNION ALL"
-                     " SELECT 'CLS', 0.0005 UNION ALL SELECT 'INP', 0.8 UNION ALL"
-                     " SELECT 'FCP', 4.0 UNION ALL SELECT 'TTFB', 2.5) m;"
-                     "COMMIT; PRAGMA optimize;",
-                     n - 1, (long long)now, (long long)now);
-    int rc = (w > 0 && (size_t)w < sizeof sql) ? sqlite3_exec(db, sql, NULL, NULL, NULL) : -1;
-    if (rc != SQLITE_OK)
-        fprintf(stderr, "fill: %s\n", sqlite3_errmsg(db));
-    sqlite3_close(db);
-    return rc == SQLITE_OK ? 0 : -1;
+    switch (w) {
+    case Q_VIEWS:
+        return "views";
+    case Q_FINDINGS:
+        return "findings";
+    case Q_LABELS:
+        return "labels";
+    default:
+        return "routes";
+    }
 }
 
-static void timeit(struct store_reader *r, const char *name, const struct query_filter *f,
-                   int which)
+static int64_t cpu_us(void)
 {
-    int64_t t[5];
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int timeit(struct store_reader *r, const char *name, const struct query_filter *f,
+                  enum which which, int runs)
+{
+    int64_t *t = calloc((size_t)runs, sizeof *t), *c = calloc((size_t)runs, sizeof *c);
+    if (!t || !c) {
+        free(t);
+        free(c);
+        return 1;
+    }
     size_t rows = 0;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < runs; k++) {
         json_t *j = NULL;
-        int64_t t0 = vp_mono_us();
-        int rc = which == 0   ? query_summary(r, f, &j)
-                 : which == 1 ? query_views(r, f, &j)
-                              : query_initial_js(r, f, 0, &j);
-        t[k] = vp_mono_us() - t0;
-        if (rc) {
-            printf("%-28s error %s\n", name, vp_strerror(rc));
-            return;
+        int64_t t0 = vp_mono_us(), c0 = cpu_us();
+        int rc;
+        switch (which) {
+        case Q_SUMMARY:
+            rc = getenv("REPORT_BENCH_RAW") ? store_summary_raw(r, f, &j) : query_summary(r, f, &j);
+            break;
+        case Q_VIEWS:
+            rc = query_views(r, f, &j);
+            break;
+        case Q_API:
+            rc = query_api_latency(r, f, "/api/", &j);
+            break;
+        case Q_FINDINGS:
+            rc = query_findings(r, f, "/api/", &j);
+            break;
+        case Q_HEALTH:
+            rc = query_health(r, &j);
+            break;
+        case Q_TARGETS:
+            rc = query_targets(r, f, 10, &j);
+            break;
+        case Q_JS:
+            rc = query_initial_js(r, f, 200000, &j);
+            break;
+        default:
+            rc = query_labels(r, &j);
+            break;
         }
-        rows = json_array_size(json_object_get(j, which == 1 ? "views" : "routes"));
+        t[k] = vp_mono_us() - t0;
+        c[k] = cpu_us() - c0;
+        if (rc) {
+            printf("| %-34s | error %s |\n", name, vp_strerror(rc));
+            free(t);
+            free(c);
+            return 1;
+        }
+        rows = which == Q_HEALTH    ? 1
+               : which == Q_TARGETS ? json_array_size(json_object_get(j, "LCP"))
+                                    : json_array_size(json_object_get(j, list_key(which)));
         json_decref(j);
     }
-    qsort(t, 5, sizeof t[0], cmp_i64);
-    printf("%-28s rows %-5zu best %8.1f ms  median %8.1f ms\n", name, rows, t[0] / 1000.0,
-           t[2] / 1000.0);
+    qsort(t, (size_t)runs, sizeof t[0], cmp_i64);
+    qsort(c, (size_t)runs, sizeof c[0], cmp_i64);
+    size_t p95 = ((size_t)runs * 95 + 99) / 100;
+    printf("| %-34s | %5zu | %9.1f | %9.1f | %9.1f |\n", name, rows,
+           (double)t[(runs - 1) / 2] / 1000.0, (double)t[p95 - 1] / 1000.0,
+           (double)c[(runs - 1) / 2] / 1000.0);
+    fflush(stdout);
+    free(t);
+    free(c);
+    return 0;
+}
+
+static int64_t newest_view(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT max(started_at) FROM views", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
 }
 
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? strtol(argv[1], NULL, 10) : 1000000;
-    const char *dir = argc > 2 ? argv[2] : "/tmp";
-    char path[512], err[256];
-    if (n < 1 || n > 100000000 ||
-        snprintf(path, sizeof path, "%s/report_bench_%ld.db", dir, (long)getpid()) >= (int)sizeof path)
+    if (argc < 2) {
+        fprintf(stderr, "usage: report_bench DB [RUNS] [FILTER]\n");
         return 2;
-    struct store *s = NULL;
-    struct store_options opt;
-    store_options_default(&opt);
-    opt.retention_days = 0;
-    if (store_open(&s, path, &opt, err, sizeof err) != 0) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return 1;
     }
-    store_free(s);
-    int64_t now = vp_now_ms(), t0 = vp_mono_us();
-    if (fill(path, n, now) != 0)
-        return 1;
-    printf("filled %ld views (%ld metric rows) in %.1f s\n", n, 5 * n,
-           (vp_mono_us() - t0) / 1e6);
+    const char *path = argv[1];
+    int runs = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20;
+    const char *only = argc > 3 ? argv[3] : NULL;
+    if (runs < 1 || runs > 10000)
+        return 2;
+    char err[256];
     struct store_reader *r = NULL;
     if (store_reader_open(&r, path, err, sizeof err) != 0) {
-        fprintf(stderr, "reader: %s\n", err);
+        fprintf(stderr, "report_bench: %s\n", err);
         return 1;
     }
-    struct query_filter all = {0}, day = {.since_ms = now - 86400000}, route = {.route = "/r7/[id]"};
-    timeit(r, "summary (all data)", &all, 0);
-    timeit(r, "summary (since 24h)", &day, 0);
-    timeit(r, "summary (one route)", &route, 0);
-    timeit(r, "views (newest 50)", &all, 1);
-    timeit(r, "initial_js (since 24h)", &day, 2);
+    int64_t now = newest_view(path) + 1;
+    const int64_t day = 86400000;
+    const struct {
+        const char *name;
+        struct query_filter f;
+        enum which w;
+    } qs[] = {
+        {"summary all", {0}, Q_SUMMARY},
+        {"summary since=24h", {.since_ms = now - day}, Q_SUMMARY},
+        {"summary since=7d", {.since_ms = now - 7 * day}, Q_SUMMARY},
+        {"summary since=1h", {.since_ms = now - 3600000}, Q_SUMMARY},
+        {"summary since=48h until=24h",
+         {.since_ms = now - 2 * day, .until_ms = now - day},
+         Q_SUMMARY},
+        {"summary route=/products/[id]", {.route = "/products/[id]"}, Q_SUMMARY},
+        {"summary route=/checkout", {.route = "/checkout"}, Q_SUMMARY},
+        {"summary device=mobile", {.device = "mobile"}, Q_SUMMARY},
+        {"summary browser=Safari", {.browser = "Safari"}, Q_SUMMARY},
+        {"summary ect=3g", {.ect = "3g"}, Q_SUMMARY},
+        {"summary label=canary", {.label = "canary"}, Q_SUMMARY},
+        {"summary 7d device browser ect",
+         {.since_ms = now - 7 * day, .device = "desktop", .browser = "Chrome", .ect = "4g"},
+         Q_SUMMARY},
+        {"summary 24h route device",
+         {.since_ms = now - day, .route = "/products/[id]", .device = "mobile"},
+         Q_SUMMARY},
+        {"views newest 50", {0}, Q_VIEWS},
+        {"views route=/checkout 50", {.route = "/checkout"}, Q_VIEWS},
+        {"views 24h device=tablet 50", {.since_ms = now - day, .device = "tablet"}, Q_VIEWS},
+        {"views route=/checkout 1000", {.route = "/checkout", .limit = 1000}, Q_VIEWS},
+        {"targets 24h", {.since_ms = now - day}, Q_TARGETS},
+        {"targets route=/checkout 24h", {.since_ms = now - day, .route = "/checkout"}, Q_TARGETS},
+        {"api latency 24h", {.since_ms = now - day}, Q_API},
+        {"findings 24h", {.since_ms = now - day}, Q_FINDINGS},
+        {"initial js 24h", {.since_ms = now - day}, Q_JS},
+        {"labels", {0}, Q_LABELS},
+        {"health", {0}, Q_HEALTH},
+    };
+    printf("| query | rows | p50 ms | p95 ms | CPU p50 ms |\n|---|---:|---:|---:|---:|\n");
+    int bad = 0;
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
+        if (!only || strstr(qs[i].name, only))
+            bad |= timeit(r, qs[i].name, &qs[i].f, qs[i].w, runs);
     store_reader_free(r);
-    if (getenv("KEEP_DB")) {
-        printf("kept %s\n", path);
-        return 0;
-    }
-    char wal[600];
-    unlink(path);
-    if (snprintf(wal, sizeof wal, "%s-wal", path) > 0)
-        unlink(wal);
-    if (snprintf(wal, sizeof wal, "%s-shm", path) > 0)
-        unlink(wal);
-    return 0;
+    return bad;
 }

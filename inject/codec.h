@@ -73,6 +73,12 @@ struct codec_enc;
 int codec_enc_new(struct codec_enc **out, enum inject_coding coding, int level, int window_log,
                   bool raw_deflate) __attribute__((warn_unused_result));
 
+/* Like codec_enc_new for INJECT_CODING_GZIP or INJECT_CODING_DEFLATE, with the ISA-L igzip
+ * encoder at level 0..3 instead of zlib (same framing, same flush and end semantics). Returns 0
+ * and sets *out, VP_ERR_INVALID (other coding, level out of range), or VP_ERR_NOMEM. */
+int codec_enc_new_igzip(struct codec_enc **out, enum inject_coding coding, int level,
+                        bool raw_deflate) __attribute__((warn_unused_result));
+
 /* Encodes in[0..n) (borrowed) and appends output to out (borrowed). flags: 0, CODEC_FLUSH
  * (output decodes to everything given so far) or CODEC_END (finish; no call after it). A flush
  * with nothing new since the last one emits nothing. Returns 0, VP_ERR_NOMEM, or VP_ERR_INVALID

@@ -66,6 +66,7 @@ void injector_options_default(struct injector_options *opt)
     opt->max_tag = HTML_SCAN_DEFAULT_MAX_TAG;
     opt->br_lgwin = 18;
     opt->zstd_window_log = 20;
+    opt->igzip_level = 1;
 }
 
 int injector_new(struct injector **out, enum inject_coding coding, const char *tag, size_t tag_len,
@@ -253,7 +254,12 @@ static int commit(struct injector *inj)
     int wlog = inj->coding == INJECT_CODING_BR     ? inj->opt.br_lgwin
                : inj->coding == INJECT_CODING_ZSTD ? inj->opt.zstd_window_log
                                                    : 0;
-    int e = codec_enc_new(&inj->enc, inj->coding, level, wlog, codec_dec_raw_deflate(inj->dec));
+    bool zlib_family = inj->coding == INJECT_CODING_GZIP || inj->coding == INJECT_CODING_DEFLATE;
+    int e =
+        zlib_family && inj->opt.igzip_level >= 0
+            ? codec_enc_new_igzip(&inj->enc, inj->coding, inj->opt.igzip_level,
+                                  codec_dec_raw_deflate(inj->dec))
+            : codec_enc_new(&inj->enc, inj->coding, level, wlog, codec_dec_raw_deflate(inj->dec));
     if (e)
         return e;
     inj->committed = true;

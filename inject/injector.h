@@ -75,7 +75,8 @@ int inject_build_tag(char *out, size_t cap, const char *src, const char *vid, co
 struct injector_options {
     size_t scan_limit;        /* bytes of decoded HTML scanned for an insertion point (64 KiB) */
     size_t max_decoded;       /* total decoded bytes allowed (decompression bomb cap) */
-    int gzip_level;           /* re-encode levels chosen for streaming speed (5, 4, 3) */
+    int gzip_level;           /* re-encode levels chosen for streaming speed (1, 4, 3); gzip_level
+                               * is zlib's and applies when igzip_level is -1 */
     int br_quality;
     int zstd_level;
     /* Added after the first version (append-only; fill with injector_options_default first): */
@@ -83,6 +84,8 @@ struct injector_options {
     size_t max_tag;           /* bytes one unfinished tag may span while held (8 KiB) */
     int br_lgwin;             /* brotli encoder window log, 10..24 (18) */
     int zstd_window_log;      /* zstd encoder window log, 10..27, 0: the level's default (20) */
+    int igzip_level;          /* gzip/deflate re-encoding with ISA-L igzip at this level, 0..3
+                               * (1); -1: zlib at gzip_level instead */
 };
 
 /* Fills opt with the defaults. */

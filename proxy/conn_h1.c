@@ -67,6 +67,7 @@ struct exchange_state {
      * chunk framing. Freed with the exchange. */
     struct injector *inj;
     struct evbuffer *inj_in, *inj_out;
+    bool inj_unflushed; /* fed since the last FLUSH: flushed at the end of the read batch */
     char view_id[33];
     /* Nonce carried by the injected tag; every CSP header of the response is rewritten at
      * emission so that this nonce may load the beacon ("" when the page has no CSP). */
@@ -198,7 +199,9 @@ static void conn_free(struct conn *c)
 static void linger(struct conn *c)
 {
     c->lingering = true;
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    int fd = bufferevent_getfd(c->bev);
+    if (fd >= 0) /* an HTTP/2 stream's pair end has no socket */
+        shutdown(fd, SHUT_WR);
     evbuffer_drain(cin(c), evbuffer_get_length(cin(c)));
     struct timeval tv = {2, 0};
     bufferevent_set_timeouts(c->bev, &tv, NULL);
@@ -799,6 +802,8 @@ static void on_head_bytes(struct conn *c)
     }
     if (!c->head_started) {
         c->head_started = true;
+        if (c->moved_cb) /* an HTTP/2 stream's pair end, reused: timing starts per stream */
+            c->accept_us = exchange_now_us();
         arm_timer(c, opts(c)->header_timeout_ms);
     }
     while (evbuffer_get_length(in) > 0) {
@@ -1383,9 +1388,27 @@ static int emit(struct conn *c, struct evbuffer *src, size_t n)
         return 0;
     }
     evbuffer_remove_buffer(src, ex->inj_in, n);
+    if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, 0) != 0)
+        return -1;
+    ex->inj_unflushed = true;
+    put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    return 0;
+}
+
+/* End of a read batch: the injector flushes once for all the upstream chunks of the batch, so
+ * the client gets every byte available now without one encoder sync flush per upstream chunk
+ * (with 1 KiB gzip chunks those flushes cost more than the rest of the re-encode). */
+static int emit_flush(struct conn *c)
+{
+    struct exchange_state *ex = &c->ex;
+    if (!ex->inj || !ex->inj_unflushed)
+        return 0;
+    size_t before = evbuffer_get_length(cout(c));
+    ex->inj_unflushed = false;
     if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_FLUSH) != 0)
         return -1;
     put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
     return 0;
 }
 
@@ -1442,6 +1465,8 @@ static void pump_response(struct conn *c)
         }
         ex->t.bytes_out += evbuffer_get_length(o) - before;
     }
+    if (!ex->resp_done && emit_flush(c) != 0)
+        goto bad_body;
     if (ex->resp_done && emit_end(c) != 0)
         goto bad_body;
     if (ex->resp_done) {

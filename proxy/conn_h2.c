@@ -5,19 +5,26 @@
  * Per stream: the request head is collected from the header callbacks (bounded by
  * --max-header-bytes and --max-headers, as for HTTP/1.1), then written into our end of a
  * bufferevent pair as "METHOD path HTTP/1.1", Host from :authority, crumbled cookies joined,
- * Content-Length or chunked framing for the body, and "Connection: close" so conn_h1 ends its
- * end after one response. Request DATA goes in as it arrives; its flow-control credit is given
- * back (nghttp2_session_consume) only when conn_h1 has taken the bytes, so a slow upstream
- * slows the client's uploads instead of growing buffers. The response is parsed with the
- * project's strict h1 parser and chunked decoder; hop-by-hop fields are dropped and names
- * lowercased; the decoded body waits in st->body for the DATA provider.
+ * Content-Length or chunked framing for the body. A body-less request leaves conn_h1 waiting for
+ * the next head once its response is complete, so the pair is parked on the session (at most
+ * H2_IDLE_PAIRS) and the next stream reuses it: no new pair, conn_h1 connection, timer or parsers.
+ * A request with a body carries "Connection: close" and its pair is closed after one response,
+ * as is any pair whose exchange did not end cleanly (local reply, reset, keep-alive refused,
+ * bytes after the response, conn_h1 end gone). Request DATA goes in as it arrives; its
+ * flow-control credit is given back (nghttp2_session_consume) only when conn_h1 has taken the
+ * bytes, so a slow upstream slows the client's uploads instead of growing buffers. The response
+ * is parsed with the project's strict h1 parser and chunked decoder; hop-by-hop fields are
+ * dropped and names lowercased; the decoded body waits in st->body for the DATA provider.
  *
  * Bounded buffering, whatever the client does:
  * - st->body holds at most H2_BODY_HIGH bytes: beyond it our pair end stops reading, so bytes
  *   stay in conn_h1's output, which makes conn_h1 stop reading the upstream (its own watermarks);
  *   reading resumes when the provider has drained st->body below H2_BODY_LOW.
  * - The TLS output holds at most about H2_OUT_HIGH bytes: nghttp2_session_mem_send is not called
- *   beyond it, and the write callback resumes sending.
+ *   beyond it, and the write callback resumes sending. Frames are copied into H2_OUT_CHAIN-byte
+ *   chains (an open evbuffer reservation during session_flush) rather than appended piecemeal:
+ *   bufferevent_openssl makes one SSL_write, so one TLS record and one write(2), per chain, and
+ *   a flush of many small responses then leaves in a few full records.
  * - Request bytes in flight are bounded by the stream and connection windows we advertise.
  *
  * Attacks: concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS), header list size (advertised
@@ -53,6 +60,12 @@
 #define H2_STREAM_WINDOW (256 * 1024)
 #define H2_CONN_WINDOW (1024 * 1024)
 #define H2_WINDOW_US 10000000LL /* flood budgets are per 10 s */
+/* Frames are copied into output chains of this size: bufferevent_openssl makes one SSL_write
+ * (one TLS record, one write(2)) per chain, so full chains mean full records. */
+#define H2_OUT_CHAIN (16 * 1024)
+/* Idle bufferevent pairs (each with its keep-alive conn_h1 end) kept per session for the next
+ * streams. Each counts as a connection (--max-connections) while parked. */
+#define H2_IDLE_PAIRS 16
 
 struct h2_session;
 
@@ -68,6 +81,7 @@ struct h2_stream {
     size_t hdr_bytes;
     unsigned nhdr;
     bool too_large, bad, has_cl, is_head, chunked_up, req_ended, pair_closed;
+    bool reusable; /* a body-less request and a clean keep-alive response so far */
     uint64_t cl;
     struct bufferevent *pair; /* our end; conn_h1 owns the other */
     size_t unconsumed;        /* DATA bytes not yet taken by conn_h1 */
@@ -89,7 +103,13 @@ struct h2_session {
     char tls_version[16];
     struct h2_stream *streams;
     unsigned nstreams;
+    struct bufferevent *idle[H2_IDLE_PAIRS]; /* parked pairs, conn_h1 ends waiting for a head */
+    unsigned nidle;
     bool closing; /* flush what is queued, then free */
+    /* Open reservation at the end of the TLS output (session_flush only; see out_put). */
+    struct evbuffer_iovec wv;
+    size_t wused;
+    bool wopen;
     int64_t win_start_us;
     unsigned resets, control;
 };
@@ -101,16 +121,95 @@ static void pair_read_cb(struct bufferevent *bev, void *arg);
 
 /* ---- streams ---- */
 
-/* Ends our side of the pair: conn_h1 sees EOF on its end (it has logged a finished exchange
+/* Response parsers come from the worker's spares (shared with conn_h1, already reset) and go
+ * back there, so a stream does not malloc/free one. */
+static int parser_get(struct worker *w, struct h1_parser **out)
+{
+    if (w->nspare[1]) {
+        *out = w->spare[1][--w->nspare[1]];
+        return 0;
+    }
+    return h1_parser_new(out, H1_RESPONSE, &w->px->resp_limits);
+}
+
+static void parser_put(struct worker *w, struct h1_parser *p)
+{
+    if (!p)
+        return;
+    if (w->nspare[1] < PROXY_SPARE_PARSERS && !w->draining) {
+        h1_parser_reset(p, false);
+        w->spare[1][w->nspare[1]++] = p;
+        return;
+    }
+    h1_parser_free(p);
+}
+
+/* Ends our side of a pair: conn_h1 sees EOF on its end (it has logged a finished exchange
  * already; an unfinished one is logged as 499) and frees its connection at once. */
+static void close_pair(struct bufferevent *p)
+{
+    bufferevent_flush(p, EV_READ | EV_WRITE, BEV_FINISHED);
+    bufferevent_free(p);
+}
+
+static void unpark(struct h2_session *s, struct bufferevent *p)
+{
+    for (unsigned i = 0; i < s->nidle; i++) {
+        if (s->idle[i] == p) {
+            s->idle[i] = s->idle[--s->nidle];
+            return;
+        }
+    }
+}
+
+/* A parked pair's conn_h1 end went away (idle timeout, drain) or, against the protocol, wrote
+ * while idle: drop the pair. */
+static void idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    unpark(arg, bev);
+    close_pair(bev);
+}
+
+static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    unpark(arg, bev);
+    close_pair(bev);
+}
+
+/* A parked pair whose conn_h1 end is still there, or NULL. */
+static struct bufferevent *take_parked(struct h2_session *s)
+{
+    while (s->nidle) {
+        struct bufferevent *p = s->idle[--s->nidle];
+        if (bufferevent_pair_get_partner(p) &&
+            evbuffer_get_length(bufferevent_get_input(p)) == 0)
+            return p;
+        close_pair(p);
+    }
+    return NULL;
+}
+
+/* The stream is done with its pair: parked for the next stream when the exchange ended cleanly
+ * (conn_h1 is then waiting for the next head), else closed. */
 static void release_pair(struct h2_stream *st)
 {
     if (!st->pair)
         return;
-    bufferevent_flush(st->pair, EV_READ | EV_WRITE, BEV_FINISHED);
-    bufferevent_free(st->pair);
+    struct h2_session *s = st->s;
+    struct bufferevent *p = st->pair;
     st->pair = NULL;
     st->pair_closed = true;
+    if (st->reusable && st->resp_done && s->nidle < H2_IDLE_PAIRS && !s->closing &&
+        !s->w->draining && bufferevent_pair_get_partner(p) &&
+        evbuffer_get_length(bufferevent_get_input(p)) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(p)) == 0) {
+        bufferevent_setcb(p, idle_read_cb, NULL, idle_event_cb, s);
+        bufferevent_enable(p, EV_READ);
+        s->idle[s->nidle++] = p;
+        return;
+    }
+    close_pair(p);
 }
 
 static void stream_free(struct h2_stream *st)
@@ -132,7 +231,7 @@ static void stream_free(struct h2_stream *st)
         evbuffer_free(st->cookie);
     if (st->body)
         evbuffer_free(st->body);
-    h1_parser_free(st->resp);
+    parser_put(s->w, st->resp);
     free(st);
 }
 
@@ -143,6 +242,67 @@ static void update_idle_timeout(struct h2_session *s)
     unsigned ms = sopts(s)->idle_timeout_ms;
     struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     bufferevent_set_timeouts(s->bev, s->nstreams ? NULL : &tv, &tv);
+}
+
+/* ---- output ---- */
+
+/* Commits the bytes written into the open reservation. Nothing else may touch the TLS output
+ * while a reservation is open (libevent's rule), so only session_flush opens one and closes it
+ * before returning. */
+static void out_commit(struct h2_session *s)
+{
+    if (s->wopen && s->wused) {
+        s->wv.iov_len = s->wused;
+        evbuffer_commit_space(bufferevent_get_output(s->bev), &s->wv, 1);
+    }
+    s->wopen = false;
+    s->wused = 0;
+}
+
+/* Room for at least one byte in the open reservation, opening a new H2_OUT_CHAIN one if needed.
+ * Returns the room, or 0 on allocation failure. */
+static size_t out_room(struct h2_session *s)
+{
+    if (s->wopen && s->wused < s->wv.iov_len)
+        return s->wv.iov_len - s->wused;
+    out_commit(s);
+    if (evbuffer_reserve_space(bufferevent_get_output(s->bev), H2_OUT_CHAIN, &s->wv, 1) != 1)
+        return 0;
+    s->wopen = true;
+    return s->wv.iov_len;
+}
+
+/* Appends n bytes to the TLS output through the reservation. 0 or -1 (out of memory). */
+static int out_put(struct h2_session *s, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        size_t room = out_room(s);
+        if (!room)
+            return -1;
+        size_t k = n < room ? n : room;
+        memcpy((uint8_t *)s->wv.iov_base + s->wused, b, k);
+        s->wused += k;
+        b += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Moves n bytes from src to the TLS output through the reservation. 0 or -1. */
+static int out_move(struct h2_session *s, struct evbuffer *src, size_t n)
+{
+    while (n) {
+        size_t room = out_room(s);
+        if (!room)
+            return -1;
+        size_t k = n < room ? n : room;
+        if (evbuffer_remove(src, (uint8_t *)s->wv.iov_base + s->wused, k) != (int)k)
+            return -1;
+        s->wused += k;
+        n -= k;
+    }
+    return 0;
 }
 
 /* Sizes the next DATA frame; its bytes move later, without a copy, in send_body_cb. */
@@ -168,17 +328,16 @@ static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     return (ssize_t)n;
 }
 
-/* Writes one DATA frame: the 9-byte header, then the payload moved out of st->body. */
+/* Writes one DATA frame: the 9-byte header, then the payload taken out of st->body, both into
+ * the open output reservation (called from nghttp2_session_mem_send inside session_flush). */
 static int send_body_cb(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd,
                         size_t length, nghttp2_data_source *src, void *user)
 {
     (void)ng;
     struct h2_session *s = user;
     struct h2_stream *st = src->ptr;
-    struct evbuffer *out = bufferevent_get_output(s->bev);
     if (f->data.padlen > 0 || evbuffer_get_length(st->body) < length ||
-        evbuffer_add(out, framehd, 9) != 0 ||
-        evbuffer_remove_buffer(st->body, out, length) != (int)length)
+        out_put(s, framehd, 9) != 0 || out_move(s, st->body, length) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (st->read_paused && st->pair && !st->pair_closed &&
         evbuffer_get_length(st->body) < H2_BODY_LOW) {
@@ -200,6 +359,7 @@ static void resume(struct h2_stream *st)
 /* A response made here (no upstream involved): 400, 431, 501, 502, 503. */
 static void reply_local(struct h2_stream *st, int status, const char *text)
 {
+    st->reusable = false;
     if (st->resp_submitted)
         return;
     char sbuf[8], lbuf[24];
@@ -241,17 +401,26 @@ static void submit_head(struct h2_stream *st, bool interim)
 {
     struct h1_parser *r = st->resp;
     size_t n = h1_parser_header_count(r);
-    nghttp2_nv *nva = calloc(n + 1, sizeof *nva);
+    /* Usual heads fit the stack arrays; the parser's limits bound the heap case. */
+    nghttp2_nv nva_stack[32];
+    char lower_stack[1024];
+    nghttp2_nv *nva = n + 1 <= 32 ? nva_stack : calloc(n + 1, sizeof *nva);
     size_t names = 0;
     for (size_t i = 0; i < n; i++) {
         const char *hn, *hv;
         h1_parser_header(r, i, &hn, &hv);
         names += strlen(hn) + 1;
     }
-    char *lower = malloc(names + 1);
+    char *lower = names + 1 <= sizeof lower_stack ? lower_stack : malloc(names + 1);
+#define FREE_ARRAYS()                                                                              \
+    do {                                                                                           \
+        if (nva != nva_stack)                                                                      \
+            free(nva);                                                                             \
+        if (lower != lower_stack)                                                                  \
+            free(lower);                                                                           \
+    } while (0)
     if (!nva || !lower) {
-        free(nva);
-        free(lower);
+        FREE_ARRAYS();
         if (interim)
             return; /* an interim response is optional */
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
@@ -277,8 +446,7 @@ static void submit_head(struct h2_stream *st, bool interim)
     }
     if (interim) {
         nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, k, NULL);
-        free(nva);
-        free(lower);
+        FREE_ARRAYS();
         return;
     }
     st->resp_submitted = true;
@@ -290,8 +458,8 @@ static void submit_head(struct h2_stream *st, bool interim)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
     else if (!body && !st->req_ended)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
-    free(nva);
-    free(lower);
+    FREE_ARRAYS();
+#undef FREE_ARRAYS
 }
 
 /* Parses what conn_h1 sent back; false when the response is broken (stream reset/answered). */
@@ -322,6 +490,8 @@ static bool take_response(struct h2_stream *st)
         }
         st->framing = h1_parser_framing(st->resp);
         st->left = h1_parser_content_length(st->resp);
+        st->reusable = st->reusable && h1_parser_keep_alive(st->resp) &&
+                       st->framing != H1_BODY_CLOSE;
         h1_chunked_init(&st->chunk, 64 * 1024);
         submit_head(st, false);
     }
@@ -355,6 +525,8 @@ static bool take_response(struct h2_stream *st)
         }
     }
     if (st->resp_done) {
+        if (evbuffer_get_length(in))
+            st->reusable = false; /* bytes after the response: conn_h1 is not where we think */
         evbuffer_drain(in, evbuffer_get_length(in));
         if (st->unconsumed) {
             nghttp2_session_consume(st->s->ng, st->id, st->unconsumed);
@@ -370,8 +542,10 @@ static void pair_read_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     struct h2_stream *st = arg;
     struct h2_session *s = st->s;
-    if (!take_response(st))
+    if (!take_response(st)) {
+        st->reusable = false;
         release_pair(st);
+    }
     else if (!st->resp_done && evbuffer_get_length(st->body) >= H2_BODY_HIGH) {
         st->read_paused = true;
         bufferevent_disable(st->pair, EV_READ);
@@ -399,6 +573,7 @@ static void pair_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)what;
     struct h2_stream *st = arg;
     struct h2_session *s = st->s;
+    st->reusable = false;
     /* conn_h1 closed its end: finish from what it sent. */
     if (!st->resp_done)
         take_response(st);
@@ -439,27 +614,58 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
     }
     st->is_head = strcmp(st->method, "HEAD") == 0;
     st->body = evbuffer_new();
-    if (!st->body || h1_parser_new(&st->resp, H1_RESPONSE, &s->w->px->resp_limits) != 0) {
+    if (!st->body || parser_get(s->w, &st->resp) != 0) {
         reply_local(st, 503, "503 Service Unavailable: out of memory\n");
         return;
     }
     h1_parser_reset(st->resp, st->is_head);
-    struct bufferevent *pair[2];
-    if (bufferevent_pair_new(s->w->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair)) {
-        reply_local(st, 503, "503 Service Unavailable: out of memory\n");
-        return;
+    /* Only body-less requests leave conn_h1 certainly waiting for the next head afterwards. */
+    st->reusable = end_stream;
+    st->pair = take_parked(s);
+    if (!st->pair) {
+        struct bufferevent *pair[2];
+        if (bufferevent_pair_new(s->w->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                                 pair)) {
+            reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+            return;
+        }
+        if (conn_h1_attach(s->w, pair[0], s->peer, "h2",
+                           s->tls_version[0] ? s->tls_version : NULL)) {
+            bufferevent_free(pair[0]);
+            bufferevent_free(pair[1]);
+            reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+            return;
+        }
+        st->pair = pair[1];
     }
-    if (conn_h1_attach(s->w, pair[0], s->peer, "h2", s->tls_version[0] ? s->tls_version : NULL)) {
-        bufferevent_free(pair[0]);
-        bufferevent_free(pair[1]);
-        reply_local(st, 503, "503 Service Unavailable: out of memory\n");
-        return;
-    }
-    st->pair = pair[1];
     struct evbuffer *out = bufferevent_get_output(st->pair);
-    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
-    if (st->authority)
-        evbuffer_add_printf(out, "Host: %s\r\n", st->authority);
+    /* One contiguous head: request line and Host built here, the rest appended. */
+    char line[2048];
+    size_t ml = strlen(st->method), pl = strlen(st->path);
+    size_t al = st->authority ? strlen(st->authority) : 0;
+    if (ml + pl + al + 24 <= sizeof line) {
+        size_t o = 0;
+        memcpy(line + o, st->method, ml);
+        o += ml;
+        line[o++] = ' ';
+        memcpy(line + o, st->path, pl);
+        o += pl;
+        memcpy(line + o, " HTTP/1.1\r\n", 11);
+        o += 11;
+        if (st->authority) {
+            memcpy(line + o, "Host: ", 6);
+            o += 6;
+            memcpy(line + o, st->authority, al);
+            o += al;
+            line[o++] = '\r';
+            line[o++] = '\n';
+        }
+        evbuffer_add(out, line, o);
+    } else {
+        evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
+        if (st->authority)
+            evbuffer_add_printf(out, "Host: %s\r\n", st->authority);
+    }
     evbuffer_add_buffer(out, st->hdrs);
     if (st->cookie && evbuffer_get_length(st->cookie)) {
         evbuffer_add(out, "Cookie: ", 8);
@@ -475,7 +681,10 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
         st->chunked_up = true;
         evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
     }
-    evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+    if (st->reusable)
+        evbuffer_add(out, "\r\n", 2);
+    else
+        evbuffer_add(out, "Connection: close\r\n\r\n", 21);
     bufferevent_setcb(st->pair, pair_read_cb, pair_write_cb, pair_event_cb, st);
     bufferevent_enable(st->pair, EV_READ | EV_WRITE);
 }
@@ -710,6 +919,8 @@ static void session_free(struct h2_session *s)
     struct worker *w = s->w;
     while (s->streams)
         stream_free(s->streams);
+    while (s->nidle)
+        close_pair(s->idle[--s->nidle]);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -730,20 +941,18 @@ static void session_free(struct h2_session *s)
 static bool session_flush(struct h2_session *s)
 {
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    while (evbuffer_get_length(out) < H2_OUT_HIGH) {
+    while (evbuffer_get_length(out) + s->wused < H2_OUT_HIGH) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(s->ng, &data);
-        if (n < 0) {
+        if (n < 0 || (n > 0 && out_put(s, data, (size_t)n) != 0)) {
+            out_commit(s);
             session_free(s);
             return false;
         }
         if (n == 0)
             break;
-        if (evbuffer_add(out, data, (size_t)n) != 0) {
-            session_free(s);
-            return false;
-        }
     }
+    out_commit(s);
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng))
         s->closing = true;
     if (s->closing) {
@@ -890,4 +1099,7 @@ void h2_free_all(struct worker *w)
 {
     while (w->h2_sessions)
         session_free(w->h2_sessions);
+    /* conn_h1_free_all ran first: what streams gave back since is freed here. */
+    while (w->nspare[1])
+        h1_parser_free(w->spare[1][--w->nspare[1]]);
 }

@@ -7,7 +7,8 @@
  * HEADERS + DATA frames. So there is one proxy implementation, and h2 only translates framing.
  *
  * Event-loop thread only. A session counts once in the worker's nconns and once in the proxy's
- * connection count (which the caller already took at accept); each live stream adds one conn. */
+ * connection count (which the caller already took at accept); each live stream adds one conn,
+ * and so does each idle pair a session keeps for its next streams (at most 16 per session). */
 #ifndef VP_CONN_H2_H
 #define VP_CONN_H2_H
 

@@ -2,9 +2,12 @@
  *
  * Design: a byte-driven state machine. Every byte is validated as it arrives, so limits and
  * garbage are reported as early as possible (a 10 MB request line is refused after max_line
- * bytes, not after it is buffered). The head is copied into one fixed buffer, normalised: the
+ * bytes, not after it is buffered). The head is copied into one buffer, normalised: the
  * separators (SP, ':', CR) become NULs, so strings never need a second pass. The normalised
- * form is never longer than the raw bytes, so a buffer of max_head bytes always suffices.
+ * form is never longer than the raw bytes, so a buffer of max_head bytes always suffices. The
+ * buffer starts at H1_BUF_INITIAL bytes and grows (doubling, up to max_head + 1) before a feed
+ * whose bytes might not fit, so a parser costs what its heads need, not its limit: an HTTP/2
+ * connection holds three per stream. Everything refers into it by offset, so moving is safe.
  * Framing decisions (section 6.3) are taken once, when the empty line arrives.
  *
  * Strictness (smuggling defences): bare CR and bare LF, obs-fold, whitespace before the colon,
@@ -20,6 +23,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#define H1_BUF_INITIAL 2048
 
 enum {
     S_START,
@@ -67,6 +72,7 @@ struct h1_parser {
     bool head_request;
     size_t line_bytes, head_bytes;
     char *buf;
+    size_t cap;          /* bytes allocated in buf, at most lim.max_head + 1 */
     size_t len;          /* bytes used in buf */
     size_t tok_start;    /* start of the token being collected */
     struct hdr *hdrs;
@@ -118,7 +124,8 @@ int h1_parser_new(struct h1_parser **out, enum h1_kind kind, const struct h1_lim
     struct h1_parser *p = calloc(1, sizeof *p);
     if (!p)
         return VP_ERR_NOMEM;
-    p->buf = malloc(lim->max_head + 1);
+    p->cap = lim->max_head + 1 < H1_BUF_INITIAL ? lim->max_head + 1 : H1_BUF_INITIAL;
+    p->buf = malloc(p->cap);
     if (!p->buf)
         goto fail;
     p->hdrs = calloc(lim->max_headers, sizeof *p->hdrs);
@@ -321,6 +328,24 @@ static int check_version(struct h1_parser *p)
 
 static void put(struct h1_parser *p, char c) { p->buf[p->len++] = c; }
 
+/* Makes room for len more input bytes (each adds at most one byte to buf). false: no memory. */
+static bool reserve(struct h1_parser *p, size_t len)
+{
+    size_t max = p->lim.max_head + 1;
+    size_t need = len < max - p->len ? p->len + len + 1 : max;
+    if (need <= p->cap)
+        return true;
+    size_t cap = p->cap * 2 > need ? p->cap * 2 : need;
+    if (cap > max)
+        cap = max;
+    char *b = realloc(p->buf, cap);
+    if (!b)
+        return false;
+    p->buf = b;
+    p->cap = cap;
+    return true;
+}
+
 int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *consumed)
 {
     const unsigned char *d = (const unsigned char *)data;
@@ -331,6 +356,12 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
     if (p->state == S_DONE) {
         *consumed = 0;
         return H1_DONE;
+    }
+    if (!reserve(p, len)) {
+        p->err_status = p->kind == H1_RESPONSE ? 502 : 503;
+        p->err = "out of memory";
+        p->state = S_ERROR;
+        return VP_ERR_NOMEM;
     }
     for (; i < len; i++) {
         /* Fast paths for the long runs (target, field names and values): copy a run of plain

@@ -53,7 +53,8 @@ void h1_parser_reset(struct h1_parser *p, bool head_request);
 int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *consumed)
     __attribute__((warn_unused_result));
 
-int h1_parser_status(const struct h1_parser *p); /* error status: 400, 414, 431, 502 */
+/* error status: 400, 414, 431, 502; 503 when the head buffer could not grow (VP_ERR_NOMEM) */
+int h1_parser_status(const struct h1_parser *p);
 const char *h1_parser_error(const struct h1_parser *p);
 
 /* Accessors, valid after H1_DONE until the next reset. Strings are NUL-terminated, borrowed. */

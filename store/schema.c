@@ -79,8 +79,31 @@ static int migrate_to_v1(sqlite3 *db, char **msg)
     return sqlite3_exec(db, schema_v1, NULL, NULL, msg);
 }
 
+/* v2: hourly rollups for the summary (store/rollup.h). Nothing is sealed yet: the writer
+ * backfills the existing hours one per step, oldest first, and readers use the raw rows for
+ * every hour not yet rolled up, so an upgraded database answers exactly from the start. */
+static const char schema_v2[] =
+    "CREATE TABLE rollup_dims(id INTEGER PRIMARY KEY, device TEXT, browser TEXT, ect TEXT,\n"
+    "  label TEXT);\n"
+    "CREATE INDEX rollup_dims_key ON rollup_dims(device, browser, ect, label);\n"
+    "CREATE TABLE rollup(\n"
+    "  hour INTEGER NOT NULL,             -- started_at / 3600000\n"
+    "  route TEXT,\n"
+    "  views INTEGER NOT NULL,\n"
+    "  m0 BLOB, m1 BLOB, m2 BLOB, m3 BLOB, m4 BLOB,  -- values first: unfiltered reads stop here\n"
+    "  vcodes BLOB, c0 BLOB, c1 BLOB, c2 BLOB, c3 BLOB, c4 BLOB);\n"
+    "CREATE INDEX rollup_hour ON rollup(hour);\n"
+    "CREATE INDEX rollup_route_hour ON rollup(route, hour);\n"
+    "CREATE TABLE rollup_dirty(hour INTEGER PRIMARY KEY);\n"
+    "INSERT INTO meta(key, value) VALUES('rollup_until_hour', '0');\n";
+
+static int migrate_to_v2(sqlite3 *db, char **msg)
+{
+    return sqlite3_exec(db, schema_v2, NULL, NULL, msg);
+}
+
 typedef int (*migration_cb)(sqlite3 *db, char **msg);
-static const migration_cb migrations[] = {migrate_to_v1};
+static const migration_cb migrations[] = {migrate_to_v1, migrate_to_v2};
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

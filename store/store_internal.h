@@ -3,13 +3,14 @@
 #ifndef VP_STORE_INTERNAL_H
 #define VP_STORE_INTERNAL_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Brings db (opened read-write, inside no transaction) to STORE_SCHEMA_VERSION, one migration
  * function per version step, each in its own transaction. Returns 0, VP_ERR_VERSION (made by a
@@ -36,5 +37,12 @@ int store_sync(struct store *s);
  * (borrowed; valid until store_reader_free). */
 struct store_reader;
 sqlite3 *store_reader_sqlite(struct store_reader *r);
+
+/* The summary computed from the raw views and metrics rows only (no rollups): the reference
+ * that query_summary must equal (unit tests, bench/report_bench). Same contract as
+ * query_summary. */
+struct query_filter;
+int store_summary_raw(struct store_reader *r, const struct query_filter *f, json_t **out)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -4,11 +4,12 @@
 set -e
 mode=${1:-build}
 pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev libnghttp2-dev
-  libbrotli-dev zlib1g-dev libzstd-dev libsqlite3-dev libjansson-dev"
+  libbrotli-dev zlib1g-dev libisal-dev libzstd-dev libsqlite3-dev libjansson-dev"
 if [ "$mode" = test ]; then
   pkgs="$pkgs clang libclang-rt-14-dev python3 python3-brotli python3-zstandard curl sqlite3
     nghttp2-client wrk nginx-light chromium brotli procps psmisc git ca-certificates"
-  command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs npm"
+  command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+  command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 fi
 missing=""
 for p in $pkgs; do

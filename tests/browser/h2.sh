@@ -20,4 +20,4 @@ p=$(free_port); tp=$(free_port)
     --upstream http://127.0.0.1:$up --db "$tmp/v.db" --workers 1 > "$tmp/px.log" 2>&1 &
 pids="$pids $!"
 i=0; while ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$tp),1)" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-cd "$here" && node h2.mjs "https://localhost:$tp" || { tail -20 "$tmp/px.log" | sed 's/^/  # /'; exit 1; }
+cd "$here" && . "$here/node.sh" && node h2.mjs "https://localhost:$tp" || { tail -20 "$tmp/px.log" | sed 's/^/  # /'; exit 1; }

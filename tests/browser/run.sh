@@ -43,6 +43,7 @@ wait_http() { # wait_http URL LOG
 }
 
 cd "$here"
+. "$here/node.sh"
 if [ -n "$proxy" ]; then
     case $proxy in /*) ;; *) proxy="$OLDPWD/$proxy" ;; esac
     [ -x "$proxy" ] || bail "no executable vitals-proxy at $proxy"

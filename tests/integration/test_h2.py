@@ -426,6 +426,46 @@ def t_concurrent(ctx):
     check(healthz_ok(ctx), "healthz after the burst")
 
 
+@case("h2/sequential-streams-reuse-pairs", args=tls_args, generic=False)
+def t_reuse(ctx):
+    """Streams one after another on one connection: body-less ones reuse the parked pair of the
+    previous one. Bodies stay exact across CL, chunked, local replies, a 502 and an injected
+    page in between, and each record's timing starts with its own stream."""
+    b = base(ctx)
+    paths = ["/bytes?n=5000", "/bytes?n=70000&chunked=1", "/malformed?kind=garbage",
+             "/bytes?n=3000", "/__vitals/healthz", "/status/204", "/html", "/bytes?n=12345"]
+    args = ["--http2", "-w", "%{http_code} %{num_connects}\n"]
+    for i, p in enumerate(paths):
+        args += [b + p, "-o", os.path.join(ctx.tmp, "r%d" % i)]
+    r = curl(args)
+    check(r.returncode == 0, "curl: %s" % r.stderr.decode()[:300])
+    lines = r.stdout.decode().split()
+    codes, connects = lines[0::2], [int(x) for x in lines[1::2]]
+    check(codes == ["200", "200", "502", "200", "200", "204", "200", "200"], "codes %r" % codes)
+    check(connects[0] == 1 and sum(connects) == 1, "curl made %r connections" % connects)
+    body = [open(os.path.join(ctx.tmp, "r%d" % i), "rb").read() if os.path.exists(
+        os.path.join(ctx.tmp, "r%d" % i)) else b"" for i in range(len(paths))]
+    for i, n in ((0, 5000), (1, 70000), (3, 3000), (7, 12345)):
+        check(body[i] == up.pattern_bytes(0, n), "%s: body differs (%d bytes)" % (paths[i], len(body[i])))
+    check(body[4] == b"ok" and body[5] == b"", "local replies %r %r" % (body[4], body[5]))
+    check(b"/__vitals/beacon.js" in body[6], "page not injected")
+    # Many more on one connection, mixed: every one complete.
+    r = subprocess.run(["h2load", "-n", "80", "-c", "1", "-m", "1", b + "/bytes?n=5000",
+                        b + "/bytes?n=7001&chunked=1", b + "/__vitals/healthz", b + "/status/204"],
+                       capture_output=True, text=True, timeout=60)
+    check("80 succeeded" in r.stdout and "(240060) data" in r.stdout, "h2load: %s" % r.stdout[-600:])
+    ctx.px.stop()
+    db = sqlite3.connect(os.path.join(ctx.tmp, "vitals.db"))
+    rows = db.execute("SELECT url, accept_us, head_done_us, last_byte_us FROM requests "
+                      "WHERE url IN ('/bytes?n=5000', '/bytes?n=70000&chunked=1', '/bytes?n=3000', "
+                      "'/html', '/bytes?n=12345') ORDER BY head_done_us LIMIT 5").fetchall()
+    check([x[0] for x in rows] == ["/bytes?n=5000", "/bytes?n=70000&chunked=1", "/bytes?n=3000",
+                                   "/html", "/bytes?n=12345"], "records %r" % rows)
+    for prev, cur in zip(rows, rows[1:]):
+        check(cur[1] >= prev[3], "%s: timing starts before the previous stream ended (%r, %r)"
+              % (cur[0], prev, cur))
+
+
 def rss_kib(pid):
     return run.proc_status(pid, "VmRSS"), run.proc_status(pid, "VmHWM")
 

@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "common/vp_err.h"
 #include "tests/support/tap.h"
@@ -66,64 +67,70 @@ static void test_roundtrip(void)
     size_t tn = make_text(text, sizeof text);
     for (size_t k = 1; k < sizeof all_codings / sizeof all_codings[0]; k++) {
         enum inject_coding c = all_codings[k];
-        for (int raw = 0; raw <= (c == INJECT_CODING_DEFLATE); raw++) {
-            struct codec_enc *e;
-            int lvl = c == INJECT_CODING_BR ? 5 : c == INJECT_CODING_ZSTD ? 3 : 6;
-            int r = codec_enc_new(&e, c, lvl, 0, raw != 0);
-            struct evbuffer *o = evbuffer_new();
-            /* feed in pieces with a flush in the middle */
-            if (!r)
-                r = codec_enc_feed(e, text, 1000, 0, o);
-            if (!r)
-                r = codec_enc_feed(e, text + 1000, 5000, CODEC_FLUSH, o);
-            size_t flushed = evbuffer_get_length(o);
-            unsigned char *fp = malloc(flushed + 1);
-            evbuffer_copyout(o, fp, flushed);
-            struct tbuf d;
-            bool ok = !r && ref_decompress(c, fp, flushed, false, &d) == 0 && d.n == 6000 &&
-                      memcmp(d.p, text, 6000) == 0;
-            TAP_OK(ok, "codec/%s%s/flush_decodes_prefix", coding_names[k], raw ? "_raw" : "");
-            if (ok)
-                tbuf_free(&d);
-            free(fp);
-            size_t before = evbuffer_get_length(o);
-            if (!r)
-                r = codec_enc_feed(e, NULL, 0, CODEC_FLUSH, o);
-            TAP_OK(!r && evbuffer_get_length(o) == before, "codec/%s%s/empty_flush_silent",
-                   coding_names[k], raw ? "_raw" : "");
-            if (!r)
-                r = codec_enc_feed(e, text + 6000, tn - 6000, CODEC_END, o);
-            TAP_OK(codec_enc_feed(e, "x", 1, 0, o) == VP_ERR_INVALID, "codec/%s%s/after_end",
-                   coding_names[k], raw ? "_raw" : "");
-            size_t len = evbuffer_get_length(o);
-            unsigned char *all = malloc(len + 1);
-            evbuffer_copyout(o, all, len);
-            ok = !r && ref_decompress(c, all, len, true, &d) == 0 && d.n == tn &&
-                 memcmp(d.p, text, tn) == 0;
-            TAP_OK(ok, "codec/%s%s/encode_ref_decode (%zu -> %zu)", coding_names[k],
-                   raw ? "_raw" : "", tn, len);
-            if (ok)
-                tbuf_free(&d);
-            if (c == INJECT_CODING_DEFLATE)
-                TAP_OK(raw == !((all[0] & 0x0f) == 8 && (all[0] * 256u + all[1]) % 31 == 0),
-                       "codec/deflate%s/framing", raw ? "_raw" : "");
-            /* our decoder over our encoder's output, whole and in 7-byte steps */
-            struct collect col = {{NULL, 0}, -1};
-            r = dec_run(c, NULL, all, len, NULL, 0, &col);
-            TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
-                   "codec/%s%s/roundtrip_whole", coding_names[k], raw ? "_raw" : "");
-            tbuf_free(&col.b);
-            size_t cuts[8192], nc = 0;
-            for (size_t p = 7; p < len && nc < 8192; p += 7)
-                cuts[nc++] = p;
-            r = dec_run(c, NULL, all, len, cuts, nc, &col);
-            TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
-                   "codec/%s%s/roundtrip_steps", coding_names[k], raw ? "_raw" : "");
-            tbuf_free(&col.b);
-            free(all);
-            evbuffer_free(o);
-            codec_enc_free(e);
-        }
+        /* gzip and deflate: zlib (variant 0) and igzip at levels 0..3 (variants 1..4) */
+        bool zfam = c == INJECT_CODING_GZIP || c == INJECT_CODING_DEFLATE;
+        for (int var = 0; var <= (zfam ? 4 : 0); var++)
+            for (int raw = 0; raw <= (c == INJECT_CODING_DEFLATE); raw++) {
+                struct codec_enc *e;
+                int lvl = c == INJECT_CODING_BR ? 5 : c == INJECT_CODING_ZSTD ? 3 : 6;
+                int r = var ? codec_enc_new_igzip(&e, c, var - 1, raw != 0)
+                            : codec_enc_new(&e, c, lvl, 0, raw != 0);
+                char name[32];
+                snprintf(name, sizeof name, "%s%s%s", coding_names[k], raw ? "_raw" : "",
+                         var ? (const char *[]){"", "_igzip0", "_igzip1", "_igzip2", "_igzip3"}[var]
+                             : "");
+                struct evbuffer *o = evbuffer_new();
+                /* feed in pieces with a flush in the middle */
+                if (!r)
+                    r = codec_enc_feed(e, text, 1000, 0, o);
+                if (!r)
+                    r = codec_enc_feed(e, text + 1000, 5000, CODEC_FLUSH, o);
+                size_t flushed = evbuffer_get_length(o);
+                unsigned char *fp = malloc(flushed + 1);
+                evbuffer_copyout(o, fp, flushed);
+                struct tbuf d;
+                bool ok = !r && ref_decompress(c, fp, flushed, false, &d) == 0 && d.n == 6000 &&
+                          memcmp(d.p, text, 6000) == 0;
+                TAP_OK(ok, "codec/%s/flush_decodes_prefix", name);
+                if (ok)
+                    tbuf_free(&d);
+                free(fp);
+                size_t before = evbuffer_get_length(o);
+                if (!r)
+                    r = codec_enc_feed(e, NULL, 0, CODEC_FLUSH, o);
+                TAP_OK(!r && evbuffer_get_length(o) == before, "codec/%s/empty_flush_silent", name);
+                if (!r)
+                    r = codec_enc_feed(e, text + 6000, tn - 6000, CODEC_END, o);
+                TAP_OK(codec_enc_feed(e, "x", 1, 0, o) == VP_ERR_INVALID, "codec/%s/after_end",
+                       name);
+                size_t len = evbuffer_get_length(o);
+                unsigned char *all = malloc(len + 1);
+                evbuffer_copyout(o, all, len);
+                ok = !r && ref_decompress(c, all, len, true, &d) == 0 && d.n == tn &&
+                     memcmp(d.p, text, tn) == 0;
+                TAP_OK(ok, "codec/%s/encode_ref_decode (%zu -> %zu)", name, tn, len);
+                if (ok)
+                    tbuf_free(&d);
+                if (c == INJECT_CODING_DEFLATE)
+                    TAP_OK(raw == !((all[0] & 0x0f) == 8 && (all[0] * 256u + all[1]) % 31 == 0),
+                           "codec/%s/framing", name);
+                /* our decoder over our encoder's output, whole and in 7-byte steps */
+                struct collect col = {{NULL, 0}, -1};
+                r = dec_run(c, NULL, all, len, NULL, 0, &col);
+                TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
+                       "codec/%s/roundtrip_whole", name);
+                tbuf_free(&col.b);
+                size_t cuts[8192], nc = 0;
+                for (size_t p = 7; p < len && nc < 8192; p += 7)
+                    cuts[nc++] = p;
+                r = dec_run(c, NULL, all, len, cuts, nc, &col);
+                TAP_OK(!r && col.b.n == tn && memcmp(col.b.p, text, tn) == 0,
+                       "codec/%s/roundtrip_steps", name);
+                tbuf_free(&col.b);
+                free(all);
+                evbuffer_free(o);
+                codec_enc_free(e);
+            }
     }
 }
 
@@ -214,6 +221,12 @@ static void test_caps(void)
            "codec/enc_bad_window_log");
     TAP_OK(codec_enc_new(&e, INJECT_CODING_ZSTD, 3, 18, false) == 0, "codec/enc_window_log");
     codec_enc_free(e);
+    TAP_OK(codec_enc_new_igzip(&e, INJECT_CODING_GZIP, 4, false) == VP_ERR_INVALID &&
+               codec_enc_new_igzip(&e, INJECT_CODING_GZIP, -1, false) == VP_ERR_INVALID,
+           "codec/enc_igzip_bad_level");
+    TAP_OK(codec_enc_new_igzip(&e, INJECT_CODING_BR, 1, false) == VP_ERR_INVALID &&
+               codec_enc_new_igzip(&e, INJECT_CODING_IDENTITY, 1, false) == VP_ERR_INVALID,
+           "codec/enc_igzip_not_zlib_family");
     codec_dec_free(NULL);
     codec_enc_free(NULL);
     /* after an error a decoder refuses more input */
@@ -226,9 +239,117 @@ static void test_caps(void)
     tbuf_free(&col.b);
 }
 
+/* zlib as the reference verdict for gzip: members in turn; an error or a cut after at least one
+ * complete member counts as trailing garbage (accepted), as our decoder documents. Returns 0
+ * (accepted, *on decoded bytes in out) or -1. */
+static int zlib_verdict(const unsigned char *in, size_t n, unsigned char *out, size_t cap,
+                        size_t *on)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 31) != Z_OK)
+        return -1;
+    int members = 0, verdict = 0;
+    size_t got = 0;
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)n;
+    for (;;) {
+        z.next_out = out + got;
+        z.avail_out = (uInt)(cap - got);
+        int r = inflate(&z, Z_NO_FLUSH);
+        got = cap - z.avail_out;
+        if (r == Z_STREAM_END) {
+            members++;
+            if (z.avail_in == 0)
+                break;
+            inflateReset(&z);
+        } else if (r != Z_OK) {
+            verdict = members > 0 ? 0 : -1; /* after a member: trailing garbage */
+            break;
+        }
+    }
+    inflateEnd(&z);
+    *on = got;
+    return verdict;
+}
+
+/* Hostile gzip: bit flips, cuts and random bytes in a real stream; our decoder must give the
+ * same verdict and the same bytes as zlib on every one. */
+static void test_gzip_mutations(void)
+{
+    static char text[32 * 1024];
+    static unsigned char ref_out[256 * 1024];
+    size_t tn = make_text(text, sizeof text);
+    struct tbuf enc;
+    ref_zlib_compress(31, 6, text, tn, &enc);
+    unsigned char *mut = malloc(enc.n);
+    unsigned x = 12345;
+    size_t bad = 0, rejected = 0;
+    for (int it = 0; it < 1500; it++) {
+        memcpy(mut, enc.p, enc.n);
+        size_t m = enc.n;
+        for (int j = 0; j < 1 + it % 3; j++) {
+            x = x * 1103515245u + 12345u;
+            size_t pos = (x >> 8) % m;
+            unsigned kind = (x >> 4) % 3;
+            if (kind == 0)
+                mut[pos] ^= (unsigned char)(1u << (x % 8));
+            else if (kind == 1)
+                m = pos + 1;
+            else
+                mut[pos] = (unsigned char)(x >> 16);
+        }
+        size_t rn = 0;
+        int rv = zlib_verdict(mut, m, ref_out, sizeof ref_out, &rn);
+        struct collect col = {{NULL, 0}, -1};
+        int e = dec_run(INJECT_CODING_GZIP, NULL, mut, m, NULL, 0, &col);
+        if ((rv == 0) != (e == 0) || (e == 0 && (col.b.n != rn || memcmp(col.b.p, ref_out, rn))))
+            bad++;
+        if (e)
+            rejected++;
+        tbuf_free(&col.b);
+    }
+    TAP_OK(bad == 0 && rejected > 100, "codec/gzip/mutations_match_zlib (%zu differ, %zu rejected)",
+           bad, rejected);
+    free(mut);
+    tbuf_free(&enc);
+}
+
+/* Two gzip members then trailing garbage, cut at every pair of points: the decoder must not
+ * lose or reuse bytes read ahead across the member boundary. */
+static void test_gzip_members_splits(void)
+{
+    static char a[3000], b[5000];
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = "<p>alpha beta</p>\n"[i % 18];
+    for (size_t i = 0; i < sizeof b; i++)
+        b[i] = "<li>gamma %d</li>"[i % 17];
+    struct tbuf m1, m2;
+    ref_zlib_compress(31, 6, a, sizeof a, &m1);
+    ref_zlib_compress(31, 6, b, sizeof b, &m2);
+    tbuf_append(&m1, m2.p, m2.n);
+    tbuf_append(&m1, "\0\0junk", 6);
+    size_t bad = 0;
+    for (size_t i = 0; i <= m1.n; i++)
+        for (size_t j = i; j <= m1.n; j++) {
+            size_t cuts[2] = {i, j};
+            struct collect col = {{NULL, 0}, -1};
+            int r = dec_run(INJECT_CODING_GZIP, NULL, m1.p, m1.n, cuts, 2, &col);
+            if (r || col.b.n != sizeof a + sizeof b || memcmp(col.b.p, a, sizeof a) ||
+                memcmp(col.b.p + sizeof a, b, sizeof b))
+                bad++;
+            tbuf_free(&col.b);
+        }
+    TAP_OK(bad == 0, "codec/gzip/two_members_garbage_every_split (%zu bad)", bad);
+    tbuf_free(&m1);
+    tbuf_free(&m2);
+}
+
 int main(void)
 {
+    test_gzip_members_splits();
     test_roundtrip();
+    test_gzip_mutations();
     test_decoder_splits();
     test_caps();
     TAP_DONE();
