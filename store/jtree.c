@@ -47,6 +47,8 @@ static void *bump_malloc(size_t n)
 {
     struct bump *b = &tl_bump;
     if (b->active) {
+        if (n == 0)
+            n = 1; /* a distinct pointer strictly inside the buffer, as for any other size */
         size_t need = (n + 15) & ~(size_t)15;
         b->want += need;
         if (need >= n && b->cap - b->used >= need) {
