@@ -350,7 +350,8 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
  * store/jtree's arena tree) and converts that tree, on the caller's thread, into a struct cbeacon
  * whose values are already in their column types (strings NUL-terminated, except the attribution
  * text, bound by length) inside a chunked arena owned by the item, then frees the tree there.
- * The writer only binds values (SQLITE_STATIC: the arena outlives the statement step) and never touches jansson. */
+ * The writer only binds values (SQLITE_STATIC: the arena outlives the statement step) and never
+ * touches jansson. */
 
 enum cv_kind { CV_NULL, CV_REAL, CV_INT, CV_TEXT };
 
