@@ -13,7 +13,7 @@ import { join } from 'node:path';
 export const launch = async (exe, args) => {
   const dir = mkdtempSync(join(tmpdir(), 'vp-cdp-'));
   const proc = spawn(exe, [...args, '--remote-debugging-pipe', `--user-data-dir=${dir}`, 'about:blank'],
-    { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
+    { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'], detached: true });
   let buf = '';
   let id = 0;
   const pending = new Map();
@@ -31,6 +31,8 @@ export const launch = async (exe, args) => {
     }
   });
   const closed = new Promise((r) => proc.on('exit', r));
+  // Its own process group (so close() reaches the helpers too); never outlives this process.
+  process.once('exit', () => { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } });
   return {
     send: (method, params = {}, sessionId) => new Promise((resolve, reject) => {
       const m = { id: ++id, method, params, ...(sessionId ? { sessionId } : {}) };
@@ -39,10 +41,14 @@ export const launch = async (exe, args) => {
     }),
     on: (f) => listeners.push(f),
     close: async () => {
-      proc.kill('SIGTERM');
+      // Chromium's helpers (renderers, crashpad) may still write into the profile after the
+      // browser exits: end the whole process group, then remove the profile with retries.
+      const group = (sig) => { try { process.kill(-proc.pid, sig); } catch { /* gone */ } };
+      group('SIGTERM');
       await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
-      proc.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      group('SIGKILL');
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
+      rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
     },
   };
 };
