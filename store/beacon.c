@@ -9,6 +9,7 @@
 #include "store/query.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,10 @@ const struct beacon_field beacon_nav_fields[] = {
     {"rc", "redirect_count", BEACON_K_COUNT},
     {NULL, NULL, BEACON_K_TIME},
 };
+
+_Static_assert(sizeof beacon_res_fields / sizeof beacon_res_fields[0] <= BEACON_MAX_FIELDS + 1 &&
+                   sizeof beacon_nav_fields / sizeof beacon_nav_fields[0] <= BEACON_MAX_FIELDS + 1,
+               "beacon_field_slots fills at most BEACON_MAX_FIELDS slots");
 
 const char *const beacon_metric_names[] = {"LCP", "CLS", "INP", "FCP", "TTFB", NULL};
 
@@ -261,6 +266,14 @@ static int filter_attr(const json_t *a, const char *metric, json_t **out, char *
     return 0;
 }
 
+const char *beacon_rating_of(const char *metric, double value)
+{
+    double good, poor;
+    if (query_thresholds(metric, &good, &poor) != 0)
+        return NULL;
+    return value <= good ? ratings[0] : value <= poor ? ratings[1] : ratings[2];
+}
+
 static int check_metric(json_t *m, char *reason, size_t cap)
 {
     if (!json_is_object(m))
@@ -281,13 +294,10 @@ static int check_metric(json_t *m, char *reason, size_t cap)
         return fail(reason, cap, "m: delta out of range", NULL);
     if (r && !json_is_null(r) && (!json_is_string(r) || !in_set(json_string_value(r), ratings)))
         return fail(reason, cap, "m: bad rating", NULL);
-    /* The rating is derived here from the value and the contract's thresholds (boundaries count
+    /* The rating is derived from the value and the contract's thresholds (boundaries count
      * toward the better bucket); a client-sent rating is checked above but never trusted. */
-    double good, poor, val = json_number_value(v);
-    if (query_thresholds(name, &good, &poor) == 0 &&
-        json_object_set_new(m, "r", json_string(val <= good ? ratings[0]
-                                                : val <= poor ? ratings[1]
-                                                              : ratings[2])) != 0)
+    const char *rating = beacon_rating_of(name, json_number_value(v));
+    if (rating && json_object_set_new(m, "r", json_string(rating)) != 0)
         return VP_ERR_NOMEM;
     json_t *a = json_object_get(m, "a");
     if (a && !json_is_null(a)) {
@@ -413,6 +423,349 @@ int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_
         return rc;
     }
     *out = root;
+    return 0;
+}
+
+
+
+/* ---- the filtered attribution as JSON text, without a second tree ---- */
+
+size_t beacon_attr_json_max(const struct jtree *a, const char *metric)
+{
+    size_t n = 2;
+    for (const struct akey *k = attr_keys(metric); k->key; k++) {
+        const struct jtree *v = jtree_get(a, k->key);
+        if (!v || v->type == JTREE_NULL)
+            continue;
+        n += strlen(k->key) + 4; /* "key": and a comma */
+        n += v->type == JTREE_STRING ? (size_t)v->n * 6 + 2 : 48;
+    }
+    return n;
+}
+
+size_t beacon_attr_json(const struct jtree *a, const char *metric, char *out)
+{
+    char *o = out;
+    *o++ = '{';
+    for (const struct akey *k = attr_keys(metric); k->key; k++) {
+        const struct jtree *v = jtree_get(a, k->key);
+        if (!v || v->type == JTREE_NULL)
+            continue;
+        if (o != out + 1)
+            *o++ = ',';
+        o = jtree_write_string(o, k->key, strlen(k->key));
+        *o++ = ':';
+        if (v->type == JTREE_STRING) {
+            o = jtree_write_string(o, v->u.s, v->n);
+        } else if (v->type == JTREE_INT) {
+            o = jtree_write_int(o, v->u.i);
+        } else {
+            o = jtree_write_real(o, v->u.d);
+        }
+    }
+    *o++ = '}';
+    return (size_t)(o - out);
+}
+
+/* ---- the same checks on the store's tree (store/jtree.h) ----
+ * One function per function above, in the same order, with the same reasons: beacon_check must
+ * accept and refuse exactly what beacon_parse does (tests/unit/test_beacon.c compares them on
+ * every case of its table, tests/unit/test_jtree.c on mutated bodies). */
+
+static bool b_in_set(const struct jtree *v, const char *const *set)
+{
+    for (size_t i = 0; set[i]; i++)
+        if (jtree_str_eq(v, set[i]))
+            return true;
+    return false;
+}
+
+static bool b_is_null(const struct jtree *v) { return v && v->type == JTREE_NULL; }
+
+static bool b_num_in(const struct jtree *v, double lo, double hi)
+{
+    if (!jtree_is_number(v))
+        return false;
+    double d = jtree_number(v);
+    return isfinite(d) && d >= lo && d <= hi;
+}
+
+static bool b_int_in(const struct jtree *v, int64_t lo, int64_t hi)
+{
+    return v && v->type == JTREE_INT && v->u.i >= lo && v->u.i <= hi;
+}
+
+static bool b_str_max(const struct jtree *v, size_t max)
+{
+    return jtree_is_string(v) && v->n <= max;
+}
+
+static bool b_valid_view_id(const struct jtree *v)
+{
+    if (!jtree_is_string(v) || v->n < 8 || v->n > 64)
+        return false;
+    for (uint32_t i = 0; i < v->n; i++) {
+        char c = v->u.s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int b_check_sv(const struct jtree *sv, char *reason, size_t cap, const char *where)
+{
+    if (sv->type != JTREE_ARRAY || sv->n > BEACON_MAX_SERVER_TIMING)
+        return fail(reason, cap, where, ": bad sv");
+    for (uint32_t i = 0; i < sv->n; i++) {
+        const struct jtree *e = &sv->u.items[i];
+        if (e->type != JTREE_OBJECT)
+            return fail(reason, cap, where, ": bad sv entry");
+        const struct jtree *n = jtree_get(e, "n"), *d = jtree_get(e, "d"),
+                           *de = jtree_get(e, "de");
+        if (!b_str_max(n, BEACON_MAX_SELECTOR) || (d && !b_num_in(d, 0, BEACON_MAX_TIME_MS)) ||
+            (de && !b_str_max(de, BEACON_MAX_SELECTOR)))
+            return fail(reason, cap, where, ": bad sv entry");
+    }
+    return 0;
+}
+
+void beacon_field_slots(const struct jtree *obj, const struct beacon_field *fields,
+                        const struct jtree **slots)
+{
+    size_t nf = 0;
+    while (fields[nf].key)
+        slots[nf++] = NULL;
+    for (uint32_t i = 0; i < obj->n; i++) {
+        const struct jtree_member *m = &obj->u.members[i];
+        if (m->klen == 0)
+            continue;
+        for (size_t k = 0; k < nf; k++) {
+            const char *key = fields[k].key;
+            if (key[0] == m->key[0] && strlen(key) == m->klen &&
+                memcmp(key, m->key, m->klen) == 0) {
+                slots[k] = &m->v;
+                break;
+            }
+        }
+    }
+}
+
+static int b_check_fields(const struct jtree *obj, const struct beacon_field *fields,
+                          char *reason, size_t cap, const char *where)
+{
+    const struct jtree *slots[BEACON_MAX_FIELDS];
+    beacon_field_slots(obj, fields, slots);
+    size_t idx = 0;
+    for (const struct beacon_field *f = fields; f->key; f++) {
+        const struct jtree *v = slots[idx++];
+        if (!v || v->type == JTREE_NULL)
+            continue;
+        bool ok = true;
+        switch (f->kind) {
+        case BEACON_K_TIME:
+            ok = b_num_in(v, 0, BEACON_MAX_TIME_MS);
+            break;
+        case BEACON_K_SIZE:
+            ok = b_num_in(v, 0, 1e12);
+            break;
+        case BEACON_K_STATUS:
+            ok = b_int_in(v, 0, 999);
+            break;
+        case BEACON_K_COUNT:
+            ok = b_int_in(v, 0, 1000);
+            break;
+        case BEACON_K_URL:
+            ok = b_str_max(v, BEACON_MAX_URL);
+            break;
+        case BEACON_K_TOKEN:
+            ok = b_str_max(v, 64);
+            break;
+        case BEACON_K_SV: {
+            int rc = b_check_sv(v, reason, cap, where);
+            if (rc)
+                return rc;
+            break;
+        }
+        }
+        if (!ok) {
+            char buf[48];
+            int w = snprintf(buf, sizeof buf, ": bad %s", f->key);
+            return fail(reason, cap, where, w > 0 && (size_t)w < sizeof buf ? buf : ": bad field");
+        }
+    }
+    return 0;
+}
+
+static int b_check_attr(const struct jtree *a, const char *metric, char *reason, size_t cap)
+{
+    if (a->type != JTREE_OBJECT)
+        return fail(reason, cap, "m: attribution must be an object", NULL);
+    for (const struct akey *k = attr_keys(metric); k->key; k++) {
+        const struct jtree *v = jtree_get(a, k->key);
+        if (!v || v->type == JTREE_NULL)
+            continue;
+        bool ok;
+        switch (k->kind) {
+        case A_TIME:
+            ok = b_num_in(v, 0, BEACON_MAX_TIME_MS);
+            break;
+        case A_CLS:
+            ok = b_num_in(v, 0, BEACON_MAX_CLS);
+            break;
+        case A_SEL:
+            ok = b_str_max(v, BEACON_MAX_SELECTOR);
+            break;
+        case A_URL:
+            ok = b_str_max(v, BEACON_MAX_URL);
+            break;
+        default:
+            ok = b_str_max(v, 64);
+            break;
+        }
+        if (!ok) {
+            char buf[64];
+            int w = snprintf(buf, sizeof buf, "m: bad attribution %s", k->key);
+            return fail(reason, cap, w > 0 && (size_t)w < sizeof buf ? buf : "m: bad attribution",
+                        NULL);
+        }
+    }
+    return 0;
+}
+
+static int b_check_metric(const struct jtree *m, char *reason, size_t cap)
+{
+    if (m->type != JTREE_OBJECT)
+        return fail(reason, cap, "m: entry must be an object", NULL);
+    const struct jtree *n = jtree_get(m, "n"), *id = jtree_get(m, "id"), *v = jtree_get(m, "v"),
+                       *d = jtree_get(m, "d"), *r = jtree_get(m, "r");
+    const char *name = NULL;
+    for (size_t i = 0; beacon_metric_names[i] && !name; i++)
+        if (jtree_str_eq(n, beacon_metric_names[i]))
+            name = beacon_metric_names[i];
+    if (!name)
+        return fail(reason, cap, "m: unknown metric name", NULL);
+    if (!jtree_is_string(id) || id->n == 0 || id->n > 128)
+        return fail(reason, cap, "m: bad id", NULL);
+    bool cls = strcmp(name, "CLS") == 0;
+    double max = cls ? BEACON_MAX_CLS : BEACON_MAX_TIME_MS;
+    if (!b_num_in(v, 0, max))
+        return fail(reason, cap, "m: value out of range", NULL);
+    if (d && !b_is_null(d) && !b_num_in(d, -max, max))
+        return fail(reason, cap, "m: delta out of range", NULL);
+    if (r && !b_is_null(r) && (!jtree_is_string(r) || !b_in_set(r, ratings)))
+        return fail(reason, cap, "m: bad rating", NULL);
+    const struct jtree *a = jtree_get(m, "a");
+    if (a && !b_is_null(a))
+        return b_check_attr(a, name, reason, cap);
+    return 0;
+}
+
+static int b_opt_enum(const struct jtree *obj, const char *key, const char *const *set,
+                      char *reason, size_t cap)
+{
+    const struct jtree *v = jtree_get(obj, key);
+    if (!v || v->type == JTREE_NULL)
+        return 0;
+    if (!jtree_is_string(v) || !b_in_set(v, set))
+        return fail(reason, cap, "bad ", key);
+    return 0;
+}
+
+static int b_validate(const struct jtree *root, char *reason, size_t cap)
+{
+    int rc;
+    if (root->type != JTREE_OBJECT)
+        return fail(reason, cap, "payload must be a JSON object", NULL);
+    const struct jtree *ver = jtree_get(root, "v");
+    if (!ver || ver->type != JTREE_INT || ver->u.i != 1)
+        return fail(reason, cap, "unsupported version", NULL);
+    if (!b_valid_view_id(jtree_get(root, "vid")))
+        return fail(reason, cap, "bad vid", NULL);
+    const struct jtree *pvid = jtree_get(root, "pvid");
+    if (pvid && !b_is_null(pvid) && !b_valid_view_id(pvid))
+        return fail(reason, cap, "bad pvid", NULL);
+    const struct jtree *url = jtree_get(root, "url");
+    if (!jtree_is_string(url) || url->n == 0)
+        return fail(reason, cap, "missing url", NULL);
+    if (url->n > BEACON_MAX_URL)
+        return fail(reason, cap, "url too long", NULL);
+    if (!b_num_in(jtree_get(root, "t0"), 946684800000.0, 4102444800000.0))
+        return fail(reason, cap, "bad t0", NULL);
+    if ((rc = b_opt_enum(root, "nav", nav_types, reason, cap)) ||
+        (rc = b_opt_enum(root, "dev", dev_classes, reason, cap)) ||
+        (rc = b_opt_enum(root, "ect", ect_values, reason, cap)))
+        return rc;
+    const struct jtree *mem = jtree_get(root, "mem");
+    if (mem && !b_is_null(mem) && !b_num_in(mem, 0, 1024))
+        return fail(reason, cap, "bad mem", NULL);
+
+    const struct jtree *m = jtree_get(root, "m");
+    if (m && !b_is_null(m)) {
+        if (m->type != JTREE_ARRAY)
+            return fail(reason, cap, "m must be an array", NULL);
+        if (m->n > BEACON_MAX_METRICS)
+            return fail(reason, cap, "too many metrics", NULL);
+        for (uint32_t i = 0; i < m->n; i++)
+            if ((rc = b_check_metric(&m->u.items[i], reason, cap)))
+                return rc;
+    }
+    const struct jtree *nt = jtree_get(root, "nt");
+    if (nt && !b_is_null(nt)) {
+        if (nt->type != JTREE_OBJECT)
+            return fail(reason, cap, "nt must be an object", NULL);
+        if ((rc = b_check_fields(nt, beacon_res_fields, reason, cap, "nt")) ||
+            (rc = b_check_fields(nt, beacon_nav_fields, reason, cap, "nt")))
+            return rc;
+    }
+    const struct jtree *res = jtree_get(root, "res"), *ri = jtree_get(root, "ri");
+    int64_t base = 0;
+    if (ri && !b_is_null(ri)) {
+        if (!b_int_in(ri, 0, BEACON_MAX_RES_INDEX))
+            return fail(reason, cap, "bad ri", NULL);
+        base = ri->u.i;
+    }
+    if (res && !b_is_null(res)) {
+        if (res->type != JTREE_ARRAY)
+            return fail(reason, cap, "res must be an array", NULL);
+        if (res->n > BEACON_MAX_RESOURCES)
+            return fail(reason, cap, "too many resources", NULL);
+        if (base + (int64_t)res->n > BEACON_MAX_RES_INDEX)
+            return fail(reason, cap, "bad ri", NULL);
+        for (uint32_t i = 0; i < res->n; i++) {
+            if (res->u.items[i].type != JTREE_OBJECT)
+                return fail(reason, cap, "res: entry must be an object", NULL);
+            if ((rc = b_check_fields(&res->u.items[i], beacon_res_fields, reason, cap, "res")))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int beacon_check(const char *body, size_t len, struct jtree_doc **doc, const struct jtree **root,
+                 char *reason, size_t reasonlen)
+{
+    if (reasonlen > 0)
+        reason[0] = '\0';
+    if (len > BEACON_MAX_BODY) {
+        fail(reason, reasonlen, "body too large", NULL);
+        return VP_ERR_LIMIT;
+    }
+    if (len == 0)
+        return fail(reason, reasonlen, "empty body", NULL);
+    struct jtree_doc *d = NULL;
+    const struct jtree *r = NULL;
+    int rc = jtree_load(body, len, &d, &r);
+    if (rc == VP_ERR_NOMEM)
+        return rc;
+    if (rc)
+        return fail(reason, reasonlen, "malformed JSON", NULL);
+    if ((rc = b_validate(r, reason, reasonlen)) != 0) {
+        jtree_doc_free(d);
+        return rc;
+    }
+    *doc = d;
+    *root = r;
     return 0;
 }
 

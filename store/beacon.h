@@ -1,20 +1,24 @@
 /* store/beacon: parsing and validation of one beacon payload (web/beacon-protocol.md, version 1)
  * and User-Agent classification. Pure functions, no SQLite, safe on any thread: the event loop
- * calls beacon_parse before anything is queued, so nothing unvalidated ever reaches the writer.
+ * calls beacon_check (store_ingest_beacon) before anything is queued, so nothing unvalidated ever
+ * reaches the writer. beacon_parse applies the same rules on a jansson tree (the reference the
+ * unit tests and the fuzz target compare beacon_check with).
  *
- * A validated payload is the jansson object of the body with these guarantees (the writer relies
- * on them and reads nothing else): "vid" matches [A-Za-z0-9_-]{8,64}; "t0" is a number; "url" a
- * string <= BEACON_MAX_URL; optional context fields have their documented types and enumerated
- * values; every "m" entry has a known "n", a string "id", numbers "v"/"d" within range, and its
- * "a" replaced by a filtered attribution object holding only known keys; "nt" and every "res"
- * entry hold fields of the types in beacon_res_fields / beacon_nav_fields (unknown keys are left
- * in place but never read). */
+ * A validated payload has these guarantees (the store relies on them and reads nothing else):
+ * "vid" matches [A-Za-z0-9_-]{8,64}; "t0" is a number; "url" a string <= BEACON_MAX_URL;
+ * optional context fields have their documented types and enumerated values; every "m" entry
+ * has a known "n", a string "id", numbers "v"/"d" within range, and an "a" whose known keys have
+ * their types (beacon_parse replaces it by an object holding only those, and "r" by the derived
+ * rating; beacon_check leaves both as sent); "nt" and every "res" entry hold fields of the types
+ * in beacon_res_fields / beacon_nav_fields (unknown keys are left in place but never read). */
 #ifndef VP_BEACON_H
 #define VP_BEACON_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "store/jtree.h"
 
 #define BEACON_MAX_BODY (64 * 1024)  /* bytes; larger bodies are VP_ERR_LIMIT */
 #define BEACON_MAX_RESOURCES 500     /* entries in one "res" array */
@@ -43,6 +47,8 @@ struct beacon_field {
     enum beacon_kind kind;
 };
 
+#define BEACON_MAX_FIELDS 32 /* entries of either table below */
+
 /* The waterfall fields of a resource entry, then the navigation-only extras. NULL-terminated. */
 extern const struct beacon_field beacon_res_fields[];
 extern const struct beacon_field beacon_nav_fields[];
@@ -57,6 +63,32 @@ extern const char *const beacon_metric_names[];
  * into reason (reasonlen bytes, may be 0). Re-entrant. */
 int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
     __attribute__((warn_unused_result));
+
+/* As beacon_parse, with the same parse, checks, errors and reasons, on the tree of store/jtree.h
+ * (jansson's parse copied into one arena) and without rewriting anything: on success *doc holds
+ * the document (jtree_doc_free; it keeps no pointer into body) and *root the payload
+ * as sent ("r" not replaced, "a" not filtered: the store derives the rating with
+ * beacon_rating_of and writes the filtered attribution with beacon_attr_json). */
+int beacon_check(const char *body, size_t len, struct jtree_doc **doc, const struct jtree **root,
+                 char *reason, size_t reasonlen) __attribute__((warn_unused_result));
+
+/* One scan of object obj (borrowed): slots[k] (BEACON_MAX_FIELDS entries) becomes its value for
+ * fields[k].key, or NULL when absent. */
+void beacon_field_slots(const struct jtree *obj, const struct beacon_field *fields,
+                        const struct jtree **slots);
+
+/* The rating of value for metric by the contract's thresholds ("good", "needs-improvement",
+ * "poor"; boundaries count toward the better bucket), or NULL for an unknown metric. */
+const char *beacon_rating_of(const char *metric, double value);
+
+/* The filtered attribution of a checked metric entry (a: its "a" object, borrowed; metric: its
+ * "n") as compact JSON, known keys only, in the order of the protocol's key list: the values
+ * json_dumps of beacon_parse's filtered object holds, reals written in the shortest of a few
+ * exact decimal forms (the same double when read back). beacon_attr_json_max gives an upper
+ * bound of the bytes; beacon_attr_json writes into out (at least that many bytes, no NUL) and
+ * returns the length. */
+size_t beacon_attr_json_max(const struct jtree *a, const char *metric);
+size_t beacon_attr_json(const struct jtree *a, const char *metric, char *out);
 
 /* Classifies a User-Agent string (NUL-terminated, may be NULL): family is written into family
  * (cap bytes; "Chrome", "Edge", "Firefox", "Safari", "Opera", "Samsung", "Chromium", "other"),

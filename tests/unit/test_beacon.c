@@ -143,6 +143,15 @@ int main(void)
                "beacon/%s: rc %d (want %d) reason \"%s\"", cases[i].name, rc, cases[i].want,
                reason);
         json_decref(out);
+        /* beacon_check (the store's path) applies the same checks with the same answers. */
+        char reason2[96] = "unset";
+        struct jtree_doc *doc = NULL;
+        const struct jtree *root = NULL;
+        int rc2 = body ? beacon_check(body, strlen(body), &doc, &root, reason2, sizeof reason2)
+                       : -100;
+        TAP_OK(rc2 == rc && strcmp(reason2, reason) == 0 && (rc2 == 0) == (doc != NULL),
+               "beacon/check_%s: rc %d reason \"%s\"", cases[i].name, rc2, reason2);
+        jtree_doc_free(doc);
         free(gen);
     }
 
@@ -156,6 +165,79 @@ int main(void)
                json_object_size(a) == 3,
            "beacon/attribution_filtered");
     json_decref(p);
+
+    /* The attribution text the store writes (beacon_attr_json from beacon_check's tree) holds
+     * the same JSON values as json_dumps of beacon_parse's filtered object. */
+    static const char *const attr_bodies[] = {
+        "{" CTX ",\"m\":[{\"n\":\"LCP\",\"id\":\"a\",\"v\":2600,\"r\":\"good\",\"a\":{\"junk\":[1,{}],"
+        "\"renderDelay\":80.1,\"url\":\"/i.jpg?a=\\\"q\\\"&b=\\\\\\n\\u0001\\u00e9\",\"ttfb\":100,"
+        "\"loadDelay\":0.30000000000000004,\"loadDuration\":1e-7,\"target\":\"div>img\"}}]}",
+        "{" CTX ",\"m\":[{\"n\":\"CLS\",\"id\":\"c\",\"v\":0.042,\"a\":{\"value\":0.0123,"
+        "\"time\":3599999.9,\"loadState\":\"complete\",\"target\":null}}]}",
+        "{" CTX ",\"m\":[{\"n\":\"INP\",\"id\":\"i\",\"v\":0,\"a\":{}}]}",
+        "{" CTX ",\"m\":[{\"n\":\"TTFB\",\"id\":\"t\",\"v\":5.5,\"a\":{\"waiting\":0,\"cache\":0.0,"
+        "\"dns\":12345.678901,\"connection\":2.5e3,\"request\":7}}]}",
+    };
+    for (size_t i = 0; i < sizeof attr_bodies / sizeof attr_bodies[0]; i++) {
+        const char *b = attr_bodies[i];
+        json_t *f = NULL, *mine = NULL;
+        struct jtree_doc *doc = NULL;
+        const struct jtree *c = NULL;
+        char *want = NULL;
+        bool ok = beacon_parse(b, strlen(b), &f, reason, sizeof reason) == 0 &&
+                  beacon_check(b, strlen(b), &doc, &c, reason, sizeof reason) == 0;
+        const json_t *fm = ok ? json_array_get(json_object_get(f, "m"), 0) : NULL;
+        const struct jtree *cm = ok ? &jtree_get(c, "m")->u.items[0] : NULL;
+        const char *name = fm ? json_string_value(json_object_get(fm, "n")) : NULL;
+        char text[4096] = "";
+        if (name) {
+            const struct jtree *ca = jtree_get(cm, "a");
+            size_t max = beacon_attr_json_max(ca, name);
+            size_t n = max < sizeof text ? beacon_attr_json(ca, name, text) : 0;
+            ok = n > 0 && n <= max;
+            text[n] = '\0';
+            want = json_dumps(json_object_get(fm, "a"), JSON_COMPACT);
+            mine = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+            ok = ok && want && mine && json_equal(mine, json_object_get(fm, "a"));
+            /* reals stay reals, integers integers */
+            const char *key;
+            json_t *v;
+            json_object_foreach(mine, key, v) {
+                json_t *w = json_object_get(json_object_get(fm, "a"), key);
+                if (json_typeof(v) != json_typeof(w))
+                    ok = false;
+            }
+            /* and the derived rating is the one beacon_parse writes */
+            const char *r = beacon_rating_of(name, jtree_number(jtree_get(cm, "v")));
+            ok = ok && r && strcmp(r, json_string_value(json_object_get(fm, "r"))) == 0;
+        }
+        TAP_OK(ok, "beacon/attr_json_%zu: %s (json_dumps: %s)", i, text, want ? want : "-");
+        free(want);
+        json_decref(mine);
+        json_decref(f);
+        jtree_doc_free(doc);
+    }
+    {
+        /* exact forms: shortest decimal for times sent at 0.1 ms, ".0" on whole reals */
+        const char *b = "{" CTX ",\"m\":[{\"n\":\"LCP\",\"id\":\"a\",\"v\":1,\"a\":{\"ttfb\":80.1,"
+                        "\"loadDelay\":120.0,\"loadDuration\":7,\"renderDelay\":0.5}}]}";
+        struct jtree_doc *doc = NULL;
+        const struct jtree *c = NULL;
+        char text[256] = "";
+        if (beacon_check(b, strlen(b), &doc, &c, reason, sizeof reason) == 0) {
+            const struct jtree *at = jtree_get(&jtree_get(c, "m")->u.items[0], "a");
+            text[beacon_attr_json(at, "LCP", text)] = '\0';
+        }
+        TAP_OK(strcmp(text, "{\"ttfb\":80.1,\"loadDelay\":120.0,\"loadDuration\":7,"
+                            "\"renderDelay\":0.5}") == 0,
+               "beacon/attr_json_exact: %s", text);
+        jtree_doc_free(doc);
+        TAP_OK(strcmp(beacon_rating_of("LCP", 2500), "good") == 0 &&
+                   strcmp(beacon_rating_of("LCP", 2500.1), "needs-improvement") == 0 &&
+                   strcmp(beacon_rating_of("CLS", 0.26), "poor") == 0 &&
+                   beacon_rating_of("FID", 1) == NULL,
+               "beacon/rating_of");
+    }
 
     /* The reason never echoes input bytes. */
     const char *evil = "{\"v\":1,\"vid\":\"<script>alert(1)</script>\",\"url\":\"/\",\"t0\":1764000000000}";

@@ -228,6 +228,21 @@ static void test_ingest(void)
     free(a);
     TAP_OK(q1(p, "SELECT count(*) FROM views") == 2, "store/tables_intact");
 
+    /* One payload repeating a metric id: the last entry wins, whether the entries share one
+     * multi-row statement (the first five) or not (the sixth); an attribution sent once stays. */
+    rc = ingest(s, "{\"v\":1,\"vid\":\"viewDUP001\",\"url\":\"/d\",\"t0\":1764000000000,\"m\":["
+                   "{\"n\":\"LCP\",\"id\":\"dup-1\",\"v\":1,\"a\":{\"target\":\"img#a\"}},"
+                   "{\"n\":\"LCP\",\"id\":\"dup-1\",\"v\":2},{\"n\":\"INP\",\"id\":\"dup-2\",\"v\":10},"
+                   "{\"n\":\"LCP\",\"id\":\"dup-1\",\"v\":3},{\"n\":\"INP\",\"id\":\"dup-2\",\"v\":20},"
+                   "{\"n\":\"LCP\",\"id\":\"dup-1\",\"v\":4}]}");
+    TAP_OK(rc == 0 && store_sync(s) == 0, "store/dup_in_payload_accepted");
+    char *dup = qtext(p, "SELECT group_concat(metric_id || '=' || value || '/' || "
+                         "coalesce(json_extract(attribution,'$.target'),'-'), ',') FROM "
+                         "(SELECT * FROM metrics WHERE view_id='viewDUP001' ORDER BY metric_id)");
+    TAP_OK(dup && strcmp(dup, "dup-1=4.0/img#a,dup-2=20.0/-") == 0,
+           "store/dup_in_payload_last_wins: %s", dup ? dup : "null");
+    free(dup);
+
     /* Rejections are counted by reason, persisted. */
     char reason[96];
     struct store_beacon_ctx ctx = {0};
@@ -246,10 +261,10 @@ static void test_ingest(void)
            "store/rejections_counted");
     struct store_stats st;
     store_get_stats(s, &st);
-    TAP_OK(st.beacons_accepted == 4 && st.beacons_rejected == 4 && st.write_errors == 0,
+    TAP_OK(st.beacons_accepted == 5 && st.beacons_rejected == 4 && st.write_errors == 0,
            "store/stats: accepted %llu rejected %llu", (unsigned long long)st.beacons_accepted,
            (unsigned long long)st.beacons_rejected);
-    TAP_OK(q1(p, "SELECT value FROM meta WHERE key='beacons_accepted'") == 4,
+    TAP_OK(q1(p, "SELECT value FROM meta WHERE key='beacons_accepted'") == 5,
            "store/accepted_persisted");
     store_free(s);
 }
