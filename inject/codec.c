@@ -594,10 +594,10 @@ static int zlib_enc(struct codec_enc *e, const void *in, size_t n, unsigned flag
             if (r == Z_STREAM_ERROR)
                 return VP_ERR_INVALID;
         } while (e->z.avail_out == 0 || (last && mode == Z_FINISH && r != Z_STREAM_END));
-        p += chunk;
-        n -= chunk;
         if (last)
             return 0;
+        p += chunk;
+        n -= chunk;
     }
 }
 
@@ -632,10 +632,10 @@ static int igzip_enc(struct codec_enc *e, const void *in, size_t n, unsigned fla
                                  : z->avail_in == 0 && (z->flush == NO_FLUSH || z->avail_out > 0))
                 break;
         }
-        p += chunk;
-        n -= chunk;
         if (last)
             return 0;
+        p += chunk;
+        n -= chunk;
     }
 }
 
