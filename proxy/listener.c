@@ -286,6 +286,20 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
     return w->stop_ev && w->grace_ev && w->api_ev ? 0 : -1;
 }
 
+/* Runs what is still queued on a stopped worker's base: every object is freed by now, but a
+ * bufferevent freed while one of its deferred callbacks was queued lives on until that callback
+ * has run (the callback holds a reference), and event_base_free cancels queued callbacks without
+ * dropping their references. A loop that ends right after a burst of frees (the hard stop at the
+ * end of --grace, a second signal, or a batch of more than libevent's 32 deferred callbacks per
+ * iteration when the last connection closes) leaves such callbacks queued. The callbacks of freed
+ * bufferevents are cleared, so running them only drops references and finalizes; each pass can
+ * queue finalizers for the next, hence the bounded repeat. */
+static void settle_base(struct event_base *base)
+{
+    for (int i = 0; i < 16 && event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
 static void teardown_worker(struct worker *w)
 {
     conn_h1_free_all(w);
@@ -308,8 +322,10 @@ static void teardown_worker(struct worker *w)
         pthread_mutex_destroy(&w->api_mu);
     }
     rate_limiter_free(w->beacon_rl);
-    if (w->base)
+    if (w->base) {
+        settle_base(w->base);
         event_base_free(w->base);
+    }
 }
 
 int proxy_run(const struct vp_options *o, struct store *st)
