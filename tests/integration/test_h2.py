@@ -633,6 +633,68 @@ def t_shutdown(ctx):
     check(ctx.px.proc.returncode == 0, "exit %s" % ctx.px.proc.returncode)
 
 
+def load_then_stop(ctx, second_signal):
+    """Load over both listeners, then SIGTERM with idle keep-alive connections, HTTP/1.1
+    exchanges and a few hundred HTTP/2 streams still waiting on the upstream: the hard stop
+    (end of --grace, or a second signal) frees them all at once. The process must exit 0 with
+    nothing on stderr from a sanitizer (the runner checks); a short exchange in flight at the
+    signal still gets its response, and the timing records of the load reach the database."""
+    b = base(ctx)
+    r = subprocess.run(["h2load", "-n", "400", "-c", "2", "-m", "50", b + "/html"],
+                       capture_output=True, text=True, timeout=60)
+    check("400 succeeded" in r.stdout, "h2load: %s" % r.stdout[-600:])
+    idle = []
+    for _ in range(8):  # served once each, then left open (keep-alive)
+        c = Conn(ctx.port)
+        rr = run.get(ctx.port, "/html", conn=c)
+        check(rr.status == 200, "keep-alive GET /html: %s" % rr.status)
+        idle.append(c)
+    slow = []
+    for _ in range(8):  # HTTP/1.1 exchanges waiting on the upstream
+        c = Conn(ctx.port)
+        c.send(b"GET /slow?delay=5 HTTP/1.1\r\nHost: itest.local\r\n\r\n")
+        slow.append(c)
+    sessions = []
+    for _ in range(2):  # 100 streams each (the default --h2-max-streams)
+        h2 = H2(ctx.tls_port)
+        h2.send(b"".join(h2.request(sid, "/slow?delay=5") for sid in range(1, 200, 2)))
+        sessions.append(h2)
+    short = Conn(ctx.port)
+    short.send(b"GET /slow?delay=0.3 HTTP/1.1\r\nHost: itest.local\r\n\r\n")
+    time.sleep(0.5 if second_signal else 0.1)
+    ctx.px.signal_stop()
+    if second_signal:
+        time.sleep(0.3)
+        ctx.px.signal_stop()
+    else:
+        rr = short.read_response()
+        check(rr.status == 200, "exchange in flight at SIGTERM: %s" % rr.status)
+    try:
+        ctx.px.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        raise run.CheckFailed("proxy still running 20 s after SIGTERM")
+    rc = ctx.px.proc.returncode
+    check(rc == 0, "exit %s" % rc)
+    for c in idle + slow + [short]:
+        c.sock.close()
+    for h2 in sessions:
+        h2.close()
+    db = sqlite3.connect(os.path.join(ctx.tmp, "vitals.db"))
+    n = db.execute("SELECT count(*) FROM requests WHERE url = '/html'").fetchone()[0]
+    check(n >= 408, "timing records for /html after shutdown: %d, want >= 408" % n)
+
+
+@case("h2/shutdown-hard-stop-after-grace", args=lambda ctx: tls_args(ctx) + ["--grace", "1s"],
+      generic=False)
+def t_hard_stop_grace(ctx):
+    load_then_stop(ctx, second_signal=False)
+
+
+@case("h2/shutdown-second-signal", args=tls_args, generic=False)
+def t_hard_stop_second(ctx):
+    load_then_stop(ctx, second_signal=True)
+
+
 @case("tls/websocket-over-tls-http1", args=tls_args, generic=False)
 def t_ws_tls(ctx):
     import base64
