@@ -110,6 +110,7 @@ def cpu_us_per_req(tmp, up_port, path):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="vp-htmlcost.")
+    os.chmod(tmp, 0o755)  # nginx workers may run as another user
     www = os.path.join(tmp, "www")
     os.mkdir(www)
     body = ("<!doctype html><html><head><meta charset=utf-8><title>t</title></head><body>\n" +
