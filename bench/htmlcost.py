@@ -79,7 +79,12 @@ def callgrind_ir(tmp, up_port, path, n):
     out = os.path.join(tmp, "cg.out")
     p, port = start_proxy(tmp, up_port, ["valgrind", "--tool=callgrind", "-q",
                                          "--callgrind-out-file=" + out])
-    requests(port, path, n)
+    try:
+        requests(port, path, n)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
     p.send_signal(signal.SIGINT)
     p.wait(timeout=60)
     with open(out) as f:
@@ -89,7 +94,12 @@ def callgrind_ir(tmp, up_port, path, n):
 
 def cpu_us_per_req(tmp, up_port, path):
     p, port = start_proxy(tmp, up_port)
-    requests(port, path, 50)
+    try:
+        requests(port, path, 50)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
     tick = os.sysconf("SC_CLK_TCK")
 
     def cpu():
