@@ -129,6 +129,14 @@ bool injector_injected(const struct injector *inj)
     return inj->injected;
 }
 
+bool injector_identity_growth(const struct injector *inj, size_t *growth)
+{
+    if (inj->coding != INJECT_CODING_IDENTITY || (inj->mode != M_PASS && inj->mode != M_ENDED))
+        return false;
+    *growth = inj->injected ? inj->tag_len : 0;
+    return true;
+}
+
 /* Moves the first n bytes of src to dst. Not evbuffer_remove_buffer: libevent 2.1 ignores an
  * allocation failure inside it for a partial chain and reports the bytes as moved. */
 static int move_bytes(struct evbuffer *src, struct evbuffer *dst, size_t n)

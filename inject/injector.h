@@ -110,6 +110,11 @@ int injector_feed(struct injector *inj, struct evbuffer *in, struct evbuffer *ou
 /* true once the tag was inserted. */
 bool injector_injected(const struct injector *inj);
 
+/* Identity only: true once the output length is fixed relative to the input (the scanner has
+ * decided, so the output is the input plus the tag when injector_injected, else the input).
+ * Then *growth is the number of bytes the output adds. False for other codings. */
+bool injector_identity_growth(const struct injector *inj, size_t *growth);
+
 /* Frees the injector (NULL is a no-op). */
 void injector_free(struct injector *inj);
 

@@ -74,6 +74,11 @@ struct exchange_state {
     struct injector *inj;
     struct evbuffer *inj_in, *inj_out;
     bool inj_unflushed; /* fed since the last FLUSH: flushed at the end of the read batch */
+    /* Identity HTML with a Content-Length: the head goes out without its framing line until the
+     * scanner decides, and then with Content-Length: upstream length (+ the tag when injected)
+     * instead of chunked framing. Undecided at the end of a read batch: chunked after all. */
+    bool cl_pending;
+    uint64_t cl_upstream;
     char view_id[33];
     /* Nonce carried by the injected tag; every CSP header of the response is rewritten at
      * emission so that this nonce may load the beacon ("" when the page has no CSP). */
@@ -1397,6 +1402,10 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         exchange_dispose(ex);
         return;
     }
+    if (cd == INJECT_CODING_IDENTITY && ex->resp_framing == H1_BODY_LENGTH && ex->minor >= 1) {
+        ex->cl_pending = true;
+        ex->cl_upstream = ex->resp_left;
+    }
     memcpy(ex->view_id, vid, sizeof vid);
     capture(ex->csp_nonce, sizeof ex->csp_nonce, has_nonce ? nonce : NULL);
 }
@@ -1456,11 +1465,11 @@ static void send_response_head(struct conn *c)
         add_injected_headers(r, ex->csp_nonce, &h);
     else
         add_headers_filtered(r, &h, skip);
-    switch (ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
+    switch (ex->cl_pending ? H1_BODY_NONE : ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
         const char *cl = h1_parser_find(r, "content-length");
-        if (cl && sc != 204 && sc >= 200)
+        if (cl && sc != 204 && sc >= 200 && !ex->cl_pending)
             hout_field(&h, "Content-Length", 14, cl);
         break;
     }
@@ -1483,7 +1492,8 @@ static void send_response_head(struct conn *c)
         hout_str(&h, "Connection: close\r\n");
     else if (ex->minor == 0)
         hout_str(&h, "Connection: keep-alive\r\n");
-    hout_mem(&h, "\r\n", 2);
+    if (!ex->cl_pending)
+        hout_mem(&h, "\r\n", 2);
     hout_flush(&h);
     ex->t.bytes_out += evbuffer_get_length(o) - before;
     ex->resp_started = true;
@@ -1579,6 +1589,29 @@ static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
         evbuffer_add(o, "\r\n", 2);
 }
 
+/* Ends a head sent without its framing (cl_pending): Content-Length once the injector knows
+ * the output length, else (undecided and `decide_now`) chunked framing. */
+static void end_pending_head(struct conn *c, bool decide_now)
+{
+    struct exchange_state *ex = &c->ex;
+    size_t growth;
+    if (!ex->cl_pending)
+        return;
+    struct hout h = {.ev = cout(c), .len = 0};
+    if (injector_identity_growth(ex->inj, &growth)) {
+        hout_str(&h, "Content-Length: ");
+        hout_u64(&h, ex->cl_upstream + growth);
+        hout_mem(&h, "\r\n\r\n", 4);
+    } else if (decide_now) {
+        ex->client_chunked = true;
+        hout_str(&h, "Transfer-Encoding: chunked\r\n\r\n");
+    } else {
+        return;
+    }
+    hout_flush(&h);
+    ex->cl_pending = false;
+}
+
 /* n upstream body bytes from src: through the injector when there is one. */
 static int emit(struct conn *c, struct evbuffer *src, size_t n)
 {
@@ -1592,7 +1625,9 @@ static int emit(struct conn *c, struct evbuffer *src, size_t n)
     if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, 0) != 0)
         return -1;
     ex->inj_unflushed = true;
-    put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
+    end_pending_head(c, false);
+    if (!ex->cl_pending)
+        put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
     return 0;
 }
 
@@ -1608,6 +1643,7 @@ static int emit_flush(struct conn *c)
     ex->inj_unflushed = false;
     if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_FLUSH) != 0)
         return -1;
+    end_pending_head(c, true);
     put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
     ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
     return 0;
@@ -1620,6 +1656,7 @@ static int emit_end(struct conn *c)
     if (ex->inj) {
         if (injector_feed(ex->inj, ex->inj_in, ex->inj_out, INJECTOR_END) != 0)
             return -1;
+        end_pending_head(c, true);
         put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
     }
     if (ex->client_chunked)

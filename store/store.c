@@ -181,6 +181,10 @@ struct store {
     int64_t rollup_until;  /* the watermark, as committed */
     int64_t next_rollup_ms; /* when the next hour becomes sealable (or a retry after an error) */
     int64_t last_rollup_ms;
+    /* An upper bound of accept_us over the rows a claim can take (view_id NULL, injected=0, a
+     * Referer path): an injected request accepted after it has nothing to claim, and skips the
+     * UPDATE (about 4,600 instructions per injected page). Only the writer inserts requests. */
+    int64_t claimable_max_us;
 };
 
 void store_options_default(struct store_options *opt)
@@ -834,8 +838,11 @@ static int write_request(struct store *s, struct item *it)
     bind_text(st, i++, r->label);
     if (run(s, st))
         return VP_ERR_DB;
+    if (!view && !r->injected && rpath && r->accept_us > s->claimable_max_us)
+        s->claimable_max_us = r->accept_us;
 
-    if (r->injected && r->view_id && r->url && r->accept_us > 0) {
+    if (r->injected && r->view_id && r->url && r->accept_us > 0 &&
+        r->accept_us <= s->claimable_max_us) {
         st = s->st[S_REQ_CLAIM];
         sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
@@ -1336,6 +1343,16 @@ int store_open(struct store **out, const char *path, const struct store_options 
         goto fail_cv;
     }
     pthread_condattr_destroy(&ca);
+    /* Rows of earlier runs: any of them may still be claimable. */
+    s->claimable_max_us = INT64_MAX;
+    {
+        sqlite3_stmt *mx = NULL;
+        if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(accept_us), 0) FROM requests", -1, &mx,
+                               NULL) == SQLITE_OK &&
+            sqlite3_step(mx) == SQLITE_ROW)
+            s->claimable_max_us = sqlite3_column_int64(mx, 0);
+        sqlite3_finalize(mx);
+    }
     s->next_prune_ms = vp_now_ms(); /* prune once at start-up */
     /* Rollups: catch up (backfill after a migration, dirty hours) from the start. */
     s->rollup_on = rollup_until(s->db, &s->rollup_until) == 0;

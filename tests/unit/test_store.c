@@ -598,6 +598,71 @@ static void test_migrate_v3(void)
     free(ic);
 }
 
+/* The writer skips the claim UPDATE of an injected page accepted after every claimable row; the
+ * bound covers rows of an earlier run (read at open) and rows recorded in this one. */
+static void test_claim_bound(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "claim.db");
+    const int64_t T = 1764000000000LL * 1000;
+    struct store_request_rec sub = {.status = 200, .method = "GET"};
+    struct store_request_rec inj = {.status = 200, .method = "GET", .injected = true};
+    if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
+        TAP_OK(0, "store/claim_bound_open: %s", err);
+        return;
+    }
+    sub.accept_us = T + 500;
+    sub.url = "/q.js";
+    sub.referer = "http://x/q";
+    TAP_OK(store_record_request(s, &sub) == 0 && store_sync(s) == 0, "store/claim_bound_run1");
+    store_free(s);
+    s = NULL;
+    if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
+        TAP_OK(0, "store/claim_bound_reopen: %s", err);
+        return;
+    }
+    int rc = 0;
+    inj.accept_us = T;
+    inj.url = "/q";
+    inj.view_id = "claimq";
+    rc |= store_record_request(s, &inj); /* claims /q.js of the earlier run */
+    inj.accept_us = T + 2000000;
+    inj.url = "/r";
+    inj.view_id = "claimr";
+    rc |= store_record_request(s, &inj); /* after every claimable row: no claim needed */
+    sub.accept_us = T + 2100000;
+    sub.url = "/r.js";
+    sub.referer = "http://x/r";
+    rc |= store_record_request(s, &sub); /* resolved at insert */
+    sub.accept_us = T + 3000000;
+    sub.url = "/s.js";
+    sub.referer = "http://x/s";
+    rc |= store_record_request(s, &sub); /* unassigned: raises the bound */
+    inj.accept_us = T + 2900000;
+    inj.url = "/s";
+    inj.view_id = "claims";
+    rc |= store_record_request(s, &inj); /* claims /s.js */
+    sub.accept_us = T + 4000000;
+    sub.url = "/t.js";
+    sub.referer = "http://x/t";
+    rc |= store_record_request(s, &sub);
+    inj.accept_us = T + 4500000;
+    inj.url = "/t";
+    inj.view_id = "claimt";
+    rc |= store_record_request(s, &inj); /* accepted after /t.js: no claim */
+    TAP_OK(rc == 0 && store_sync(s) == 0, "store/claim_bound_recorded");
+    store_free(s);
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/q.js' AND view_id='claimq'") == 1,
+           "store/claim_bound_earlier_run");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/r.js' AND view_id='claimr'") == 1,
+           "store/claim_bound_resolved");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/s.js' AND view_id='claims'") == 1,
+           "store/claim_bound_same_run");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/t.js' AND view_id IS NULL") == 1,
+           "store/claim_bound_window");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/vp_test_store.XXXXXX");
@@ -613,6 +678,7 @@ int main(void)
     test_typed_columns();
     test_admission_age();
     test_migrate_v3();
+    test_claim_bound();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

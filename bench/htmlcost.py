@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""Benchmark (not a test): the per-response cost of an injected HTML page.
+
+The same 8 KiB body from a static nginx origin, once as identity text/html (the proxy injects
+the beacon) and once as application/octet-stream (passed through), through vitals-proxy
+(--workers 1 --quiet):
+  * callgrind: instructions per request of the whole process (event loop and writer thread),
+    from two runs of N1 and N2 keep-alive requests, (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up
+    and shutdown cancel out; noise-free.
+  * wrk (BENCH_DURATION s, 64 connections): CPU time per request of the proxy process
+    (utime + stime from /proc/PID/stat over requests served), median of BENCH_REPEAT runs.
+Environment: VP_BIN (./vitals-proxy), BENCH_N1=200 BENCH_N2=1200 BENCH_DURATION=5
+BENCH_REPEAT=3 BENCH_CPU=0 to skip the wrk part.
+"""
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+VP = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
+N1 = int(os.environ.get("BENCH_N1", "200"))
+N2 = int(os.environ.get("BENCH_N2", "1200"))
+DUR = int(os.environ.get("BENCH_DURATION", "5"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, deadline=30.0):
+    t = time.time() + deadline
+    while time.time() < t:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def start_proxy(tmp, up_port, wrap=()):
+    port = free_port()
+    db = os.path.join(tmp, "vp-%d.db" % port)
+    p = subprocess.Popen(list(wrap) + [VP, "--listen", "127.0.0.1:%d" % port, "--upstream",
+                                       "http://127.0.0.1:%d" % up_port, "--db", db,
+                                       "--workers", "1", "--quiet"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_port(port):
+        p.kill()
+        sys.exit("bench: the proxy did not start")
+    return p, port
+
+
+def requests(port, path, n):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for _ in range(n):
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        if r.status != 200:
+            sys.exit("bench: status %d" % r.status)
+    c.close()
+
+
+def callgrind_ir(tmp, up_port, path, n):
+    out = os.path.join(tmp, "cg.out")
+    p, port = start_proxy(tmp, up_port, ["valgrind", "--tool=callgrind", "-q",
+                                         "--callgrind-out-file=" + out])
+    try:
+        requests(port, path, n)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=60)
+    with open(out) as f:
+        m = re.search(r"^summary: (\d+)", f.read(), re.M)
+    return int(m.group(1))
+
+
+def cpu_us_per_req(tmp, up_port, path):
+    p, port = start_proxy(tmp, up_port)
+    try:
+        requests(port, path, 50)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu():
+        with open("/proc/%d/stat" % p.pid) as f:
+            fl = f.read().rsplit(")", 1)[1].split()
+        return (int(fl[11]) + int(fl[12])) / tick
+
+    c0 = cpu()
+    w = subprocess.run(["wrk", "-t1", "-c64", "-d%ds" % DUR, "http://127.0.0.1:%d%s" % (port, path)],
+                       capture_output=True, text=True)
+    c1 = cpu()
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+    m = re.search(r"(\d+) requests in", w.stdout)
+    n = int(m.group(1)) if m else 0
+    return (c1 - c0) * 1e6 / n if n else float("nan"), n / DUR
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="vp-htmlcost.")
+    os.chmod(tmp, 0o755)  # nginx workers may run as another user
+    www = os.path.join(tmp, "www")
+    os.mkdir(www)
+    body = ("<!doctype html><html><head><meta charset=utf-8><title>t</title></head><body>\n" +
+            "<p>lorem ipsum dolor sit amet consectetur adipiscing elit</p>\n" * 140)
+    body = body[:8192 - 15] + "</body></html>\n"
+    for name in ("page.html", "page.bin"):
+        with open(os.path.join(www, name), "w") as f:
+            f.write(body)
+    up_port = free_port()
+    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+        f.write("worker_processes 1; daemon off; pid %s/nginx.pid; error_log %s/nginx.err;\n"
+                "events { worker_connections 1024; }\n"
+                "http { access_log off; types { text/html html; application/octet-stream bin; }\n"
+                "  server { listen 127.0.0.1:%d; root %s; etag off; } }\n"
+                % (tmp, tmp, up_port, www))
+    ng = subprocess.Popen([NGINX, "-c", os.path.join(tmp, "nginx.conf"), "-p", tmp],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_port(up_port):
+            sys.exit("bench: nginx did not start")
+        print("| 8 KiB page | instructions/request (callgrind) | CPU µs/request | req/s |")
+        print("|---|---:|---:|---:|")
+        rows = {}
+        for label, path in (("text/html (injected)", "/page.html"),
+                            ("octet-stream", "/page.bin")):
+            ir = (callgrind_ir(tmp, up_port, path, N2) -
+                  callgrind_ir(tmp, up_port, path, N1)) / (N2 - N1)
+            cpu = rps = float("nan")
+            if os.environ.get("BENCH_CPU", "1") != "0" and shutil.which("wrk"):
+                runs = [cpu_us_per_req(tmp, up_port, path) for _ in range(REPEAT)]
+                cpu = statistics.median(r[0] for r in runs)
+                rps = statistics.median(r[1] for r in runs)
+            rows[label] = ir
+            print("| %s | %.0f | %.1f | %.0f |" % (label, ir, cpu, rps))
+        print("\ninjected minus plain: %.0f instructions/request" %
+              (rows["text/html (injected)"] - rows["octet-stream"]))
+    finally:
+        ng.terminate()
+        ng.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
