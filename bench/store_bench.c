@@ -263,7 +263,8 @@ static double bare(const char *dir, int n, bool resources)
     return (double)n / secs;
 }
 
-/* Validation alone: beacon_parse + json_decref, one thread (what the event loop pays). */
+/* Validation alone: beacon_parse (beacon_check, then a filtered jansson copy) + json_decref, one
+ * thread: an upper bound of what the event loop pays (it calls beacon_check only). */
 static double parse_only(int n, bool resources)
 {
     static char body[64 * 1024];

@@ -103,14 +103,6 @@ static int fail(char *reason, size_t cap, const char *a, const char *b)
     return VP_ERR_INVALID;
 }
 
-static bool in_set(const char *s, const char *const *set)
-{
-    for (size_t i = 0; set[i]; i++)
-        if (strcmp(s, set[i]) == 0)
-            return true;
-    return false;
-}
-
 bool beacon_valid_view_id(const char *s)
 {
     size_t n = 0;
@@ -127,86 +119,6 @@ bool beacon_valid_view_id(const char *s)
     return n >= 8;
 }
 
-/* A number within [lo, hi]; jansson never yields NaN/Inf but check anyway. */
-static bool num_in(const json_t *v, double lo, double hi)
-{
-    if (!json_is_number(v))
-        return false;
-    double d = json_number_value(v);
-    return isfinite(d) && d >= lo && d <= hi;
-}
-
-static bool int_in(const json_t *v, json_int_t lo, json_int_t hi)
-{
-    return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
-}
-
-static bool str_max(const json_t *v, size_t max)
-{
-    return json_is_string(v) && json_string_length(v) <= max;
-}
-
-static int check_sv(const json_t *sv, char *reason, size_t cap, const char *where)
-{
-    if (!json_is_array(sv) || json_array_size(sv) > BEACON_MAX_SERVER_TIMING)
-        return fail(reason, cap, where, ": bad sv");
-    size_t i;
-    const json_t *e;
-    json_array_foreach(sv, i, e) {
-        if (!json_is_object(e))
-            return fail(reason, cap, where, ": bad sv entry");
-        const json_t *n = json_object_get(e, "n"), *d = json_object_get(e, "d"),
-                     *de = json_object_get(e, "de");
-        if (!str_max(n, BEACON_MAX_SELECTOR) || (d && !num_in(d, 0, BEACON_MAX_TIME_MS)) ||
-            (de && !str_max(de, BEACON_MAX_SELECTOR)))
-            return fail(reason, cap, where, ": bad sv entry");
-    }
-    return 0;
-}
-
-static int check_fields(const json_t *obj, const struct beacon_field *fields, char *reason,
-                        size_t cap, const char *where)
-{
-    for (const struct beacon_field *f = fields; f->key; f++) {
-        const json_t *v = json_object_get(obj, f->key);
-        if (!v || json_is_null(v))
-            continue;
-        bool ok = true;
-        switch (f->kind) {
-        case BEACON_K_TIME:
-            ok = num_in(v, 0, BEACON_MAX_TIME_MS);
-            break;
-        case BEACON_K_SIZE:
-            ok = num_in(v, 0, 1e12);
-            break;
-        case BEACON_K_STATUS:
-            ok = int_in(v, 0, 999);
-            break;
-        case BEACON_K_COUNT:
-            ok = int_in(v, 0, 1000);
-            break;
-        case BEACON_K_URL:
-            ok = str_max(v, BEACON_MAX_URL);
-            break;
-        case BEACON_K_TOKEN:
-            ok = str_max(v, 64);
-            break;
-        case BEACON_K_SV: {
-            int rc = check_sv(v, reason, cap, where);
-            if (rc)
-                return rc;
-            break;
-        }
-        }
-        if (!ok) {
-            char buf[48];
-            int w = snprintf(buf, sizeof buf, ": bad %s", f->key);
-            return fail(reason, cap, where, w > 0 && (size_t)w < sizeof buf ? buf : ": bad field");
-        }
-    }
-    return 0;
-}
-
 static const struct akey *attr_keys(const char *metric)
 {
     if (strcmp(metric, "LCP") == 0)
@@ -220,52 +132,6 @@ static const struct akey *attr_keys(const char *metric)
     return attr_ttfb;
 }
 
-/* Builds the filtered attribution object (known keys only) into *out. */
-static int filter_attr(const json_t *a, const char *metric, json_t **out, char *reason, size_t cap)
-{
-    if (!json_is_object(a))
-        return fail(reason, cap, "m: attribution must be an object", NULL);
-    json_t *o = json_object();
-    if (!o)
-        return VP_ERR_NOMEM;
-    for (const struct akey *k = attr_keys(metric); k->key; k++) {
-        json_t *v = json_object_get(a, k->key);
-        if (!v || json_is_null(v))
-            continue;
-        bool ok;
-        switch (k->kind) {
-        case A_TIME:
-            ok = num_in(v, 0, BEACON_MAX_TIME_MS);
-            break;
-        case A_CLS:
-            ok = num_in(v, 0, BEACON_MAX_CLS);
-            break;
-        case A_SEL:
-            ok = str_max(v, BEACON_MAX_SELECTOR);
-            break;
-        case A_URL:
-            ok = str_max(v, BEACON_MAX_URL);
-            break;
-        default:
-            ok = str_max(v, 64);
-            break;
-        }
-        if (!ok) {
-            json_decref(o);
-            char buf[64];
-            int w = snprintf(buf, sizeof buf, "m: bad attribution %s", k->key);
-            return fail(reason, cap, w > 0 && (size_t)w < sizeof buf ? buf : "m: bad attribution",
-                        NULL);
-        }
-        if (json_object_set(o, k->key, v) != 0) {
-            json_decref(o);
-            return VP_ERR_NOMEM;
-        }
-    }
-    *out = o;
-    return 0;
-}
-
 const char *beacon_rating_of(const char *metric, double value)
 {
     double good, poor;
@@ -274,159 +140,58 @@ const char *beacon_rating_of(const char *metric, double value)
     return value <= good ? ratings[0] : value <= poor ? ratings[1] : ratings[2];
 }
 
-static int check_metric(json_t *m, char *reason, size_t cap)
+/* The filtered form of an accepted body: each metric's rating derived from its value and the
+ * contract's thresholds (boundaries count toward the better bucket; a client-sent rating is
+ * checked but never trusted), its attribution reduced to the known keys. */
+static int filter_metrics(json_t *root)
 {
-    if (!json_is_object(m))
-        return fail(reason, cap, "m: entry must be an object", NULL);
-    const json_t *n = json_object_get(m, "n"), *id = json_object_get(m, "id"),
-                 *v = json_object_get(m, "v"), *d = json_object_get(m, "d"),
-                 *r = json_object_get(m, "r");
-    if (!json_is_string(n) || !in_set(json_string_value(n), beacon_metric_names))
-        return fail(reason, cap, "m: unknown metric name", NULL);
-    const char *name = json_string_value(n);
-    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 128)
-        return fail(reason, cap, "m: bad id", NULL);
-    bool cls = strcmp(name, "CLS") == 0;
-    double max = cls ? BEACON_MAX_CLS : BEACON_MAX_TIME_MS;
-    if (!num_in(v, 0, max))
-        return fail(reason, cap, "m: value out of range", NULL);
-    if (d && !json_is_null(d) && !num_in(d, -max, max))
-        return fail(reason, cap, "m: delta out of range", NULL);
-    if (r && !json_is_null(r) && (!json_is_string(r) || !in_set(json_string_value(r), ratings)))
-        return fail(reason, cap, "m: bad rating", NULL);
-    /* The rating is derived from the value and the contract's thresholds (boundaries count
-     * toward the better bucket); a client-sent rating is checked above but never trusted. */
-    const char *rating = beacon_rating_of(name, json_number_value(v));
-    if (rating && json_object_set_new(m, "r", json_string(rating)) != 0)
-        return VP_ERR_NOMEM;
-    json_t *a = json_object_get(m, "a");
-    if (a && !json_is_null(a)) {
-        json_t *fa = NULL;
-        int rc = filter_attr(a, name, &fa, reason, cap);
-        if (rc)
-            return rc;
-        if (json_object_set_new(m, "a", fa) != 0)
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(root, "m"), i, e) {
+        const char *name = json_string_value(json_object_get(e, "n"));
+        const char *rating = beacon_rating_of(name, json_number_value(json_object_get(e, "v")));
+        if (rating && json_object_set_new(e, "r", json_string(rating)) != 0)
+            return VP_ERR_NOMEM;
+        const json_t *a = json_object_get(e, "a");
+        if (!a || json_is_null(a))
+            continue;
+        json_t *o = json_object();
+        if (!o)
+            return VP_ERR_NOMEM;
+        for (const struct akey *k = attr_keys(name); k->key; k++) {
+            json_t *v = json_object_get(a, k->key);
+            if (v && !json_is_null(v) && json_object_set(o, k->key, v) != 0) {
+                json_decref(o);
+                return VP_ERR_NOMEM;
+            }
+        }
+        if (json_object_set_new(e, "a", o) != 0)
             return VP_ERR_NOMEM;
     }
     return 0;
 }
 
-static int opt_enum(const json_t *obj, const char *key, const char *const *set, char *reason,
-                    size_t cap)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v) || !in_set(json_string_value(v), set))
-        return fail(reason, cap, "bad ", key);
-    return 0;
-}
-
-static int validate(json_t *root, char *reason, size_t cap)
-{
-    int rc;
-    if (!json_is_object(root))
-        return fail(reason, cap, "payload must be a JSON object", NULL);
-    const json_t *ver = json_object_get(root, "v");
-    if (!json_is_integer(ver) || json_integer_value(ver) != 1)
-        return fail(reason, cap, "unsupported version", NULL);
-    const json_t *vid = json_object_get(root, "vid");
-    if (!json_is_string(vid) || !beacon_valid_view_id(json_string_value(vid)) ||
-        strlen(json_string_value(vid)) != json_string_length(vid))
-        return fail(reason, cap, "bad vid", NULL);
-    const json_t *pvid = json_object_get(root, "pvid");
-    if (pvid && !json_is_null(pvid) &&
-        (!json_is_string(pvid) || !beacon_valid_view_id(json_string_value(pvid)) ||
-         strlen(json_string_value(pvid)) != json_string_length(pvid)))
-        return fail(reason, cap, "bad pvid", NULL);
-    const json_t *url = json_object_get(root, "url");
-    if (!json_is_string(url) || json_string_length(url) == 0)
-        return fail(reason, cap, "missing url", NULL);
-    if (json_string_length(url) > BEACON_MAX_URL)
-        return fail(reason, cap, "url too long", NULL);
-    /* t0: epoch ms between 2000-01-01 and 2100-01-01. */
-    if (!num_in(json_object_get(root, "t0"), 946684800000.0, 4102444800000.0))
-        return fail(reason, cap, "bad t0", NULL);
-    if ((rc = opt_enum(root, "nav", nav_types, reason, cap)) ||
-        (rc = opt_enum(root, "dev", dev_classes, reason, cap)) ||
-        (rc = opt_enum(root, "ect", ect_values, reason, cap)))
-        return rc;
-    const json_t *mem = json_object_get(root, "mem");
-    if (mem && !json_is_null(mem) && !num_in(mem, 0, 1024))
-        return fail(reason, cap, "bad mem", NULL);
-
-    json_t *m = json_object_get(root, "m");
-    if (m && !json_is_null(m)) {
-        if (!json_is_array(m))
-            return fail(reason, cap, "m must be an array", NULL);
-        if (json_array_size(m) > BEACON_MAX_METRICS)
-            return fail(reason, cap, "too many metrics", NULL);
-        size_t i;
-        json_t *e;
-        json_array_foreach(m, i, e) {
-            if ((rc = check_metric(e, reason, cap)))
-                return rc;
-        }
-    }
-    const json_t *nt = json_object_get(root, "nt");
-    if (nt && !json_is_null(nt)) {
-        if (!json_is_object(nt))
-            return fail(reason, cap, "nt must be an object", NULL);
-        if ((rc = check_fields(nt, beacon_res_fields, reason, cap, "nt")) ||
-            (rc = check_fields(nt, beacon_nav_fields, reason, cap, "nt")))
-            return rc;
-    }
-    const json_t *res = json_object_get(root, "res");
-    const json_t *ri = json_object_get(root, "ri");
-    json_int_t base = 0;
-    if (ri && !json_is_null(ri)) {
-        if (!int_in(ri, 0, BEACON_MAX_RES_INDEX))
-            return fail(reason, cap, "bad ri", NULL);
-        base = json_integer_value(ri);
-    }
-    if (res && !json_is_null(res)) {
-        if (!json_is_array(res))
-            return fail(reason, cap, "res must be an array", NULL);
-        if (json_array_size(res) > BEACON_MAX_RESOURCES)
-            return fail(reason, cap, "too many resources", NULL);
-        if (base + (json_int_t)json_array_size(res) > BEACON_MAX_RES_INDEX)
-            return fail(reason, cap, "bad ri", NULL);
-        size_t i;
-        const json_t *e;
-        json_array_foreach(res, i, e) {
-            if (!json_is_object(e))
-                return fail(reason, cap, "res: entry must be an object", NULL);
-            if ((rc = check_fields(e, beacon_res_fields, reason, cap, "res")))
-                return rc;
-        }
-    }
-    return 0;
-}
-
+/* The rules live once, in beacon_check; this gives the accepted body as a filtered jansson
+ * object for callers that want one. */
 int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
 {
-    if (reasonlen > 0)
-        reason[0] = '\0';
-    if (len > BEACON_MAX_BODY) {
-        fail(reason, reasonlen, "body too large", NULL);
-        return VP_ERR_LIMIT;
-    }
-    if (len == 0)
-        return fail(reason, reasonlen, "empty body", NULL);
+    struct jtree_doc *doc = NULL;
+    const struct jtree *tree = NULL;
+    int rc = beacon_check(body, len, &doc, &tree, reason, reasonlen);
+    if (rc)
+        return rc;
+    jtree_doc_free(doc);
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return fail(reason, reasonlen, "malformed JSON", NULL);
-    int rc = validate(root, reason, reasonlen);
-    if (rc) {
+    if (!root) /* the same load beacon_check just accepted: only memory can fail */
+        return VP_ERR_NOMEM;
+    if ((rc = filter_metrics(root)) != 0) {
         json_decref(root);
         return rc;
     }
     *out = root;
     return 0;
 }
-
-
 
 /* ---- the filtered attribution as JSON text, without a second tree ---- */
 

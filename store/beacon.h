@@ -1,8 +1,8 @@
 /* store/beacon: parsing and validation of one beacon payload (web/beacon-protocol.md, version 1)
  * and User-Agent classification. Pure functions, no SQLite, safe on any thread: the event loop
  * calls beacon_check (store_ingest_beacon) before anything is queued, so nothing unvalidated ever
- * reaches the writer. beacon_parse applies the same rules on a jansson tree (the reference the
- * unit tests and the fuzz target compare beacon_check with).
+ * reaches the writer. The rules live in beacon_check only; beacon_parse is beacon_check followed
+ * by a jansson load of the accepted body, filtered (for tests, the fuzz target and benches).
  *
  * A validated payload has these guarantees (the store relies on them and reads nothing else):
  * "vid" matches [A-Za-z0-9_-]{8,64}; "t0" is a number; "url" a string <= BEACON_MAX_URL;
@@ -64,8 +64,9 @@ extern const char *const beacon_metric_names[];
 int beacon_parse(const char *body, size_t len, json_t **out, char *reason, size_t reasonlen)
     __attribute__((warn_unused_result));
 
-/* As beacon_parse, with the same parse, checks, errors and reasons, on the tree of store/jtree.h
- * (jansson's parse copied into one arena) and without rewriting anything: on success *doc holds
+/* Parses body with jansson (copied into the arena tree of store/jtree.h) and applies every
+ * check, with beacon_parse's errors and reasons (beacon_parse calls it), without rewriting
+ * anything: on success *doc holds
  * the document (jtree_doc_free; it keeps no pointer into body) and *root the payload
  * as sent ("r" not replaced, "a" not filtered: the store derives the rating with
  * beacon_rating_of and writes the filtered attribution with beacon_attr_json). */
