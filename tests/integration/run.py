@@ -569,17 +569,22 @@ def t_keepalive_many(ctx):
           "connections, want 1" % st["connections"])
 
 
+def expect_in_order(c, paths):
+    """Reads one 200 response per path on c, in order (the upstream echoes the path)."""
+    for want in paths:
+        r = c.read_response()
+        check(r.status == 200, "%s: status %s" % (want, r.status))
+        got = json.loads(r.body)["path"]
+        check(got == want, "responses out of order: got %s, want %s" % (got, want))
+
+
 @case("pipelining/three-in-one-write")
 def t_pipelining(ctx):
     c = Conn(ctx.port)
     c.send(b"GET /api/a?delay=300 HTTP/1.1\r\nHost: x\r\n\r\n"
            b"GET /api/b HTTP/1.1\r\nHost: x\r\n\r\n"
            b"GET /api/c?delay=100 HTTP/1.1\r\nHost: x\r\n\r\n")
-    for want in ("/api/a", "/api/b", "/api/c"):
-        r = c.read_response()
-        check(r.status == 200, "%s: status %s" % (want, r.status))
-        got = json.loads(r.body)["path"]
-        check(got == want, "responses out of order: got %s, want %s" % (got, want))
+    expect_in_order(c, ("/api/a", "/api/b", "/api/c"))
     c.close()
 
 
@@ -595,11 +600,7 @@ def t_pipelining_pending(ctx):
     c.send(b"GET /api/c HTTP/1.1\r\nHost: x\r\n")
     time.sleep(0.05)
     c.send(b"\r\n")
-    for want in ("/api/a", "/api/b", "/api/c"):
-        r = c.read_response()
-        check(r.status == 200, "%s: status %s" % (want, r.status))
-        got = json.loads(r.body)["path"]
-        check(got == want, "responses out of order: got %s, want %s" % (got, want))
+    expect_in_order(c, ("/api/a", "/api/b", "/api/c"))
     c.close()
 
 
