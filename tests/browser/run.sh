@@ -80,7 +80,7 @@ wait_http "http://127.0.0.1:$front_port/__test/beacons" "$tmp/harness.log"
 echo "# app :$app_port, front :$front_port, ${proxy:-no proxy: the harness injects the beacon}"
 status=0
 export TAP_STATE="$tmp/tap"
-node tests.mjs "http://localhost:$front_port" $mode || status=$?
+node tests.mjs "http://localhost:$front_port" $mode ${VP_BROWSER_ONLY:+--only "$VP_BROWSER_ONLY"} || status=$?
 
 # HMR: a copy of the app under `next dev`, behind its own proxy (or harness)
 rm -rf .hmr-site && mkdir .hmr-site && cp -r site/app site/public site/next.config.mjs .hmr-site/

@@ -97,6 +97,11 @@ const newPage = async (withRef = true) => {
   page.on('console', (m) => m.type() === 'error' && errors.push(`${m.text()} ${m.location().url}`));
   return { ctx, page, errors };
 };
+// Waits until React has hydrated the element (its handlers are attached): an
+// interaction before that is measured without the handler's work.
+const hydrated = (page, sel) => page.waitForFunction(
+  (s) => { const e = document.querySelector(s); return !!e && Object.keys(e).some((k) => k.startsWith('__reactProps')); },
+  sel, { timeout: 20000 });
 const vidOf = (page) => page.evaluate(() => document.querySelector('script[src*="/__vitals/beacon.js"]')?.dataset.vid);
 // Hides the page the way a user does: navigating away fires pagehide and visibilitychange.
 const leave = async (page) => {
@@ -173,6 +178,7 @@ const tests = {
   async slow_click_inp() {
     const { ctx, page, errors } = await newPage();
     await page.goto(base + '/slow', { waitUntil: 'load' });
+    await hydrated(page, '#slow');
     await sleep(500);
     await page.click('#fast');
     await sleep(200);
@@ -197,6 +203,7 @@ const tests = {
   async keyboard_inp() {
     const { ctx, page } = await newPage();
     await page.goto(base + '/slow', { waitUntil: 'load' });
+    await hydrated(page, '#field');
     await sleep(300);
     await page.click('#field');
     await page.keyboard.type('abc', { delay: 150 });
@@ -414,6 +421,7 @@ const tests = {
     // 60 interactions: the p98 estimate skips the single worst one (index floor(60 / 50) = 1)
     const { ctx, page } = await newPage();
     await page.goto(base + '/slow', { waitUntil: 'load' });
+    await hydrated(page, '#slow');
     await sleep(300);
     await page.click('#slow');
     await page.click('#slow');
