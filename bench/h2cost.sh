@@ -88,7 +88,7 @@ cpu() { # path: CPU µs per 2xx request over one h2load run
     ok=$(load "$1" -D "$DUR" -c 16 -m 10)
     t1=$(ticks "$VPPID")
     awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$ok" \
-        'BEGIN { printf "%.1f\n", n > 0 ? t * 1e6 / hz / n : 0 }'
+        'BEGIN { printf "%.1f\n", (n > 0 ? t * 1e6 / hz / n : 0) }'
 }
 median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];

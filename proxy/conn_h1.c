@@ -84,6 +84,9 @@ struct exchange_state {
      * emission so that this nonce may load the beacon ("" when the page has no CSP). */
     char csp_nonce[256];
     struct api_job *api_job; /* pending off-loop API request */
+    /* Trailer sections as received (checked by the chunked decoder), filtered when written:
+     * the client's towards the upstream, the upstream's towards a chunked client. */
+    struct evbuffer *req_trailers, *resp_trailers;
 };
 
 struct conn {
@@ -178,8 +181,13 @@ static void exchange_dispose(struct exchange_state *ex)
         evbuffer_free(ex->inj_in);
     if (ex->inj_out)
         evbuffer_free(ex->inj_out);
+    if (ex->req_trailers)
+        evbuffer_free(ex->req_trailers);
+    if (ex->resp_trailers)
+        evbuffer_free(ex->resp_trailers);
     injector_free(ex->inj);
     ex->local_body = ex->inj_in = ex->inj_out = NULL;
+    ex->req_trailers = ex->resp_trailers = NULL;
     ex->inj = NULL;
 }
 
@@ -791,7 +799,8 @@ static void start_exchange(struct conn *c)
     ex->req_framing = h1_parser_framing(p);
     ex->req_left = h1_parser_content_length(p);
     ex->req_done = ex->req_framing == H1_BODY_NONE;
-    h1_chunked_init(&ex->req_chunk, 4096);
+    h1_chunked_init(&ex->req_chunk, opts(c)->max_header_bytes);
+    h1_chunked_keep_trailers(&ex->req_chunk);
 
     if (route_is_reserved(ex->target)) {
         ex->upgrade = false;
@@ -825,6 +834,40 @@ static void start_exchange(struct conn *c)
         ex->up = pend;
 }
 
+/* Moves n trailer-section bytes from in to *dst (created on first use). 0 or -1 (memory). */
+static int keep_trailer_bytes(struct evbuffer **dst, struct evbuffer *in, size_t n)
+{
+    if (!*dst && !(*dst = evbuffer_new()))
+        return -1;
+    return evbuffer_remove_buffer(in, *dst, n) == (int)n ? 0 : -1;
+}
+
+/* Writes the fields of a trailer section (as the chunked decoder gave it) to out as
+ * "Name: value" lines, leaving out what must not travel in trailers (h1_trailer_forbidden),
+ * at most max bytes of lines in all (the next hop's bound). sec may be NULL. */
+static void put_trailers(struct evbuffer *out, struct evbuffer *sec, size_t max)
+{
+    size_t len = sec ? evbuffer_get_length(sec) : 0;
+    if (len == 0)
+        return;
+    const char *b = (const char *)evbuffer_pullup(sec, -1);
+    if (!b)
+        return;
+    size_t off = 0, nl, vl, total = 0;
+    const char *n, *v;
+    while (h1_trailer_next(b, len, &off, &n, &nl, &v, &vl)) {
+        if (h1_trailer_forbidden(n, nl))
+            continue;
+        if (nl + vl + 4 > max - total)
+            break;
+        total += nl + vl + 4;
+        evbuffer_add(out, n, nl);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, v, vl);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
 /* One step of request-body framing: moves what `in` holds of the body (Content-Length or
  * chunked) to `out`, decoding chunks, and re-framing them as chunks when rechunk is set (towards
  * the upstream; a local handler wants the plain bytes). Returns 0 after progress, 1 when nothing
@@ -847,18 +890,29 @@ static int move_request_body(struct exchange_state *ex, struct evbuffer *in, str
         return 1;
     size_t used, dl;
     int rc = h1_chunked_feed(&ex->req_chunk, v.iov_base, v.iov_len, &used, &dl);
-    if (rc < 0)
-        return -1;
+    if (rc < 0 || (rc == H1_CHUNK_END && h1_chunked_cut(&ex->req_chunk)))
+        return -1; /* a request keeps its strictness: a bad trailer section fails it */
     evbuffer_drain(in, used - dl);
     ex->t.bytes_in += used;
+    if (rc == H1_CHUNK_TRAILER) {
+        /* Kept for the upstream; a local handler has no use for them. */
+        if (!rechunk)
+            evbuffer_drain(in, dl);
+        else if (keep_trailer_bytes(&ex->req_trailers, in, dl) != 0)
+            return -1;
+        return 0;
+    }
     if (dl && rechunk)
         evbuffer_add_printf(out, "%zx\r\n", dl);
     evbuffer_remove_buffer(in, out, dl);
     if (dl && rechunk)
         evbuffer_add(out, "\r\n", 2);
     if (rc == H1_CHUNK_END) {
-        if (rechunk)
-            evbuffer_add(out, "0\r\n\r\n", 5);
+        if (rechunk) {
+            evbuffer_add(out, "0\r\n", 3);
+            put_trailers(out, ex->req_trailers, SIZE_MAX);
+            evbuffer_add(out, "\r\n", 2);
+        }
         ex->req_done = true;
     }
     return 0;
@@ -1558,8 +1612,11 @@ static bool parse_response_head(struct conn *c)
         ex->up_clean = true;
         if (ex->upgrade)
             ex->up_clean = false; /* the app saw "Connection: upgrade" */
-        h1_chunked_init(&ex->resp_chunk, 64 * 1024);
+        h1_chunked_init(&ex->resp_chunk, PROXY_RESP_HEAD_MAX);
         send_response_head(c);
+        /* Only chunked framing towards the client has room for trailers. */
+        if (ex->client_chunked)
+            h1_chunked_keep_trailers(&ex->resp_chunk);
         if (ex->resp_framing == H1_BODY_NONE)
             ex->resp_done = true;
         return true;
@@ -1659,8 +1716,12 @@ static int emit_end(struct conn *c)
         end_pending_head(c, true);
         put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
     }
-    if (ex->client_chunked)
-        evbuffer_add(cout(c), "0\r\n\r\n", 5);
+    if (ex->client_chunked) {
+        evbuffer_add(cout(c), "0\r\n", 3);
+        /* An HTTP/2 client's stream reads this back with the same bound (conn_h2). */
+        put_trailers(cout(c), ex->resp_trailers, PROXY_RESP_HEAD_MAX - 3);
+        evbuffer_add(cout(c), "\r\n", 2);
+    }
     ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
     return 0;
 }
@@ -1693,10 +1754,22 @@ static void pump_response(struct conn *c)
                 return;
             }
             evbuffer_drain(in, used - dl);
-            if (dl && emit(c, in, dl) != 0)
+            if (rc == H1_CHUNK_TRAILER) {
+                if (keep_trailer_bytes(&ex->resp_trailers, in, dl) != 0)
+                    evbuffer_drain(in, dl); /* out of memory: the trailers are lost, not the body */
+            } else if (dl && emit(c, in, dl) != 0) {
                 goto bad_body;
-            if (rc == H1_CHUNK_END)
+            }
+            if (rc == H1_CHUNK_END) {
                 ex->resp_done = true;
+                if (h1_chunked_cut(&ex->resp_chunk)) {
+                    /* The body is whole; its trailers are dropped, and the bytes that follow
+                     * are no message boundary: the upstream connection is not reused. */
+                    ex->up_clean = false;
+                    if (ex->resp_trailers)
+                        evbuffer_drain(ex->resp_trailers, evbuffer_get_length(ex->resp_trailers));
+                }
+            }
         } else { /* H1_BODY_CLOSE: until EOF */
             if (emit(c, in, evbuffer_get_length(in)) != 0)
                 goto bad_body;

@@ -92,6 +92,11 @@ struct h2_stream {
     uint64_t left;
     struct h1_chunked chunk;
     struct evbuffer *body; /* decoded response body waiting for DATA frames */
+    /* Trailers: the response's section as conn_h1 sent it (the last HEADERS frame), and the
+     * client's request trailers as "name: value" lines for the chunked upload. */
+    struct evbuffer *trailers, *req_trailers;
+    size_t req_trailer_bytes;
+    bool req_trailers_over;
 };
 
 struct h2_session {
@@ -231,6 +236,10 @@ static void stream_free(struct h2_stream *st)
         evbuffer_free(st->cookie);
     if (st->body)
         evbuffer_free(st->body);
+    if (st->trailers)
+        evbuffer_free(st->trailers);
+    if (st->req_trailers)
+        evbuffer_free(st->req_trailers);
     parser_put(s->w, st->resp);
     free(st);
 }
@@ -305,6 +314,36 @@ static int out_move(struct h2_session *s, struct evbuffer *src, size_t n)
     return 0;
 }
 
+/* Submits the response's trailer section (RFC 9113 section 8.1: a HEADERS frame with
+ * END_STREAM after the last DATA) with lower-case names, leaving out what must not travel in
+ * trailers (h1_trailer_forbidden: pseudo-fields, connection-specific and framing fields, ...).
+ * Returns 0 when a HEADERS frame was queued, -1 when there was nothing to send or no memory. */
+static int submit_trailers(nghttp2_session *ng, struct h2_stream *st)
+{
+    size_t len = st->trailers ? evbuffer_get_length(st->trailers) : 0;
+    char *b = len ? (char *)evbuffer_pullup(st->trailers, -1) : NULL;
+    if (!b)
+        return -1;
+    /* Each field line takes at least 4 bytes ("n:" CRLF), which bounds the array. */
+    size_t cap = len / 4 + 1, k = 0, off = 0, nl, vl;
+    nghttp2_nv *nva = malloc(cap * sizeof *nva);
+    if (!nva)
+        return -1;
+    const char *n, *v;
+    while (k < cap && h1_trailer_next(b, len, &off, &n, &nl, &v, &vl)) {
+        if (h1_trailer_forbidden(n, nl))
+            continue;
+        char *ln = b + (n - b); /* our own copy: lower-cased in place */
+        for (size_t i = 0; i < nl; i++)
+            ln[i] = (char)tolower((unsigned char)ln[i]);
+        nva[k++] = (nghttp2_nv){(uint8_t *)ln, (uint8_t *)(b + (v - b)), nl, vl,
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    int rc = k ? nghttp2_submit_trailer(ng, st->id, nva, k) : -1;
+    free(nva);
+    return rc == 0 ? 0 : -1;
+}
+
 /* Sizes the next DATA frame; its bytes move later, without a copy, in send_body_cb. */
 static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                             uint32_t *flags, nghttp2_data_source *src, void *user)
@@ -322,6 +361,8 @@ static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (st->resp_done && n == have) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailers && submit_trailers(ng, st) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers' HEADERS ends it */
         if (!st->req_ended) /* the response is complete: stop the upload (RFC 9113 8.1) */
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     }
@@ -492,7 +533,8 @@ static bool take_response(struct h2_stream *st)
         st->left = h1_parser_content_length(st->resp);
         st->reusable = st->reusable && h1_parser_keep_alive(st->resp) &&
                        st->framing != H1_BODY_CLOSE;
-        h1_chunked_init(&st->chunk, 64 * 1024);
+        h1_chunked_init(&st->chunk, PROXY_RESP_HEAD_MAX);
+        h1_chunked_keep_trailers(&st->chunk);
         submit_head(st, false);
     }
     while (st->resp_submitted && !st->resp_done && evbuffer_get_length(in) > 0 &&
@@ -517,9 +559,19 @@ static bool take_response(struct h2_stream *st)
                 return false;
             }
             evbuffer_drain(in, used - dl);
-            evbuffer_remove_buffer(in, st->body, dl);
-            if (rc == H1_CHUNK_END)
+            if (rc != H1_CHUNK_TRAILER)
+                evbuffer_remove_buffer(in, st->body, dl);
+            else if ((!st->trailers && !(st->trailers = evbuffer_new())) ||
+                     evbuffer_remove_buffer(in, st->trailers, dl) != (int)dl)
+                evbuffer_drain(in, dl); /* out of memory: the trailers are lost, not the body */
+            if (rc == H1_CHUNK_END) {
                 st->resp_done = true;
+                if (h1_chunked_cut(&st->chunk)) { /* conn_h1 never sends that: not reused */
+                    st->reusable = false;
+                    if (st->trailers)
+                        evbuffer_drain(st->trailers, evbuffer_get_length(st->trailers));
+                }
+            }
         } else { /* close-delimited: until conn_h1 closes its end */
             evbuffer_add_buffer(st->body, in);
         }
@@ -694,8 +746,38 @@ static void end_request(struct h2_stream *st)
     if (st->req_ended)
         return;
     st->req_ended = true;
-    if (st->pair && !st->pair_closed && st->chunked_up)
-        evbuffer_add(bufferevent_get_output(st->pair), "0\r\n\r\n", 5);
+    if (st->pair && !st->pair_closed && st->chunked_up) {
+        struct evbuffer *out = bufferevent_get_output(st->pair);
+        evbuffer_add(out, "0\r\n", 3);
+        if (st->req_trailers && !st->req_trailers_over)
+            evbuffer_add_buffer(out, st->req_trailers);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
+/* One field of the client's trailer section (nghttp2 has checked it: no pseudo-fields, valid
+ * names and values, END_STREAM). It follows a chunked upload to conn_h1 and the upstream. A
+ * request that announced its length goes up with Content-Length framing, which has no room for
+ * trailers: they are dropped, as RFC 9110 section 6.5.1 permits. The section is bounded like a
+ * head (--max-header-bytes, less the framing conn_h1 counts with it); beyond, all of it is
+ * dropped. */
+static void request_trailer(struct h2_stream *st, const uint8_t *name, size_t nl,
+                            const uint8_t *value, size_t vl)
+{
+    if (!st->chunked_up || st->req_ended || !st->pair || st->pair_closed ||
+        st->req_trailers_over || h1_trailer_forbidden((const char *)name, nl))
+        return;
+    st->req_trailer_bytes += nl + vl + 4;
+    if (st->req_trailer_bytes + 3 > sopts(st->s)->max_header_bytes ||
+        memchr(value, '\r', vl) || memchr(value, '\n', vl) || memchr(value, '\0', vl) ||
+        (!st->req_trailers && !(st->req_trailers = evbuffer_new()))) {
+        st->req_trailers_over = true;
+        return;
+    }
+    evbuffer_add(st->req_trailers, name, nl);
+    evbuffer_add(st->req_trailers, ": ", 2);
+    evbuffer_add(st->req_trailers, value, vl);
+    evbuffer_add(st->req_trailers, "\r\n", 2);
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -753,8 +835,12 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     struct h2_stream *st = stream_of(ng, f->hd.stream_id);
+    if (st && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        request_trailer(st, name, nl, value, vl);
+        return 0;
+    }
     if (!st || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers are validated by nghttp2 and dropped */
+        return 0;
     /* Same budget as an HTTP/1.1 head: bytes of "name: value\r\n" and the field count. */
     st->hdr_bytes += nl + vl + 4;
     if (st->too_large || st->hdr_bytes > sopts(s)->max_header_bytes ||
