@@ -426,14 +426,24 @@ static void reply_local(struct h2_stream *st, int status, const char *text)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
 
-static bool is_hop(const char *n)
+/* Connection-specific fields (RFC 9113 section 8.2.2), by length first: conn_h1 has removed
+ * the upstream's hop-by-hop fields already, so this mostly meets its own framing lines. */
+static bool is_hop(const char *n, size_t nl)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                      "transfer-encoding", "upgrade", "te", "trailer", NULL};
-    for (size_t i = 0; hop[i]; i++)
-        if (strcasecmp(n, hop[i]) == 0)
-            return true;
-    return false;
+    switch (nl) {
+    case 2:
+        return vp_slice_ieq(n, nl, "te");
+    case 7:
+        return vp_slice_ieq(n, nl, "upgrade") || vp_slice_ieq(n, nl, "trailer");
+    case 10:
+        return vp_slice_ieq(n, nl, "connection") || vp_slice_ieq(n, nl, "keep-alive");
+    case 16:
+        return vp_slice_ieq(n, nl, "proxy-connection");
+    case 17:
+        return vp_slice_ieq(n, nl, "transfer-encoding");
+    default:
+        return false;
+    }
 }
 
 /* Turns the parsed HTTP/1.1 response head into HEADERS: a final response, or (interim) a 1xx
@@ -447,11 +457,8 @@ static void submit_head(struct h2_stream *st, bool interim)
     char lower_stack[1024];
     nghttp2_nv *nva = n + 1 <= 32 ? nva_stack : calloc(n + 1, sizeof *nva);
     size_t names = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *hn, *hv;
-        h1_parser_header(r, i, &hn, &hv);
-        names += strlen(hn) + 1;
-    }
+    for (size_t i = 0; i < n; i++)
+        names += h1_parser_header_name_len(r, i) + 1;
     char *lower = names + 1 <= sizeof lower_stack ? lower_stack : malloc(names + 1);
 #define FREE_ARRAYS()                                                                              \
     do {                                                                                           \
@@ -476,11 +483,13 @@ static void submit_head(struct h2_stream *st, bool interim)
     for (size_t i = 0; i < n; i++) {
         const char *hn, *hv;
         h1_parser_header(r, i, &hn, &hv);
-        if (is_hop(hn))
+        size_t l = h1_parser_header_name_len(r, i);
+        if (is_hop(hn, l))
             continue;
-        size_t l = strlen(hn);
-        for (size_t j = 0; j < l; j++)
-            lower[off + j] = (char)tolower((unsigned char)hn[j]);
+        for (size_t j = 0; j < l; j++) {
+            unsigned char ch = (unsigned char)hn[j];
+            lower[off + j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
         nva[k++] = (nghttp2_nv){(uint8_t *)lower + off, (uint8_t *)hv, l, strlen(hv),
                                 NGHTTP2_NV_FLAG_NONE};
         off += l;
@@ -690,8 +699,10 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
         }
         st->pair = pair[1];
     }
-    struct evbuffer *out = bufferevent_get_output(st->pair);
-    /* One contiguous head: request line and Host built here, the rest appended. */
+    /* The head is completed around the header lines in st->hdrs and moves into the pair in one
+     * piece: each write into a pair end hands the bytes over to conn_h1's end at once (about a
+     * thousand instructions per transfer). */
+    struct evbuffer *h = st->hdrs;
     char line[2048];
     size_t ml = strlen(st->method), pl = strlen(st->path);
     size_t al = st->authority ? strlen(st->authority) : 0;
@@ -712,31 +723,38 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
             line[o++] = '\r';
             line[o++] = '\n';
         }
-        evbuffer_add(out, line, o);
+        evbuffer_prepend(h, line, o);
     } else {
-        evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
+        struct evbuffer *t = evbuffer_new();
+        if (!t) {
+            reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+            return;
+        }
+        evbuffer_add_printf(t, "%s %s HTTP/1.1\r\n", st->method, st->path);
         if (st->authority)
-            evbuffer_add_printf(out, "Host: %s\r\n", st->authority);
+            evbuffer_add_printf(t, "Host: %s\r\n", st->authority);
+        evbuffer_prepend_buffer(h, t);
+        evbuffer_free(t);
     }
-    evbuffer_add_buffer(out, st->hdrs);
     if (st->cookie && evbuffer_get_length(st->cookie)) {
-        evbuffer_add(out, "Cookie: ", 8);
-        evbuffer_add_buffer(out, st->cookie);
-        evbuffer_add(out, "\r\n", 2);
+        evbuffer_add(h, "Cookie: ", 8);
+        evbuffer_add_buffer(h, st->cookie);
+        evbuffer_add(h, "\r\n", 2);
     }
     if (end_stream) {
         if (st->has_cl)
-            evbuffer_add_printf(out, "Content-Length: 0\r\n");
+            evbuffer_add(h, "Content-Length: 0\r\n", 19);
     } else if (st->has_cl) {
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)st->cl);
+        evbuffer_add_printf(h, "Content-Length: %llu\r\n", (unsigned long long)st->cl);
     } else {
         st->chunked_up = true;
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        evbuffer_add(h, "Transfer-Encoding: chunked\r\n", 28);
     }
     if (st->reusable)
-        evbuffer_add(out, "\r\n", 2);
+        evbuffer_add(h, "\r\n", 2);
     else
-        evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+        evbuffer_add(h, "Connection: close\r\n\r\n", 21);
+    evbuffer_add_buffer(bufferevent_get_output(st->pair), h);
     bufferevent_setcb(st->pair, pair_read_cb, pair_write_cb, pair_event_cb, st);
     bufferevent_enable(st->pair, EV_READ | EV_WRITE);
 }
@@ -908,10 +926,19 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         slice_is(name, nl, "keep-alive") || slice_is(name, nl, "transfer-encoding") ||
         slice_is(name, nl, "upgrade") || slice_is(name, nl, "proxy-connection"))
         return 0;
-    evbuffer_add(st->hdrs, name, nl);
-    evbuffer_add(st->hdrs, ": ", 2);
-    evbuffer_add(st->hdrs, value, vl);
-    evbuffer_add(st->hdrs, "\r\n", 2);
+    char lb[512]; /* "name: value" CRLF in one append when it fits */
+    if (nl + vl + 4 <= sizeof lb) {
+        memcpy(lb, name, nl);
+        memcpy(lb + nl, ": ", 2);
+        memcpy(lb + nl + 2, value, vl);
+        memcpy(lb + nl + 2 + vl, "\r\n", 2);
+        evbuffer_add(st->hdrs, lb, nl + vl + 4);
+    } else {
+        evbuffer_add(st->hdrs, name, nl);
+        evbuffer_add(st->hdrs, ": ", 2);
+        evbuffer_add(st->hdrs, value, vl);
+        evbuffer_add(st->hdrs, "\r\n", 2);
+    }
     return 0;
 }
 
