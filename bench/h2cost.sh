@@ -9,12 +9,12 @@
 # REPEAT runs.
 #
 # Usage: bench/h2cost.sh [path/to/vitals-proxy]
-#   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only)
+#   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
 #   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
 set -eu
 BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-N1=${N1:-300}; N2=${N2:-1500}; DUR=${DURATION:-3}; REPEAT=${REPEAT:-3}; CPU=${CPU:-1}
+N1=${N1:-300}; N2=${N2:-1500}; DUR=${DURATION:-3}; REPEAT=${REPEAT:-3}; CPU=${CPU:-1}; IR=${IR:-1}
 for tool in valgrind nginx h2load openssl; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
         echo "bench: $tool not found (apt-get install -y valgrind nginx-light nghttp2-client)" >&2
@@ -99,8 +99,11 @@ printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs
 printf '|---|---:|---:|\n'
 for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
     name=${row%%:*}; path=${row#*:}
-    a=$(ir "$path" "$N1"); b=$(ir "$path" "$N2")
-    irq=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+    irq="-"
+    if [ "$IR" != 0 ]; then
+        a=$(ir "$path" "$N1"); b=$(ir "$path" "$N2")
+        irq=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+    fi
     c="-"
     if [ "$CPU" != 0 ]; then
         start
