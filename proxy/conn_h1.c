@@ -18,6 +18,11 @@
  *   client connection is closed without a final chunk.
  * - Framing to the client is re-derived, never copied: Content-Length when the upstream gave
  *   one, otherwise chunked (HTTP/1.1 clients) or close-delimited (HTTP/1.0).
+ * - Trailers (RFC 9112 section 7.1.2) travel with chunked framing only: the upstream's to a
+ *   chunked client (injected and re-encoded bodies too), the client's to the upstream, minus
+ *   the fields h1_trailer_forbidden names (RFC 9110 section 6.5.1). A malformed or oversized
+ *   upstream trailer section ends the (whole) body without them and the upstream connection is
+ *   not reused; in a request it fails the request, as before.
  * - conn_free() is the last thing a callback does with a connection. */
 #include "config.h"
 #include "proxy/conn_h1.h"

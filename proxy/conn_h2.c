@@ -16,6 +16,13 @@
  * is parsed with the project's strict h1 parser and chunked decoder; hop-by-hop fields are
  * dropped and names lowercased; the decoded body waits in st->body for the DATA provider.
  *
+ * Trailers (RFC 9113 section 8.1): a chunked response's trailer section (conn_h1 forwards the
+ * upstream's) is kept in st->trailers and goes out as the stream's last HEADERS frame, with
+ * END_STREAM, after the last DATA frame, lower-cased, without pseudo-fields or the fields
+ * h1_trailer_forbidden names. The client's trailers follow a chunked upload (a request without
+ * content-length) to conn_h1 and the upstream; a request that announced its length goes up with
+ * Content-Length framing, which has no room for them, so they are dropped there.
+ *
  * Bounded buffering, whatever the client does:
  * - st->body holds at most H2_BODY_HIGH bytes: beyond it our pair end stops reading, so bytes
  *   stay in conn_h1's output, which makes conn_h1 stop reading the upstream (its own watermarks);
