@@ -110,6 +110,9 @@ struct conn {
     const char *proto;
     char tls_version[16];
     struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
+    /* h2 pair ends: body framing is assembled here and enters the pair in one write (see
+     * put_framed); NULL for sockets, or when it could not be allocated. */
+    struct evbuffer *stage;
     bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
     /* Plain sockets: output is written by flush_cb, not by the bufferevent (see "client
      * output" below). */
@@ -221,6 +224,8 @@ static void conn_free(struct conn *c)
             pp = &(*pp)->flush_next;
         *pp = c->flush_next;
     }
+    if (c->stage)
+        evbuffer_free(c->stage);
     if (c->bev) { /* NULL after an h2c takeover */
         if (c->moved_cb)
             evbuffer_remove_cb_entry(cout(c), c->moved_cb);
@@ -457,6 +462,7 @@ int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
     if (proto && strcmp(proto, "h2") == 0) {
         struct conn *c = w->conns; /* conn_start links the new connection first */
         c->moved_cb = evbuffer_add_cb(cout(c), count_moved, c);
+        c->stage = evbuffer_new();
     }
     return 0;
 }
@@ -1629,10 +1635,21 @@ static bool parse_response_head(struct conn *c)
     return false;
 }
 
+/* Where body framing is written: an HTTP/2 stream's pair end hands every write over to
+ * conn_h2 at once (a transfer of about a thousand instructions), so its chunk-size line, data
+ * and CRLF are assembled in c->stage and enter the pair together (stage_done). */
+static struct evbuffer *stage_out(struct conn *c) { return c->stage ? c->stage : cout(c); }
+
+static void stage_done(struct conn *c)
+{
+    if (c->stage && evbuffer_get_length(c->stage))
+        evbuffer_add_buffer(cout(c), c->stage);
+}
+
 /* Moves n bytes of src to the client in the client's framing. */
 static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
 {
-    struct evbuffer *o = cout(c);
+    struct evbuffer *o = stage_out(c);
     if (n == 0)
         return;
     if (c->ex.client_chunked) {
@@ -1649,6 +1666,7 @@ static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
     evbuffer_remove_buffer(src, o, n);
     if (c->ex.client_chunked)
         evbuffer_add(o, "\r\n", 2);
+    stage_done(c);
 }
 
 /* Ends a head sent without its framing (cl_pending): Content-Length once the injector knows
@@ -1722,10 +1740,12 @@ static int emit_end(struct conn *c)
         put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
     }
     if (ex->client_chunked) {
-        evbuffer_add(cout(c), "0\r\n", 3);
+        struct evbuffer *o = stage_out(c);
+        evbuffer_add(o, "0\r\n", 3);
         /* An HTTP/2 client's stream reads this back with the same bound (conn_h2). */
-        put_trailers(cout(c), ex->resp_trailers, PROXY_RESP_HEAD_MAX - 3);
-        evbuffer_add(cout(c), "\r\n", 2);
+        put_trailers(o, ex->resp_trailers, PROXY_RESP_HEAD_MAX - 3);
+        evbuffer_add(o, "\r\n", 2);
+        stage_done(c);
     }
     ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
     return 0;
