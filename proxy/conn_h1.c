@@ -110,8 +110,8 @@ struct conn {
     const char *proto;
     char tls_version[16];
     struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
-    /* h2 pair ends: body framing is assembled here and enters the pair in one write (see
-     * put_framed); NULL for sockets, or when it could not be allocated. */
+    /* h2 pair ends: output assembled here enters the pair in one write (see stage_out); NULL
+     * for sockets, or when it could not be allocated. */
     struct evbuffer *stage;
     bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
     /* Plain sockets: output is written by flush_cb, not by the bufferevent (see "client
@@ -1475,6 +1475,19 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
     capture(ex->csp_nonce, sizeof ex->csp_nonce, has_nonce ? nonce : NULL);
 }
 
+/* Where body framing is written: an HTTP/2 stream's pair end hands every write over to
+ * conn_h2 at once (a transfer of about a thousand instructions), so a chunk's size line, data
+ * and CRLF, the last chunk with its trailers, and a head waiting for its Content-Length
+ * (cl_pending) with that line and the first body bytes are assembled in c->stage and enter the
+ * pair together (stage_done, at the end of put_framed and emit_end). */
+static struct evbuffer *stage_out(struct conn *c) { return c->stage ? c->stage : cout(c); }
+
+static void stage_done(struct conn *c)
+{
+    if (c->stage && evbuffer_get_length(c->stage))
+        evbuffer_add_buffer(cout(c), c->stage);
+}
+
 /* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
  * kept, ETag weakened, Vary: Accept-Encoding. */
 static void add_injected_headers(struct h1_parser *r, const char *nonce, struct hout *o)
@@ -1559,6 +1572,8 @@ static void send_response_head(struct conn *c)
         hout_str(&h, "Connection: keep-alive\r\n");
     if (!ex->cl_pending)
         hout_mem(&h, "\r\n", 2);
+    else
+        h.ev = stage_out(c); /* a pair end: the head goes in with its framing and first bytes */
     hout_flush(&h);
     ex->t.bytes_out += evbuffer_get_length(o) - before;
     ex->resp_started = true;
@@ -1635,23 +1650,17 @@ static bool parse_response_head(struct conn *c)
     return false;
 }
 
-/* Where body framing is written: an HTTP/2 stream's pair end hands every write over to
- * conn_h2 at once (a transfer of about a thousand instructions), so its chunk-size line, data
- * and CRLF are assembled in c->stage and enter the pair together (stage_done). */
-static struct evbuffer *stage_out(struct conn *c) { return c->stage ? c->stage : cout(c); }
-
-static void stage_done(struct conn *c)
-{
-    if (c->stage && evbuffer_get_length(c->stage))
-        evbuffer_add_buffer(cout(c), c->stage);
-}
-
 /* Moves n bytes of src to the client in the client's framing. */
 static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
 {
-    struct evbuffer *o = stage_out(c);
-    if (n == 0)
+    /* One write anyway (no chunk framing, nothing staged): straight to the output. */
+    struct evbuffer *o = c->ex.client_chunked || (c->stage && evbuffer_get_length(c->stage))
+                             ? stage_out(c)
+                             : cout(c);
+    if (n == 0) {
+        stage_done(c);
         return;
+    }
     if (c->ex.client_chunked) {
         char h[24]; /* chunk size line: hex digits, CRLF */
         size_t i = sizeof h - 2, v = n;
@@ -1677,7 +1686,7 @@ static void end_pending_head(struct conn *c, bool decide_now)
     size_t growth;
     if (!ex->cl_pending)
         return;
-    struct hout h = {.ev = cout(c), .len = 0};
+    struct hout h = {.ev = stage_out(c), .len = 0}; /* put_framed follows: stage_done */
     if (injector_identity_growth(ex->inj, &growth)) {
         hout_str(&h, "Content-Length: ");
         hout_u64(&h, ex->cl_upstream + growth);
