@@ -6,9 +6,9 @@
 # page (vitals-proxy injects the beacon into it; nginx once passes it through, once inserts the
 # same tag with sub_filter, a second nginx with the same settings), and TLS handshakes per
 # second (one request per new connection). h2load sends no Accept-Encoding and the upstream
-# serves the page uncompressed, so no compressor runs on either side. Each run lasts DURATION seconds (default 3);
-# runs alternate between the two servers, ROUNDS (default 3) pairs back to back, and each figure
-# is the median over the rounds. Besides req/s (h2load), the CPU time the front server's process
+# serves the page uncompressed, so no compressor runs on either side. Each run lasts DURATION
+# seconds (default 3); runs alternate between the two servers, ROUNDS (default 3) pairs back to
+# back, and each figure is the median over the rounds. Besides req/s (h2load), the CPU time the front server's process
 # spent per request (utime + stime from /proc over the run, all threads: the proxy's SQLite
 # writer included) is given, which depends far less on the load of a shared machine. Both
 # ratios are "higher is better for vitals-proxy": req/s vitals/nginx, CPU nginx/vitals. CPU is

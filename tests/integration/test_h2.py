@@ -785,7 +785,8 @@ def t_h2_trailers(ctx):
                               ("/html/gzip?trailers=ok", ["-H", "accept-encoding: gzip"], True),
                               ("/html?trailers=ok&type=application/octet-stream", [], False)):
         blocks, data, dflags = nghttp_blocks(b + path, extra)
-        check(len(blocks) == 2, "%s: %d header blocks, want head and trailers" % (path, len(blocks)))
+        check(len(blocks) == 2,
+              "%s: %d header blocks, want head and trailers" % (path, len(blocks)))
         head, trailers = blocks
         check((":status", "200") in head[0], "%s: head %r" % (path, head[0]))
         check(data > 0 and not any(f & F_END_STREAM for f in dflags),
@@ -834,8 +835,8 @@ def t_h2_request_trailers(ctx):
             break
     h2.close()
     j = json.loads(got)
-    check(j["bytes"] == 5 and j["chunked"] and j["trailers"] == [["x-sum", "5"], ["grpc-timeout", "1S"]],
-          "upload with trailers: %r" % j)
+    check(j["bytes"] == 5 and j["chunked"] and
+          j["trailers"] == [["x-sum", "5"], ["grpc-timeout", "1S"]], "upload with trailers: %r" % j)
     # With content-length the body goes up with that length: no room for trailers, which are
     # dropped (the body arrives whole).
     path = os.path.join(ctx.tmp, "body")
