@@ -772,11 +772,12 @@ static void end_request(struct h2_stream *st)
         return;
     st->req_ended = true;
     if (st->pair && !st->pair_closed && st->chunked_up) {
-        struct evbuffer *out = bufferevent_get_output(st->pair);
-        evbuffer_add(out, "0\r\n", 3);
+        struct evbuffer *h = st->hdrs; /* one write into the pair, as for the chunks */
+        evbuffer_add(h, "0\r\n", 3);
         if (st->req_trailers && !st->req_trailers_over)
-            evbuffer_add_buffer(out, st->req_trailers);
-        evbuffer_add(out, "\r\n", 2);
+            evbuffer_add_buffer(h, st->req_trailers);
+        evbuffer_add(h, "\r\n", 2);
+        evbuffer_add_buffer(bufferevent_get_output(st->pair), h);
     }
 }
 
@@ -1010,11 +1011,16 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     struct evbuffer *out = bufferevent_get_output(st->pair);
-    if (st->chunked_up)
-        evbuffer_add_printf(out, "%zx\r\n", len);
-    evbuffer_add(out, data, len);
-    if (st->chunked_up)
-        evbuffer_add(out, "\r\n", 2);
+    if (st->chunked_up) {
+        /* The chunk is assembled in st->hdrs (emptied by start_exchange) and enters the pair in
+         * one write, as the request head did. */
+        evbuffer_add_printf(st->hdrs, "%zx\r\n", len);
+        evbuffer_add(st->hdrs, data, len);
+        evbuffer_add(st->hdrs, "\r\n", 2);
+        evbuffer_add_buffer(out, st->hdrs);
+    } else {
+        evbuffer_add(out, data, len);
+    }
     st->unconsumed += len;
     return 0;
 }
