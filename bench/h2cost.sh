@@ -11,6 +11,7 @@
 # Usage: bench/h2cost.sh [path/to/vitals-proxy]
 #   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
 #   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
+#   ONLY=HTML runs only the rows whose name contains that text.
 set -eu
 BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -99,6 +100,7 @@ printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs
 printf '|---|---:|---:|\n'
 for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
     name=${row%%:*}; path=${row#*:}
+    case "$name" in *"${ONLY:-}"*) ;; *) continue ;; esac
     irq="-"
     if [ "$IR" != 0 ]; then
         a=$(ir "$path" "$N1"); b=$(ir "$path" "$N2")
