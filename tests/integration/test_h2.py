@@ -850,6 +850,28 @@ def t_h2_request_trailers(ctx):
           "content-length upload with trailers: %r" % j)
 
 
+@case("h2/injected-page-head-not-held", args=tls_args, generic=False)
+def t_h2_head_not_held(ctx):
+    # An identity HTML page with a Content-Length whose first bytes leave the scanner undecided
+    # (no <head> yet), then nothing for a long while: the head must not wait for the rest. It
+    # goes out with chunked framing at the end of the read, and the first bytes with it.
+    base(ctx)
+    h2 = H2(ctx.tls_port, timeout=10)
+    h2.send(h2.request(1, "/drip?type=text/html&n=3&size=40&interval=30"))
+    head, data = False, b""
+    while not (head and data):
+        f = h2.read_frame()
+        check(f is not None, "no response head and first bytes (head %s, %d bytes)" %
+              (head, len(data)))
+        if f[2] == 1 and f[0] == T_HEADERS:
+            head = True
+        if f[2] == 1 and f[0] == T_DATA:
+            data += f[3]
+        check(not (f[2] == 1 and f[0] == T_RST), "stream reset")
+    check(data.startswith(b"d" * 39 + b"\n"), "first bytes %r" % data[:60])
+    h2.close()
+
+
 @case("h2/h2c-prior-knowledge", args=["--h2c"], generic=False)
 def t_h2c(ctx):
     url = "http://127.0.0.1:%d" % ctx.port

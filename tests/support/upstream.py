@@ -65,7 +65,8 @@ GET  /stream[?delay=S&chunks=K&enc=E]  chunked SSR-like HTML: shell, then K chun
 GET  /bigpage?n=N[&enc=E]           streamed HTML document of about N bytes
 GET  /bomb?mib=M                    gzip text/html decoding to M MiB (default 1024)
 GET  /sse[?n=5&interval=0.3]        text/event-stream, n events interval s apart, then end
-GET  /drip[?n=10&interval=0.1&size=16]  slow drip of n pieces (Content-Length framed; chunked=1)
+GET  /drip[?n=10&interval=0.1&size=16]  slow drip of n pieces (Content-Length framed; chunked=1;
+                                    type=CT sets the Content-Type of the framed one)
 GET  /bytes?n=N[&chunked=1]         N bytes of pattern_block(), streamed
 POST /upload                        counts body bytes (CL or chunked) -> JSON {bytes,sha256,chunked,
                                     content_length,trailers: [[name, value]...] if chunked}
@@ -618,7 +619,8 @@ class Upstream:
                     yield piece, interval
             await self.send_chunked(writer, req, 200, [("Content-Type", "text/plain")], pieces())
             return True
-        writer.write(self.head_bytes(200, "OK", [("Content-Type", "text/plain"),
+        ctype = req.query.get("type", "text/plain")
+        writer.write(self.head_bytes(200, "OK", [("Content-Type", ctype),
                                                  ("Content-Length", str(n * size))]))
         await writer.drain()
         if req.method == "HEAD":
