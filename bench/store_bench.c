@@ -7,7 +7,12 @@
  * possible. Each figure is the median of 3 runs; the p99 of the acknowledged ingest calls (what
  * the caller's thread pays per accepted beacon) is the worst of the 3; the CPU time of the process
  * (all threads) per payload is the noise-resistant figure. Prints payloads/s and the views found
- * afterwards (must equal what was acknowledged). Usage: store_bench [N] [DIR] */
+ * afterwards (must equal what was acknowledged).
+ * Usage: store_bench [N] [DIR] [metrics|realistic]   (the third argument runs one shape only)
+ * STORE_BENCH_RUNS=1..3 sets the number of runs (1 under callgrind: bench/ingest_cost.sh);
+ * STORE_BENCH_STORE_ONLY=1 skips the bare-SQLite and validation-only figures;
+ * STORE_BENCH_FULL_BATCHES=1 makes the writer commit full batches only (batch_rows items; the last
+ * one at close), so that batch sizes do not depend on thread timing. */
 #include "config.h"
 
 #include "store/store.h"
@@ -96,6 +101,11 @@ static double run(const char *dir, int n, bool resources, long long *rows)
     struct store_options opt;
     store_options_default(&opt);
     opt.retention_days = 0;
+    if (getenv("STORE_BENCH_FULL_BATCHES")) {
+        /* Deterministic batches of batch_rows items (instruction counts comparable run to run). */
+        opt.batch_ms = 60000;
+        opt.max_lag_ms = 600000;
+    }
     struct store *s = NULL;
     if (store_open(&s, path, &opt, err, sizeof err) != 0) {
         fprintf(stderr, "store_bench: %s\n", err);
@@ -290,10 +300,10 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median3(double a[RUNS])
+static double median(double a[RUNS], int runs)
 {
-    qsort(a, RUNS, sizeof a[0], cmp_d);
-    return a[RUNS / 2];
+    qsort(a, (size_t)runs, sizeof a[0], cmp_d);
+    return a[runs / 2];
 }
 
 int main(int argc, char **argv)
@@ -302,13 +312,25 @@ int main(int argc, char **argv)
     const char *dir = argc > 2 ? argv[2] : "/tmp";
     if (n <= 0)
         n = 20000;
+    const char *only = argc > 3 ? argv[3] : NULL;
+    if (only && strcmp(only, "metrics") != 0 && strcmp(only, "realistic") != 0) {
+        fprintf(stderr, "store_bench: shape must be metrics or realistic\n");
+        return 2;
+    }
+    const char *re = getenv("STORE_BENCH_RUNS");
+    int runs = re ? (int)strtol(re, NULL, 10) : RUNS;
+    if (runs < 1 || runs > RUNS)
+        runs = RUNS;
+    bool store_only = getenv("STORE_BENCH_STORE_ONLY") != NULL;
     for (int shape = 0; shape < 2; shape++) {
         bool res = shape == 1;
+        if (only && strcmp(only, res ? "realistic" : "metrics") != 0)
+            continue;
         int cnt = res ? n / 4 : n;
-        double st[RUNS], ce[RUNS], pa[RUNS], cpu[RUNS], call[RUNS];
+        double st[RUNS], ce[RUNS] = {0}, pa[RUNS] = {0}, cpu[RUNS], call[RUNS];
         long long rows = -1, minrows = -1;
         double p99 = 0;
-        for (int k = 0; k < RUNS; k++) {
+        for (int k = 0; k < runs; k++) {
             st[k] = run(dir, cnt, res, &rows);
             cpu[k] = last_cpu_us;
             call[k] = last_call_cpu_us;
@@ -316,17 +338,19 @@ int main(int argc, char **argv)
                 p99 = last_p99_us;
             if (minrows < 0 || rows < minrows)
                 minrows = rows;
-            ce[k] = bare(dir, cnt, res);
-            pa[k] = parse_only(cnt, res);
+            if (!store_only) {
+                ce[k] = bare(dir, cnt, res);
+                pa[k] = parse_only(cnt, res);
+            }
         }
-        double a = median3(st), b = median3(ce), c = median3(pa), u = median3(cpu),
-               cc = median3(call);
+        double a = median(st, runs), b = median(ce, runs), c = median(pa, runs),
+               u = median(cpu, runs), cc = median(call, runs);
         printf("%-30s %6d payloads: store %7.0f/s, CPU %.1f us/payload, ingest call CPU %.1f us "
                "(ingest call p99 %.0f us, worst of %d) | "
                "bare SQLite %7.0f/s (%3.0f%%) | validation only %7.0f/s | views stored %lld "
                "(min of %d runs)\n",
                res ? "realistic (5 metrics + 60 res)" : "metrics-only (5 metrics)", cnt, a, u, cc, p99,
-               RUNS, b, 100.0 * a / b, c, minrows, RUNS);
+               runs, b, b > 0 ? 100.0 * a / b : 0.0, c, minrows, runs);
     }
     return 0;
 }
