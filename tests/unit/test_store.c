@@ -780,8 +780,9 @@ static void test_migrate_v3_fixture(void)
     free(bytes);
 }
 
-/* The writer skips the claim UPDATE of an injected page accepted after every claimable row; the
- * bound covers rows of an earlier run (read at open) and rows recorded in this one. */
+/* The writer skips the claim UPDATE of an injected page accepted, or a new view started, after
+ * every claimable row; the bound covers rows of an earlier run (read at open) and rows recorded
+ * in this one. */
 static void test_claim_bound(void)
 {
     char p[128], err[256];
@@ -797,7 +798,12 @@ static void test_claim_bound(void)
     sub.accept_us = T + 500;
     sub.url = "/q.js";
     sub.referer = "http://x/q";
-    TAP_OK(store_record_request(s, &sub) == 0 && store_sync(s) == 0, "store/claim_bound_run1");
+    int rc0 = store_record_request(s, &sub);
+    sub.accept_us = T + 300;
+    sub.url = "/v.js";
+    sub.referer = "http://x/v";
+    rc0 |= store_record_request(s, &sub);
+    TAP_OK(rc0 == 0 && store_sync(s) == 0, "store/claim_bound_run1");
     store_free(s);
     s = NULL;
     if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
@@ -809,6 +815,10 @@ static void test_claim_bound(void)
     inj.url = "/q";
     inj.view_id = "claimq";
     rc |= store_record_request(s, &inj); /* claims /q.js of the earlier run */
+    /* a new view (beacon) claims /v.js of the earlier run; one that started after every
+     * claimable row claims nothing */
+    rc |= ingest(s, "{\"v\":1,\"vid\":\"claimview01\",\"url\":\"/v\",\"t0\":1764000000000}");
+    rc |= ingest(s, "{\"v\":1,\"vid\":\"claimview02\",\"url\":\"/v\",\"t0\":1764000009000}");
     inj.accept_us = T + 2000000;
     inj.url = "/r";
     inj.view_id = "claimr";
@@ -837,6 +847,9 @@ static void test_claim_bound(void)
     store_free(s);
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/q.js' AND view_id='claimq'") == 1,
            "store/claim_bound_earlier_run");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/v.js' AND view_id='claimview01'") == 1 &&
+               q1(p, "SELECT count(*) FROM requests WHERE view_id='claimview02'") == 0,
+           "store/claim_bound_view_earlier_run");
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/r.js' AND view_id='claimr'") == 1,
            "store/claim_bound_resolved");
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/s.js' AND view_id='claims'") == 1,
