@@ -148,6 +148,7 @@ function init(args)
     error("KIND must be metrics or realistic")
   end
   start_ms = now_ms(0)
+  math.randomseed(start_ms % 1000000007)
   for k = 1, 64 do templates[k] = template(k) end
 end
 
@@ -158,7 +159,9 @@ local headers = {
 
 function request()
   counter = counter + 1
-  local vid = string.format("%s%dx%09d", tag, tid, counter)
+  -- random order, as the proxy's random view ids arrive (a sequential id would make every
+  -- b-tree keyed by view id an append); the counter keeps ids distinct
+  local vid = string.format("%s%dx%08x%07x", tag, tid, math.random(0, 0x7fffffff), counter)
   local parts = templates[1 + counter % 64]
   local body = table.concat(parts, vid)
   return wrk.format("POST", nil, headers, body)

@@ -15,7 +15,8 @@ store drains) and a count of the rows in the database. Two loads per kind:
     load sees.
 Reported per load (median of the runs): acknowledged beacons/s (204s), wrk's p50/p99 latency of
 all answers, 204 vs 429/503 counts, the proxy's CPU time (all threads, /proc/PID/stat) per
-acknowledged beacon, rows lost (expected rows of every 204 minus rows found; must be 0), and the
+acknowledged beacon (and its split: event loops, the store's writer thread, its checkpointer),
+rows lost (expected rows of every 204 minus rows found; must be 0), and the
 bare-SQLite ceiling: bench/ingest_bare re-inserting the same rows from the run's database in a
 plain loop, with the ratio.
 
@@ -78,6 +79,27 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
 
 
+def thread_ticks(pid):
+    """CPU ticks per thread role: the store's writer and checkpointer (named vp-writer and
+    vp-ckpt by store/store.c) and everything else (the event loops, the main thread)."""
+    out = {"writer": 0, "ckpt": 0, "loop": 0}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        comm = head.split("(", 1)[1]
+        fields = rest.split()
+        role = {"vp-writer": "writer", "vp-ckpt": "ckpt"}.get(comm, "loop")
+        out[role] += int(fields[11]) + int(fields[12])
+    return out
+
+
 def wait_http(url, timeout=10.0):
     end = time.time() + timeout
     while time.time() < end:
@@ -106,6 +128,9 @@ class Proxy:
 
     def cpu(self):
         return cpu_ticks(self.p.pid)
+
+    def threads(self):
+        return thread_ticks(self.p.pid)
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -180,12 +205,12 @@ def load_args(rate=None, threads=1):
 
 def ingest_run(tmp, up_port, kind, n, rate=None):
     px = Proxy(tmp, up_port, f"{kind}-{n}-{'r' if rate else 's'}")
-    c0 = px.cpu()
+    c0, t0 = px.cpu(), px.threads()
     conns, threads = (RATE_CONNS, 1) if rate else (CONNS, THREADS)
     w = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", conns, DUR,
             [kind, f"{kind[0]}{'r' if rate else 's'}{n}"] + load_args(rate, threads), threads)
     out, err = w.communicate()
-    c1 = px.cpu()
+    c1, t1 = px.cpu(), px.threads()
     px.stop()
     if w.returncode != 0:
         raise SystemExit("ingest: wrk failed:\n" + err)
@@ -195,7 +220,9 @@ def ingest_run(tmp, up_port, kind, n, rate=None):
     lost = sum(max(0, acked * per - rows[t]) for t, per in ROWS_PER[kind].items())
     r.update(kind=kind, db=px.db, rows=rows, lost=lost,
              rps=acked / (r["duration_us"] / 1e6),
-             cpu_us=(c1 - c0) * 1e6 / TICK / acked if acked else float("nan"))
+             cpu_us=(c1 - c0) * 1e6 / TICK / acked if acked else float("nan"),
+             **{f"cpu_{k}_us": (t1[k] - t0[k]) * 1e6 / TICK / acked if acked else float("nan")
+                for k in t0})
     return r
 
 
@@ -250,7 +277,9 @@ def report_runs(tmp, kind, name, load, runs):
           f"| {med([r['p99_us'] for r in runs]) / 1000:.2f} "
           f"| {sum(r['s204'] for r in runs):,} | {sum(r['s429'] for r in runs):,} "
           f"| {sum(r['s503'] for r in runs):,} "
-          f"| {med([r['cpu_us'] for r in runs]):.1f} | {sum(r['lost'] for r in runs)} "
+          f"| {med([r['cpu_us'] for r in runs]):.1f} ({med([r['cpu_loop_us'] for r in runs]):.0f} "
+          f"+ {med([r['cpu_writer_us'] for r in runs]):.0f} "
+          f"+ {med([r['cpu_ckpt_us'] for r in runs]):.0f}) | {sum(r['lost'] for r in runs)} "
           f"| {b['views_per_s']:,.0f} | {rps / b['views_per_s']:.2f} |", flush=True)
     if any(r["s4xx"] or r["other"] for r in runs):
         print(f"# {kind}: unexpected answers (4xx other than 429, or non-4xx/5xx)")
@@ -287,7 +316,7 @@ def main():
               f"-c{RATE_CONNS}; -d{DUR}s; median of {REPEAT} runs; {os.cpu_count()} cores, load "
               f"{os.getloadavg()[0]:.1f}")
         print("| payload | load | beacons/s (204) | p50 ms | p99 ms | 204 | 429 | 503 "
-              "| CPU µs/beacon | rows lost | bare SQLite views/s | ratio |")
+              "| CPU µs/beacon (loop + writer + ckpt) | rows lost | bare SQLite views/s | ratio |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for kind in KINDS:
             name = "metrics-only (5 metrics)" if kind == "metrics" else \

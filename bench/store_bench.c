@@ -11,6 +11,7 @@
  * Usage: store_bench [N] [DIR] [metrics|realistic]   (the third argument runs one shape only)
  * STORE_BENCH_RUNS=1..3 sets the number of runs (1 under callgrind: bench/ingest_cost.sh);
  * STORE_BENCH_STORE_ONLY=1 skips the bare-SQLite and validation-only figures;
+ * STORE_BENCH_SEED=DB starts each store run from a copy of DB (a large database: steady state);
  * STORE_BENCH_FULL_BATCHES=1 makes the writer commit full batches only (batch_rows items; the last
  * one at close), so that batch sizes do not depend on thread timing. */
 #include "config.h"
@@ -31,18 +32,33 @@
 
 #define RUNS 3
 
+/* View id i: 32 hex digits, as the proxy gives (a random 128-bit id), so that views arrive in
+ * random key order as they do in real traffic (sequential ids would make every b-tree keyed by
+ * view id an append). Distinct for distinct i (splitmix64 is a bijection). */
+static void view_id(char out[33], int i)
+{
+    uint64_t z = (uint64_t)i * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
+    uint64_t a = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    a = (a ^ (a >> 27)) * 0x94d049bb133111ebULL;
+    a ^= a >> 31;
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)(a * 0x9e3779b97f4a7c15ULL));
+}
+
 static int build(char *b, size_t cap, int i, bool resources)
 {
+    char vid[33];
+    view_id(vid, i);
     int o = snprintf(b, cap,
-                     "{\"v\":1,\"vid\":\"bench_%08d\",\"url\":\"/products/%d\",\"t0\":%lld,"
+                     "{\"v\":1,\"vid\":\"%s\",\"url\":\"/products/%d\",\"t0\":%lld,"
                      "\"nav\":\"navigate\",\"dev\":\"desktop\",\"ect\":\"4g\",\"m\":["
                      "{\"n\":\"LCP\",\"id\":\"l%d\",\"v\":%d.5,\"d\":1,\"r\":\"good\",\"a\":{\"target\":\"img.hero\",\"url\":\"/hero.jpg\",\"ttfb\":100}},"
                      "{\"n\":\"CLS\",\"id\":\"c%d\",\"v\":0.0%d,\"d\":0.01,\"r\":\"good\"},"
                      "{\"n\":\"INP\",\"id\":\"i%d\",\"v\":%d,\"d\":1,\"r\":\"good\"},"
                      "{\"n\":\"FCP\",\"id\":\"f%d\",\"v\":900,\"d\":900,\"r\":\"good\"},"
                      "{\"n\":\"TTFB\",\"id\":\"t%d\",\"v\":120,\"d\":120,\"r\":\"good\"}]",
-                     i, i % 1000, (long long)vp_now_ms(), i, 1000 + i % 3000, i, i % 10, i, 50 + i % 400,
-                     i, i);
+                     vid, i % 1000, (long long)vp_now_ms(), i, 1000 + i % 3000, i, i % 10, i,
+                     50 + i % 400, i, i);
     if (resources) {
         o += snprintf(b + o, cap - (size_t)o, ",\"ri\":0,\"res\":[");
         for (int r = 0; r < 60; r++)
@@ -98,6 +114,18 @@ static double run(const char *dir, int n, bool resources, long long *rows)
     char path[256], err[256];
     snprintf(path, sizeof path, "%s/bench_%s.db", dir, resources ? "res" : "metrics");
     unlink(path);
+    const char *seed = getenv("STORE_BENCH_SEED");
+    if (seed) {
+        /* Start from a copy of an existing database (e.g. bench/gen_db's): steady-state cost,
+         * with b-trees much larger than the page cache. */
+        char cmd[1024];
+        int w = snprintf(cmd, sizeof cmd, "cp '%s' '%s' && rm -f '%s-wal' '%s-shm'", seed, path,
+                         path, path);
+        if (w < 0 || (size_t)w >= sizeof cmd || system(cmd) != 0) {
+            fprintf(stderr, "store_bench: cannot copy %s\n", seed);
+            exit(1);
+        }
+    }
     struct store_options opt;
     store_options_default(&opt);
     opt.retention_days = 0;
@@ -218,11 +246,11 @@ static double bare(const char *dir, int n, bool resources)
     }
     static const char *const names[5] = {"LCP", "CLS", "INP", "FCP", "TTFB"};
     int64_t now = vp_now_ms(), t0 = vp_mono_us();
-    char vid[32], mid[16], url[64], rurl[64];
+    char vid[33], mid[16], url[64], rurl[64];
     for (int i = 0; i < n; i++) {
         if (i % 1000 == 0)
             sqlite3_exec(h, "BEGIN", NULL, NULL, NULL);
-        snprintf(vid, sizeof vid, "bench_%08d", i);
+        view_id(vid, i);
         snprintf(url, sizeof url, "/products/%d", i % 1000);
         sqlite3_bind_text(v, 1, vid, -1, SQLITE_STATIC);
         sqlite3_bind_int64(v, 2, now);

@@ -1064,6 +1064,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 static void *checkpointer_main(void *arg)
 {
     struct store *s = arg;
+    /* Named for per-thread CPU accounting (/proc/PID/task/TID/comm, bench/ingest.py, top -H). */
+    (void)pthread_setname_np(pthread_self(), "vp-ckpt");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->ck_wanted && !s->ck_stop)
@@ -1116,6 +1118,7 @@ static void checkpointer_stop(struct store *s)
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
+    (void)pthread_setname_np(pthread_self(), "vp-writer");
     pthread_mutex_lock(&s->mu);
     bool behind = false; /* items queued up while the last batch was written */
     for (;;) {
