@@ -658,9 +658,9 @@ static void test_migrate_v3_fixture(void)
            "store/fixture_v3_shape");
     long long before[6];
     static const char *const counts[6] = {
-        "SELECT count(*) FROM views",      "SELECT count(*) FROM metrics",
-        "SELECT count(*) FROM resources",  "SELECT count(*) FROM navigation",
-        "SELECT count(*) FROM requests",   "SELECT count FROM rejections"};
+        "SELECT count(*) FROM views",     "SELECT count(*) FROM metrics",
+        "SELECT count(*) FROM resources", "SELECT count(*) FROM navigation",
+        "SELECT count(*) FROM requests",  "SELECT count FROM rejections"};
     for (int i = 0; i < 6; i++)
         before[i] = q1(p, counts[i]);
     TAP_OK(before[0] == 3 && before[1] == 11 && before[2] == 2 && before[3] == 1 &&
@@ -699,9 +699,9 @@ static void test_migrate_v3_fixture(void)
     free(sum0);
     free(sum1);
     char want[256];
-    int w = snprintf(want, sizeof want,
-                     "SELECT value FROM metrics WHERE view_id = '%s' AND name = 'LCP'",
-                     vid ? vid : "");
+    int w =
+        snprintf(want, sizeof want,
+                 "SELECT value FROM metrics WHERE view_id = '%s' AND name = 'LCP'", vid ? vid : "");
     TAP_OK(vid && w > 0 && (size_t)w < sizeof want && q1(p, want) == 2600,
            "store/fixture_v4_last_value_kept");
     w = snprintf(want, sizeof want, "SELECT count(*) FROM requests WHERE view_id = '%s'",
@@ -728,8 +728,8 @@ static void test_migrate_v3_fixture(void)
     TAP_OK(rc == 0, "store/fixture_v4_ingest");
     store_free(s);
     s = NULL;
-    w = snprintf(want, sizeof want,
-                 "SELECT value FROM metrics WHERE metric_id = '%s-LCP'", vid ? vid : "");
+    w = snprintf(want, sizeof want, "SELECT value FROM metrics WHERE metric_id = '%s-LCP'",
+                 vid ? vid : "");
     TAP_OK(w > 0 && (size_t)w < sizeof want && q1(p, want) == 1234 &&
                q1(p, "SELECT count(*) FROM metrics") == before[1] + 2 &&
                q1(p, "SELECT value FROM metrics WHERE metric_id = 'a4'") == 20,
@@ -847,7 +847,8 @@ static void test_claim_bound(void)
     store_free(s);
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/q.js' AND view_id='claimq'") == 1,
            "store/claim_bound_earlier_run");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/v.js' AND view_id='claimview01'") == 1 &&
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/v.js' AND view_id='claimview01'") ==
+                   1 &&
                q1(p, "SELECT count(*) FROM requests WHERE view_id='claimview02'") == 0,
            "store/claim_bound_view_earlier_run");
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/r.js' AND view_id='claimr'") == 1,
