@@ -87,6 +87,8 @@ tap integration-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/
   "$PY" tests/integration/run.py
 tap integration-h2-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
   "$PY" tests/integration/test_h2.py
+tap integration-uptls-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
+  "$PY" tests/integration/test_upstream_tls.py
 
 note "fuzzing (short libFuzzer runs)"
 step configure-fuzz sh -c 'cd build-fuzz && CC=clang ../configure --enable-fuzz'
@@ -107,6 +109,8 @@ tap integration-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/buil
   "$PY" tests/integration/run.py
 tap integration-h2-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/build-san" VP_SANITIZED=1 \
   "$PY" tests/integration/test_h2.py
+tap integration-uptls-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/build-san" VP_SANITIZED=1 \
+  "$PY" tests/integration/test_upstream_tls.py
 
 echo
 echo "$passed passed, $failed failed"
