@@ -15,7 +15,8 @@ Rows: plain upstream; TLS upstream with pooled keep-alive connections (the hands
 once); TLS upstream with --upstream-idle 0 (a new upstream connection, so a handshake, per
 request), resumed and full.
 Environment: VP_BIN (./vitals-proxy), VP_BASE_BIN, BENCH_N1=200 BENCH_N2=1200
-BENCH_DURATION=5 BENCH_REPEAT=3, BENCH_CPU=0 to skip the wrk part.
+BENCH_DURATION=5 BENCH_REPEAT=3, BENCH_CPU=0 to skip the wrk part, BENCH_ONLY=REGEX to run
+only the rows whose label matches.
 """
 import http.client
 import os
@@ -181,7 +182,10 @@ def main():
               "full / resumed | CPU µs/request | req/s |")
         print("|---|---:|---:|---:|---:|")
         bins = [("", VP)] + ([(" (VP_BASE_BIN)", BASE)] if BASE else [])
+        only = os.environ.get("BENCH_ONLY", "")
         for label, upstream, extra in rows:
+            if only and not re.search(only, label):
+                continue
             for suffix, binary in bins:
                 if suffix and upstream.startswith("https"):
                     continue

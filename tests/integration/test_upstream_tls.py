@@ -49,14 +49,7 @@ def certs():
     atexit.register(shutil.rmtree, d, True)
     for name, cn, san in (("good", "localhost", "DNS:localhost,IP:127.0.0.1"),
                           ("other", "other.example", "DNS:other.example")):
-        cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
-        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-                            "-days", "2", "-subj", "/CN=" + cn, "-addext",
-                            "subjectAltName=" + san], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise run.CheckFailed("openssl req failed: %s" % r.stderr[-300:])
-        _certs[name] = (cert, key)
+        _certs[name] = run.make_cert(d, name, cn, san)
     return _certs
 
 

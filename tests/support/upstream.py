@@ -16,7 +16,7 @@ Invariants:
     without a digest travelling in a header.
 
 Usage: upstream.py --port N [--host 127.0.0.1] [--tls-cert PEM --tls-key PEM [--tls-max12]
-[--no-tickets]]; with --port 0 the chosen port is the
+[--no-tickets] [--plain-port N]]; with --port 0 the chosen port is the
 first line on stdout. Endpoints are documented in ENDPOINTS below (GET /_up/help).
 """
 
@@ -839,6 +839,11 @@ async def main_async(args):
                                         ssl_handshake_timeout=10 if ctx else None)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
+    if ctx and args.plain_port is not None:
+        # The same endpoints and counters in plain HTTP too (control, direct comparisons).
+        plain = await asyncio.start_server(up.handle, args.host, args.plain_port,
+                                           limit=MAX_HEAD, backlog=4096, reuse_address=True)
+        print(plain.sockets[0].getsockname()[1], flush=True)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for s in (signal.SIGTERM, signal.SIGINT):
@@ -855,6 +860,8 @@ def main():
     ap.add_argument("--tls-key", help="the private key of --tls-cert")
     ap.add_argument("--tls-max12", action="store_true", help="TLS 1.2 only")
     ap.add_argument("--no-tickets", action="store_true", help="no session tickets")
+    ap.add_argument("--plain-port", type=int,
+                    help="with --tls-cert: also serve plain HTTP on this port (printed second)")
     args = ap.parse_args()
     try:
         asyncio.run(main_async(args))
