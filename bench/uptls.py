@@ -7,8 +7,10 @@ possible). nginx logs $ssl_session_reused for the first request of each connecti
 says how many upstream handshakes of its N2 run were full and how many resumed. vitals-proxy runs with --workers 1 --quiet:
   * callgrind: instructions per request of the whole proxy process, from two runs of N1 and N2
     keep-alive client requests, (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up and shutdown cancel
-    out; noise-free. With VP_BASE_BIN (an older build), the plain row is measured for it too:
-    the plain path's cost before and after.
+    out. The SQLite writer thread's share moves with its batching (which depends on timing), so
+    BENCH_LOOP_ONLY=1 counts only what runs inside event_base_loop (the worker's event loop):
+    repeatable to a few dozen instructions. With VP_BASE_BIN (an older build), the plain row is
+    measured for it too: the plain path's cost before and after.
   * wrk (BENCH_DURATION s, 8 connections): CPU time per request of the proxy process (utime +
     stime from /proc/PID/stat over requests served), median of BENCH_REPEAT runs.
 Rows: plain upstream; TLS upstream with pooled keep-alive connections (the handshake is paid
@@ -16,7 +18,7 @@ once); TLS upstream with --upstream-idle 0 (a new upstream connection, so a hand
 request), resumed and full.
 Environment: VP_BIN (./vitals-proxy), VP_BASE_BIN, BENCH_N1=200 BENCH_N2=1200
 BENCH_DURATION=5 BENCH_REPEAT=3, BENCH_CPU=0 to skip the wrk part, BENCH_ONLY=REGEX to run
-only the rows whose label matches.
+only the rows whose label matches, BENCH_LOOP_ONLY=1.
 """
 import http.client
 import os
@@ -37,6 +39,7 @@ N2 = int(os.environ.get("BENCH_N2", "1200"))
 DUR = int(os.environ.get("BENCH_DURATION", "5"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+LOOP_ONLY = os.environ.get("BENCH_LOOP_ONLY") == "1"
 
 
 def free_port():
@@ -83,8 +86,10 @@ def requests(port, n):
 
 def callgrind_ir(binary, tmp, upstream, extra, n):
     out = os.path.join(tmp, "cg.out")
-    p, port = start_proxy(binary, tmp, upstream, extra,
-                          ["valgrind", "--tool=callgrind", "-q", "--callgrind-out-file=" + out])
+    wrap = ["valgrind", "--tool=callgrind", "-q", "--callgrind-out-file=" + out]
+    if LOOP_ONLY:
+        wrap.append("--toggle-collect=event_base_loop")
+    p, port = start_proxy(binary, tmp, upstream, extra, wrap)
     try:
         requests(port, n)
     except BaseException:

@@ -6,6 +6,7 @@
 #   BENCH_CPU=0 bench/uptls.sh                     instructions only
 #   VP_BASE_BIN=/path/to/older/vitals-proxy        also the plain row for an older build
 #   BENCH_ONLY=plain bench/uptls.sh                 only the rows whose label matches
+#   BENCH_LOOP_ONLY=1                              instructions inside the event loop only
 #   BENCH_N1=200 BENCH_N2=1200 BENCH_DURATION=5 BENCH_REPEAT=3
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

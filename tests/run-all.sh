@@ -89,6 +89,8 @@ tap integration-h2-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$t
   "$PY" tests/integration/test_h2.py
 tap integration-uptls-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
   "$PY" tests/integration/test_upstream_tls.py
+tap integration-over-https-upstream env VP_BIN="$top/build-plain/vitals-proxy" \
+  VP_BUILD="$top/build-plain" VP_UPSTREAM_TLS=1 "$PY" tests/integration/run.py
 
 note "fuzzing (short libFuzzer runs)"
 step configure-fuzz sh -c 'cd build-fuzz && CC=clang ../configure --enable-fuzz'
