@@ -13,13 +13,14 @@ says how many upstream handshakes of its N2 run were full and how many resumed. 
     measured for it too: the plain path's cost before and after.
   * wrk (BENCH_DURATION s, 8 connections): CPU time per request of the proxy process (utime +
     stime from /proc/PID/stat over requests served), median of BENCH_REPEAT runs.
-Rows: plain upstream; TLS upstream with pooled keep-alive connections (the handshake is paid
+Prints a Markdown table and writes it to bench/results/uptls-<date>.md. Rows: plain upstream; TLS upstream with pooled keep-alive connections (the handshake is paid
 once); TLS upstream with --upstream-idle 0 (a new upstream connection, so a handshake, per
 request), resumed and full.
 Environment: VP_BIN (./vitals-proxy), VP_BASE_BIN, BENCH_N1=200 BENCH_N2=1200
 BENCH_DURATION=5 BENCH_REPEAT=3, BENCH_CPU=0 to skip the wrk part, BENCH_ONLY=REGEX to run
 only the rows whose label matches, BENCH_LOOP_ONLY=1.
 """
+import datetime
 import http.client
 import os
 import re
@@ -183,9 +184,16 @@ def main():
         for port in (plain, tls, tls_nt):
             if not wait_port(port):
                 sys.exit("bench: nginx did not start")
-        print("| 1 KiB, 1 worker | instructions/request (callgrind) | upstream handshakes "
-              "full / resumed | CPU µs/request | req/s |")
-        print("|---|---:|---:|---:|---:|")
+        lines = []
+
+        def out(line):
+            print(line)
+            sys.stdout.flush()
+            lines.append(line)
+
+        out("| 1 KiB, 1 worker | instructions/request (callgrind%s) | upstream handshakes "
+            "full / resumed | CPU µs/request | req/s |" % (", event loop" if LOOP_ONLY else ""))
+        out("|---|---:|---:|---:|---:|")
         bins = [("", VP)] + ([(" (VP_BASE_BIN)", BASE)] if BASE else [])
         only = os.environ.get("BENCH_ONLY", "")
         for label, upstream, extra in rows:
@@ -204,8 +212,13 @@ def main():
                     cpu = statistics.median(r[0] for r in runs)
                     rps = statistics.median(r[1] for r in runs)
                 hs = "%d / %d" % (full, resumed) if upstream.startswith("https") else "-"
-                print("| %s%s | %.0f | %s | %.1f | %.0f |" % (label, suffix, ir, hs, cpu, rps))
-                sys.stdout.flush()
+                out("| %s%s | %.0f | %s | %.1f | %.0f |" % (label, suffix, ir, hs, cpu, rps))
+        outdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+        os.makedirs(outdir, exist_ok=True)
+        stamp = datetime.datetime.utcnow().strftime("%Y-%m-%d-%H%M%S")
+        with open(os.path.join(outdir, "uptls-%s.md" % stamp), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print("bench: wrote bench/results/uptls-%s.md" % stamp, file=sys.stderr)
     finally:
         ng.terminate()
         ng.wait()
