@@ -546,8 +546,10 @@ void tls_worker_free_all(struct worker *w)
  *
  * Sessions: the context keeps no session cache of its own (SSL_SESS_CACHE_NO_INTERNAL_STORE);
  * each new session (a TLS 1.3 ticket arrives after the handshake, inside the first read) goes
- * to new_session_cb, which keeps the newest resumable one on the connection's worker. Workers
- * never share a session, so no lock. */
+ * to new_session_cb, which keeps a copy of the newest resumable one on the connection's worker,
+ * and each new connection resumes from a copy of that. OpenSSL never sees the worker's copy, so
+ * nothing it does to a connection's session (marking a TLS 1.3 ticket as used, or a session as
+ * bad after an error) reaches it. Workers never share a session, so no lock. */
 
 struct tls_client {
     SSL_CTX *ctx;
@@ -563,9 +565,14 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     struct worker *w = SSL_get_ex_data(ssl, client_w_idx);
     if (!w || !SSL_SESSION_is_resumable(sess))
         return 0;
-    SSL_SESSION_free(w->up_sess);
-    w->up_sess = sess;
-    return 1; /* the reference is ours */
+    /* A copy: sess stays the connection's own session, which OpenSSL marks unusable when that
+     * connection ends without close_notify or with a fatal alert. */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy) {
+        SSL_SESSION_free(w->up_sess);
+        w->up_sess = copy;
+    }
+    return 0; /* sess is not kept */
 }
 
 int tls_client_new(struct tls_client **out, const struct vp_options *o, char *err, size_t cap)
@@ -639,8 +646,17 @@ struct bufferevent *tls_client_bufferevent(struct tls_client *t, struct worker *
     }
     if (ok && !t->ip_literal)
         ok = SSL_set_tlsext_host_name(ssl, t->host) == 1; /* SNI is for names (RFC 6066) */
-    if (ok && w->up_sess)
-        ok = SSL_set_session(ssl, w->up_sess) == 1;
+    if (ok && w->up_sess) {
+        /* Each connection resumes from its own copy: at the end of a TLS 1.3 handshake that
+         * resumed, OpenSSL marks the session it used as spent (tickets are meant for one use),
+         * and on a shared object that mark would turn every connection opened before the next
+         * ticket arrives into a full handshake. Offering the same ticket again is accepted by
+         * servers with stateless tickets (OpenSSL's, Go's, Node's default); a server that
+         * refuses it answers with a full handshake and a fresh ticket. */
+        SSL_SESSION *copy = SSL_SESSION_dup(w->up_sess);
+        ok = copy && SSL_set_session(ssl, copy) == 1;
+        SSL_SESSION_free(copy);
+    }
     if (!ok) {
         SSL_free(ssl);
         ERR_clear_error();
@@ -691,8 +707,8 @@ const char *tls_client_failure(struct bufferevent *bev, char *buf, size_t cap)
 void tls_client_close_notify(struct bufferevent *bev, bool shut_wr)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    /* SSL_free without a sent close_notify marks the session not resumable (OpenSSL's "bad
-     * session" rule), and in TLS 1.3 that session is the newest ticket, the one cached. */
+    /* An orderly end for the upstream; SSL_free without it would also mark the connection's
+     * session as bad (not the worker's copy). */
     if (ssl && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN)) {
         if (SSL_shutdown(ssl) < 0)
             SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
