@@ -94,10 +94,9 @@ struct worker {
     struct upstream *idle; /* pool, most recently used first */
     unsigned nidle;
     int up_pref; /* address index that last connected */
-    /* proxy/tls.c: the newest upstream TLS session (offered by every new upstream connection of
-     * this worker), and the handshakes done, full and resumed. */
+    /* proxy/tls.c: a copy of the newest upstream TLS session, which every new upstream
+     * connection of this worker resumes from. */
     struct ssl_session_st *up_sess;
-    unsigned long up_tls_full, up_tls_resumed;
     char up_err[256]; /* the reason of the last failed upstream TLS handshake */
     struct rate_limiter *beacon_rl;
     uint64_t rng; /* xorshift state for --sample decisions */

@@ -674,15 +674,6 @@ struct bufferevent *tls_client_bufferevent(struct tls_client *t, struct worker *
     return bev;
 }
 
-void tls_client_connected(struct upstream *u)
-{
-    SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
-    if (ssl && SSL_session_reused(ssl))
-        u->w->up_tls_resumed++;
-    else
-        u->w->up_tls_full++;
-}
-
 const char *tls_client_failure(struct bufferevent *bev, char *buf, size_t cap)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);

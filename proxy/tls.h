@@ -46,12 +46,11 @@ void tls_worker_free_all(struct worker *w);
  * One client context built at start-up and shared read-only by the workers: TLS 1.2 and 1.3,
  * ALPN "http/1.1" only (the upstream leg stays HTTP/1.1), certificate verification against the
  * system store or --upstream-ca (none with --upstream-insecure), the host name checked (or the
- * IP address for an IP literal) and sent as SNI (names only). Each worker keeps the newest
- * session the upstream gave it, and every new upstream connection of that worker offers it, so
- * a fresh pooled connection resumes instead of paying a full handshake. */
+ * IP address for an IP literal) and sent as SNI (names only). Each worker keeps a copy of the
+ * newest session the upstream gave it, and every new upstream connection of that worker resumes
+ * from a copy of that, so a fresh pooled connection does not pay a full handshake. */
 struct tls_client;
 struct bufferevent;
-struct upstream;
 
 /* Builds the client context from o (o->upstream_tls must be set). Refuses an unreadable
  * --upstream-ca or one without a PEM certificate; an unusable system store is not an error here
@@ -66,16 +65,14 @@ void tls_client_free(struct tls_client *t);
  * memory. */
 struct bufferevent *tls_client_bufferevent(struct tls_client *t, struct worker *w, int bev_opts);
 
-/* After the handshake of u's connection completed: counts it as full or resumed on its worker. */
-void tls_client_connected(struct upstream *u);
-
 /* The reason a handshake on bev failed, as "upstream TLS: ..." in buf (cap bytes), or NULL when
  * the TLS layer saw no error (the TCP connection itself failed or was closed). Clears the
  * thread's OpenSSL error queue. */
 const char *tls_client_failure(struct bufferevent *bev, char *buf, size_t cap);
 
 /* Sends close_notify on an established upstream TLS connection (a no-op otherwise); then, when
- * shut_wr is set, half-closes the socket. Keeps the connection's session resumable. */
+ * shut_wr is set, half-closes the socket. Non-blocking: a close_notify the socket does not take
+ * at once is dropped. */
 void tls_client_close_notify(struct bufferevent *bev, bool shut_wr);
 
 /* Frees w's cached session (worker teardown). */

@@ -7,8 +7,8 @@
  * An https:// upstream connects the same way through an OpenSSL bufferevent (proxy/tls.c): the
  * connection counts as connected once the handshake is done, the connect timeout also bounds the
  * handshake (no progress for that long), and a handshake failure names its reason
- * ("upstream TLS: certificate verify failed: ..."). A healthy TLS connection sends close_notify
- * when it is dropped, which keeps its session resumable for the next connection. */
+ * ("upstream TLS: certificate verify failed: ..."). An established TLS connection sends
+ * close_notify when it is dropped. */
 #include "config.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/tls.h"
@@ -117,8 +117,6 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         u->connected = true;
         w->up_pref = u->addr_idx;
-        if (u->tls)
-            tls_client_connected(u);
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         p->cb(c, u, 0, NULL);
         return;
