@@ -536,6 +536,18 @@ def t_help(ctx):
         check(opt in r.stdout, "--help does not mention %s" % opt)
 
 
+@case("cli/readme-lists-every-help-option", proxy=False, generic=False)
+def t_readme_options(ctx):
+    r = run_bin(ctx.opts, ["--help"])
+    opts = re.findall(r"^  (--[a-z0-9-]+)", r.stdout, re.M)
+    check(len(opts) > 10, "--help lists %d options" % len(opts))
+    with open(os.path.join(SRCDIR, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    table = re.findall(r"^  (--[a-z0-9-]+)", readme, re.M)
+    missing = [o for o in opts if o not in table]
+    check(not missing, "README's options table lacks %s" % ", ".join(missing))
+
+
 @case("cli/version", proxy=False, generic=False)
 def t_version(ctx):
     r = run_bin(ctx.opts, ["--version"])
