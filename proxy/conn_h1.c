@@ -34,6 +34,7 @@
 #include "proxy/conn_h2.h"
 #include "proxy/exchange.h"
 #include "proxy/route.h"
+#include "proxy/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -138,6 +139,7 @@ static void finish_exchange(struct conn *c);
 static void pump_request(struct conn *c);
 static void pump_response(struct conn *c);
 static void update_client_read(struct conn *c);
+static void up_shutdown_write(struct upstream *u);
 
 static void ms_tv(struct timeval *tv, unsigned ms)
 {
@@ -1108,7 +1110,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         update_client_read(c);
         bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, 0, 0);
         if (evbuffer_get_length(uo) == 0)
-            shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
+            up_shutdown_write(c->ex.up);
         return;
     }
     if (c->state == CS_PROXY && c->ex.req_done && !c->pair && (what & BEV_EVENT_EOF) &&
@@ -1127,7 +1129,19 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     conn_free(c);
 }
 
-/* ---- upstream side ---- */
+/* ---- upstream side ----
+ * An https:// upstream (u->tls) is an OpenSSL bufferevent: its bytes only go through the
+ * bufferevent's buffers, never the direct socket reads and writes that plain connections use. */
+
+/* A tunnel's client half-closed and everything it sent reached the upstream: half-close the
+ * upstream too (a TLS upstream gets close_notify first). */
+static void up_shutdown_write(struct upstream *u)
+{
+    if (u->tls)
+        tls_client_close_notify(u->bev, true);
+    else
+        shutdown(bufferevent_getfd(u->bev), SHUT_WR);
+}
 
 static void write_request_head(struct conn *c)
 {
@@ -1146,7 +1160,7 @@ static void write_request_head(struct conn *c)
     hout_mem(&out, "\r\n", 2);
     const char *origin = h1_parser_find(p, "origin");
     if (origin && o->rewrite_origin && strcmp(origin, "null") != 0) {
-        hout_str(&out, "Origin: http://");
+        hout_str(&out, o->upstream_tls ? "Origin: https://" : "Origin: http://");
         hout_str(&out, o->upstream_authority);
         hout_mem(&out, "\r\n", 2);
     } else if (origin) {
@@ -1191,7 +1205,7 @@ static void write_request_head(struct conn *c)
     /* The pooled or just connected upstream socket has an empty output buffer. A request with a
      * body is queued instead: its bytes already read are checked first (pump_request), and an
      * invalid chunked body then means the head never leaves (the upstream is dropped). */
-    hout_flush_direct(&out, ex->req_done ? bufferevent_getfd(ex->up->bev) : -1);
+    hout_flush_direct(&out, ex->req_done && !ex->up->tls ? bufferevent_getfd(ex->up->bev) : -1);
 }
 
 static void set_up_timeouts(struct conn *c)
@@ -1213,7 +1227,7 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     ex->up_connecting = false;
     if (err) {
         ex->up = NULL;
-        reply_gateway_error(c, strcmp(why, "connect timeout") == 0 ? 504 : 502, why);
+        reply_gateway_error(c, strstr(why, "timeout") ? 504 : 502, why);
         return;
     }
     ex->up = u;
@@ -1292,7 +1306,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     if (c->ex.tunnel_closing) {
         if (evbuffer_get_length(bufferevent_get_output(c->ex.up->bev)) == 0)
-            shutdown(bufferevent_getfd(c->ex.up->bev), SHUT_WR);
+            up_shutdown_write(c->ex.up);
         return;
     }
     if (!c->ex.paused_client)
@@ -1903,7 +1917,8 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     }
     if (c->state != CS_PROXY)
         return;
-    up_read_more(c, bev);
+    if (!ex->up->tls)
+        up_read_more(c, bev);
     if (!ex->resp_head_done && !parse_response_head(c))
         return;
     pump_response(c);

@@ -305,6 +305,7 @@ static void teardown_worker(struct worker *w)
     conn_h1_free_all(w);
     tls_worker_free_all(w);
     upstream_pool_clear(w);
+    tls_client_worker_dispose(w);
     if (w->lev)
         evconnlistener_free(w->lev);
     if (w->stop_ev)
@@ -353,20 +354,34 @@ int proxy_run(const struct vp_options *o, struct store *st)
     }
     if (resolve_upstream(&px, o) != 0)
         return 2;
+    if (o->upstream_tls) {
+        char err[1400];
+        if (tls_client_new(&px.up_tls, o, err, sizeof err) != 0) {
+            fprintf(stderr, "vitals-proxy: %s\n", err);
+            return 2;
+        }
+        if (o->upstream_insecure)
+            fprintf(stderr, "vitals-proxy: warning: --upstream-insecure: the certificate of %s "
+                            "is not verified\n", o->upstream_url);
+    }
     px.listen_fd = bind_listener(o);
-    if (px.listen_fd < 0)
+    if (px.listen_fd < 0) {
+        tls_client_free(px.up_tls);
         return 2;
+    }
     if (o->tls_listen_port) {
         char err[1400];
         if (tls_server_new(&px.tls, o, err, sizeof err) != 0) {
             fprintf(stderr, "vitals-proxy: %s\n", err);
             close(px.listen_fd);
+            tls_client_free(px.up_tls);
             return 2;
         }
         px.tls_fd = bind_listener_at("--tls-listen", o->tls_listen_host, o->tls_listen_port);
         if (px.tls_fd < 0) {
             tls_server_free(px.tls);
             close(px.listen_fd);
+            tls_client_free(px.up_tls);
             return 2;
         }
     }
@@ -433,5 +448,6 @@ out:
     if (px.tls_fd >= 0)
         close(px.tls_fd);
     tls_server_free(px.tls);
+    tls_client_free(px.up_tls);
     return status;
 }

@@ -47,6 +47,16 @@ int main(int argc, char **argv)
         }
         tls_server_free(t);
     }
+    if (o.check_config && o.upstream_tls) {
+        struct tls_client *t = NULL;
+        char terr[1400];
+        if (tls_client_new(&t, &o, terr, sizeof terr) != 0) {
+            fprintf(stderr, "vitals-proxy: %s\n", terr);
+            vp_options_dispose(&o);
+            return 2;
+        }
+        tls_client_free(t);
+    }
     if (label_set(o.label) != 0) {
         fprintf(stderr, "vitals-proxy: --label: expected 1 to 64 characters of A-Z a-z 0-9 . _ -\n");
         vp_options_dispose(&o);

@@ -45,7 +45,11 @@ static const struct opt_row rows[] = {
     {"listen", T_HOSTPORT, F(listen_host), 0, "127.0.0.1:8080", 0, 0, "HOST:PORT",
      "address to listen on"},
     {"upstream", T_URL, F(upstream_url), 0, "http://localhost:3000", 0, 0, "URL",
-     "the application (http://host:port)"},
+     "the application (http://host[:port] or https://host[:port])"},
+    {"upstream-ca", T_STR, F(upstream_ca), C(upstream_ca), "", 0, 0, "FILE",
+     "verify an https upstream against this PEM bundle instead of the system store"},
+    {"upstream-insecure", T_FLAG, F(upstream_insecure), 0, NULL, 0, 0, NULL,
+     "do not verify an https upstream's certificate (self-signed dev servers)"},
     {"db", T_STR, F(db), C(db), "./vitals.db", 0, 0, "PATH", "SQLite database file"},
     {"workers", T_UINT, F(workers), 0, "0", 0, 64, "N", "event-loop threads (0 = one per core)"},
     {"quiet", T_FLAG, F(quiet), 0, NULL, 0, 0, NULL, "no start-up banner, no request log"},
@@ -192,23 +196,33 @@ static int set_value(struct vp_options *o, const struct opt_row *r, const char *
     case T_URL: {
         if (strlen(v) >= sizeof o->upstream_url)
             return bad(r, v, "URL too long");
-        if (strncmp(v, "http://", 7) != 0)
-            return bad(r, v, "expected http://HOST[:PORT] (https upstreams are not supported)");
-        const char *a = v + 7;
+        bool tls;
+        size_t skip;
+        if (strncmp(v, "http://", 7) == 0)
+            tls = false, skip = 7;
+        else if (strncmp(v, "https://", 8) == 0)
+            tls = true, skip = 8;
+        else
+            return bad(r, v, "expected http://HOST[:PORT] or https://HOST[:PORT]");
+        const char *a = v + skip;
         size_t al = strcspn(a, "/?#");
         if (a[al] != '\0' && strcmp(a + al, "/") != 0)
             return bad(r, v, "expected no path, query or fragment");
         char auth[VP_OPT_HOST_MAX + 8];
-        if (al == 0 || a[0] == ':' || al >= sizeof auth - 4)
+        if (al == 0 || a[0] == ':' || al >= sizeof auth - 5)
             return bad(r, v, "expected a host");
+        if (memchr(a, '@', al))
+            return bad(r, v, "expected no user information");
         memcpy(auth, a, al);
         auth[al] = '\0';
         memcpy(o->upstream_authority, auth, al + 1);
         bool has_port = auth[al - 1] != ']' && strrchr(auth, ':') != NULL;
         if (!has_port)
-            memcpy(auth + al, ":80", 4);
+            memcpy(auth + al, tls ? ":443" : ":80", tls ? 5 : 4);
         if (split_hostport(auth, o->upstream_host, sizeof o->upstream_host, &o->upstream_port))
-            return bad(r, v, "expected http://HOST[:PORT] with a port in 1..65535");
+            return bad(r, v, "expected %s://HOST[:PORT] with a port in 1..65535",
+                       tls ? "https" : "http");
+        o->upstream_tls = tls;
         memcpy(o->upstream_url, v, strlen(v) + 1);
         return 0;
     }
@@ -377,6 +391,15 @@ enum vp_opt_result vp_options_parse(struct vp_options *o, int argc, char **argv)
         strcmp(o->tls_listen_host, o->listen_host) == 0) {
         fprintf(stderr, "vitals-proxy: --tls-listen: %s:%u is also --listen\n",
                 o->tls_listen_host, o->tls_listen_port);
+        return VP_OPT_USAGE;
+    }
+    if (!o->upstream_tls && (o->upstream_ca[0] || o->upstream_insecure)) {
+        fprintf(stderr, "vitals-proxy: %s: needs an https:// --upstream\n",
+                o->upstream_ca[0] ? "--upstream-ca" : "--upstream-insecure");
+        return VP_OPT_USAGE;
+    }
+    if (o->upstream_ca[0] && o->upstream_insecure) {
+        fprintf(stderr, "vitals-proxy: --upstream-insecure: not with --upstream-ca\n");
         return VP_OPT_USAGE;
     }
     if (o->workers == 0) {

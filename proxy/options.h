@@ -18,6 +18,9 @@ struct vp_options {
     char upstream_host[VP_OPT_HOST_MAX]; /* no brackets */
     uint16_t upstream_port;
     char upstream_authority[VP_OPT_HOST_MAX + 8]; /* "host:port" as written, for Host rewrite */
+    bool upstream_tls;          /* https:// upstream (proxy/tls.c client context) */
+    char upstream_ca[1024];     /* --upstream-ca: PEM bundle replacing the system store ("" = none) */
+    bool upstream_insecure;     /* --upstream-insecure: no certificate verification */
     char db[1024];
     unsigned workers;
     bool quiet;

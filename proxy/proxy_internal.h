@@ -26,6 +26,8 @@ struct evbuffer;
 struct evconnlistener;
 struct conn;
 struct tls_server;
+struct tls_client;
+struct ssl_session_st;
 struct tls_pending;
 struct h2_session;
 
@@ -64,6 +66,7 @@ struct proxy {
     char beacon_src_buf[128];
     int tls_fd;             /* TLS listening socket, -1 = none (proxy/tls.c) */
     struct tls_server *tls; /* shared server context, NULL = none */
+    struct tls_client *up_tls; /* https:// upstream: shared client context, NULL = plain */
 };
 
 struct upstream {
@@ -73,6 +76,7 @@ struct upstream {
     int addr_idx;
     bool reused;    /* taken from the pool */
     bool connected;
+    bool tls; /* bev is an OpenSSL bufferevent (https:// upstream) */
     struct conn *owner; /* NULL while idle */
 };
 
@@ -90,6 +94,10 @@ struct worker {
     struct upstream *idle; /* pool, most recently used first */
     unsigned nidle;
     int up_pref; /* address index that last connected */
+    /* proxy/tls.c: a copy of the newest upstream TLS session, which every new upstream
+     * connection of this worker resumes from. */
+    struct ssl_session_st *up_sess;
+    char up_err[256]; /* the reason of the last failed upstream TLS handshake */
     struct rate_limiter *beacon_rl;
     uint64_t rng; /* xorshift state for --sample decisions */
     pthread_mutex_t api_mu; /* guards api_done (pool threads push, this loop pops) */

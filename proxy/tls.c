@@ -1,4 +1,5 @@
-/* TLS server context and the TLS listener's connections (see tls.h).
+/* TLS server context and the TLS listener's connections, and the client context of an https://
+ * upstream (see tls.h).
  *
  * Invariants:
  * - The SSL_CTX is complete before any worker starts and never changes afterwards, so workers
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -532,4 +534,183 @@ void tls_worker_free_all(struct worker *w)
     while (w->tls_pending)
         pending_free(w->tls_pending);
     h2_free_all(w);
+}
+
+/* ---- TLS to the upstream ----
+ * The upstream connection is an OpenSSL bufferevent over the connecting socket: libevent runs
+ * the non-blocking handshake and maps SSL_read/SSL_write WANT_READ/WANT_WRITE onto the socket's
+ * events (a write that needs readability and the reverse included), and it moves every record
+ * already decrypted inside OpenSSL (SSL_pending) into the input buffer before it calls back, so
+ * the loop never waits on the socket for bytes that are already here. conn_h1 then uses the
+ * bufferevent's buffers as for a plain upstream, minus its direct socket reads and writes.
+ *
+ * Sessions: the context keeps no session cache of its own (SSL_SESS_CACHE_NO_INTERNAL_STORE);
+ * each new session (a TLS 1.3 ticket arrives after the handshake, inside the first read) goes
+ * to new_session_cb, which keeps a copy of the newest resumable one on the connection's worker,
+ * and each new connection resumes from a copy of that. OpenSSL never sees the worker's copy, so
+ * nothing it does to a connection's session (marking a TLS 1.3 ticket as used, or a session as
+ * bad after an error) reaches it. Workers never share a session, so no lock. */
+
+struct tls_client {
+    SSL_CTX *ctx;
+    char host[256];
+    bool ip_literal;
+    bool verify;
+};
+
+static int client_w_idx = -1; /* SSL ex_data slot: the connection's worker */
+
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct worker *w = SSL_get_ex_data(ssl, client_w_idx);
+    if (!w || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    /* A copy: sess stays the connection's own session, which OpenSSL marks unusable when that
+     * connection ends without close_notify or with a fatal alert. */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy) {
+        SSL_SESSION_free(w->up_sess);
+        w->up_sess = copy;
+    }
+    return 0; /* sess is not kept */
+}
+
+int tls_client_new(struct tls_client **out, const struct vp_options *o, char *err, size_t cap)
+{
+    struct tls_client *t = calloc(1, sizeof *t);
+    if (!t)
+        return fail(err, cap, VP_ERR_NOMEM, "--upstream: out of memory");
+    int rc;
+    if (client_w_idx < 0)
+        client_w_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    if (!t->ctx || client_w_idx < 0) {
+        rc = fail(err, cap, VP_ERR_NOMEM, "--upstream: %s", ssl_reason("no TLS context"));
+        goto fail;
+    }
+    SSL_CTX *ctx = t->ctx;
+    static const unsigned char alpn[] = "\x08http/1.1";
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) {
+        rc = fail(err, cap, VP_ERR_INVALID, "--upstream: %s", ssl_reason("TLS set-up failed"));
+        goto fail;
+    }
+    /* Renegotiation would make a read need a handshake in the middle of a body: refused. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    t->verify = !o->upstream_insecure;
+    if (o->upstream_ca[0]) {
+        rc = readable("--upstream-ca", o->upstream_ca, err, cap);
+        if (rc)
+            goto fail;
+        ERR_clear_error();
+        if (SSL_CTX_load_verify_locations(ctx, o->upstream_ca, NULL) != 1) {
+            rc = fail(err, cap, VP_ERR_INVALID, "--upstream-ca: '%s': no PEM certificate (%s)",
+                      o->upstream_ca, ssl_reason("unreadable"));
+            goto fail;
+        }
+    } else if (t->verify && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        ERR_clear_error(); /* no system store: every verification fails, with its reason */
+    }
+    SSL_CTX_set_verify(ctx, t->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    snprintf(t->host, sizeof t->host, "%s", o->upstream_host);
+    unsigned char a[sizeof(struct in6_addr)];
+    t->ip_literal = inet_pton(AF_INET, t->host, a) == 1 || inet_pton(AF_INET6, t->host, a) == 1;
+    *out = t;
+    return 0;
+fail:
+    tls_client_free(t);
+    return rc;
+}
+
+void tls_client_free(struct tls_client *t)
+{
+    if (!t)
+        return;
+    SSL_CTX_free(t->ctx);
+    free(t);
+}
+
+struct bufferevent *tls_client_bufferevent(struct tls_client *t, struct worker *w, int bev_opts)
+{
+    SSL *ssl = SSL_new(t->ctx);
+    if (!ssl)
+        return NULL;
+    bool ok = SSL_set_ex_data(ssl, client_w_idx, w) == 1;
+    if (ok && t->verify) {
+        if (t->ip_literal)
+            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->host) == 1;
+        else
+            ok = SSL_set1_host(ssl, t->host) == 1;
+    }
+    if (ok && !t->ip_literal)
+        ok = SSL_set_tlsext_host_name(ssl, t->host) == 1; /* SNI is for names (RFC 6066) */
+    if (ok && w->up_sess) {
+        /* Each connection resumes from its own copy: at the end of a TLS 1.3 handshake that
+         * resumed, OpenSSL marks the session it used as spent (tickets are meant for one use),
+         * and on a shared object that mark would turn every connection opened before the next
+         * ticket arrives into a full handshake. Offering the same ticket again is accepted by
+         * servers with stateless tickets (OpenSSL's, Go's, Node's default); a server that
+         * refuses it answers with a full handshake and a fresh ticket. */
+        SSL_SESSION *copy = SSL_SESSION_dup(w->up_sess);
+        ok = copy && SSL_set_session(ssl, copy) == 1;
+        SSL_SESSION_free(copy);
+    }
+    if (!ok) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(w->base, -1, ssl,
+                                                             BUFFEREVENT_SSL_CONNECTING, bev_opts);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* An upstream that closes without close_notify ends like a plain one: EOF, not an error
+     * (close-delimited bodies end that way; the framing checks catch truncation). */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+const char *tls_client_failure(struct bufferevent *bev, char *buf, size_t cap)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    unsigned long e = bufferevent_get_openssl_error(bev), first = e;
+    while (e)
+        e = bufferevent_get_openssl_error(bev);
+    const char *r = NULL;
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (vr != X509_V_OK) {
+        snprintf(buf, cap, "upstream TLS: certificate verify failed: %s",
+                 X509_verify_cert_error_string(vr));
+        r = buf;
+    } else if (first) {
+        const char *why = ERR_reason_error_string(first);
+        snprintf(buf, cap, "upstream TLS: handshake failed: %s", why ? why : "unknown error");
+        r = buf;
+    }
+    ERR_clear_error();
+    return r;
+}
+
+void tls_client_close_notify(struct bufferevent *bev, bool shut_wr)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    /* An orderly end for the upstream; SSL_free without it would also mark the connection's
+     * session as bad (not the worker's copy). */
+    if (ssl && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN)) {
+        if (SSL_shutdown(ssl) < 0)
+            SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_SENT_SHUTDOWN);
+        ERR_clear_error();
+    }
+    if (shut_wr && bufferevent_getfd(bev) >= 0)
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+void tls_client_worker_dispose(struct worker *w)
+{
+    SSL_SESSION_free(w->up_sess);
+    w->up_sess = NULL;
 }

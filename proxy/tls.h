@@ -11,6 +11,7 @@
 
 #include "common/vp_err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct vp_options;
@@ -40,5 +41,41 @@ int tls_worker_start(struct worker *w) VP_WUR;
 void tls_worker_drain(struct worker *w);
 /* Frees every handshake in progress and every HTTP/2 session (hard stop, teardown). */
 void tls_worker_free_all(struct worker *w);
+
+/* ---- TLS to the upstream (--upstream https://...) ----
+ * One client context built at start-up and shared read-only by the workers: TLS 1.2 and 1.3,
+ * ALPN "http/1.1" only (the upstream leg stays HTTP/1.1), certificate verification against the
+ * system store or --upstream-ca (none with --upstream-insecure), the host name checked (or the
+ * IP address for an IP literal) and sent as SNI (names only). Each worker keeps a copy of the
+ * newest session the upstream gave it, and every new upstream connection of that worker resumes
+ * from a copy of that, so a fresh pooled connection does not pay a full handshake. */
+struct tls_client;
+struct bufferevent;
+
+/* Builds the client context from o (o->upstream_tls must be set). Refuses an unreadable
+ * --upstream-ca or one without a PEM certificate; an unusable system store is not an error here
+ * (verification then fails per connection, with its reason). On failure returns
+ * VP_ERR_INVALID/VP_ERR_IO/VP_ERR_NOMEM and writes one line (no program prefix) into err. */
+int tls_client_new(struct tls_client **out, const struct vp_options *o, char *err, size_t errcap)
+    VP_WUR;
+void tls_client_free(struct tls_client *t);
+
+/* A socket-less OpenSSL bufferevent in the connecting state for worker w (borrowed), ready for
+ * bufferevent_socket_connect: SNI, host check and w's cached session are set. NULL when out of
+ * memory. */
+struct bufferevent *tls_client_bufferevent(struct tls_client *t, struct worker *w, int bev_opts);
+
+/* The reason a handshake on bev failed, as "upstream TLS: ..." in buf (cap bytes), or NULL when
+ * the TLS layer saw no error (the TCP connection itself failed or was closed). Clears the
+ * thread's OpenSSL error queue. */
+const char *tls_client_failure(struct bufferevent *bev, char *buf, size_t cap);
+
+/* Sends close_notify on an established upstream TLS connection (a no-op otherwise); then, when
+ * shut_wr is set, half-closes the socket. Non-blocking: a close_notify the socket does not take
+ * at once is dropped. */
+void tls_client_close_notify(struct bufferevent *bev, bool shut_wr);
+
+/* Frees w's cached session (worker teardown). */
+void tls_client_worker_dispose(struct worker *w);
 
 #endif

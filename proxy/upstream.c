@@ -2,13 +2,21 @@
  * "localhost" works whether the app listens on ::1 or 127.0.0.1), and a per-worker LIFO pool of
  * idle HTTP/1.1 keep-alive connections. Invariants: an idle connection has no owner, reads
  * enabled (any byte or EOF from it means it is unusable: freed at once) and an idle timeout; an
- * owned connection's callbacks belong to the owner (conn_h1), which sets them on hand-over. */
+ * owned connection's callbacks belong to the owner (conn_h1), which sets them on hand-over.
+ *
+ * An https:// upstream connects the same way through an OpenSSL bufferevent (proxy/tls.c): the
+ * connection counts as connected once the handshake is done, the connect timeout also bounds the
+ * handshake (no progress for that long), and a handshake failure names its reason
+ * ("upstream TLS: certificate verify failed: ..."). An established TLS connection sends
+ * close_notify when it is dropped. */
 #include "config.h"
 #include "proxy/proxy_internal.h"
+#include "proxy/tls.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,8 +52,11 @@ void upstream_free(struct upstream *u)
         idle_unlink(u);
         u->w->nidle--;
     }
-    if (u->bev)
+    if (u->bev) {
+        if (u->tls)
+            tls_client_close_notify(u->bev, false);
         bufferevent_free(u->bev);
+    }
     free(u); /* struct upstream is the first member of struct pending */
 }
 
@@ -111,30 +122,48 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     bool timeout = (what & BEV_EVENT_TIMEOUT) != 0;
+    const char *tls_why = NULL;
+    bool handshaking = false; /* TLS: the TCP connection was up */
+    if (u->tls) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        handshaking = getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &sl) == 0;
+        if (!timeout)
+            tls_why = tls_client_failure(bev, w->up_err, sizeof w->up_err);
+        if (!timeout && !tls_why && handshaking)
+            tls_why = "upstream TLS: connection closed during the handshake";
+    }
     bufferevent_free(u->bev);
     u->bev = NULL;
-    if (!timeout && ++p->tried < w->px->n_up) {
+    if (!timeout && !tls_why && ++p->tried < w->px->n_up) {
         u->addr_idx = (u->addr_idx + 1) % w->px->n_up;
         if (start_connect(p) == 0)
             return;
     }
     upstream_ready_cb cb = p->cb;
     free(p);
-    cb(c, NULL, -1, timeout ? "connect timeout" : "connection refused");
+    cb(c, NULL, -1, tls_why         ? tls_why
+                    : handshaking ? "upstream TLS: handshake timeout"
+                    : timeout     ? "connect timeout"
+                                  : "connection refused");
 }
 
 static int start_connect(struct pending *p)
 {
     struct upstream *u = &p->u;
     struct worker *w = u->w;
-    u->bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    const int bo = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    u->tls = w->px->up_tls != NULL;
+    u->bev = u->tls ? tls_client_bufferevent(w->px->up_tls, w, bo)
+                    : bufferevent_socket_new(w->base, -1, bo);
     if (!u->bev)
         return -1;
     bufferevent_set_max_single_read(u->bev, PROXY_MAX_SINGLE_IO);
     bufferevent_set_max_single_write(u->bev, PROXY_MAX_SINGLE_IO);
     struct timeval tv;
     ms_tv(&tv, w->px->opt->upstream_connect_timeout_ms);
-    bufferevent_set_timeouts(u->bev, NULL, &tv);
+    /* A handshake waits on reads as well as writes. */
+    bufferevent_set_timeouts(u->bev, u->tls ? &tv : NULL, &tv);
     bufferevent_setcb(u->bev, NULL, NULL, connect_event_cb, p);
     if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&w->px->up_addr[u->addr_idx],
                                    (int)w->px->up_len[u->addr_idx]) != 0) {

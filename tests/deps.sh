@@ -7,7 +7,7 @@ pkgs="build-essential autoconf automake libtool pkg-config libevent-dev libssl-d
   libbrotli-dev zlib1g-dev libisal-dev libzstd-dev libsqlite3-dev libjansson-dev"
 if [ "$mode" = test ]; then
   pkgs="$pkgs clang libclang-rt-14-dev python3 python3-brotli python3-zstandard curl sqlite3
-    nghttp2-client wrk nginx-light chromium brotli procps psmisc git ca-certificates"
+    nghttp2-client wrk nginx-light chromium brotli procps psmisc git ca-certificates openssl"
   command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
   command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 fi

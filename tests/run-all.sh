@@ -87,6 +87,10 @@ tap integration-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/
   "$PY" tests/integration/run.py
 tap integration-h2-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
   "$PY" tests/integration/test_h2.py
+tap integration-uptls-plain env VP_BIN="$top/build-plain/vitals-proxy" VP_BUILD="$top/build-plain" \
+  "$PY" tests/integration/test_upstream_tls.py
+tap integration-over-https-upstream env VP_BIN="$top/build-plain/vitals-proxy" \
+  VP_BUILD="$top/build-plain" VP_UPSTREAM_TLS=1 "$PY" tests/integration/run.py
 
 note "fuzzing (short libFuzzer runs)"
 step configure-fuzz sh -c 'cd build-fuzz && CC=clang ../configure --enable-fuzz'
@@ -107,6 +111,8 @@ tap integration-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/buil
   "$PY" tests/integration/run.py
 tap integration-h2-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/build-san" VP_SANITIZED=1 \
   "$PY" tests/integration/test_h2.py
+tap integration-uptls-san env VP_BIN="$top/build-san/vitals-proxy" VP_BUILD="$top/build-san" VP_SANITIZED=1 \
+  "$PY" tests/integration/test_upstream_tls.py
 
 echo
 echo "$passed passed, $failed failed"

@@ -21,7 +21,7 @@ Design:
   * Protocol cases use raw sockets (Conn) so framing, ordering and closes are visible.
 
 Environment: VP_BIN (default ./vitals-proxy), VP_BUILD (the proxy's cwd, default .),
-VP_TEST_VERBOSE,
+VP_TEST_VERBOSE, VP_UPSTREAM_TLS=1 (every case through --upstream https://, see UpstreamProc),
 VP_FLAG_<NAME> to override the spelling of a timeout/limit flag (see FLAGS), NGINX_BIN.
 """
 
@@ -117,18 +117,47 @@ def proc_status(pid, key):
 
 # --------------------------------------------------------------------------- processes
 
+def make_cert(d, name, cn, san):
+    """A self-signed EC certificate (cert path, key path) made with the openssl command."""
+    cert, key = os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=" + cn, "-addext", "subjectAltName=" + san],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("openssl req failed: %s" % r.stderr[-300:])
+    return cert, key
+
+
+# VP_UPSTREAM_TLS=1: the shared upstream serves the proxy over HTTPS (a self-signed certificate
+# for localhost, given to each proxy with --upstream-ca), so every case runs through
+# --upstream https://. The same upstream also answers plain HTTP on ctx.up.port for control
+# requests and the cases that fetch from it directly.
+UPSTREAM_TLS = os.environ.get("VP_UPSTREAM_TLS") == "1"
+UPSTREAM_CA = None
+
+
 class UpstreamProc:
     def __init__(self):
-        self.proc = subprocess.Popen([python_with_codecs(),
-                                      os.path.join(SRCDIR, "tests", "support", "upstream.py"),
-                                      "--port", "0"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line.strip().isdigit():
+        global UPSTREAM_CA
+        argv = [python_with_codecs(), os.path.join(SRCDIR, "tests", "support", "upstream.py"),
+                "--port", "0"]
+        if UPSTREAM_TLS:
+            self.certdir = tempfile.mkdtemp(prefix="vp-itest-ca-")
+            cert, key = make_cert(self.certdir, "upstream", "localhost",
+                                  "DNS:localhost,IP:127.0.0.1")
+            UPSTREAM_CA = cert
+            argv += ["--tls-cert", cert, "--tls-key", key, "--plain-port", "0"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        lines = [self.proc.stdout.readline() for _ in range(2 if UPSTREAM_TLS else 1)]
+        if not all(l.strip().isdigit() for l in lines):
             raise RuntimeError("upstream did not start: %r %s" %
-                               (line, self.proc.stderr.read()))
-        self.port = int(line)
+                               (lines, self.proc.stderr.read()))
+        self.port = int(lines[-1])
         self.url = "http://127.0.0.1:%d" % self.port
+        if UPSTREAM_TLS:
+            self.url = "https://localhost:%d" % int(lines[0])
 
     def control(self, path):
         c = Conn(self.port)
@@ -168,6 +197,9 @@ class ProxyProc:
         else:
             self.argv = [opts.bin, "--listen", "127.0.0.1:%d" % self.port,
                          "--upstream", upstream_url, "--db", os.path.join(tmp, "vitals.db")]
+            if UPSTREAM_CA and upstream_url.startswith("https://") and \
+                    "--upstream-insecure" not in extra and "--upstream-ca" not in extra:
+                self.argv += ["--upstream-ca", UPSTREAM_CA]
             if not any(a.startswith("--workers") for a in extra):
                 self.argv += flag("workers", 1)
             self.argv += extra
@@ -508,6 +540,18 @@ def t_help(ctx):
     check(r.returncode == 0, "--help exit %d" % r.returncode)
     for opt in ("--listen", "--upstream", "--db", "--workers", "--quiet"):
         check(opt in r.stdout, "--help does not mention %s" % opt)
+
+
+@case("cli/readme-lists-every-help-option", proxy=False, generic=False)
+def t_readme_options(ctx):
+    r = run_bin(ctx.opts, ["--help"])
+    opts = re.findall(r"^  (--[a-z0-9-]+)", r.stdout, re.M)
+    check(len(opts) > 10, "--help lists %d options" % len(opts))
+    with open(os.path.join(SRCDIR, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    table = re.findall(r"^  (--[a-z0-9-]+)", readme, re.M)
+    missing = [o for o in opts if o not in table]
+    check(not missing, "README's options table lacks %s" % ", ".join(missing))
 
 
 @case("cli/version", proxy=False, generic=False)
@@ -2004,6 +2048,8 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
         upstream.stop()
+        if UPSTREAM_TLS:
+            shutil.rmtree(upstream.certdir, ignore_errors=True)
     print("1..%d" % len(cases))
     print("# %d passed, %d failed" % (len(cases) - failed, failed))
     return 1 if failed else 0

@@ -15,7 +15,8 @@ Invariants:
   * Large bodies use a fixed pattern (pattern_block) so a client can check every byte
     without a digest travelling in a header.
 
-Usage: upstream.py --port N [--host 127.0.0.1]; with --port 0 the chosen port is the
+Usage: upstream.py --port N [--host 127.0.0.1] [--tls-cert PEM --tls-key PEM [--tls-max12]
+[--no-tickets] [--plain-port N]]; with --port 0 the chosen port is the
 first line on stdout. Endpoints are documented in ENDPOINTS below (GET /_up/help).
 """
 
@@ -235,6 +236,8 @@ class Upstream:
         self.log = []         # "METHOD target" of non-control requests, capped
         self.open = 0
         self.bytes_sent = 0   # /bytes body bytes handed to the kernel (backpressure checks)
+        self.tls_full = 0     # --tls-cert: handshakes, full and resumed
+        self.tls_resumed = 0
         self.dropped = []     # requests closed unanswered after /close-on-next
         self.cache = {}       # generated bodies worth keeping (bombs)
 
@@ -333,6 +336,12 @@ class Upstream:
     async def handle(self, reader, writer):
         self.accepted += 1
         self.open += 1
+        sslobj = writer.get_extra_info("ssl_object")
+        if sslobj is not None:
+            if sslobj.session_reused:
+                self.tls_resumed += 1
+            else:
+                self.tls_full += 1
         counted = False
         drop_next = False
         try:
@@ -385,11 +394,13 @@ class Upstream:
             body = json.dumps({"connections": self.connections, "accepted": self.accepted,
                                "requests": self.requests, "open": self.open,
                                "bytes_sent": self.bytes_sent, "dropped": self.dropped,
+                               "tls_full": self.tls_full, "tls_resumed": self.tls_resumed,
                                "log": self.log}).encode()
             await self.send(writer, req, 200, [("Content-Type", "application/json")], body)
             return True
         if p == "/_up/reset":
             self.connections = self.requests = self.accepted = self.bytes_sent = 0
+            self.tls_full = self.tls_resumed = 0
             self.log = []
             self.dropped = []
             await self.send(writer, req, 200, [("Content-Type", "text/plain")], b"reset\n")
@@ -835,10 +846,30 @@ def ws_frame(opcode, payload, mask=None):
 
 async def main_async(args):
     up = Upstream()
+    ctx = None
+    if args.tls_cert:
+        # HTTPS origin (tests of --upstream https://): TLS 1.2+, ALPN http/1.1, session
+        # tickets unless --no-tickets (then no resumption at all).
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if args.tls_max12:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        ctx.set_alpn_protocols(["http/1.1"])
+        if args.no_tickets:
+            ctx.num_tickets = 0
+            ctx.options |= ssl.OP_NO_TICKET
     server = await asyncio.start_server(up.handle, args.host, args.port, limit=MAX_HEAD,
-                                        backlog=4096, reuse_address=True)
+                                        backlog=4096, reuse_address=True, ssl=ctx,
+                                        ssl_handshake_timeout=10 if ctx else None)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
+    if ctx and args.plain_port is not None:
+        # The same endpoints and counters in plain HTTP too (control, direct comparisons).
+        plain = await asyncio.start_server(up.handle, args.host, args.plain_port,
+                                           limit=MAX_HEAD, backlog=4096, reuse_address=True)
+        print(plain.sockets[0].getsockname()[1], flush=True)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for s in (signal.SIGTERM, signal.SIGINT):
@@ -851,6 +882,12 @@ def main():
     ap = argparse.ArgumentParser(description="vitals-proxy test upstream")
     ap.add_argument("--port", type=int, default=3000)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    ap.add_argument("--tls-key", help="the private key of --tls-cert")
+    ap.add_argument("--tls-max12", action="store_true", help="TLS 1.2 only")
+    ap.add_argument("--no-tickets", action="store_true", help="no session tickets")
+    ap.add_argument("--plain-port", type=int,
+                    help="with --tls-cert: also serve plain HTTP on this port (printed second)")
     args = ap.parse_args()
     try:
         asyncio.run(main_async(args))

@@ -28,7 +28,12 @@ static const struct bad_case bad[] = {
     {"options/listen_port_zero", "--listen", "127.0.0.1:0"},
     {"options/listen_port_big", "--listen", "127.0.0.1:65536"},
     {"options/listen_v6_unbracketed", "--listen", "::1:8080"},
-    {"options/upstream_https", "--upstream", "https://localhost:3000"},
+    {"options/upstream_ftp", "--upstream", "ftp://localhost:3000"},
+    {"options/upstream_https_userinfo", "--upstream", "https://user@localhost"},
+    {"options/upstream_https_port_zero", "--upstream", "https://localhost:0"},
+    {"options/upstream_https_path", "--upstream", "https://localhost/app"},
+    {"options/upstream_ca_needs_https", "--upstream-ca", "/etc/ssl/certs/ca-certificates.crt"},
+    {"options/upstream_insecure_needs_https", "--upstream-insecure", NULL},
     {"options/upstream_path", "--upstream", "http://localhost:3000/app"},
     {"options/upstream_no_host", "--upstream", "http://:3000"},
     {"options/upstream_bad_port", "--upstream", "http://localhost:x"},
@@ -72,6 +77,33 @@ int main(void)
                strcmp(o.upstream_host, "::1") == 0 && o.upstream_port == 4000 &&
                strcmp(o.upstream_authority, "[::1]:4000") == 0,
            "options/upstream_v6");
+    TAP_OK(parse(&o, NULL, NULL) == VP_OPT_RUN && !o.upstream_tls, "options/upstream_plain_default");
+    TAP_OK(parse(&o, "--upstream", "https://app.example") == VP_OPT_RUN && o.upstream_tls &&
+               o.upstream_port == 443 && strcmp(o.upstream_host, "app.example") == 0 &&
+               strcmp(o.upstream_authority, "app.example") == 0,
+           "options/upstream_https_default_port");
+    TAP_OK(parse(&o, "--upstream", "https://[::1]:8443/") == VP_OPT_RUN && o.upstream_tls &&
+               o.upstream_port == 8443 && strcmp(o.upstream_host, "::1") == 0,
+           "options/upstream_https_v6_port");
+    char *argv_ca[] = {(char *)"vp", (char *)"--upstream", (char *)"https://localhost:3443",
+                       (char *)"--upstream-ca", (char *)"/tmp/ca.pem", NULL};
+    TAP_OK(vp_options_parse(&o, 5, argv_ca) == VP_OPT_RUN && o.upstream_tls &&
+               strcmp(o.upstream_ca, "/tmp/ca.pem") == 0 && !o.upstream_insecure,
+           "options/upstream_ca");
+    char *argv_both[] = {(char *)"vp", (char *)"--upstream", (char *)"https://localhost:3443",
+                         (char *)"--upstream-ca", (char *)"/tmp/ca.pem",
+                         (char *)"--upstream-insecure", NULL};
+    fflush(stderr);
+    FILE *devnull = fopen("/dev/null", "w");
+    int saved_err = dup(2);
+    if (devnull)
+        dup2(fileno(devnull), 2);
+    TAP_OK(vp_options_parse(&o, 6, argv_both) == VP_OPT_USAGE, "options/upstream_ca_and_insecure");
+    fflush(stderr);
+    dup2(saved_err, 2);
+    close(saved_err);
+    if (devnull)
+        fclose(devnull);
     TAP_OK(parse(&o, "--header-timeout", "500ms") == VP_OPT_RUN && o.header_timeout_ms == 500,
            "options/duration_ms");
     TAP_OK(parse(&o, "--idle-timeout", "2m") == VP_OPT_RUN && o.idle_timeout_ms == 120000,

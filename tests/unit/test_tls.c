@@ -1,5 +1,6 @@
 /* Unit tests for proxy/tls: the server context from options (self-signed cache creation, reuse,
- * regeneration of a corrupt or foreign cache, refusals of unusable --cert/--key). Files live in a
+ * regeneration of a corrupt or foreign cache, refusals of unusable --cert/--key) and the upstream
+ * client context (--upstream-ca accepted, missing or junk refused). Files live in a
  * fresh mkdtemp directory; nothing touches the network. */
 #include "config.h"
 #include "proxy/options.h"
@@ -126,6 +127,36 @@ int main(void)
     t = NULL;
     rc = tls_server_new(&t, &o, err, sizeof err);
     TAP_OK(rc == VP_ERR_INVALID && strstr(err, "does not match"), "tls/mismatched_key_refused");
+
+    /* Client context of an https:// upstream: --upstream-ca must be a readable PEM bundle with
+     * at least one certificate (the self-signed cache file holds one). */
+    struct tls_client *tc = NULL;
+    memset(&o, 0, sizeof o);
+    o.upstream_tls = true;
+    snprintf(o.upstream_host, sizeof o.upstream_host, "localhost");
+    TAP_OK(tls_client_new(&tc, &o, err, sizeof err) == 0 && tc, "tls/client_system_store");
+    tls_client_free(tc);
+    snprintf(o.upstream_ca, sizeof o.upstream_ca, "%s", cache);
+    tc = NULL;
+    TAP_OK(tls_client_new(&tc, &o, err, sizeof err) == 0 && tc, "tls/client_ca_bundle");
+    tls_client_free(tc);
+    snprintf(o.upstream_ca, sizeof o.upstream_ca, "%s/no-such-ca.pem", dir);
+    tc = NULL;
+    rc = tls_client_new(&tc, &o, err, sizeof err);
+    TAP_OK(rc == VP_ERR_IO && !tc && strstr(err, "--upstream-ca") && strstr(err, "no-such-ca"),
+           "tls/client_missing_ca_refused");
+    snprintf(o.upstream_ca, sizeof o.upstream_ca, "%s", junk);
+    tc = NULL;
+    rc = tls_client_new(&tc, &o, err, sizeof err);
+    TAP_OK(rc == VP_ERR_INVALID && !tc && strstr(err, "--upstream-ca") && !strchr(err, '\n'),
+           "tls/client_junk_ca_refused_one_line");
+    memset(&o, 0, sizeof o);
+    o.upstream_tls = o.upstream_insecure = true;
+    snprintf(o.upstream_host, sizeof o.upstream_host, "::1");
+    tc = NULL;
+    TAP_OK(tls_client_new(&tc, &o, err, sizeof err) == 0 && tc, "tls/client_insecure_ip");
+    tls_client_free(tc);
+    tls_client_free(NULL);
 
     free(first);
     free(second);
