@@ -110,11 +110,17 @@ def main():
                 b = {"v": 1, "vid": "%s%06d" % (prefix, i), "url": url, "t0": t0 + i, "nav": "navigate",
                      "m": [{"n": "LCP", "id": "l", "v": round(median * rnd.lognormvariate(0, 0.3), 1)}],
                      "nt": {"u": url, "s": 0, "d": 400, "rqs": 5, "rps": 100, "rpe": 150, "ls": 300}}
-                codes.add(req(base + "/__vitals/beacon", json.dumps(b).encode(), "text/plain")[0])
+                # 503 is the store's admission control on a starved machine: a client retries
+                for _ in range(50):
+                    st = req(base + "/__vitals/beacon", json.dumps(b).encode(), "text/plain")[0]
+                    if st != 503:
+                        break
+                    time.sleep(0.1)
+                codes.add(st)
             return codes
 
-        ok(beacons("before", 2000, 40) == {204} and beacons("xssa", 100, 1, "/" + XSS) == {204},
-           "41 beacons under --label before")
+        codes = beacons("before", 2000, 40) | beacons("xssa", 100, 1, "/" + XSS)
+        ok(codes == {204}, "41 beacons under --label before (%r)" % sorted(codes))
         st, _, _ = req(base + "/__vitals/api/label", b'{"label":"after"}', "text/plain", "POST")
         ok(st == 400, "a non-JSON POST without ?name= is refused by the API (%d)" % st)
         st, _, _ = req(base + "/__vitals/api/label", b'{"label":"a b"}', "application/json", "POST")
@@ -127,8 +133,8 @@ def main():
         ok(st == 200 and json.loads(body2) == {"label": "tmp-run", "switchable": True},
            "label switched by ?name= through the API and read back: %r" % body2)
         st, body, _ = req(base + "/__vitals/api/label", b'{"label":"after"}', "application/json", "POST")
-        ok(beacons("after", 2600, 40) == {204} and beacons("xss", 100, 1, "/" + XSS) == {204},
-           "41 beacons under the switched label")
+        codes = beacons("after", 2600, 40) | beacons("xss", 100, 1, "/" + XSS)
+        ok(codes == {204}, "41 beacons under the switched label (%r)" % sorted(codes))
         time.sleep(0.5)  # the store commits every 50 ms
         st, body, _ = req(base + "/__vitals/api/labels")
         labels = {l["label"]: l for l in json.loads(body).get("labels", [])} if st == 200 else {}
