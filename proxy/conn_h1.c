@@ -535,6 +535,14 @@ struct hout {
     char b[4096];
 };
 
+/* Only ev and len are set: an initializer would zero the whole 4 KiB buffer, once per head
+ * (about 200 instructions each, several heads per exchange). */
+static void hout_init(struct hout *h, struct evbuffer *ev)
+{
+    h->ev = ev;
+    h->len = 0;
+}
+
 static void hout_flush(struct hout *h)
 {
     if (h->len)
@@ -1069,7 +1077,8 @@ static void write_request_head(struct conn *c)
     struct exchange_state *ex = &c->ex;
     const struct vp_options *o = opts(c);
     struct h1_parser *p = c->req;
-    struct hout out = {.ev = bufferevent_get_output(ex->up->bev), .len = 0};
+    struct hout out;
+    hout_init(&out, bufferevent_get_output(ex->up->bev));
     static const char *const skip[] = {"expect", "x-forwarded-for", "x-forwarded-proto",
                                        "x-forwarded-host", "via", "host", "origin", NULL};
     hout_str(&out, ex->method);
@@ -1255,7 +1264,8 @@ static void start_tunnel(struct conn *c)
     struct exchange_state *ex = &c->ex;
     struct evbuffer *o = cout(c);
     size_t before = evbuffer_get_length(o);
-    struct hout h = {.ev = o, .len = 0};
+    struct hout h;
+    hout_init(&h, o);
     hout_str(&h, "HTTP/1.1 101 ");
     hout_str(&h, h1_parser_reason(c->resp));
     hout_mem(&h, "\r\n", 2);
@@ -1453,7 +1463,8 @@ static void send_response_head(struct conn *c)
         ex->up_clean = false;
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
-    struct hout h = {.ev = o, .len = 0};
+    struct hout h;
+    hout_init(&h, o);
     hout_str(&h, "HTTP/1.1 ");
     hout_u64(&h, (uint64_t)sc); /* 100..599: checked by the parser */
     hout_mem(&h, " ", 1);
@@ -1535,7 +1546,8 @@ static bool parse_response_head(struct conn *c)
             /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. */
             if (ex->minor >= 1 && !(sc == 100 && ex->sent_100)) {
                 struct evbuffer *o = cout(c);
-                struct hout h = {.ev = o, .len = 0};
+                struct hout h;
+    hout_init(&h, o);
                 hout_str(&h, "HTTP/1.1 ");
                 hout_u64(&h, (uint64_t)sc);
                 hout_mem(&h, " ", 1);
@@ -1597,7 +1609,8 @@ static void end_pending_head(struct conn *c, bool decide_now)
     size_t growth;
     if (!ex->cl_pending)
         return;
-    struct hout h = {.ev = cout(c), .len = 0};
+    struct hout h;
+    hout_init(&h, cout(c));
     if (injector_identity_growth(ex->inj, &growth)) {
         hout_str(&h, "Content-Length: ");
         hout_u64(&h, ex->cl_upstream + growth);
