@@ -627,25 +627,48 @@ static bool is_hop_name(const char *n, size_t nl)
     }
 }
 
+/* Connection options (RFC 9110 section 7.6.1): the tokens of every Connection field, as slices;
+ * false when there are more than cap (the caller then searches the fields per name). */
+static bool conn_tokens(const struct h1_parser *p, const char **tok, size_t *tlen, size_t cap,
+                        size_t *ntok)
+{
+    size_t nh = h1_parser_header_count(p), nt = 0;
+    for (size_t i = 0; i < nh; i++) {
+        const char *n, *v;
+        h1_parser_header(p, i, &n, &v);
+        if (!vp_slice_ieq(n, h1_parser_header_name_len(p, i), "connection"))
+            continue;
+        size_t vl = strlen(v), k = 0;
+        while (k < vl) {
+            while (k < vl && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+                k++;
+            size_t st = k;
+            while (k < vl && v[k] != ',')
+                k++;
+            size_t e = k;
+            while (e > st && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+                e--;
+            if (e == st)
+                continue;
+            if (nt == cap)
+                return false;
+            tok[nt] = v + st;
+            tlen[nt++] = e - st;
+        }
+    }
+    *ntok = nt;
+    return true;
+}
+
 static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
                                  const char *const *skip)
 {
     size_t nh = h1_parser_header_count(p);
-    /* Fields named in Connection are hop-by-hop too. The Connection values are collected once
-     * (beyond a few fields, the full scan per name). */
-    const char *conn_v[4];
-    size_t nconn = 0;
-    bool many_conn = false;
-    for (size_t i = 0; i < nh; i++) {
-        const char *n, *v;
-        h1_parser_header(p, i, &n, &v);
-        if (vp_slice_ieq(n, h1_parser_header_name_len(p, i), "connection")) {
-            if (nconn < sizeof conn_v / sizeof conn_v[0])
-                conn_v[nconn++] = v;
-            else
-                many_conn = true;
-        }
-    }
+    /* Fields named in Connection are hop-by-hop too. Its tokens are collected once (beyond a
+     * few, the full scan per name). */
+    const char *tok[8];
+    size_t tlen[8], ntok = 0;
+    bool many_conn = !conn_tokens(p, tok, tlen, sizeof tok / sizeof tok[0], &ntok);
     for (size_t i = 0; i < nh; i++) {
         const char *n, *v;
         h1_parser_header(p, i, &n, &v);
@@ -656,8 +679,8 @@ static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
         if (many_conn) {
             named = has_token_in(p, "connection", n);
         } else {
-            for (size_t k = 0; k < nconn && !named; k++)
-                named = vp_header_has_token(conn_v[k], strlen(conn_v[k]), n);
+            for (size_t k = 0; k < ntok && !named; k++)
+                named = tlen[k] == nl && vp_mem_ieq(tok[k], n, nl);
         }
         if (named)
             continue;
@@ -1344,9 +1367,57 @@ static int plain_tag(struct conn *c, char *tag, size_t cap, const char *vid)
     return w->tag_len;
 }
 
+/* The response fields the proxy reads, found in one pass over the head (the first of each, as
+ * h1_parser_find gives; NULL when absent) instead of one search per name. */
+struct resp_fields {
+    const char *ctype, *cenc, *cdisp, *cache, *crange, *csp, *csp_ro, *clen;
+};
+
+static void resp_fields_get(const struct h1_parser *r, struct resp_fields *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t nh = h1_parser_header_count(r);
+    for (size_t i = 0; i < nh; i++) {
+        const char *n, *v, **slot = NULL;
+        h1_parser_header(r, i, &n, &v);
+        size_t nl = h1_parser_header_name_len(r, i);
+        if (nl < 12 || (n[0] | 0x20) != 'c')
+            continue;
+        switch (nl) {
+        case 12:
+            slot = vp_slice_ieq(n, nl, "content-type") ? &f->ctype : NULL;
+            break;
+        case 13:
+            slot = vp_slice_ieq(n, nl, "cache-control")   ? &f->cache
+                   : vp_slice_ieq(n, nl, "content-range") ? &f->crange
+                                                          : NULL;
+            break;
+        case 14:
+            slot = vp_slice_ieq(n, nl, "content-length") ? &f->clen : NULL;
+            break;
+        case 16:
+            slot = vp_slice_ieq(n, nl, "content-encoding") ? &f->cenc : NULL;
+            break;
+        case 19:
+            slot = vp_slice_ieq(n, nl, "content-disposition") ? &f->cdisp : NULL;
+            break;
+        case 23:
+            slot = vp_slice_ieq(n, nl, "content-security-policy") ? &f->csp : NULL;
+            break;
+        case 35:
+            slot = vp_slice_ieq(n, nl, "content-security-policy-report-only") ? &f->csp_ro : NULL;
+            break;
+        default:
+            break;
+        }
+        if (slot && !*slot)
+            *slot = v;
+    }
+}
+
 /* Decides whether this response gets the beacon (inject_wanted + --no-inject globs) and sets
  * up the injector; any failure just means no injection. */
-static void setup_injection(struct conn *c, struct h1_parser *r)
+static void setup_injection(struct conn *c, const struct resp_fields *f)
 {
     struct exchange_state *ex = &c->ex;
     struct proxy *px = c->w->px;
@@ -1362,11 +1433,11 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         .method = ex->method,
         .request_path = path,
         .status = ex->status,
-        .content_type = h1_parser_find(r, "content-type"),
-        .content_encoding = h1_parser_find(r, "content-encoding"),
-        .content_disposition = h1_parser_find(r, "content-disposition"),
-        .cache_control = h1_parser_find(r, "cache-control"),
-        .content_range = h1_parser_find(r, "content-range"),
+        .content_type = f->ctype,
+        .content_encoding = f->cenc,
+        .content_disposition = f->cdisp,
+        .cache_control = f->cache,
+        .content_range = f->crange,
         .upgraded = false,
     };
     if (!inject_wanted(&info))
@@ -1390,8 +1461,7 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         return;
     /* With a CSP, the tag carries the page's own script nonce when it has one (strict-dynamic
      * policies trust only nonced scripts), else a fresh one that the header rewrite allows. */
-    const char *csp = h1_parser_find(r, "content-security-policy");
-    const char *csp_ro = h1_parser_find(r, "content-security-policy-report-only");
+    const char *csp = f->csp, *csp_ro = f->csp_ro;
     bool has_nonce = csp && inject_csp_nonce(csp, strlen(csp), nonce, sizeof nonce);
     if (!has_nonce && (csp || csp_ro)) {
         if (vp_random_hex(nonce, sizeof nonce, 16) != 0)
@@ -1470,7 +1540,9 @@ static void send_response_head(struct conn *c)
     hout_mem(&h, " ", 1);
     hout_str(&h, h1_parser_reason(r));
     hout_mem(&h, "\r\n", 2);
-    setup_injection(c, r);
+    struct resp_fields f;
+    resp_fields_get(r, &f);
+    setup_injection(c, &f);
     static const char *const skip[] = {NULL};
     if (ex->inj)
         add_injected_headers(r, ex->csp_nonce, &h);
@@ -1479,7 +1551,7 @@ static void send_response_head(struct conn *c)
     switch (ex->cl_pending ? H1_BODY_NONE : ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
-        const char *cl = h1_parser_find(r, "content-length");
+        const char *cl = f.clen;
         if (cl && sc != 204 && sc >= 200 && !ex->cl_pending)
             hout_field(&h, "Content-Length", 14, cl);
         break;
@@ -1508,9 +1580,9 @@ static void send_response_head(struct conn *c)
     hout_flush(&h);
     ex->t.bytes_out += evbuffer_get_length(o) - before;
     ex->resp_started = true;
-    capture(ex->ctype, sizeof ex->ctype, h1_parser_find(r, "content-type"));
-    capture(ex->cenc, sizeof ex->cenc, h1_parser_find(r, "content-encoding"));
-    capture(ex->cache, sizeof ex->cache, h1_parser_find(r, "cache-control"));
+    capture(ex->ctype, sizeof ex->ctype, f.ctype);
+    capture(ex->cenc, sizeof ex->cenc, f.cenc);
+    capture(ex->cache, sizeof ex->cache, f.cache);
 }
 
 /* Returns true when the head is complete and handled (a final response started). */
