@@ -180,11 +180,15 @@ static int fail(struct h1_parser *p, int status, const char *why)
     return status == 400 || status == 502 ? VP_ERR_PROTO : VP_ERR_LIMIT;
 }
 
-static bool in_line(int st)
-{
-    return st == S_METHOD || st == S_TARGET || st == S_VERSION || st == S_LINE_LF ||
-           st == S_RVERSION || st == S_STATUS || st == S_REASON;
-}
+#define ST_BIT(st) (1u << (st))
+/* States whose bytes count against max_line (the start line, with the empty lines before it). */
+#define LINE_STATES                                                                              \
+    (ST_BIT(S_START) | ST_BIT(S_START_LF) | ST_BIT(S_METHOD) | ST_BIT(S_TARGET) |               \
+     ST_BIT(S_VERSION) | ST_BIT(S_LINE_LF) | ST_BIT(S_RVERSION) | ST_BIT(S_STATUS) |            \
+     ST_BIT(S_REASON))
+/* States with a fast path in h1_parser_feed. */
+#define RUN_STATES                                                                               \
+    (ST_BIT(S_TARGET) | ST_BIT(S_HDR_START) | ST_BIT(S_NAME) | ST_BIT(S_OWS) | ST_BIT(S_VALUE))
 
 /* Parses "d[,d...]" Content-Length list values (RFC 9110 section 8.6); all must be equal. */
 static int parse_cl(const char *v, uint64_t *out, bool *seen)
@@ -367,10 +371,32 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
         /* Fast paths for the long runs (target, field names and values): copy a run of plain
          * bytes at once, within the same limits as the byte loop below, which then handles the
          * byte that ended the run (delimiter, invalid byte, or the limit). */
-        if (p->state == S_VALUE || p->state == S_NAME || p->state == S_TARGET) {
+        if (ST_BIT(p->state) & RUN_STATES) {
             size_t room = p->state == S_TARGET ? p->lim.max_line - p->line_bytes
                                                : p->lim.max_head - p->head_bytes;
             size_t end = len - i < room ? len : i + room, j = i;
+            if (p->state == S_HDR_START) {
+                /* A field name starts: its run is copied below. CR, obs-fold, a bad byte and the
+                 * field count limit are the byte loop's. */
+                if (!tchar_tab[d[i]] || p->nhdrs >= p->lim.max_headers)
+                    goto byte;
+                p->hdrs[p->nhdrs].name = (uint32_t)p->len;
+                p->state = S_NAME;
+            } else if (p->state == S_OWS) {
+                /* OWS is counted, not copied; the value starts at the first other byte (at the
+                 * limit, the byte loop meets it and fails). */
+                while (j < end && (d[j] == ' ' || d[j] == '\t'))
+                    j++;
+                p->head_bytes += j - i;
+                i = j;
+                if (i == len)
+                    break;
+                if (i == end)
+                    goto byte;
+                p->state = S_VALUE;
+                room = p->lim.max_head - p->head_bytes;
+                end = len - i < room ? len : i + room;
+            }
             if (p->state == S_VALUE)
                 while (j < end && vchar_tab[d[j]]) /* CR is not in the table */
                     j++;
@@ -391,9 +417,10 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
                     break;
             }
         }
+    byte:;
         unsigned char c = d[i];
         p->head_bytes++;
-        if (in_line(p->state) || p->state == S_START || p->state == S_START_LF) {
+        if (ST_BIT(p->state) & LINE_STATES) {
             if (++p->line_bytes > p->lim.max_line)
                 return fail(p, 414, "request line too long");
         } else if (p->head_bytes > p->lim.max_head) {
