@@ -60,9 +60,7 @@
 /* Resources per multi-row INSERT: one statement step per RES_MULTI rows instead of per row
  * (the per-statement work, not the per-row b-tree work, is what a batch saves). */
 #define RES_MULTI 10
-/* Request records per multi-row INSERT. A batch's records that are not injected pages go in
- * groups of REQ_MULTI rows per statement step; the group is written before any other item, so
- * every query the writer makes (view resolution, claims) sees the rows in arrival order. */
+/* Request records per multi-row INSERT (see flush_requests). */
 #define REQ_MULTI 16
 #define REQ_NCOLS 29
 #define REQ_COLS                                                                                 \
@@ -210,6 +208,7 @@ struct store {
     struct req_vals req_vals[REQ_MULTI];
     size_t req_ngrp;
     uint64_t req_grouped; /* rows of this batch written by the multi-row statement */
+    bool req_grp_injected; /* the pending group holds an injected page */
 };
 
 void store_options_default(struct store_options *opt)
@@ -900,60 +899,70 @@ static int insert_request(struct store *s, const struct store_request_rec *r,
     return step(st);
 }
 
-static int write_request(struct store *s, struct item *it)
+/* The claim of an injected page: the rows of its sub-resources recorded before it (no view yet,
+ * a Referer with its path) take its view. Skipped when no such row was accepted after it. */
+static int claim_rows(struct store *s, const struct store_request_rec *r, const struct req_vals *v)
 {
-    const struct store_request_rec *r = &it->u.req;
-    struct req_vals v;
-    prep_request(s, r, &v);
-    if (insert_request(s, r, &v))
-        return VP_ERR_DB;
-
-    if (r->injected && r->view_id && r->url && r->accept_us > 0 &&
-        r->accept_us <= s->claimable_max_us) {
-        sqlite3_stmt *st = s->st[S_REQ_CLAIM];
-        sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, v.path, (int)v.plen, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, r->accept_us);
-        if (run(s, st))
-            return VP_ERR_DB;
-    }
-    return 0;
+    if (!r->injected || !r->view_id || !r->url || r->accept_us <= 0 ||
+        r->accept_us > s->claimable_max_us)
+        return 0;
+    sqlite3_stmt *st = s->st[S_REQ_CLAIM];
+    sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v->path, (int)v->plen, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, r->accept_us);
+    return run(s, st);
 }
 
-/* Records that are not injected pages are grouped: nothing the writer queries depends on them
- * (view resolution looks for injected pages, and the claim of an injected page is only made
- * after the group before it is written), so deferring them to the end of their group changes no
- * result. */
-static bool groupable(const struct item *it) { return it->kind == IT_REQUEST && !it->u.req.injected; }
+/* Request records are written in groups (write_batch): REQ_MULTI rows per statement step, then
+ * the claims of the injected pages among them. The order the writer's queries see is arrival
+ * order: a record that resolves its view by its Referer (the only query that reads requests, for
+ * injected pages) is taken after the group is written when the group holds an injected page, and
+ * every other item of the batch is written after the group. A claim made after the rest of its
+ * group is inserted finds what it would have found right after its own row: the rows after it
+ * in the group have a view already or no Referer, and are never claimable. */
+static bool needs_resolve(const struct store_request_rec *r) { return r->referer && !r->view_id; }
 
 /* Writes the pending group: REQ_MULTI rows with one statement step, fewer one by one, and the
  * rows one by one again when the multi-row statement fails (one bad row must not cost the
- * others). Returns the number of rows that failed. */
+ * others); then the claims. Returns the number of records that failed. */
 static uint64_t flush_requests(struct store *s)
 {
     size_t n = s->req_ngrp;
     uint64_t errors = 0;
+    bool ok[REQ_MULTI];
     s->req_ngrp = 0;
+    s->req_grp_injected = false;
+    bool done = false;
     if (n == REQ_MULTI) {
         sqlite3_stmt *st = s->st[S_REQ_INSERT_MULTI];
         for (size_t k = 0; k < n; k++)
             bind_request(st, 1 + (int)k * REQ_NCOLS, &s->req_grp[k]->u.req, &s->req_vals[k]);
         if (step(st) == 0) {
             s->req_grouped += n;
-            return 0;
+            for (size_t k = 0; k < n; k++)
+                ok[k] = true;
+            done = true;
         }
     }
+    for (size_t k = 0; k < n && !done; k++)
+        ok[k] = insert_request(s, &s->req_grp[k]->u.req, &s->req_vals[k]) == 0;
     for (size_t k = 0; k < n; k++)
-        if (insert_request(s, &s->req_grp[k]->u.req, &s->req_vals[k]))
+        if (!ok[k] || claim_rows(s, &s->req_grp[k]->u.req, &s->req_vals[k]) != 0)
             errors++;
     return errors;
 }
 
 static uint64_t add_request(struct store *s, struct item *it)
 {
+    uint64_t errors = 0;
+    if (s->req_grp_injected && needs_resolve(&it->u.req))
+        errors += flush_requests(s);
     prep_request(s, &it->u.req, &s->req_vals[s->req_ngrp]);
+    s->req_grp_injected |= it->u.req.injected;
     s->req_grp[s->req_ngrp++] = it;
-    return s->req_ngrp == REQ_MULTI ? flush_requests(s) : 0;
+    if (s->req_ngrp == REQ_MULTI)
+        errors += flush_requests(s);
+    return errors;
 }
 
 /* Deletes up to limit old views (with their rows, by cascade) and old requests. Returns the
@@ -1002,8 +1011,8 @@ static int write_item(struct store *s, struct item *it, uint64_t *beacons)
     case IT_BEACON:
         (*beacons)++;
         return write_beacon(s, it);
-    case IT_REQUEST:
-        return write_request(s, it);
+    case IT_REQUEST: /* write_batch groups them (add_request) */
+        return 0;
     case IT_REJECT: {
         sqlite3_stmt *st = s->st[S_REJECT];
         sqlite3_bind_text(st, 1, it->u.reason, -1, SQLITE_STATIC);
@@ -1033,7 +1042,7 @@ static void write_batch(struct store *s, struct item *batch, size_t n)
         goto out;
     }
     for (struct item *it = batch; it; it = it->next) {
-        if (groupable(it)) {
+        if (it->kind == IT_REQUEST) {
             errors += add_request(s, it);
             continue;
         }

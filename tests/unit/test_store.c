@@ -664,9 +664,10 @@ static void test_claim_bound(void)
 }
 
 /* Request records of one batch go in multi-row INSERTs of 16 (the rest one by one): every row
- * and column as recorded, ids in arrival order, and the view resolution and claims of the rows
- * around an injected page as with one statement per row. A long batch_ms makes the whole run one
- * batch (store_sync ends the coalescing). */
+ * and column as recorded, ids in arrival order (bytes_in carries the sequence number here), and
+ * the view resolution and claims of the rows around injected pages as with one statement per
+ * row, injected pages grouped too. A long batch_ms makes the whole run one batch (store_sync
+ * ends the coalescing). */
 static void test_request_groups(void)
 {
     char p[128], err[256];
@@ -682,6 +683,7 @@ static void test_request_groups(void)
     const int64_t T = 1764000000000LL * 1000;
     char url[64];
     int rc = 0;
+    uint64_t seq = 0;
     struct store_request_rec r = {.status = 200, .method = "GET", .protocol = "h1"};
     /* 0..16: plain records (one group of 16, then one pending) */
     for (int i = 0; i < 17; i++) {
@@ -690,39 +692,59 @@ static void test_request_groups(void)
         r.accept_us = T + i;
         r.bytes_out = (uint64_t)(100 + i);
         r.content_type = i % 2 ? "text/css" : NULL;
+        r.bytes_in = seq++;
         rc |= store_record_request(s, &r);
     }
     /* 17: a sub-resource of /g recorded before its page: claimable */
     r.url = "/g.js";
     r.referer = "http://localhost:8080/g?x=1";
     r.accept_us = T + 1000;
+    r.bytes_in = seq++;
     rc |= store_record_request(s, &r);
     /* 18: the injected page /g, accepted before it: claims row 17 */
     struct store_request_rec inj = {.status = 200, .method = "GET", .injected = true,
                                     .url = "/g", .view_id = "groupview1", .accept_us = T + 500};
+    inj.bytes_in = seq++;
     rc |= store_record_request(s, &inj);
     /* 19..50: sub-resources of /g, resolved to its view at insert (two full groups) */
     for (int i = 19; i < 51; i++) {
         snprintf(url, sizeof url, "/static/%d.js", i);
         r.url = url;
         r.accept_us = T + 2000 + i;
+        r.bytes_in = seq++;
         rc |= store_record_request(s, &r);
+    }
+    /* 51: a sub-resource of /p/3 before its page (claimable); 52..67: sixteen injected pages in
+     * the same group as it, the fourth claims it */
+    r.url = "/sub.js";
+    r.referer = "http://localhost:8080/p/3";
+    r.accept_us = T + 100000;
+    r.bytes_in = seq++;
+    rc |= store_record_request(s, &r);
+    char vids[16][16], purl[16][16];
+    for (int i = 0; i < 16; i++) {
+        snprintf(vids[i], sizeof vids[i], "pview%02d", i);
+        snprintf(purl[i], sizeof purl[i], "/p/%d", i);
+        inj.url = purl[i];
+        inj.view_id = vids[i];
+        inj.accept_us = T + 90000 + i;
+        inj.bytes_in = seq++;
+        rc |= store_record_request(s, &inj);
     }
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/req_groups_recorded");
     struct store_stats st;
     store_get_stats(s, &st);
-    TAP_OK(st.requests_grouped == 48 && st.write_errors == 0,
+    TAP_OK(st.requests_grouped == 64 && st.write_errors == 0,
            "store/req_groups_multi_row (grouped %llu, errors %llu)",
            (unsigned long long)st.requests_grouped, (unsigned long long)st.write_errors);
     store_free(s);
     s = NULL;
-    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 51, "store/req_groups_count");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 68, "store/req_groups_count");
     /* arrival order: ids follow the order of store_record_request */
     TAP_OK(q1(p, "SELECT count(*) FROM requests a JOIN requests b ON b.id = a.id + 1 "
-                 "WHERE NOT ((a.url = '/g.js' AND b.url = '/g') OR "
-                 "(a.url = '/g' AND b.url = '/static/19.js') OR "
-                 "(a.url = '/items/1016?q=16' AND b.url = '/g.js') OR "
-                 "b.accept_us > a.accept_us)") == 0,
+                 "WHERE b.bytes_in != a.bytes_in + 1") == 0 &&
+               q1(p, "SELECT min(id) = (SELECT id FROM requests WHERE bytes_in = 0) FROM requests") ==
+                   1,
            "store/req_groups_order");
     char *v = qtext(p, "SELECT group_concat(route || '|' || path || '|' || bytes_out || '|' || "
                        "coalesce(content_type, '-') || '|' || coalesce(view_id, '-'), ';') "
@@ -742,6 +764,10 @@ static void test_request_groups(void)
            "store/req_groups_resolved");
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE view_id IS NULL") == 17,
            "store/req_groups_plain");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/sub.js' AND view_id='pview03'") == 1 &&
+               q1(p, "SELECT count(*) FROM requests WHERE injected=1 AND view_id LIKE 'pview%'") ==
+                   16,
+           "store/req_groups_injected_claim");
 
     /* A row the database refuses (a trigger here) fails alone: its group is written row by row. */
     sqlite3 *h = NULL;
