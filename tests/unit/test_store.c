@@ -731,6 +731,22 @@ static void test_request_groups(void)
         inj.bytes_in = seq++;
         rc |= store_record_request(s, &inj);
     }
+    /* 68, 69: two loads of /d in the same group; 70: a sub-resource after both resolves to the
+     * later one at insert (a claim would give it to the first) */
+    inj.url = "/d";
+    inj.view_id = "dview1";
+    inj.accept_us = T + 200000;
+    inj.bytes_in = seq++;
+    rc |= store_record_request(s, &inj);
+    inj.view_id = "dview2";
+    inj.accept_us = T + 300000;
+    inj.bytes_in = seq++;
+    rc |= store_record_request(s, &inj);
+    r.url = "/d.js";
+    r.referer = "http://localhost:8080/d";
+    r.accept_us = T + 300100;
+    r.bytes_in = seq++;
+    rc |= store_record_request(s, &r);
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/req_groups_recorded");
     struct store_stats st;
     store_get_stats(s, &st);
@@ -739,7 +755,7 @@ static void test_request_groups(void)
            (unsigned long long)st.requests_grouped, (unsigned long long)st.write_errors);
     store_free(s);
     s = NULL;
-    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 68, "store/req_groups_count");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 71, "store/req_groups_count");
     /* arrival order: ids follow the order of store_record_request */
     TAP_OK(q1(p, "SELECT count(*) FROM requests a JOIN requests b ON b.id = a.id + 1 "
                  "WHERE b.bytes_in != a.bytes_in + 1") == 0 &&
@@ -768,6 +784,8 @@ static void test_request_groups(void)
                q1(p, "SELECT count(*) FROM requests WHERE injected=1 AND view_id LIKE 'pview%'") ==
                    16,
            "store/req_groups_injected_claim");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/d.js' AND view_id='dview2'") == 1,
+           "store/req_groups_latest_page");
 
     /* A row the database refuses (a trigger here) fails alone: its group is written row by row. */
     sqlite3 *h = NULL;
