@@ -13,8 +13,8 @@
 #include "store/store.h"
 
 #include <inttypes.h>
-#include <stdbool.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

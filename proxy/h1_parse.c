@@ -182,12 +182,12 @@ static int fail(struct h1_parser *p, int status, const char *why)
 
 #define ST_BIT(st) (1u << (st))
 /* States whose bytes count against max_line (the start line, with the empty lines before it). */
-#define LINE_STATES                                                                              \
-    (ST_BIT(S_START) | ST_BIT(S_START_LF) | ST_BIT(S_METHOD) | ST_BIT(S_TARGET) |               \
-     ST_BIT(S_VERSION) | ST_BIT(S_LINE_LF) | ST_BIT(S_RVERSION) | ST_BIT(S_STATUS) |            \
+#define LINE_STATES                                                                                \
+    (ST_BIT(S_START) | ST_BIT(S_START_LF) | ST_BIT(S_METHOD) | ST_BIT(S_TARGET) |                  \
+     ST_BIT(S_VERSION) | ST_BIT(S_LINE_LF) | ST_BIT(S_RVERSION) | ST_BIT(S_STATUS) |               \
      ST_BIT(S_REASON))
 /* States with a fast path in h1_parser_feed. */
-#define RUN_STATES                                                                               \
+#define RUN_STATES                                                                                 \
     (ST_BIT(S_TARGET) | ST_BIT(S_HDR_START) | ST_BIT(S_NAME) | ST_BIT(S_OWS) | ST_BIT(S_VALUE))
 
 /* Parses "d[,d...]" Content-Length list values (RFC 9110 section 8.6); all must be equal. */

@@ -63,10 +63,10 @@
 /* Request records per multi-row INSERT (see flush_requests). */
 #define REQ_MULTI 16
 #define REQ_NCOLS 29
-#define REQ_COLS                                                                                 \
-    "view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"     \
-    "last_byte_us,bytes_in,bytes_out,upstream_bytes,status,injected,reused,method,url,path,"    \
-    "route,host,protocol,tls_version,referer,referer_path,user_agent,content_type,"              \
+#define REQ_COLS                                                                                   \
+    "view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"        \
+    "last_byte_us,bytes_in,bytes_out,upstream_bytes,status,injected,reused,method,url,path,"       \
+    "route,host,protocol,tls_version,referer,referer_path,user_agent,content_type,"                \
     "content_encoding,cache_control,error,label"
 /* Metrics per multi-row upsert: the five of a payload in one statement. */
 #define METRIC_MULTI 5
@@ -207,7 +207,7 @@ struct store {
     struct item *req_grp[REQ_MULTI];
     struct req_vals req_vals[REQ_MULTI];
     size_t req_ngrp;
-    uint64_t req_grouped; /* rows of this batch written by the multi-row statement */
+    uint64_t req_grouped;  /* rows of this batch written by the multi-row statement */
     bool req_grp_injected; /* the pending group holds an injected page */
 };
 
@@ -920,7 +920,10 @@ static int claim_rows(struct store *s, const struct store_request_rec *r, const 
  * every other item of the batch is written after the group. A claim made after the rest of its
  * group is inserted finds what it would have found right after its own row: the rows after it
  * in the group have a view already or no Referer, and are never claimable. */
-static bool needs_resolve(const struct store_request_rec *r) { return r->referer && !r->view_id; }
+static bool needs_resolve(const struct store_request_rec *r)
+{
+    return r->referer && !r->view_id;
+}
 
 /* Writes the pending group: REQ_MULTI rows with one statement step, fewer one by one, and the
  * rows one by one again when the multi-row statement fails (one bad row must not cost the

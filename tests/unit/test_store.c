@@ -702,8 +702,12 @@ static void test_request_groups(void)
     r.bytes_in = seq++;
     rc |= store_record_request(s, &r);
     /* 18: the injected page /g, accepted before it: claims row 17 */
-    struct store_request_rec inj = {.status = 200, .method = "GET", .injected = true,
-                                    .url = "/g", .view_id = "groupview1", .accept_us = T + 500};
+    struct store_request_rec inj = {.status = 200,
+                                    .method = "GET",
+                                    .injected = true,
+                                    .url = "/g",
+                                    .view_id = "groupview1",
+                                    .accept_us = T + 500};
     inj.bytes_in = seq++;
     rc |= store_record_request(s, &inj);
     /* 19..50: sub-resources of /g, resolved to its view at insert (two full groups) */
@@ -757,20 +761,22 @@ static void test_request_groups(void)
     s = NULL;
     TAP_OK(q1(p, "SELECT count(*) FROM requests") == 71, "store/req_groups_count");
     /* arrival order: ids follow the order of store_record_request */
-    TAP_OK(q1(p, "SELECT count(*) FROM requests a JOIN requests b ON b.id = a.id + 1 "
-                 "WHERE b.bytes_in != a.bytes_in + 1") == 0 &&
-               q1(p, "SELECT min(id) = (SELECT id FROM requests WHERE bytes_in = 0) FROM requests") ==
-                   1,
-           "store/req_groups_order");
+    TAP_OK(
+        q1(p, "SELECT count(*) FROM requests a JOIN requests b ON b.id = a.id + 1 "
+              "WHERE b.bytes_in != a.bytes_in + 1") == 0 &&
+            q1(p, "SELECT min(id) = (SELECT id FROM requests WHERE bytes_in = 0) FROM requests") ==
+                1,
+        "store/req_groups_order");
     char *v = qtext(p, "SELECT group_concat(route || '|' || path || '|' || bytes_out || '|' || "
                        "coalesce(content_type, '-') || '|' || coalesce(view_id, '-'), ';') "
                        "FROM (SELECT * FROM requests WHERE url LIKE '/items/100%' ORDER BY id)");
-    TAP_OK(v && strcmp(v, "/items/[id]|/items/1000|100|-|-;/items/[id]|/items/1001|101|text/css|-;"
-                          "/items/[id]|/items/1002|102|-|-;/items/[id]|/items/1003|103|text/css|-;"
-                          "/items/[id]|/items/1004|104|-|-;/items/[id]|/items/1005|105|text/css|-;"
-                          "/items/[id]|/items/1006|106|-|-;/items/[id]|/items/1007|107|text/css|-;"
-                          "/items/[id]|/items/1008|108|-|-;/items/[id]|/items/1009|109|text/css|-") ==
-               0,
+    TAP_OK(v && strcmp(v,
+                       "/items/[id]|/items/1000|100|-|-;/items/[id]|/items/1001|101|text/css|-;"
+                       "/items/[id]|/items/1002|102|-|-;/items/[id]|/items/1003|103|text/css|-;"
+                       "/items/[id]|/items/1004|104|-|-;/items/[id]|/items/1005|105|text/css|-;"
+                       "/items/[id]|/items/1006|106|-|-;/items/[id]|/items/1007|107|text/css|-;"
+                       "/items/[id]|/items/1008|108|-|-;/items/[id]|/items/1009|109|text/css|-") ==
+                    0,
            "store/req_groups_columns: %s", v ? v : "(null)");
     free(v);
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/g.js' AND view_id='groupview1'") == 1,
@@ -790,8 +796,9 @@ static void test_request_groups(void)
     /* A row the database refuses (a trigger here) fails alone: its group is written row by row. */
     sqlite3 *h = NULL;
     rc = sqlite3_open(p, &h) != SQLITE_OK ||
-         sqlite3_exec(h, "CREATE TRIGGER refuse BEFORE INSERT ON requests WHEN new.url = '/bad' "
-                         "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+         sqlite3_exec(h,
+                      "CREATE TRIGGER refuse BEFORE INSERT ON requests WHEN new.url = '/bad' "
+                      "BEGIN SELECT RAISE(ABORT, 'refused'); END",
                       NULL, NULL, NULL) != SQLITE_OK;
     sqlite3_close(h);
     TAP_OK(rc == 0, "store/req_groups_trigger");
