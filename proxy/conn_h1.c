@@ -45,8 +45,16 @@
 
 enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_LOCAL_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
 
+/* The request fields the proxy reads, found in one pass over the head when the exchange starts
+ * (the first of each, as h1_parser_find gives; NULL when absent). They point into the request
+ * parser's buffer, which lives as long as the exchange. */
+struct req_fields {
+    const char *host, *origin, *xff, *via, *upgrade, *referer, *user_agent, *clen;
+};
+
 struct exchange_state {
     const char *method, *target;
+    struct req_fields rq;
     int minor;
     bool is_head, keep_alive, upgrade, expect_continue, had_cl, idempotent;
     enum h1_framing req_framing;
@@ -796,6 +804,46 @@ static void reply_parse_error(struct conn *c, int status, const char *why)
     conn_reply(c, status, reason, "text/plain; charset=utf-8", NULL, body, (size_t)n);
 }
 
+static void req_fields_get(const struct h1_parser *p, struct req_fields *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t nh = h1_parser_header_count(p);
+    for (size_t i = 0; i < nh; i++) {
+        const char *n, *v, **slot = NULL;
+        h1_parser_header(p, i, &n, &v);
+        size_t nl = h1_parser_header_name_len(p, i);
+        switch (nl) {
+        case 3:
+            slot = vp_slice_ieq(n, nl, "via") ? &f->via : NULL;
+            break;
+        case 4:
+            slot = vp_slice_ieq(n, nl, "host") ? &f->host : NULL;
+            break;
+        case 6:
+            slot = vp_slice_ieq(n, nl, "origin") ? &f->origin : NULL;
+            break;
+        case 7:
+            slot = vp_slice_ieq(n, nl, "referer")   ? &f->referer
+                   : vp_slice_ieq(n, nl, "upgrade") ? &f->upgrade
+                                                    : NULL;
+            break;
+        case 10:
+            slot = vp_slice_ieq(n, nl, "user-agent") ? &f->user_agent : NULL;
+            break;
+        case 14:
+            slot = vp_slice_ieq(n, nl, "content-length") ? &f->clen : NULL;
+            break;
+        case 15:
+            slot = vp_slice_ieq(n, nl, "x-forwarded-for") ? &f->xff : NULL;
+            break;
+        default:
+            break;
+        }
+        if (slot && !*slot)
+            *slot = v;
+    }
+}
+
 static bool is_idempotent(const char *m)
 {
     return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") ||
@@ -817,7 +865,8 @@ static void start_exchange(struct conn *c)
     ex->keep_alive = h1_parser_keep_alive(p) && !c->w->draining;
     ex->upgrade = h1_parser_upgrade(p);
     ex->expect_continue = h1_parser_expect_continue(p);
-    ex->had_cl = h1_parser_find(p, "content-length") != NULL;
+    req_fields_get(p, &ex->rq);
+    ex->had_cl = ex->rq.clen != NULL;
     ex->idempotent = is_idempotent(ex->method);
     ex->req_framing = h1_parser_framing(p);
     ex->req_left = h1_parser_content_length(p);
@@ -1108,10 +1157,10 @@ static void write_request_head(struct conn *c)
     hout_mem(&out, " ", 1);
     hout_str(&out, ex->target);
     hout_str(&out, " HTTP/1.1\r\nHost: ");
-    const char *host = h1_parser_find(p, "host");
+    const char *host = ex->rq.host;
     hout_str(&out, o->rewrite_origin || !host ? o->upstream_authority : host);
     hout_mem(&out, "\r\n", 2);
-    const char *origin = h1_parser_find(p, "origin");
+    const char *origin = ex->rq.origin;
     if (origin && o->rewrite_origin && strcmp(origin, "null") != 0) {
         hout_str(&out, "Origin: http://");
         hout_str(&out, o->upstream_authority);
@@ -1120,7 +1169,7 @@ static void write_request_head(struct conn *c)
         hout_field(&out, "Origin", 6, origin);
     }
     add_headers_filtered(p, &out, skip);
-    const char *xff = h1_parser_find(p, "x-forwarded-for");
+    const char *xff = ex->rq.xff;
     hout_str(&out, "X-Forwarded-For: ");
     if (xff) {
         hout_str(&out, xff);
@@ -1131,7 +1180,7 @@ static void write_request_head(struct conn *c)
                                      : "\r\nX-Forwarded-Proto: http\r\n");
     if (host)
         hout_field(&out, "X-Forwarded-Host", 16, host);
-    const char *via = h1_parser_find(p, "via");
+    const char *via = ex->rq.via;
     hout_str(&out, "Via: ");
     if (via) {
         hout_str(&out, via);
@@ -1141,7 +1190,7 @@ static void write_request_head(struct conn *c)
     hout_u64(&out, (uint64_t)(ex->minor < 0 ? 0 : ex->minor));
     hout_str(&out, " vitals-proxy\r\n");
     if (ex->upgrade) {
-        const char *up = h1_parser_find(p, "upgrade");
+        const char *up = ex->rq.upgrade;
         hout_str(&out, "Connection: upgrade\r\n");
         hout_field(&out, "Upgrade", 7, up ? up : "");
     }
@@ -2065,9 +2114,9 @@ void conn_exchange_info(struct conn *c, struct exchange_info *out)
     out->minor = ex->minor;
     out->peer = c->peer;
     bool have_head = c->req && ex->method && ex->method[0] != '-';
-    out->host = have_head ? h1_parser_find(c->req, "host") : NULL;
-    out->referer = have_head ? h1_parser_find(c->req, "referer") : NULL;
-    out->user_agent = have_head ? h1_parser_find(c->req, "user-agent") : NULL;
+    out->host = have_head ? ex->rq.host : NULL;
+    out->referer = have_head ? ex->rq.referer : NULL;
+    out->user_agent = have_head ? ex->rq.user_agent : NULL;
     out->content_type = ex->ctype[0] ? ex->ctype : NULL;
     out->content_encoding = ex->cenc[0] ? ex->cenc : NULL;
     out->cache_control = ex->cache[0] ? ex->cache : NULL;
