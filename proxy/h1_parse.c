@@ -23,6 +23,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define H1_BUF_INITIAL 2048
 
@@ -115,6 +118,30 @@ static const bool vchar_tab[256] = {VC16(0),   VC16(16),  VC16(32),  VC16(48),
                                     VC16(192), VC16(208), VC16(224), VC16(240)};
 
 static bool is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+/* End of the run of field-value bytes (vchar_tab) in d[j..end): 16 bytes per step where SSE2 is
+ * available (a browser's request head is mostly field values: User-Agent, Accept, Cookie), the
+ * rest one by one. */
+static size_t value_run(const unsigned char *d, size_t j, size_t end)
+{
+#ifdef __SSE2__
+    const __m128i ctl = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), tab = _mm_set1_epi8('\t'),
+                  zero = _mm_setzero_si128();
+    while (end - j >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(d + j));
+        /* bad: x <= 0x1f (unsigned) or x == 0x7f, except HTAB */
+        __m128i low = _mm_cmpeq_epi8(_mm_subs_epu8(x, ctl), zero);
+        __m128i bad =
+            _mm_andnot_si128(_mm_cmpeq_epi8(x, tab), _mm_or_si128(low, _mm_cmpeq_epi8(x, del)));
+        if (_mm_movemask_epi8(bad) != 0)
+            break;
+        j += 16;
+    }
+#endif
+    while (j < end && vchar_tab[d[j]]) /* CR is not in the table */
+        j++;
+    return j;
+}
 
 int h1_parser_new(struct h1_parser **out, enum h1_kind kind, const struct h1_limits *lim)
 {
@@ -398,8 +425,7 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
                 end = len - i < room ? len : i + room;
             }
             if (p->state == S_VALUE)
-                while (j < end && vchar_tab[d[j]]) /* CR is not in the table */
-                    j++;
+                j = value_run(d, j, end);
             else if (p->state == S_NAME)
                 while (j < end && tchar_tab[d[j]])
                     j++;
