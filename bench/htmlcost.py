@@ -4,9 +4,12 @@
 The same 8 KiB body from a static nginx origin, once as identity text/html (the proxy injects
 the beacon) and once as application/octet-stream (passed through), through vitals-proxy
 (--workers 1 --quiet):
-  * callgrind: instructions per request of the whole process (event loop and writer thread),
-    from two runs of N1 and N2 keep-alive requests, (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up
-    and shutdown cancel out; noise-free.
+  * callgrind: instructions per request of the whole process, and of its event loop and its
+    SQLite writer thread apart, from two runs of N1 and N2 keep-alive requests,
+    (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up and shutdown cancel out. The event loop's count is
+    exact; the writer's depends on how many records each commit takes (one request at a time
+    here: small batches, so a commit's cost weighs more than under load; bench/record_bench
+    measures the writer under load).
   * wrk (BENCH_DURATION s, 64 connections): CPU time per request of the proxy process
     (utime + stime from /proc/PID/stat over requests served), median of BENCH_REPEAT runs.
 Environment: VP_BIN (./vitals-proxy), BENCH_N1=200 BENCH_N2=1200 BENCH_DURATION=5
@@ -78,6 +81,7 @@ def requests(port, path, n):
 def callgrind_ir(tmp, up_port, path, n):
     out = os.path.join(tmp, "cg.out")
     p, port = start_proxy(tmp, up_port, ["valgrind", "--tool=callgrind", "-q",
+                                         "--separate-threads=yes",
                                          "--callgrind-out-file=" + out])
     try:
         requests(port, path, n)
@@ -87,9 +91,23 @@ def callgrind_ir(tmp, up_port, path, n):
         raise
     p.send_signal(signal.SIGINT)
     p.wait(timeout=60)
-    with open(out) as f:
-        m = re.search(r"^summary: (\d+)", f.read(), re.M)
-    return int(m.group(1))
+    ir = {"all": 0, "loop": 0, "writer": 0}
+    for name in os.listdir(tmp):
+        if not name.startswith("cg.out"):
+            continue
+        with open(os.path.join(tmp, name)) as f:
+            text = f.read()
+        os.unlink(os.path.join(tmp, name))
+        m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        if not m:
+            continue
+        n = int(m.group(1))
+        ir["all"] += n
+        if "worker_main" in text:
+            ir["loop"] += n
+        elif "writer_main" in text:
+            ir["writer"] += n
+    return ir
 
 
 def cpu_us_per_req(tmp, up_port, path):
@@ -141,22 +159,28 @@ def main():
     try:
         if not wait_port(up_port):
             sys.exit("bench: nginx did not start")
-        print("| 8 KiB page | instructions/request (callgrind) | CPU µs/request | req/s |")
-        print("|---|---:|---:|---:|")
+        print("| 8 KiB page | instructions/request (callgrind) | event loop | writer | "
+              "CPU µs/request | req/s |")
+        print("|---|---:|---:|---:|---:|---:|")
         rows = {}
         for label, path in (("text/html (injected)", "/page.html"),
                             ("octet-stream", "/page.bin")):
-            ir = (callgrind_ir(tmp, up_port, path, N2) -
-                  callgrind_ir(tmp, up_port, path, N1)) / (N2 - N1)
+            a = callgrind_ir(tmp, up_port, path, N1)
+            b = callgrind_ir(tmp, up_port, path, N2)
+            d = {k: (b[k] - a[k]) / (N2 - N1) for k in a}
+            ir = d["all"]
             cpu = rps = float("nan")
             if os.environ.get("BENCH_CPU", "1") != "0" and shutil.which("wrk"):
                 runs = [cpu_us_per_req(tmp, up_port, path) for _ in range(REPEAT)]
                 cpu = statistics.median(r[0] for r in runs)
                 rps = statistics.median(r[1] for r in runs)
-            rows[label] = ir
-            print("| %s | %.0f | %.1f | %.0f |" % (label, ir, cpu, rps))
-        print("\ninjected minus plain: %.0f instructions/request" %
-              (rows["text/html (injected)"] - rows["octet-stream"]))
+            rows[label] = d
+            print("| %s | %.0f | %.0f | %.0f | %.1f | %.0f |" % (label, ir, d["loop"], d["writer"],
+                                                             cpu, rps))
+        inj, plain = rows["text/html (injected)"], rows["octet-stream"]
+        print("\ninjected minus plain: %.0f instructions/request (event loop %.0f, writer %.0f)" %
+              (inj["all"] - plain["all"], inj["loop"] - plain["loop"],
+               inj["writer"] - plain["writer"]))
     finally:
         ng.terminate()
         ng.wait(timeout=10)

@@ -9,13 +9,10 @@
 
 static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
-bool vp_slice_ieq(const char *a, size_t alen, const char *lit)
+bool vp_mem_ieq(const char *a, const char *b, size_t n)
 {
-    size_t n = strlen(lit);
-    if (n != alen)
-        return false;
     for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)lit[i]))
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
             return false;
     return true;
 }

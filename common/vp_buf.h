@@ -5,9 +5,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
-/* true when the slice a/alen equals the NUL-terminated lit, ASCII case-insensitively. */
-bool vp_slice_ieq(const char *a, size_t alen, const char *lit);
+/* true when the n bytes at a and b are equal, ASCII case-insensitively. */
+bool vp_mem_ieq(const char *a, const char *b, size_t n);
+/* true when the slice a/alen equals the NUL-terminated lit, ASCII case-insensitively. Inline: with
+ * a literal, the length test is a constant comparison and a mismatch costs no call (header
+ * names are compared this way dozens of times per proxied request). */
+static inline bool vp_slice_ieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return n == alen && vp_mem_ieq(a, lit, n);
+}
 /* true when the slice begins with lit (case-insensitive). */
 bool vp_slice_iprefix(const char *a, size_t alen, const char *lit);
 /* Finds token tok in a comma-separated header value (case-insensitive, OWS trimmed). */

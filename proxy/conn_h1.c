@@ -51,8 +51,16 @@
 
 enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_LOCAL_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
 
+/* The request fields the proxy reads, found in one pass over the head when the exchange starts
+ * (the first of each, as h1_parser_find gives; NULL when absent). They point into the request
+ * parser's buffer, which lives as long as the exchange. */
+struct req_fields {
+    const char *host, *origin, *xff, *via, *upgrade, *referer, *user_agent, *clen;
+};
+
 struct exchange_state {
     const char *method, *target;
+    struct req_fields rq;
     int minor;
     bool is_head, keep_alive, upgrade, expect_continue, had_cl, idempotent;
     enum h1_framing req_framing;
@@ -556,6 +564,14 @@ struct hout {
     char b[4096];
 };
 
+/* Only ev and len are set: an initializer would zero the whole 4 KiB buffer, once per head
+ * (about 200 instructions each, several heads per exchange). */
+static void hout_init(struct hout *h, struct evbuffer *ev)
+{
+    h->ev = ev;
+    h->len = 0;
+}
+
 static void hout_flush(struct hout *h)
 {
     if (h->len)
@@ -640,25 +656,48 @@ static bool is_hop_name(const char *n, size_t nl)
     }
 }
 
+/* Connection options (RFC 9110 section 7.6.1): the tokens of every Connection field, as slices;
+ * false when there are more than cap (the caller then searches the fields per name). */
+static bool conn_tokens(const struct h1_parser *p, const char **tok, size_t *tlen, size_t cap,
+                        size_t *ntok)
+{
+    size_t nh = h1_parser_header_count(p), nt = 0;
+    for (size_t i = 0; i < nh; i++) {
+        const char *n, *v;
+        h1_parser_header(p, i, &n, &v);
+        if (!vp_slice_ieq(n, h1_parser_header_name_len(p, i), "connection"))
+            continue;
+        size_t vl = strlen(v), k = 0;
+        while (k < vl) {
+            while (k < vl && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+                k++;
+            size_t st = k;
+            while (k < vl && v[k] != ',')
+                k++;
+            size_t e = k;
+            while (e > st && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+                e--;
+            if (e == st)
+                continue;
+            if (nt == cap)
+                return false;
+            tok[nt] = v + st;
+            tlen[nt++] = e - st;
+        }
+    }
+    *ntok = nt;
+    return true;
+}
+
 static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
                                  const char *const *skip)
 {
     size_t nh = h1_parser_header_count(p);
-    /* Fields named in Connection are hop-by-hop too. The Connection values are collected once
-     * (beyond a few fields, the full scan per name). */
-    const char *conn_v[4];
-    size_t nconn = 0;
-    bool many_conn = false;
-    for (size_t i = 0; i < nh; i++) {
-        const char *n, *v;
-        h1_parser_header(p, i, &n, &v);
-        if (vp_slice_ieq(n, h1_parser_header_name_len(p, i), "connection")) {
-            if (nconn < sizeof conn_v / sizeof conn_v[0])
-                conn_v[nconn++] = v;
-            else
-                many_conn = true;
-        }
-    }
+    /* Fields named in Connection are hop-by-hop too. Its tokens are collected once (beyond a
+     * few, the full scan per name). */
+    const char *tok[8];
+    size_t tlen[8], ntok = 0;
+    bool many_conn = !conn_tokens(p, tok, tlen, sizeof tok / sizeof tok[0], &ntok);
     for (size_t i = 0; i < nh; i++) {
         const char *n, *v;
         h1_parser_header(p, i, &n, &v);
@@ -669,8 +708,8 @@ static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
         if (many_conn) {
             named = has_token_in(p, "connection", n);
         } else {
-            for (size_t k = 0; k < nconn && !named; k++)
-                named = vp_header_has_token(conn_v[k], strlen(conn_v[k]), n);
+            for (size_t k = 0; k < ntok && !named; k++)
+                named = tlen[k] == nl && vp_mem_ieq(tok[k], n, nl);
         }
         if (named)
             continue;
@@ -786,6 +825,46 @@ static void reply_parse_error(struct conn *c, int status, const char *why)
     conn_reply(c, status, reason, "text/plain; charset=utf-8", NULL, body, (size_t)n);
 }
 
+static void req_fields_get(const struct h1_parser *p, struct req_fields *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t nh = h1_parser_header_count(p);
+    for (size_t i = 0; i < nh; i++) {
+        const char *n, *v, **slot = NULL;
+        h1_parser_header(p, i, &n, &v);
+        size_t nl = h1_parser_header_name_len(p, i);
+        switch (nl) {
+        case 3:
+            slot = vp_slice_ieq(n, nl, "via") ? &f->via : NULL;
+            break;
+        case 4:
+            slot = vp_slice_ieq(n, nl, "host") ? &f->host : NULL;
+            break;
+        case 6:
+            slot = vp_slice_ieq(n, nl, "origin") ? &f->origin : NULL;
+            break;
+        case 7:
+            slot = vp_slice_ieq(n, nl, "referer")   ? &f->referer
+                   : vp_slice_ieq(n, nl, "upgrade") ? &f->upgrade
+                                                    : NULL;
+            break;
+        case 10:
+            slot = vp_slice_ieq(n, nl, "user-agent") ? &f->user_agent : NULL;
+            break;
+        case 14:
+            slot = vp_slice_ieq(n, nl, "content-length") ? &f->clen : NULL;
+            break;
+        case 15:
+            slot = vp_slice_ieq(n, nl, "x-forwarded-for") ? &f->xff : NULL;
+            break;
+        default:
+            break;
+        }
+        if (slot && !*slot)
+            *slot = v;
+    }
+}
+
 static bool is_idempotent(const char *m)
 {
     return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") ||
@@ -807,7 +886,8 @@ static void start_exchange(struct conn *c)
     ex->keep_alive = h1_parser_keep_alive(p) && !c->w->draining;
     ex->upgrade = h1_parser_upgrade(p);
     ex->expect_continue = h1_parser_expect_continue(p);
-    ex->had_cl = h1_parser_find(p, "content-length") != NULL;
+    req_fields_get(p, &ex->rq);
+    ex->had_cl = ex->rq.clen != NULL;
     ex->idempotent = is_idempotent(ex->method);
     ex->req_framing = h1_parser_framing(p);
     ex->req_left = h1_parser_content_length(p);
@@ -1148,17 +1228,18 @@ static void write_request_head(struct conn *c)
     struct exchange_state *ex = &c->ex;
     const struct vp_options *o = opts(c);
     struct h1_parser *p = c->req;
-    struct hout out = {.ev = bufferevent_get_output(ex->up->bev), .len = 0};
+    struct hout out;
+    hout_init(&out, bufferevent_get_output(ex->up->bev));
     static const char *const skip[] = {"expect", "x-forwarded-for", "x-forwarded-proto",
                                        "x-forwarded-host", "via", "host", "origin", NULL};
     hout_str(&out, ex->method);
     hout_mem(&out, " ", 1);
     hout_str(&out, ex->target);
     hout_str(&out, " HTTP/1.1\r\nHost: ");
-    const char *host = h1_parser_find(p, "host");
+    const char *host = ex->rq.host;
     hout_str(&out, o->rewrite_origin || !host ? o->upstream_authority : host);
     hout_mem(&out, "\r\n", 2);
-    const char *origin = h1_parser_find(p, "origin");
+    const char *origin = ex->rq.origin;
     if (origin && o->rewrite_origin && strcmp(origin, "null") != 0) {
         hout_str(&out, o->upstream_tls ? "Origin: https://" : "Origin: http://");
         hout_str(&out, o->upstream_authority);
@@ -1167,7 +1248,7 @@ static void write_request_head(struct conn *c)
         hout_field(&out, "Origin", 6, origin);
     }
     add_headers_filtered(p, &out, skip);
-    const char *xff = h1_parser_find(p, "x-forwarded-for");
+    const char *xff = ex->rq.xff;
     hout_str(&out, "X-Forwarded-For: ");
     if (xff) {
         hout_str(&out, xff);
@@ -1178,7 +1259,7 @@ static void write_request_head(struct conn *c)
                                      : "\r\nX-Forwarded-Proto: http\r\n");
     if (host)
         hout_field(&out, "X-Forwarded-Host", 16, host);
-    const char *via = h1_parser_find(p, "via");
+    const char *via = ex->rq.via;
     hout_str(&out, "Via: ");
     if (via) {
         hout_str(&out, via);
@@ -1188,7 +1269,7 @@ static void write_request_head(struct conn *c)
     hout_u64(&out, (uint64_t)(ex->minor < 0 ? 0 : ex->minor));
     hout_str(&out, " vitals-proxy\r\n");
     if (ex->upgrade) {
-        const char *up = h1_parser_find(p, "upgrade");
+        const char *up = ex->rq.upgrade;
         hout_str(&out, "Connection: upgrade\r\n");
         hout_field(&out, "Upgrade", 7, up ? up : "");
     }
@@ -1334,7 +1415,8 @@ static void start_tunnel(struct conn *c)
     struct exchange_state *ex = &c->ex;
     struct evbuffer *o = cout(c);
     size_t before = evbuffer_get_length(o);
-    struct hout h = {.ev = o, .len = 0};
+    struct hout h;
+    hout_init(&h, o);
     hout_str(&h, "HTTP/1.1 101 ");
     hout_str(&h, h1_parser_reason(c->resp));
     hout_mem(&h, "\r\n", 2);
@@ -1413,9 +1495,57 @@ static int plain_tag(struct conn *c, char *tag, size_t cap, const char *vid)
     return w->tag_len;
 }
 
+/* The response fields the proxy reads, found in one pass over the head (the first of each, as
+ * h1_parser_find gives; NULL when absent) instead of one search per name. */
+struct resp_fields {
+    const char *ctype, *cenc, *cdisp, *cache, *crange, *csp, *csp_ro, *clen;
+};
+
+static void resp_fields_get(const struct h1_parser *r, struct resp_fields *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t nh = h1_parser_header_count(r);
+    for (size_t i = 0; i < nh; i++) {
+        const char *n, *v, **slot = NULL;
+        h1_parser_header(r, i, &n, &v);
+        size_t nl = h1_parser_header_name_len(r, i);
+        if (nl < 12 || (n[0] | 0x20) != 'c')
+            continue;
+        switch (nl) {
+        case 12:
+            slot = vp_slice_ieq(n, nl, "content-type") ? &f->ctype : NULL;
+            break;
+        case 13:
+            slot = vp_slice_ieq(n, nl, "cache-control")   ? &f->cache
+                   : vp_slice_ieq(n, nl, "content-range") ? &f->crange
+                                                          : NULL;
+            break;
+        case 14:
+            slot = vp_slice_ieq(n, nl, "content-length") ? &f->clen : NULL;
+            break;
+        case 16:
+            slot = vp_slice_ieq(n, nl, "content-encoding") ? &f->cenc : NULL;
+            break;
+        case 19:
+            slot = vp_slice_ieq(n, nl, "content-disposition") ? &f->cdisp : NULL;
+            break;
+        case 23:
+            slot = vp_slice_ieq(n, nl, "content-security-policy") ? &f->csp : NULL;
+            break;
+        case 35:
+            slot = vp_slice_ieq(n, nl, "content-security-policy-report-only") ? &f->csp_ro : NULL;
+            break;
+        default:
+            break;
+        }
+        if (slot && !*slot)
+            *slot = v;
+    }
+}
+
 /* Decides whether this response gets the beacon (inject_wanted + --no-inject globs) and sets
  * up the injector; any failure just means no injection. */
-static void setup_injection(struct conn *c, struct h1_parser *r)
+static void setup_injection(struct conn *c, const struct resp_fields *f)
 {
     struct exchange_state *ex = &c->ex;
     struct proxy *px = c->w->px;
@@ -1431,11 +1561,11 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         .method = ex->method,
         .request_path = path,
         .status = ex->status,
-        .content_type = h1_parser_find(r, "content-type"),
-        .content_encoding = h1_parser_find(r, "content-encoding"),
-        .content_disposition = h1_parser_find(r, "content-disposition"),
-        .cache_control = h1_parser_find(r, "cache-control"),
-        .content_range = h1_parser_find(r, "content-range"),
+        .content_type = f->ctype,
+        .content_encoding = f->cenc,
+        .content_disposition = f->cdisp,
+        .cache_control = f->cache,
+        .content_range = f->crange,
         .upgraded = false,
     };
     if (!inject_wanted(&info))
@@ -1459,8 +1589,7 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
         return;
     /* With a CSP, the tag carries the page's own script nonce when it has one (strict-dynamic
      * policies trust only nonced scripts), else a fresh one that the header rewrite allows. */
-    const char *csp = h1_parser_find(r, "content-security-policy");
-    const char *csp_ro = h1_parser_find(r, "content-security-policy-report-only");
+    const char *csp = f->csp, *csp_ro = f->csp_ro;
     bool has_nonce = csp && inject_csp_nonce(csp, strlen(csp), nonce, sizeof nonce);
     if (!has_nonce && (csp || csp_ro)) {
         if (vp_random_hex(nonce, sizeof nonce, 16) != 0)
@@ -1545,13 +1674,16 @@ static void send_response_head(struct conn *c)
         ex->up_clean = false;
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
-    struct hout h = {.ev = o, .len = 0};
+    struct hout h;
+    hout_init(&h, o);
     hout_str(&h, "HTTP/1.1 ");
     hout_u64(&h, (uint64_t)sc); /* 100..599: checked by the parser */
     hout_mem(&h, " ", 1);
     hout_str(&h, h1_parser_reason(r));
     hout_mem(&h, "\r\n", 2);
-    setup_injection(c, r);
+    struct resp_fields f;
+    resp_fields_get(r, &f);
+    setup_injection(c, &f);
     static const char *const skip[] = {NULL};
     if (ex->inj)
         add_injected_headers(r, ex->csp_nonce, &h);
@@ -1560,7 +1692,7 @@ static void send_response_head(struct conn *c)
     switch (ex->cl_pending ? H1_BODY_NONE : ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
-        const char *cl = h1_parser_find(r, "content-length");
+        const char *cl = f.clen;
         if (cl && sc != 204 && sc >= 200 && !ex->cl_pending)
             hout_field(&h, "Content-Length", 14, cl);
         break;
@@ -1591,9 +1723,9 @@ static void send_response_head(struct conn *c)
     hout_flush(&h);
     ex->t.bytes_out += evbuffer_get_length(o) - before;
     ex->resp_started = true;
-    capture(ex->ctype, sizeof ex->ctype, h1_parser_find(r, "content-type"));
-    capture(ex->cenc, sizeof ex->cenc, h1_parser_find(r, "content-encoding"));
-    capture(ex->cache, sizeof ex->cache, h1_parser_find(r, "cache-control"));
+    capture(ex->ctype, sizeof ex->ctype, f.ctype);
+    capture(ex->cenc, sizeof ex->cenc, f.cenc);
+    capture(ex->cache, sizeof ex->cache, f.cache);
 }
 
 /* Returns true when the head is complete and handled (a final response started). */
@@ -1629,7 +1761,8 @@ static bool parse_response_head(struct conn *c)
             /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. */
             if (ex->minor >= 1 && !(sc == 100 && ex->sent_100)) {
                 struct evbuffer *o = cout(c);
-                struct hout h = {.ev = o, .len = 0};
+                struct hout h;
+    hout_init(&h, o);
                 hout_str(&h, "HTTP/1.1 ");
                 hout_u64(&h, (uint64_t)sc);
                 hout_mem(&h, " ", 1);
@@ -1700,7 +1833,8 @@ static void end_pending_head(struct conn *c, bool decide_now)
     size_t growth;
     if (!ex->cl_pending)
         return;
-    struct hout h = {.ev = stage_out(c), .len = 0}; /* put_framed follows: stage_done */
+    struct hout h; /* put_framed follows: stage_done */
+    hout_init(&h, stage_out(c));
     if (injector_identity_growth(ex->inj, &growth)) {
         hout_str(&h, "Content-Length: ");
         hout_u64(&h, ex->cl_upstream + growth);
@@ -2102,9 +2236,9 @@ void conn_exchange_info(struct conn *c, struct exchange_info *out)
     out->minor = ex->minor;
     out->peer = c->peer;
     bool have_head = c->req && ex->method && ex->method[0] != '-';
-    out->host = have_head ? h1_parser_find(c->req, "host") : NULL;
-    out->referer = have_head ? h1_parser_find(c->req, "referer") : NULL;
-    out->user_agent = have_head ? h1_parser_find(c->req, "user-agent") : NULL;
+    out->host = have_head ? ex->rq.host : NULL;
+    out->referer = have_head ? ex->rq.referer : NULL;
+    out->user_agent = have_head ? ex->rq.user_agent : NULL;
     out->content_type = ex->ctype[0] ? ex->ctype : NULL;
     out->content_encoding = ex->cenc[0] ? ex->cenc : NULL;
     out->cache_control = ex->cache[0] ? ex->cache : NULL;

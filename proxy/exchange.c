@@ -118,7 +118,8 @@ void exchange_finish_log(struct conn *c)
     int64_t start = x.t.head_done_us ? x.t.head_done_us : x.t.accept_us;
     double total = ms(start, x.t.last_byte_us ? x.t.last_byte_us : exchange_now_us());
     double up = ms(x.t.sent_us, x.t.first_byte_us);
-    struct line l = {.len = 0};
+    struct line l; /* no initializer: it would zero the 4 KiB buffer on every request */
+    l.len = 0;
     time_t secs = (time_t)(start / 1000000);
     struct tm tm;
     gmtime_r(&secs, &tm);

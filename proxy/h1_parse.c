@@ -30,6 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define H1_BUF_INITIAL 2048
 
@@ -123,6 +126,30 @@ static const bool vchar_tab[256] = {VC16(0),   VC16(16),  VC16(32),  VC16(48),
 
 static bool is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
+/* End of the run of field-value bytes (vchar_tab) in d[j..end): 16 bytes per step where SSE2 is
+ * available (a browser's request head is mostly field values: User-Agent, Accept, Cookie), the
+ * rest one by one. */
+static size_t value_run(const unsigned char *d, size_t j, size_t end)
+{
+#ifdef __SSE2__
+    const __m128i ctl = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), tab = _mm_set1_epi8('\t'),
+                  zero = _mm_setzero_si128();
+    while (end - j >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(d + j));
+        /* bad: x <= 0x1f (unsigned) or x == 0x7f, except HTAB */
+        __m128i low = _mm_cmpeq_epi8(_mm_subs_epu8(x, ctl), zero);
+        __m128i bad =
+            _mm_andnot_si128(_mm_cmpeq_epi8(x, tab), _mm_or_si128(low, _mm_cmpeq_epi8(x, del)));
+        if (_mm_movemask_epi8(bad) != 0)
+            break;
+        j += 16;
+    }
+#endif
+    while (j < end && vchar_tab[d[j]]) /* CR is not in the table */
+        j++;
+    return j;
+}
+
 int h1_parser_new(struct h1_parser **out, enum h1_kind kind, const struct h1_limits *lim)
 {
     if (!lim || lim->max_line == 0 || lim->max_head == 0 || lim->max_headers == 0 ||
@@ -187,11 +214,15 @@ static int fail(struct h1_parser *p, int status, const char *why)
     return status == 400 || status == 502 ? VP_ERR_PROTO : VP_ERR_LIMIT;
 }
 
-static bool in_line(int st)
-{
-    return st == S_METHOD || st == S_TARGET || st == S_VERSION || st == S_LINE_LF ||
-           st == S_RVERSION || st == S_STATUS || st == S_REASON;
-}
+#define ST_BIT(st) (1u << (st))
+/* States whose bytes count against max_line (the start line, with the empty lines before it). */
+#define LINE_STATES                                                                                \
+    (ST_BIT(S_START) | ST_BIT(S_START_LF) | ST_BIT(S_METHOD) | ST_BIT(S_TARGET) |                  \
+     ST_BIT(S_VERSION) | ST_BIT(S_LINE_LF) | ST_BIT(S_RVERSION) | ST_BIT(S_STATUS) |               \
+     ST_BIT(S_REASON))
+/* States with a fast path in h1_parser_feed. */
+#define RUN_STATES                                                                                 \
+    (ST_BIT(S_TARGET) | ST_BIT(S_HDR_START) | ST_BIT(S_NAME) | ST_BIT(S_OWS) | ST_BIT(S_VALUE))
 
 /* Parses "d[,d...]" Content-Length list values (RFC 9110 section 8.6); all must be equal. */
 static int parse_cl(const char *v, uint64_t *out, bool *seen)
@@ -374,13 +405,34 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
         /* Fast paths for the long runs (target, field names and values): copy a run of plain
          * bytes at once, within the same limits as the byte loop below, which then handles the
          * byte that ended the run (delimiter, invalid byte, or the limit). */
-        if (p->state == S_VALUE || p->state == S_NAME || p->state == S_TARGET) {
+        if (ST_BIT(p->state) & RUN_STATES) {
             size_t room = p->state == S_TARGET ? p->lim.max_line - p->line_bytes
                                                : p->lim.max_head - p->head_bytes;
             size_t end = len - i < room ? len : i + room, j = i;
-            if (p->state == S_VALUE)
-                while (j < end && vchar_tab[d[j]]) /* CR is not in the table */
+            if (p->state == S_HDR_START) {
+                /* A field name starts: its run is copied below. CR, obs-fold, a bad byte and the
+                 * field count limit are the byte loop's. */
+                if (!tchar_tab[d[i]] || p->nhdrs >= p->lim.max_headers)
+                    goto byte;
+                p->hdrs[p->nhdrs].name = (uint32_t)p->len;
+                p->state = S_NAME;
+            } else if (p->state == S_OWS) {
+                /* OWS is counted, not copied; the value starts at the first other byte (at the
+                 * limit, the byte loop meets it and fails). */
+                while (j < end && (d[j] == ' ' || d[j] == '\t'))
                     j++;
+                p->head_bytes += j - i;
+                i = j;
+                if (i == len)
+                    break;
+                if (i == end)
+                    goto byte;
+                p->state = S_VALUE;
+                room = p->lim.max_head - p->head_bytes;
+                end = len - i < room ? len : i + room;
+            }
+            if (p->state == S_VALUE)
+                j = value_run(d, j, end);
             else if (p->state == S_NAME)
                 while (j < end && tchar_tab[d[j]])
                     j++;
@@ -398,9 +450,10 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
                     break;
             }
         }
+    byte:;
         unsigned char c = d[i];
         p->head_bytes++;
-        if (in_line(p->state) || p->state == S_START || p->state == S_START_LF) {
+        if (ST_BIT(p->state) & LINE_STATES) {
             if (++p->line_bytes > p->lim.max_line)
                 return fail(p, 414, "request line too long");
         } else if (p->head_bytes > p->lim.max_head) {

@@ -60,6 +60,14 @@
 /* Resources per multi-row INSERT: one statement step per RES_MULTI rows instead of per row
  * (the per-statement work, not the per-row b-tree work, is what a batch saves). */
 #define RES_MULTI 10
+/* Request records per multi-row INSERT (see flush_requests). */
+#define REQ_MULTI 16
+#define REQ_NCOLS 29
+#define REQ_COLS                                                                                   \
+    "view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"        \
+    "last_byte_us,bytes_in,bytes_out,upstream_bytes,status,injected,reused,method,url,path,"       \
+    "route,host,protocol,tls_version,referer,referer_path,user_agent,content_type,"                \
+    "content_encoding,cache_control,error,label"
 /* Metrics per multi-row upsert: the five of a payload in one statement. */
 #define METRIC_MULTI 5
 #define METRIC_UPSERT                                                                            \
@@ -130,6 +138,7 @@ enum stmt_id {
     S_RES,
     S_RES_MULTI,
     S_REQ_INSERT,
+    S_REQ_INSERT_MULTI,
     S_REQ_FIND_INJECTED,
     S_REQ_FIND_VIEW,
     S_REQ_CLAIM,
@@ -139,6 +148,15 @@ enum stmt_id {
     S_PRUNE_REQUESTS,
     S_ROLLUP_DIRTY,
     S_COUNT
+};
+
+/* The column values of one request record that the writer derives before binding. */
+struct req_vals {
+    const char *path, *rpath, *view;
+    size_t plen, rplen;
+    int rl; /* route length, -1 when none */
+    char route[BEACON_MAX_URL + 8];
+    char vbuf[72];
 };
 
 struct store {
@@ -186,6 +204,12 @@ struct store {
      * it, has nothing to claim, and skips the UPDATE (about 4,600 instructions per injected
      * page). Only the writer inserts requests. */
     int64_t claimable_max_us;
+    /* writer-only: request records waiting for a multi-row INSERT (write_batch) */
+    struct item *req_grp[REQ_MULTI];
+    struct req_vals req_vals[REQ_MULTI];
+    size_t req_ngrp;
+    uint64_t req_grouped;  /* rows of this batch written by the multi-row statement */
+    bool req_grp_injected; /* the pending group holds an injected page */
 };
 
 void store_options_default(struct store_options *opt)
@@ -264,9 +288,34 @@ static int build_insert(char *buf, size_t cap, const char *verb, const char *tab
     return 0;
 }
 
+/* "INSERT INTO requests(...) VALUES(?,..),(?,..)..." with rows rows. */
+static int build_req_insert(char *buf, size_t cap, unsigned rows)
+{
+    int w = snprintf(buf, cap, "INSERT INTO requests(" REQ_COLS ") VALUES");
+    if (w < 0 || (size_t)w >= cap)
+        return VP_ERR_LIMIT;
+    size_t o = (size_t)w;
+    for (unsigned r = 0; r < rows; r++) {
+        if (o + 2 * REQ_NCOLS + 3 >= cap)
+            return VP_ERR_LIMIT;
+        buf[o++] = r ? ',' : ' ';
+        buf[o++] = '(';
+        for (unsigned i = 0; i < REQ_NCOLS; i++) {
+            if (i)
+                buf[o++] = ',';
+            buf[o++] = '?';
+        }
+        buf[o++] = ')';
+    }
+    buf[o] = '\0';
+    return 0;
+}
+
 static int prepare_all(struct store *s, char *err, size_t errlen)
 {
-    char rbuf[2048], nbuf[2048], rmbuf[8192];
+    char rbuf[2048], nbuf[2048], rmbuf[8192], qmbuf[2048];
+    if (build_req_insert(qmbuf, sizeof qmbuf, REQ_MULTI))
+        return VP_ERR_LIMIT;
     if (build_insert(rbuf, sizeof rbuf, "INSERT", "resources", "view_id,idx", beacon_res_fields,
                      NULL, 1, " ON CONFLICT(view_id, idx) DO NOTHING") ||
         build_insert(rmbuf, sizeof rmbuf, "INSERT", "resources", "view_id,idx",
@@ -302,13 +351,9 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
         [S_NAV] = nbuf,
         [S_RES] = rbuf,
         [S_RES_MULTI] = rmbuf,
-        [S_REQ_INSERT] =
-            "INSERT INTO requests(view_id,accept_us,head_done_us,connect_start_us,"
-            "connect_end_us,sent_us,first_byte_us,last_byte_us,bytes_in,bytes_out,"
-            "upstream_bytes,status,injected,reused,method,url,path,route,host,protocol,"
-            "tls_version,referer,referer_path,user_agent,content_type,content_encoding,"
-            "cache_control,error,label) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-            "?,?,?,?,?)",
+        [S_REQ_INSERT] = "INSERT INTO requests(" REQ_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                         "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [S_REQ_INSERT_MULTI] = qmbuf,
         [S_REQ_FIND_INJECTED] =
             "SELECT view_id, accept_us / 1000 FROM requests WHERE path=?1 AND injected=1 AND "
             "view_id IS NOT NULL AND accept_us BETWEEN ?2 - 60000000 AND ?2 "
@@ -790,23 +835,36 @@ static bool resolve_view(struct store *s, const char *rpath, size_t rlen, int64_
     return found;
 }
 
-static int write_request(struct store *s, struct item *it)
+/* Derives what a record's row needs besides the record itself: the path, route and Referer
+ * path, and the view (the record's own, or the page its Referer points to). */
+static void prep_request(struct store *s, const struct store_request_rec *r, struct req_vals *v)
 {
-    const struct store_request_rec *r = &it->u.req;
-    size_t plen = 0, rplen = 0;
-    const char *path = store_path_span(r->url, &plen);
-    const char *rpath = r->referer ? store_path_span(r->referer, &rplen) : NULL;
-    char route[BEACON_MAX_URL + 8];
-    int rl = r->url ? store_route_of(r->url, strlen(r->url), route, sizeof route) : -1;
-    char vbuf[72];
-    const char *view = r->view_id;
-    if (!view && rpath && r->accept_us > 0 && resolve_view(s, rpath, rplen, r->accept_us, vbuf,
-                                                           sizeof vbuf))
-        view = vbuf;
+    v->plen = v->rplen = 0;
+    v->path = store_path_span(r->url, &v->plen);
+    v->rpath = r->referer ? store_path_span(r->referer, &v->rplen) : NULL;
+    v->rl = r->url ? store_route_of(r->url, strlen(r->url), v->route, sizeof v->route) : -1;
+    v->view = r->view_id;
+    if (!v->view && v->rpath && r->accept_us > 0 &&
+        resolve_view(s, v->rpath, v->rplen, r->accept_us, v->vbuf, sizeof v->vbuf))
+        v->view = v->vbuf;
+    if (!v->view && !r->injected && v->rpath && r->accept_us > s->claimable_max_us)
+        s->claimable_max_us = r->accept_us;
+}
 
-    sqlite3_stmt *st = s->st[S_REQ_INSERT];
-    int i = 1;
-    bind_text(st, i++, view);
+static void bind_text_n(sqlite3_stmt *st, int i, const char *v, size_t n, bool set)
+{
+    if (set)
+        sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Binds the REQ_NCOLS values of one row from parameter i on; every one is set (no clearing
+ * needed between uses). */
+static void bind_request(sqlite3_stmt *st, int i, const struct store_request_rec *r,
+                         const struct req_vals *v)
+{
+    bind_text(st, i++, v->view);
     sqlite3_bind_int64(st, i++, r->accept_us);
     sqlite3_bind_int64(st, i++, r->head_done_us);
     sqlite3_bind_int64(st, i++, r->connect_start_us);
@@ -822,40 +880,97 @@ static int write_request(struct store *s, struct item *it)
     sqlite3_bind_int(st, i++, r->reused ? 1 : 0);
     bind_text(st, i++, r->method);
     bind_text(st, i++, r->url);
-    if (r->url)
-        sqlite3_bind_text(st, i, path, (int)plen, SQLITE_STATIC);
-    i++;
-    if (rl >= 0)
-        sqlite3_bind_text(st, i, route, rl, SQLITE_STATIC);
-    i++;
+    bind_text_n(st, i++, v->path, v->plen, r->url != NULL);
+    bind_text_n(st, i++, v->route, (size_t)(v->rl > 0 ? v->rl : 0), v->rl >= 0);
     bind_text(st, i++, r->host);
     bind_text(st, i++, r->protocol);
     bind_text(st, i++, r->tls_version);
     bind_text(st, i++, r->referer);
-    if (rpath)
-        sqlite3_bind_text(st, i, rpath, (int)rplen, SQLITE_STATIC);
-    i++;
+    bind_text_n(st, i++, v->rpath, v->rplen, v->rpath != NULL);
     bind_text(st, i++, r->user_agent);
     bind_text(st, i++, r->content_type);
     bind_text(st, i++, r->content_encoding);
     bind_text(st, i++, r->cache_control);
     bind_text(st, i++, r->error);
     bind_text(st, i++, r->label);
-    if (run(s, st))
-        return VP_ERR_DB;
-    if (!view && !r->injected && rpath && r->accept_us > s->claimable_max_us)
-        s->claimable_max_us = r->accept_us;
+}
 
-    if (r->injected && r->view_id && r->url && r->accept_us > 0 &&
-        r->accept_us <= s->claimable_max_us) {
-        st = s->st[S_REQ_CLAIM];
-        sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, r->accept_us);
-        if (run(s, st))
-            return VP_ERR_DB;
+/* One row with the single-row statement (v already prepared). */
+static int insert_request(struct store *s, const struct store_request_rec *r,
+                          const struct req_vals *v)
+{
+    sqlite3_stmt *st = s->st[S_REQ_INSERT];
+    bind_request(st, 1, r, v);
+    return step(st);
+}
+
+/* The claim of an injected page: the rows of its sub-resources recorded before it (no view yet,
+ * a Referer with its path) take its view. Skipped when no such row was accepted after it. */
+static int claim_rows(struct store *s, const struct store_request_rec *r, const struct req_vals *v)
+{
+    if (!r->injected || !r->view_id || !r->url || r->accept_us <= 0 ||
+        r->accept_us > s->claimable_max_us)
+        return 0;
+    sqlite3_stmt *st = s->st[S_REQ_CLAIM];
+    sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v->path, (int)v->plen, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, r->accept_us);
+    return run(s, st);
+}
+
+/* Request records are written in groups (write_batch): REQ_MULTI rows per statement step, then
+ * the claims of the injected pages among them. The order the writer's queries see is arrival
+ * order: a record that resolves its view by its Referer (the only query that reads requests, for
+ * injected pages) is taken after the group is written when the group holds an injected page, and
+ * every other item of the batch is written after the group. A claim made after the rest of its
+ * group is inserted finds what it would have found right after its own row: the rows after it
+ * in the group have a view already or no Referer, and are never claimable. */
+static bool needs_resolve(const struct store_request_rec *r)
+{
+    return r->referer && !r->view_id;
+}
+
+/* Writes the pending group: REQ_MULTI rows with one statement step, fewer one by one, and the
+ * rows one by one again when the multi-row statement fails (one bad row must not cost the
+ * others); then the claims. Returns the number of records that failed. */
+static uint64_t flush_requests(struct store *s)
+{
+    size_t n = s->req_ngrp;
+    uint64_t errors = 0;
+    bool ok[REQ_MULTI];
+    s->req_ngrp = 0;
+    s->req_grp_injected = false;
+    bool done = false;
+    if (n == REQ_MULTI) {
+        sqlite3_stmt *st = s->st[S_REQ_INSERT_MULTI];
+        for (size_t k = 0; k < n; k++)
+            bind_request(st, 1 + (int)k * REQ_NCOLS, &s->req_grp[k]->u.req, &s->req_vals[k]);
+        if (step(st) == 0) {
+            s->req_grouped += n;
+            for (size_t k = 0; k < n; k++)
+                ok[k] = true;
+            done = true;
+        }
     }
-    return 0;
+    for (size_t k = 0; k < n && !done; k++)
+        ok[k] = insert_request(s, &s->req_grp[k]->u.req, &s->req_vals[k]) == 0;
+    for (size_t k = 0; k < n; k++)
+        if (!ok[k] || claim_rows(s, &s->req_grp[k]->u.req, &s->req_vals[k]) != 0)
+            errors++;
+    return errors;
+}
+
+static uint64_t add_request(struct store *s, struct item *it)
+{
+    uint64_t errors = 0;
+    if (s->req_grp_injected && needs_resolve(&it->u.req))
+        errors += flush_requests(s);
+    prep_request(s, &it->u.req, &s->req_vals[s->req_ngrp]);
+    s->req_grp_injected |= it->u.req.injected;
+    s->req_grp[s->req_ngrp++] = it;
+    if (s->req_ngrp == REQ_MULTI)
+        errors += flush_requests(s);
+    return errors;
 }
 
 /* Deletes up to limit old views (with their rows, by cascade) and old requests. Returns the
@@ -904,8 +1019,8 @@ static int write_item(struct store *s, struct item *it, uint64_t *beacons)
     case IT_BEACON:
         (*beacons)++;
         return write_beacon(s, it);
-    case IT_REQUEST:
-        return write_request(s, it);
+    case IT_REQUEST: /* write_batch groups them (add_request) */
+        return 0;
     case IT_REJECT: {
         sqlite3_stmt *st = s->st[S_REJECT];
         sqlite3_bind_text(st, 1, it->u.reason, -1, SQLITE_STATIC);
@@ -934,9 +1049,18 @@ static void write_batch(struct store *s, struct item *batch, size_t n)
         errors = n;
         goto out;
     }
-    for (struct item *it = batch; it; it = it->next)
+    for (struct item *it = batch; it; it = it->next) {
+        if (it->kind == IT_REQUEST) {
+            errors += add_request(s, it);
+            continue;
+        }
+        if (s->req_ngrp)
+            errors += flush_requests(s);
         if (write_item(s, it, &beacons) != 0)
             errors++; /* one bad item must not cost the others */
+    }
+    if (s->req_ngrp)
+        errors += flush_requests(s);
     if (beacons > 0) {
         sqlite3_bind_int64(s->st[S_ACCEPTED], 1, (sqlite3_int64)beacons);
         if (run(s, s->st[S_ACCEPTED]))
@@ -959,9 +1083,12 @@ static void write_batch(struct store *s, struct item *batch, size_t n)
     if (run(s, s->st[S_COMMIT])) {
         run(s, s->st[S_ROLLBACK]);
         errors = n;
+        s->req_grouped = 0;
     }
 out:
     pthread_mutex_lock(&s->mu);
+    s->stats.requests_grouped += s->req_grouped;
+    s->req_grouped = 0;
     s->stats.batches++;
     s->stats.committed_rows += n - (errors > n ? n : errors);
     s->stats.write_errors += errors;

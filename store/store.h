@@ -104,6 +104,7 @@ struct store_stats {
     uint64_t requests_dropped; /* request records dropped under overload (in dropped_full too) */
     uint64_t lag_max_us;       /* largest enqueue-to-commit time of any committed item */
     uint64_t row_cost_ns;      /* the writer's measured cost per row (moving average) */
+    uint64_t requests_grouped; /* request rows committed by multi-row INSERTs */
 };
 
 void store_get_stats(struct store *s, struct store_stats *out);

@@ -442,5 +442,52 @@ int main(void)
     h1_parser_free(p);
     struct h1_limits zero = {0, 0, 0};
     TAP_OK(h1_parser_new(&p, H1_REQUEST, &zero) == VP_ERR_INVALID, "new/zero_limits");
+
+    /* Long field values go 16 bytes at a time: a control byte or DEL at any offset of a 70-byte
+     * value is still refused, HTAB and bytes >= 0x80 anywhere are kept, fed whole and in two
+     * pieces cut at every point. */
+    const struct h1_limits vlim = {.max_line = 256, .max_head = 1024, .max_headers = 8};
+    TAP_OK(h1_parser_new(&p, H1_REQUEST, &vlim) == 0, "value_run/new");
+    const unsigned char bad[] = {0x00, 0x01, 0x0b, 0x1f, 0x7f, '\n'};
+    bool refused = true, kept = true;
+    for (size_t at = 0; at < 70; at++) {
+        char head[256], val[71];
+        for (size_t k = 0; k < 70; k++)
+            val[k] = (char)("abcdefghij0123456789 ,;=/"[k % 25]);
+        val[70] = '\0';
+        val[0] = 'v'; /* leading OWS would be dropped */
+        for (size_t b = 0; b < sizeof bad; b++) {
+            val[at] = (char)bad[b];
+            static const char pre[] = "GET / HTTP/1.1\r\nHost: h\r\nX-V: ";
+            memcpy(head, pre, sizeof pre - 1);
+            memcpy(head + sizeof pre - 1, val, 70);
+            memcpy(head + sizeof pre - 1 + 70, "\r\n\r\n", 4);
+            int hl = (int)(sizeof pre - 1 + 74);
+            for (size_t cut = 0; cut <= (size_t)hl && refused; cut += 7) {
+                h1_parser_reset(p, false);
+                size_t u1 = 0, u2 = 0;
+                int r = h1_parser_feed(p, head, cut, &u1);
+                if (r == H1_AGAIN)
+                    r = h1_parser_feed(p, head + cut, (size_t)hl - cut, &u2);
+                refused = r == VP_ERR_PROTO && h1_parser_status(p) == 400;
+            }
+        }
+        val[at] = at % 2 ? '\t' : (char)0xe9;
+        if (at == 69)
+            val[at] = 'z'; /* trailing HTAB would be trimmed */
+        int hl = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: h\r\nX-V: %s\r\n\r\n", val);
+        for (size_t cut = 0; cut <= (size_t)hl && kept; cut++) {
+            h1_parser_reset(p, false);
+            size_t u1 = 0, u2 = 0;
+            int r = h1_parser_feed(p, head, cut, &u1);
+            if (r == H1_AGAIN)
+                r = h1_parser_feed(p, head + cut, (size_t)hl - cut, &u2);
+            const char *v = h1_parser_find(p, "x-v");
+            kept = r == H1_DONE && v && strcmp(v, val) == 0;
+        }
+    }
+    TAP_OK(refused, "value_run/control_bytes_refused");
+    TAP_OK(kept, "value_run/htab_and_high_bytes_kept");
+    h1_parser_free(p);
     TAP_DONE();
 }

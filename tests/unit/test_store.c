@@ -859,6 +859,165 @@ static void test_claim_bound(void)
            "store/claim_bound_window");
 }
 
+/* Request records of one batch go in multi-row INSERTs of 16 (the rest one by one): every row
+ * and column as recorded, ids in arrival order (bytes_in carries the sequence number here), and
+ * the view resolution and claims of the rows around injected pages as with one statement per
+ * row, injected pages grouped too. A long batch_ms makes the whole run one batch (store_sync
+ * ends the coalescing). */
+static void test_request_groups(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "groups.db");
+    struct store_options opt;
+    store_options_default(&opt);
+    opt.batch_ms = 60000;
+    if (open_keep(&s, p, &opt, err, sizeof err) != 0) {
+        TAP_OK(0, "store/req_groups_open: %s", err);
+        return;
+    }
+    const int64_t T = 1764000000000LL * 1000;
+    char url[64];
+    int rc = 0;
+    uint64_t seq = 0;
+    struct store_request_rec r = {.status = 200, .method = "GET", .protocol = "h1"};
+    /* 0..16: plain records (one group of 16, then one pending) */
+    for (int i = 0; i < 17; i++) {
+        snprintf(url, sizeof url, "/items/%d?q=%d", 1000 + i, i);
+        r.url = url;
+        r.accept_us = T + i;
+        r.bytes_out = (uint64_t)(100 + i);
+        r.content_type = i % 2 ? "text/css" : NULL;
+        r.bytes_in = seq++;
+        rc |= store_record_request(s, &r);
+    }
+    /* 17: a sub-resource of /g recorded before its page: claimable */
+    r.url = "/g.js";
+    r.referer = "http://localhost:8080/g?x=1";
+    r.accept_us = T + 1000;
+    r.bytes_in = seq++;
+    rc |= store_record_request(s, &r);
+    /* 18: the injected page /g, accepted before it: claims row 17 */
+    struct store_request_rec inj = {.status = 200,
+                                    .method = "GET",
+                                    .injected = true,
+                                    .url = "/g",
+                                    .view_id = "groupview1",
+                                    .accept_us = T + 500};
+    inj.bytes_in = seq++;
+    rc |= store_record_request(s, &inj);
+    /* 19..50: sub-resources of /g, resolved to its view at insert (two full groups) */
+    for (int i = 19; i < 51; i++) {
+        snprintf(url, sizeof url, "/static/%d.js", i);
+        r.url = url;
+        r.accept_us = T + 2000 + i;
+        r.bytes_in = seq++;
+        rc |= store_record_request(s, &r);
+    }
+    /* 51: a sub-resource of /p/3 before its page (claimable); 52..67: sixteen injected pages in
+     * the same group as it, the fourth claims it */
+    r.url = "/sub.js";
+    r.referer = "http://localhost:8080/p/3";
+    r.accept_us = T + 100000;
+    r.bytes_in = seq++;
+    rc |= store_record_request(s, &r);
+    char vids[16][16], purl[16][16];
+    for (int i = 0; i < 16; i++) {
+        snprintf(vids[i], sizeof vids[i], "pview%02d", i);
+        snprintf(purl[i], sizeof purl[i], "/p/%d", i);
+        inj.url = purl[i];
+        inj.view_id = vids[i];
+        inj.accept_us = T + 90000 + i;
+        inj.bytes_in = seq++;
+        rc |= store_record_request(s, &inj);
+    }
+    /* 68, 69: two loads of /d in the same group; 70: a sub-resource after both resolves to the
+     * later one at insert (a claim would give it to the first) */
+    inj.url = "/d";
+    inj.view_id = "dview1";
+    inj.accept_us = T + 200000;
+    inj.bytes_in = seq++;
+    rc |= store_record_request(s, &inj);
+    inj.view_id = "dview2";
+    inj.accept_us = T + 300000;
+    inj.bytes_in = seq++;
+    rc |= store_record_request(s, &inj);
+    r.url = "/d.js";
+    r.referer = "http://localhost:8080/d";
+    r.accept_us = T + 300100;
+    r.bytes_in = seq++;
+    rc |= store_record_request(s, &r);
+    TAP_OK(rc == 0 && store_sync(s) == 0, "store/req_groups_recorded");
+    struct store_stats st;
+    store_get_stats(s, &st);
+    TAP_OK(st.requests_grouped == 64 && st.write_errors == 0,
+           "store/req_groups_multi_row (grouped %llu, errors %llu)",
+           (unsigned long long)st.requests_grouped, (unsigned long long)st.write_errors);
+    store_free(s);
+    s = NULL;
+    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 71, "store/req_groups_count");
+    /* arrival order: ids follow the order of store_record_request */
+    TAP_OK(
+        q1(p, "SELECT count(*) FROM requests a JOIN requests b ON b.id = a.id + 1 "
+              "WHERE b.bytes_in != a.bytes_in + 1") == 0 &&
+            q1(p, "SELECT min(id) = (SELECT id FROM requests WHERE bytes_in = 0) FROM requests") ==
+                1,
+        "store/req_groups_order");
+    char *v = qtext(p, "SELECT group_concat(route || '|' || path || '|' || bytes_out || '|' || "
+                       "coalesce(content_type, '-') || '|' || coalesce(view_id, '-'), ';') "
+                       "FROM (SELECT * FROM requests WHERE url LIKE '/items/100%' ORDER BY id)");
+    TAP_OK(v && strcmp(v,
+                       "/items/[id]|/items/1000|100|-|-;/items/[id]|/items/1001|101|text/css|-;"
+                       "/items/[id]|/items/1002|102|-|-;/items/[id]|/items/1003|103|text/css|-;"
+                       "/items/[id]|/items/1004|104|-|-;/items/[id]|/items/1005|105|text/css|-;"
+                       "/items/[id]|/items/1006|106|-|-;/items/[id]|/items/1007|107|text/css|-;"
+                       "/items/[id]|/items/1008|108|-|-;/items/[id]|/items/1009|109|text/css|-") ==
+                    0,
+           "store/req_groups_columns: %s", v ? v : "(null)");
+    free(v);
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/g.js' AND view_id='groupview1'") == 1,
+           "store/req_groups_claim");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url LIKE '/static/%' AND "
+                 "view_id='groupview1' AND referer_path='/g' AND protocol='h1'") == 32,
+           "store/req_groups_resolved");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE view_id IS NULL") == 17,
+           "store/req_groups_plain");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/sub.js' AND view_id='pview03'") == 1 &&
+               q1(p, "SELECT count(*) FROM requests WHERE injected=1 AND view_id LIKE 'pview%'") ==
+                   16,
+           "store/req_groups_injected_claim");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/d.js' AND view_id='dview2'") == 1,
+           "store/req_groups_latest_page");
+
+    /* A row the database refuses (a trigger here) fails alone: its group is written row by row. */
+    sqlite3 *h = NULL;
+    rc = sqlite3_open(p, &h) != SQLITE_OK ||
+         sqlite3_exec(h,
+                      "CREATE TRIGGER refuse BEFORE INSERT ON requests WHEN new.url = '/bad' "
+                      "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+                      NULL, NULL, NULL) != SQLITE_OK;
+    sqlite3_close(h);
+    TAP_OK(rc == 0, "store/req_groups_trigger");
+    if (open_keep(&s, p, &opt, err, sizeof err) != 0) {
+        TAP_OK(0, "store/req_groups_reopen: %s", err);
+        return;
+    }
+    struct store_request_rec b = {.status = 200, .method = "GET"};
+    for (int i = 0; i < 16; i++) {
+        snprintf(url, sizeof url, "/after/%d", i);
+        b.url = i == 7 ? "/bad" : url;
+        b.accept_us = T + 9000 + i;
+        rc |= store_record_request(s, &b);
+    }
+    TAP_OK(rc == 0 && store_sync(s) == 0, "store/req_groups_bad_recorded");
+    store_get_stats(s, &st);
+    TAP_OK(st.write_errors == 1 && st.requests_grouped == 0, "store/req_groups_bad_counted");
+    store_free(s);
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url LIKE '/after/%'") == 15 &&
+               q1(p, "SELECT count(*) FROM requests WHERE url = '/bad'") == 0,
+           "store/req_groups_bad_alone");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/vp_test_store.XXXXXX");
@@ -876,6 +1035,7 @@ int main(void)
     test_migrate_v3();
     test_migrate_v3_fixture();
     test_claim_bound();
+    test_request_groups();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
