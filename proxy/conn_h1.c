@@ -84,6 +84,11 @@ struct exchange_state {
      * emission so that this nonce may load the beacon ("" when the page has no CSP). */
     char csp_nonce[256];
     struct api_job *api_job; /* pending off-loop API request */
+    /* The response head went into an empty output buffer of a plain socket when conn.flushes
+     * was retract_flushes: while no flush has run since, none of the response has left and a
+     * body error can still turn it into a 502 (retract_response). */
+    bool retractable;
+    unsigned retract_flushes;
 };
 
 struct conn {
@@ -114,6 +119,7 @@ struct conn {
     bool pair;
     /* Timeouts last set by update_client_read (-1 = unknown). */
     signed char tmo;
+    unsigned flushes; /* flush_conn calls (see retract_response) */
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -298,6 +304,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg);
 static void flush_conn(struct conn *c)
 {
     struct evbuffer *o = cout(c);
+    c->flushes++;
     if (evbuffer_get_length(o) > 0) {
         /* A socket bufferevent keeps the start of its output frozen outside its own writes. */
         evbuffer_unfreeze(o, 1);
@@ -793,6 +800,10 @@ static void start_exchange(struct conn *c)
     ex->req_done = ex->req_framing == H1_BODY_NONE;
     h1_chunked_init(&ex->req_chunk, 4096);
 
+    if (route_is_reserved_alias(ex->target)) {
+        reply_parse_error(c, 400, "path is another spelling of /__vitals/");
+        return;
+    }
     if (route_is_reserved(ex->target)) {
         ex->upgrade = false;
         if (ex->req_done) {
@@ -1453,6 +1464,8 @@ static void send_response_head(struct conn *c)
         ex->up_clean = false;
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
+    ex->retractable = c->out_cb && before == 0;
+    ex->retract_flushes = c->flushes;
     struct hout h = {.ev = o, .len = 0};
     hout_str(&h, "HTTP/1.1 ");
     hout_u64(&h, (uint64_t)sc); /* 100..599: checked by the parser */
@@ -1665,6 +1678,25 @@ static int emit_end(struct conn *c)
     return 0;
 }
 
+/* A body that fails (invalid chunk framing, a corrupt or oversized encoding) before any byte of
+ * the response left the proxy: the queued head and body are dropped and the client gets a 502
+ * naming the reason instead of an empty reply. False when part of it may have been sent. */
+static bool retract_response(struct conn *c, const char *why)
+{
+    struct exchange_state *ex = &c->ex;
+    if (!ex->retractable || ex->retract_flushes != c->flushes || c->state != CS_PROXY)
+        return false;
+    struct evbuffer *o = cout(c);
+    evbuffer_unfreeze(o, 1);
+    evbuffer_drain(o, evbuffer_get_length(o));
+    evbuffer_freeze(o, 1);
+    ex->resp_started = ex->client_chunked = ex->cl_pending = false;
+    ex->keep_alive = ex->up_clean = false;
+    ex->t.bytes_out = 0;
+    reply_gateway_error(c, 502, why);
+    return true;
+}
+
 static void pump_response(struct conn *c)
 {
     struct exchange_state *ex = &c->ex;
@@ -1687,6 +1719,8 @@ static void pump_response(struct conn *c)
             size_t used, dl;
             int rc = h1_chunked_feed(&ex->resp_chunk, v.iov_base, v.iov_len, &used, &dl);
             if (rc < 0) {
+                if (retract_response(c, "invalid chunked response from upstream"))
+                    return;
                 ex->error = "invalid chunked response";
                 ex->up_clean = false;
                 conn_free(c); /* no terminating chunk: the client sees the failure */
@@ -1726,6 +1760,8 @@ static void pump_response(struct conn *c)
     return;
 bad_body:
     /* Corrupt compressed body or a decompression bomb: abort, never a body that looks whole. */
+    if (retract_response(c, "response body could not be decoded"))
+        return;
     ex->error = "response body could not be transformed";
     ex->up_clean = false;
     exchange_finish_log(c);
@@ -1857,6 +1893,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
                 return;
             }
             if (emit_end(c) != 0) {
+                if (retract_response(c, "response body could not be decoded"))
+                    return;
                 ex->error = "response body could not be transformed";
                 exchange_finish_log(c);
                 conn_free(c);

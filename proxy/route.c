@@ -24,6 +24,7 @@
 
 #include <event2/buffer.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PREFIX "/__vitals"
@@ -35,6 +36,109 @@ bool route_is_reserved(const char *target)
         return false;
     char next = target[n];
     return next == '\0' || next == '/' || next == '?' || next == '#';
+}
+
+static int hexval(int ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* Cheap test first: a path without '%', '\\', ';', "//", "/." or "/__vitals" in another case
+ * cannot be an alias, so ordinary requests never pay for the normalisation below. */
+static bool may_be_alias(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '%' || ch == '\\' || ch == ';')
+            return true;
+        if (ch == '/' && i + 1 < n &&
+            (p[i + 1] == '/' || p[i + 1] == '.' ||
+             (n - i > 8 && vp_slice_iprefix(p + i + 1, n - i - 1, "__vitals"))))
+            return true;
+    }
+    return false;
+}
+
+/* Percent-decodes buf[0..n) in place, repeated for double encodings (%255F); new length. */
+static size_t pct_decode(char *buf, size_t n)
+{
+    for (int round = 0; round < 3; round++) {
+        size_t j = 0;
+        bool changed = false;
+        for (size_t i = 0; i < n; i++) {
+            int hi, lo;
+            if (buf[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)buf[i + 1])) >= 0 &&
+                (lo = hexval((unsigned char)buf[i + 2])) >= 0) {
+                buf[j++] = (char)(hi * 16 + lo);
+                i += 2;
+                changed = true;
+            } else {
+                buf[j++] = buf[i];
+            }
+        }
+        n = j;
+        if (!changed)
+            break;
+    }
+    return n;
+}
+
+/* Removes empty and dot segments of buf[0..n) ('\\' separates too), cuts ";params" and folds
+ * case, writing the result to out (room for n bytes: it never grows); its length. */
+static size_t normalise_segments(const char *buf, size_t n, char *out)
+{
+    size_t o = 0, i = 0;
+    while (i < n) {
+        while (i < n && (buf[i] == '/' || buf[i] == '\\'))
+            i++;
+        size_t s = i;
+        while (i < n && buf[i] != '/' && buf[i] != '\\')
+            i++;
+        size_t sl = i - s;
+        const char *semi = memchr(buf + s, ';', sl);
+        if (semi)
+            sl = (size_t)(semi - (buf + s));
+        if (sl == 0 || (sl == 1 && buf[s] == '.'))
+            continue;
+        if (sl == 2 && buf[s] == '.' && buf[s + 1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+            continue;
+        }
+        out[o++] = '/';
+        for (size_t k = 0; k < sl; k++) {
+            char ch = buf[s + k];
+            out[o++] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        }
+    }
+    return o;
+}
+
+bool route_is_reserved_alias(const char *target)
+{
+    if (target[0] != '/' || route_is_reserved(target))
+        return false;
+    size_t n = strcspn(target, "?#");
+    if (!may_be_alias(target, n))
+        return false;
+    char small[2 * 512];
+    char *buf = n <= 512 ? small : malloc(2 * n);
+    if (!buf)
+        return true; /* refused rather than forwarded unchecked */
+    char *out = buf + n;
+    memcpy(buf, target, n);
+    size_t dn = pct_decode(buf, n);
+    size_t o = normalise_segments(buf, dn, out);
+    size_t pl = strlen(PREFIX);
+    bool alias = o >= pl && memcmp(out, PREFIX, pl) == 0 && (o == pl || out[pl] == '/');
+    if (buf != small)
+        free(buf);
+    return alias;
 }
 
 static void reply_json(struct conn *c, int status, const char *msg)

@@ -1386,6 +1386,51 @@ def t_vitals_other(ctx):
     check(st["requests"] == 0, "reached the upstream: %r" % st["log"])
 
 
+@case("vitals/reserved-prefix-aliases-refused")
+def t_vitals_aliases(ctx):
+    """Other spellings of /__vitals/ that an upstream may normalise to it (percent-encoding,
+    double encoding, dot segments, empty segments, ";params", letter case): 400, never
+    forwarded, never served as the report."""
+    paths = ["/%5F%5Fvitals/healthz", "/%5f%5fvitals/", "/%255F%255Fvitals/api/summary",
+             "//__vitals/healthz", "/./__vitals/", "/x/../__vitals/api/views",
+             "/__VITALS/", "/__Vitals/healthz", "/__vitals;a=b/healthz", "/__vitals%2fhealthz",
+             "/.%2e/__vitals/report.html"]
+    for path in paths:
+        for method in ("GET", "POST"):
+            c = Conn(ctx.port)
+            c.send(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" %
+                    (method, path)).encode())
+            r = c.read_response(method)
+            c.close()
+            check(r.status == 400, "%s %s: status %s, want 400" % (method, path, r.status))
+            check(b"<html" not in r.body.lower(), "%s %s served a page" % (method, path))
+    # Ordinary paths with the same characters still reach the upstream.
+    for path in ("/echo?p=/__vitals/", "/echo?q=%5F%5Fvitals", "/_next/../echo;v=1"):
+        r = get(ctx.port, path)
+        check(r.status != 400, "%s: status %s" % (path, r.status))
+    st = ctx.up.stats()
+    check(st["requests"] == 3, "upstream saw %r" % st["log"])
+
+
+@case("upstream/body-error-before-first-byte-502", generic=False)
+def t_up_body_error_502(ctx):
+    """A body that fails in the read that brought the head (bad chunk framing, a gzip header
+    then garbage) gives a 502 naming the reason, not an empty reply; the next request on
+    another connection is served."""
+    for kind, why in (("bad-chunk", b"invalid chunked"), ("gzip-garbage", b"could not be decoded"),
+                      ("gzip-garbage-chunked", b"could not be decoded")):
+        c = Conn(ctx.port)
+        c.send(b"GET /malformed?kind=%s HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+               % kind.encode())
+        r = c.read_response()
+        c.close()
+        check(r.status == 502, "%s: status %s, want 502" % (kind, r.status))
+        check(why in r.body, "%s: body %r does not say why" % (kind, r.body[:300]))
+        check(r.header("connection") == "close", "%s: connection kept open" % kind)
+    r = get(ctx.port, "/html")
+    check(r.status == 200 and TAG_RE.search(r.body), "next request: %s" % r.status)
+
+
 # --------------------------------------------------------------------------- injection (issue 3)
 
 TAG_RE = re.compile(rb'<script src="/__vitals/beacon\.js\?v=[0-9A-Za-z_-]+" '
