@@ -270,14 +270,18 @@ static void handle_beacon(struct conn *c, const char *method, struct evbuffer *b
     case 0:
         conn_reply(c, 204, "No Content", NULL, "Cache-Control: no-store\r\n", NULL, 0);
         return;
-    case VP_ERR_INVALID: {
+    case VP_ERR_INVALID:
+    case VP_ERR_IO: {
         char safe[200];
         size_t j = 0;
         for (size_t i = 0; reason[i] && j + 1 < sizeof safe; i++)
             if ((unsigned char)reason[i] >= 0x20 && reason[i] != '"' && reason[i] != '\\')
                 safe[j++] = reason[i];
         safe[j] = '\0';
-        reply_json(c, 400, j ? safe : "invalid beacon");
+        if (rc == VP_ERR_IO)
+            reply_json(c, 503, j ? safe : "database cannot be written");
+        else
+            reply_json(c, 400, j ? safe : "invalid beacon");
         return;
     }
     case VP_ERR_LIMIT:

@@ -171,6 +171,12 @@ struct store {
     uint64_t row_cost_ns;       /* moving average of the writer's cost per row */
     uint64_t unlogged_busy;     /* refusals not yet counted in the rejections table */
     uint64_t unlogged_req_drops;
+    /* The last batch could not be committed (disk full, read-only file, I/O error): beacons are
+     * refused (503 with the reason), except one per STORE_WRITE_RETRY_US that tries again, so
+     * that at most that one is acknowledged and lost while the database cannot be written. A
+     * batch that commits clears it. Under mu. */
+    int64_t write_fail_until_us;
+    char write_error[128];
 
     /* writer-only state */
     int64_t next_prune_ms;
@@ -921,17 +927,57 @@ static int write_item(struct store *s, struct item *it, uint64_t *beacons)
     return 0;
 }
 
+/* Time between two attempts to write while the database cannot be written. */
+#define STORE_WRITE_RETRY_US 1000000
+
+/* After a failed write: true when the database itself refused (full disk, read-only file, I/O
+ * error, damaged file) rather than one item's data. */
+static bool write_refused(const struct store *s)
+{
+    switch (sqlite3_errcode(s->db) & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_PERM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Keeps the first SQLite error message of a batch (writer only). */
+static void note_write_error(const struct store *s, char *msg, size_t cap)
+{
+    if (msg[0])
+        return;
+    int w = snprintf(msg, cap, "%s", sqlite3_errmsg(s->db));
+    if (w < 0)
+        msg[0] = '\0';
+}
+
 /* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller. */
 static void write_batch(struct store *s, struct item *batch, size_t n)
 {
     uint64_t beacons = 0, errors = 0;
+    bool cannot_write = false;
+    char msg[sizeof s->write_error] = "";
     if (run(s, s->st[S_BEGIN])) {
         errors = n;
+        cannot_write = true;
+        note_write_error(s, msg, sizeof msg);
         goto out;
     }
     for (struct item *it = batch; it; it = it->next)
-        if (write_item(s, it, &beacons) != 0)
+        if (write_item(s, it, &beacons) != 0) {
             errors++; /* one bad item must not cost the others */
+            if (write_refused(s)) {
+                cannot_write = true;
+                note_write_error(s, msg, sizeof msg);
+            }
+        }
     if (beacons > 0) {
         sqlite3_bind_int64(s->st[S_ACCEPTED], 1, (sqlite3_int64)beacons);
         if (run(s, s->st[S_ACCEPTED]))
@@ -952,11 +998,21 @@ static void write_batch(struct store *s, struct item *batch, size_t n)
             errors++;
     }
     if (run(s, s->st[S_COMMIT])) {
+        cannot_write = true;
+        note_write_error(s, msg, sizeof msg);
         run(s, s->st[S_ROLLBACK]);
         errors = n;
     }
 out:
     pthread_mutex_lock(&s->mu);
+    if (cannot_write) {
+        s->write_fail_until_us = vp_mono_us() + STORE_WRITE_RETRY_US;
+        memcpy(s->write_error, msg, sizeof msg);
+    } else if (beacons > 0) {
+        /* Only a committed beacon clears it: a small batch (a count of refusals) may still fit
+         * on a disk where the next beacons do not. */
+        s->write_fail_until_us = 0;
+    }
     s->stats.batches++;
     s->stats.committed_rows += n - (errors > n ? n : errors);
     s->stats.write_errors += errors;
@@ -1430,7 +1486,20 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
     /* Refuse before parsing when even a one-row item would be: under overload the caller's
      * thread (the event loop) must not spend the parse of a realistic body on work thrown away. */
     pthread_mutex_lock(&s->mu);
-    bool open = !s->stop && admit(s, 1, vp_mono_us());
+    int64_t now_us = vp_mono_us();
+    if (s->write_fail_until_us && now_us >= s->write_fail_until_us)
+        s->write_fail_until_us = now_us + STORE_WRITE_RETRY_US; /* this one tries again */
+    else if (s->write_fail_until_us) {
+        count_refusal(s, IT_BEACON);
+        if (reasonlen) {
+            int w = snprintf(reason, reasonlen, "database cannot be written: %s", s->write_error);
+            if (w < 0)
+                reason[0] = '\0';
+        }
+        pthread_mutex_unlock(&s->mu);
+        return VP_ERR_IO;
+    }
+    bool open = !s->stop && admit(s, 1, now_us);
     if (!open)
         count_refusal(s, IT_BEACON);
     pthread_mutex_unlock(&s->mu);
