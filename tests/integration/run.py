@@ -542,6 +542,41 @@ def t_port_in_use(ctx):
           "message %r should name --listen, the port and 'in use'" % line)
 
 
+@case("cli/hostile-values-one-line", proxy=False, generic=False)
+def t_cli_hostile_values(ctx):
+    """Hostile flag values: one line naming the option, exit 2, no hang. A FIFO as --budget or
+    --cert would block an open() forever; an empty --db would be SQLite's private temporary
+    database (nothing kept); an empty --report-token no token at all."""
+    fifo = os.path.join(ctx.tmp, "fifo")
+    os.mkfifo(fifo)
+    db = os.path.join(ctx.tmp, "x.db")
+    listen = ["--listen", "127.0.0.1:%d" % free_port(), "--upstream", ctx.up.url]
+    cases = [
+        (["--db", ""], "--db"),
+        (["--db", ctx.tmp], "--db"),
+        (["--db", "/dev/zero"], "--db"),
+        (["--report-token", ""], "--report-token"),
+        (["--report-token", "a b"], "--report-token"),
+        (["--max-body-bytes", "99999999999999999999"], "--max-body-bytes"),
+        (["--max-body-bytes", "-1"], "--max-body-bytes"),
+        (["--sample", "nan"], "--sample"),
+        (["--header-timeout", "-5s"], "--header-timeout"),
+        (["--workers", "4294967297"], "--workers"),
+        (["--budget", fifo], "--budget"),
+        (["--budget", "/dev/zero"], "--budget"),
+        (["--tls-listen", "127.0.0.1:%d" % free_port(), "--cert", fifo, "--key", fifo], "--cert"),
+    ]
+    for args, opt in cases:
+        extra = [] if "--db" in args else ["--db", db]
+        r = run_bin(ctx.opts, listen + extra + args, timeout=10)
+        line = one_error_line(r, " ".join(args))
+        check(opt in line, "%r: message %r does not name %s" % (args, line, opt))
+    for sub in (["check", "--db", db, "--budget", fifo], ["report", "--db", fifo],
+                ["report", "--db", ""]):
+        r = run_bin(ctx.opts, sub, timeout=10)
+        one_error_line(r, " ".join(sub))
+
+
 # --------------------------------------------------------------------------- proxy cases
 
 @case("keepalive/upstream-reuse-one-client")
