@@ -120,6 +120,9 @@ struct conn {
     /* Timeouts last set by update_client_read (-1 = unknown). */
     signed char tmo;
     unsigned flushes; /* flush_conn calls (see retract_response) */
+    /* Between two pipelined exchanges: the output passed the high watermark, so the next
+     * request is not read until it drains to the low one (finish_exchange). */
+    bool out_full;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -486,7 +489,7 @@ static void update_client_read(struct conn *c)
     ms_tv(&tv, opts(c)->idle_timeout_ms);
     switch (c->state) {
     case CS_HEAD:
-        want = true;
+        want = !c->out_full;
         break;
     case CS_LOCAL_BODY:
         want = true;
@@ -1021,6 +1024,17 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     if (c->state == CS_CLOSING) {
         if (evbuffer_get_length(cout(c)) == 0 && !c->lingering)
             linger(c);
+        return;
+    }
+    if (c->out_full) {
+        if (evbuffer_get_length(cout(c)) > PROXY_LOW_WM)
+            return;
+        c->out_full = false;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        update_client_read(c);
+        if (evbuffer_get_length(cin(c)) > 0)
+            bufferevent_trigger(c->bev, EV_READ,
+                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
         return;
     }
     if (c->ex.paused_up && c->ex.up) {
@@ -1950,6 +1964,15 @@ static void finish_exchange(struct conn *c)
     }
     memset(ex, 0, sizeof *ex);
     arm_timer(c, opts(c)->idle_timeout_ms);
+    if (evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM && !c->pair) {
+        /* A pipelining client that does not read its responses: the next request waits until
+         * the output drains to the low watermark (client_write_cb), so replies never pile up
+         * in memory. The idle timer still ends a client that never reads. */
+        c->out_full = true;
+        update_client_read(c);
+        bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WM, 0);
+        return;
+    }
     update_client_read(c);
     if (evbuffer_get_length(cin(c)) > 0)
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);

@@ -1027,6 +1027,34 @@ def t_http10(ctx):
     c.close()
 
 
+@case("pipelining/client-never-reads-bounded-rss")
+def t_pipeline_never_reads(ctx):
+    """A client pipelines requests for 4 s and never reads a byte: the proxy stops reading it
+    once its replies pass the output high watermark, so memory stays flat (the replies of
+    local pages and of proxied ones alike); everyone else is served meanwhile."""
+    get(ctx.port, "/echo")
+    rss0, hwm0 = rss_kib(ctx)
+    for path in (b"/__vitals/beacon.js", b"/bytes?n=65536"):
+        s = socket.create_connection(("127.0.0.1", ctx.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setblocking(False)
+        req = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path * 100
+        sent, t0 = 0, time.time()
+        while time.time() - t0 < 4:
+            try:
+                sent += s.send(req)
+            except BlockingIOError:
+                time.sleep(0.05)
+        r = get(ctx.port, "/__vitals/healthz")
+        check(r.status == 200, "healthz beside the stalled client: %s" % r.status)
+        s.close()
+        ctx.note("%s: %d request bytes accepted from a client that never reads" %
+                 (path.decode(), sent))
+    rss1, hwm1 = rss_kib(ctx)
+    ctx.note("proxy VmRSS %d -> %d KiB, VmHWM %d -> %d KiB" % (rss0, rss1, hwm0, hwm1))
+    check(hwm1 - hwm0 < 64 * 1024, "proxy VmHWM grew by %d KiB (> 64 MiB)" % (hwm1 - hwm0))
+
+
 @case("pipelining/post-body-then-get")
 def t_pipeline_body(ctx):
     body = b"x" * 5000
