@@ -89,6 +89,7 @@ struct exchange_state {
      * body error can still turn it into a 502 (retract_response). */
     bool retractable;
     unsigned retract_flushes;
+    unsigned interim_sent; /* 1xx responses forwarded */
 };
 
 struct conn {
@@ -136,6 +137,8 @@ static void finish_exchange(struct conn *c);
 static void pump_request(struct conn *c);
 static void pump_response(struct conn *c);
 static void update_client_read(struct conn *c);
+
+#define PROXY_MAX_INTERIM 32
 
 static void ms_tv(struct timeval *tv, unsigned ms)
 {
@@ -1559,8 +1562,12 @@ static bool parse_response_head(struct conn *c)
             return false;
         }
         if (sc < 200) {
-            /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. */
-            if (ex->minor >= 1 && !(sc == 100 && ex->sent_100)) {
+            /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. At
+             * most PROXY_MAX_INTERIM of them: an upstream that streams 103s endlessly must not
+             * fill the output of a client that does not read. */
+            if (ex->minor >= 1 && !(sc == 100 && ex->sent_100) &&
+                ex->interim_sent < PROXY_MAX_INTERIM) {
+                ex->interim_sent++;
                 struct evbuffer *o = cout(c);
                 struct hout h = {.ev = o, .len = 0};
                 hout_str(&h, "HTTP/1.1 ");

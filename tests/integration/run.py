@@ -1266,6 +1266,17 @@ def t_103(ctx):
     ctx.note("interim responses forwarded: %r" % [s for s, _ in r.interim])
 
 
+@case("framing/103-storm-bounded", generic=False)
+def t_103_storm(ctx):
+    """An upstream that sends 100,000 103 responses before its answer: the client gets the
+    answer and a bounded number of them (32), not all of them queued in the proxy."""
+    r = get(ctx.port, "/early-hints?n=100000")
+    check(r.status == 200 and b"early hints" in r.body, "final response %s" % r.status)
+    n = len(r.interim)
+    ctx.note("interim responses forwarded: %d" % n)
+    check(1 <= n <= 32, "%d interim responses forwarded" % n)
+
+
 @case("timeouts/slowloris", args=lambda ctx: flag("header_timeout", 2))
 def t_slowloris(ctx):
     c = Conn(ctx.port, timeout=1)

@@ -58,7 +58,7 @@ GET  /bytes?n=N[&chunked=1]         N bytes of pattern_block(), streamed
 POST /upload                        counts body bytes (CL or chunked) -> JSON {bytes,sha256,chunked}
 ANY  /echo                          request method/target/headers/body size as JSON
 GET  /status/N                      status N (204, 304 have no body); HEAD on anything works
-GET  /early-hints                   103 Early Hints with Link, then a 200 page
+GET  /early-hints[?n=N]             N (1) 103 Early Hints with Link, then a 200 page
 GET  /hang                          reads the request, never answers
 GET  /hang-body                     sends head + part of body, then never finishes
 GET  /die?mode=cl|chunked           sends part of the body, then closes the connection
@@ -400,9 +400,10 @@ class Upstream:
         if p.startswith("/status/"):
             return await self.ep_status(req, writer)
         if p == "/early-hints":
-            writer.write(self.head_bytes(103, "Early Hints",
-                                         [("Link", "</style.css>; rel=preload; as=style")]))
-            await writer.drain()
+            hint = self.head_bytes(103, "Early Hints", [("Link", "</style.css>; rel=preload; as=style")])
+            for _ in range(max(1, min(req.qint("n", 1), 1000000))):
+                writer.write(hint)
+                await writer.drain()
             await asyncio.sleep(0.05)
             await self.send(writer, req, 200, [("Content-Type", "text/html; charset=utf-8")],
                             html_page("early hints"))
