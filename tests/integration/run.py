@@ -1913,6 +1913,52 @@ def t_cli_report(ctx):
         check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
 
 
+@case("cli/hand-edited-database", generic=False)
+def t_cli_hand_edited_db(ctx):
+    """A database edited by hand (infinite metric values, started_at at the int64 limits,
+    absurd resource offsets): report, export and compare answer with valid JSON or one error
+    line, never a crash or a sanitizer report (the stderr check)."""
+    import sqlite3
+    vids = []
+    for i in range(3):
+        vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+        body = json.loads(beacon_body(vid))
+        body["res"] = [{"u": "/a.js", "i": "script", "s": 10, "d": 5}]
+        check(post(ctx.port, "/__vitals/beacon", json.dumps(body).encode()).status == 204,
+              "beacon refused")
+        vids.append(vid)
+    check(poll(lambda: len(api_json(ctx, "/__vitals/api/views")["views"]) == 3),
+          "views never stored")
+    ctx.px.stop()
+    db = os.path.join(ctx.tmp, "vitals.db")
+    c = sqlite3.connect(db)
+    c.execute("UPDATE metrics SET value = 1e999 WHERE view_id = ?", (vids[0],))
+    c.execute("UPDATE metrics SET value = -1e999 WHERE view_id = ? AND name = 'TTFB'", (vids[1],))
+    c.execute("UPDATE views SET started_at = 9223372036854775807 WHERE id = ?", (vids[1],))
+    c.execute("UPDATE views SET started_at = -9223372036854775808 WHERE id = ?", (vids[2],))
+    c.execute("UPDATE resources SET start_ms = 1e300")
+    c.commit()
+    c.close()
+    runs = [["report", "--format", "json"], ["compare", "-1h..now", "-2h..-1h", "--format", "json"]]
+    for vid in vids:
+        runs += [["export", "--view", vid, "--format", f] for f in ("har", "json", "csv", "html")]
+    for args in runs:
+        r = run_bin(ctx.opts, args + ["--db", db])
+        for m in SANITIZER_MARKERS:
+            check(m not in r.stderr, "%s: %s" % (" ".join(args), r.stderr[-300:]))
+        if r.returncode != 0:
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            check(len(lines) == 1 and lines[0].startswith("vitals-proxy: "),
+                  "%s: exit %d, stderr %r" % (" ".join(args), r.returncode, r.stderr[-300:]))
+            check("out of memory" not in lines[0], "%s: %s" % (" ".join(args), lines[0]))
+            continue
+        if "json" in args or "har" in args:
+            try:
+                json.loads(r.stdout)
+            except ValueError as e:
+                raise CheckFailed("%s: not JSON (%s): %r" % (" ".join(args), e, r.stdout[:200]))
+
+
 def _budget_args(ctx):
     path = os.path.join(ctx.tmp, "budget.json")
     with open(path, "w") as f:
