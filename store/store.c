@@ -1373,6 +1373,16 @@ int store_open(struct store **out, const char *path, const struct store_options 
         rc = VP_ERR_DB;
         goto fail_db;
     }
+    /* A file SQLite could only open read-only (no write permission on it, or on its -wal
+     * file) would accept beacons that can never be stored: refused here. */
+    if (sqlite3_db_readonly(s->db, "main") == 1 ||
+        sqlite3_exec(s->db, "BEGIN IMMEDIATE; ROLLBACK;", NULL, NULL, NULL) != SQLITE_OK) {
+        set_err(err, errlen, path,
+                "cannot be written (read-only file, or no write permission on it or its -wal "
+                "file)");
+        rc = VP_ERR_IO;
+        goto fail_db;
+    }
     if (count_fields(beacon_res_fields) != N_RES_FIELDS ||
         count_fields(beacon_nav_fields) != N_NAV_FIELDS) {
         set_err(err, errlen, "internal: beacon field tables and the compact form disagree", NULL);

@@ -577,6 +577,52 @@ def t_cli_hostile_values(ctx):
         one_error_line(r, " ".join(sub))
 
 
+@case("cli/read-only-database-refused", proxy=False, generic=False)
+def t_cli_readonly_db(ctx):
+    """A database the proxy may read but not write (file and directory without write
+    permission) is refused at start-up with one line, instead of accepting beacons that can
+    never be stored. As root the check runs as 'nobody' (setpriv)."""
+    d = os.path.join(ctx.tmp, "ro")
+    os.mkdir(d)
+    db = os.path.join(d, "v.db")
+    port = free_port()
+    p = subprocess.Popen([ctx.opts.bin, "--listen", "127.0.0.1:%d" % port, "--upstream",
+                          ctx.up.url, "--db", db, "--quiet"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, cwd=ctx.opts.build)
+    for _ in range(100):
+        if os.path.exists(db):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                pass
+        time.sleep(0.05)
+    p.kill()  # as after a crash: the -wal and -shm files stay beside the database
+    p.wait(timeout=15)
+    prefix = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            raise CheckFailed("running as root without setpriv: cannot drop write permission")
+        prefix = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        os.chmod(ctx.tmp, 0o755)
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o444)
+    os.chmod(d, 0o555)
+    try:
+        r = subprocess.run(prefix + [os.path.abspath(ctx.opts.bin), "--listen",
+                                     "127.0.0.1:%d" % free_port(), "--upstream", ctx.up.url,
+                                     "--db", db, "--quiet"],
+                           capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed("the proxy started on a database it cannot write")
+    finally:
+        os.chmod(d, 0o755)
+    line = one_error_line(r, "read-only --db")
+    check("--db" in line and ("cannot be written" in line or "readonly" in line),
+          "message %r" % line)
+
+
 # --------------------------------------------------------------------------- proxy cases
 
 @case("keepalive/upstream-reuse-one-client")
