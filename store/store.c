@@ -1375,8 +1375,11 @@ int store_open(struct store **out, const char *path, const struct store_options 
     }
     /* A file SQLite could only open read-only (no write permission on it, or on its -wal
      * file) would accept beacons that can never be stored: refused here. */
-    if (sqlite3_db_readonly(s->db, "main") == 1 ||
-        sqlite3_exec(s->db, "BEGIN IMMEDIATE; ROLLBACK;", NULL, NULL, NULL) != SQLITE_OK) {
+    int wrc = sqlite3_db_readonly(s->db, "main") == 1
+                  ? SQLITE_READONLY
+                  : sqlite3_exec(s->db, "BEGIN IMMEDIATE; ROLLBACK;", NULL, NULL, NULL);
+    /* Busy or locked: another process is writing it, so it is writable. */
+    if (wrc != SQLITE_OK && (wrc & 0xff) != SQLITE_BUSY && (wrc & 0xff) != SQLITE_LOCKED) {
         set_err(err, errlen, path,
                 "cannot be written (read-only file, or no write permission on it or its -wal "
                 "file)");
