@@ -14,6 +14,18 @@
 
 #include <stdio.h>
 
+/* struct web_api_config.live_stats: the store's counters (store_get_stats locks). */
+static void live_stats_cb(void *arg, struct web_live_stats *out)
+{
+    struct store_stats ss;
+    store_get_stats(arg, &ss);
+    out->queued = ss.queued;
+    out->refused_busy = ss.dropped_full;
+    out->write_errors = ss.write_errors;
+    out->committed_rows = ss.committed_rows;
+    out->lag_max_us = ss.lag_max_us;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && cli_is_subcommand(argv[1]))
@@ -77,6 +89,9 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return 2;
     }
+    wc.live_stats = live_stats_cb;
+    wc.live_arg = st;
+    web_api_configure(&wc); /* health also shows the writer's live counters */
     int status = proxy_run(&o, st);
     store_free(st); /* after the loops stopped: commits what is queued */
     budget_free(budget);

@@ -366,8 +366,12 @@ static int simple_findings(struct store_reader *r, const struct query_filter *f,
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(st, 0);
-        char ev[700];
-        if (snprintf(ev, sizeof ev, "%.600s (%s%lld%s)", key ? key : "?", prefix,
+        /* an optional fourth column: how many distinct URLs the row groups */
+        long long urls = sqlite3_column_count(st) > 3 ? sqlite3_column_int64(st, 3) : 0;
+        char ev[760], nurls[40] = "";
+        if (urls > 1)
+            snprintf(nurls, sizeof nurls, "%lld URLs, ", urls);
+        if (snprintf(ev, sizeof ev, "%.600s (%s%s%lld%s)", key ? key : "?", nurls, prefix,
                      (long long)sqlite3_column_int64(st, 2), unit) < 0) {
             rc = VP_ERR_NOMEM;
             break;
@@ -490,21 +494,23 @@ int query_findings(struct store_reader *r, const struct query_filter *f, const c
         return VP_ERR_NOMEM;
     int rc = simple_findings(
         r, f,
-        "SELECT q.path, count(*), max(q.upstream_bytes) FROM requests q WHERE" REQ_FILTER
+        "SELECT coalesce(q.route, q.path), count(*), max(q.upstream_bytes), "
+        "count(DISTINCT q.path) FROM requests q WHERE" REQ_FILTER
         "AND q.status BETWEEN 200 AND 299 AND q.upstream_bytes > 1024 AND q.path IS NOT NULL "
         "AND (q.content_encoding IS NULL OR q.content_encoding = '' OR "
         "lower(q.content_encoding) = 'identity') AND (q.content_type LIKE 'text/%' OR "
         "q.content_type LIKE '%javascript%' OR q.content_type LIKE '%json%' OR "
-        "q.content_type LIKE '%xml%') GROUP BY q.path ORDER BY count(*) DESC, q.path LIMIT 20",
+        "q.content_type LIKE '%xml%') GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
         "uncompressed-text", "Text response over 1 KiB sent uncompressed", "up to ", " bytes", arr);
     if (rc == 0)
         rc = cache_findings(r, f, arr);
     if (rc == 0)
         rc = simple_findings(
             r, f,
-            "SELECT q.path, count(*), max(q.upstream_bytes) FROM requests q WHERE" REQ_FILTER
+            "SELECT coalesce(q.route, q.path), count(*), max(q.upstream_bytes), "
+            "count(DISTINCT q.path) FROM requests q WHERE" REQ_FILTER
             "AND q.content_type LIKE '%json%' AND q.upstream_bytes > 1048576 AND "
-            "q.path IS NOT NULL GROUP BY q.path ORDER BY count(*) DESC, q.path LIMIT 20",
+            "q.path IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
             "large-json", "JSON response over 1 MiB", "up to ", " bytes", arr);
     if (rc == 0)
         rc = nplus1_findings(r, f, api_prefix, arr);

@@ -36,7 +36,8 @@ int query_targets(struct store_reader *r, const struct query_filter *f, int top,
  *   n-plus-one         one view issuing >= 10 requests to the same API route (under api_prefix)
  *   initial-js         views whose initial JS exceeds 200,000 compressed bytes
  *   render-blocking    render-blocking resources, by URL
- * at most 20 per type, most frequent first. Request findings use since/until/label (and the
+ * uncompressed-text and large-json are grouped by the request's route template (evidence
+ * "ROUTE (N URLs, up to B bytes)"), at most 20 per type, most frequent first. Request findings use since/until/label (and the
  * route of the view the request belongs to); resource findings use the view filter. */
 int query_findings(struct store_reader *r, const struct query_filter *f, const char *api_prefix,
                    json_t **out) __attribute__((warn_unused_result));

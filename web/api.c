@@ -358,7 +358,27 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
         else
             rc = reply_json(reply, j);
     } else if (strcmp(rest, "health") == 0) {
-        rc = (rc = query_health(r, &j)) != 0 ? reply_rc(reply, rc) : reply_json(reply, j);
+        if ((rc = query_health(r, &j)) != 0) {
+            rc = reply_rc(reply, rc);
+        } else {
+            if (cfg_all.live_stats) {
+                struct web_live_stats ls = {0};
+                cfg_all.live_stats(cfg_all.live_arg, &ls);
+                json_t *live = json_pack("{s:I,s:I,s:I,s:I,s:f}", "queued", (json_int_t)ls.queued,
+                                         "refused_busy", (json_int_t)ls.refused_busy,
+                                         "write_errors", (json_int_t)ls.write_errors,
+                                         "committed_rows", (json_int_t)ls.committed_rows,
+                                         "commit_lag_max_ms", (double)ls.lag_max_us / 1000.0);
+                if (!live || json_object_update(j, live) != 0) {
+                    json_decref(live);
+                    json_decref(j);
+                    rc = reply_error(reply, 500, "out of memory");
+                    goto done;
+                }
+                json_decref(live);
+            }
+            rc = reply_json(reply, j);
+        }
     } else if (strcmp(rest, "budget") == 0) {
         rc = budget_reply(r, &f, reply);
     } else if (strcmp(rest, "targets") == 0) {

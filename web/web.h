@@ -46,6 +46,14 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
  * call; NULL = the default budget (web/budget.h). api_prefix: paths counted as API routes for
  * the latency table and the API budget (borrowed; NULL = "/api/"). */
 struct budget;
+/* Counters of the running store, since start-up. */
+struct web_live_stats {
+    unsigned long long queued;         /* items waiting for the writer */
+    unsigned long long refused_busy;   /* beacons and records refused (503) under overload */
+    unsigned long long write_errors;   /* items the writer failed to store */
+    unsigned long long committed_rows;
+    unsigned long long lag_max_us;     /* largest enqueue-to-commit time */
+};
 struct web_api_config {
     const struct budget *budget;
     const char *api_prefix;
@@ -58,6 +66,10 @@ struct web_api_config {
     int (*label_get)(void *arg, char *out, size_t cap);
     int (*label_set)(void *arg, const char *label);
     void *label_arg;
+    /* The writer's live counters for GET api/health, optional (called on API threads, so
+     * thread-safe). Unset: health carries only what the database holds. */
+    void (*live_stats)(void *arg, struct web_live_stats *out);
+    void *live_arg;
 };
 void web_api_configure(const struct web_api_config *cfg);
 

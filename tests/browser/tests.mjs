@@ -231,10 +231,12 @@ const tests = {
   async soft_navigation() {
     const { ctx, page, errors } = await newPage();
     await page.goto(base + '/nav/a', { waitUntil: 'load' });
+    await hydrated(page, '#to-b');
     await sleep(1500);
     const vid = await vidOf(page);
     await page.click('#to-b');
     await page.waitForSelector('#b-title');
+    await hydrated(page, '#slow');
     await sleep(300);
     await page.click('#slow');
     await sleep(300);

@@ -1901,6 +1901,14 @@ def t_beacon_flow(ctx):
     check(har.get("log", {}).get("version") == "1.2", "HAR version %r" %
           har.get("log", {}).get("version"))
     check(ctx.up.stats()["log"] == ["GET /html"], "upstream saw %r" % ctx.up.stats()["log"])
+    health = api_json(ctx, "/__vitals/api/health")
+    ctx.note("health: %r" % health)
+    check(health.get("views") == 1 and health.get("beacons_accepted") == 1,
+          "health counts %r" % health)
+    check(health.get("queued") == 0 and health.get("refused_busy") == 0 and
+          health.get("write_errors") == 0 and health.get("committed_rows", 0) >= 2 and
+          isinstance(health.get("commit_lag_max_ms"), float),
+          "health lacks the writer's live counters: %r" % health)
 
 
 @case("beacon/rejections-not-stored", generic=False)

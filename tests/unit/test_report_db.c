@@ -122,6 +122,13 @@ static int fill(void)
         rc |= request(s, "GET", url, NULL, "http://localhost:8080/products/1",
                       nav_us + 5000 + i * 1000, 600, 2000, "application/json", NULL, NULL);
     }
+    /* three URLs of one route: one finding for the route, not one per URL */
+    for (int i = 0; i < 3; i++) {
+        char url[64];
+        snprintf(url, sizeof url, "/docs/%d", 1000 + i);
+        rc |= request(s, "GET", url, NULL, NULL, nav_us + 40000 + i * 100, 20, 4000 + i,
+                      "text/plain", NULL, NULL);
+    }
     rc |= request(s, "GET", "/api/big", NULL, "http://localhost:8080/products/1", nav_us + 50000,
                   90, 2000000, "application/json; charset=utf-8", "gzip", NULL);
     rc |= request(s, "GET", "/static/app.js", NULL, NULL, nav_us + 60000, 5, 5000,
@@ -291,6 +298,10 @@ int main(void)
     x = find_finding(fl, "render-blocking", "/b.css");
     TAP_OK(x && json_integer_value(json_object_get(x, "count")) == 4, "findings/render_blocking");
     TAP_OK(!find_finding(fl, "uncompressed-text", "/products/1"), "findings/gzip_not_flagged");
+    x = find_finding(fl, "uncompressed-text", "/docs/[id] (3 URLs, up to 4002 bytes)");
+    TAP_OK(x && json_integer_value(json_object_get(x, "count")) == 3 &&
+               !find_finding(fl, "uncompressed-text", "/docs/1000"),
+           "findings/grouped_by_route");
     json_decref(j);
 
     /* the JSON API over the real reader */
