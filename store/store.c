@@ -1623,6 +1623,7 @@ void store_get_stats(struct store *s, struct store_stats *out)
     *out = s->stats;
     out->queued = s->qlen;
     out->row_cost_ns = s->row_cost_ns;
+    out->write_failing = s->write_fail_until_us != 0;
     pthread_mutex_unlock(&s->mu);
 }
 

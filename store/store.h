@@ -106,6 +106,8 @@ struct store_stats {
     uint64_t requests_dropped; /* request records dropped under overload (in dropped_full too) */
     uint64_t lag_max_us;       /* largest enqueue-to-commit time of any committed item */
     uint64_t row_cost_ns;      /* the writer's measured cost per row (moving average) */
+    /* The last batch could not be written (full disk, read-only file): beacons get 503. */
+    bool write_failing;
 };
 
 void store_get_stats(struct store *s, struct store_stats *out);

@@ -108,6 +108,9 @@ int main(void)
     TAP_OK(acked - (stored - 1) <= 50, "unwritable/bounded_loss (%d acknowledged, %lld stored)",
            acked, stored - 1);
     TAP_OK(other == 0, "unwritable/no_other_errors (%d)", other);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    TAP_OK(st.write_failing && st.write_errors > 0, "unwritable/stats_show_failing");
 
     /* Space is back: after the retry interval a beacon is accepted and committed. */
     TAP_OK(setrlimit(RLIMIT_FSIZE, &old) == 0, "unwritable/limit_lifted");
@@ -124,6 +127,8 @@ int main(void)
            "unwritable/next_accepted");
     TAP_OK(q1(p, "SELECT count(*) FROM views WHERE id LIKE 'full00002000'") == 1,
            "unwritable/committed_again");
+    store_get_stats(s, &st);
+    TAP_OK(!st.write_failing, "unwritable/stats_show_recovered");
     store_free(s);
     TAP_OK(q1(p, "SELECT count(*) FROM views") == stored + 2, "unwritable/all_committed_at_close");
     char cmd[200];
