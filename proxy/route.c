@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PREFIX "/__vitals"
 
@@ -198,6 +199,22 @@ static bool authorized(struct conn *c, const char *query)
     return query_param(query, "token", &v, &vl) && token_eq(v, vl, tok);
 }
 
+/* A request another site's page made the browser send (a form posted to api/label?name=X needs
+ * no CORS preflight): Sec-Fetch-Site other than same-origin/none, or an Origin whose host and
+ * port differ from Host. Requests without these headers (curl, scripts) are not browsers'. */
+static bool cross_site(struct conn *c)
+{
+    const char *sfs = conn_request_header(c, "sec-fetch-site");
+    if (sfs && strcmp(sfs, "same-origin") != 0 && strcmp(sfs, "none") != 0)
+        return true;
+    const char *origin = conn_request_header(c, "origin");
+    if (!origin)
+        return false;
+    const char *a = strstr(origin, "://");
+    const char *host = conn_request_header(c, "host");
+    return !a || !host || strcasecmp(a + 3, host) != 0;
+}
+
 static void serve_asset(struct conn *c, const struct web_asset *a, const char *query)
 {
     const char *ae = conn_request_header(c, "accept-encoding");
@@ -358,6 +375,10 @@ void route_handle(struct conn *c, const char *method, const char *target, struct
     if (pl >= strlen("/api/") && strncmp(path, "/api/", 5) == 0) {
         if (!authorized(c, query)) {
             reply_json(c, 401, "report token required");
+            return;
+        }
+        if (!get && cross_site(c)) {
+            reply_json(c, 403, "cross-site request refused");
             return;
         }
         const char *ct = conn_request_header(c, "content-type");

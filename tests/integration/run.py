@@ -1533,6 +1533,31 @@ def t_vitals_aliases(ctx):
     check(st["requests"] == 3, "upstream saw %r" % st["log"])
 
 
+@case("vitals/cross-site-api-post-refused", generic=False)
+def t_vitals_cross_site_post(ctx):
+    """A page on another site can make a browser POST to api/label?name=X without a CORS
+    preflight (a plain form): such requests (Sec-Fetch-Site cross-site or same-site, a foreign
+    Origin, Origin null) get 403 and change nothing; same-origin and non-browser POSTs work."""
+    def post_label(name, hdrs):
+        c = Conn(ctx.port)
+        c.send(("POST /__vitals/api/label?name=%s HTTP/1.1\r\nHost: itest.local\r\n"
+                "Content-Length: 0\r\n%s\r\n" % (name, hdrs)).encode())
+        r = c.read_response("POST")
+        c.close()
+        return r
+    r = post_label("base", "")
+    check(r.status == 200, "POST without Origin: %s %r" % (r.status, r.body[:100]))
+    r = post_label("same", "Origin: http://itest.local\r\nSec-Fetch-Site: same-origin\r\n")
+    check(r.status == 200, "same-origin POST: %s %r" % (r.status, r.body[:100]))
+    for hdrs in ("Origin: http://evil.example\r\n", "Sec-Fetch-Site: cross-site\r\n",
+                 "Sec-Fetch-Site: same-site\r\n", "Origin: null\r\n",
+                 "Origin: http://itest.local.evil.example\r\n"):
+        r = post_label("evil", hdrs)
+        check(r.status == 403, "%r: status %s, want 403" % (hdrs, r.status))
+    j = api_json(ctx, "/__vitals/api/label")
+    check(j.get("label") == "same", "label is %r after the cross-site POSTs" % j.get("label"))
+
+
 @case("upstream/body-error-before-first-byte-502", generic=False)
 def t_up_body_error_502(ctx):
     """A body that fails in the read that brought the head (bad chunk framing, a gzip header
