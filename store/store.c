@@ -25,6 +25,10 @@
  *     CKPT_HARD_FRAMES (the checkpointer cannot keep up under sustained load), the writer runs
  *     one passive checkpoint itself between batches so the file stays bounded.
  *   - store_free drains: everything queued before it is committed.
+ *   - A batch the database refuses as a whole (full disk, I/O error: write_refused) is queued
+ *     again at the head and retried every STORE_WRITE_RETRY_US; meanwhile beacons are refused
+ *     with VP_ERR_IO (one per interval tries again) instead of acknowledged. Only stopping while
+ *     the database still cannot be written drops what was queued.
  *   - Sub-resource requests are tied to a view here, in the writer: the most recent injected
  *     HTML request or view whose path equals the Referer's path and that started within the 60 s
  *     before the request. Because records arrive in completion order (a streamed HTML page
@@ -172,9 +176,9 @@ struct store {
     uint64_t unlogged_busy;     /* refusals not yet counted in the rejections table */
     uint64_t unlogged_req_drops;
     /* The last batch could not be committed (disk full, read-only file, I/O error): beacons are
-     * refused (503 with the reason), except one per STORE_WRITE_RETRY_US that tries again, so
-     * that at most that one is acknowledged and lost while the database cannot be written. A
-     * batch that commits clears it. Under mu. */
+     * refused (503 with the reason), except one per STORE_WRITE_RETRY_US that tries again; the
+     * refused batch itself is queued again (writer_main). A batch that commits a beacon clears
+     * it. Under mu. */
     int64_t write_fail_until_us;
     char write_error[128];
 
@@ -958,8 +962,10 @@ static void note_write_error(const struct store *s, char *msg, size_t cap)
         msg[0] = '\0';
 }
 
-/* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller. */
-static void write_batch(struct store *s, struct item *batch, size_t n)
+/* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller.
+ * Returns true when the database refused the batch as a whole (full disk, I/O error): the caller
+ * queues its items again instead of freeing them. */
+static bool write_batch(struct store *s, struct item *batch, size_t n)
 {
     uint64_t beacons = 0, errors = 0;
     bool cannot_write = false;
@@ -1017,6 +1023,7 @@ out:
     s->stats.committed_rows += n - (errors > n ? n : errors);
     s->stats.write_errors += errors;
     pthread_mutex_unlock(&s->mu);
+    return cannot_write;
 }
 
 static void prune_step(struct store *s)
@@ -1216,8 +1223,7 @@ static void *writer_main(void *arg)
 
         int64_t t_start = vp_mono_us();
         bool batch_taken = batch != NULL;
-        if (batch)
-            write_batch(s, batch, n);
+        bool refused = batch && write_batch(s, batch, n);
         int64_t t_end = vp_mono_us();
         if (!stopping) {
             prune_step(s);
@@ -1240,6 +1246,12 @@ static void *writer_main(void *arg)
             }
         }
         bool signal = false;
+        /* A batch the database refused goes back to the head of the queue, in order, unless
+         * the store is stopping: what was acknowledged is written once the disk has room. Its
+         * rows stay pending, so admission refuses new work meanwhile. */
+        bool requeue = refused && !s->stop;
+        struct item *back = NULL, *back_last = NULL;
+        size_t nback = 0;
         while (batch) {
             struct item *next = batch->next;
             if (batch->kind == IT_SYNC) {
@@ -1247,13 +1259,36 @@ static void *writer_main(void *arg)
                 s->sync_pending--;
                 signal = true;
                 free(batch);
+            } else if (requeue) {
+                batch->next = NULL;
+                if (back_last)
+                    back_last->next = batch;
+                else
+                    back = batch;
+                back_last = batch;
+                nback++;
+                s->pending_rows += batch->rows;
             } else {
                 item_free(batch);
             }
             batch = next;
         }
+        if (back) {
+            back_last->next = s->head;
+            if (!s->head)
+                s->tail = back_last;
+            s->head = back;
+            s->qlen += nback;
+        }
         if (signal)
             pthread_cond_broadcast(&s->cv_done);
+        if (requeue) {
+            /* Wait before trying again (a store_free wakes it). */
+            struct timespec ts;
+            abs_deadline(&ts, STORE_WRITE_RETRY_US / 1000);
+            while (!s->stop && pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) != ETIMEDOUT)
+                ;
+        }
         behind = batch_taken && s->head;
         if (stopping && !s->head)
             break;

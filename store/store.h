@@ -85,7 +85,7 @@ struct store_beacon_ctx {
  * reason, safe to send to the client, is written into reason), VP_ERR_FULL (503: the store is
  * over its lag budget, see max_lag_ms; checked before parsing, so cheap), VP_ERR_IO (503: the
  * last batch could not be written, e.g. a full disk; reason names the SQLite error; refused
- * for a second after each failed batch rather than acknowledged and lost), VP_ERR_NOMEM. */
+ * rather than acknowledged while the writer retries that batch every second), VP_ERR_NOMEM. */
 int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
                         const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
     __attribute__((warn_unused_result));
