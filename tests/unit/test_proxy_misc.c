@@ -147,18 +147,44 @@ int main(void)
 
     /* Other spellings of the reserved prefix, refused rather than forwarded. */
     static const char *const aliases[] = {
-        "/%5F%5Fvitals/healthz", "/%5f%5fvitals/api/summary", "/%255F%255Fvitals/",
-        "//__vitals/healthz", "/./__vitals/", "/x/../__vitals/healthz", "/__VITALS/",
-        "/__Vitals", "/__vitals;x/healthz", "/__vitals%2fhealthz", "/__vitals%2Fapi?x=1",
-        "/\\__vitals\\healthz", "/%2F__vitals/", "/a/b/../../__vitals", "/.%2e/__vitals/",
-        "/%2e/__vitals", "/__vital%73/", "/___vitals/../__vitals/",
+        "/%5F%5Fvitals/healthz",
+        "/%5f%5fvitals/api/summary",
+        "/%255F%255Fvitals/",
+        "//__vitals/healthz",
+        "/./__vitals/",
+        "/x/../__vitals/healthz",
+        "/__VITALS/",
+        "/__Vitals",
+        "/__vitals;x/healthz",
+        "/__vitals%2fhealthz",
+        "/__vitals%2Fapi?x=1",
+        "/\\__vitals\\healthz",
+        "/%2F__vitals/",
+        "/a/b/../../__vitals",
+        "/.%2e/__vitals/",
+        "/%2e/__vitals",
+        "/__vital%73/",
+        "/___vitals/../__vitals/",
     };
     for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
         TAP_OK(route_is_reserved_alias(aliases[i]), "route/alias %s", aliases[i]);
     static const char *const plain[] = {
-        "/__vitals/", "/__vitals/../x", "/", "/_next/static/a.js", "/a//b", "/x/__vitals/",
-        "/__vitalsx", "/%5F%5Fvitalsx/", "/x/./y", "/p?u=/__vitals/", "/a#/__vitals",
-        "/__vitals/..%2f", "*", "/%", "/%5", "/%zz__vitals",
+        "/__vitals/",
+        "/__vitals/../x",
+        "/",
+        "/_next/static/a.js",
+        "/a//b",
+        "/x/__vitals/",
+        "/__vitalsx",
+        "/%5F%5Fvitalsx/",
+        "/x/./y",
+        "/p?u=/__vitals/",
+        "/a#/__vitals",
+        "/__vitals/..%2f",
+        "*",
+        "/%",
+        "/%5",
+        "/%zz__vitals",
     };
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         TAP_OK(!route_is_reserved_alias(plain[i]), "route/not_alias %s", plain[i]);
