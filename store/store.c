@@ -1391,6 +1391,9 @@ int store_open(struct store **out, const char *path, const struct store_options 
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 5000);
+    /* Until the file is accepted, closing it must not checkpoint a WAL left beside it (by a
+     * newer build, or by another program): a refused database stays untouched, -wal included. */
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
     /* Version and foreign-file checks read only; WAL is switched on after them. */
     if ((rc = store_schema_migrate(s->db, err, errlen)) != 0)
         goto fail_db;
@@ -1421,6 +1424,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
         rc = VP_ERR_IO;
         goto fail_db;
     }
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, (int *)NULL);
     if (count_fields(beacon_res_fields) != N_RES_FIELDS ||
         count_fields(beacon_nav_fields) != N_NAV_FIELDS) {
         set_err(err, errlen, "internal: beacon field tables and the compact form disagree", NULL);

@@ -624,6 +624,34 @@ def t_cli_readonly_db(ctx):
     check("--db" in line, "message %r" % line)
 
 
+@case("cli/refused-database-with-wal-untouched", proxy=False, generic=False)
+def t_cli_refused_db_wal(ctx):
+    """A database from a newer build, or another program's, with a WAL left beside it (the
+    writer was killed): refused with one line, and neither the file nor its -wal changes (a
+    plain close would checkpoint the WAL into the file and delete it)."""
+    code = (
+        "import sqlite3, time, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('pragma journal_mode=wal'); c.execute('pragma wal_autocheckpoint=0')\n"
+        "c.execute('create table t(x)'); c.execute('pragma user_version=%s')\n"
+        "[c.execute('insert into t values (?)', (i,)) for i in range(200)]\n"
+        "print('ready', flush=True); time.sleep(60)\n")
+    for name, version in (("newer.db", "99"), ("other.db", "0")):
+        db = os.path.join(ctx.tmp, name)
+        p = subprocess.Popen([sys.executable, "-c", code % version, db], stdout=subprocess.PIPE)
+        p.stdout.readline()
+        p.kill()
+        p.wait()
+        check(os.path.exists(db + "-wal"), "%s: no WAL left by the killed writer" % name)
+        before = {f: open(f, "rb").read() for f in (db, db + "-wal")}
+        r = run_bin(ctx.opts, ["--listen", "127.0.0.1:%d" % free_port(), "--upstream",
+                               ctx.up.url, "--db", db, "--quiet"])
+        one_error_line(r, name)
+        for f, data in before.items():
+            check(os.path.exists(f), "%s: %s was deleted" % (name, os.path.basename(f)))
+            check(open(f, "rb").read() == data, "%s: %s changed" % (name, os.path.basename(f)))
+
+
 # --------------------------------------------------------------------------- proxy cases
 
 @case("keepalive/upstream-reuse-one-client")
