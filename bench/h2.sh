@@ -3,10 +3,12 @@
 # not a test). Both fronts run one worker, use the same EC P-256 certificate, speak h2 to
 # h2load and HTTP/1.1 keep-alive to the same upstream (a second nginx serving static files,
 # so the upstream is never the bottleneck). Measured: 1 KiB and 100 KiB responses, the HTML
-# page (vitals-proxy injects the beacon into it, nginx passes it through), and TLS handshakes
-# per second (one request per new connection). Each run lasts DURATION seconds (default 3);
-# runs alternate between the two servers, ROUNDS (default 3) pairs back to back, and each figure
-# is the median over the rounds. Besides req/s (h2load), the CPU time the front server's process
+# page (vitals-proxy injects the beacon into it; nginx once passes it through, once inserts the
+# same tag with sub_filter, a second nginx with the same settings), and TLS handshakes per
+# second (one request per new connection). h2load sends no Accept-Encoding and the upstream
+# serves the page uncompressed, so no compressor runs on either side. Each run lasts DURATION
+# seconds (default 3); runs alternate between the two servers, ROUNDS (default 3) pairs back to
+# back, and each figure is the median over the rounds. Besides req/s (h2load), the CPU time the front server's process
 # spent per request (utime + stime from /proc over the run, all threads: the proxy's SQLite
 # writer included) is given, which depends far less on the load of a shared machine. Both
 # ratios are "higher is better for vitals-proxy": req/s vitals/nginx, CPU nginx/vitals. CPU is
@@ -19,7 +21,7 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 DUR=${DURATION:-3}
 T=$(mktemp -d /tmp/vp-bench-h2.XXXXXX)
 chmod 755 "$T" # nginx workers started by root run as nobody: they must read www/
-UP=$((20000 + $$ % 10000)); NG=$((UP + 1)); VP=$((UP + 2)); VPPLAIN=$((UP + 3))
+UP=$((20000 + $$ % 10000)); NG=$((UP + 1)); VP=$((UP + 2)); VPPLAIN=$((UP + 3)); NGSUB=$((UP + 4))
 PIDS=""
 cleanup() {
     if [ -n "${VPPID:-}" ] && ! kill -0 "$VPPID" 2>/dev/null; then
@@ -28,6 +30,7 @@ cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done
     [ -f "$T/up.pid" ] && kill "$(cat "$T/up.pid")" 2>/dev/null || true
     [ -f "$T/ng.pid" ] && kill "$(cat "$T/ng.pid")" 2>/dev/null || true
+    [ -f "$T/ngsub.pid" ] && kill "$(cat "$T/ngsub.pid")" 2>/dev/null || true
     sleep 0.3
     rm -rf "$T"
 }
@@ -73,6 +76,17 @@ nginx -p "$T" -c "$T/ng.conf" -e "$T/logs/ng.err"
 VPPID=$!
 PIDS="$PIDS $VPPID"
 sleep 1
+# The peer that does the injection's job: nginx with sub_filter inserting the very tag
+# vitals-proxy inserts (copied from one of its responses) right after <head>.
+TAG=$(curl -sk "https://127.0.0.1:$VP/page.html" |
+    grep -o '<script src="/__vitals/beacon.js[^>]*></script>' | head -1)
+[ -n "$TAG" ] || { echo "bench: no beacon tag in vitals-proxy's page" >&2; exit 1; }
+sed -e "s|pid $T/ng.pid|pid $T/ngsub.pid|" -e "s|error_log $T/logs/ng.err|error_log $T/logs/ngsub.err|" \
+    -e "s|listen 127.0.0.1:$NG |listen 127.0.0.1:$NGSUB |" \
+    -e "s|proxy_set_header Host \\\$host;|proxy_set_header Host \\\$host; proxy_set_header Accept-Encoding \"\"; sub_filter_once on; sub_filter '<head>' '<head>$TAG';|" \
+    "$T/ng.conf" > "$T/ngsub.conf"
+grep -q sub_filter "$T/ngsub.conf" || { echo "bench: sub_filter config not written" >&2; exit 1; }
+nginx -p "$T" -c "$T/ngsub.conf" -e "$T/logs/ngsub.err"
 
 ticks() { # utime + stime of a process, in clock ticks
     awk '{ print $14 + $15 }' "/proc/$1/stat"
@@ -92,12 +106,13 @@ median() { # of the numbers on stdin
     sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
         else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-row() { # name, path, h2load options...
+row() { # name, path, h2load options... (the peer: PEERPID on PEERPORT, nginx by default)
     name=$1; path=$2; shift 2
+    ppid=${PEERPID:-$NGPID}; pport=${PEERPORT:-$NG}
     : > "$T/a"; : > "$T/b"
     r=0; while [ $r -lt "$ROUNDS" ]; do # back-to-back pairs: the machine is shared, load varies
         run "$VPPID" "https://127.0.0.1:$VP$path" "$@" >> "$T/a"
-        run "$NGPID" "https://127.0.0.1:$NG$path" "$@" >> "$T/b"
+        run "$ppid" "https://127.0.0.1:$pport$path" "$@" >> "$T/b"
         r=$((r + 1))
     done
     a=$(cut -d' ' -f1 "$T/a" | median); b=$(cut -d' ' -f1 "$T/b" | median)
@@ -112,6 +127,9 @@ row() { # name, path, h2load options...
 HZ=$(getconf CLK_TCK)
 ROUNDS=${ROUNDS:-3}
 NGPID=$(pgrep -P "$(cat "$T/ng.pid")" | head -1)
+NGSUBPID=$(pgrep -P "$(cat "$T/ngsub.pid")" | head -1)
+curl -sk "https://127.0.0.1:$NGSUB/page.html" | grep -qF "<head>$TAG" ||
+    { echo "bench: nginx sub_filter does not insert the tag" >&2; exit 1; }
 h2load -D 1 -c 16 -m 10 "https://127.0.0.1:$VP/1k.bin" > /dev/null 2>&1 || true # warm both up
 h2load -D 1 -c 16 -m 10 "https://127.0.0.1:$NG/1k.bin" > /dev/null 2>&1 || true
 printf '%-26s %12s %12s %6s %10s %10s %6s\n' "h2 over TLS, 1 worker" "vitals req/s" "nginx req/s" \
@@ -119,4 +137,5 @@ printf '%-26s %12s %12s %6s %10s %10s %6s\n' "h2 over TLS, 1 worker" "vitals req
 row "1 KiB (c=16 m=10)" /1k.bin -D "$DUR" -c 16 -m 10
 row "100 KiB (c=16 m=10)" /100k.bin -D "$DUR" -c 16 -m 10
 row "HTML page (c=16 m=10)" /page.html -D "$DUR" -c 16 -m 10
+PEERPID=$NGSUBPID PEERPORT=$NGSUB row "HTML, nginx sub_filter" /page.html -D "$DUR" -c 16 -m 10
 row "handshakes (1 req/conn)" /1k.bin -n 2000 -c 2000 -m 1

@@ -2,13 +2,22 @@
 -- (web/beacon-protocol.md, version 1). Every request carries a view id of its own, so every
 -- acknowledged beacon becomes distinct rows (1 view, 5 metrics with ids "<vid>-<name>", and for
 -- "realistic" 60 resources). Usage:
---   wrk -t1 -c16 -d10s -s bench/ingest.lua http://HOST:PORT/__vitals/beacon -- KIND TAG [PAUSE]
+--   wrk -t1 -c16 -d10s -s bench/ingest.lua http://HOST:PORT/__vitals/beacon -- KIND TAG [OPTION...]
 -- KIND is "metrics" (5 metrics) or "realistic" (5 metrics + 60 resources); TAG (letters and
--- digits) keeps view ids of separate runs apart; PAUSE (ms) paces each connection. Bodies come from 64 templates per thread with
--- varied values; only the view id is spliced in per request. done() prints one line
+-- digits) keeps view ids of separate runs apart. Options (each NAME=VALUE):
+--   pause=MS    each request waits MS after the previous answer (closed loop, paced)
+--   rate=N      fixed offered rate: this wrk thread starts request k at start + k/N s (open-loop
+--               schedule kept by the clock; a request whose slot has passed goes at once, so the
+--               rate holds while fewer than -c requests are outstanding, i.e. below saturation)
+--   backoff=MS  after a 503 or 429 the next request waits MS (a client that backs off instead of
+--               re-firing at once; without it a saturating run spends the CPU the writer needs
+--               on refusals)
+-- Bodies come from 64 templates per thread with varied values; only the view id is spliced in
+-- per request. done() prints one line
 --   RESULT requests=N duration_us=N p50_us=N p90_us=N p99_us=N max_us=N s204=N s429=N s503=N
 --          s4xx=N other=N connect_err=N read_err=N write_err=N timeout=N
--- where the status counts add up over all threads.
+-- where the status counts add up over all threads. wrk times a request from when it is written
+-- (not from its scheduled slot), so under a fixed rate p99 is the server's, not the queue's.
 
 local threads = {}
 local next_tid = 0
@@ -25,6 +34,21 @@ local counter = 0
 -- globals: done() reads them from each thread with thread:get
 s204, s429, s503, s4xx, other = 0, 0, 0, 0, 0
 local VID = "\1" -- marker where the view id goes
+
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } vp_timespec;
+int clock_gettime(int clk, vp_timespec *ts);
+]]
+local ts = ffi.new("vp_timespec")
+local function now_ms(clock)
+  ffi.C.clock_gettime(clock or 1, ts) -- CLOCK_MONOTONIC, or 0: CLOCK_REALTIME
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+-- Views start a few seconds before the run (as a page's beacons do), so they land in the current,
+-- unsealed hour: a t0 in a sealed hour would make every beacon mark that hour's rollups dirty and
+-- the writer rebuild them, which real traffic does not do.
+local start_ms = 0
 
 local names = { "LCP", "CLS", "INP", "FCP", "TTFB" }
 
@@ -79,7 +103,7 @@ end
 local function template(k)
   local p = {}
   p[#p + 1] = '{"v":1,"vid":"' .. VID .. '","url":"/products/' .. (k * 37 % 1000) ..
-      '","nav":"navigate","t0":' .. string.format("%.1f", 1764000000000.5 + k) ..
+      '","nav":"navigate","t0":' .. string.format("%.1f", start_ms - 5000.5 + k) ..
       ',"dev":"desktop","ect":"4g","mem":8,"m":['
   for j, n in ipairs(names) do
     if j > 1 then p[#p + 1] = "," end
@@ -105,15 +129,26 @@ local function template(k)
   return parts
 end
 
-local pause_ms = nil
+local pause_ms, rate, backoff_ms = nil, nil, nil
+local backoffs = 0 -- 503/429 answers whose back-off is still to be taken
+local next_slot = nil
 
 function init(args)
   kind = args[1] or "metrics"
   tag = args[2] or "r"
-  if args[3] then pause_ms = tonumber(args[3]) end
+  for i = 3, #args do
+    local name, value = string.match(args[i], "^(%a+)=([%d.]+)$")
+    if name == "pause" then pause_ms = tonumber(value)
+    elseif name == "rate" then rate = tonumber(value)
+    elseif name == "backoff" then backoff_ms = tonumber(value)
+    else error("unknown option " .. args[i] .. " (pause=MS, rate=N, backoff=MS)") end
+  end
+  if rate and rate <= 0 then error("rate must be > 0") end
   if kind ~= "metrics" and kind ~= "realistic" then
     error("KIND must be metrics or realistic")
   end
+  start_ms = now_ms(0)
+  math.randomseed(start_ms % 1000000007)
   for k = 1, 64 do templates[k] = template(k) end
 end
 
@@ -124,16 +159,28 @@ local headers = {
 
 function request()
   counter = counter + 1
-  local vid = string.format("%s%dx%09d", tag, tid, counter)
+  -- random order, as the proxy's random view ids arrive (a sequential id would make every
+  -- b-tree keyed by view id an append); the counter keeps ids distinct
+  local vid = string.format("%s%dx%08x%07x", tag, tid, math.random(0, 0x7fffffff), counter)
   local parts = templates[1 + counter % 64]
   local body = table.concat(parts, vid)
   return wrk.format("POST", nil, headers, body)
 end
 
--- Paced mode (third argument): each connection waits PAUSE ms after every answer, so the
--- offered rate is about connections * 1000 / (PAUSE + latency) beacons/s.
+-- Called before every request (wrk then writes it after the returned ms).
 function delay()
-  return pause_ms or 0
+  local d = pause_ms or 0
+  if rate then
+    local t = now_ms()
+    if not next_slot then next_slot = t end
+    if next_slot > t then d = next_slot - t end
+    next_slot = next_slot + 1000 / rate
+  end
+  if backoffs > 0 then
+    backoffs = backoffs - 1
+    if backoff_ms and backoff_ms > d then d = backoff_ms end
+  end
+  return d
 end
 
 function response(status, hdrs, body)
@@ -141,8 +188,10 @@ function response(status, hdrs, body)
     s204 = s204 + 1
   elseif status == 429 then
     s429 = s429 + 1
+    backoffs = backoffs + 1
   elseif status == 503 then
     s503 = s503 + 1
+    backoffs = backoffs + 1
   elseif status >= 400 and status < 500 then
     s4xx = s4xx + 1
   else

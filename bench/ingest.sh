@@ -6,6 +6,7 @@
 # and a proxied page's req/s and latency alone vs during ingestion. See bench/ingest.py.
 # Run from the build directory after `make`. Needs wrk and nginx-light.
 #   DURATION=3 REPEAT=1 bench/ingest.sh      quick check (default 10 s, 3 runs, median)
+#   BACKOFF_MS=5 RATE=N RATE_CONNS=64 PAGE_RATE=1000   (see bench/ingest.py)
 #   CONNS=16 THREADS=1 WORKERS=1 KINDS="metrics realistic" PAGE_CONNS=8
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

@@ -191,7 +191,7 @@ int main(int argc, char **argv)
     load(src, &views, "SELECT * FROM views ORDER BY rowid LIMIT ?1", max);
     load(src, &kids[0],
          "SELECT * FROM metrics WHERE view_id IN (SELECT id FROM views ORDER BY rowid LIMIT ?1) "
-         "ORDER BY view_id, rowid", max);
+         "ORDER BY view_id, metric_id", max);
     load(src, &kids[1],
          "SELECT * FROM navigation WHERE view_id IN (SELECT id FROM views ORDER BY rowid "
          "LIMIT ?1) ORDER BY view_id", max);

@@ -7,7 +7,13 @@
  * possible. Each figure is the median of 3 runs; the p99 of the acknowledged ingest calls (what
  * the caller's thread pays per accepted beacon) is the worst of the 3; the CPU time of the process
  * (all threads) per payload is the noise-resistant figure. Prints payloads/s and the views found
- * afterwards (must equal what was acknowledged). Usage: store_bench [N] [DIR] */
+ * afterwards (must equal what was acknowledged).
+ * Usage: store_bench [N] [DIR] [metrics|realistic]   (the third argument runs one shape only)
+ * STORE_BENCH_RUNS=1..3 sets the number of runs (1 under callgrind: bench/ingest_cost.sh);
+ * STORE_BENCH_STORE_ONLY=1 skips the bare-SQLite and validation-only figures;
+ * STORE_BENCH_SEED=DB starts each store run from a copy of DB (a large database: steady state);
+ * STORE_BENCH_FULL_BATCHES=1 makes the writer commit full batches only (batch_rows items; the last
+ * one at close), so that batch sizes do not depend on thread timing. */
 #include "config.h"
 
 #include "store/store.h"
@@ -26,18 +32,33 @@
 
 #define RUNS 3
 
+/* View id i: 32 hex digits, as the proxy gives (a random 128-bit id), so that views arrive in
+ * random key order as they do in real traffic (sequential ids would make every b-tree keyed by
+ * view id an append). Distinct for distinct i (splitmix64 is a bijection). */
+static void view_id(char out[33], int i)
+{
+    uint64_t z = (uint64_t)i * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
+    uint64_t a = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    a = (a ^ (a >> 27)) * 0x94d049bb133111ebULL;
+    a ^= a >> 31;
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)(a * 0x9e3779b97f4a7c15ULL));
+}
+
 static int build(char *b, size_t cap, int i, bool resources)
 {
+    char vid[33];
+    view_id(vid, i);
     int o = snprintf(b, cap,
-                     "{\"v\":1,\"vid\":\"bench_%08d\",\"url\":\"/products/%d\",\"t0\":%lld,"
+                     "{\"v\":1,\"vid\":\"%s\",\"url\":\"/products/%d\",\"t0\":%lld,"
                      "\"nav\":\"navigate\",\"dev\":\"desktop\",\"ect\":\"4g\",\"m\":["
                      "{\"n\":\"LCP\",\"id\":\"l%d\",\"v\":%d.5,\"d\":1,\"r\":\"good\",\"a\":{\"target\":\"img.hero\",\"url\":\"/hero.jpg\",\"ttfb\":100}},"
                      "{\"n\":\"CLS\",\"id\":\"c%d\",\"v\":0.0%d,\"d\":0.01,\"r\":\"good\"},"
                      "{\"n\":\"INP\",\"id\":\"i%d\",\"v\":%d,\"d\":1,\"r\":\"good\"},"
                      "{\"n\":\"FCP\",\"id\":\"f%d\",\"v\":900,\"d\":900,\"r\":\"good\"},"
                      "{\"n\":\"TTFB\",\"id\":\"t%d\",\"v\":120,\"d\":120,\"r\":\"good\"}]",
-                     i, i % 1000, (long long)vp_now_ms(), i, 1000 + i % 3000, i, i % 10, i, 50 + i % 400,
-                     i, i);
+                     vid, i % 1000, (long long)vp_now_ms(), i, 1000 + i % 3000, i, i % 10, i,
+                     50 + i % 400, i, i);
     if (resources) {
         o += snprintf(b + o, cap - (size_t)o, ",\"ri\":0,\"res\":[");
         for (int r = 0; r < 60; r++)
@@ -93,9 +114,26 @@ static double run(const char *dir, int n, bool resources, long long *rows)
     char path[256], err[256];
     snprintf(path, sizeof path, "%s/bench_%s.db", dir, resources ? "res" : "metrics");
     unlink(path);
+    const char *seed = getenv("STORE_BENCH_SEED");
+    if (seed) {
+        /* Start from a copy of an existing database (e.g. bench/gen_db's): steady-state cost,
+         * with b-trees much larger than the page cache. */
+        char cmd[1024];
+        int w = snprintf(cmd, sizeof cmd, "cp '%s' '%s' && rm -f '%s-wal' '%s-shm'", seed, path,
+                         path, path);
+        if (w < 0 || (size_t)w >= sizeof cmd || system(cmd) != 0) {
+            fprintf(stderr, "store_bench: cannot copy %s\n", seed);
+            exit(1);
+        }
+    }
     struct store_options opt;
     store_options_default(&opt);
     opt.retention_days = 0;
+    if (getenv("STORE_BENCH_FULL_BATCHES")) {
+        /* Deterministic batches of batch_rows items (instruction counts comparable run to run). */
+        opt.batch_ms = 60000;
+        opt.max_lag_ms = 600000;
+    }
     struct store *s = NULL;
     if (store_open(&s, path, &opt, err, sizeof err) != 0) {
         fprintf(stderr, "store_bench: %s\n", err);
@@ -208,11 +246,11 @@ static double bare(const char *dir, int n, bool resources)
     }
     static const char *const names[5] = {"LCP", "CLS", "INP", "FCP", "TTFB"};
     int64_t now = vp_now_ms(), t0 = vp_mono_us();
-    char vid[32], mid[16], url[64], rurl[64];
+    char vid[33], mid[16], url[64], rurl[64];
     for (int i = 0; i < n; i++) {
         if (i % 1000 == 0)
             sqlite3_exec(h, "BEGIN", NULL, NULL, NULL);
-        snprintf(vid, sizeof vid, "bench_%08d", i);
+        view_id(vid, i);
         snprintf(url, sizeof url, "/products/%d", i % 1000);
         sqlite3_bind_text(v, 1, vid, -1, SQLITE_STATIC);
         sqlite3_bind_int64(v, 2, now);
@@ -290,10 +328,10 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median3(double a[RUNS])
+static double median(double a[RUNS], int runs)
 {
-    qsort(a, RUNS, sizeof a[0], cmp_d);
-    return a[RUNS / 2];
+    qsort(a, (size_t)runs, sizeof a[0], cmp_d);
+    return a[runs / 2];
 }
 
 int main(int argc, char **argv)
@@ -302,13 +340,25 @@ int main(int argc, char **argv)
     const char *dir = argc > 2 ? argv[2] : "/tmp";
     if (n <= 0)
         n = 20000;
+    const char *only = argc > 3 ? argv[3] : NULL;
+    if (only && strcmp(only, "metrics") != 0 && strcmp(only, "realistic") != 0) {
+        fprintf(stderr, "store_bench: shape must be metrics or realistic\n");
+        return 2;
+    }
+    const char *re = getenv("STORE_BENCH_RUNS");
+    int runs = re ? (int)strtol(re, NULL, 10) : RUNS;
+    if (runs < 1 || runs > RUNS)
+        runs = RUNS;
+    bool store_only = getenv("STORE_BENCH_STORE_ONLY") != NULL;
     for (int shape = 0; shape < 2; shape++) {
         bool res = shape == 1;
+        if (only && strcmp(only, res ? "realistic" : "metrics") != 0)
+            continue;
         int cnt = res ? n / 4 : n;
-        double st[RUNS], ce[RUNS], pa[RUNS], cpu[RUNS], call[RUNS];
+        double st[RUNS], ce[RUNS] = {0}, pa[RUNS] = {0}, cpu[RUNS], call[RUNS];
         long long rows = -1, minrows = -1;
         double p99 = 0;
-        for (int k = 0; k < RUNS; k++) {
+        for (int k = 0; k < runs; k++) {
             st[k] = run(dir, cnt, res, &rows);
             cpu[k] = last_cpu_us;
             call[k] = last_call_cpu_us;
@@ -316,17 +366,19 @@ int main(int argc, char **argv)
                 p99 = last_p99_us;
             if (minrows < 0 || rows < minrows)
                 minrows = rows;
-            ce[k] = bare(dir, cnt, res);
-            pa[k] = parse_only(cnt, res);
+            if (!store_only) {
+                ce[k] = bare(dir, cnt, res);
+                pa[k] = parse_only(cnt, res);
+            }
         }
-        double a = median3(st), b = median3(ce), c = median3(pa), u = median3(cpu),
-               cc = median3(call);
+        double a = median(st, runs), b = median(ce, runs), c = median(pa, runs),
+               u = median(cpu, runs), cc = median(call, runs);
         printf("%-30s %6d payloads: store %7.0f/s, CPU %.1f us/payload, ingest call CPU %.1f us "
                "(ingest call p99 %.0f us, worst of %d) | "
                "bare SQLite %7.0f/s (%3.0f%%) | validation only %7.0f/s | views stored %lld "
                "(min of %d runs)\n",
                res ? "realistic (5 metrics + 60 res)" : "metrics-only (5 metrics)", cnt, a, u, cc, p99,
-               RUNS, b, 100.0 * a / b, c, minrows, RUNS);
+               runs, b, b > 0 ? 100.0 * a / b : 0.0, c, minrows, runs);
     }
     return 0;
 }

@@ -1,30 +1,57 @@
 /* libFuzzer target for proxy/h1_parse: the first byte picks the parser (request, response, HEAD
  * response) and a split point; the rest is fed as a head, in two pieces, and whatever follows a
- * complete head is fed to the chunked decoder. Checks the parser's own invariants: consumed never
- * exceeds the input, accessors return strings after H1_DONE, payload runs lie inside the input. */
+ * complete head is fed to the chunked decoder (which keeps the trailer section for odd input
+ * sizes). Checks the parser's own invariants: consumed never exceeds the input, accessors return
+ * strings after H1_DONE, payload runs lie inside the input, a kept trailer section stays within
+ * its limit and reads back as whole field lines. */
 #include "config.h"
 #include "proxy/h1_parse.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_chunked(const char *d, size_t len)
+static void check_chunked(const char *d, size_t len, bool keep)
 {
     struct h1_chunked c;
     h1_chunked_init(&c, 1024);
+    if (keep)
+        h1_chunked_keep_trailers(&c);
+    char tr[1024];
+    size_t tlen = 0;
     size_t off = 0;
     while (off < len) {
         size_t consumed = 0, dl = 0;
         int rc = h1_chunked_feed(&c, d + off, len - off, &consumed, &dl);
         if (rc < 0)
             return;
-        if (consumed > len - off || dl > consumed)
+        if (consumed > len - off || dl > consumed || (rc == H1_CHUNK_TRAILER && !keep))
             abort();
+        if (rc == H1_CHUNK_TRAILER) {
+            /* the section never exceeds the limit */
+            if (dl > sizeof tr - tlen)
+                abort();
+            memcpy(tr + tlen, d + off + consumed - dl, dl);
+            tlen += dl;
+        }
         off += consumed;
-        if (rc == H1_CHUNK_END || consumed == 0)
+        if (rc == H1_CHUNK_END) {
+            if (h1_chunked_cut(&c))
+                return;
+            /* A whole section is field lines, every one of them readable. */
+            size_t at = 0, nl, vl;
+            const char *n, *v;
+            while (h1_trailer_next(tr, tlen, &at, &n, &nl, &v, &vl))
+                if (nl == 0 || n < tr || v + vl > tr + tlen)
+                    abort();
+            if (at != tlen)
+                abort();
+            return;
+        }
+        if (consumed == 0 && rc != H1_CHUNK_DATA)
             return;
     }
 }
@@ -67,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (kind == H1_REQUEST && h1_parser_target(p)[0] == '\0')
             abort();
         if (h1_parser_framing(p) == H1_BODY_CHUNKED)
-            check_chunked(d + total, len - total);
+            check_chunked(d + total, len - total, (size & 1) != 0);
     } else if (rc < 0) {
         int st = h1_parser_status(p);
         if (st != 400 && st != 414 && st != 431 && st != 502)

@@ -18,6 +18,11 @@
  *   client connection is closed without a final chunk.
  * - Framing to the client is re-derived, never copied: Content-Length when the upstream gave
  *   one, otherwise chunked (HTTP/1.1 clients) or close-delimited (HTTP/1.0).
+ * - Trailers (RFC 9112 section 7.1.2) travel with chunked framing only: the upstream's to a
+ *   chunked client (injected and re-encoded bodies too), the client's to the upstream, minus
+ *   the fields h1_trailer_forbidden names (RFC 9110 section 6.5.1). A malformed or oversized
+ *   upstream trailer section ends the (whole) body without them and the upstream connection is
+ *   not reused; in a request it fails the request, as before.
  * - conn_free() is the last thing a callback does with a connection. */
 #include "config.h"
 #include "proxy/conn_h1.h"
@@ -90,6 +95,9 @@ struct exchange_state {
     bool retractable;
     unsigned retract_flushes;
     unsigned interim_sent; /* 1xx responses forwarded */
+    /* Trailer sections as received (checked by the chunked decoder), filtered when written:
+     * the client's towards the upstream, the upstream's towards a chunked client. */
+    struct evbuffer *req_trailers, *resp_trailers;
 };
 
 struct conn {
@@ -108,6 +116,9 @@ struct conn {
     const char *proto;
     char tls_version[16];
     struct evbuffer_cb_entry *moved_cb; /* h2 pair ends: see count_moved */
+    /* h2 pair ends: output assembled here enters the pair in one write (see stage_out); NULL
+     * for sockets, or when it could not be allocated. */
+    struct evbuffer *stage;
     bool h2c_checked; /* --h2c: the first bytes were not the HTTP/2 preface */
     /* Plain sockets: output is written by flush_cb, not by the bufferevent (see "client
      * output" below). */
@@ -190,8 +201,13 @@ static void exchange_dispose(struct exchange_state *ex)
         evbuffer_free(ex->inj_in);
     if (ex->inj_out)
         evbuffer_free(ex->inj_out);
+    if (ex->req_trailers)
+        evbuffer_free(ex->req_trailers);
+    if (ex->resp_trailers)
+        evbuffer_free(ex->resp_trailers);
     injector_free(ex->inj);
     ex->local_body = ex->inj_in = ex->inj_out = NULL;
+    ex->req_trailers = ex->resp_trailers = NULL;
     ex->inj = NULL;
 }
 
@@ -220,6 +236,8 @@ static void conn_free(struct conn *c)
             pp = &(*pp)->flush_next;
         *pp = c->flush_next;
     }
+    if (c->stage)
+        evbuffer_free(c->stage);
     if (c->bev) { /* NULL after an h2c takeover */
         if (c->moved_cb)
             evbuffer_remove_cb_entry(cout(c), c->moved_cb);
@@ -457,6 +475,7 @@ int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
     if (proto && strcmp(proto, "h2") == 0) {
         struct conn *c = w->conns; /* conn_start links the new connection first */
         c->moved_cb = evbuffer_add_cb(cout(c), count_moved, c);
+        c->stage = evbuffer_new();
     }
     return 0;
 }
@@ -804,7 +823,8 @@ static void start_exchange(struct conn *c)
     ex->req_framing = h1_parser_framing(p);
     ex->req_left = h1_parser_content_length(p);
     ex->req_done = ex->req_framing == H1_BODY_NONE;
-    h1_chunked_init(&ex->req_chunk, 4096);
+    h1_chunked_init(&ex->req_chunk, opts(c)->max_header_bytes);
+    h1_chunked_keep_trailers(&ex->req_chunk);
 
     if (route_is_reserved_alias(ex->target)) {
         reply_parse_error(c, 400, "path is another spelling of /__vitals/");
@@ -842,6 +862,40 @@ static void start_exchange(struct conn *c)
         ex->up = pend;
 }
 
+/* Moves n trailer-section bytes from in to *dst (created on first use). 0 or -1 (memory). */
+static int keep_trailer_bytes(struct evbuffer **dst, struct evbuffer *in, size_t n)
+{
+    if (!*dst && !(*dst = evbuffer_new()))
+        return -1;
+    return evbuffer_remove_buffer(in, *dst, n) == (int)n ? 0 : -1;
+}
+
+/* Writes the fields of a trailer section (as the chunked decoder gave it) to out as
+ * "Name: value" lines, leaving out what must not travel in trailers (h1_trailer_forbidden),
+ * at most max bytes of lines in all (the next hop's bound). sec may be NULL. */
+static void put_trailers(struct evbuffer *out, struct evbuffer *sec, size_t max)
+{
+    size_t len = sec ? evbuffer_get_length(sec) : 0;
+    if (len == 0)
+        return;
+    const char *b = (const char *)evbuffer_pullup(sec, -1);
+    if (!b)
+        return;
+    size_t off = 0, nl, vl, total = 0;
+    const char *n, *v;
+    while (h1_trailer_next(b, len, &off, &n, &nl, &v, &vl)) {
+        if (h1_trailer_forbidden(n, nl))
+            continue;
+        if (nl + vl + 4 > max - total)
+            break;
+        total += nl + vl + 4;
+        evbuffer_add(out, n, nl);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, v, vl);
+        evbuffer_add(out, "\r\n", 2);
+    }
+}
+
 /* One step of request-body framing: moves what `in` holds of the body (Content-Length or
  * chunked) to `out`, decoding chunks, and re-framing them as chunks when rechunk is set (towards
  * the upstream; a local handler wants the plain bytes). Returns 0 after progress, 1 when nothing
@@ -864,18 +918,29 @@ static int move_request_body(struct exchange_state *ex, struct evbuffer *in, str
         return 1;
     size_t used, dl;
     int rc = h1_chunked_feed(&ex->req_chunk, v.iov_base, v.iov_len, &used, &dl);
-    if (rc < 0)
-        return -1;
+    if (rc < 0 || (rc == H1_CHUNK_END && h1_chunked_cut(&ex->req_chunk)))
+        return -1; /* a request keeps its strictness: a bad trailer section fails it */
     evbuffer_drain(in, used - dl);
     ex->t.bytes_in += used;
+    if (rc == H1_CHUNK_TRAILER) {
+        /* Kept for the upstream; a local handler has no use for them. */
+        if (!rechunk)
+            evbuffer_drain(in, dl);
+        else if (keep_trailer_bytes(&ex->req_trailers, in, dl) != 0)
+            return -1;
+        return 0;
+    }
     if (dl && rechunk)
         evbuffer_add_printf(out, "%zx\r\n", dl);
     evbuffer_remove_buffer(in, out, dl);
     if (dl && rechunk)
         evbuffer_add(out, "\r\n", 2);
     if (rc == H1_CHUNK_END) {
-        if (rechunk)
-            evbuffer_add(out, "0\r\n\r\n", 5);
+        if (rechunk) {
+            evbuffer_add(out, "0\r\n", 3);
+            put_trailers(out, ex->req_trailers, SIZE_MAX);
+            evbuffer_add(out, "\r\n", 2);
+        }
         ex->req_done = true;
     }
     return 0;
@@ -1438,6 +1503,19 @@ static void setup_injection(struct conn *c, struct h1_parser *r)
     capture(ex->csp_nonce, sizeof ex->csp_nonce, has_nonce ? nonce : NULL);
 }
 
+/* Where body framing is written: an HTTP/2 stream's pair end hands every write over to
+ * conn_h2 at once (a transfer of about a thousand instructions), so a chunk's size line, data
+ * and CRLF, the last chunk with its trailers, and a head waiting for its Content-Length
+ * (cl_pending) with that line and the first body bytes are assembled in c->stage and enter the
+ * pair together (stage_done, at the end of put_framed and emit_end). */
+static struct evbuffer *stage_out(struct conn *c) { return c->stage ? c->stage : cout(c); }
+
+static void stage_done(struct conn *c)
+{
+    if (c->stage && evbuffer_get_length(c->stage))
+        evbuffer_add_buffer(cout(c), c->stage);
+}
+
 /* Header edits for a transformed body (style.md rule 19): length unknown (chunked), coding
  * kept, ETag weakened, Vary: Accept-Encoding. */
 static void add_injected_headers(struct h1_parser *r, const char *nonce, struct hout *o)
@@ -1524,6 +1602,8 @@ static void send_response_head(struct conn *c)
         hout_str(&h, "Connection: keep-alive\r\n");
     if (!ex->cl_pending)
         hout_mem(&h, "\r\n", 2);
+    else
+        h.ev = stage_out(c); /* a pair end: the head goes in with its framing and first bytes */
     hout_flush(&h);
     ex->t.bytes_out += evbuffer_get_length(o) - before;
     ex->resp_started = true;
@@ -1592,8 +1672,11 @@ static bool parse_response_head(struct conn *c)
         ex->up_clean = true;
         if (ex->upgrade)
             ex->up_clean = false; /* the app saw "Connection: upgrade" */
-        h1_chunked_init(&ex->resp_chunk, 64 * 1024);
+        h1_chunked_init(&ex->resp_chunk, PROXY_RESP_HEAD_MAX);
         send_response_head(c);
+        /* Only chunked framing towards the client has room for trailers. */
+        if (ex->client_chunked)
+            h1_chunked_keep_trailers(&ex->resp_chunk);
         if (ex->resp_framing == H1_BODY_NONE)
             ex->resp_done = true;
         return true;
@@ -1604,9 +1687,14 @@ static bool parse_response_head(struct conn *c)
 /* Moves n bytes of src to the client in the client's framing. */
 static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
 {
-    struct evbuffer *o = cout(c);
-    if (n == 0)
+    /* One write anyway (no chunk framing, nothing staged): straight to the output. */
+    struct evbuffer *o = c->ex.client_chunked || (c->stage && evbuffer_get_length(c->stage))
+                             ? stage_out(c)
+                             : cout(c);
+    if (n == 0) {
+        stage_done(c);
         return;
+    }
     if (c->ex.client_chunked) {
         char h[24]; /* chunk size line: hex digits, CRLF */
         size_t i = sizeof h - 2, v = n;
@@ -1621,6 +1709,7 @@ static void put_framed(struct conn *c, struct evbuffer *src, size_t n)
     evbuffer_remove_buffer(src, o, n);
     if (c->ex.client_chunked)
         evbuffer_add(o, "\r\n", 2);
+    stage_done(c);
 }
 
 /* Ends a head sent without its framing (cl_pending): Content-Length once the injector knows
@@ -1631,7 +1720,7 @@ static void end_pending_head(struct conn *c, bool decide_now)
     size_t growth;
     if (!ex->cl_pending)
         return;
-    struct hout h = {.ev = cout(c), .len = 0};
+    struct hout h = {.ev = stage_out(c), .len = 0}; /* put_framed follows: stage_done */
     if (injector_identity_growth(ex->inj, &growth)) {
         hout_str(&h, "Content-Length: ");
         hout_u64(&h, ex->cl_upstream + growth);
@@ -1693,8 +1782,14 @@ static int emit_end(struct conn *c)
         end_pending_head(c, true);
         put_framed(c, ex->inj_out, evbuffer_get_length(ex->inj_out));
     }
-    if (ex->client_chunked)
-        evbuffer_add(cout(c), "0\r\n\r\n", 5);
+    if (ex->client_chunked) {
+        struct evbuffer *o = stage_out(c);
+        evbuffer_add(o, "0\r\n", 3);
+        /* An HTTP/2 client's stream reads this back with the same bound (conn_h2). */
+        put_trailers(o, ex->resp_trailers, PROXY_RESP_HEAD_MAX - 3);
+        evbuffer_add(o, "\r\n", 2);
+        stage_done(c);
+    }
     ex->t.bytes_out += evbuffer_get_length(cout(c)) - before;
     return 0;
 }
@@ -1748,10 +1843,22 @@ static void pump_response(struct conn *c)
                 return;
             }
             evbuffer_drain(in, used - dl);
-            if (dl && emit(c, in, dl) != 0)
+            if (rc == H1_CHUNK_TRAILER) {
+                if (keep_trailer_bytes(&ex->resp_trailers, in, dl) != 0)
+                    evbuffer_drain(in, dl); /* out of memory: the trailers are lost, not the body */
+            } else if (dl && emit(c, in, dl) != 0) {
                 goto bad_body;
-            if (rc == H1_CHUNK_END)
+            }
+            if (rc == H1_CHUNK_END) {
                 ex->resp_done = true;
+                if (h1_chunked_cut(&ex->resp_chunk)) {
+                    /* The body is whole; its trailers are dropped, and the bytes that follow
+                     * are no message boundary: the upstream connection is not reused. */
+                    ex->up_clean = false;
+                    if (ex->resp_trailers)
+                        evbuffer_drain(ex->resp_trailers, evbuffer_get_length(ex->resp_trailers));
+                }
+            }
         } else { /* H1_BODY_CLOSE: until EOF */
             if (emit(c, in, evbuffer_get_length(in)) != 0)
                 goto bad_body;

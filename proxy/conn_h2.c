@@ -16,6 +16,13 @@
  * is parsed with the project's strict h1 parser and chunked decoder; hop-by-hop fields are
  * dropped and names lowercased; the decoded body waits in st->body for the DATA provider.
  *
+ * Trailers (RFC 9113 section 8.1): a chunked response's trailer section (conn_h1 forwards the
+ * upstream's) is kept in st->trailers and goes out as the stream's last HEADERS frame, with
+ * END_STREAM, after the last DATA frame, lower-cased, without pseudo-fields or the fields
+ * h1_trailer_forbidden names. The client's trailers follow a chunked upload (a request without
+ * content-length) to conn_h1 and the upstream; a request that announced its length goes up with
+ * Content-Length framing, which has no room for them, so they are dropped there.
+ *
  * Bounded buffering, whatever the client does:
  * - st->body holds at most H2_BODY_HIGH bytes: beyond it our pair end stops reading, so bytes
  *   stay in conn_h1's output, which makes conn_h1 stop reading the upstream (its own watermarks);
@@ -92,6 +99,11 @@ struct h2_stream {
     uint64_t left;
     struct h1_chunked chunk;
     struct evbuffer *body; /* decoded response body waiting for DATA frames */
+    /* Trailers: the response's section as conn_h1 sent it (the last HEADERS frame), and the
+     * client's request trailers as "name: value" lines for the chunked upload. */
+    struct evbuffer *trailers, *req_trailers;
+    size_t req_trailer_bytes;
+    bool req_trailers_over;
 };
 
 struct h2_session {
@@ -235,6 +247,10 @@ static void stream_free(struct h2_stream *st)
         evbuffer_free(st->cookie);
     if (st->body)
         evbuffer_free(st->body);
+    if (st->trailers)
+        evbuffer_free(st->trailers);
+    if (st->req_trailers)
+        evbuffer_free(st->req_trailers);
     parser_put(s->w, st->resp);
     free(st);
 }
@@ -309,6 +325,36 @@ static int out_move(struct h2_session *s, struct evbuffer *src, size_t n)
     return 0;
 }
 
+/* Submits the response's trailer section (RFC 9113 section 8.1: a HEADERS frame with
+ * END_STREAM after the last DATA) with lower-case names, leaving out what must not travel in
+ * trailers (h1_trailer_forbidden: pseudo-fields, connection-specific and framing fields, ...).
+ * Returns 0 when a HEADERS frame was queued, -1 when there was nothing to send or no memory. */
+static int submit_trailers(nghttp2_session *ng, struct h2_stream *st)
+{
+    size_t len = st->trailers ? evbuffer_get_length(st->trailers) : 0;
+    char *b = len ? (char *)evbuffer_pullup(st->trailers, -1) : NULL;
+    if (!b)
+        return -1;
+    /* Each field line takes at least 4 bytes ("n:" CRLF), which bounds the array. */
+    size_t cap = len / 4 + 1, k = 0, off = 0, nl, vl;
+    nghttp2_nv *nva = malloc(cap * sizeof *nva);
+    if (!nva)
+        return -1;
+    const char *n, *v;
+    while (k < cap && h1_trailer_next(b, len, &off, &n, &nl, &v, &vl)) {
+        if (h1_trailer_forbidden(n, nl))
+            continue;
+        char *ln = b + (n - b); /* our own copy: lower-cased in place */
+        for (size_t i = 0; i < nl; i++)
+            ln[i] = (char)tolower((unsigned char)ln[i]);
+        nva[k++] = (nghttp2_nv){(uint8_t *)ln, (uint8_t *)(b + (v - b)), nl, vl,
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    int rc = k ? nghttp2_submit_trailer(ng, st->id, nva, k) : -1;
+    free(nva);
+    return rc == 0 ? 0 : -1;
+}
+
 /* Sizes the next DATA frame; its bytes move later, without a copy, in send_body_cb. */
 static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                             uint32_t *flags, nghttp2_data_source *src, void *user)
@@ -326,6 +372,8 @@ static ssize_t body_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (st->resp_done && n == have) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->trailers && submit_trailers(ng, st) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers' HEADERS ends it */
         if (!st->req_ended) /* the response is complete: stop the upload (RFC 9113 8.1) */
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     }
@@ -389,14 +437,24 @@ static void reply_local(struct h2_stream *st, int status, const char *text)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
 
-static bool is_hop(const char *n)
+/* Connection-specific fields (RFC 9113 section 8.2.2), by length first: conn_h1 has removed
+ * the upstream's hop-by-hop fields already, so this mostly meets its own framing lines. */
+static bool is_hop(const char *n, size_t nl)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                      "transfer-encoding", "upgrade", "te", "trailer", NULL};
-    for (size_t i = 0; hop[i]; i++)
-        if (strcasecmp(n, hop[i]) == 0)
-            return true;
-    return false;
+    switch (nl) {
+    case 2:
+        return vp_slice_ieq(n, nl, "te");
+    case 7:
+        return vp_slice_ieq(n, nl, "upgrade") || vp_slice_ieq(n, nl, "trailer");
+    case 10:
+        return vp_slice_ieq(n, nl, "connection") || vp_slice_ieq(n, nl, "keep-alive");
+    case 16:
+        return vp_slice_ieq(n, nl, "proxy-connection");
+    case 17:
+        return vp_slice_ieq(n, nl, "transfer-encoding");
+    default:
+        return false;
+    }
 }
 
 /* Turns the parsed HTTP/1.1 response head into HEADERS: a final response, or (interim) a 1xx
@@ -410,11 +468,8 @@ static void submit_head(struct h2_stream *st, bool interim)
     char lower_stack[1024];
     nghttp2_nv *nva = n + 1 <= 32 ? nva_stack : calloc(n + 1, sizeof *nva);
     size_t names = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *hn, *hv;
-        h1_parser_header(r, i, &hn, &hv);
-        names += strlen(hn) + 1;
-    }
+    for (size_t i = 0; i < n; i++)
+        names += h1_parser_header_name_len(r, i) + 1;
     char *lower = names + 1 <= sizeof lower_stack ? lower_stack : malloc(names + 1);
 #define FREE_ARRAYS()                                                                              \
     do {                                                                                           \
@@ -439,11 +494,13 @@ static void submit_head(struct h2_stream *st, bool interim)
     for (size_t i = 0; i < n; i++) {
         const char *hn, *hv;
         h1_parser_header(r, i, &hn, &hv);
-        if (is_hop(hn))
+        size_t l = h1_parser_header_name_len(r, i);
+        if (is_hop(hn, l))
             continue;
-        size_t l = strlen(hn);
-        for (size_t j = 0; j < l; j++)
-            lower[off + j] = (char)tolower((unsigned char)hn[j]);
+        for (size_t j = 0; j < l; j++) {
+            unsigned char ch = (unsigned char)hn[j];
+            lower[off + j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
         nva[k++] = (nghttp2_nv){(uint8_t *)lower + off, (uint8_t *)hv, l, strlen(hv),
                                 NGHTTP2_NV_FLAG_NONE};
         off += l;
@@ -496,7 +553,8 @@ static bool take_response(struct h2_stream *st)
         st->left = h1_parser_content_length(st->resp);
         st->reusable = st->reusable && h1_parser_keep_alive(st->resp) &&
                        st->framing != H1_BODY_CLOSE;
-        h1_chunked_init(&st->chunk, 64 * 1024);
+        h1_chunked_init(&st->chunk, PROXY_RESP_HEAD_MAX);
+        h1_chunked_keep_trailers(&st->chunk);
         submit_head(st, false);
     }
     while (st->resp_submitted && !st->resp_done && evbuffer_get_length(in) > 0 &&
@@ -521,9 +579,19 @@ static bool take_response(struct h2_stream *st)
                 return false;
             }
             evbuffer_drain(in, used - dl);
-            evbuffer_remove_buffer(in, st->body, dl);
-            if (rc == H1_CHUNK_END)
+            if (rc != H1_CHUNK_TRAILER)
+                evbuffer_remove_buffer(in, st->body, dl);
+            else if ((!st->trailers && !(st->trailers = evbuffer_new())) ||
+                     evbuffer_remove_buffer(in, st->trailers, dl) != (int)dl)
+                evbuffer_drain(in, dl); /* out of memory: the trailers are lost, not the body */
+            if (rc == H1_CHUNK_END) {
                 st->resp_done = true;
+                if (h1_chunked_cut(&st->chunk)) { /* conn_h1 never sends that: not reused */
+                    st->reusable = false;
+                    if (st->trailers)
+                        evbuffer_drain(st->trailers, evbuffer_get_length(st->trailers));
+                }
+            }
         } else { /* close-delimited: until conn_h1 closes its end */
             evbuffer_add_buffer(st->body, in);
         }
@@ -642,8 +710,10 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
         }
         st->pair = pair[1];
     }
-    struct evbuffer *out = bufferevent_get_output(st->pair);
-    /* One contiguous head: request line and Host built here, the rest appended. */
+    /* The head is completed around the header lines in st->hdrs and moves into the pair in one
+     * piece: each write into a pair end hands the bytes over to conn_h1's end at once (about a
+     * thousand instructions per transfer). */
+    struct evbuffer *h = st->hdrs;
     char line[2048];
     size_t ml = strlen(st->method), pl = strlen(st->path);
     size_t al = st->authority ? strlen(st->authority) : 0;
@@ -664,31 +734,38 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
             line[o++] = '\r';
             line[o++] = '\n';
         }
-        evbuffer_add(out, line, o);
+        evbuffer_prepend(h, line, o);
     } else {
-        evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", st->method, st->path);
+        struct evbuffer *t = evbuffer_new();
+        if (!t) {
+            reply_local(st, 503, "503 Service Unavailable: out of memory\n");
+            return;
+        }
+        evbuffer_add_printf(t, "%s %s HTTP/1.1\r\n", st->method, st->path);
         if (st->authority)
-            evbuffer_add_printf(out, "Host: %s\r\n", st->authority);
+            evbuffer_add_printf(t, "Host: %s\r\n", st->authority);
+        evbuffer_prepend_buffer(h, t);
+        evbuffer_free(t);
     }
-    evbuffer_add_buffer(out, st->hdrs);
     if (st->cookie && evbuffer_get_length(st->cookie)) {
-        evbuffer_add(out, "Cookie: ", 8);
-        evbuffer_add_buffer(out, st->cookie);
-        evbuffer_add(out, "\r\n", 2);
+        evbuffer_add(h, "Cookie: ", 8);
+        evbuffer_add_buffer(h, st->cookie);
+        evbuffer_add(h, "\r\n", 2);
     }
     if (end_stream) {
         if (st->has_cl)
-            evbuffer_add_printf(out, "Content-Length: 0\r\n");
+            evbuffer_add(h, "Content-Length: 0\r\n", 19);
     } else if (st->has_cl) {
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)st->cl);
+        evbuffer_add_printf(h, "Content-Length: %llu\r\n", (unsigned long long)st->cl);
     } else {
         st->chunked_up = true;
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        evbuffer_add(h, "Transfer-Encoding: chunked\r\n", 28);
     }
     if (st->reusable)
-        evbuffer_add(out, "\r\n", 2);
+        evbuffer_add(h, "\r\n", 2);
     else
-        evbuffer_add(out, "Connection: close\r\n\r\n", 21);
+        evbuffer_add(h, "Connection: close\r\n\r\n", 21);
+    evbuffer_add_buffer(bufferevent_get_output(st->pair), h);
     bufferevent_setcb(st->pair, pair_read_cb, pair_write_cb, pair_event_cb, st);
     bufferevent_enable(st->pair, EV_READ | EV_WRITE);
 }
@@ -698,8 +775,39 @@ static void end_request(struct h2_stream *st)
     if (st->req_ended)
         return;
     st->req_ended = true;
-    if (st->pair && !st->pair_closed && st->chunked_up)
-        evbuffer_add(bufferevent_get_output(st->pair), "0\r\n\r\n", 5);
+    if (st->pair && !st->pair_closed && st->chunked_up) {
+        struct evbuffer *h = st->hdrs; /* one write into the pair, as for the chunks */
+        evbuffer_add(h, "0\r\n", 3);
+        if (st->req_trailers && !st->req_trailers_over)
+            evbuffer_add_buffer(h, st->req_trailers);
+        evbuffer_add(h, "\r\n", 2);
+        evbuffer_add_buffer(bufferevent_get_output(st->pair), h);
+    }
+}
+
+/* One field of the client's trailer section (nghttp2 has checked it: no pseudo-fields, valid
+ * names and values, END_STREAM). It follows a chunked upload to conn_h1 and the upstream. A
+ * request that announced its length goes up with Content-Length framing, which has no room for
+ * trailers: they are dropped, as RFC 9110 section 6.5.1 permits. The section is bounded like a
+ * head (--max-header-bytes, less the framing conn_h1 counts with it); beyond, all of it is
+ * dropped. */
+static void request_trailer(struct h2_stream *st, const uint8_t *name, size_t nl,
+                            const uint8_t *value, size_t vl)
+{
+    if (!st->chunked_up || st->req_ended || !st->pair || st->pair_closed ||
+        st->req_trailers_over || h1_trailer_forbidden((const char *)name, nl))
+        return;
+    st->req_trailer_bytes += nl + vl + 4;
+    if (st->req_trailer_bytes + 3 > sopts(st->s)->max_header_bytes ||
+        memchr(value, '\r', vl) || memchr(value, '\n', vl) || memchr(value, '\0', vl) ||
+        (!st->req_trailers && !(st->req_trailers = evbuffer_new()))) {
+        st->req_trailers_over = true;
+        return;
+    }
+    evbuffer_add(st->req_trailers, name, nl);
+    evbuffer_add(st->req_trailers, ": ", 2);
+    evbuffer_add(st->req_trailers, value, vl);
+    evbuffer_add(st->req_trailers, "\r\n", 2);
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -757,8 +865,12 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     struct h2_stream *st = stream_of(ng, f->hd.stream_id);
+    if (st && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        request_trailer(st, name, nl, value, vl);
+        return 0;
+    }
     if (!st || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers are validated by nghttp2 and dropped */
+        return 0;
     /* Same budget as an HTTP/1.1 head: bytes of "name: value\r\n" and the field count. */
     st->hdr_bytes += nl + vl + 4;
     if (st->too_large || st->hdr_bytes > sopts(s)->max_header_bytes ||
@@ -826,10 +938,19 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
         slice_is(name, nl, "keep-alive") || slice_is(name, nl, "transfer-encoding") ||
         slice_is(name, nl, "upgrade") || slice_is(name, nl, "proxy-connection"))
         return 0;
-    evbuffer_add(st->hdrs, name, nl);
-    evbuffer_add(st->hdrs, ": ", 2);
-    evbuffer_add(st->hdrs, value, vl);
-    evbuffer_add(st->hdrs, "\r\n", 2);
+    char lb[512]; /* "name: value" CRLF in one append when it fits */
+    if (nl + vl + 4 <= sizeof lb) {
+        memcpy(lb, name, nl);
+        memcpy(lb + nl, ": ", 2);
+        memcpy(lb + nl + 2, value, vl);
+        memcpy(lb + nl + 2 + vl, "\r\n", 2);
+        evbuffer_add(st->hdrs, lb, nl + vl + 4);
+    } else {
+        evbuffer_add(st->hdrs, name, nl);
+        evbuffer_add(st->hdrs, ": ", 2);
+        evbuffer_add(st->hdrs, value, vl);
+        evbuffer_add(st->hdrs, "\r\n", 2);
+    }
     return 0;
 }
 
@@ -894,11 +1015,16 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
         return 0;
     }
     struct evbuffer *out = bufferevent_get_output(st->pair);
-    if (st->chunked_up)
-        evbuffer_add_printf(out, "%zx\r\n", len);
-    evbuffer_add(out, data, len);
-    if (st->chunked_up)
-        evbuffer_add(out, "\r\n", 2);
+    if (st->chunked_up) {
+        /* The chunk is assembled in st->hdrs (emptied by start_exchange) and enters the pair in
+         * one write, as the request head did. */
+        evbuffer_add_printf(st->hdrs, "%zx\r\n", len);
+        evbuffer_add(st->hdrs, data, len);
+        evbuffer_add(st->hdrs, "\r\n", 2);
+        evbuffer_add_buffer(out, st->hdrs);
+    } else {
+        evbuffer_add(out, data, len);
+    }
     st->unconsumed += len;
     return 0;
 }

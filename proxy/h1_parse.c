@@ -14,15 +14,22 @@
  * CTLs in values, Content-Length together with Transfer-Encoding, differing Content-Length
  * values, any transfer coding other than a single "chunked", a missing or duplicated Host in
  * HTTP/1.1 requests: all rejected. Leading empty lines before a request line are skipped
- * (section 2.2), at most max_line bytes of them. */
+ * (section 2.2), at most max_line bytes of them.
+ *
+ * Chunked trailers (section 7.1.2): checked like head fields (token name, field-char value, no
+ * obs-fold), bounded by max_trailer, and either dropped or handed to the caller as raw runs. The
+ * body is whole once the last chunk has arrived, so a bad or oversized trailer section ends the
+ * message without its trailers (C_CUT) rather than failing it; only the connection is lost. */
 #include "config.h"
 #include "proxy/h1_parse.h"
 
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define H1_BUF_INITIAL 2048
 
@@ -629,6 +636,7 @@ enum {
     C_TR_LF,
     C_END_LF,
     C_DONE,
+    C_CUT, /* done at a malformed or oversized trailer section */
     C_ERROR,
 };
 
@@ -639,7 +647,11 @@ void h1_chunked_init(struct h1_chunked *c, size_t max_trailer)
     c->max_trailer = max_trailer;
 }
 
-bool h1_chunked_done(const struct h1_chunked *c) { return c->state == C_DONE; }
+void h1_chunked_keep_trailers(struct h1_chunked *c) { c->keep_trailers = true; }
+
+bool h1_chunked_done(const struct h1_chunked *c) { return c->state == C_DONE || c->state == C_CUT; }
+
+bool h1_chunked_cut(const struct h1_chunked *c) { return c->state == C_CUT; }
 
 static int hexval(unsigned char c)
 {
@@ -658,6 +670,16 @@ static int cfail(struct h1_chunked *c, int err)
     return err;
 }
 
+/* The trailer section went wrong at byte i: the message ends before it (see the header). */
+static int ccut(struct h1_chunked *c, size_t i, size_t *consumed)
+{
+    c->state = C_CUT;
+    *consumed = i;
+    return H1_CHUNK_END;
+}
+
+static bool in_trailers(int state) { return state >= C_TR_START && state <= C_TR_LF; }
+
 int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *consumed,
                     size_t *data_len)
 {
@@ -666,10 +688,11 @@ int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *
     *consumed = 0;
     if (c->state == C_ERROR)
         return VP_ERR_PROTO;
-    if (c->state == C_DONE) {
-        *consumed = 0;
+    if (c->state == C_DONE || c->state == C_CUT)
         return H1_CHUNK_END;
-    }
+    /* Start of this call's run of trailer bytes (SIZE_MAX: none yet). A run ends before the
+     * CR of the empty line, or with the input. */
+    size_t tstart = in_trailers(c->state) ? 0 : SIZE_MAX;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = d[i];
         if (c->state == C_DATA) {
@@ -683,9 +706,17 @@ int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *
             *data_len = n;
             return H1_CHUNK_DATA;
         }
+        if (c->state == C_TR_START && ch == '\r' && c->keep_trailers && tstart < i) {
+            *consumed = i;
+            *data_len = i - tstart;
+            return H1_CHUNK_TRAILER;
+        }
         if (c->state != C_SIZE && c->state != C_DATA_CR && c->state != C_DATA_LF &&
-            ++c->trailer > c->max_trailer)
+            ++c->trailer > c->max_trailer) {
+            if (in_trailers(c->state) || c->state == C_END_LF)
+                return ccut(c, i, consumed);
             return cfail(c, VP_ERR_LIMIT);
+        }
         switch (c->state) {
         case C_SIZE: {
             int h = hexval(ch);
@@ -719,6 +750,7 @@ int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *
                 c->state = C_DATA;
             } else {
                 c->state = C_TR_START;
+                tstart = i + 1;
             }
             break;
         case C_DATA_CR:
@@ -732,33 +764,35 @@ int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *
             c->state = C_SIZE;
             break;
         case C_TR_START:
-            if (ch == '\r')
+            if (ch == '\r') {
                 c->state = C_END_LF;
-            else if (h1_is_tchar(ch))
+                tstart = SIZE_MAX;
+            } else if (h1_is_tchar(ch)) {
                 c->state = C_TR_NAME;
-            else
-                return cfail(c, VP_ERR_PROTO);
+            } else {
+                return ccut(c, i, consumed);
+            }
             break;
         case C_TR_NAME:
             if (ch == ':')
                 c->state = C_TR_VALUE;
             else if (!h1_is_tchar(ch))
-                return cfail(c, VP_ERR_PROTO);
+                return ccut(c, i, consumed);
             break;
         case C_TR_VALUE:
             if (ch == '\r')
                 c->state = C_TR_LF;
             else if (!is_field_char(ch))
-                return cfail(c, VP_ERR_PROTO);
+                return ccut(c, i, consumed);
             break;
         case C_TR_LF:
             if (ch != '\n')
-                return cfail(c, VP_ERR_PROTO);
+                return ccut(c, i, consumed);
             c->state = C_TR_START;
             break;
         case C_END_LF:
             if (ch != '\n')
-                return cfail(c, VP_ERR_PROTO);
+                return ccut(c, i, consumed);
             c->state = C_DONE;
             *consumed = i + 1;
             return H1_CHUNK_END;
@@ -767,5 +801,63 @@ int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *
         }
     }
     *consumed = len;
+    if (c->keep_trailers && tstart < len) {
+        *data_len = len - tstart;
+        return H1_CHUNK_TRAILER;
+    }
     return H1_CHUNK_MORE;
+}
+
+bool h1_trailer_next(const char *sec, size_t len, size_t *off, const char **name, size_t *nl,
+                     const char **value, size_t *vl)
+{
+    size_t i = *off;
+    if (i >= len)
+        return false;
+    const char *colon = memchr(sec + i, ':', len - i);
+    if (!colon || colon == sec + i)
+        return false;
+    size_t vs = (size_t)(colon - sec) + 1;
+    const char *cr = memchr(sec + vs, '\r', len - vs);
+    if (!cr || (size_t)(cr - sec) + 1 >= len || cr[1] != '\n')
+        return false;
+    size_t ve = (size_t)(cr - sec);
+    *off = ve + 2;
+    while (vs < ve && (sec[vs] == ' ' || sec[vs] == '\t'))
+        vs++;
+    while (ve > vs && (sec[ve - 1] == ' ' || sec[ve - 1] == '\t'))
+        ve--;
+    *name = sec + i;
+    *nl = (size_t)(colon - (sec + i));
+    *value = sec + vs;
+    *vl = ve - vs;
+    return true;
+}
+
+bool h1_trailer_forbidden(const char *name, size_t nl)
+{
+    static const char *const deny[] = {
+        /* framing and routing */
+        "content-length", "transfer-encoding", "trailer", "host",
+        /* hop-by-hop, connection-specific */
+        "connection", "keep-alive", "proxy-connection", "upgrade", "te", "http2-settings",
+        /* request modifiers */
+        "expect", "max-forwards", "range", "if-match", "if-none-match", "if-modified-since",
+        "if-unmodified-since", "if-range", "pragma",
+        /* authentication and state */
+        "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate",
+        "authentication-info", "proxy-authentication-info", "cookie", "set-cookie",
+        /* response control data */
+        "cache-control", "expires", "date", "age", "location", "retry-after", "vary", "warning",
+        /* content processing */
+        "content-encoding", "content-type", "content-range", NULL};
+    if (nl == 0)
+        return true;
+    for (size_t i = 0; i < nl; i++)
+        if (!h1_is_tchar((unsigned char)name[i]))
+            return true;
+    for (size_t i = 0; deny[i]; i++)
+        if (strlen(deny[i]) == nl && strncasecmp(deny[i], name, nl) == 0)
+            return true;
+    return false;
 }

@@ -85,9 +85,10 @@ bool h1_parser_expect_continue(const struct h1_parser *p);
 
 /* ---- chunked transfer coding decoder (RFC 9112 section 7.1) ---- */
 
-#define H1_CHUNK_MORE 0 /* all input consumed, more needed */
-#define H1_CHUNK_DATA 1 /* the last *data_len bytes of the consumed range are payload */
-#define H1_CHUNK_END 2  /* last-chunk and trailers done; *consumed ends the message */
+#define H1_CHUNK_MORE 0    /* all input consumed, more needed */
+#define H1_CHUNK_DATA 1    /* the last *data_len bytes of the consumed range are payload */
+#define H1_CHUNK_END 2     /* last-chunk and trailers done; *consumed ends the message */
+#define H1_CHUNK_TRAILER 3 /* the last *data_len bytes of the consumed range are trailer lines */
 
 struct h1_chunked {
     int state;
@@ -96,20 +97,54 @@ struct h1_chunked {
     size_t line;        /* bytes of the current ext/trailer line */
     size_t trailer;     /* trailer bytes so far */
     size_t max_trailer; /* limit on chunk-ext + trailer section bytes */
+    bool keep_trailers; /* report the trailer section (H1_CHUNK_TRAILER) */
+    bool cut;           /* the trailer section was malformed or over the limit */
 };
 
 /* Initialises a decoder; max_trailer bounds extension lines and the trailer section. */
 void h1_chunked_init(struct h1_chunked *c, size_t max_trailer);
 
+/* After h1_chunked_init: the trailer section is reported (H1_CHUNK_TRAILER) instead of dropped. */
+void h1_chunked_keep_trailers(struct h1_chunked *c);
+
 /* Processes input: framing bytes and at most one run of payload. Returns H1_CHUNK_MORE,
  * H1_CHUNK_DATA (payload = the last *data_len bytes of the *consumed bytes, which are all
- * framing before them), H1_CHUNK_END, or VP_ERR_PROTO (bad size, missing CRLF, bare CR, size
- * overflow) / VP_ERR_LIMIT (extension or trailers too long). Trailers are validated and dropped. */
+ * framing before them), H1_CHUNK_TRAILER (only with h1_chunked_keep_trailers: the last
+ * *data_len bytes of the *consumed bytes belong to the trailer section, field lines as received,
+ * each "name:value" CRLF, checked; a section may come in several runs, complete at
+ * H1_CHUNK_END), H1_CHUNK_END, or VP_ERR_PROTO (bad size, missing CRLF, bare CR, size overflow)
+ * / VP_ERR_LIMIT (chunk extension too long). Without keep_trailers, trailers are checked and
+ * dropped.
+ *
+ * The payload is complete once the last chunk is read, so a trailer section that is malformed
+ * (obs-fold, a bad name or byte, a bare CR) or longer than max_trailer does not fail the
+ * message: H1_CHUNK_END comes at the offending byte (*consumed stops before it) and
+ * h1_chunked_cut() is true. The trailer runs reported so far must then be discarded, and the
+ * bytes after *consumed are not a message boundary: the connection cannot carry another one. */
 int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *consumed,
                     size_t *data_len) __attribute__((warn_unused_result));
 
-/* true when c is between chunks (no partial size line or payload pending). */
+/* true when c has read a whole chunked body (the last chunk and its trailer section). */
 bool h1_chunked_done(const struct h1_chunked *c);
+
+/* true when the message ended at a malformed or oversized trailer section (see above). */
+bool h1_chunked_cut(const struct h1_chunked *c);
+
+/* Next field line of a trailer section collected from H1_CHUNK_TRAILER runs: sec[*off..len).
+ * Returns true with the name and the value (surrounding whitespace removed) as slices into sec
+ * (borrowed) and *off past the line; false at the end of the section (or at bytes that are not a
+ * complete field line). */
+bool h1_trailer_next(const char *sec, size_t len, size_t *off, const char **name, size_t *nl,
+                     const char **value, size_t *vl);
+
+/* true for a field that is not forwarded in a trailer section: framing (Content-Length,
+ * Transfer-Encoding, Trailer), routing (Host), hop-by-hop and connection-specific fields,
+ * request modifiers (TE, Expect, Max-Forwards, Range, conditionals), authentication
+ * (Authorization, Set-Cookie, Cookie, ...), response control data (Cache-Control, Expires, Date,
+ * Age, Location, Retry-After, Vary, Warning) and content processing (Content-Encoding,
+ * Content-Type, Content-Range), after RFC 9110 section 6.5.1; and anything that is not a token
+ * (HTTP/2 pseudo-fields). */
+bool h1_trailer_forbidden(const char *name, size_t nl);
 
 /* true for RFC 9110 tchar. */
 bool h1_is_tchar(unsigned char c);

@@ -192,8 +192,9 @@ struct store {
     int64_t next_rollup_ms; /* when the next hour becomes sealable (or a retry after an error) */
     int64_t last_rollup_ms;
     /* An upper bound of accept_us over the rows a claim can take (view_id NULL, injected=0, a
-     * Referer path): an injected request accepted after it has nothing to claim, and skips the
-     * UPDATE (about 4,600 instructions per injected page). Only the writer inserts requests. */
+     * Referer path): an injected request accepted after it, or a new view that started after
+     * it, has nothing to claim, and skips the UPDATE (about 4,600 instructions per injected
+     * page). Only the writer inserts requests. */
     int64_t claimable_max_us;
 };
 
@@ -697,14 +698,18 @@ static int write_beacon(struct store *s, struct item *it)
     if (sqlite3_changes(s->db) == 1) {
         if (touch_view(s, t0))
             return VP_ERR_DB;
-        /* A new view claims the unassigned sub-resource requests that followed it. */
-        st = s->st[S_VIEW_CLAIM];
-        bind_cval(st, 1, &c->vid);
-        sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, t0 * 1000);
-        sqlite3_bind_int64(st, 4, (t0 + VIEW_WINDOW_MS) * 1000);
-        if (run(s, st))
-            return VP_ERR_DB;
+        /* A new view claims the unassigned sub-resource requests that followed it; none can
+         * exist when every claimable row was accepted before the view started (beacon-only
+         * traffic, or a view reported long after its page's requests were claimed). */
+        if (t0 * 1000 <= s->claimable_max_us) { /* t0: years 2000..2100 (beacon_check) */
+            st = s->st[S_VIEW_CLAIM];
+            bind_cval(st, 1, &c->vid);
+            sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, t0 * 1000);
+            sqlite3_bind_int64(st, 4, (t0 + VIEW_WINDOW_MS) * 1000);
+            if (run(s, st))
+                return VP_ERR_DB;
+        }
     } else {
         st = s->st[S_VIEW_UPDATE];
         bind_cval(st, 1, &c->vid);
@@ -1122,6 +1127,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 static void *checkpointer_main(void *arg)
 {
     struct store *s = arg;
+    /* Named for per-thread CPU accounting (/proc/PID/task/TID/comm, bench/ingest.py, top -H). */
+    (void)pthread_setname_np(pthread_self(), "vp-ckpt");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->ck_wanted && !s->ck_stop)
@@ -1174,6 +1181,7 @@ static void checkpointer_stop(struct store *s)
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
+    (void)pthread_setname_np(pthread_self(), "vp-writer");
     pthread_mutex_lock(&s->mu);
     bool behind = false; /* items queued up while the last batch was written */
     for (;;) {

@@ -28,6 +28,7 @@ VP_FLAG_<NAME> to override the spelling of a timeout/limit flag (see FLAGS), NGI
 import argparse
 import asyncio
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -296,6 +297,7 @@ class Response:
         self.complete = True    # False when the connection ended inside the body
         self.chunked = False
         self.chunk_sizes = []
+        self.trailers = []      # (name, value) of a chunked body's trailer section
 
     def header(self, name):
         for k, v in self.headers:
@@ -392,8 +394,12 @@ class Conn:
                 size = int(line.split(b";")[0].strip(), 16)
                 r.chunk_sizes.append(size)
                 if size == 0:
-                    while self.read_until(b"\r\n") != b"\r\n":
-                        pass
+                    while True:
+                        line = self.read_until(b"\r\n")
+                        if line == b"\r\n":
+                            break
+                        k, _, v = line[:-2].decode("latin-1").partition(":")
+                        r.trailers.append((k, v.strip()))
                     break
                 data = self.read_exact(size + 2)
                 if len(data) < size + 2:
@@ -782,6 +788,86 @@ def t_chunked_response(ctx):
     check(r.chunked or r.header("content-length") == str(n), "unframed response")
     r = get(ctx.port, "/echo", conn=c)
     check(r.status == 200, "follow-up request on the same connection: %s" % r.status)
+    c.close()
+
+
+# Trailer fields the test upstream sends with /html?trailers=ok that a proxy forwards; the
+# others in that section (Content-Length, Transfer-Encoding, Host, Set-Cookie, Authorization,
+# Content-Type, Connection, Trailer) must not travel in a trailer section (RFC 9110 6.5.1).
+TRAILERS_KEPT = [("grpc-status", "0"), ("x-checksum", "sha256=abc"),
+                 ("server-timing", "app;dur=12.5")]
+
+
+def trailers_lower(pairs):
+    return [(k.lower(), v) for k, v in pairs]
+
+
+@case("chunked/response-trailers", generic=False)
+def t_response_trailers(ctx):
+    c = Conn(ctx.port)
+    # identity HTML (injected), gzip HTML (decoded, injected, re-encoded), and a body that is
+    # not HTML (passed through): every one keeps the allowed trailer fields, in order.
+    for path, hdrs, html in (("/html?trailers=ok", (), True),
+                             ("/html/gzip?trailers=ok", (("Accept-Encoding", "gzip"),), True),
+                             ("/html?trailers=ok&type=application/octet-stream", (), False)):
+        r = get(ctx.port, path, headers=hdrs, conn=c)
+        check(r.status == 200 and r.chunked and r.complete,
+              "%s: status %s chunked %s complete %s" % (path, r.status, r.chunked, r.complete))
+        body = gzip.decompress(r.body) if r.header("content-encoding") == "gzip" else r.body
+        check(body.rstrip().endswith(b"</html>"), "%s: body incomplete" % path)
+        check((b"/__vitals/beacon.js" in body) == html, "%s: injection %s" % (path, not html))
+        check(trailers_lower(r.trailers) == TRAILERS_KEPT, "%s: trailers %r" % (path, r.trailers))
+    # HTTP/1.0 has no chunked framing, so no trailers: the body arrives close-delimited.
+    c.close()
+    c = Conn(ctx.port)
+    c.send(b"GET /html?trailers=ok HTTP/1.0\r\nHost: x\r\n\r\n")
+    r = c.read_response()
+    check(r.status == 200 and not r.chunked and b"</html>" in r.body and b"Grpc" not in r.body,
+          "HTTP/1.0: status %s chunked %s" % (r.status, r.chunked))
+    c.close()
+
+
+@case("chunked/response-trailers-cut", generic=False)
+def t_response_trailers_cut(ctx):
+    # A malformed (obs-fold) or oversized (80 KB) trailer section: the body is whole, so the
+    # response ends cleanly without trailers, and the client connection stays usable.
+    c = Conn(ctx.port)
+    for kind in ("fold", "big"):
+        for path, hdrs in (("/html?trailers=" + kind, ()),
+                           ("/html/gzip?trailers=" + kind, (("Accept-Encoding", "gzip"),))):
+            r = get(ctx.port, path, headers=hdrs, conn=c)
+            check(r.status == 200 and r.chunked and r.complete,
+                  "%s: status %s complete %s" % (path, r.status, r.complete))
+            body = gzip.decompress(r.body) if r.header("content-encoding") == "gzip" else r.body
+            check(body.rstrip().endswith(b"</html>") and b"/__vitals/beacon.js" in body,
+                  "%s: body incomplete or not injected" % path)
+            check(r.trailers == [], "%s: trailers %r" % (path, r.trailers[:3]))
+            r = get(ctx.port, "/echo", conn=c)
+            check(r.status == 200, "%s: follow-up request: %s" % (path, r.status))
+    c.close()
+
+
+@case("chunked/request-trailers", generic=False)
+def t_request_trailers(ctx):
+    c = Conn(ctx.port)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n0\r\nX-Sum: 5\r\nContent-Length: 9\r\nHost: evil\r\n"
+           b"Authorization: Basic eA==\r\nGrpc-Timeout: 1S\r\n\r\n")
+    r = c.read_response()
+    j = json.loads(r.body)
+    check(r.status == 200 and j["bytes"] == 5 and j["chunked"], "upload: %s %r" % (r.status, j))
+    check(j["trailers"] == [["X-Sum", "5"], ["Grpc-Timeout", "1S"]], "trailers %r" % j["trailers"])
+    r = get(ctx.port, "/echo", conn=c)
+    check(r.status == 200, "follow-up request: %s" % r.status)
+    c.close()
+    # A request keeps its strictness: a malformed trailer section fails it, and the connection
+    # is not read any further.
+    c = Conn(ctx.port)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n0\r\nX-Sum: 5\r\n folded\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = c.read_response()
+    check(r.status == 400, "malformed request trailers: %s" % r.status)
+    check(c.closed_within(3), "connection kept after a malformed trailer section")
     c.close()
 
 

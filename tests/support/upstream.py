@@ -42,20 +42,34 @@ except ImportError:  # python3-zstandard (Debian); only the zstd endpoints need 
     zstandard = None
 
 MAX_HEAD = 64 * 1024
+# Trailer sections for /html?trailers=KIND: fields a proxy forwards, fields it must not
+# (framing, routing, auth, content processing), a malformed section (obs-fold) and one larger
+# than any head limit.
+TRAILERS = {
+    "ok": (b"Grpc-Status: 0\r\nX-Checksum: sha256=abc\r\nServer-Timing: app;dur=12.5\r\n"
+           b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\nHost: evil\r\n"
+           b"Set-Cookie: s=1\r\nAuthorization: Basic eA==\r\nContent-Type: text/plain\r\n"
+           b"Connection: close\r\nTrailer: X-Checksum\r\n"),
+    "fold": b"X-Checksum: sha256=abc\r\n continued\r\n",
+    "big": b"".join(b"X-Big-%d: %s\r\n" % (i, b"b" * 1000) for i in range(80)),
+}
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 WS_MAX_FRAME = 16 * 1024 * 1024
 
 ENDPOINTS = """\
 GET  /, /html[/ENC], /html?enc=ENC[&chunked=1][&size=N]   HTML page; ENC identity|gzip|deflate|br|zstd|auto
+     ... &trailers=ok|fold|big      chunked, with a trailer section (TRAILERS)
      ... &status=N&type=CT&h=Name:value|Name2:value2&corrupt=1 (bytes garbled mid-body)
 GET  /stream[?delay=S&chunks=K&enc=E]  chunked SSR-like HTML: shell, then K chunks S seconds apart
                                     (2 s); E encodes with a flush per chunk
 GET  /bigpage?n=N[&enc=E]           streamed HTML document of about N bytes
 GET  /bomb?mib=M                    gzip text/html decoding to M MiB (default 1024)
 GET  /sse[?n=5&interval=0.3]        text/event-stream, n events interval s apart, then end
-GET  /drip[?n=10&interval=0.1&size=16]  slow drip of n pieces (Content-Length framed; chunked=1)
+GET  /drip[?n=10&interval=0.1&size=16]  slow drip of n pieces (Content-Length framed; chunked=1;
+                                    type=CT sets the Content-Type of the framed one)
 GET  /bytes?n=N[&chunked=1]         N bytes of pattern_block(), streamed
-POST /upload                        counts body bytes (CL or chunked) -> JSON {bytes,sha256,chunked}
+POST /upload                        counts body bytes (CL or chunked) -> JSON {bytes,sha256,chunked,
+                                    content_length,trailers: [[name, value]...] if chunked}
 ANY  /echo                          request method/target/headers/body size as JSON
 GET  /status/N                      status N (204, 304 have no body); HEAD on anything works
 GET  /early-hints[?n=N]             N (1) 103 Early Hints with Link, then a 200 page
@@ -254,9 +268,13 @@ class Upstream:
                 line = await reader.readuntil(b"\r\n")
                 size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass
-                    return
+                    req.trailers = []
+                    while True:
+                        line = await reader.readuntil(b"\r\n")
+                        if line == b"\r\n":
+                            return
+                        k, _, v = line[:-2].decode("latin-1").partition(":")
+                        req.trailers.append([k, v.strip()])
                 remaining = size
                 while remaining:
                     piece = await reader.read(min(remaining, 65536))
@@ -294,8 +312,10 @@ class Upstream:
             writer.write(body)
         await writer.drain()
 
-    async def send_chunked(self, writer, req, status, headers, pieces, reason="OK"):
-        """pieces: async iterator of (bytes, delay_after_seconds)."""
+    async def send_chunked(self, writer, req, status, headers, pieces, reason="OK",
+                           trailers=b""):
+        """pieces: async iterator of (bytes, delay_after_seconds); trailers: the raw trailer
+        section (field lines with their CRLFs), sent as is."""
         headers = list(headers) + [("Transfer-Encoding", "chunked")]
         writer.write(self.head_bytes(status, reason, headers))
         await writer.drain()
@@ -307,7 +327,7 @@ class Upstream:
                 await writer.drain()
             if delay:
                 await asyncio.sleep(delay)
-        writer.write(b"0\r\n\r\n")
+        writer.write(b"0\r\n" + trailers + b"\r\n")
         await writer.drain()
 
     # ---- connection loop ----
@@ -493,11 +513,15 @@ class Upstream:
             k, _, v = h.partition(":")
             headers.append((k.strip(), v.strip()))
         status = req.qint("status", 200)
-        if req.query.get("chunked") == "1":
+        trailers = TRAILERS.get(req.query.get("trailers", ""), b"")
+        if req.query.get("chunked") == "1" or trailers:
             async def pieces():
                 for i in range(0, len(body), 1000):
                     yield body[i:i + 1000], 0
-            await self.send_chunked(writer, req, status, headers, pieces(), reason="Page")
+            await self.send_chunked(writer, req, status, headers, pieces(), reason="Page",
+                                    trailers=trailers)
+            # a broken trailer section leaves the connection in an unknown state
+            return req.query.get("trailers", "ok") == "ok"
         else:
             await self.send(writer, req, status, headers, body, reason="Page")
         return True
@@ -597,7 +621,8 @@ class Upstream:
                     yield piece, interval
             await self.send_chunked(writer, req, 200, [("Content-Type", "text/plain")], pieces())
             return True
-        writer.write(self.head_bytes(200, "OK", [("Content-Type", "text/plain"),
+        ctype = req.query.get("type", "text/plain")
+        writer.write(self.head_bytes(200, "OK", [("Content-Type", ctype),
                                                  ("Content-Length", str(n * size))]))
         await writer.drain()
         if req.method == "HEAD":
@@ -650,7 +675,8 @@ class Upstream:
             total += len(piece)
         chunked = "chunked" in req.header_tokens("transfer-encoding")
         body = json.dumps({"bytes": total, "sha256": h.hexdigest(), "chunked": chunked,
-                           "content_length": req.header("content-length")}).encode()
+                           "content_length": req.header("content-length"),
+                           "trailers": getattr(req, "trailers", [])}).encode()
         await self.send(writer, req, 200, [("Content-Type", "application/json")], body)
         return True
 

@@ -186,27 +186,52 @@ static const struct head_case heads[] = {
 struct chunk_case {
     const char *name;
     const char *in;
-    const char *want; /* "<payload>|END rest=N" or "ERR" or "MORE <payload>" */
+    /* "<payload>|END rest=N" or "ERR" or "MORE <payload>"; with keep, the trailer runs joined
+     * ("|T=<bytes>", CRLF shown as "~") before "|END"; " cut" when h1_chunked_cut(). */
+    const char *want;
+    bool keep; /* h1_chunked_keep_trailers */
 };
 
+#define LONG70 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
 static const struct chunk_case chunks[] = {
-    {"chunked/simple", "5\r\nhello\r\n0\r\n\r\n", "hello|END rest=0"},
-    {"chunked/two", "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nNEXT", "abcde|END rest=4"},
-    {"chunked/hex_upper", "A\r\n0123456789\r\n0\r\n\r\n", "0123456789|END rest=0"},
-    {"chunked/ext", "3;name=val\r\nabc\r\n0;x\r\n\r\n", "abc|END rest=0"},
-    {"chunked/trailers", "1\r\nz\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n", "z|END rest=0"},
-    {"chunked/leading_zeros", "0003\r\nabc\r\n0\r\n\r\n", "abc|END rest=0"},
-    {"chunked/no_digits", "\r\nabc\r\n0\r\n\r\n", "ERR"},
-    {"chunked/bad_hex", "3g\r\nabc\r\n0\r\n\r\n", "ERR"},
-    {"chunked/negative", "-3\r\nabc\r\n0\r\n\r\n", "ERR"},
-    {"chunked/overflow", "10000000000000000\r\n", "ERR"},
-    {"chunked/missing_crlf", "3\r\nabcd\r\n0\r\n\r\n", "ERR"},
-    {"chunked/bare_lf_size", "3\nabc\r\n0\r\n\r\n", "ERR"},
-    {"chunked/bare_cr_end", "3\r\nabc\r\n0\r\n\rX", "ERR"},
-    {"chunked/trailer_fold", "0\r\nX: 1\r\n 2\r\n\r\n", "ERR"},
-    {"chunked/ext_ctl", "3;a\x01\r\nabc\r\n0\r\n\r\n", "ERR"},
-    {"chunked/ext_too_long", "3;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nabc\r\n0\r\n\r\n", "ERR"},
-    {"chunked/incomplete", "5\r\nhel", "MORE hel"},
+    {"chunked/simple", "5\r\nhello\r\n0\r\n\r\n", "hello|END rest=0", false},
+    {"chunked/two", "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nNEXT", "abcde|END rest=4", false},
+    {"chunked/hex_upper", "A\r\n0123456789\r\n0\r\n\r\n", "0123456789|END rest=0", false},
+    {"chunked/ext", "3;name=val\r\nabc\r\n0;x\r\n\r\n", "abc|END rest=0", false},
+    {"chunked/trailers", "1\r\nz\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n", "z|END rest=0", false},
+    {"chunked/leading_zeros", "0003\r\nabc\r\n0\r\n\r\n", "abc|END rest=0", false},
+    {"chunked/no_digits", "\r\nabc\r\n0\r\n\r\n", "ERR", false},
+    {"chunked/bad_hex", "3g\r\nabc\r\n0\r\n\r\n", "ERR", false},
+    {"chunked/negative", "-3\r\nabc\r\n0\r\n\r\n", "ERR", false},
+    {"chunked/overflow", "10000000000000000\r\n", "ERR", false},
+    {"chunked/missing_crlf", "3\r\nabcd\r\n0\r\n\r\n", "ERR", false},
+    {"chunked/bare_lf_size", "3\nabc\r\n0\r\n\r\n", "ERR", false},
+    {"chunked/bare_cr_end", "3\r\nabc\r\n0\r\n\rX", "abc|END rest=1 cut", false},
+    {"chunked/trailer_fold", "0\r\nX: 1\r\n 2\r\n\r\n", "|END rest=6 cut", false},
+    {"chunked/ext_ctl", "3;a\x01\r\nabc\r\n0\r\n\r\n", "ERR", false},
+    {"chunked/ext_too_long", "3;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nabc\r\n0\r\n\r\n", "ERR", false},
+    {"chunked/incomplete", "5\r\nhel", "MORE hel", false},
+    /* Trailer sections kept for forwarding (h1_chunked_keep_trailers). */
+    {"trailers/kept", "1\r\nz\r\n0\r\nX-T: 1\r\nX-U:2\r\n\r\nNEXT", "z|T=X-T: 1~X-U:2~|END rest=4", true},
+    {"trailers/none", "1\r\nz\r\n0\r\n\r\n", "z|END rest=0", true},
+    {"trailers/after_ext", "2\r\nab\r\n0;e=1\r\ngrpc-status: 0\r\n\r\n", "ab|T=grpc-status: 0~|END rest=0", true},
+    {"trailers/empty_value", "0\r\nX-E:\r\n\r\n", "|T=X-E:~|END rest=0", true},
+    {"trailers/obs_text", "0\r\nX-O: caf\xc3\xa9\r\n\r\n", "|T=X-O: caf\xc3\xa9~|END rest=0", true},
+    {"trailers/incomplete", "0\r\nX-T: 1\r\nX-U", "MORE |T=X-T: 1~X-U", true},
+    {"trailers/fold", "0\r\nX: 1\r\n 2\r\n\r\n", "|END rest=6 cut", true},
+    {"trailers/space_before_colon", "0\r\nX : 1\r\n\r\n", "|END rest=8 cut", true},
+    {"trailers/bad_name", "0\r\nX(y): 1\r\n\r\n", "|END rest=10 cut", true},
+    {"trailers/ctl_in_value", "0\r\nX: a\x01b\r\n\r\n", "|END rest=5 cut", true},
+    {"trailers/bare_lf", "0\r\nX: 1\n\r\n", "|END rest=3 cut", true},
+    {"trailers/bare_cr_line", "0\r\nX: 1\rY\r\n\r\n", "|END rest=5 cut", true},
+    {"trailers/bare_cr_end", "0\r\nX: 1\r\n\rY", "|END rest=1 cut", true},
+    /* 64 bytes of trailer section at most (the tests' limit), the LF of the last-chunk line
+     * included: the 64th byte is accepted, the 65th ends the message. */
+    {"trailers/over_limit", "0\r\nX-Long: " LONG70 "\r\n\r\n", "|END rest=19 cut", true},
+    {"trailers/at_limit", "0\r\nX-Long: " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" "\r\n\r\n", "|T=X-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa~|END rest=0", true},
+    {"trailers/dropped_over_limit", "0\r\nX-Long: " LONG70 "\r\n\r\n", "|END rest=19 cut", false},
+    {"trailers/data_errors_still_fail", "3\r\nabcd\r\n0\r\nX: 1\r\n\r\n", "ERR", true},
 };
 
 static void sig_chunk(const struct chunk_case *tc, const size_t *cuts, size_t ncuts, char *out,
@@ -214,8 +239,10 @@ static void sig_chunk(const struct chunk_case *tc, const size_t *cuts, size_t nc
 {
     struct h1_chunked c;
     h1_chunked_init(&c, 64);
-    char payload[256];
-    size_t plen = 0;
+    if (tc->keep)
+        h1_chunked_keep_trailers(&c);
+    char payload[256], tr[256];
+    size_t plen = 0, tlen = 0;
     size_t len = strlen(tc->in), off = 0;
     for (size_t k = 0; k <= ncuts; k++) {
         size_t end = k < ncuts ? cuts[k] : len;
@@ -226,18 +253,87 @@ static void sig_chunk(const struct chunk_case *tc, const size_t *cuts, size_t nc
                 snprintf(out, cap, "ERR");
                 return;
             }
-            if (dl > 0 && plen + dl < sizeof payload) {
-                memcpy(payload + plen, tc->in + off + consumed - dl, dl);
-                plen += dl;
+            if (rc == H1_CHUNK_TRAILER && !tc->keep) {
+                snprintf(out, cap, "TRAILER without keep");
+                return;
+            }
+            char *buf = rc == H1_CHUNK_TRAILER ? tr : payload;
+            size_t *bl = rc == H1_CHUNK_TRAILER ? &tlen : &plen;
+            if (dl > consumed || (rc != H1_CHUNK_DATA && rc != H1_CHUNK_TRAILER && dl)) {
+                snprintf(out, cap, "bad data_len");
+                return;
+            }
+            for (size_t i = 0; i < dl && *bl + 1 < sizeof payload; i++) {
+                char ch = tc->in[off + consumed - dl + i];
+                buf[(*bl)++] = rc == H1_CHUNK_TRAILER && (ch == '\r' || ch == '\n') ? '~' : ch;
             }
             off += consumed;
             if (rc == H1_CHUNK_END) {
-                snprintf(out, cap, "%.*s|END rest=%zu", (int)plen, payload, len - off);
+                /* A cut section is discarded, whatever part of it was reported. */
+                if (h1_chunked_cut(&c))
+                    tlen = 0;
+                /* CRLF shows as "~~": collapse each pair to one "~" */
+                size_t w = 0;
+                for (size_t i = 0; i < tlen; i++)
+                    if (!(tr[i] == '~' && i + 1 < tlen && tr[i + 1] == '~' && (i == 0 || tr[i - 1] != '~')))
+                        tr[w++] = tr[i];
+                snprintf(out, cap, "%.*s%s%.*s|END rest=%zu%s", (int)plen, payload,
+                         w ? "|T=" : "", (int)w, tr, len - off, h1_chunked_cut(&c) ? " cut" : "");
+                return;
+            }
+            if (consumed == 0 && rc != H1_CHUNK_DATA) {
+                snprintf(out, cap, "no progress");
                 return;
             }
         }
     }
-    snprintf(out, cap, "MORE %.*s", (int)plen, payload);
+    size_t w = 0;
+    for (size_t i = 0; i < tlen; i++)
+        if (!(tr[i] == '~' && i + 1 < tlen && tr[i + 1] == '~' && (i == 0 || tr[i - 1] != '~')))
+            tr[w++] = tr[i];
+    snprintf(out, cap, "MORE %.*s%s%.*s", (int)plen, payload, w ? "|T=" : "", (int)w, tr);
+}
+
+/* h1_trailer_next over a collected section, and h1_trailer_forbidden. */
+static void trailer_helpers(void)
+{
+    static const char sec[] = "grpc-status: 0\r\nX-E:\r\nServer-Timing:  db;dur=53 \t\r\nbroken";
+    size_t off = 0, nl, vl;
+    const char *n, *v;
+    char got[256] = "";
+    size_t gl = 0;
+    while (h1_trailer_next(sec, sizeof sec - 1, &off, &n, &nl, &v, &vl))
+        gl += (size_t)snprintf(got + gl, sizeof got - gl, "[%.*s=%.*s]", (int)nl, n, (int)vl, v);
+    TAP_OK(strcmp(got, "[grpc-status=0][X-E=][Server-Timing=db;dur=53]") == 0 &&
+               off == sizeof sec - 1 - 6,
+           "trailers/next_fields");
+    if (strcmp(got, "[grpc-status=0][X-E=][Server-Timing=db;dur=53]") != 0)
+        printf("# got: %s\n", got);
+    off = 0;
+    TAP_OK(!h1_trailer_next(":x\r\n", 4, &off, &n, &nl, &v, &vl) && off == 0,
+           "trailers/next_empty_name");
+    TAP_OK(!h1_trailer_next("X: 1\r", 5, &off, &n, &nl, &v, &vl), "trailers/next_no_lf");
+    static const char *const bad[] = {"Content-Length", "transfer-encoding", "Host", "TE",
+                                      "Trailer", "Connection", "keep-alive", "Upgrade",
+                                      "Authorization", "Set-Cookie", "Cookie", "Content-Type",
+                                      "Content-Encoding", "Cache-Control", "Proxy-Authorization",
+                                      ":status", ":path", "x y", ""};
+    bool all = true;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (!h1_trailer_forbidden(bad[i], strlen(bad[i]))) {
+            printf("# allowed: %s\n", bad[i]);
+            all = false;
+        }
+    TAP_OK(all, "trailers/forbidden");
+    static const char *const good[] = {"grpc-status", "grpc-message", "Server-Timing", "X-Checksum",
+                                       "Digest", "content-md5", "hosts", "tee"};
+    all = true;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (h1_trailer_forbidden(good[i], strlen(good[i]))) {
+            printf("# refused: %s\n", good[i]);
+            all = false;
+        }
+    TAP_OK(all, "trailers/allowed");
 }
 
 int main(void)
@@ -285,6 +381,8 @@ int main(void)
         }
         TAP_OK(same, "%s every_split", tc->name);
     }
+
+    trailer_helpers();
 
     /* Reuse after reset: a second message parses identically (keep-alive). */
     struct h1_parser *p;

@@ -15,9 +15,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/vp_buf.h"
 #include "common/vp_err.h"
 #include "store/store_internal.h"
 #include "tap.h"
+
+#ifndef SRCDIR
+#define SRCDIR "."
+#endif
 
 static char dir[64];
 
@@ -584,7 +589,7 @@ static void test_migrate_v3(void)
                                     .view_id = "vid-after-migration"};
     TAP_OK(store_record_request(s, &inj) == 0 && store_sync(s) == 0, "store/v3_record");
     store_free(s);
-    TAP_OK(q1(p, "PRAGMA user_version") == 3, "store/v3_version");
+    TAP_OK(q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/v3_version");
     TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
                  "('requests_view','requests_path_time','requests_referer_time') AND "
                  "sql LIKE '%WHERE%'") == 3,
@@ -598,8 +603,186 @@ static void test_migrate_v3(void)
     free(ic);
 }
 
-/* The writer skips the claim UPDATE of an injected page accepted after every claimable row; the
- * bound covers rows of an earlier run (read at open) and rows recorded in this one. */
+/* Reads the whole of path into a NUL-terminated heap string (NULL on error). */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    char chunk[4096];
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        memcpy(buf + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* A schema-3 database written by a schema-3 build (tests/unit/fixtures/store_v3.sql, made by
+ * make_store_v3.py: an injected page with two claimed sub-resources, its beacons with a re-sent
+ * metric id, navigation timing and resources, a soft navigation, a rejection) is upgraded in
+ * place to schema 4: metrics clustered on its key (WITHOUT ROWID), metrics_name_view gone, every
+ * row and value kept. Afterwards the migrated table keeps the rules: the last value per metric
+ * id wins, a new view's metrics land, pruning cascades from views; integrity and foreign keys
+ * check. A database one version newer than this build is refused and left untouched. */
+static void test_migrate_v3_fixture(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "fixture_v3.db");
+    char *sql = read_text(SRCDIR "/tests/unit/fixtures/store_v3.sql");
+    sqlite3 *h = NULL;
+    int rc = sql ? sqlite3_open(p, &h) : SQLITE_ERROR;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    sqlite3_close(h);
+    free(sql);
+    TAP_OK(rc == SQLITE_OK && q1(p, "PRAGMA user_version") == 3, "store/fixture_v3_loaded");
+    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics_name_view'") == 1 &&
+               q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
+                     "sql LIKE '%WITHOUT ROWID%'") == 0,
+           "store/fixture_v3_shape");
+    long long before[6];
+    static const char *const counts[6] = {
+        "SELECT count(*) FROM views",     "SELECT count(*) FROM metrics",
+        "SELECT count(*) FROM resources", "SELECT count(*) FROM navigation",
+        "SELECT count(*) FROM requests",  "SELECT count FROM rejections"};
+    for (int i = 0; i < 6; i++)
+        before[i] = q1(p, counts[i]);
+    TAP_OK(before[0] == 3 && before[1] == 11 && before[2] == 2 && before[3] == 1 &&
+               before[4] == 3 && before[5] == 1,
+           "store/fixture_v3_rows");
+    char *vid = qtext(p, "SELECT view_id FROM requests WHERE injected = 1");
+    char *sum0 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
+                          "coalesce(delta, '') || coalesce(rating, '') || "
+                          "coalesce(attribution, '') || updated_at, '|') FROM "
+                          "(SELECT * FROM metrics ORDER BY view_id, metric_id)");
+
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/fixture_v3_migrates: %s", err);
+    if (rc != 0) {
+        free(vid);
+        free(sum0);
+        return;
+    }
+    store_free(s);
+    s = NULL;
+    TAP_OK(q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/fixture_v4_version");
+    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
+                 "sql LIKE '%WITHOUT ROWID%'") == 1 &&
+               q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics_name_view'") == 0 &&
+               q1(p, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'metrics_v%'") == 0,
+           "store/fixture_v4_metrics_clustered");
+    bool kept = true;
+    for (int i = 0; i < 6; i++)
+        kept = kept && q1(p, counts[i]) == before[i];
+    TAP_OK(kept, "store/fixture_v4_rows_kept");
+    char *sum1 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
+                          "coalesce(delta, '') || coalesce(rating, '') || "
+                          "coalesce(attribution, '') || updated_at, '|') FROM "
+                          "(SELECT * FROM metrics ORDER BY view_id, metric_id)");
+    TAP_OK(sum0 && sum1 && strcmp(sum0, sum1) == 0, "store/fixture_v4_values_kept");
+    free(sum0);
+    free(sum1);
+    char want[256];
+    int w =
+        snprintf(want, sizeof want,
+                 "SELECT value FROM metrics WHERE view_id = '%s' AND name = 'LCP'", vid ? vid : "");
+    TAP_OK(vid && w > 0 && (size_t)w < sizeof want && q1(p, want) == 2600,
+           "store/fixture_v4_last_value_kept");
+    w = snprintf(want, sizeof want, "SELECT count(*) FROM requests WHERE view_id = '%s'",
+                 vid ? vid : "");
+    TAP_OK(w > 0 && (size_t)w < sizeof want && q1(p, want) == 3, "store/fixture_v4_claims_kept");
+
+    /* The migrated table under the writer: a re-sent id (smaller: the last value still wins),
+     * a new id on an old view, a new view. */
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    char body[512];
+    w = snprintf(body, sizeof body,
+                 "{\"v\":1,\"vid\":\"%s\",\"url\":\"/products/42\",\"t0\":1764000000000,"
+                 "\"m\":[{\"n\":\"LCP\",\"id\":\"%s-LCP\",\"v\":1234},"
+                 "{\"n\":\"CLS\",\"id\":\"%s-CLS2\",\"v\":0.5}]}",
+                 vid ? vid : "", vid ? vid : "", vid ? vid : "");
+    if (rc == 0 && w > 0 && (size_t)w < sizeof body)
+        rc = ingest(s, body);
+    if (rc == 0)
+        rc = ingest(s, "{\"v\":1,\"vid\":\"after-v4\",\"url\":\"/x\",\"t0\":1764000000000,"
+                       "\"m\":[{\"n\":\"LCP\",\"id\":\"a4\",\"v\":10},{\"n\":\"LCP\",\"id\":\"a4\","
+                       "\"v\":20}]}");
+    if (rc == 0)
+        rc = store_sync(s);
+    TAP_OK(rc == 0, "store/fixture_v4_ingest");
+    store_free(s);
+    s = NULL;
+    w = snprintf(want, sizeof want, "SELECT value FROM metrics WHERE metric_id = '%s-LCP'",
+                 vid ? vid : "");
+    TAP_OK(w > 0 && (size_t)w < sizeof want && q1(p, want) == 1234 &&
+               q1(p, "SELECT count(*) FROM metrics") == before[1] + 2 &&
+               q1(p, "SELECT value FROM metrics WHERE metric_id = 'a4'") == 20,
+           "store/fixture_v4_last_value_wins");
+    char *ic = qtext(p, "PRAGMA integrity_check");
+    TAP_OK(ic && strcmp(ic, "ok") == 0 &&
+               q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
+           "store/fixture_v4_integrity");
+    free(ic);
+
+    /* Retention on the migrated table: every view is older than now + 1 day's cutoff. */
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    if (rc == 0)
+        rc = store_prune_at(s, vp_now_ms() + 86400000LL, 0);
+    if (rc == 0)
+        rc = store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 && q1(p, "SELECT count(*) FROM views") == 0 &&
+               q1(p, "SELECT count(*) FROM metrics") == 0 &&
+               q1(p, "SELECT count(*) FROM resources") == 0 &&
+               q1(p, "SELECT count(*) FROM navigation") == 0,
+           "store/fixture_v4_prune_cascades");
+    free(vid);
+
+    /* One version newer than this build: refused, file untouched. */
+    path_of(p, sizeof p, "newer_by_one.db");
+    h = NULL;
+    sqlite3_open(p, &h);
+    char ver[64];
+    w = snprintf(ver, sizeof ver, "CREATE TABLE views(id); PRAGMA user_version=%d;",
+                 STORE_SCHEMA_VERSION + 1);
+    sqlite3_exec(h, ver, NULL, NULL, NULL);
+    sqlite3_close(h);
+    struct stat st0;
+    stat(p, &st0);
+    char *bytes = malloc((size_t)st0.st_size);
+    FILE *f = fopen(p, "rb");
+    size_t got = f && bytes ? fread(bytes, 1, (size_t)st0.st_size, f) : 0;
+    if (f)
+        fclose(f);
+    rc = store_open(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == VP_ERR_VERSION && s == NULL && strstr(err, "newer"),
+           "store/newer_by_one_refused: %s", err);
+    TAP_OK(w > 0 && got == (size_t)st0.st_size && same_file(p, bytes, got) &&
+               q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION + 1,
+           "store/newer_by_one_untouched");
+    free(bytes);
+}
+
+/* The writer skips the claim UPDATE of an injected page accepted, or a new view started, after
+ * every claimable row; the bound covers rows of an earlier run (read at open) and rows recorded
+ * in this one. */
 static void test_claim_bound(void)
 {
     char p[128], err[256];
@@ -615,7 +798,12 @@ static void test_claim_bound(void)
     sub.accept_us = T + 500;
     sub.url = "/q.js";
     sub.referer = "http://x/q";
-    TAP_OK(store_record_request(s, &sub) == 0 && store_sync(s) == 0, "store/claim_bound_run1");
+    int rc0 = store_record_request(s, &sub);
+    sub.accept_us = T + 300;
+    sub.url = "/v.js";
+    sub.referer = "http://x/v";
+    rc0 |= store_record_request(s, &sub);
+    TAP_OK(rc0 == 0 && store_sync(s) == 0, "store/claim_bound_run1");
     store_free(s);
     s = NULL;
     if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
@@ -627,6 +815,10 @@ static void test_claim_bound(void)
     inj.url = "/q";
     inj.view_id = "claimq";
     rc |= store_record_request(s, &inj); /* claims /q.js of the earlier run */
+    /* a new view (beacon) claims /v.js of the earlier run; one that started after every
+     * claimable row claims nothing */
+    rc |= ingest(s, "{\"v\":1,\"vid\":\"claimview01\",\"url\":\"/v\",\"t0\":1764000000000}");
+    rc |= ingest(s, "{\"v\":1,\"vid\":\"claimview02\",\"url\":\"/v\",\"t0\":1764000009000}");
     inj.accept_us = T + 2000000;
     inj.url = "/r";
     inj.view_id = "claimr";
@@ -655,6 +847,10 @@ static void test_claim_bound(void)
     store_free(s);
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/q.js' AND view_id='claimq'") == 1,
            "store/claim_bound_earlier_run");
+    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/v.js' AND view_id='claimview01'") ==
+                   1 &&
+               q1(p, "SELECT count(*) FROM requests WHERE view_id='claimview02'") == 0,
+           "store/claim_bound_view_earlier_run");
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/r.js' AND view_id='claimr'") == 1,
            "store/claim_bound_resolved");
     TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/s.js' AND view_id='claims'") == 1,
@@ -678,6 +874,7 @@ int main(void)
     test_typed_columns();
     test_admission_age();
     test_migrate_v3();
+    test_migrate_v3_fixture();
     test_claim_bound();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -1,0 +1,117 @@
+#!/bin/sh
+# Benchmark (not a test): what one HTTP/2 response costs vitals-proxy, in instructions
+# (callgrind, whole process: event loop and SQLite writer) and in CPU time, for the rows of
+# bench/h2.sh that differ: the 1 KiB file and the injected HTML page (the same page as
+# bench/h2.sh's). Instructions per request are (Ir(N2) - Ir(N1)) / (N2 - N1) from two runs of
+# h2load over one TLS connection (c=1 m=10), so start-up, the handshake and shutdown cancel
+# out: exact, whatever the machine's load. CPU µs per request: utime + stime of the proxy
+# process over an h2load run (c=16 m=10, DURATION s) divided by its 2xx answers, the median of
+# REPEAT runs.
+#
+# Usage: bench/h2cost.sh [path/to/vitals-proxy]
+#   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
+#   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
+#   ONLY=HTML runs only the rows whose name contains that text.
+set -eu
+BIN=${1:-./vitals-proxy}
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+N1=${N1:-300}; N2=${N2:-1500}; DUR=${DURATION:-3}; REPEAT=${REPEAT:-3}; CPU=${CPU:-1}; IR=${IR:-1}
+for tool in valgrind nginx h2load openssl; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
+        echo "bench: $tool not found (apt-get install -y valgrind nginx-light nghttp2-client)" >&2
+        exit 2; }
+done
+T=$(mktemp -d /tmp/vp-bench-h2cost.XXXXXX)
+chmod 755 "$T" # nginx workers started by root run as nobody: they must read www/
+UP=$((20000 + $$ % 10000)); VP=$((UP + 1)); VPPLAIN=$((UP + 2))
+VPPID=""
+cleanup() {
+    [ -n "$VPPID" ] && kill "$VPPID" 2>/dev/null || true
+    [ -f "$T/up.pid" ] && kill "$(cat "$T/up.pid")" 2>/dev/null || true
+    sleep 0.3
+    rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
+mkdir -p "$T/www" "$T/logs"
+head -c 1024 /dev/urandom > "$T/www/1k.bin"
+{
+    printf '<!doctype html><html><head><meta charset="utf-8"><title>bench</title></head><body>\n'
+    i=0; while [ $i -lt 200 ]; do printf '<p>paragraph %d of the benchmark page</p>\n' $i; i=$((i+1)); done
+    printf '</body></html>\n'
+} > "$T/www/page.html"
+cat > "$T/up.conf" <<EOF
+worker_processes 1; daemon on; pid $T/up.pid; error_log $T/logs/up.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000; default_type application/octet-stream;
+  types { text/html html; application/octet-stream bin; } gzip on; gzip_types text/html; gzip_min_length 0;
+  server { listen 127.0.0.1:$UP; root $T/www; } }
+EOF
+nginx -p "$T" -c "$T/up.conf" -e "$T/logs/up.err"
+
+HDR=""
+[ -n "${ACCEPT_ENCODING:-}" ] && HDR="accept-encoding: $ACCEPT_ENCODING"
+
+start() { # [wrapper...]: starts the proxy, sets VPPID
+    rm -f "$T/v.db"*
+    "$@" "$BIN" --listen 127.0.0.1:$VPPLAIN --tls-listen 127.0.0.1:$VP --cert "$T/cert.pem" \
+        --key "$T/key.pem" --upstream http://127.0.0.1:$UP --db "$T/v.db" --workers 1 --quiet \
+        > "$T/vp.log" 2>&1 &
+    VPPID=$!
+    i=0
+    while ! h2load -n 1 "https://127.0.0.1:$VP/1k.bin" 2>/dev/null | grep -q '1 succeeded'; do
+        i=$((i + 1)); [ $i -lt 300 ] || { echo "bench: the proxy did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+stop() {
+    kill -INT "$VPPID"; wait "$VPPID" 2>/dev/null || true; VPPID=""
+}
+load() { # path, h2load options...: prints the 2xx count
+    p=$1; shift
+    if [ -n "$HDR" ]; then h2load -H "$HDR" "$@" "https://127.0.0.1:$VP$p" 2>/dev/null || true
+    else h2load "$@" "https://127.0.0.1:$VP$p" 2>/dev/null || true; fi |
+        awk '/^status codes:/ { print $3 + 0 }'
+}
+ir() { # path, n: total instructions of a proxy run serving n requests (plus the start probe)
+    start valgrind --tool=callgrind -q "--callgrind-out-file=$T/cg.out"
+    ok=$(load "$1" -n "$2" -c 1 -m 10)
+    [ "$ok" = "$2" ] || { echo "bench: $1: $ok of $2 requests answered 2xx" >&2; exit 1; }
+    stop
+    awk '/^summary:/ { print $2 }' "$T/cg.out"
+}
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu() { # path: CPU µs per 2xx request over one h2load run
+    t0=$(ticks "$VPPID")
+    ok=$(load "$1" -D "$DUR" -c 16 -m 10)
+    t1=$(ticks "$VPPID")
+    awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$ok" \
+        'BEGIN { printf "%.1f\n", (n > 0 ? t * 1e6 / hz / n : 0) }'
+}
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];
+        else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request |\n'
+printf '|---|---:|---:|\n'
+for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
+    name=${row%%:*}; path=${row#*:}
+    case "$name" in *"${ONLY:-}"*) ;; *) continue ;; esac
+    irq="-"
+    if [ "$IR" != 0 ]; then
+        a=$(ir "$path" "$N1"); b=$(ir "$path" "$N2")
+        irq=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+    fi
+    c="-"
+    if [ "$CPU" != 0 ]; then
+        start
+        load "$path" -n 2000 -c 16 -m 10 > /dev/null # warm up
+        c=$(r=0; while [ $r -lt "$REPEAT" ]; do cpu "$path"; r=$((r + 1)); done | median)
+        stop
+    fi
+    printf '| %s | %s | %s |\n' "$name" "$irq" "$c"
+done
