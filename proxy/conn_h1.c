@@ -98,6 +98,12 @@ struct exchange_state {
      * emission so that this nonce may load the beacon ("" when the page has no CSP). */
     char csp_nonce[256];
     struct api_job *api_job; /* pending off-loop API request */
+    /* The response head went into an empty output buffer of a plain socket when conn.flushes
+     * was retract_flushes: while no flush has run since, none of the response has left and a
+     * body error can still turn it into a 502 (retract_response). */
+    bool retractable;
+    unsigned retract_flushes;
+    unsigned interim_sent; /* 1xx responses forwarded */
     /* Trailer sections as received (checked by the chunked decoder), filtered when written:
      * the client's towards the upstream, the upstream's towards a chunked client. */
     struct evbuffer *req_trailers, *resp_trailers;
@@ -134,6 +140,10 @@ struct conn {
     bool pair;
     /* Timeouts last set by update_client_read (-1 = unknown). */
     signed char tmo;
+    unsigned flushes; /* flush_conn calls (see retract_response) */
+    /* Between two pipelined exchanges: the output passed the high watermark, so the next
+     * request is not read until it drains to the low one (finish_exchange). */
+    bool out_full;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -148,6 +158,8 @@ static void pump_request(struct conn *c);
 static void pump_response(struct conn *c);
 static void update_client_read(struct conn *c);
 static void up_shutdown_write(struct upstream *u);
+
+#define PROXY_MAX_INTERIM 32
 
 static void ms_tv(struct timeval *tv, unsigned ms)
 {
@@ -326,6 +338,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg);
 static void flush_conn(struct conn *c)
 {
     struct evbuffer *o = cout(c);
+    c->flushes++;
     if (evbuffer_get_length(o) > 0) {
         /* A socket bufferevent keeps the start of its output frozen outside its own writes. */
         evbuffer_unfreeze(o, 1);
@@ -508,7 +521,7 @@ static void update_client_read(struct conn *c)
     ms_tv(&tv, opts(c)->idle_timeout_ms);
     switch (c->state) {
     case CS_HEAD:
-        want = true;
+        want = !c->out_full;
         break;
     case CS_LOCAL_BODY:
         want = true;
@@ -895,6 +908,10 @@ static void start_exchange(struct conn *c)
     h1_chunked_init(&ex->req_chunk, opts(c)->max_header_bytes);
     h1_chunked_keep_trailers(&ex->req_chunk);
 
+    if (route_is_reserved_alias(ex->target)) {
+        reply_parse_error(c, 400, "path is another spelling of /__vitals/");
+        return;
+    }
     if (route_is_reserved(ex->target)) {
         ex->upgrade = false;
         if (ex->req_done) {
@@ -1157,6 +1174,17 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
     if (c->state == CS_CLOSING) {
         if (evbuffer_get_length(cout(c)) == 0 && !c->lingering)
             linger(c);
+        return;
+    }
+    if (c->out_full) {
+        if (evbuffer_get_length(cout(c)) > PROXY_LOW_WM)
+            return;
+        c->out_full = false;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        update_client_read(c);
+        if (evbuffer_get_length(cin(c)) > 0)
+            bufferevent_trigger(c->bev, EV_READ,
+                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
         return;
     }
     if (c->ex.paused_up && c->ex.up) {
@@ -1674,6 +1702,8 @@ static void send_response_head(struct conn *c)
         ex->up_clean = false;
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
+    ex->retractable = c->out_cb && before == 0;
+    ex->retract_flushes = c->flushes;
     struct hout h;
     hout_init(&h, o);
     hout_str(&h, "HTTP/1.1 ");
@@ -1758,8 +1788,12 @@ static bool parse_response_head(struct conn *c)
             return false;
         }
         if (sc < 200) {
-            /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. */
-            if (ex->minor >= 1 && !(sc == 100 && ex->sent_100)) {
+            /* Interim response: forward (once for 100) to HTTP/1.1 clients, keep parsing. At
+             * most PROXY_MAX_INTERIM of them: an upstream that streams 103s endlessly must not
+             * fill the output of a client that does not read. */
+            if (ex->minor >= 1 && !(sc == 100 && ex->sent_100) &&
+                ex->interim_sent < PROXY_MAX_INTERIM) {
+                ex->interim_sent++;
                 struct evbuffer *o = cout(c);
                 struct hout h;
     hout_init(&h, o);
@@ -1908,6 +1942,25 @@ static int emit_end(struct conn *c)
     return 0;
 }
 
+/* A body that fails (invalid chunk framing, a corrupt or oversized encoding) before any byte of
+ * the response left the proxy: the queued head and body are dropped and the client gets a 502
+ * naming the reason instead of an empty reply. False when part of it may have been sent. */
+static bool retract_response(struct conn *c, const char *why)
+{
+    struct exchange_state *ex = &c->ex;
+    if (!ex->retractable || ex->retract_flushes != c->flushes || c->state != CS_PROXY)
+        return false;
+    struct evbuffer *o = cout(c);
+    evbuffer_unfreeze(o, 1);
+    evbuffer_drain(o, evbuffer_get_length(o));
+    evbuffer_freeze(o, 1);
+    ex->resp_started = ex->client_chunked = ex->cl_pending = false;
+    ex->keep_alive = ex->up_clean = false;
+    ex->t.bytes_out = 0;
+    reply_gateway_error(c, 502, why);
+    return true;
+}
+
 static void pump_response(struct conn *c)
 {
     struct exchange_state *ex = &c->ex;
@@ -1930,6 +1983,8 @@ static void pump_response(struct conn *c)
             size_t used, dl;
             int rc = h1_chunked_feed(&ex->resp_chunk, v.iov_base, v.iov_len, &used, &dl);
             if (rc < 0) {
+                if (retract_response(c, "invalid chunked response from upstream"))
+                    return;
                 ex->error = "invalid chunked response";
                 ex->up_clean = false;
                 conn_free(c); /* no terminating chunk: the client sees the failure */
@@ -1981,6 +2036,8 @@ static void pump_response(struct conn *c)
     return;
 bad_body:
     /* Corrupt compressed body or a decompression bomb: abort, never a body that looks whole. */
+    if (retract_response(c, "response body could not be decoded"))
+        return;
     ex->error = "response body could not be transformed";
     ex->up_clean = false;
     exchange_finish_log(c);
@@ -2113,6 +2170,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
                 return;
             }
             if (emit_end(c) != 0) {
+                if (retract_response(c, "response body could not be decoded"))
+                    return;
                 ex->error = "response body could not be transformed";
                 exchange_finish_log(c);
                 conn_free(c);
@@ -2168,6 +2227,15 @@ static void finish_exchange(struct conn *c)
     }
     memset(ex, 0, sizeof *ex);
     arm_timer(c, opts(c)->idle_timeout_ms);
+    if (evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM && !c->pair) {
+        /* A pipelining client that does not read its responses: the next request waits until
+         * the output drains to the low watermark (client_write_cb), so replies never pile up
+         * in memory. The idle timer still ends a client that never reads. */
+        c->out_full = true;
+        update_client_read(c);
+        bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WM, 0);
+        return;
+    }
     update_client_read(c);
     if (evbuffer_get_length(cin(c)) > 0)
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);

@@ -118,6 +118,10 @@ struct h2_session {
     struct bufferevent *idle[H2_IDLE_PAIRS]; /* parked pairs, conn_h1 ends waiting for a head */
     unsigned nidle;
     bool closing; /* flush what is queued, then free */
+    /* The client does not read: its output is full and nghttp2 still has frames queued, so
+     * its input is not read (every request would queue more, e.g. a RST_STREAM per refused
+     * stream) until the output drains (sess_write_cb). */
+    bool in_paused;
     /* Open reservation at the end of the TLS output (session_flush only; see out_put). */
     struct evbuffer_iovec wv;
     size_t wused;
@@ -1097,7 +1101,13 @@ static void sess_read_cb(struct bufferevent *bev, void *arg)
 {
     struct h2_session *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *out = bufferevent_get_output(bev);
     while (evbuffer_get_length(in) > 0 && !s->closing) {
+        if (evbuffer_get_length(out) >= H2_OUT_HIGH && nghttp2_session_want_write(s->ng)) {
+            s->in_paused = true;
+            bufferevent_disable(bev, EV_READ);
+            break;
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
@@ -1122,8 +1132,16 @@ static void sess_read_cb(struct bufferevent *bev, void *arg)
 
 static void sess_write_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    session_flush(arg);
+    struct h2_session *s = arg;
+    if (!session_flush(s))
+        return;
+    if (s->in_paused && !s->closing &&
+        evbuffer_get_length(bufferevent_get_output(bev)) < H2_OUT_HIGH) {
+        s->in_paused = false;
+        bufferevent_enable(bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+            sess_read_cb(bev, s);
+    }
 }
 
 static void sess_event_cb(struct bufferevent *bev, short what, void *arg)

@@ -255,6 +255,22 @@ static int parse_cl(const char *v, uint64_t *out, bool *seen)
     }
 }
 
+/* Host = uri-host [":" port] (RFC 9110 section 7.2, RFC 3986 section 3.2.2): reg-name
+ * (unreserved, pct-encoded, sub-delims), an IP literal in brackets, digits. Anything else
+ * (space, '/', '@', '\\', quotes, '<', bytes above 0x7e) is refused rather than handed to the
+ * application, which may build URLs from it. */
+static bool host_chars_ok(const char *v, size_t vl)
+{
+    for (size_t i = 0; i < vl; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+            continue;
+        if (!strchr("-._~%!$&'()*+,;=:[]", ch) || ch == '\0')
+            return false;
+    }
+    return true;
+}
+
 /* Target forms (RFC 9112 section 3.2): origin, absolute (reduced to origin), asterisk. */
 static int check_target(struct h1_parser *p)
 {
@@ -308,7 +324,7 @@ static int finish_head(struct h1_parser *p)
             te_chunked = true;
         } else if (NAME_IS(n, nl, "host")) {
             hosts++;
-            if (strpbrk(v, " \t/@\\") != NULL)
+            if (!host_chars_ok(v, vl))
                 return fail(p, 400, "invalid Host");
         } else if (NAME_IS(n, nl, "connection")) {
             conn_close |= vp_header_has_token(v, vl, "close");

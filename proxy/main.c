@@ -24,6 +24,7 @@ static void live_stats_cb(void *arg, struct web_live_stats *out)
     out->write_errors = ss.write_errors;
     out->committed_rows = ss.committed_rows;
     out->lag_max_us = ss.lag_max_us;
+    out->write_failing = ss.write_failing;
 }
 
 int main(int argc, char **argv)

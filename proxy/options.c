@@ -181,6 +181,15 @@ static int set_value(struct vp_options *o, const struct opt_row *r, const char *
     case T_STR:
         if (strlen(v) >= r->cap)
             return bad(r, v, "longer than %zu bytes", r->cap - 1);
+        /* An empty --db would be SQLite's private temporary database (nothing kept), an empty
+         * --report-token no token at all. */
+        if (!v[0] && v != r->def &&
+            (r->off == F(db) || r->off == F(report_token) || r->off == F(cert) || r->off == F(key)))
+            return bad(r, v, "expected a non-empty value");
+        if (r->off == F(report_token))
+            for (const char *t = v; *t; t++)
+                if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
+                    return bad(r, v, "expected printable ASCII without spaces");
         memcpy(base + r->off, v, strlen(v) + 1);
         return 0;
     case T_HOSTPORT:

@@ -24,7 +24,9 @@
 
 #include <event2/buffer.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PREFIX "/__vitals"
 
@@ -35,6 +37,109 @@ bool route_is_reserved(const char *target)
         return false;
     char next = target[n];
     return next == '\0' || next == '/' || next == '?' || next == '#';
+}
+
+static int hexval(int ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* Cheap test first: a path without '%', '\\', ';', "//", "/." or "/__vitals" in another case
+ * cannot be an alias, so ordinary requests never pay for the normalisation below. */
+static bool may_be_alias(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '%' || ch == '\\' || ch == ';')
+            return true;
+        if (ch == '/' && i + 1 < n &&
+            (p[i + 1] == '/' || p[i + 1] == '.' ||
+             (n - i > 8 && vp_slice_iprefix(p + i + 1, n - i - 1, "__vitals"))))
+            return true;
+    }
+    return false;
+}
+
+/* Percent-decodes buf[0..n) in place, repeated for double encodings (%255F); new length. */
+static size_t pct_decode(char *buf, size_t n)
+{
+    for (int round = 0; round < 3; round++) {
+        size_t j = 0;
+        bool changed = false;
+        for (size_t i = 0; i < n; i++) {
+            int hi, lo;
+            if (buf[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)buf[i + 1])) >= 0 &&
+                (lo = hexval((unsigned char)buf[i + 2])) >= 0) {
+                buf[j++] = (char)(hi * 16 + lo);
+                i += 2;
+                changed = true;
+            } else {
+                buf[j++] = buf[i];
+            }
+        }
+        n = j;
+        if (!changed)
+            break;
+    }
+    return n;
+}
+
+/* Removes empty and dot segments of buf[0..n) ('\\' separates too), cuts ";params" and folds
+ * case, writing the result to out (room for n bytes: it never grows); its length. */
+static size_t normalise_segments(const char *buf, size_t n, char *out)
+{
+    size_t o = 0, i = 0;
+    while (i < n) {
+        while (i < n && (buf[i] == '/' || buf[i] == '\\'))
+            i++;
+        size_t s = i;
+        while (i < n && buf[i] != '/' && buf[i] != '\\')
+            i++;
+        size_t sl = i - s;
+        const char *semi = memchr(buf + s, ';', sl);
+        if (semi)
+            sl = (size_t)(semi - (buf + s));
+        if (sl == 0 || (sl == 1 && buf[s] == '.'))
+            continue;
+        if (sl == 2 && buf[s] == '.' && buf[s + 1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+            continue;
+        }
+        out[o++] = '/';
+        for (size_t k = 0; k < sl; k++) {
+            char ch = buf[s + k];
+            out[o++] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        }
+    }
+    return o;
+}
+
+bool route_is_reserved_alias(const char *target)
+{
+    if (target[0] != '/' || route_is_reserved(target))
+        return false;
+    size_t n = strcspn(target, "?#");
+    if (!may_be_alias(target, n))
+        return false;
+    char small[2 * 512];
+    char *buf = n <= 512 ? small : malloc(2 * n);
+    if (!buf)
+        return true; /* refused rather than forwarded unchecked */
+    char *out = buf + n;
+    memcpy(buf, target, n);
+    size_t dn = pct_decode(buf, n);
+    size_t o = normalise_segments(buf, dn, out);
+    size_t pl = strlen(PREFIX);
+    bool alias = o >= pl && memcmp(out, PREFIX, pl) == 0 && (o == pl || out[pl] == '/');
+    if (buf != small)
+        free(buf);
+    return alias;
 }
 
 static void reply_json(struct conn *c, int status, const char *msg)
@@ -92,6 +197,22 @@ static bool authorized(struct conn *c, const char *query)
     const char *v;
     size_t vl;
     return query_param(query, "token", &v, &vl) && token_eq(v, vl, tok);
+}
+
+/* A request another site's page made the browser send (a form posted to api/label?name=X needs
+ * no CORS preflight): Sec-Fetch-Site other than same-origin/none, or an Origin whose host and
+ * port differ from Host. Requests without these headers (curl, scripts) are not browsers'. */
+static bool cross_site(struct conn *c)
+{
+    const char *sfs = conn_request_header(c, "sec-fetch-site");
+    if (sfs && strcmp(sfs, "same-origin") != 0 && strcmp(sfs, "none") != 0)
+        return true;
+    const char *origin = conn_request_header(c, "origin");
+    if (!origin)
+        return false;
+    const char *a = strstr(origin, "://");
+    const char *host = conn_request_header(c, "host");
+    return !a || !host || strcasecmp(a + 3, host) != 0;
 }
 
 static void serve_asset(struct conn *c, const struct web_asset *a, const char *query)
@@ -166,14 +287,18 @@ static void handle_beacon(struct conn *c, const char *method, struct evbuffer *b
     case 0:
         conn_reply(c, 204, "No Content", NULL, "Cache-Control: no-store\r\n", NULL, 0);
         return;
-    case VP_ERR_INVALID: {
+    case VP_ERR_INVALID:
+    case VP_ERR_IO: {
         char safe[200];
         size_t j = 0;
         for (size_t i = 0; reason[i] && j + 1 < sizeof safe; i++)
             if ((unsigned char)reason[i] >= 0x20 && reason[i] != '"' && reason[i] != '\\')
                 safe[j++] = reason[i];
         safe[j] = '\0';
-        reply_json(c, 400, j ? safe : "invalid beacon");
+        if (rc == VP_ERR_IO)
+            reply_json(c, 503, j ? safe : "database cannot be written");
+        else
+            reply_json(c, 400, j ? safe : "invalid beacon");
         return;
     }
     case VP_ERR_LIMIT:
@@ -250,6 +375,10 @@ void route_handle(struct conn *c, const char *method, const char *target, struct
     if (pl >= strlen("/api/") && strncmp(path, "/api/", 5) == 0) {
         if (!authorized(c, query)) {
             reply_json(c, 401, "report token required");
+            return;
+        }
+        if (!get && cross_site(c)) {
+            reply_json(c, 403, "cross-site request refused");
             return;
         }
         const char *ct = conn_request_header(c, "content-type");

@@ -11,6 +11,12 @@ struct evbuffer;
 /* true for "/__vitals" and everything below "/__vitals/" (path part of target). */
 bool route_is_reserved(const char *target);
 
+/* true for a target that is not reserved as sent but names the reserved prefix once an
+ * upstream normalises it: percent-encoded bytes (also double-encoded), '\\' for '/', empty and
+ * dot segments, ";params", another letter case ("/%5F%5Fvitals/", "//__vitals", "/x/../__vitals",
+ * "/__VITALS/"). Such requests are refused, never forwarded and never served as the report. */
+bool route_is_reserved_alias(const char *target);
+
 /* Answers a reserved request on c (body: the request body, borrowed, or NULL). Always replies
  * through conn_reply; c may be freed before this returns. */
 void route_handle(struct conn *c, const char *method, const char *target, struct evbuffer *body);

@@ -140,10 +140,18 @@ static int check_validity(X509 *x, long margin, const char *what, char *err, siz
 
 static int readable(const char *opt, const char *path, char *err, size_t cap)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return fail(err, cap, VP_ERR_IO, "%s: '%s': %s", opt, path, strerror(errno));
-    fclose(f);
+    /* Non-blocking, and a regular file only: OpenSSL would wait forever on a FIFO. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(err, cap, VP_ERR_IO, "%s: '%s': %s", opt, path, strerror(e));
+    }
+    close(fd);
+    if (!S_ISREG(st.st_mode))
+        return fail(err, cap, VP_ERR_IO, "%s: '%s': not a regular file", opt, path);
     return 0;
 }
 

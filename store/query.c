@@ -131,10 +131,22 @@ static int dvec_push(struct dvec *d, double x)
     return 0;
 }
 
+/* json_real, or null for the infinities and NaN a hand-edited database may hold. */
+static json_t *json_finite(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 static int iso_time(int64_t ms, char *out, size_t cap)
 {
-    time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int msec = (int)(ms - (int64_t)sec * 1000);
+    /* Floor division without overflow: a hostile database may hold INT64_MIN. */
+    int64_t q = ms / 1000, r = ms % 1000;
+    if (r < 0) {
+        q--;
+        r += 1000;
+    }
+    time_t sec = (time_t)q;
+    int msec = (int)r;
     struct tm tm;
     if (!gmtime_r(&sec, &tm))
         return VP_ERR_INVALID;
@@ -163,6 +175,9 @@ static int set_col(json_t *o, const char *key, sqlite3_stmt *st, int i, bool is_
         v = json_integer(sqlite3_column_int64(st, i));
         break;
     case SQLITE_FLOAT:
+        /* A database edited by hand may hold infinities, which JSON cannot carry. */
+        if (!isfinite(sqlite3_column_double(st, i)))
+            return 0;
         v = json_real(sqlite3_column_double(st, i));
         break;
     default: {
@@ -374,6 +389,8 @@ int store_summary_raw(struct store_reader *r, const struct query_filter *f, json
             any = true;
         }
         double v = sqlite3_column_double(st, 3);
+        if (!isfinite(v))
+            continue; /* a hand-edited database: no infinities in the percentiles */
         if (!have[k] || v > cur_max[k])
             cur_max[k] = v;
         have[k] = true;
@@ -414,7 +431,7 @@ static int view_metrics(sqlite3_stmt *mst, const char *id, json_t *view)
         const char *name = (const char *)sqlite3_column_text(mst, 0);
         if (!name)
             continue;
-        if (json_object_set_new(metrics, name, json_real(sqlite3_column_double(mst, 1))) ||
+        if (json_object_set_new(metrics, name, json_finite(sqlite3_column_double(mst, 1))) ||
             set_col(ratings, name, mst, 2, false)) {
             rc = VP_ERR_NOMEM;
             break;
@@ -732,7 +749,13 @@ static int har_entry(json_t *entries, const json_t *e, const char *url, int64_t 
     if (total <= 0)
         total = num_of(e, "duration_ms");
     char when[48];
-    if (iso_time(t0_ms + (int64_t)llround(start), when, sizeof when))
+    /* Offsets from a hostile database: out of range or non-finite starts count as 0, and the
+     * sum may not overflow. */
+    int64_t at = t0_ms;
+    if (isfinite(start) && fabs(start) < 1e12 &&
+        __builtin_add_overflow(t0_ms, (int64_t)llround(start), &at))
+        at = t0_ms;
+    if (iso_time(at, when, sizeof when))
         return VP_ERR_INVALID;
     const char *proto = json_string_value(json_object_get(e, "protocol"));
     char full[BEACON_MAX_URL * 2 + 16];

@@ -548,7 +548,7 @@ static int sample_add(json_t *routes, json_t *index, const char *route, const ch
         if (!arr || json_object_set_new(ro, key, arr))
             return VP_ERR_NOMEM;
     }
-    if (json_array_size(arr) >= QUERY_SAMPLES_MAX)
+    if (json_array_size(arr) >= QUERY_SAMPLES_MAX || !isfinite(value))
         return 0;
     return json_array_append_new(arr, json_real(value)) ? VP_ERR_NOMEM : 0;
 }
@@ -630,7 +630,7 @@ int query_samples(struct store_reader *r, const struct query_filter *f, const ch
                 }
             }
             json_t *ms = json_object_get(ao, "ms");
-            if (json_array_size(ms) < QUERY_SAMPLES_MAX &&
+            if (json_array_size(ms) < QUERY_SAMPLES_MAX && isfinite(sqlite3_column_double(st, 2)) &&
                 json_array_append_new(ms, json_real(sqlite3_column_double(st, 2)))) {
                 rc = VP_ERR_NOMEM;
                 goto done;

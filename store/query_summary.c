@@ -174,6 +174,8 @@ static int add_raw(struct sum *s, sqlite3_stmt *st, int64_t a, int64_t b)
         if (k < 0)
             continue;
         double v = sqlite3_column_double(st, 3);
+        if (!isfinite(v))
+            continue; /* a hand-edited database: no infinities in the percentiles */
         if (!(have & (1u << k)) || v > max[k])
             max[k] = v;
         have |= 1u << k;
@@ -600,6 +602,9 @@ static int add_stats(json_t *metrics, int k, struct dvec *d, struct dvec *raw)
     size_t nn = nle - ng;
     double out[4];
     rollup_percentiles(d->v, n, d->run_end, d->nruns, out);
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(out[i]))
+            return VP_ERR_DB; /* a rollup blob edited by hand */
     double dn = (double)n;
     json_t *o = json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "n", (json_int_t)n, "p50", out[0],
                           "p75", out[1], "p95", out[2], "p99", out[3], "good", (double)ng / dn,

@@ -11,6 +11,7 @@
 
 #include "store/rollup.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,8 @@ static int collect(struct builder *b, int64_t hour)
             continue;
         struct vrec *r = &b->v[b->nv - 1];
         double val = sqlite3_column_double(st, 7);
+        if (!isfinite(val))
+            continue; /* a hand-edited database: no infinities in the rollups */
         if (!(r->have & (1u << k)) || val > r->v[k])
             r->v[k] = val;
         r->have |= (uint8_t)(1u << k);

@@ -25,6 +25,10 @@
  *     CKPT_HARD_FRAMES (the checkpointer cannot keep up under sustained load), the writer runs
  *     one passive checkpoint itself between batches so the file stays bounded.
  *   - store_free drains: everything queued before it is committed.
+ *   - A batch the database refuses as a whole (full disk, I/O error: write_refused) is queued
+ *     again at the head and retried every STORE_WRITE_RETRY_US; meanwhile beacons are refused
+ *     with VP_ERR_IO (one per interval tries again) instead of acknowledged. Only stopping while
+ *     the database still cannot be written drops what was queued.
  *   - Sub-resource requests are tied to a view here, in the writer: the most recent injected
  *     HTML request or view whose path equals the Referer's path and that started within the 60 s
  *     before the request. Because records arrive in completion order (a streamed HTML page
@@ -189,6 +193,12 @@ struct store {
     uint64_t row_cost_ns;       /* moving average of the writer's cost per row */
     uint64_t unlogged_busy;     /* refusals not yet counted in the rejections table */
     uint64_t unlogged_req_drops;
+    /* The last batch could not be committed (disk full, read-only file, I/O error): beacons are
+     * refused (503 with the reason), except one per STORE_WRITE_RETRY_US that tries again; the
+     * refused batch itself is queued again (writer_main). A batch that commits a beacon clears
+     * it. Under mu. */
+    int64_t write_fail_until_us;
+    char write_error[128];
 
     /* writer-only state */
     int64_t next_prune_ms;
@@ -1041,26 +1051,74 @@ static int write_item(struct store *s, struct item *it, uint64_t *beacons)
     return 0;
 }
 
-/* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller. */
-static void write_batch(struct store *s, struct item *batch, size_t n)
+/* Time between two attempts to write while the database cannot be written. */
+#define STORE_WRITE_RETRY_US 1000000
+
+/* After a failed write: true when the database itself refused (full disk, read-only file, I/O
+ * error, damaged file) rather than one item's data. */
+static bool write_refused(const struct store *s)
+{
+    switch (sqlite3_errcode(s->db) & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_PERM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Keeps the first SQLite error message of a batch (writer only). */
+static void note_write_error(const struct store *s, char *msg, size_t cap)
+{
+    if (msg[0])
+        return;
+    int w = snprintf(msg, cap, "%s", sqlite3_errmsg(s->db));
+    if (w < 0)
+        msg[0] = '\0';
+}
+
+/* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller.
+ * Returns true when the database refused the batch as a whole (full disk, I/O error): the caller
+ * queues its items again instead of freeing them. */
+static bool write_batch(struct store *s, struct item *batch, size_t n)
 {
     uint64_t beacons = 0, errors = 0;
+    bool cannot_write = false;
+    char msg[sizeof s->write_error] = "";
     if (run(s, s->st[S_BEGIN])) {
         errors = n;
+        cannot_write = true;
+        note_write_error(s, msg, sizeof msg);
         goto out;
     }
     for (struct item *it = batch; it; it = it->next) {
+        uint64_t before = errors;
         if (it->kind == IT_REQUEST) {
             errors += add_request(s, it);
-            continue;
+        } else {
+            if (s->req_ngrp)
+                errors += flush_requests(s);
+            if (write_item(s, it, &beacons) != 0)
+                errors++; /* one bad item must not cost the others */
         }
-        if (s->req_ngrp)
-            errors += flush_requests(s);
-        if (write_item(s, it, &beacons) != 0)
-            errors++; /* one bad item must not cost the others */
+        if (errors != before && write_refused(s)) {
+            cannot_write = true;
+            note_write_error(s, msg, sizeof msg);
+        }
     }
-    if (s->req_ngrp)
+    if (s->req_ngrp) {
+        uint64_t before = errors;
         errors += flush_requests(s);
+        if (errors != before && write_refused(s)) {
+            cannot_write = true;
+            note_write_error(s, msg, sizeof msg);
+        }
+    }
     if (beacons > 0) {
         sqlite3_bind_int64(s->st[S_ACCEPTED], 1, (sqlite3_int64)beacons);
         if (run(s, s->st[S_ACCEPTED]))
@@ -1081,6 +1139,8 @@ static void write_batch(struct store *s, struct item *batch, size_t n)
             errors++;
     }
     if (run(s, s->st[S_COMMIT])) {
+        cannot_write = true;
+        note_write_error(s, msg, sizeof msg);
         run(s, s->st[S_ROLLBACK]);
         errors = n;
         s->req_grouped = 0;
@@ -1089,10 +1149,19 @@ out:
     pthread_mutex_lock(&s->mu);
     s->stats.requests_grouped += s->req_grouped;
     s->req_grouped = 0;
+    if (cannot_write) {
+        s->write_fail_until_us = vp_mono_us() + STORE_WRITE_RETRY_US;
+        memcpy(s->write_error, msg, sizeof msg);
+    } else if (beacons > 0) {
+        /* Only a committed beacon clears it: a small batch (a count of refusals) may still fit
+         * on a disk where the next beacons do not. */
+        s->write_fail_until_us = 0;
+    }
     s->stats.batches++;
     s->stats.committed_rows += n - (errors > n ? n : errors);
     s->stats.write_errors += errors;
     pthread_mutex_unlock(&s->mu);
+    return cannot_write;
 }
 
 static void prune_step(struct store *s)
@@ -1295,8 +1364,7 @@ static void *writer_main(void *arg)
 
         int64_t t_start = vp_mono_us();
         bool batch_taken = batch != NULL;
-        if (batch)
-            write_batch(s, batch, n);
+        bool refused = batch && write_batch(s, batch, n);
         int64_t t_end = vp_mono_us();
         if (!stopping) {
             prune_step(s);
@@ -1319,6 +1387,12 @@ static void *writer_main(void *arg)
             }
         }
         bool signal = false;
+        /* A batch the database refused goes back to the head of the queue, in order, unless
+         * the store is stopping: what was acknowledged is written once the disk has room. Its
+         * rows stay pending, so admission refuses new work meanwhile. */
+        bool requeue = refused && !s->stop;
+        struct item *back = NULL, *back_last = NULL;
+        size_t nback = 0;
         while (batch) {
             struct item *next = batch->next;
             if (batch->kind == IT_SYNC) {
@@ -1326,13 +1400,36 @@ static void *writer_main(void *arg)
                 s->sync_pending--;
                 signal = true;
                 free(batch);
+            } else if (requeue) {
+                batch->next = NULL;
+                if (back_last)
+                    back_last->next = batch;
+                else
+                    back = batch;
+                back_last = batch;
+                nback++;
+                s->pending_rows += batch->rows;
             } else {
                 item_free(batch);
             }
             batch = next;
         }
+        if (back) {
+            back_last->next = s->head;
+            if (!s->head)
+                s->tail = back_last;
+            s->head = back;
+            s->qlen += nback;
+        }
         if (signal)
             pthread_cond_broadcast(&s->cv_done);
+        if (requeue) {
+            /* Wait before trying again (a store_free wakes it). */
+            struct timespec ts;
+            abs_deadline(&ts, STORE_WRITE_RETRY_US / 1000);
+            while (!s->stop && pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) != ETIMEDOUT)
+                ;
+        }
         behind = batch_taken && s->head;
         if (stopping && !s->head)
             break;
@@ -1435,6 +1532,9 @@ int store_open(struct store **out, const char *path, const struct store_options 
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, 5000);
+    /* Until the file is accepted, closing it must not checkpoint a WAL left beside it (by a
+     * newer build, or by another program): a refused database stays untouched, -wal included. */
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
     /* Version and foreign-file checks read only; WAL is switched on after them. */
     if ((rc = store_schema_migrate(s->db, err, errlen)) != 0)
         goto fail_db;
@@ -1452,6 +1552,20 @@ int store_open(struct store **out, const char *path, const struct store_options 
         rc = VP_ERR_DB;
         goto fail_db;
     }
+    /* A file SQLite could only open read-only (no write permission on it, or on its -wal
+     * file) would accept beacons that can never be stored: refused here. */
+    int wrc = sqlite3_db_readonly(s->db, "main") == 1
+                  ? SQLITE_READONLY
+                  : sqlite3_exec(s->db, "BEGIN IMMEDIATE; ROLLBACK;", NULL, NULL, NULL);
+    /* Busy or locked: another process is writing it, so it is writable. */
+    if (wrc != SQLITE_OK && (wrc & 0xff) != SQLITE_BUSY && (wrc & 0xff) != SQLITE_LOCKED) {
+        set_err(err, errlen, path,
+                "cannot be written (read-only file, or no write permission on it or its -wal "
+                "file)");
+        rc = VP_ERR_IO;
+        goto fail_db;
+    }
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, (int *)NULL);
     if (count_fields(beacon_res_fields) != N_RES_FIELDS ||
         count_fields(beacon_nav_fields) != N_NAV_FIELDS) {
         set_err(err, errlen, "internal: beacon field tables and the compact form disagree", NULL);
@@ -1565,7 +1679,20 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
     /* Refuse before parsing when even a one-row item would be: under overload the caller's
      * thread (the event loop) must not spend the parse of a realistic body on work thrown away. */
     pthread_mutex_lock(&s->mu);
-    bool open = !s->stop && admit(s, 1, vp_mono_us());
+    int64_t now_us = vp_mono_us();
+    if (s->write_fail_until_us && now_us >= s->write_fail_until_us)
+        s->write_fail_until_us = now_us + STORE_WRITE_RETRY_US; /* this one tries again */
+    else if (s->write_fail_until_us) {
+        count_refusal(s, IT_BEACON);
+        if (reasonlen) {
+            int w = snprintf(reason, reasonlen, "database cannot be written: %s", s->write_error);
+            if (w < 0)
+                reason[0] = '\0';
+        }
+        pthread_mutex_unlock(&s->mu);
+        return VP_ERR_IO;
+    }
+    bool open = !s->stop && admit(s, 1, now_us);
     if (!open)
         count_refusal(s, IT_BEACON);
     pthread_mutex_unlock(&s->mu);
@@ -1676,6 +1803,7 @@ void store_get_stats(struct store *s, struct store_stats *out)
     *out = s->stats;
     out->queued = s->qlen;
     out->row_cost_ns = s->row_cost_ns;
+    out->write_failing = s->write_fail_until_us != 0;
     pthread_mutex_unlock(&s->mu);
 }
 

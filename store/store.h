@@ -83,7 +83,9 @@ struct store_beacon_ctx {
 /* Validates one beacon body (body_len bytes, borrowed; see web/beacon-protocol.md) and enqueues
  * it. Returns 0 (answer 204), VP_ERR_LIMIT (body too large: 413), VP_ERR_INVALID (400; a short
  * reason, safe to send to the client, is written into reason), VP_ERR_FULL (503: the store is
- * over its lag budget, see max_lag_ms; checked before parsing, so cheap), VP_ERR_NOMEM. */
+ * over its lag budget, see max_lag_ms; checked before parsing, so cheap), VP_ERR_IO (503: the
+ * last batch could not be written, e.g. a full disk; reason names the SQLite error; refused
+ * rather than acknowledged while the writer retries that batch every second), VP_ERR_NOMEM. */
 int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
                         const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
     __attribute__((warn_unused_result));
@@ -105,6 +107,8 @@ struct store_stats {
     uint64_t lag_max_us;       /* largest enqueue-to-commit time of any committed item */
     uint64_t row_cost_ns;      /* the writer's measured cost per row (moving average) */
     uint64_t requests_grouped; /* request rows committed by multi-row INSERTs */
+    /* The last batch could not be written (full disk, read-only file): beacons get 503. */
+    bool write_failing;
 };
 
 void store_get_stats(struct store *s, struct store_stats *out);

@@ -10,11 +10,14 @@
 #include "web/budget.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/vp_err.h"
 #include "store/query.h"
@@ -206,9 +209,24 @@ int budget_parse(struct budget **out, const char *text, size_t len, char *err, s
 
 int budget_load(struct budget **out, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    /* Non-blocking open and a regular file only: a FIFO or a device would block or never end. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        seterr(err, errlen, "%.200s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return VP_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        seterr(err, errlen, "%.200s: not a regular file", path);
+        return VP_ERR_IO;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         seterr(err, errlen, "%.200s: %s", path, strerror(errno));
+        close(fd);
         return VP_ERR_IO;
     }
     char *buf = malloc(BUDGET_FILE_MAX + 1);

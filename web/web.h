@@ -53,6 +53,7 @@ struct web_live_stats {
     unsigned long long write_errors;   /* items the writer failed to store */
     unsigned long long committed_rows;
     unsigned long long lag_max_us;     /* largest enqueue-to-commit time */
+    bool write_failing;                /* the database cannot be written (beacons get 503) */
 };
 struct web_api_config {
     const struct budget *budget;

@@ -592,6 +592,116 @@ def t_port_in_use(ctx):
           "message %r should name --listen, the port and 'in use'" % line)
 
 
+@case("cli/hostile-values-one-line", proxy=False, generic=False)
+def t_cli_hostile_values(ctx):
+    """Hostile flag values: one line naming the option, exit 2, no hang. A FIFO as --budget or
+    --cert would block an open() forever; an empty --db would be SQLite's private temporary
+    database (nothing kept); an empty --report-token no token at all."""
+    fifo = os.path.join(ctx.tmp, "fifo")
+    os.mkfifo(fifo)
+    db = os.path.join(ctx.tmp, "x.db")
+    listen = ["--listen", "127.0.0.1:%d" % free_port(), "--upstream", ctx.up.url]
+    cases = [
+        (["--db", ""], "--db"),
+        (["--db", ctx.tmp], "--db"),
+        (["--db", "/dev/zero"], "--db"),
+        (["--report-token", ""], "--report-token"),
+        (["--report-token", "a b"], "--report-token"),
+        (["--max-body-bytes", "99999999999999999999"], "--max-body-bytes"),
+        (["--max-body-bytes", "-1"], "--max-body-bytes"),
+        (["--sample", "nan"], "--sample"),
+        (["--header-timeout", "-5s"], "--header-timeout"),
+        (["--workers", "4294967297"], "--workers"),
+        (["--budget", fifo], "--budget"),
+        (["--budget", "/dev/zero"], "--budget"),
+        (["--tls-listen", "127.0.0.1:%d" % free_port(), "--cert", fifo, "--key", fifo], "--cert"),
+    ]
+    for args, opt in cases:
+        extra = [] if "--db" in args else ["--db", db]
+        r = run_bin(ctx.opts, listen + extra + args, timeout=10)
+        line = one_error_line(r, " ".join(args))
+        check(opt in line, "%r: message %r does not name %s" % (args, line, opt))
+    for sub in (["check", "--db", db, "--budget", fifo], ["report", "--db", fifo],
+                ["report", "--db", ""]):
+        r = run_bin(ctx.opts, sub, timeout=10)
+        one_error_line(r, " ".join(sub))
+
+
+@case("cli/read-only-database-refused", proxy=False, generic=False)
+def t_cli_readonly_db(ctx):
+    """A database the proxy may read but not write (file and directory without write
+    permission) is refused at start-up with one line, instead of accepting beacons that can
+    never be stored. As root the check runs as 'nobody' (setpriv)."""
+    d = os.path.join(ctx.tmp, "ro")
+    os.mkdir(d)
+    db = os.path.join(d, "v.db")
+    port = free_port()
+    p = subprocess.Popen([ctx.opts.bin, "--listen", "127.0.0.1:%d" % port, "--upstream",
+                          ctx.up.url, "--db", db, "--quiet"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, cwd=ctx.opts.build)
+    for _ in range(100):
+        if os.path.exists(db):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                pass
+        time.sleep(0.05)
+    p.kill()  # as after a crash: the -wal and -shm files stay beside the database
+    p.wait(timeout=15)
+    prefix = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            raise CheckFailed("running as root without setpriv: cannot drop write permission")
+        prefix = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        os.chmod(ctx.tmp, 0o755)
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o444)
+    os.chmod(d, 0o555)
+    try:
+        r = subprocess.run(prefix + [os.path.abspath(ctx.opts.bin), "--listen",
+                                     "127.0.0.1:%d" % free_port(), "--upstream", ctx.up.url,
+                                     "--db", db, "--quiet"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed("the proxy started on a database it cannot write")
+    finally:
+        os.chmod(d, 0o755)
+    line = one_error_line(r, "read-only --db")
+    # The wording depends on where SQLite meets the permission (the -shm file, the lock, the
+    # first write); what matters is a refusal naming --db.
+    check("--db" in line, "message %r" % line)
+
+
+@case("cli/refused-database-with-wal-untouched", proxy=False, generic=False)
+def t_cli_refused_db_wal(ctx):
+    """A database from a newer build, or another program's, with a WAL left beside it (the
+    writer was killed): refused with one line, and neither the file nor its -wal changes (a
+    plain close would checkpoint the WAL into the file and delete it)."""
+    code = (
+        "import sqlite3, time, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('pragma journal_mode=wal'); c.execute('pragma wal_autocheckpoint=0')\n"
+        "c.execute('create table t(x)'); c.execute('pragma user_version=%s')\n"
+        "[c.execute('insert into t values (?)', (i,)) for i in range(200)]\n"
+        "print('ready', flush=True); time.sleep(60)\n")
+    for name, version in (("newer.db", "99"), ("other.db", "0")):
+        db = os.path.join(ctx.tmp, name)
+        p = subprocess.Popen([sys.executable, "-c", code % version, db], stdout=subprocess.PIPE)
+        p.stdout.readline()
+        p.kill()
+        p.wait()
+        check(os.path.exists(db + "-wal"), "%s: no WAL left by the killed writer" % name)
+        before = {f: open(f, "rb").read() for f in (db, db + "-wal")}
+        r = run_bin(ctx.opts, ["--listen", "127.0.0.1:%d" % free_port(), "--upstream",
+                               ctx.up.url, "--db", db, "--quiet"])
+        one_error_line(r, name)
+        for f, data in before.items():
+            check(os.path.exists(f), "%s: %s was deleted" % (name, os.path.basename(f)))
+            check(open(f, "rb").read() == data, "%s: %s changed" % (name, os.path.basename(f)))
+
+
 # --------------------------------------------------------------------------- proxy cases
 
 @case("keepalive/upstream-reuse-one-client")
@@ -1122,6 +1232,34 @@ def t_http10(ctx):
     c.close()
 
 
+@case("pipelining/client-never-reads-bounded-rss")
+def t_pipeline_never_reads(ctx):
+    """A client pipelines requests for 4 s and never reads a byte: the proxy stops reading it
+    once its replies pass the output high watermark, so memory stays flat (the replies of
+    local pages and of proxied ones alike); everyone else is served meanwhile."""
+    get(ctx.port, "/echo")
+    rss0, hwm0 = rss_kib(ctx)
+    for path in (b"/__vitals/beacon.js", b"/bytes?n=65536"):
+        s = socket.create_connection(("127.0.0.1", ctx.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setblocking(False)
+        req = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path * 100
+        sent, t0 = 0, time.time()
+        while time.time() - t0 < 4:
+            try:
+                sent += s.send(req)
+            except BlockingIOError:
+                time.sleep(0.05)
+        r = get(ctx.port, "/__vitals/healthz")
+        check(r.status == 200, "healthz beside the stalled client: %s" % r.status)
+        s.close()
+        ctx.note("%s: %d request bytes accepted from a client that never reads" %
+                 (path.decode(), sent))
+    rss1, hwm1 = rss_kib(ctx)
+    ctx.note("proxy VmRSS %d -> %d KiB, VmHWM %d -> %d KiB" % (rss0, rss1, hwm0, hwm1))
+    check(hwm1 - hwm0 < 64 * 1024, "proxy VmHWM grew by %d KiB (> 64 MiB)" % (hwm1 - hwm0))
+
+
 @case("pipelining/post-body-then-get")
 def t_pipeline_body(ctx):
     body = b"x" * 5000
@@ -1333,6 +1471,17 @@ def t_103(ctx):
     ctx.note("interim responses forwarded: %r" % [s for s, _ in r.interim])
 
 
+@case("framing/103-storm-bounded", generic=False)
+def t_103_storm(ctx):
+    """An upstream that sends 100,000 103 responses before its answer: the client gets the
+    answer and a bounded number of them (32), not all of them queued in the proxy."""
+    r = get(ctx.port, "/early-hints?n=100000")
+    check(r.status == 200 and b"early hints" in r.body, "final response %s" % r.status)
+    n = len(r.interim)
+    ctx.note("interim responses forwarded: %d" % n)
+    check(1 <= n <= 32, "%d interim responses forwarded" % n)
+
+
 @case("timeouts/slowloris", args=lambda ctx: flag("header_timeout", 2))
 def t_slowloris(ctx):
     c = Conn(ctx.port, timeout=1)
@@ -1514,6 +1663,76 @@ def t_vitals_other(ctx):
         c.close()
     st = ctx.up.stats()
     check(st["requests"] == 0, "reached the upstream: %r" % st["log"])
+
+
+@case("vitals/reserved-prefix-aliases-refused")
+def t_vitals_aliases(ctx):
+    """Other spellings of /__vitals/ that an upstream may normalise to it (percent-encoding,
+    double encoding, dot segments, empty segments, ";params", letter case): 400, never
+    forwarded, never served as the report."""
+    paths = ["/%5F%5Fvitals/healthz", "/%5f%5fvitals/", "/%255F%255Fvitals/api/summary",
+             "//__vitals/healthz", "/./__vitals/", "/x/../__vitals/api/views",
+             "/__VITALS/", "/__Vitals/healthz", "/__vitals;a=b/healthz", "/__vitals%2fhealthz",
+             "/.%2e/__vitals/report.html"]
+    for path in paths:
+        for method in ("GET", "POST"):
+            c = Conn(ctx.port)
+            c.send(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" %
+                    (method, path)).encode())
+            r = c.read_response(method)
+            c.close()
+            check(r.status == 400, "%s %s: status %s, want 400" % (method, path, r.status))
+            check(b"<html" not in r.body.lower(), "%s %s served a page" % (method, path))
+    # Ordinary paths with the same characters still reach the upstream.
+    for path in ("/echo?p=/__vitals/", "/echo?q=%5F%5Fvitals", "/_next/../echo;v=1"):
+        r = get(ctx.port, path)
+        check(r.status != 400, "%s: status %s" % (path, r.status))
+    st = ctx.up.stats()
+    check(st["requests"] == 3, "upstream saw %r" % st["log"])
+
+
+@case("vitals/cross-site-api-post-refused", generic=False)
+def t_vitals_cross_site_post(ctx):
+    """A page on another site can make a browser POST to api/label?name=X without a CORS
+    preflight (a plain form): such requests (Sec-Fetch-Site cross-site or same-site, a foreign
+    Origin, Origin null) get 403 and change nothing; same-origin and non-browser POSTs work."""
+    def post_label(name, hdrs):
+        c = Conn(ctx.port)
+        c.send(("POST /__vitals/api/label?name=%s HTTP/1.1\r\nHost: itest.local\r\n"
+                "Content-Length: 0\r\n%s\r\n" % (name, hdrs)).encode())
+        r = c.read_response("POST")
+        c.close()
+        return r
+    r = post_label("base", "")
+    check(r.status == 200, "POST without Origin: %s %r" % (r.status, r.body[:100]))
+    r = post_label("same", "Origin: http://itest.local\r\nSec-Fetch-Site: same-origin\r\n")
+    check(r.status == 200, "same-origin POST: %s %r" % (r.status, r.body[:100]))
+    for hdrs in ("Origin: http://evil.example\r\n", "Sec-Fetch-Site: cross-site\r\n",
+                 "Sec-Fetch-Site: same-site\r\n", "Origin: null\r\n",
+                 "Origin: http://itest.local.evil.example\r\n"):
+        r = post_label("evil", hdrs)
+        check(r.status == 403, "%r: status %s, want 403" % (hdrs, r.status))
+    j = api_json(ctx, "/__vitals/api/label")
+    check(j.get("label") == "same", "label is %r after the cross-site POSTs" % j.get("label"))
+
+
+@case("upstream/body-error-before-first-byte-502", generic=False)
+def t_up_body_error_502(ctx):
+    """A body that fails in the read that brought the head (bad chunk framing, a gzip header
+    then garbage) gives a 502 naming the reason, not an empty reply; the next request on
+    another connection is served."""
+    for kind, why in (("bad-chunk", b"invalid chunked"), ("gzip-garbage", b"could not be decoded"),
+                      ("gzip-garbage-chunked", b"could not be decoded")):
+        c = Conn(ctx.port)
+        c.send(b"GET /malformed?kind=%s HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
+               % kind.encode())
+        r = c.read_response()
+        c.close()
+        check(r.status == 502, "%s: status %s, want 502" % (kind, r.status))
+        check(why in r.body, "%s: body %r does not say why" % (kind, r.body[:300]))
+        check(r.header("connection") == "close", "%s: connection kept open" % kind)
+    r = get(ctx.port, "/html")
+    check(r.status == 200 and TAG_RE.search(r.body), "next request: %s" % r.status)
 
 
 # --------------------------------------------------------------------------- injection (issue 3)
@@ -1930,6 +2149,52 @@ def t_cli_report(ctx):
         r = run_bin(ctx.opts, ["check", "--db", db] + args)
         check(r.returncode == 2, "check %s: exit %d, want 2" % (" ".join(args), r.returncode))
         check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
+
+
+@case("cli/hand-edited-database", generic=False)
+def t_cli_hand_edited_db(ctx):
+    """A database edited by hand (infinite metric values, started_at at the int64 limits,
+    absurd resource offsets): report, export and compare answer with valid JSON or one error
+    line, never a crash or a sanitizer report (the stderr check)."""
+    import sqlite3
+    vids = []
+    for i in range(3):
+        vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+        body = json.loads(beacon_body(vid))
+        body["res"] = [{"u": "/a.js", "i": "script", "s": 10, "d": 5}]
+        check(post(ctx.port, "/__vitals/beacon", json.dumps(body).encode()).status == 204,
+              "beacon refused")
+        vids.append(vid)
+    check(poll(lambda: len(api_json(ctx, "/__vitals/api/views")["views"]) == 3),
+          "views never stored")
+    ctx.px.stop()
+    db = os.path.join(ctx.tmp, "vitals.db")
+    c = sqlite3.connect(db)
+    c.execute("UPDATE metrics SET value = 1e999 WHERE view_id = ?", (vids[0],))
+    c.execute("UPDATE metrics SET value = -1e999 WHERE view_id = ? AND name = 'TTFB'", (vids[1],))
+    c.execute("UPDATE views SET started_at = 9223372036854775807 WHERE id = ?", (vids[1],))
+    c.execute("UPDATE views SET started_at = -9223372036854775808 WHERE id = ?", (vids[2],))
+    c.execute("UPDATE resources SET start_ms = 1e300")
+    c.commit()
+    c.close()
+    runs = [["report", "--format", "json"], ["compare", "-1h..now", "-2h..-1h", "--format", "json"]]
+    for vid in vids:
+        runs += [["export", "--view", vid, "--format", f] for f in ("har", "json", "csv", "html")]
+    for args in runs:
+        r = run_bin(ctx.opts, args + ["--db", db])
+        for m in SANITIZER_MARKERS:
+            check(m not in r.stderr, "%s: %s" % (" ".join(args), r.stderr[-300:]))
+        if r.returncode != 0:
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            check(len(lines) == 1 and lines[0].startswith("vitals-proxy: "),
+                  "%s: exit %d, stderr %r" % (" ".join(args), r.returncode, r.stderr[-300:]))
+            check("out of memory" not in lines[0], "%s: %s" % (" ".join(args), lines[0]))
+            continue
+        if "json" in args or "har" in args:
+            try:
+                json.loads(r.stdout)
+            except ValueError as e:
+                raise CheckFailed("%s: not JSON (%s): %r" % (" ".join(args), e, r.stdout[:200]))
 
 
 def _budget_args(ctx):

@@ -73,12 +73,13 @@ POST /upload                        counts body bytes (CL or chunked) -> JSON {b
                                     content_length,trailers: [[name, value]...] if chunked}
 ANY  /echo                          request method/target/headers/body size as JSON
 GET  /status/N                      status N (204, 304 have no body); HEAD on anything works
-GET  /early-hints                   103 Early Hints with Link, then a 200 page
+GET  /early-hints[?n=N]             N (1) 103 Early Hints with Link, then a 200 page
 GET  /hang                          reads the request, never answers
 GET  /hang-body                     sends head + part of body, then never finishes
 GET  /die?mode=cl|chunked           sends part of the body, then closes the connection
 GET  /malformed?kind=K              K: garbage|nocolon|cl-te|bad-cl|dup-cl|bad-chunk|obs-fold|
-                                    huge-head|bad-status|close (then the connection closes)
+                                    huge-head|bad-status|close|gzip-garbage|gzip-garbage-chunked
+                                    (then the connection closes)
 GET  /slow?delay=S                  answers after S seconds
 ANY  /api/...?delay=MS              JSON after MS milliseconds
 GET  /csp                           HTML with CSP script-src 'self' 'nonce-abc' 'strict-dynamic'
@@ -430,9 +431,10 @@ class Upstream:
         if p.startswith("/status/"):
             return await self.ep_status(req, writer)
         if p == "/early-hints":
-            writer.write(self.head_bytes(103, "Early Hints",
-                                         [("Link", "</style.css>; rel=preload; as=style")]))
-            await writer.drain()
+            hint = self.head_bytes(103, "Early Hints", [("Link", "</style.css>; rel=preload; as=style")])
+            for _ in range(max(1, min(req.qint("n", 1), 1000000))):
+                writer.write(hint)
+                await writer.drain()
             await asyncio.sleep(0.05)
             await self.send(writer, req, 200, [("Content-Type", "text/html; charset=utf-8")],
                             html_page("early hints"))
@@ -751,6 +753,14 @@ class Upstream:
                           b"".join(b"X-Big-%d: %s\r\n" % (i, b"h" * 8000) for i in range(128)) +
                           b"\r\nok"),
             "bad-status": b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok",
+            # A gzip header followed by garbage, in one write with the head.
+            "gzip-garbage": (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                             b"Content-Encoding: gzip\r\nContent-Length: 36\r\n\r\n"
+                             b"\x1f\x8b\x08\x00" + b"garbage!" * 4),
+            "gzip-garbage-chunked": (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                                     b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked"
+                                     b"\r\n\r\n24\r\n\x1f\x8b\x08\x00" + b"garbage!" * 4 +
+                                     b"\r\n0\r\n\r\n"),
         }
         writer.write(heads.get(kind, heads["garbage"]))
         await writer.drain()

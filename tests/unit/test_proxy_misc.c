@@ -176,5 +176,60 @@ int main(void)
     TAP_OK(!route_is_reserved("/__vitalsx") && !route_is_reserved("/") &&
                !route_is_reserved("/x/__vitals/"),
            "route/not_reserved");
+
+    /* Other spellings of the reserved prefix, refused rather than forwarded. */
+    static const char *const aliases[] = {
+        "/%5F%5Fvitals/healthz",
+        "/%5f%5fvitals/api/summary",
+        "/%255F%255Fvitals/",
+        "//__vitals/healthz",
+        "/./__vitals/",
+        "/x/../__vitals/healthz",
+        "/__VITALS/",
+        "/__Vitals",
+        "/__vitals;x/healthz",
+        "/__vitals%2fhealthz",
+        "/__vitals%2Fapi?x=1",
+        "/\\__vitals\\healthz",
+        "/%2F__vitals/",
+        "/a/b/../../__vitals",
+        "/.%2e/__vitals/",
+        "/%2e/__vitals",
+        "/__vital%73/",
+        "/___vitals/../__vitals/",
+    };
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        TAP_OK(route_is_reserved_alias(aliases[i]), "route/alias %s", aliases[i]);
+    static const char *const plain[] = {
+        "/__vitals/",
+        "/__vitals/../x",
+        "/",
+        "/_next/static/a.js",
+        "/a//b",
+        "/x/__vitals/",
+        "/__vitalsx",
+        "/%5F%5Fvitalsx/",
+        "/x/./y",
+        "/p?u=/__vitals/",
+        "/a#/__vitals",
+        "/__vitals/..%2f",
+        "*",
+        "/%",
+        "/%5",
+        "/%zz__vitals",
+    };
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        TAP_OK(!route_is_reserved_alias(plain[i]), "route/not_alias %s", plain[i]);
+    /* Long paths are normalised whole: the prefix after 600 dot segments is still found. */
+    char longp[4096];
+    size_t lp = 0;
+    for (int i = 0; i < 600; i++) {
+        memcpy(longp + lp, "/.", 2);
+        lp += 2;
+    }
+    memcpy(longp + lp, "/__vitals/healthz", sizeof "/__vitals/healthz");
+    TAP_OK(route_is_reserved_alias(longp), "route/alias_after_600_dot_segments");
+    memcpy(longp + lp, "/__vitalz/healthz", sizeof "/__vitalz/healthz");
+    TAP_OK(!route_is_reserved_alias(longp), "route/long_not_alias");
     TAP_DONE();
 }
