@@ -361,6 +361,8 @@ const tests = {
     // still give the same values as the reference, which was there from the start
     const { ctx, page, errors } = await newPage();
     await page.route('**/*', async (route) => {
+      // only documents are rewritten; the rest goes through the browser's own network stack
+      if (route.request().resourceType() !== 'document') return route.continue();
       const r = await route.fetch();
       if (!(r.headers()['content-type'] || '').startsWith('text/html')) return route.fulfill({ response: r });
       const html = await r.text();
@@ -389,6 +391,8 @@ const tests = {
   async keep_query() {
     const { ctx, page } = await newPage(false);
     await page.route('**/*', async (route) => {
+      // only documents are rewritten; the rest goes through the browser's own network stack
+      if (route.request().resourceType() !== 'document') return route.continue();
       const r = await route.fetch();
       if (!(r.headers()['content-type'] || '').startsWith('text/html')) return route.fulfill({ response: r });
       return route.fulfill({ response: r, body: (await r.text()).replace('data-vid=', 'data-keep-query data-vid=') });
@@ -406,6 +410,8 @@ const tests = {
     // a tag without data-vid: the beacon mints its own view id
     const { ctx, page } = await newPage(false);
     await page.route('**/*', async (route) => {
+      // only documents are rewritten; the rest goes through the browser's own network stack
+      if (route.request().resourceType() !== 'document') return route.continue();
       const r = await route.fetch();
       if (!(r.headers()['content-type'] || '').startsWith('text/html')) return route.fulfill({ response: r });
       return route.fulfill({ response: r, body: (await r.text()).replace(/ data-vid="[^"]*"/, '') });
@@ -594,6 +600,8 @@ const tests = {
     const { ctx, page } = await newPage(false);
     const before = (await getJSON('/__test/beacons')).length;
     await page.route('**/*', async (route) => {
+      // only documents are rewritten; the rest goes through the browser's own network stack
+      if (route.request().resourceType() !== 'document') return route.continue();
       const r = await route.fetch();
       const type = r.headers()['content-type'] || '';
       if (!type.startsWith('text/html')) return route.fulfill({ response: r });
