@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+from benchutil import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
@@ -47,14 +49,6 @@ VP_BIN = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
 SIZES = {"1KiB": 1024, "100KiB": 100 * 1024}
 
 procs = []
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_port(port, proc, timeout=10):

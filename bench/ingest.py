@@ -35,7 +35,6 @@ KEEP_TMP (keep the temporary directory).
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -43,6 +42,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+from benchutil import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
@@ -63,14 +64,6 @@ LUA = os.path.join(HERE, "ingest.lua")
 ROWS_PER = {"metrics": {"views": 1, "metrics": 5, "resources": 0},
             "realistic": {"views": 1, "metrics": 5, "resources": 60}}
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def cpu_ticks(pid):

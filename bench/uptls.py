@@ -26,12 +26,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchutil import free_port, wait_port
 
 VP = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
 BASE = os.environ.get("VP_BASE_BIN")
@@ -41,25 +42,6 @@ DUR = int(os.environ.get("BENCH_DURATION", "5"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 LOOP_ONLY = os.environ.get("BENCH_LOOP_ONLY") == "1"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, deadline=30.0):
-    t = time.time() + deadline
-    while time.time() < t:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def start_proxy(binary, tmp, upstream, extra=(), wrap=()):
