@@ -227,31 +227,9 @@ static int load_dims(struct sum *s)
     return sr == SQLITE_DONE ? 0 : VP_ERR_DB;
 }
 
-static inline uint32_t load_u32(const unsigned char *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint32_t u;
-    memcpy(&u, p, sizeof u);
-    return u;
-#else
-    return rollup_get_u32(p);
-#endif
-}
-
-static inline double load_f64(const unsigned char *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    double d;
-    memcpy(&d, p, sizeof d);
-    return d;
-#else
-    return rollup_get_f64(p);
-#endif
-}
-
 static inline bool dims_match(const struct sum *s, const unsigned char *codes, size_t i)
 {
-    uint32_t c = load_u32(codes + 4 * i);
+    uint32_t c = rollup_get_u32(codes + 4 * i);
     return c < s->ndims && s->dims_ok[c];
 }
 
@@ -332,7 +310,7 @@ static int add_rollup_row(struct sum *s, sqlite3_stmt *st)
         struct dvec *d = &acc->m[k];
         for (size_t i = 0; i < n; i++)
             if (dims_match(s, c, i))
-                d->v[d->n++] = load_f64(p + 8 * i);
+                d->v[d->n++] = rollup_get_f64(p + 8 * i);
         if (dvec_end_run(d))
             return VP_ERR_NOMEM;
     }

@@ -48,19 +48,30 @@ static inline int64_t rollup_hour_of(int64_t ms)
     return ms >= 0 ? ms / ROLLUP_HOUR_MS : -((-ms + ROLLUP_HOUR_MS - 1) / ROLLUP_HOUR_MS);
 }
 
+/* Little-endian loads from a rollup blob (on a little-endian host, one unaligned load). */
 static inline double rollup_get_f64(const unsigned char *p)
 {
+    double d;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&d, p, sizeof d);
+#else
     uint64_t u = 0;
     for (int i = 7; i >= 0; i--)
         u = (u << 8) | p[i];
-    double d;
     memcpy(&d, &u, sizeof d);
+#endif
     return d;
 }
 
 static inline uint32_t rollup_get_u32(const unsigned char *p)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t u;
+    memcpy(&u, p, sizeof u);
+    return u;
+#else
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
 }
 
 /* The sealed-hours watermark of db into *hour. 0, VP_ERR_NOTFOUND (no rollups: a schema 1
