@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from benchutil import free_port
+from benchutil import cpu_s, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
@@ -130,13 +130,6 @@ def vmrss(pid):
 
 def to_ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def cpu_s(pid):
-    """utime + stime of a process and all its threads, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
 def wrk(port, path, conns, threads, pid=None):

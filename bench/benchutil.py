@@ -1,5 +1,6 @@
 """Small helpers shared by the Python benchmark scripts in bench/ (imported from the script's
 own directory)."""
+import os
 import socket
 import time
 
@@ -23,3 +24,10 @@ def wait_port(port, deadline=30.0):
         except OSError:
             time.sleep(0.1)
     return False
+
+
+def cpu_s(pid):
+    """utime + stime of a process and all its threads, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))

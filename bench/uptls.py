@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchutil import free_port, wait_port
+from benchutil import cpu_s, free_port, wait_port
 
 VP = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
 BASE = os.environ.get("VP_BASE_BIN")
@@ -93,17 +93,10 @@ def cpu_us_per_req(binary, tmp, upstream, extra):
         p.kill()
         p.wait()
         raise
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu():
-        with open("/proc/%d/stat" % p.pid) as f:
-            fl = f.read().rsplit(")", 1)[1].split()
-        return (int(fl[11]) + int(fl[12])) / tick
-
-    c0 = cpu()
+    c0 = cpu_s(p.pid)
     w = subprocess.run(["wrk", "-t1", "-c8", "-d%ds" % DUR,
                         "http://127.0.0.1:%d/1k.bin" % port], capture_output=True, text=True)
-    c1 = cpu()
+    c1 = cpu_s(p.pid)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
     m = re.search(r"(\d+) requests in", w.stdout)
