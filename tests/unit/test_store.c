@@ -18,6 +18,7 @@
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
 #include "store/store_internal.h"
+#include "db_test_util.h"
 #include "tap.h"
 
 #ifndef SRCDIR
@@ -31,20 +32,6 @@ static void path_of(char *out, size_t cap, const char *name)
     int w = snprintf(out, cap, "%s/%s", dir, name);
     if (w < 0 || (size_t)w >= cap)
         abort();
-}
-
-/* First column of the first row of sql as int64 (-1 on error). */
-static long long q1(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
 }
 
 static char *qtext(const char *db, const char *sql)
@@ -110,8 +97,8 @@ static void test_open_and_refusals(void)
     int rc = store_open(&s, p, NULL, err, sizeof err);
     TAP_OK(rc == 0, "store/open_fresh: %s", err);
     store_free(s);
-    TAP_OK(q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/user_version_set");
-    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
+    TAP_OK(db_q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/user_version_set");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
                  "('views','metrics','resources','navigation','requests','rejections','meta')") ==
                7,
            "store/tables_created");
@@ -164,7 +151,7 @@ static void test_open_and_refusals(void)
     sqlite3_close(h);
     rc = store_open(&s, p, NULL, err, sizeof err);
     TAP_OK(rc == VP_ERR_DB && strstr(err, "not a vitals-proxy database"), "store/foreign_refused");
-    TAP_OK(q1(p, "PRAGMA user_version") == 0, "store/foreign_untouched");
+    TAP_OK(db_q1(p, "PRAGMA user_version") == 0, "store/foreign_untouched");
 
     /* Unopenable path. */
     rc = store_open(&s, "/nonexistent-dir/x/y.db", NULL, err, sizeof err);
@@ -196,22 +183,22 @@ static void test_ingest(void)
                     "\"nt\":{\"u\":\"/products/42\",\"rps\":120,\"dcl\":400,\"ls\":900}}");
     TAP_OK(rc == 0, "store/ingest_accepted");
     TAP_OK(store_sync(s) == 0, "store/sync");
-    TAP_OK(q1(p, "SELECT count(*) FROM views") == 1, "store/one_view");
-    TAP_OK(q1(p, "SELECT count(*) FROM metrics WHERE name='LCP'") == 1 &&
-               q1(p, "SELECT value FROM metrics WHERE metric_id='lcp-1'") == 3000,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 1, "store/one_view");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM metrics WHERE name='LCP'") == 1 &&
+               db_q1(p, "SELECT value FROM metrics WHERE metric_id='lcp-1'") == 3000,
            "store/dedupe_last_wins");
     char *a = qtext(p, "SELECT attribution FROM metrics WHERE metric_id='lcp-1'");
     TAP_OK(a && strstr(a, "img#hero"), "store/attribution_json");
     free(a);
-    TAP_OK(q1(p, "SELECT count(*) FROM resources") == 3 &&
-               q1(p, "SELECT start_ms FROM resources WHERE idx=0") == 5,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM resources") == 3 &&
+               db_q1(p, "SELECT start_ms FROM resources WHERE idx=0") == 5,
            "store/resources_idempotent");
     char *dev = qtext(p, "SELECT device || '|' || ect || '|' || route || '|' || path || '|' || "
                          "browser || browser_major || '|' || label FROM views");
     TAP_OK(dev && strcmp(dev, "desktop|4g|/products/[id]|/products/42|Chrome131|run-a") == 0,
            "store/view_context_first_known: %s", dev ? dev : "null");
     free(dev);
-    TAP_OK(q1(p, "SELECT count(*) FROM navigation WHERE response_start=120") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM navigation WHERE response_start=120") == 1,
            "store/navigation_stored");
     /* Ratings come from the thresholds, whatever the client sent (or did not send). */
     char *rt = qtext(p, "SELECT group_concat(name || '=' || rating, ',') FROM "
@@ -231,7 +218,7 @@ static void test_ingest(void)
     a = qtext(p, "SELECT json_extract(attribution,'$.target') FROM metrics WHERE metric_id='i1'");
     TAP_OK(a && strcmp(a, "div[onclick=\"alert('x')\"]") == 0, "store/hostile_selector_verbatim");
     free(a);
-    TAP_OK(q1(p, "SELECT count(*) FROM views") == 2, "store/tables_intact");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 2, "store/tables_intact");
 
     /* One payload repeating a metric id: the last entry wins, whether the entries share one
      * multi-row statement (the first five) or not (the sixth); an attribution sent once stays. */
@@ -260,16 +247,16 @@ static void test_ingest(void)
     TAP_OK(rc == VP_ERR_LIMIT, "store/reject_413");
     store_count_rejection(s, "rate-limited");
     TAP_OK(store_sync(s) == 0, "store/sync2");
-    TAP_OK(q1(p, "SELECT count FROM rejections WHERE reason='malformed JSON'") == 2 &&
-               q1(p, "SELECT count FROM rejections WHERE reason='body too large'") == 1 &&
-               q1(p, "SELECT count FROM rejections WHERE reason='rate-limited'") == 1,
+    TAP_OK(db_q1(p, "SELECT count FROM rejections WHERE reason='malformed JSON'") == 2 &&
+               db_q1(p, "SELECT count FROM rejections WHERE reason='body too large'") == 1 &&
+               db_q1(p, "SELECT count FROM rejections WHERE reason='rate-limited'") == 1,
            "store/rejections_counted");
     struct store_stats st;
     store_get_stats(s, &st);
     TAP_OK(st.beacons_accepted == 5 && st.beacons_rejected == 4 && st.write_errors == 0,
            "store/stats: accepted %llu rejected %llu", (unsigned long long)st.beacons_accepted,
            (unsigned long long)st.beacons_rejected);
-    TAP_OK(q1(p, "SELECT value FROM meta WHERE key='beacons_accepted'") == 5,
+    TAP_OK(db_q1(p, "SELECT value FROM meta WHERE key='beacons_accepted'") == 5,
            "store/accepted_persisted");
     store_free(s);
 }
@@ -323,11 +310,11 @@ static void test_requests(void)
     rc |= ingest(s, "{\"v\":1,\"vid\":\"softview01\",\"url\":\"/cart\",\"t0\":1764000004000,"
                     "\"nav\":\"soft-navigation\",\"pvid\":\"htmlview01\"}");
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/requests_recorded");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE view_id='htmlview01'") == 3,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE view_id='htmlview01'") == 3,
            "store/referer_resolution");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/api/late' AND view_id IS NULL") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/api/late' AND view_id IS NULL") == 1,
            "store/referer_window");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/api/cart' AND view_id='softview01'") ==
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/api/cart' AND view_id='softview01'") ==
                1,
            "store/soft_view_claims");
     char *r = qtext(p, "SELECT route FROM requests WHERE url='/api/products/42'");
@@ -340,11 +327,11 @@ static void test_requests(void)
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/old_view_ingested");
     TAP_OK(store_prune_at(s, 1760000000000LL + 40LL * 86400000, 30) == 0 && store_sync(s) == 0,
            "store/prune_run");
-    TAP_OK(q1(p, "SELECT count(*) FROM views WHERE id='oldview001'") == 0 &&
-               q1(p, "SELECT count(*) FROM metrics WHERE view_id='oldview001'") == 0 &&
-               q1(p, "SELECT count(*) FROM resources WHERE view_id='oldview001'") == 0,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views WHERE id='oldview001'") == 0 &&
+               db_q1(p, "SELECT count(*) FROM metrics WHERE view_id='oldview001'") == 0 &&
+               db_q1(p, "SELECT count(*) FROM resources WHERE view_id='oldview001'") == 0,
            "store/prune_cascades");
-    TAP_OK(q1(p, "SELECT count(*) FROM views") == 1 && q1(p, "SELECT count(*) FROM requests") == 5,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 1 && db_q1(p, "SELECT count(*) FROM requests") == 5,
            "store/prune_keeps_recent");
     store_free(s);
 }
@@ -379,8 +366,8 @@ static void test_full_and_drain(void)
     store_get_stats(s, &st);
     TAP_OK(st.dropped_full == (uint64_t)full, "store/dropped_counted");
     store_free(s);
-    TAP_OK(q1(p, "SELECT count(*) FROM views") == ok, "store/drain_on_free: %lld of %d",
-           q1(p, "SELECT count(*) FROM views"), ok);
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views") == ok, "store/drain_on_free: %lld of %d",
+           db_q1(p, "SELECT count(*) FROM views"), ok);
 }
 
 struct producer {
@@ -440,10 +427,10 @@ static void test_concurrent(void)
     }
     store_free(s);
     TAP_OK(failed == 0, "store/concurrent_no_failures");
-    TAP_OK(q1(p, "SELECT count(*) FROM views") == T * N &&
-               q1(p, "SELECT count(*) FROM metrics") == 2 * T * N &&
-               q1(p, "SELECT count(*) FROM requests") == T * N,
-           "store/concurrent_all_committed: %lld views", q1(p, "SELECT count(*) FROM views"));
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views") == T * N &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 2 * T * N &&
+               db_q1(p, "SELECT count(*) FROM requests") == T * N,
+           "store/concurrent_all_committed: %lld views", db_q1(p, "SELECT count(*) FROM views"));
     char *ic = qtext(p, "PRAGMA integrity_check");
     TAP_OK(ic && strcmp(ic, "ok") == 0, "store/concurrent_integrity");
     free(ic);
@@ -545,10 +532,10 @@ static void test_admission_age(void)
     TAP_OK(st.lag_max_us >= 250000 && st.lag_max_us < 5000000,
            "store/admission_lag_measured: %llu us", (unsigned long long)st.lag_max_us);
     store_free(s);
-    TAP_OK(q1(p, "SELECT count(*) FROM views") == 3 && q1(p, "SELECT count(*) FROM requests") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 3 && db_q1(p, "SELECT count(*) FROM requests") == 1,
            "store/admission_stored");
-    TAP_OK(q1(p, "SELECT count FROM rejections WHERE reason='store busy'") == 1 &&
-               q1(p, "SELECT count FROM rejections WHERE reason='request record dropped'") == 1,
+    TAP_OK(db_q1(p, "SELECT count FROM rejections WHERE reason='store busy'") == 1 &&
+               db_q1(p, "SELECT count FROM rejections WHERE reason='request record dropped'") == 1,
            "store/admission_in_rejections");
 }
 
@@ -579,7 +566,7 @@ static void test_migrate_v3(void)
                           "PRAGMA user_version = 2; COMMIT;",
                           NULL, NULL, NULL);
     sqlite3_close(h);
-    TAP_OK(rc == SQLITE_OK && q1(p, "PRAGMA user_version") == 2, "store/v2_made");
+    TAP_OK(rc == SQLITE_OK && db_q1(p, "PRAGMA user_version") == 2, "store/v2_made");
     TAP_OK(open_keep(&s, p, NULL, err, sizeof err) == 0, "store/v2_migrates: %s", err);
     struct store_request_rec inj = {.accept_us = 1764000000000000,
                                     .status = 200,
@@ -589,14 +576,14 @@ static void test_migrate_v3(void)
                                     .view_id = "vid-after-migration"};
     TAP_OK(store_record_request(s, &inj) == 0 && store_sync(s) == 0, "store/v3_record");
     store_free(s);
-    TAP_OK(q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/v3_version");
-    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
+    TAP_OK(db_q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/v3_version");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name IN "
                  "('requests_view','requests_path_time','requests_referer_time') AND "
                  "sql LIKE '%WHERE%'") == 3,
            "store/v3_partial_indexes");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 2, "store/v3_rows_kept");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests") == 2, "store/v3_rows_kept");
     /* The injected page claimed the earlier sub-resource through the partial referer index. */
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE view_id = 'vid-after-migration'") == 2,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE view_id = 'vid-after-migration'") == 2,
            "store/v3_claim_after_migration");
     char *ic = qtext(p, "PRAGMA integrity_check");
     TAP_OK(ic && strcmp(ic, "ok") == 0, "store/v3_integrity");
@@ -651,9 +638,9 @@ static void test_migrate_v3_fixture(void)
         rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
     sqlite3_close(h);
     free(sql);
-    TAP_OK(rc == SQLITE_OK && q1(p, "PRAGMA user_version") == 3, "store/fixture_v3_loaded");
-    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics_name_view'") == 1 &&
-               q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
+    TAP_OK(rc == SQLITE_OK && db_q1(p, "PRAGMA user_version") == 3, "store/fixture_v3_loaded");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics_name_view'") == 1 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
                      "sql LIKE '%WITHOUT ROWID%'") == 0,
            "store/fixture_v3_shape");
     long long before[6];
@@ -662,7 +649,7 @@ static void test_migrate_v3_fixture(void)
         "SELECT count(*) FROM resources", "SELECT count(*) FROM navigation",
         "SELECT count(*) FROM requests",  "SELECT count FROM rejections"};
     for (int i = 0; i < 6; i++)
-        before[i] = q1(p, counts[i]);
+        before[i] = db_q1(p, counts[i]);
     TAP_OK(before[0] == 3 && before[1] == 11 && before[2] == 2 && before[3] == 1 &&
                before[4] == 3 && before[5] == 1,
            "store/fixture_v3_rows");
@@ -681,15 +668,15 @@ static void test_migrate_v3_fixture(void)
     }
     store_free(s);
     s = NULL;
-    TAP_OK(q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/fixture_v4_version");
-    TAP_OK(q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
+    TAP_OK(db_q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "store/fixture_v4_version");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
                  "sql LIKE '%WITHOUT ROWID%'") == 1 &&
-               q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics_name_view'") == 0 &&
-               q1(p, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'metrics_v%'") == 0,
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics_name_view'") == 0 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'metrics_v%'") == 0,
            "store/fixture_v4_metrics_clustered");
     bool kept = true;
     for (int i = 0; i < 6; i++)
-        kept = kept && q1(p, counts[i]) == before[i];
+        kept = kept && db_q1(p, counts[i]) == before[i];
     TAP_OK(kept, "store/fixture_v4_rows_kept");
     char *sum1 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
                           "coalesce(delta, '') || coalesce(rating, '') || "
@@ -702,11 +689,11 @@ static void test_migrate_v3_fixture(void)
     int w =
         snprintf(want, sizeof want,
                  "SELECT value FROM metrics WHERE view_id = '%s' AND name = 'LCP'", vid ? vid : "");
-    TAP_OK(vid && w > 0 && (size_t)w < sizeof want && q1(p, want) == 2600,
+    TAP_OK(vid && w > 0 && (size_t)w < sizeof want && db_q1(p, want) == 2600,
            "store/fixture_v4_last_value_kept");
     w = snprintf(want, sizeof want, "SELECT count(*) FROM requests WHERE view_id = '%s'",
                  vid ? vid : "");
-    TAP_OK(w > 0 && (size_t)w < sizeof want && q1(p, want) == 3, "store/fixture_v4_claims_kept");
+    TAP_OK(w > 0 && (size_t)w < sizeof want && db_q1(p, want) == 3, "store/fixture_v4_claims_kept");
 
     /* The migrated table under the writer: a re-sent id (smaller: the last value still wins),
      * a new id on an old view, a new view. */
@@ -730,13 +717,13 @@ static void test_migrate_v3_fixture(void)
     s = NULL;
     w = snprintf(want, sizeof want, "SELECT value FROM metrics WHERE metric_id = '%s-LCP'",
                  vid ? vid : "");
-    TAP_OK(w > 0 && (size_t)w < sizeof want && q1(p, want) == 1234 &&
-               q1(p, "SELECT count(*) FROM metrics") == before[1] + 2 &&
-               q1(p, "SELECT value FROM metrics WHERE metric_id = 'a4'") == 20,
+    TAP_OK(w > 0 && (size_t)w < sizeof want && db_q1(p, want) == 1234 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == before[1] + 2 &&
+               db_q1(p, "SELECT value FROM metrics WHERE metric_id = 'a4'") == 20,
            "store/fixture_v4_last_value_wins");
     char *ic = qtext(p, "PRAGMA integrity_check");
     TAP_OK(ic && strcmp(ic, "ok") == 0 &&
-               q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
+               db_q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
            "store/fixture_v4_integrity");
     free(ic);
 
@@ -748,10 +735,10 @@ static void test_migrate_v3_fixture(void)
         rc = store_sync(s);
     store_free(s);
     s = NULL;
-    TAP_OK(rc == 0 && q1(p, "SELECT count(*) FROM views") == 0 &&
-               q1(p, "SELECT count(*) FROM metrics") == 0 &&
-               q1(p, "SELECT count(*) FROM resources") == 0 &&
-               q1(p, "SELECT count(*) FROM navigation") == 0,
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM views") == 0 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 0 &&
+               db_q1(p, "SELECT count(*) FROM resources") == 0 &&
+               db_q1(p, "SELECT count(*) FROM navigation") == 0,
            "store/fixture_v4_prune_cascades");
     free(vid);
 
@@ -775,7 +762,7 @@ static void test_migrate_v3_fixture(void)
     TAP_OK(rc == VP_ERR_VERSION && s == NULL && strstr(err, "newer"),
            "store/newer_by_one_refused: %s", err);
     TAP_OK(w > 0 && got == (size_t)st0.st_size && same_file(p, bytes, got) &&
-               q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION + 1,
+               db_q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION + 1,
            "store/newer_by_one_untouched");
     free(bytes);
 }
@@ -845,17 +832,17 @@ static void test_claim_bound(void)
     rc |= store_record_request(s, &inj); /* accepted after /t.js: no claim */
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/claim_bound_recorded");
     store_free(s);
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/q.js' AND view_id='claimq'") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/q.js' AND view_id='claimq'") == 1,
            "store/claim_bound_earlier_run");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/v.js' AND view_id='claimview01'") ==
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/v.js' AND view_id='claimview01'") ==
                    1 &&
-               q1(p, "SELECT count(*) FROM requests WHERE view_id='claimview02'") == 0,
+               db_q1(p, "SELECT count(*) FROM requests WHERE view_id='claimview02'") == 0,
            "store/claim_bound_view_earlier_run");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/r.js' AND view_id='claimr'") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/r.js' AND view_id='claimr'") == 1,
            "store/claim_bound_resolved");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/s.js' AND view_id='claims'") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/s.js' AND view_id='claims'") == 1,
            "store/claim_bound_same_run");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/t.js' AND view_id IS NULL") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/t.js' AND view_id IS NULL") == 1,
            "store/claim_bound_window");
 }
 
@@ -955,12 +942,12 @@ static void test_request_groups(void)
            (unsigned long long)st.requests_grouped, (unsigned long long)st.write_errors);
     store_free(s);
     s = NULL;
-    TAP_OK(q1(p, "SELECT count(*) FROM requests") == 71, "store/req_groups_count");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests") == 71, "store/req_groups_count");
     /* arrival order: ids follow the order of store_record_request */
     TAP_OK(
-        q1(p, "SELECT count(*) FROM requests a JOIN requests b ON b.id = a.id + 1 "
+        db_q1(p, "SELECT count(*) FROM requests a JOIN requests b ON b.id = a.id + 1 "
               "WHERE b.bytes_in != a.bytes_in + 1") == 0 &&
-            q1(p, "SELECT min(id) = (SELECT id FROM requests WHERE bytes_in = 0) FROM requests") ==
+            db_q1(p, "SELECT min(id) = (SELECT id FROM requests WHERE bytes_in = 0) FROM requests") ==
                 1,
         "store/req_groups_order");
     char *v = qtext(p, "SELECT group_concat(route || '|' || path || '|' || bytes_out || '|' || "
@@ -975,18 +962,18 @@ static void test_request_groups(void)
                     0,
            "store/req_groups_columns: %s", v ? v : "(null)");
     free(v);
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/g.js' AND view_id='groupview1'") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/g.js' AND view_id='groupview1'") == 1,
            "store/req_groups_claim");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url LIKE '/static/%' AND "
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url LIKE '/static/%' AND "
                  "view_id='groupview1' AND referer_path='/g' AND protocol='h1'") == 32,
            "store/req_groups_resolved");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE view_id IS NULL") == 17,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE view_id IS NULL") == 17,
            "store/req_groups_plain");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/sub.js' AND view_id='pview03'") == 1 &&
-               q1(p, "SELECT count(*) FROM requests WHERE injected=1 AND view_id LIKE 'pview%'") ==
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/sub.js' AND view_id='pview03'") == 1 &&
+               db_q1(p, "SELECT count(*) FROM requests WHERE injected=1 AND view_id LIKE 'pview%'") ==
                    16,
            "store/req_groups_injected_claim");
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url='/d.js' AND view_id='dview2'") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url='/d.js' AND view_id='dview2'") == 1,
            "store/req_groups_latest_page");
 
     /* A row the database refuses (a trigger here) fails alone: its group is written row by row. */
@@ -1013,8 +1000,8 @@ static void test_request_groups(void)
     store_get_stats(s, &st);
     TAP_OK(st.write_errors == 1 && st.requests_grouped == 0, "store/req_groups_bad_counted");
     store_free(s);
-    TAP_OK(q1(p, "SELECT count(*) FROM requests WHERE url LIKE '/after/%'") == 15 &&
-               q1(p, "SELECT count(*) FROM requests WHERE url = '/bad'") == 0,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests WHERE url LIKE '/after/%'") == 15 &&
+               db_q1(p, "SELECT count(*) FROM requests WHERE url = '/bad'") == 0,
            "store/req_groups_bad_alone");
 }
 

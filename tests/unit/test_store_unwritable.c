@@ -18,20 +18,8 @@
 
 #include "common/vp_err.h"
 #include "store/store_internal.h"
+#include "db_test_util.h"
 #include "tap.h"
-
-static long long q1(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
 
 /* One beacon for view vid with a long URL (so that a few fill a page); its return code and
  * the reason. */
@@ -122,17 +110,17 @@ int main(void)
     }
     TAP_OK(ok == 0, "unwritable/accepts_again");
     /* Nothing acknowledged was lost: the refused batch was written once there was room. */
-    long long stored = q1(p, "SELECT count(*) FROM views WHERE id LIKE 'full00000%'");
+    long long stored = db_q1(p, "SELECT count(*) FROM views WHERE id LIKE 'full00000%'");
     TAP_OK(stored == 1 + acked, "unwritable/acknowledged_all_stored (%lld of %d)", stored - 1,
            acked);
     TAP_OK(ingest(s, 2000, reason, sizeof reason) == 0 && store_sync(s) == 0,
            "unwritable/next_accepted");
-    TAP_OK(q1(p, "SELECT count(*) FROM views WHERE id LIKE 'full00002000'") == 1,
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views WHERE id LIKE 'full00002000'") == 1,
            "unwritable/committed_again");
     store_get_stats(s, &st);
     TAP_OK(!st.write_failing, "unwritable/stats_show_recovered");
     store_free(s);
-    TAP_OK(q1(p, "SELECT count(*) FROM views") == stored + 2, "unwritable/all_committed_at_close");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM views") == stored + 2, "unwritable/all_committed_at_close");
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
