@@ -25,6 +25,7 @@ static void live_stats_cb(void *arg, struct web_live_stats *out)
     out->committed_rows = ss.committed_rows;
     out->lag_max_us = ss.lag_max_us;
     out->write_failing = ss.write_failing;
+    out->wal_frames = ss.wal_frames;
 }
 
 int main(int argc, char **argv)

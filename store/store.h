@@ -109,6 +109,8 @@ struct store_stats {
     uint64_t requests_grouped; /* request rows committed by multi-row INSERTs */
     /* The last batch could not be written (full disk, read-only file): beacons get 503. */
     bool write_failing;
+    uint64_t wal_frames;       /* pages in the write-ahead log after the last commit */
+    uint64_t checkpoints;      /* checkpoints that copied the whole WAL into the database file */
 };
 
 void store_get_stats(struct store *s, struct store_stats *out);

@@ -365,10 +365,11 @@ int web_api_handle(struct store_reader *r, const char *method, const char *rest,
                 struct web_live_stats ls = {0};
                 cfg_all.live_stats(cfg_all.live_arg, &ls);
                 json_t *live = json_pack(
-                    "{s:I,s:I,s:I,s:I,s:f,s:b}", "queued", (json_int_t)ls.queued, "refused_busy",
-                    (json_int_t)ls.refused_busy, "write_errors", (json_int_t)ls.write_errors,
-                    "committed_rows", (json_int_t)ls.committed_rows, "commit_lag_max_ms",
-                    (double)ls.lag_max_us / 1000.0, "write_failing", (int)ls.write_failing);
+                    "{s:I,s:I,s:I,s:I,s:f,s:b,s:I}", "queued", (json_int_t)ls.queued,
+                    "refused_busy", (json_int_t)ls.refused_busy, "write_errors",
+                    (json_int_t)ls.write_errors, "committed_rows", (json_int_t)ls.committed_rows,
+                    "commit_lag_max_ms", (double)ls.lag_max_us / 1000.0, "write_failing",
+                    (int)ls.write_failing, "wal_pages", (json_int_t)ls.wal_frames);
                 if (!live || json_object_update(j, live) != 0) {
                     json_decref(live);
                     json_decref(j);

@@ -54,6 +54,7 @@ struct web_live_stats {
     unsigned long long committed_rows;
     unsigned long long lag_max_us;     /* largest enqueue-to-commit time */
     bool write_failing;                /* the database cannot be written (beacons get 503) */
+    unsigned long long wal_frames;     /* pages in the write-ahead log after the last commit */
 };
 struct web_api_config {
     const struct budget *budget;

@@ -2090,7 +2090,8 @@ def t_beacon_flow(ctx):
           "health counts %r" % health)
     check(health.get("queued") == 0 and health.get("refused_busy") == 0 and
           health.get("write_errors") == 0 and health.get("committed_rows", 0) >= 2 and
-          isinstance(health.get("commit_lag_max_ms"), float),
+          isinstance(health.get("commit_lag_max_ms"), float) and
+          isinstance(health.get("wal_pages"), int) and 0 < health["wal_pages"] < 2000,
           "health lacks the writer's live counters: %r" % health)
 
 
