@@ -114,11 +114,15 @@ struct conn {
     struct conn *next, *prev;
     struct bufferevent *bev;
     char peer[INET6_ADDRSTRLEN];
+    /* When the current request's timing starts: the accept for a connection's first request,
+     * the first byte of its head for each later one (kept_alive), so that a request on a
+     * connection kept open for minutes is not timed, nor tied to its page, from the accept. */
     int64_t accept_us;
     struct h1_parser *req, *resp;
     struct event *timer;
     enum cstate state;
     bool head_started;
+    bool kept_alive; /* a request was answered on this connection before */
     bool lingering;
     struct exchange_state ex;
     /* Client protocol labels (conn_h1_attach): "h1" or "h2"; TLS version ("" = plain). */
@@ -1102,7 +1106,9 @@ static void on_head_bytes(struct conn *c)
     }
     if (!c->head_started) {
         c->head_started = true;
-        if (c->moved_cb) /* an HTTP/2 stream's pair end, reused: timing starts per stream */
+        /* An HTTP/2 stream's pair end, reused, or a kept-alive connection: timing starts per
+         * stream or request. */
+        if (c->moved_cb || c->kept_alive)
             c->accept_us = exchange_now_us();
         arm_timer(c, opts(c)->header_timeout_ms);
     }
@@ -2214,6 +2220,7 @@ static void finish_exchange(struct conn *c)
     }
     c->state = CS_HEAD;
     c->head_started = false;
+    c->kept_alive = true;
     ex->paused_client = ex->paused_up = false;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     parser_put(c->w, c->resp, H1_RESPONSE);

@@ -39,7 +39,8 @@ void store_free(struct store *s);
 /* The proxy's timing record of one forwarded exchange. Times are epoch microseconds (0 = did
  * not happen). Strings borrowed, NUL-terminated, may be NULL; they are copied. */
 struct store_request_rec {
-    int64_t accept_us;        /* connection accepted (or stream opened) */
+    int64_t accept_us;        /* connection accepted (first request), the request's first byte
+                               * (later requests on a kept-alive connection), or stream opened */
     int64_t head_done_us;     /* request head fully parsed */
     int64_t connect_start_us; /* upstream connect started (0 when a pooled connection was reused) */
     int64_t connect_end_us;
@@ -111,6 +112,7 @@ struct store_stats {
     bool write_failing;
     uint64_t wal_frames;       /* pages in the write-ahead log after the last commit */
     uint64_t checkpoints;      /* checkpoints that copied the whole WAL into the database file */
+    uint64_t claims_run;       /* claim UPDATEs run (those the per-path bounds did not skip) */
 };
 
 void store_get_stats(struct store *s, struct store_stats *out);

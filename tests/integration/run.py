@@ -729,6 +729,40 @@ def t_keepalive_many(ctx):
           "connections, want 1" % st["connections"])
 
 
+@case("keepalive/request-timed-from-its-own-start", generic=False)
+def t_keepalive_timing(ctx):
+    """A later request on a kept-alive connection is timed from its own first byte, not from
+    the connection's accept: its record's accept_us lies after the previous response ended.
+    The writer ties sub-resources to pages by that time (60 s window) and bounds each claim's
+    scan by it; timed from the accept, every request of a long-lived connection fell in the
+    window of the connection's first minute, and each claim walked all of them. Sub-resources
+    of the page on that connection are still tied to its view."""
+    import sqlite3
+    c = Conn(ctx.port)
+    r1 = get(ctx.port, "/html", conn=c)
+    check(r1.status == 200, "page: status %s" % r1.status)
+    m = TAG_RE.search(r1.body)
+    check(m, "no beacon tag in the page")
+    vid = m.group(1).decode()
+    time.sleep(1.2)
+    r2 = get(ctx.port, "/fragment", conn=c,
+             headers=[("Referer", "http://itest.local/html")])
+    check(r2.status == 200, "second request: status %s" % r2.status)
+    c.close()
+    ctx.px.stop()
+    db = sqlite3.connect(os.path.join(ctx.tmp, "vitals.db"))
+    rows = db.execute("SELECT path, accept_us, head_done_us, last_byte_us, view_id FROM requests "
+                      "ORDER BY id").fetchall()
+    db.close()
+    check([r[0] for r in rows] == ["/html", "/fragment"], "records: %r" % rows)
+    (_, a1, h1, l1, v1), (_, a2, h2, l2, v2) = rows
+    check(a1 <= h1 <= l1, "first request times out of order: %r" % (rows[0],))
+    check(a2 >= l1 + 1000000, "second request's accept_us %d is not after the first response "
+          "ended (%d) plus the 1.2 s pause" % (a2, l1))
+    check(a2 <= h2 <= l2, "second request times out of order: %r" % (rows[1],))
+    check(v1 == vid and v2 == vid, "views %r %r, want %s for both" % (v1, v2, vid))
+
+
 def expect_in_order(c, paths):
     """Reads one 200 response per path on c, in order (the upstream echoes the path)."""
     for want in paths:
