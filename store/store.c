@@ -60,6 +60,7 @@
 #define CKPT_HARD_FRAMES 32768  /* ~128 MiB: the writer checkpoints itself */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define VIEW_WINDOW_MS 60000
+#define CLAIM_SLOTS 1024 /* claim bounds, by hash of the Referer path (struct store) */
 #define REASON_MAX 64
 /* Resources per multi-row INSERT: one statement step per RES_MULTI rows instead of per row
  * (the per-statement work, not the per-row b-tree work, is what a batch saves). */
@@ -209,11 +210,17 @@ struct store {
     int64_t rollup_until;  /* the watermark, as committed */
     int64_t next_rollup_ms; /* when the next hour becomes sealable (or a retry after an error) */
     int64_t last_rollup_ms;
-    /* An upper bound of accept_us over the rows a claim can take (view_id NULL, injected=0, a
-     * Referer path): an injected request accepted after it, or a new view that started after
-     * it, has nothing to claim, and skips the UPDATE (about 4,600 instructions per injected
-     * page). Only the writer inserts requests. */
-    int64_t claimable_max_us;
+    /* Upper bounds of accept_us over the rows a claim can take (view_id NULL, injected=0, a
+     * Referer path), one per hash slot of the Referer path: an injected request accepted after
+     * the bound of its path's slot, or a new view that started after it, has nothing to claim,
+     * and skips the UPDATE (about 4,600 instructions per injected page). Per path, because the
+     * UPDATE walks every row of its path in its 60 s window, claimed or not: with one bound for
+     * all paths, a single unassigned request of any page (a Referer from another site, a page
+     * that is not injected) made every page's claim walk its whole window, a cost that grows
+     * with the traffic of the page. Paths sharing a slot share the larger bound, which only
+     * costs a needless UPDATE. Only the writer inserts requests. */
+    int64_t claimable_max_us[CLAIM_SLOTS];
+    uint64_t claims_run; /* writer-only: claim UPDATEs run; published in stats after a batch */
     /* writer-only: request records waiting for a multi-row INSERT (write_batch) */
     struct item *req_grp[REQ_MULTI];
     struct req_vals req_vals[REQ_MULTI];
@@ -221,6 +228,15 @@ struct store {
     uint64_t req_grouped;  /* rows of this batch written by the multi-row statement */
     bool req_grp_injected; /* the pending group holds an injected page */
 };
+
+/* The claim bound of a Referer path's slot (FNV-1a of its bytes). */
+static int64_t *claim_bound(struct store *s, const char *path, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)path[i]) * 1099511628211ull;
+    return &s->claimable_max_us[h % CLAIM_SLOTS];
+}
 
 void store_options_default(struct store_options *opt)
 {
@@ -746,8 +762,9 @@ static int write_beacon(struct store *s, struct item *it)
         /* A new view claims the unassigned sub-resource requests that followed it; none can
          * exist when every claimable row was accepted before the view started (beacon-only
          * traffic, or a view reported long after its page's requests were claimed). */
-        if (t0 * 1000 <= s->claimable_max_us) { /* t0: years 2000..2100 (beacon_check) */
+        if (t0 * 1000 <= *claim_bound(s, path, plen)) { /* t0: years 2000..2100 */
             st = s->st[S_VIEW_CLAIM];
+            s->claims_run++;
             bind_cval(st, 1, &c->vid);
             sqlite3_bind_text(st, 2, path, (int)plen, SQLITE_STATIC);
             sqlite3_bind_int64(st, 3, t0 * 1000);
@@ -857,8 +874,11 @@ static void prep_request(struct store *s, const struct store_request_rec *r, str
     if (!v->view && v->rpath && r->accept_us > 0 &&
         resolve_view(s, v->rpath, v->rplen, r->accept_us, v->vbuf, sizeof v->vbuf))
         v->view = v->vbuf;
-    if (!v->view && !r->injected && v->rpath && r->accept_us > s->claimable_max_us)
-        s->claimable_max_us = r->accept_us;
+    if (!v->view && !r->injected && v->rpath) {
+        int64_t *bound = claim_bound(s, v->rpath, v->rplen);
+        if (r->accept_us > *bound)
+            *bound = r->accept_us;
+    }
 }
 
 static void bind_text_n(sqlite3_stmt *st, int i, const char *v, size_t n, bool set)
@@ -919,9 +939,10 @@ static int insert_request(struct store *s, const struct store_request_rec *r,
 static int claim_rows(struct store *s, const struct store_request_rec *r, const struct req_vals *v)
 {
     if (!r->injected || !r->view_id || !r->url || r->accept_us <= 0 ||
-        r->accept_us > s->claimable_max_us)
+        r->accept_us > *claim_bound(s, v->path, v->plen))
         return 0;
     sqlite3_stmt *st = s->st[S_REQ_CLAIM];
+    s->claims_run++;
     sqlite3_bind_text(st, 1, r->view_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, v->path, (int)v->plen, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, r->accept_us);
@@ -1385,6 +1406,7 @@ static void *writer_main(void *arg)
 
         pthread_mutex_lock(&s->mu);
         s->stats.wal_frames = s->wal_frames > 0 ? (uint64_t)s->wal_frames : 0;
+        s->stats.claims_run = s->claims_run;
         if (batch) {
             s->pending_rows -= rows;
             s->inflight_oldest_us = 0;
@@ -1605,15 +1627,17 @@ int store_open(struct store **out, const char *path, const struct store_options 
     }
     pthread_condattr_destroy(&ca);
     /* Rows of earlier runs: any of them may still be claimable. */
-    s->claimable_max_us = INT64_MAX;
+    int64_t bound = INT64_MAX;
     {
         sqlite3_stmt *mx = NULL;
         if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(accept_us), 0) FROM requests", -1, &mx,
                                NULL) == SQLITE_OK &&
             sqlite3_step(mx) == SQLITE_ROW)
-            s->claimable_max_us = sqlite3_column_int64(mx, 0);
+            bound = sqlite3_column_int64(mx, 0);
         sqlite3_finalize(mx);
     }
+    for (size_t i = 0; i < CLAIM_SLOTS; i++)
+        s->claimable_max_us[i] = bound;
     s->next_prune_ms = vp_now_ms(); /* prune once at start-up */
     /* Rollups: catch up (backfill after a migration, dirty hours) from the start. */
     s->rollup_on = rollup_until(s->db, &s->rollup_until) == 0;

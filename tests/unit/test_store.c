@@ -846,6 +846,60 @@ static void test_claim_bound(void)
            "store/claim_bound_window");
 }
 
+/* The claim bounds are per Referer path: an unassigned sub-resource of one page does not make
+ * the injected pages and new views of other pages run their claim UPDATE (each walks every row
+ * of its path in its 60 s window, so with one bound for all paths a single unassigned request
+ * made every page pay for its path's whole window); the page it belongs to still claims it. */
+static void test_claim_per_path(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "claimpath.db");
+    const int64_t T = 1764000000000LL * 1000;
+    if (open_keep(&s, p, NULL, err, sizeof err) != 0) {
+        TAP_OK(0, "store/claim_per_path_open: %s", err);
+        return;
+    }
+    struct store_request_rec sub = {.status = 200, .method = "GET", .url = "/a.js",
+                                    .referer = "https://elsewhere.example/a",
+                                    .accept_us = T + 5000000};
+    int rc = store_record_request(s, &sub); /* unassigned, claimable by a page /a */
+    struct store_stats st0, st1, st2;
+    rc |= store_sync(s);
+    store_get_stats(s, &st0);
+    struct store_request_rec inj = {.status = 200, .method = "GET", .injected = true};
+    char url[32], vid[32], body[160];
+    for (int i = 0; i < 8; i++) {
+        snprintf(url, sizeof url, "/other/%d", i);
+        snprintf(vid, sizeof vid, "otherview%02d", i);
+        inj.url = url;
+        inj.view_id = vid;
+        inj.accept_us = T + 1000000 + i; /* before /a.js, but another path */
+        rc |= store_record_request(s, &inj);
+        snprintf(body, sizeof body,
+                 "{\"v\":1,\"vid\":\"beaconview%02d\",\"url\":\"/page/%d\",\"t0\":%lld}", i,
+                 i, (long long)(T / 1000 + 1000));
+        rc |= ingest(s, body); /* a new view of another path, started before /a.js */
+    }
+    rc |= store_sync(s);
+    store_get_stats(s, &st1);
+    inj.url = "/a";
+    inj.view_id = "pageaview";
+    inj.accept_us = T + 4000000;
+    rc |= store_record_request(s, &inj);
+    rc |= store_sync(s);
+    store_get_stats(s, &st2);
+    store_free(s);
+    TAP_OK(rc == 0, "store/claim_per_path_recorded");
+    TAP_OK(st1.claims_run == st0.claims_run,
+           "store/claim_per_path_others_skip (%llu claim UPDATEs for 16 pages of other paths)",
+           (unsigned long long)(st1.claims_run - st0.claims_run));
+    TAP_OK(st2.claims_run == st1.claims_run + 1 &&
+               db_q1(p, "SELECT count(*) FROM requests WHERE url='/a.js' AND "
+                        "view_id='pageaview'") == 1,
+           "store/claim_per_path_own_page_claims");
+}
+
 /* Request records of one batch go in multi-row INSERTs of 16 (the rest one by one): every row
  * and column as recorded, ids in arrival order (bytes_in carries the sequence number here), and
  * the view resolution and claims of the rows around injected pages as with one statement per
@@ -1085,6 +1139,7 @@ int main(void)
     test_migrate_v3();
     test_migrate_v3_fixture();
     test_claim_bound();
+    test_claim_per_path();
     test_request_groups();
     test_checkpointer();
     char cmd[128];
