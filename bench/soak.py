@@ -16,9 +16,10 @@ samples the proxy every INTERVAL seconds. Traffic, all on loopback:
   - clients that disconnect mid-response (FIN or RST, plain and TLS, large downloads, streamed
     pages, gzip pages), slow readers of large downloads, idle keep-alive connections that
     are replaced now and then, and WebSocket echo sessions (some closed cleanly, some cut).
-Each sample: RSS and VmData of the proxy, open descriptors, threads, database and WAL size,
+Each sample: RSS (and its anonymous and file-backed parts: SQLite maps the database file, so
+RssFile follows the pages read) and VmData of the proxy, open descriptors, threads, database and WAL size,
 wal_pages / queued / refused_busy / write_errors / committed_rows from /__vitals/api/health,
-p50/p99 of a probe (PROBE_N sequential GETs of an injected page on a fresh keep-alive
+the writer thread's CPU seconds, p50/p99 of a probe (PROBE_N sequential GETs of an injected page on a fresh keep-alive
 connection), the proxy's CPU seconds, beacons acknowledged (204) and views stored.
 
 At the end the proxy is stopped with SIGTERM (the store drains) and every acknowledged view id
@@ -493,9 +494,25 @@ def proc_status(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmData", "Threads"):
+            if k in ("VmRSS", "RssAnon", "RssFile", "VmData", "Threads"):
                 out[k] = int(v.split()[0])
     return out
+
+
+def writer_cpu_s(pid):
+    """CPU seconds of the store's writer thread (vp-writer), None when not found."""
+    tck = float(os.sysconf("SC_CLK_TCK"))
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                if f.read().strip() != "vp-writer":
+                    continue
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tck
+    except OSError:
+        pass
+    return None
 
 
 def probe():
@@ -538,14 +555,15 @@ def stored_views(db):
         return None
 
 
-COLS = ["t_s", "rss_kb", "vmdata_kb", "fds", "threads", "db_kb", "wal_kb", "wal_pages",
+COLS = ["t_s", "rss_kb", "rss_anon_kb", "rss_file_kb", "vmdata_kb", "fds", "threads", "db_kb", "wal_kb", "wal_pages",
         "queued", "refused_busy", "write_errors", "committed_rows", "probe_p50_ms",
-        "probe_p99_ms", "cpu_s", "beacons_acked", "views_stored"]
+        "probe_p99_ms", "cpu_s", "writer_cpu_s", "beacons_acked", "views_stored"]
 
 
 def sample(pid, db):
     st = proc_status(pid)
     row = {"t_s": round(time.time() - T0, 1), "rss_kb": st.get("VmRSS"),
+           "rss_anon_kb": st.get("RssAnon"), "rss_file_kb": st.get("RssFile"),
            "vmdata_kb": st.get("VmData"), "threads": st.get("Threads"),
            "fds": len(os.listdir("/proc/%d/fd" % pid)),
            "db_kb": fsize(db) // 1024, "wal_kb": fsize(db + "-wal") // 1024}
@@ -559,6 +577,8 @@ def sample(pid, db):
     row["probe_p50_ms"], row["probe_p99_ms"] = [None if v is None else round(v, 3)
                                                 for v in probe()]
     row["cpu_s"] = round(cpu_s(pid), 2)
+    w = writer_cpu_s(pid)
+    row["writer_cpu_s"] = None if w is None else round(w, 2)
     with lock:
         row["beacons_acked"] = len(acked)
     row["views_stored"] = stored_views(db)
@@ -720,6 +740,10 @@ def report(rows, pages, h2txt, lost, rc, cpu_end, db, tmp):
         a, b = with_cpu[len(with_cpu) // 10], with_cpu[-1]
         out.append("Proxy CPU: %.1f %% of one core from %.0f s to the end." %
                    (100 * (b["cpu_s"] - a["cpu_s"]) / max(1e-9, b["t_s"] - a["t_s"]), a["t_s"]))
+        rows_d = (b.get("committed_rows") or 0) - (a.get("committed_rows") or 0)
+        if b.get("writer_cpu_s") is not None and a.get("writer_cpu_s") is not None and rows_d > 0:
+            out.append("Writer thread: %.1f us of CPU per committed row over the same span." %
+                       (1e6 * (b["writer_cpu_s"] - a["writer_cpu_s"]) / rows_d))
     out.append("Traffic: " + ", ".join("%s %d" % kv for kv in sorted(counts.items())))
     for p in pages:
         out.append("wrk (plain, TLS): " + p)
