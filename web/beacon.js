@@ -135,7 +135,7 @@ L.sort((a, b) => b.l-a.l).splice(10).map(y => v.im.delete(y.id));
 x.s=x.s || sel(x.e.find(y => y.target)?.target);
 }
 }), {durationThreshold: 40});
-inp?.observe({type: 'first-input', buffered: 1});
+inp && inp.observe({type: 'first-input', buffered: 1});
 obs('long-animation-frame', es => es.map(l => lf.push(...l.scripts)>99 && lf.splice(0, 50)));
 let loaded=() => setTimeout(() => {
 navE() && set(H, 'TTFB', ttfb0(), (e=navE(), c=x => max(x-A, 0), T=ttfb0(), ws=c(e.workerStart || e.fetchStart),

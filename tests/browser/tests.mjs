@@ -595,6 +595,25 @@ const tests = {
     }
   },
 
+  async no_interaction_id() {
+    // A browser with Event Timing but no interactionId (older Chromium and Firefox releases):
+    // the beacon measures everything else and sends it, without INP and without page errors.
+    const { ctx, page, errors } = await newPage(false);
+    await ctx.addInitScript({ content: 'delete PerformanceEventTiming.prototype.interactionId;' });
+    await page.goto(base + '/', { waitUntil: 'load' });
+    ok(await page.evaluate(() => !('interactionId' in PerformanceEventTiming.prototype)), 'no-interaction-id: the page has no interactionId');
+    await sleep(1500);
+    await page.click('body', { position: { x: 5, y: 5 } });
+    const vid = await vidOf(page);
+    await leave(page);
+    const v = (await collect())[vid];
+    const names = v ? Object.keys(v.metrics).sort().join(' ') : '';
+    ok(names === 'CLS FCP LCP TTFB', `no-interaction-id: CLS, FCP, LCP and TTFB sent, no INP (${names})`, v && v.metrics);
+    ok(v && v.nt && v.res.length > 0, 'no-interaction-id: navigation entry and resources sent', v && { nt: v.nt, res: v.res.length });
+    ok(errors.length === 0, 'no-interaction-id: no page errors', errors);
+    await ctx.close();
+  },
+
   async sampled_out() {
     // data-sample="0" only exists in harness mode (the real proxy takes --sample)
     const { ctx, page } = await newPage(false);
