@@ -91,7 +91,7 @@ scriptUrl: sc.sourceURL && rel(sc.sourceURL), scriptDuration: sc.duration};
 lcpFin=() => lcpDone || (take(lcp), lcpDone=1, H.m.LCP && (H.m.LCP.f=1)),
 drain=() => (lcpFin(), take(cls), take(inp), take(ro)),
 fin=v => (inpSet(v), flush(v, 1)),
-hide=() => (drain(), V.forEach(fin), run(null, INF)),
+hide=() => (drain(), V.map(fin), run(null, INF)),
 soft=(tr, c=V[V.length-1], t=P.now(), v) => key()!=c.c.url && (drain(),
 set(v=view('soft-navigation', t-lastIn<3e3 && lastIn>c.t && !tr ? lastIn : t), 'CLS', 0),
 c.res=c.res.filter((e, i) => i<c.ri || e.startTime<v.t || (e.$=0, !v.res.push(e))),
@@ -105,14 +105,14 @@ if (e.name!='first-contentful-paint' || (fcp.disconnect(), e.startTime>=hid)) re
 let v=max(e.startTime-A, 0), t=ttfb0();
 set(H, 'FCP', v, () => ({ttfb: t, firstByteToFCP: v-t, loadState: loadState(e.startTime)}), 1);
 set(H, 'CLS', 0);
-cls=obs('layout-shift', es2 => es2.map(s => {
-let v2=vat(s.startTime), f=v2.se[0], l=v2.se[v2.se.length-1], ce;
+cls=obs('layout-shift', es => es.map(s => {
+let v=vat(s.startTime), f=v.se[0], l=v.se[v.se.length-1], ce;
 if (s.hadRecentInput) return;
-if (v2.sv && s.startTime-l.startTime<1e3 && s.startTime-f.startTime<5e3) v2.sv+=s.value, v2.se.push(s);
-else v2.sv=s.value, v2.se=[s];
-if (v2.sv>v2.cls) ce=v2.se, set(v2, 'CLS', v2.cls=v2.sv, (L=ce.reduce((a, b) => a.value>b.value ? a : b),
+if (v.sv && s.startTime-l.startTime<1e3 && s.startTime-f.startTime<5e3) v.sv+=s.value, v.se.push(s);
+else v.sv=s.value, v.se=[s];
+if (v.sv>v.cls) ce=v.se, set(v, 'CLS', v.cls=v.sv, (L=ce.reduce((a, b) => a.value>b.value ? a : b),
 src=L.sources.find(x => x.node && x.node.nodeType==1) || L.sources[0]) =>
-({target: sel(src?.node) || undefined, time: L.startTime-v2.t, value: L.value, loadState: loadState(L.startTime)}));
+({target: sel(src?.node) || undefined, time: L.startTime-v.t, value: L.value, loadState: loadState(L.startTime)}));
 }));
 }));
 lcp=obs('largest-contentful-paint', (es, e=es[es.length-1], lt) => {
