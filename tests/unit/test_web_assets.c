@@ -101,8 +101,9 @@ static bool unbrotli_equals(const struct web_asset *a)
     unsigned char *out = malloc(n);
     if (!out)
         return false;
-    bool same = BrotliDecoderDecompress(a->br_len, a->br, &n, out) == BROTLI_DECODER_RESULT_SUCCESS &&
-                n == a->len && memcmp(out, a->data, a->len) == 0;
+    bool same =
+        BrotliDecoderDecompress(a->br_len, a->br, &n, out) == BROTLI_DECODER_RESULT_SUCCESS &&
+        n == a->len && memcmp(out, a->data, a->len) == 0;
     free(out);
     return same;
 }
@@ -132,7 +133,8 @@ static void embedded(const char *name, const char *path, bool is_js)
     }
     size_t skip = asset_strip_len(src, n, is_js);
     if (is_js)
-        TAP_OK(skip > 0 && a->len < n, "%s/source_comment_left_out (%zu of %zu bytes)", name, skip, n);
+        TAP_OK(skip > 0 && a->len < n, "%s/source_comment_left_out (%zu of %zu bytes)", name, skip,
+               n);
     else
         TAP_OK(skip == 0 && a->len == n, "%s/embedded_whole", name);
     TAP_OK(a->len == n - skip && memcmp(a->data, src + skip, a->len) == 0,
@@ -150,7 +152,7 @@ int main(void)
     embedded("beacon.js", SRCDIR "/web/beacon.js", true);
     embedded("report.html", SRCDIR "/web/report.html", false);
     const struct web_asset *b = web_asset_find("beacon.js", 9);
-    TAP_OK(b && b->br_len <= BEACON_BR_MAX, "beacon.js/brotli_at_most_%d_bytes (%zu)", BEACON_BR_MAX,
-           b ? b->br_len : 0);
+    TAP_OK(b && b->br_len <= BEACON_BR_MAX, "beacon.js/brotli_at_most_%d_bytes (%zu)",
+           BEACON_BR_MAX, b ? b->br_len : 0);
     TAP_DONE();
 }
