@@ -17,10 +17,13 @@ samples the proxy every INTERVAL seconds. Traffic, all on loopback:
     pages, gzip pages), slow readers of large downloads, idle keep-alive connections that
     are replaced now and then, and WebSocket echo sessions (some closed cleanly, some cut).
 Each sample: RSS (and its anonymous and file-backed parts: SQLite maps the database file, so
-RssFile follows the pages read) and VmData of the proxy, open descriptors, threads, database and WAL size,
-wal_pages / queued / refused_busy / write_errors / committed_rows from /__vitals/api/health,
-the writer thread's CPU seconds, p50/p99 of a probe (PROBE_N sequential GETs of an injected page on a fresh keep-alive
-connection), the proxy's CPU seconds, beacons acknowledged (204) and views stored.
+RssFile follows the pages read) and VmData of the proxy, open descriptors, threads, database and
+WAL size, wal_pages / queued / refused_busy / write_errors / committed_rows from
+/__vitals/api/health, p50/p99 of a probe (PROBE_N sequential GETs of an injected page on a fresh
+keep-alive connection), the proxy's and its writer thread's CPU seconds, beacons acknowledged
+(204) and views stored. The summary adds the median wall time of each report/API request in the
+first and the last quarter after warm-up (those queries read a database that grows through the
+run).
 
 At the end the proxy is stopped with SIGTERM (the store drains) and every acknowledged view id
 is looked up in the database: "lost" must be 0. The table gives each series at the first
@@ -81,6 +84,7 @@ lock = threading.Lock()
 counts = {}          # name -> count, under lock
 acked = set()        # view ids with at least one 204, under lock
 errors = []          # unexpected outcomes (first few kept), under lock
+api_lat = {}         # API path -> [(t_s, ms)], under lock
 
 
 def bump(name, n=1):
@@ -310,7 +314,11 @@ def api_loop():
         i += 1
         p = paths[i % len(paths)]
         try:
+            t = time.perf_counter()
             st, body = http_get(p, tls=(i % 3 == 0))
+            ms = (time.perf_counter() - t) * 1000
+            with lock:
+                api_lat.setdefault(p, []).append((time.time() - T0, ms))
             bump("api")
             if st != 200:
                 note_error("%s got %d" % (p, st))
@@ -555,8 +563,8 @@ def stored_views(db):
         return None
 
 
-COLS = ["t_s", "rss_kb", "rss_anon_kb", "rss_file_kb", "vmdata_kb", "fds", "threads", "db_kb", "wal_kb", "wal_pages",
-        "queued", "refused_busy", "write_errors", "committed_rows", "probe_p50_ms",
+COLS = ["t_s", "rss_kb", "rss_anon_kb", "rss_file_kb", "vmdata_kb", "fds", "threads", "db_kb",
+        "wal_kb", "wal_pages", "queued", "refused_busy", "write_errors", "committed_rows", "probe_p50_ms",
         "probe_p99_ms", "cpu_s", "writer_cpu_s", "beacons_acked", "views_stored"]
 
 
@@ -744,6 +752,20 @@ def report(rows, pages, h2txt, lost, rc, cpu_end, db, tmp):
         if b.get("writer_cpu_s") is not None and a.get("writer_cpu_s") is not None and rows_d > 0:
             out.append("Writer thread: %.1f us of CPU per committed row over the same span." %
                        (1e6 * (b["writer_cpu_s"] - a["writer_cpu_s"]) / rows_d))
+    span = max(r["t_s"] for r in rows) if rows else DUR
+    first = [(WARMUP, WARMUP + (span - WARMUP) / 4), (span - (span - WARMUP) / 4, span + 1)]
+    lines = []
+    for p, pts in sorted(api_lat.items()):
+        a = [ms for t, ms in pts if first[0][0] <= t < first[0][1]]
+        b = [ms for t, ms in pts if first[1][0] <= t < first[1][1]]
+        if a and b:
+            lines.append("| %s | %.1f | %.1f |" % (p, statistics.median(a), statistics.median(b)))
+    if lines:
+        out.append("")
+        out.append("| API request (wall ms, median) | first quarter after warm-up | last quarter |")
+        out.append("|---|---:|---:|")
+        out += lines
+        out.append("")
     out.append("Traffic: " + ", ".join("%s %d" % kv for kv in sorted(counts.items())))
     for p in pages:
         out.append("wrk (plain, TLS): " + p)
