@@ -564,8 +564,8 @@ def stored_views(db):
 
 
 COLS = ["t_s", "rss_kb", "rss_anon_kb", "rss_file_kb", "vmdata_kb", "fds", "threads", "db_kb",
-        "wal_kb", "wal_pages", "queued", "refused_busy", "write_errors", "committed_rows", "probe_p50_ms",
-        "probe_p99_ms", "cpu_s", "writer_cpu_s", "beacons_acked", "views_stored"]
+        "wal_kb", "wal_pages", "queued", "refused_busy", "write_errors", "committed_rows",
+        "probe_p50_ms", "probe_p99_ms", "cpu_s", "writer_cpu_s", "beacons_acked", "views_stored"]
 
 
 def sample(pid, db):
