@@ -1227,9 +1227,13 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
             up_shutdown_write(c->ex.up);
         return;
     }
-    if (c->state == CS_PROXY && c->ex.req_done && !c->pair && (what & BEV_EVENT_EOF) &&
-        !(what & BEV_EVENT_ERROR)) {
-        /* Half-close after a complete request: answer it, then close. */
+    if (c->state == CS_PROXY && c->ex.req_done && !c->pair && !c->tls_version[0] &&
+        (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+        /* Half-close after a complete request: answer it, then close. Plain sockets only: a
+         * TLS client's EOF (close_notify, or a TCP close allowed as a dirty shutdown) stops
+         * libevent's OpenSSL bufferevent writing as well as reading, with no event or timeout
+         * left to end the exchange; a response kept for it filled its output to the high
+         * watermark, paused the upstream, and held both connections for good. */
         c->rd_eof = true;
         c->ex.keep_alive = false;
         update_client_read(c);
