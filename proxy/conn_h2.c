@@ -13,8 +13,10 @@
  * bytes after the response, conn_h1 end gone). Request DATA goes in as it arrives; its
  * flow-control credit is given back (nghttp2_session_consume) only when conn_h1 has taken the
  * bytes, so a slow upstream slows the client's uploads instead of growing buffers. The response
- * is parsed with the project's strict h1 parser and chunked decoder; hop-by-hop fields are
- * dropped and names lowercased; the decoded body waits in st->body for the DATA provider.
+ * head is conn_h1's own serialisation of a head its strict parser accepted, so it is split into
+ * fields by a bounded reader of that form (pair_head_parse) rather than parsed a second time;
+ * the body goes through the project's chunked decoder; hop-by-hop fields are dropped and names
+ * lowercased; the decoded body waits in st->body for the DATA provider.
  *
  * Trailers (RFC 9113 section 8.1): a chunked response's trailer section (conn_h1 forwards the
  * upstream's) is kept in st->trailers and goes out as the stream's last HEADERS frame, with
@@ -93,7 +95,6 @@ struct h2_stream {
     struct bufferevent *pair; /* our end; conn_h1 owns the other */
     size_t unconsumed;        /* DATA bytes not yet taken by conn_h1 */
     /* response */
-    struct h1_parser *resp;
     bool resp_submitted, resp_done, deferred, read_paused;
     enum h1_framing framing;
     uint64_t left;
@@ -136,29 +137,6 @@ static bool session_flush(struct h2_session *s);
 static void pair_read_cb(struct bufferevent *bev, void *arg);
 
 /* ---- streams ---- */
-
-/* Response parsers come from the worker's spares (shared with conn_h1, already reset) and go
- * back there, so a stream does not malloc/free one. */
-static int parser_get(struct worker *w, struct h1_parser **out)
-{
-    if (w->nspare[1]) {
-        *out = w->spare[1][--w->nspare[1]];
-        return 0;
-    }
-    return h1_parser_new(out, H1_RESPONSE, &w->px->resp_limits);
-}
-
-static void parser_put(struct worker *w, struct h1_parser *p)
-{
-    if (!p)
-        return;
-    if (w->nspare[1] < PROXY_SPARE_PARSERS && !w->draining) {
-        h1_parser_reset(p, false);
-        w->spare[1][w->nspare[1]++] = p;
-        return;
-    }
-    h1_parser_free(p);
-}
 
 /* Ends our side of a pair: conn_h1 sees EOF on its end (it has logged a finished exchange
  * already; an unfinished one is logged as 499) and frees its connection at once. */
@@ -251,7 +229,6 @@ static void stream_free(struct h2_stream *st)
         evbuffer_free(st->trailers);
     if (st->req_trailers)
         evbuffer_free(st->req_trailers);
-    parser_put(s->w, st->resp);
     free(st);
 }
 
@@ -457,57 +434,167 @@ static bool is_hop(const char *n, size_t nl)
     }
 }
 
-/* Turns the parsed HTTP/1.1 response head into HEADERS: a final response, or (interim) a 1xx
- * such as 103 Early Hints, which goes out as its own HEADERS frame before the final one. */
-static void submit_head(struct h2_stream *st, bool interim)
+/* The response head conn_h1 wrote into the pair, read without a second strict parse: conn_h1
+ * wrote it itself, from a head its strict parser accepted (or from its own replies), as
+ * "HTTP/1.1 NNN reason" CRLF, "Name: value" CRLF lines and an empty line. The reader still
+ * trusts nothing: a line that is not of that form, a name that is not a token, conflicting
+ * framing, more than PAIR_HEAD_FIELDS fields or PROXY_RESP_HEAD_MAX bytes make the response
+ * invalid (a 502), never an out-of-bounds access. Values go on as conn_h1 wrote them (its
+ * parser refused control bytes in the upstream's). Names are lower-cased into a copy; values
+ * point into the pair's input, which is drained only after nghttp2 has copied the fields
+ * (nghttp2_submit_response and nghttp2_submit_headers copy names and values). */
+#define PAIR_HEAD_FIELDS 256
+#define PAIR_NV_STACK 48
+
+struct pair_head {
+    size_t len;  /* head bytes, the empty line included */
+    int status;  /* 100..599 */
+    char code[4];
+    bool has_cl, chunked, close;
+    uint64_t cl;
+    size_t nv;         /* entries of nva, :status first */
+    nghttp2_nv *nva;   /* nva_stack or heap */
+    char *lower;       /* lower-cased names: lower_stack or heap */
+    nghttp2_nv nva_stack[PAIR_NV_STACK];
+    char lower_stack[1536];
+};
+
+static void pair_head_dispose(struct pair_head *h)
 {
-    struct h1_parser *r = st->resp;
-    size_t n = h1_parser_header_count(r);
-    /* Usual heads fit the stack arrays; the parser's limits bound the heap case. */
-    nghttp2_nv nva_stack[32];
-    char lower_stack[1024];
-    nghttp2_nv *nva = n + 1 <= 32 ? nva_stack : calloc(n + 1, sizeof *nva);
-    size_t names = 0;
-    for (size_t i = 0; i < n; i++)
-        names += h1_parser_header_name_len(r, i) + 1;
-    char *lower = names + 1 <= sizeof lower_stack ? lower_stack : malloc(names + 1);
-#define FREE_ARRAYS()                                                                              \
-    do {                                                                                           \
-        if (nva != nva_stack)                                                                      \
-            free(nva);                                                                             \
-        if (lower != lower_stack)                                                                  \
-            free(lower);                                                                           \
-    } while (0)
-    if (!nva || !lower) {
-        FREE_ARRAYS();
-        if (interim)
-            return; /* an interim response is optional */
-        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
-        st->resp_submitted = st->resp_done = true;
-        return;
-    }
-    char status[8];
-    snprintf(status, sizeof status, "%d", h1_parser_status_code(r));
-    size_t k = 0, off = 0;
-    nva[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, strlen(status),
-                            NGHTTP2_NV_FLAG_NONE};
-    for (size_t i = 0; i < n; i++) {
-        const char *hn, *hv;
-        h1_parser_header(r, i, &hn, &hv);
-        size_t l = h1_parser_header_name_len(r, i);
-        if (is_hop(hn, l))
-            continue;
-        for (size_t j = 0; j < l; j++) {
-            unsigned char ch = (unsigned char)hn[j];
-            lower[off + j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    if (h->nva != h->nva_stack)
+        free(h->nva);
+    if (h->lower != h->lower_stack)
+        free(h->lower);
+}
+
+/* Where the head in `in` ends. Returns its contiguous bytes (*len: through the empty line), or
+ * NULL with *len 0 when it is not complete yet, or NULL with *len 1 when it cannot be one (over
+ * PROXY_RESP_HEAD_MAX, or no memory for the pull-up). */
+static const char *pair_head_find(struct evbuffer *in, size_t *len)
+{
+    struct evbuffer_iovec v;
+    *len = 0;
+    if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        return NULL;
+    const char *b = v.iov_base, *e = memmem(b, v.iov_len, "\r\n\r\n", 4);
+    size_t total = evbuffer_get_length(in);
+    if (!e && total > v.iov_len) { /* the head spans chains: make it contiguous */
+        size_t n = total < PROXY_RESP_HEAD_MAX ? total : PROXY_RESP_HEAD_MAX;
+        b = (const char *)evbuffer_pullup(in, (ssize_t)n);
+        if (!b) {
+            *len = 1;
+            return NULL;
         }
-        nva[k++] = (nghttp2_nv){(uint8_t *)lower + off, (uint8_t *)hv, l, strlen(hv),
-                                NGHTTP2_NV_FLAG_NONE};
-        off += l;
+        e = memmem(b, n, "\r\n\r\n", 4);
     }
+    if (!e || (size_t)(e - b) + 4 > PROXY_RESP_HEAD_MAX) {
+        *len = !e && total < PROXY_RESP_HEAD_MAX ? 0 : 1;
+        return NULL;
+    }
+    *len = (size_t)(e - b) + 4;
+    return b;
+}
+
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+/* Splits the head b[0..len) (pair_head_find) into h: status, framing fields and the nghttp2
+ * field list without connection-specific fields. False when it is not a valid head (or no
+ * memory for a very large one); h needs pair_head_dispose either way. */
+static bool pair_head_parse(const char *b, size_t len, struct pair_head *h)
+{
+    h->len = len;
+    h->nva = h->nva_stack;
+    h->lower = h->lower_stack;
+    h->nv = 0;
+    h->has_cl = h->chunked = h->close = false;
+    h->cl = 0;
+    /* Status line: "HTTP/1.1 NNN" then SP reason or CRLF. */
+    const char *end = b + len - 2, *nl = memchr(b, '\n', len);
+    if (len < 16 || memcmp(b, "HTTP/1.1 ", 9) != 0 || !nl || nl[-1] != '\r' ||
+        (b[12] != ' ' && b + 12 != nl - 1))
+        return false;
+    int sc = 0;
+    for (int i = 9; i < 12; i++) {
+        if (b[i] < '0' || b[i] > '9')
+            return false;
+        sc = sc * 10 + (b[i] - '0');
+        h->code[i - 9] = b[i];
+    }
+    h->code[3] = '\0';
+    if (sc < 100 || sc > 599)
+        return false;
+    h->status = sc;
+    /* Fields: at most one per 4 bytes ("n:" CRLF), and their names fit in len bytes. */
+    size_t cap = len / 4 + 1;
+    if (cap > PAIR_HEAD_FIELDS + 1)
+        cap = PAIR_HEAD_FIELDS + 1;
+    if (cap > PAIR_NV_STACK && !(h->nva = malloc(cap * sizeof *h->nva))) {
+        h->nva = h->nva_stack;
+        return false;
+    }
+    if (len > sizeof h->lower_stack && !(h->lower = malloc(len))) {
+        h->lower = h->lower_stack;
+        return false;
+    }
+    h->nva[h->nv++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)h->code, 7, 3,
+                                   NGHTTP2_NV_FLAG_NONE};
+    size_t off = 0;
+    for (const char *line = nl + 1; line < end; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(end + 2 - line));
+        if (!nl || nl == line || nl[-1] != '\r')
+            return false;
+        const char *le = nl - 1, *colon = memchr(line, ':', (size_t)(le - line));
+        if (!colon || colon == line || h->nv >= cap)
+            return false;
+        size_t nlen = (size_t)(colon - line);
+        char *ln = h->lower + off;
+        for (size_t j = 0; j < nlen; j++) {
+            unsigned char ch = (unsigned char)line[j];
+            if (!h1_is_tchar(ch))
+                return false;
+            ln[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        const char *v = colon + 1, *ve = le;
+        while (v < ve && is_ows(*v))
+            v++;
+        while (ve > v && is_ows(ve[-1]))
+            ve--;
+        size_t vl = (size_t)(ve - v);
+        if (nlen == 14 && memcmp(ln, "content-length", 14) == 0) {
+            uint64_t n = 0;
+            for (size_t j = 0; j < vl; j++) {
+                if (v[j] < '0' || v[j] > '9' || n > (UINT64_MAX - 9) / 10)
+                    return false;
+                n = n * 10 + (uint64_t)(v[j] - '0');
+            }
+            if (!vl || (h->has_cl && n != h->cl))
+                return false;
+            h->has_cl = true;
+            h->cl = n;
+        } else if (nlen == 17 && memcmp(ln, "transfer-encoding", 17) == 0) {
+            if (h->chunked || !vp_slice_ieq(v, vl, "chunked"))
+                return false;
+            h->chunked = true;
+            continue;
+        } else if (nlen == 10 && memcmp(ln, "connection", 10) == 0) {
+            h->close |= vp_header_has_token(v, vl, "close");
+            continue;
+        }
+        if (is_hop(ln, nlen))
+            continue;
+        h->nva[h->nv++] = (nghttp2_nv){(uint8_t *)ln, (uint8_t *)v, nlen, vl,
+                                       NGHTTP2_NV_FLAG_NONE};
+        off += nlen;
+    }
+    return !(h->chunked && h->has_cl);
+}
+
+/* Turns the response head into HEADERS: a final response, or (interim) a 1xx such as 103 Early
+ * Hints, which goes out as its own HEADERS frame before the final one. */
+static void submit_head(struct h2_stream *st, const struct pair_head *h, bool interim)
+{
     if (interim) {
-        nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nva, k, NULL);
-        FREE_ARRAYS();
+        nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, h->nva, h->nv, NULL);
         return;
     }
     st->resp_submitted = true;
@@ -515,12 +602,10 @@ static void submit_head(struct h2_stream *st, bool interim)
     bool body = st->framing != H1_BODY_NONE;
     if (!body)
         st->resp_done = true;
-    if (nghttp2_submit_response(st->s->ng, st->id, nva, k, body ? &dp : NULL) != 0)
+    if (nghttp2_submit_response(st->s->ng, st->id, h->nva, h->nv, body ? &dp : NULL) != 0)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
     else if (!body && !st->req_ended)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
-    FREE_ARRAYS();
-#undef FREE_ARRAYS
 }
 
 /* Parses what conn_h1 sent back; false when the response is broken (stream reset/answered). */
@@ -528,34 +613,42 @@ static bool take_response(struct h2_stream *st)
 {
     struct evbuffer *in = bufferevent_get_input(st->pair);
     while (!st->resp_submitted && evbuffer_get_length(in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            return true;
-        size_t used = 0;
-        int rc = h1_parser_feed(st->resp, v.iov_base, v.iov_len, &used);
-        if (rc < 0) {
+        size_t hl;
+        const char *b = pair_head_find(in, &hl);
+        if (!b && hl == 0)
+            break; /* the rest of the head comes with the next write */
+        struct pair_head h;
+        if (!b || !pair_head_parse(b, hl, &h)) {
+            if (b)
+                pair_head_dispose(&h);
             evbuffer_drain(in, evbuffer_get_length(in));
             reply_local(st, 502, "502 Bad Gateway: invalid response\n");
             return false;
         }
-        evbuffer_drain(in, used);
-        if (rc != H1_DONE)
-            continue;
-        int sc = h1_parser_status_code(st->resp);
-        if (sc < 200) {
+        if (h.status < 200) {
             /* Interim: 103 Early Hints goes on as HEADERS; 100 Continue means nothing in h2. */
-            if (sc == 103)
-                submit_head(st, true);
-            h1_parser_reset(st->resp, st->is_head);
+            if (h.status == 103)
+                submit_head(st, &h, true);
+            pair_head_dispose(&h);
+            evbuffer_drain(in, hl);
             continue;
         }
-        st->framing = h1_parser_framing(st->resp);
-        st->left = h1_parser_content_length(st->resp);
-        st->reusable = st->reusable && h1_parser_keep_alive(st->resp) &&
-                       st->framing != H1_BODY_CLOSE;
+        /* The framing RFC 9112 section 6.3 gives the response, as conn_h1 framed it. */
+        if (st->is_head || h.status == 204 || h.status == 304)
+            st->framing = H1_BODY_NONE;
+        else if (h.chunked)
+            st->framing = H1_BODY_CHUNKED;
+        else if (h.has_cl)
+            st->framing = h.cl > 0 ? H1_BODY_LENGTH : H1_BODY_NONE;
+        else
+            st->framing = H1_BODY_CLOSE;
+        st->left = st->framing == H1_BODY_LENGTH ? h.cl : 0;
+        st->reusable = st->reusable && !h.close && st->framing != H1_BODY_CLOSE;
         h1_chunked_init(&st->chunk, PROXY_RESP_HEAD_MAX);
         h1_chunked_keep_trailers(&st->chunk);
-        submit_head(st, false);
+        submit_head(st, &h, false);
+        pair_head_dispose(&h);
+        evbuffer_drain(in, hl);
     }
     while (st->resp_submitted && !st->resp_done && evbuffer_get_length(in) > 0 &&
            evbuffer_get_length(st->body) < H2_BODY_HIGH) {
@@ -686,11 +779,10 @@ static void start_exchange(struct h2_stream *st, bool end_stream)
     }
     st->is_head = strcmp(st->method, "HEAD") == 0;
     st->body = evbuffer_new();
-    if (!st->body || parser_get(s->w, &st->resp) != 0) {
+    if (!st->body) {
         reply_local(st, 503, "503 Service Unavailable: out of memory\n");
         return;
     }
-    h1_parser_reset(st->resp, st->is_head);
     /* Only body-less requests leave conn_h1 certainly waiting for the next head afterwards. */
     st->reusable = end_stream;
     st->pair = take_parked(s);
