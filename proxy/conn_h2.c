@@ -467,6 +467,19 @@ static void pair_head_dispose(struct pair_head *h)
         free(h->lower);
 }
 
+/* The end of the first empty line in b[0..n) (just past its LF), or NULL. Lines are short, so
+ * a memchr per line costs less than a search for the four-byte CRLF CRLF. */
+static const char *head_end(const char *b, size_t n)
+{
+    const char *p = b, *end = b + n, *nl;
+    while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+        if (nl - b >= 3 && nl[-1] == '\r' && nl[-2] == '\n' && nl[-3] == '\r')
+            return nl + 1;
+        p = nl + 1;
+    }
+    return NULL;
+}
+
 /* Where the head in `in` ends. Returns its contiguous bytes (*len: through the empty line), or
  * NULL with *len 0 when it is not complete yet, or NULL with *len 1 when it cannot be one (over
  * PROXY_RESP_HEAD_MAX, or no memory for the pull-up). */
@@ -476,7 +489,7 @@ static const char *pair_head_find(struct evbuffer *in, size_t *len)
     *len = 0;
     if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
         return NULL;
-    const char *b = v.iov_base, *e = memmem(b, v.iov_len, "\r\n\r\n", 4);
+    const char *b = v.iov_base, *e = head_end(b, v.iov_len);
     size_t total = evbuffer_get_length(in);
     if (!e && total > v.iov_len) { /* the head spans chains: make it contiguous */
         size_t n = total < PROXY_RESP_HEAD_MAX ? total : PROXY_RESP_HEAD_MAX;
@@ -485,14 +498,23 @@ static const char *pair_head_find(struct evbuffer *in, size_t *len)
             *len = 1;
             return NULL;
         }
-        e = memmem(b, n, "\r\n\r\n", 4);
+        e = head_end(b, n);
     }
-    if (!e || (size_t)(e - b) + 4 > PROXY_RESP_HEAD_MAX) {
+    if (!e || (size_t)(e - b) > PROXY_RESP_HEAD_MAX) {
         *len = !e && total < PROXY_RESP_HEAD_MAX ? 0 : 1;
         return NULL;
     }
-    *len = (size_t)(e - b) + 4;
+    *len = (size_t)(e - b);
     return b;
+}
+
+/* RFC 9110 section 5.6.2 tchar, without a table lookup through another module. */
+static inline bool name_char(unsigned char c)
+{
+    return (unsigned)((c | 0x20) - 'a') < 26u || (unsigned)(c - '0') < 10u || c == '-' ||
+           (c > 0x20 && c < 0x7f && c != '"' && c != '(' && c != ')' && c != ',' && c != '/' &&
+            c != ':' && c != ';' && c != '<' && c != '=' && c != '>' && c != '?' && c != '@' &&
+            c != '[' && c != '\\' && c != ']' && c != '{' && c != '}');
 }
 
 static bool is_ows(char c) { return c == ' ' || c == '\t'; }
@@ -550,7 +572,7 @@ static bool pair_head_parse(const char *b, size_t len, struct pair_head *h)
         char *ln = h->lower + off;
         for (size_t j = 0; j < nlen; j++) {
             unsigned char ch = (unsigned char)line[j];
-            if (!h1_is_tchar(ch))
+            if (!name_char(ch))
                 return false;
             ln[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
         }
