@@ -72,6 +72,8 @@
 /* Frames are copied into output chains of this size: bufferevent_openssl makes one SSL_write
  * (one TLS record, one write(2)) per chain, so full chains mean full records. */
 #define H2_OUT_CHAIN (16 * 1024)
+/* Least room worth continuing the last output chain with (see tail_room). */
+#define H2_OUT_TAIL_MIN 1024
 /* Idle bufferevent pairs (each with its keep-alive conn_h1 end) kept per session for the next
  * streams. Each counts as a connection (--max-connections) while parked. */
 #define H2_IDLE_PAIRS 16
@@ -127,6 +129,11 @@ struct h2_session {
     struct evbuffer_iovec wv;
     size_t wused;
     bool wopen;
+    /* Room left in the chain the last commit ended in, and the output's length just after that
+     * commit. While the length is the same (the socket has taken nothing since), the next
+     * reservation continues that chain even when it has less than H2_OUT_CHAIN free, so the
+     * frames of several flushes in one loop iteration leave in one TLS record. */
+    size_t tail_room, tail_mark;
     int64_t win_start_us;
     unsigned resets, control;
 };
@@ -249,8 +256,11 @@ static void update_idle_timeout(struct h2_session *s)
 static void out_commit(struct h2_session *s)
 {
     if (s->wopen && s->wused) {
+        struct evbuffer *out = bufferevent_get_output(s->bev);
+        s->tail_room = s->wv.iov_len - s->wused;
         s->wv.iov_len = s->wused;
-        evbuffer_commit_space(bufferevent_get_output(s->bev), &s->wv, 1);
+        evbuffer_commit_space(out, &s->wv, 1);
+        s->tail_mark = evbuffer_get_length(out);
     }
     s->wopen = false;
     s->wused = 0;
@@ -263,8 +273,14 @@ static size_t out_room(struct h2_session *s)
     if (s->wopen && s->wused < s->wv.iov_len)
         return s->wv.iov_len - s->wused;
     out_commit(s);
-    if (evbuffer_reserve_space(bufferevent_get_output(s->bev), H2_OUT_CHAIN, &s->wv, 1) != 1)
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    size_t want = H2_OUT_CHAIN;
+    if (s->tail_room >= H2_OUT_TAIL_MIN && s->tail_mark &&
+        evbuffer_get_length(out) == s->tail_mark)
+        want = s->tail_room; /* what the last chain has: libevent reserves in it */
+    if (evbuffer_reserve_space(out, (ev_ssize_t)want, &s->wv, 1) != 1)
         return 0;
+    s->tail_room = 0;
     s->wopen = true;
     return s->wv.iov_len;
 }
