@@ -128,6 +128,7 @@ struct h2_session {
     struct bufferevent *idle[H2_IDLE_PAIRS]; /* parked pairs, conn_h1 ends waiting for a head */
     unsigned nidle;
     bool closing; /* flush what is queued, then free */
+    bool timeouts_set, timeouts_idle; /* update_idle_timeout: what the bufferevent has */
     /* The client does not read: its output is full and nghttp2 still has frames queued, so
      * its input is not read (every request would queue more, e.g. a RST_STREAM per refused
      * stream) until the output drains (sess_write_cb). */
@@ -274,7 +275,14 @@ static void stream_free(struct h2_stream *st)
 static void update_idle_timeout(struct h2_session *s)
 {
     /* Read timeout only while idle: a stream may legitimately wait long for the upstream
-     * without any frame from the client. Writes always time out (a reader that stalls). */
+     * without any frame from the client. Writes always time out (a reader that stalls). Set
+     * only when the session goes from idle to busy or back (re-arming both timers costs about
+     * 700 instructions, once per stream open and close before). */
+    bool idle = s->nstreams == 0;
+    if (s->timeouts_set && s->timeouts_idle == idle)
+        return;
+    s->timeouts_set = true;
+    s->timeouts_idle = idle;
     unsigned ms = sopts(s)->idle_timeout_ms;
     struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     bufferevent_set_timeouts(s->bev, s->nstreams ? NULL : &tv, &tv);
