@@ -315,8 +315,7 @@ static size_t out_room(struct h2_session *s)
     out_commit(s);
     struct evbuffer *out = bufferevent_get_output(s->bev);
     size_t want = H2_OUT_CHAIN;
-    if (s->tail_room >= H2_OUT_TAIL_MIN && s->tail_mark &&
-        evbuffer_get_length(out) == s->tail_mark)
+    if (s->tail_room >= H2_OUT_TAIL_MIN && s->tail_mark && evbuffer_get_length(out) == s->tail_mark)
         want = s->tail_room; /* what the last chain has: libevent reserves in it */
     if (evbuffer_reserve_space(out, (ev_ssize_t)want, &s->wv, 1) != 1)
         return 0;
@@ -503,14 +502,14 @@ static bool is_hop(const char *n, size_t nl)
 #define PAIR_NV_STACK 48
 
 struct pair_head {
-    size_t len;  /* head bytes, the empty line included */
-    int status;  /* 100..599 */
+    size_t len; /* head bytes, the empty line included */
+    int status; /* 100..599 */
     char code[4];
     bool has_cl, chunked, close;
     uint64_t cl;
-    size_t nv;         /* entries of nva, :status first */
-    nghttp2_nv *nva;   /* nva_stack or heap */
-    char *lower;       /* lower-cased names: lower_stack or heap */
+    size_t nv;       /* entries of nva, :status first */
+    nghttp2_nv *nva; /* nva_stack or heap */
+    char *lower;     /* lower-cased names: lower_stack or heap */
     nghttp2_nv nva_stack[PAIR_NV_STACK];
     char lower_stack[1536];
 };
@@ -573,7 +572,10 @@ static inline bool name_char(unsigned char c)
             c != '[' && c != '\\' && c != ']' && c != '{' && c != '}');
 }
 
-static bool is_ows(char c) { return c == ' ' || c == '\t'; }
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 /* Splits the head b[0..len) (pair_head_find) into h: status, framing fields and the nghttp2
  * field list without connection-specific fields. False when it is not a valid head (or no
@@ -614,8 +616,8 @@ static bool pair_head_parse(const char *b, size_t len, struct pair_head *h)
         h->lower = h->lower_stack;
         return false;
     }
-    h->nva[h->nv++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)h->code, 7, 3,
-                                   NGHTTP2_NV_FLAG_NONE};
+    h->nva[h->nv++] =
+        (nghttp2_nv){(uint8_t *)":status", (uint8_t *)h->code, 7, 3, NGHTTP2_NV_FLAG_NONE};
     size_t off = 0;
     for (const char *line = nl + 1; line < end; line = nl + 1) {
         nl = memchr(line, '\n', (size_t)(end + 2 - line));
@@ -660,8 +662,7 @@ static bool pair_head_parse(const char *b, size_t len, struct pair_head *h)
         }
         if (is_hop(ln, nlen))
             continue;
-        h->nva[h->nv++] = (nghttp2_nv){(uint8_t *)ln, (uint8_t *)v, nlen, vl,
-                                       NGHTTP2_NV_FLAG_NONE};
+        h->nva[h->nv++] = (nghttp2_nv){(uint8_t *)ln, (uint8_t *)v, nlen, vl, NGHTTP2_NV_FLAG_NONE};
         off += nlen;
     }
     return !(h->chunked && h->has_cl);
