@@ -14,7 +14,7 @@
  * flow-control credit is given back (nghttp2_session_consume) only when conn_h1 has taken the
  * bytes, so a slow upstream slows the client's uploads instead of growing buffers. The response
  * head is conn_h1's own serialisation of a head its strict parser accepted, so it is split into
- * fields by a bounded reader of that form (pair_head_parse) rather than parsed a second time;
+ * fields by a bounded reader of that form (proxy/h2_head) rather than parsed a second time;
  * the body goes through the project's chunked decoder; hop-by-hop fields are dropped and names
  * lowercased; the decoded body waits in st->body for the DATA provider.
  *
@@ -52,6 +52,7 @@
 #include "proxy/conn_h1.h"
 #include "proxy/exchange.h"
 #include "proxy/h1_parse.h"
+#include "proxy/h2_head.h"
 #include "proxy/proxy_internal.h"
 
 #include <arpa/inet.h>
@@ -469,72 +470,6 @@ static void reply_local(struct h2_stream *st, int status, const char *text)
         nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 }
 
-/* Connection-specific fields (RFC 9113 section 8.2.2), by length first: conn_h1 has removed
- * the upstream's hop-by-hop fields already, so this mostly meets its own framing lines. */
-static bool is_hop(const char *n, size_t nl)
-{
-    switch (nl) {
-    case 2:
-        return vp_slice_ieq(n, nl, "te");
-    case 7:
-        return vp_slice_ieq(n, nl, "upgrade") || vp_slice_ieq(n, nl, "trailer");
-    case 10:
-        return vp_slice_ieq(n, nl, "connection") || vp_slice_ieq(n, nl, "keep-alive");
-    case 16:
-        return vp_slice_ieq(n, nl, "proxy-connection");
-    case 17:
-        return vp_slice_ieq(n, nl, "transfer-encoding");
-    default:
-        return false;
-    }
-}
-
-/* The response head conn_h1 wrote into the pair, read without a second strict parse: conn_h1
- * wrote it itself, from a head its strict parser accepted (or from its own replies), as
- * "HTTP/1.1 NNN reason" CRLF, "Name: value" CRLF lines and an empty line. The reader still
- * trusts nothing: a line that is not of that form, a name that is not a token, conflicting
- * framing, more than PAIR_HEAD_FIELDS fields or PROXY_RESP_HEAD_MAX bytes make the response
- * invalid (a 502), never an out-of-bounds access. Values go on as conn_h1 wrote them (its
- * parser refused control bytes in the upstream's). Names are lower-cased into a copy; values
- * point into the pair's input, which is drained only after nghttp2 has copied the fields
- * (nghttp2_submit_response and nghttp2_submit_headers copy names and values). */
-#define PAIR_HEAD_FIELDS 256
-#define PAIR_NV_STACK 48
-
-struct pair_head {
-    size_t len; /* head bytes, the empty line included */
-    int status; /* 100..599 */
-    char code[4];
-    bool has_cl, chunked, close;
-    uint64_t cl;
-    size_t nv;       /* entries of nva, :status first */
-    nghttp2_nv *nva; /* nva_stack or heap */
-    char *lower;     /* lower-cased names: lower_stack or heap */
-    nghttp2_nv nva_stack[PAIR_NV_STACK];
-    char lower_stack[1536];
-};
-
-static void pair_head_dispose(struct pair_head *h)
-{
-    if (h->nva != h->nva_stack)
-        free(h->nva);
-    if (h->lower != h->lower_stack)
-        free(h->lower);
-}
-
-/* The end of the first empty line in b[0..n) (just past its LF), or NULL. Lines are short, so
- * a memchr per line costs less than a search for the four-byte CRLF CRLF. */
-static const char *head_end(const char *b, size_t n)
-{
-    const char *p = b, *end = b + n, *nl;
-    while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-        if (nl - b >= 3 && nl[-1] == '\r' && nl[-2] == '\n' && nl[-3] == '\r')
-            return nl + 1;
-        p = nl + 1;
-    }
-    return NULL;
-}
-
 /* Where the head in `in` ends. Returns its contiguous bytes (*len: through the empty line), or
  * NULL with *len 0 when it is not complete yet, or NULL with *len 1 when it cannot be one (over
  * PROXY_RESP_HEAD_MAX, or no memory for the pull-up). */
@@ -544,7 +479,7 @@ static const char *pair_head_find(struct evbuffer *in, size_t *len)
     *len = 0;
     if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
         return NULL;
-    const char *b = v.iov_base, *e = head_end(b, v.iov_len);
+    const char *b = v.iov_base, *e = h2_head_end(b, v.iov_len);
     size_t total = evbuffer_get_length(in);
     if (!e && total > v.iov_len) { /* the head spans chains: make it contiguous */
         size_t n = total < PROXY_RESP_HEAD_MAX ? total : PROXY_RESP_HEAD_MAX;
@@ -553,7 +488,7 @@ static const char *pair_head_find(struct evbuffer *in, size_t *len)
             *len = 1;
             return NULL;
         }
-        e = head_end(b, n);
+        e = h2_head_end(b, n);
     }
     if (!e || (size_t)(e - b) > PROXY_RESP_HEAD_MAX) {
         *len = !e && total < PROXY_RESP_HEAD_MAX ? 0 : 1;
@@ -563,114 +498,9 @@ static const char *pair_head_find(struct evbuffer *in, size_t *len)
     return b;
 }
 
-/* RFC 9110 section 5.6.2 tchar, without a table lookup through another module. */
-static inline bool name_char(unsigned char c)
-{
-    return (unsigned)((c | 0x20) - 'a') < 26u || (unsigned)(c - '0') < 10u || c == '-' ||
-           (c > 0x20 && c < 0x7f && c != '"' && c != '(' && c != ')' && c != ',' && c != '/' &&
-            c != ':' && c != ';' && c != '<' && c != '=' && c != '>' && c != '?' && c != '@' &&
-            c != '[' && c != '\\' && c != ']' && c != '{' && c != '}');
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Splits the head b[0..len) (pair_head_find) into h: status, framing fields and the nghttp2
- * field list without connection-specific fields. False when it is not a valid head (or no
- * memory for a very large one); h needs pair_head_dispose either way. */
-static bool pair_head_parse(const char *b, size_t len, struct pair_head *h)
-{
-    h->len = len;
-    h->nva = h->nva_stack;
-    h->lower = h->lower_stack;
-    h->nv = 0;
-    h->has_cl = h->chunked = h->close = false;
-    h->cl = 0;
-    /* Status line: "HTTP/1.1 NNN" then SP reason or CRLF. */
-    const char *end = b + len - 2, *nl = memchr(b, '\n', len);
-    if (len < 16 || memcmp(b, "HTTP/1.1 ", 9) != 0 || !nl || nl[-1] != '\r' ||
-        (b[12] != ' ' && b + 12 != nl - 1))
-        return false;
-    int sc = 0;
-    for (int i = 9; i < 12; i++) {
-        if (b[i] < '0' || b[i] > '9')
-            return false;
-        sc = sc * 10 + (b[i] - '0');
-        h->code[i - 9] = b[i];
-    }
-    h->code[3] = '\0';
-    if (sc < 100 || sc > 599)
-        return false;
-    h->status = sc;
-    /* Fields: at most one per 4 bytes ("n:" CRLF), and their names fit in len bytes. */
-    size_t cap = len / 4 + 1;
-    if (cap > PAIR_HEAD_FIELDS + 1)
-        cap = PAIR_HEAD_FIELDS + 1;
-    if (cap > PAIR_NV_STACK && !(h->nva = malloc(cap * sizeof *h->nva))) {
-        h->nva = h->nva_stack;
-        return false;
-    }
-    if (len > sizeof h->lower_stack && !(h->lower = malloc(len))) {
-        h->lower = h->lower_stack;
-        return false;
-    }
-    h->nva[h->nv++] =
-        (nghttp2_nv){(uint8_t *)":status", (uint8_t *)h->code, 7, 3, NGHTTP2_NV_FLAG_NONE};
-    size_t off = 0;
-    for (const char *line = nl + 1; line < end; line = nl + 1) {
-        nl = memchr(line, '\n', (size_t)(end + 2 - line));
-        if (!nl || nl == line || nl[-1] != '\r')
-            return false;
-        const char *le = nl - 1, *colon = memchr(line, ':', (size_t)(le - line));
-        if (!colon || colon == line || h->nv >= cap)
-            return false;
-        size_t nlen = (size_t)(colon - line);
-        char *ln = h->lower + off;
-        for (size_t j = 0; j < nlen; j++) {
-            unsigned char ch = (unsigned char)line[j];
-            if (!name_char(ch))
-                return false;
-            ln[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        }
-        const char *v = colon + 1, *ve = le;
-        while (v < ve && is_ows(*v))
-            v++;
-        while (ve > v && is_ows(ve[-1]))
-            ve--;
-        size_t vl = (size_t)(ve - v);
-        if (nlen == 14 && memcmp(ln, "content-length", 14) == 0) {
-            uint64_t n = 0;
-            for (size_t j = 0; j < vl; j++) {
-                if (v[j] < '0' || v[j] > '9' || n > (UINT64_MAX - 9) / 10)
-                    return false;
-                n = n * 10 + (uint64_t)(v[j] - '0');
-            }
-            if (!vl || (h->has_cl && n != h->cl))
-                return false;
-            h->has_cl = true;
-            h->cl = n;
-        } else if (nlen == 17 && memcmp(ln, "transfer-encoding", 17) == 0) {
-            if (h->chunked || !vp_slice_ieq(v, vl, "chunked"))
-                return false;
-            h->chunked = true;
-            continue;
-        } else if (nlen == 10 && memcmp(ln, "connection", 10) == 0) {
-            h->close |= vp_header_has_token(v, vl, "close");
-            continue;
-        }
-        if (is_hop(ln, nlen))
-            continue;
-        h->nva[h->nv++] = (nghttp2_nv){(uint8_t *)ln, (uint8_t *)v, nlen, vl, NGHTTP2_NV_FLAG_NONE};
-        off += nlen;
-    }
-    return !(h->chunked && h->has_cl);
-}
-
 /* Turns the response head into HEADERS: a final response, or (interim) a 1xx such as 103 Early
  * Hints, which goes out as its own HEADERS frame before the final one. */
-static void submit_head(struct h2_stream *st, const struct pair_head *h, bool interim)
+static void submit_head(struct h2_stream *st, const struct h2_head *h, bool interim)
 {
     if (interim) {
         nghttp2_submit_headers(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NULL, h->nva, h->nv, NULL);
@@ -696,10 +526,10 @@ static bool take_response(struct h2_stream *st)
         const char *b = pair_head_find(in, &hl);
         if (!b && hl == 0)
             break; /* the rest of the head comes with the next write */
-        struct pair_head h;
-        if (!b || !pair_head_parse(b, hl, &h)) {
+        struct h2_head h;
+        if (!b || !h2_head_parse(b, hl, &h)) {
             if (b)
-                pair_head_dispose(&h);
+                h2_head_dispose(&h);
             evbuffer_drain(in, evbuffer_get_length(in));
             reply_local(st, 502, "502 Bad Gateway: invalid response\n");
             return false;
@@ -708,7 +538,7 @@ static bool take_response(struct h2_stream *st)
             /* Interim: 103 Early Hints goes on as HEADERS; 100 Continue means nothing in h2. */
             if (h.status == 103)
                 submit_head(st, &h, true);
-            pair_head_dispose(&h);
+            h2_head_dispose(&h);
             evbuffer_drain(in, hl);
             continue;
         }
@@ -726,7 +556,7 @@ static bool take_response(struct h2_stream *st)
         h1_chunked_init(&st->chunk, PROXY_RESP_HEAD_MAX);
         h1_chunked_keep_trailers(&st->chunk);
         submit_head(st, &h, false);
-        pair_head_dispose(&h);
+        h2_head_dispose(&h);
         evbuffer_drain(in, hl);
     }
     while (st->resp_submitted && !st->resp_done && evbuffer_get_length(in) > 0 &&
