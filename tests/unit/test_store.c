@@ -860,7 +860,9 @@ static void test_claim_per_path(void)
         TAP_OK(0, "store/claim_per_path_open: %s", err);
         return;
     }
-    struct store_request_rec sub = {.status = 200, .method = "GET", .url = "/a.js",
+    struct store_request_rec sub = {.status = 200,
+                                    .method = "GET",
+                                    .url = "/a.js",
                                     .referer = "https://elsewhere.example/a",
                                     .accept_us = T + 5000000};
     int rc = store_record_request(s, &sub); /* unassigned, claimable by a page /a */
@@ -877,8 +879,8 @@ static void test_claim_per_path(void)
         inj.accept_us = T + 1000000 + i; /* before /a.js, but another path */
         rc |= store_record_request(s, &inj);
         snprintf(body, sizeof body,
-                 "{\"v\":1,\"vid\":\"beaconview%02d\",\"url\":\"/page/%d\",\"t0\":%lld}", i,
-                 i, (long long)(T / 1000 + 1000));
+                 "{\"v\":1,\"vid\":\"beaconview%02d\",\"url\":\"/page/%d\",\"t0\":%lld}", i, i,
+                 (long long)(T / 1000 + 1000));
         rc |= ingest(s, body); /* a new view of another path, started before /a.js */
     }
     rc |= store_sync(s);
