@@ -144,6 +144,8 @@ struct conn {
     /* Between two pipelined exchanges: the output passed the high watermark, so the next
      * request is not read until it drains to the low one (finish_exchange). */
     bool out_full;
+    /* The read watermark bounds the input (watch_input). */
+    bool in_wm;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -398,6 +400,20 @@ static bool direct_output(struct conn *c)
     return true;
 }
 
+/* Bounds what a client gets buffered while its input is not consumed (a pipelined request
+ * behind a pending response) with the read watermark: libevent stops reading at PROXY_HIGH_WM.
+ * A watermark makes libevent re-add the read event on every change of the input buffer, so a
+ * plain socket gets it only once PROXY_LOW_WM bytes wait unread (client_read_cb); its reads are
+ * at most a few KiB each, so it stops at the same bound. A TLS connection may read many records
+ * in one go, so it has the watermark from the start. */
+static void watch_input(struct conn *c)
+{
+    if (c->in_wm)
+        return;
+    c->in_wm = true;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
+}
+
 /* Links a new connection around bev (takes ownership) into the worker and starts reading. */
 static int conn_start(struct worker *w, struct bufferevent *bev, const char *peer,
                       const char *proto, const char *tls_version)
@@ -428,8 +444,8 @@ static int conn_start(struct worker *w, struct bufferevent *bev, const char *pee
      * what a pipelining client gets buffered meanwhile. An HTTP/2 stream's pair end is not read
      * then: its EOF means the stream is gone (see update_client_read). */
     c->pair = strcmp(c->proto, "h2") == 0;
-    if (!c->pair)
-        bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
+    if (!c->pair && c->tls_version[0])
+        watch_input(c);
     arm_timer(c, opts(c)->header_timeout_ms);
     update_client_read(c);
     return 0;
@@ -552,9 +568,12 @@ static void update_client_read(struct conn *c)
         bufferevent_set_timeouts(c->bev, rt, c->state == CS_TUNNEL ? NULL : &tv);
         c->tmo = tmo;
     }
-    if (want)
+    /* Enabling what is enabled re-adds the read event (an event_add under the base lock) for
+     * nothing; a pair end's enable also moves what its partner holds, so it always runs. */
+    bool on = c->pair || want != ((bufferevent_get_enabled(c->bev) & EV_READ) != 0);
+    if (on && want)
         bufferevent_enable(c->bev, EV_READ);
-    else
+    else if (on)
         bufferevent_disable(c->bev, EV_READ);
 }
 
@@ -1136,6 +1155,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (!c->in_wm && !c->pair && evbuffer_get_length(cin(c)) >= PROXY_LOW_WM)
+        watch_input(c);
     switch (c->state) {
     case CS_HEAD:
         on_head_bytes(c);
@@ -1364,8 +1385,11 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     set_up_timeouts(c);
     /* EV_WRITE is enabled from creation on and never disabled on upstream connections; enabling
      * it again would add the write event even when the head went out directly. */
-    bufferevent_enable(u->bev, evbuffer_get_length(bufferevent_get_output(u->bev)) ? EV_READ | EV_WRITE
-                                                                                    : EV_READ);
+    short ev = evbuffer_get_length(bufferevent_get_output(u->bev)) ? EV_READ | EV_WRITE : EV_READ;
+    /* A pooled connection reads already: enabling it again would re-add its read event. */
+    ev = (short)(ev & ~bufferevent_get_enabled(u->bev));
+    if (ev)
+        bufferevent_enable(u->bev, ev);
     /* Without a body, the client's read state is the one start_exchange set (not read). */
     if (!ex->req_done)
         update_client_read(c);

@@ -89,7 +89,8 @@ void upstream_release(struct upstream *u)
     bufferevent_setwatermark(u->bev, EV_READ, 0, 0);
     bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
     bufferevent_set_timeouts(u->bev, &tv, NULL);
-    bufferevent_enable(u->bev, EV_READ);
+    if (!(bufferevent_get_enabled(u->bev) & EV_READ)) /* else a needless re-add of the event */
+        bufferevent_enable(u->bev, EV_READ);
     u->next = w->idle;
     u->prev = NULL;
     if (w->idle)
