@@ -74,8 +74,6 @@ struct exchange_state {
     uint64_t resp_left;
     struct h1_chunked resp_chunk;
     bool paused_client, paused_up;
-    /* set_up_timeouts: done for this connection, and done while the body was uploading */
-    bool up_tmo_set, up_tmo_body;
     bool tunnel_closing; /* client closed a tunnel: flushing to the upstream, then free */
     int status;
     struct exchange_times t;
@@ -1340,15 +1338,8 @@ static void write_request_head(struct conn *c)
 
 static void set_up_timeouts(struct conn *c)
 {
-    /* Only the first call of an exchange and the end of an upload change them. */
-    if (c->ex.up_tmo_set && !c->ex.up_tmo_body)
-        return;
-    c->ex.up_tmo_set = true;
-    c->ex.up_tmo_body = !c->ex.req_done;
-    struct timeval tv;
-    ms_tv(&tv, opts(c)->upstream_timeout_ms);
     /* No read timeout while the client is still uploading: the app legitimately stays silent. */
-    bufferevent_set_timeouts(c->ex.up->bev, c->ex.req_done ? &tv : NULL, &tv);
+    upstream_set_timeouts(c->ex.up, c->ex.req_done ? UPSTREAM_TMO_EXCHANGE : UPSTREAM_TMO_UPLOAD);
 }
 
 static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const char *why)
@@ -1362,7 +1353,6 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     }
     ex->up = u;
     u->owner = c;
-    ex->up_tmo_set = false; /* a new connection: its timeouts are set below */
     ex->reused = u->reused;
     if (u->reused)
         ex->t.connect_start_us = 0;
@@ -1487,6 +1477,7 @@ static void start_tunnel(struct conn *c)
     ex->t.last_byte_us = exchange_now_us();
     exchange_finish_log(c);
     bufferevent_set_timeouts(ex->up->bev, NULL, NULL);
+    ex->up->tmo = 0;
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     c->tmo = -1;
     update_client_read(c);

@@ -77,8 +77,16 @@ struct upstream {
     bool reused;    /* taken from the pool */
     bool connected;
     bool tls; /* bev is an OpenSSL bufferevent (https:// upstream) */
+    /* Timeouts last set on bev: 0 unknown, UPSTREAM_TMO_* (upstream_set_timeouts). */
+    signed char tmo;
     struct conn *owner; /* NULL while idle */
+    int64_t idle_since_us; /* in the pool: when it went in (the loop's cached time) */
 };
+
+/* Timeout sets of an owned upstream connection: an exchange's (read and write), and while a
+ * request body is uploading (write only: the app legitimately stays silent). */
+#define UPSTREAM_TMO_EXCHANGE 1
+#define UPSTREAM_TMO_UPLOAD 2
 
 struct worker {
     struct proxy *px;
@@ -93,6 +101,9 @@ struct worker {
     unsigned nconns;
     struct upstream *idle; /* pool, most recently used first */
     unsigned nidle;
+    /* upstream.c: closes pooled connections idle for PROXY_UPSTREAM_IDLE_MS (pool_sweep). */
+    struct event *pool_ev;
+    bool pool_armed;
     int up_pref; /* address index that last connected */
     /* proxy/tls.c: a copy of the newest upstream TLS session, which every new upstream
      * connection of this worker resumes from. */
@@ -146,6 +157,9 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
 void upstream_release(struct upstream *u);
 void upstream_free(struct upstream *u);
 void upstream_pool_clear(struct worker *w);
+/* Sets the timeouts of an owned connection to the set `which` (UPSTREAM_TMO_*) unless they are
+ * already that set: each bufferevent_set_timeouts re-adds the connection's events. */
+void upstream_set_timeouts(struct upstream *u, int which);
 /* Cancels a pending connect owned by c (the callback will not run). */
 void upstream_cancel(struct upstream *u);
 
