@@ -47,6 +47,7 @@
 #include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_LOCAL_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
@@ -115,6 +116,8 @@ struct conn {
     int64_t accept_us;
     struct h1_parser *req, *resp;
     struct event *timer;
+    int64_t deadline_us; /* CLOCK_MONOTONIC; 0: no timeout (set_deadline) */
+    int64_t timer_at_us; /* when the pending timer fires; 0: not pending */
     enum cstate state;
     bool head_started;
     bool lingering;
@@ -158,6 +161,7 @@ static void pump_request(struct conn *c);
 static void pump_response(struct conn *c);
 static void update_client_read(struct conn *c);
 static void up_shutdown_write(struct upstream *u);
+static void stop_timer(struct conn *c);
 
 #define PROXY_MAX_INTERIM 32
 
@@ -283,7 +287,7 @@ static void linger(struct conn *c)
 static void close_after_flush(struct conn *c)
 {
     c->state = CS_CLOSING;
-    evtimer_del(c->timer);
+    stop_timer(c);
     if (c->ex.up) {
         upstream_free(c->ex.up);
         c->ex.up = NULL;
@@ -301,11 +305,55 @@ static void close_after_flush(struct conn *c)
     bufferevent_enable(c->bev, EV_WRITE);
 }
 
+/* The connection timer (idle and header timeouts) runs lazily: set_deadline records when the
+ * connection times out and adds the timer only when it is not pending already at or before that
+ * time; timer_cb sets it again for a deadline that has moved on. A keep-alive exchange so costs
+ * no timer operation (it took an add when the head started, a delete when it was complete and
+ * an add when the response ended, each under the base lock). */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void timer_at(struct conn *c, int64_t at, int64_t now)
+{
+    int64_t d = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+    c->timer_at_us = evtimer_add(c->timer, &tv) == 0 ? at : 0;
+}
+
+static void set_deadline(struct conn *c, unsigned ms)
+{
+    int64_t now = mono_us();
+    c->deadline_us = now + (int64_t)ms * 1000;
+    if (!c->timer_at_us || c->timer_at_us > c->deadline_us)
+        timer_at(c, c->deadline_us, now);
+}
+
+/* No timeout while an exchange runs; a pending timer finds no deadline and ends there. */
+static void clear_deadline(struct conn *c) { c->deadline_us = 0; }
+
+static void stop_timer(struct conn *c)
+{
+    evtimer_del(c->timer);
+    c->deadline_us = c->timer_at_us = 0;
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct conn *c = arg;
+    c->timer_at_us = 0;
+    if (!c->deadline_us)
+        return;
+    int64_t now = mono_us();
+    if (now < c->deadline_us) {
+        timer_at(c, c->deadline_us, now);
+        return;
+    }
     if (c->state == CS_HEAD && c->head_started) {
         /* Slowloris: the head did not arrive in time. */
         static const char r[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
@@ -317,12 +365,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     conn_free(c);
 }
 
-static void arm_timer(struct conn *c, unsigned ms)
-{
-    struct timeval tv;
-    ms_tv(&tv, ms);
-    evtimer_add(c->timer, &tv);
-}
 
 /* ---- client output ----
  * A plain-socket client's output is written by flush_cb, not by its bufferevent's write event:
@@ -444,7 +486,7 @@ static int conn_start(struct worker *w, struct bufferevent *bev, const char *pee
     c->pair = strcmp(c->proto, "h2") == 0;
     if (!c->pair && c->tls_version[0])
         watch_input(c);
-    arm_timer(c, opts(c)->header_timeout_ms);
+    set_deadline(c, opts(c)->header_timeout_ms);
     update_client_read(c);
     return 0;
 }
@@ -1117,11 +1159,13 @@ static void on_head_bytes(struct conn *c)
         conn_free(c);
         return;
     }
-    if (!c->head_started) {
+    /* The header timeout runs from the head's first byte; it is set below, when these bytes
+     * did not complete the head. */
+    bool fresh = !c->head_started;
+    if (fresh) {
         c->head_started = true;
         if (c->moved_cb) /* an HTTP/2 stream's pair end, reused: timing starts per stream */
             c->accept_us = exchange_now_us();
-        arm_timer(c, opts(c)->header_timeout_ms);
     }
     while (evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
@@ -1136,17 +1180,19 @@ static void on_head_bytes(struct conn *c)
             c->ex.target = "-";
             c->ex.t.accept_us = c->accept_us;
             c->ex.t.head_done_us = exchange_now_us();
-            evtimer_del(c->timer);
+            clear_deadline(c);
             reply_parse_error(c, h1_parser_status(c->req), h1_parser_error(c->req));
             return;
         }
         evbuffer_drain(in, used);
         if (rc == H1_DONE) {
-            evtimer_del(c->timer);
+            clear_deadline(c);
             start_exchange(c);
             return;
         }
     }
+    if (fresh)
+        set_deadline(c, opts(c)->header_timeout_ms);
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
@@ -2241,7 +2287,7 @@ static void finish_exchange(struct conn *c)
         h1_parser_reset(c->req, false);
     }
     memset(ex, 0, sizeof *ex);
-    arm_timer(c, opts(c)->idle_timeout_ms);
+    set_deadline(c, opts(c)->idle_timeout_ms);
     if (evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM && !c->pair) {
         /* A pipelining client that does not read its responses: the next request waits until
          * the output drains to the low watermark (client_write_cb), so replies never pile up
