@@ -114,6 +114,11 @@ struct worker {
     pthread_mutex_t api_mu; /* guards api_done (pool threads push, this loop pops) */
     struct api_job *api_done;
     struct event *api_ev;
+    /* The base has no lock (EVENT_BASE_FLAG_NOLOCK): other threads never touch it, they call
+     * worker_wake, which sets wake_bits and writes the eventfd wake_fd that wake_ev reads. */
+    int wake_fd;
+    struct event *wake_ev;
+    atomic_uint wake_bits;
     /* proxy/tls.c and proxy/conn_h2.c: the TLS listener, handshakes in progress and HTTP/2
      * sessions. Each of those counts once in nconns, so drain waits for them too. */
     struct evconnlistener *tls_lev;
@@ -134,6 +139,14 @@ struct worker {
 };
 
 /* listener.c */
+/* What worker_wake asks of a worker's loop: the finished API jobs (conn_h1_api_done), drain
+ * (the first signal), stop at once. */
+#define WORKER_WAKE_API 1u
+#define WORKER_WAKE_STOP 2u
+#define WORKER_WAKE_STOP_NOW 4u
+/* From any thread: runs `what` (WORKER_WAKE_*) on w's loop thread, once for any number of calls
+ * before it gets there. */
+void worker_wake(struct worker *w, unsigned what);
 /* After an accept error (EMFILE/ENFILE): disables the listener in *slot (a field of w) and
  * re-enables whatever *slot holds 100 ms later. */
 void listener_accept_backoff(struct worker *w, struct evconnlistener **slot);
