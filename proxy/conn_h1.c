@@ -205,16 +205,36 @@ static void spare_parsers_free(struct worker *w)
         while (w->nspare[k])
             h1_parser_free(w->spare[k][--w->nspare[k]]);
     }
+    while (w->nspare_buf)
+        evbuffer_free(w->spare_buf[--w->nspare_buf]);
 }
 
-static void exchange_dispose(struct exchange_state *ex)
+/* The injector's two evbuffers come from the worker's spares when it has them (empty), and go
+ * back there (emptied) with the exchange: an evbuffer_new and an evbuffer_free less each per
+ * HTML response. */
+static struct evbuffer *buf_get(struct worker *w)
+{
+    return w->nspare_buf ? w->spare_buf[--w->nspare_buf] : evbuffer_new();
+}
+
+static void buf_put(struct worker *w, struct evbuffer *b)
+{
+    if (!b)
+        return;
+    if (w->nspare_buf < PROXY_SPARE_BUFS && !w->draining &&
+        evbuffer_drain(b, evbuffer_get_length(b)) == 0) {
+        w->spare_buf[w->nspare_buf++] = b;
+        return;
+    }
+    evbuffer_free(b);
+}
+
+static void exchange_dispose(struct worker *w, struct exchange_state *ex)
 {
     if (ex->local_body)
         evbuffer_free(ex->local_body);
-    if (ex->inj_in)
-        evbuffer_free(ex->inj_in);
-    if (ex->inj_out)
-        evbuffer_free(ex->inj_out);
+    buf_put(w, ex->inj_in);
+    buf_put(w, ex->inj_out);
     if (ex->req_trailers)
         evbuffer_free(ex->req_trailers);
     if (ex->resp_trailers)
@@ -240,7 +260,7 @@ static void conn_free(struct conn *c)
         upstream_free(c->ex.up);
     if (c->ex.api_job)
         c->ex.api_job->conn = NULL; /* the job finishes without us */
-    exchange_dispose(&c->ex);
+    exchange_dispose(w, &c->ex);
     event_free(c->timer);
     parser_put(w, c->req, H1_REQUEST);
     parser_put(w, c->resp, H1_RESPONSE);
@@ -1693,10 +1713,10 @@ static void setup_injection(struct conn *c, const struct resp_fields *f)
     enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
     if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
         return;
-    ex->inj_in = evbuffer_new();
-    ex->inj_out = evbuffer_new();
+    ex->inj_in = buf_get(c->w);
+    ex->inj_out = buf_get(c->w);
     if (!ex->inj_in || !ex->inj_out) {
-        exchange_dispose(ex);
+        exchange_dispose(c->w, ex);
         return;
     }
     if (cd == INJECT_CODING_IDENTITY && ex->resp_framing == H1_BODY_LENGTH && ex->minor >= 1) {
@@ -2268,7 +2288,7 @@ static void finish_exchange(struct conn *c)
             ex->up = NULL;
         }
     }
-    exchange_dispose(ex);
+    exchange_dispose(c->w, ex);
     if (!ex->keep_alive || !ex->req_done || c->w->draining) {
         close_after_flush(c);
         return;

@@ -47,6 +47,8 @@ struct h2_session;
 /* Spare head parsers kept per worker and kind (request, response), so a keep-alive exchange
  * does not malloc/free two parsers; idle connections still hold none. */
 #define PROXY_SPARE_PARSERS 16
+/* Spare evbuffers kept per worker for the injector's input and output (conn_h1.c buf_get). */
+#define PROXY_SPARE_BUFS 32
 
 struct proxy {
     const struct vp_options *opt;
@@ -127,6 +129,9 @@ struct worker {
     /* conn_h1.c: spare parsers (index 0 requests, 1 responses), reset, owned by the worker. */
     struct h1_parser *spare[2][PROXY_SPARE_PARSERS];
     unsigned nspare[2];
+    /* conn_h1.c: spare evbuffers for the injector's input and output, empty. */
+    struct evbuffer *spare_buf[PROXY_SPARE_BUFS];
+    unsigned nspare_buf;
     /* conn_h1.c: plain-socket connections with output to write, and the event that writes it
      * at the end of the current loop iteration (created with the first such connection). */
     struct conn *flush_head;
