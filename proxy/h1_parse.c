@@ -140,8 +140,9 @@ static size_t value_run(const unsigned char *d, size_t j, size_t end)
         __m128i low = _mm_cmpeq_epi8(_mm_subs_epu8(x, ctl), zero);
         __m128i bad =
             _mm_andnot_si128(_mm_cmpeq_epi8(x, tab), _mm_or_si128(low, _mm_cmpeq_epi8(x, del)));
-        if (_mm_movemask_epi8(bad) != 0)
-            break;
+        unsigned m = (unsigned)_mm_movemask_epi8(bad);
+        if (m != 0) /* the first byte that is not a field-value byte (CR, mostly) */
+            return j + (size_t)__builtin_ctz(m);
         j += 16;
     }
 #endif
