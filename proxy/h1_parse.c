@@ -221,6 +221,8 @@ static int fail(struct h1_parser *p, int status, const char *why)
     (ST_BIT(S_START) | ST_BIT(S_START_LF) | ST_BIT(S_METHOD) | ST_BIT(S_TARGET) |                  \
      ST_BIT(S_VERSION) | ST_BIT(S_LINE_LF) | ST_BIT(S_RVERSION) | ST_BIT(S_STATUS) |               \
      ST_BIT(S_REASON))
+/* States where a whole line may be taken at once (field_line and the start lines). */
+#define LINE_FAST_STATES (ST_BIT(S_START) | ST_BIT(S_RVERSION) | ST_BIT(S_HDR_START))
 /* States with a fast path in h1_parser_feed. */
 #define RUN_STATES                                                                                 \
     (ST_BIT(S_TARGET) | ST_BIT(S_HDR_START) | ST_BIT(S_NAME) | ST_BIT(S_OWS) | ST_BIT(S_VALUE))
@@ -401,6 +403,130 @@ static bool reserve(struct h1_parser *p, size_t len)
     return true;
 }
 
+/* ---- whole-line fast paths ----
+ * Most heads arrive whole. A start line or field line that is complete in the input, well formed
+ * and within the limits is recorded here in one step, with the result the byte loop would give
+ * (same buffer contents, offsets, counts and state); anything else (a split line, a limit, a
+ * byte the byte loop refuses) returns 0 and is left to the byte loop, which decides as before.
+ * The byte loop took a pass through its switch for every delimiter: a field line cost about 150
+ * instructions before its name and value were copied. */
+
+static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* "HTTP/1.d" (check_version). */
+static bool version_ok(const unsigned char *v)
+{
+    return memcmp(v, "HTTP/1.", 7) == 0 && is_digit(v[7]);
+}
+
+static void put_run(struct h1_parser *p, const unsigned char *s, size_t n)
+{
+    memcpy(p->buf + p->len, s, n);
+    p->len += n;
+    p->buf[p->len++] = '\0';
+}
+
+/* S_START: method SP target SP version CRLF. */
+static size_t request_line(struct h1_parser *p, const unsigned char *s, size_t n)
+{
+    /* The method's first byte is counted against max_line before the count restarts at it
+     * (leading empty lines). */
+    if (!tchar_tab[s[0]] || p->line_bytes >= p->lim.max_line)
+        return 0;
+    size_t k = 1;
+    while (k < n && tchar_tab[s[k]])
+        k++;
+    if (k >= n || s[k] != ' ')
+        return 0;
+    size_t ml = k++, ts = k;
+    while (k < n && s[k] > 0x20 && s[k] < 0x7f)
+        k++;
+    if (k == ts || k >= n || s[k] != ' ')
+        return 0;
+    size_t te = k++;
+    if (n - k < 10 || !version_ok(s + k) || s[k + 8] != '\r' || s[k + 9] != '\n')
+        return 0;
+    size_t total = k + 10;
+    if (total > p->lim.max_line)
+        return 0;
+    p->method_off = p->len;
+    put_run(p, s, ml);
+    p->target_off = p->len;
+    put_run(p, s + ts, te - ts);
+    memcpy(p->version, s + k, 8);
+    p->version_len = 8;
+    p->minor = s[k + 7] - '0';
+    p->line_bytes = p->head_bytes = total;
+    p->state = S_HDR_START;
+    return total;
+}
+
+/* S_RVERSION, nothing read yet: version SP 3DIGIT [SP reason] CRLF. */
+static size_t status_line(struct h1_parser *p, const unsigned char *s, size_t n)
+{
+    if (p->version_len != 0 || n < 14 || !version_ok(s) || s[8] != ' ' || !is_digit(s[9]) ||
+        !is_digit(s[10]) || !is_digit(s[11]))
+        return 0;
+    int sc = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+    size_t r;
+    if (sc < 100 || sc > 599)
+        return 0;
+    if (s[12] == ' ')
+        r = value_run(s, 13, n); /* the reason phrase: field-value bytes, as S_REASON takes */
+    else if (s[12] == '\r')
+        r = 12;
+    else
+        return 0;
+    if (r + 1 >= n || s[r] != '\r' || s[r + 1] != '\n')
+        return 0;
+    size_t total = r + 2;
+    if (p->line_bytes + total > p->lim.max_line)
+        return 0;
+    memcpy(p->version, s, 8);
+    p->version_len = 8;
+    p->minor = s[7] - '0';
+    p->status_code = sc;
+    p->reason_off = p->len;
+    size_t rs = s[12] == ' ' ? 13 : 12;
+    put_run(p, s + rs, r - rs);
+    p->line_bytes += total;
+    p->head_bytes += total;
+    p->state = S_HDR_START;
+    return total;
+}
+
+/* S_HDR_START: name ":" OWS value OWS CRLF. */
+static size_t field_line(struct h1_parser *p, const unsigned char *s, size_t n)
+{
+    if (!tchar_tab[s[0]] || p->nhdrs >= p->lim.max_headers)
+        return 0;
+    size_t k = 1;
+    while (k < n && tchar_tab[s[k]])
+        k++;
+    if (k >= n || s[k] != ':')
+        return 0;
+    size_t nl = k++;
+    while (k < n && (s[k] == ' ' || s[k] == '\t'))
+        k++;
+    size_t vs = k, ve = value_run(s, k, n);
+    if (ve + 1 >= n || s[ve] != '\r' || s[ve + 1] != '\n')
+        return 0;
+    size_t total = ve + 2;
+    if (p->head_bytes + total > p->lim.max_head)
+        return 0;
+    while (ve > vs && (s[ve - 1] == ' ' || s[ve - 1] == '\t'))
+        ve--;
+    struct hdr *h = &p->hdrs[p->nhdrs++];
+    h->name = (uint32_t)p->len;
+    h->name_len = (uint32_t)nl;
+    put_run(p, s, nl);
+    h->value = (uint32_t)p->len;
+    h->value_len = (uint32_t)(ve - vs);
+    put_run(p, s + vs, ve - vs);
+    p->head_bytes += total;
+    return total;
+}
+
 int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *consumed)
 {
     const unsigned char *d = (const unsigned char *)data;
@@ -419,6 +545,17 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
         return VP_ERR_NOMEM;
     }
     for (; i < len; i++) {
+        /* Whole lines first (see field_line); the byte loop goes on where they stop. */
+        while (ST_BIT(p->state) & LINE_FAST_STATES) {
+            size_t n = p->state == S_HDR_START ? field_line(p, d + i, len - i)
+                       : p->state == S_START   ? request_line(p, d + i, len - i)
+                                               : status_line(p, d + i, len - i);
+            if (n == 0)
+                break;
+            i += n;
+            if (i == len)
+                goto all_used;
+        }
         /* Fast paths for the long runs (target, field names and values): copy a run of plain
          * bytes at once, within the same limits as the byte loop below, which then handles the
          * byte that ended the run (delimiter, invalid byte, or the limit). */
@@ -625,6 +762,7 @@ int h1_parser_feed(struct h1_parser *p, const char *data, size_t len, size_t *co
             return fail(p, 400, "parser state");
         }
     }
+all_used:
     *consumed = len;
     return H1_AGAIN;
 }
