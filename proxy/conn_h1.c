@@ -47,7 +47,6 @@
 #include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 enum cstate { CS_HEAD, CS_LOCAL_BODY, CS_LOCAL_WAIT, CS_PROXY, CS_TUNNEL, CS_CLOSING };
@@ -330,13 +329,6 @@ static void close_after_flush(struct conn *c)
  * time; timer_cb sets it again for a deadline that has moved on. A keep-alive exchange so costs
  * no timer operation (it took an add when the head started, a delete when it was complete and
  * an add when the response ended, each under the base lock). */
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void timer_at(struct conn *c, int64_t at, int64_t now)
 {
     int64_t d = at > now ? at - now : 0;
@@ -346,7 +338,7 @@ static void timer_at(struct conn *c, int64_t at, int64_t now)
 
 static void set_deadline(struct conn *c, unsigned ms)
 {
-    int64_t now = mono_us();
+    int64_t now = vp_mono_us();
     c->deadline_us = now + (int64_t)ms * 1000;
     if (!c->timer_at_us || c->timer_at_us > c->deadline_us)
         timer_at(c, c->deadline_us, now);
@@ -369,7 +361,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     c->timer_at_us = 0;
     if (!c->deadline_us)
         return;
-    int64_t now = mono_us();
+    int64_t now = vp_mono_us();
     if (now < c->deadline_us) {
         timer_at(c, c->deadline_us, now);
         return;
