@@ -706,13 +706,29 @@ static void hout_u64(struct hout *h, uint64_t v)
     hout_mem(h, t + i, sizeof t - i);
 }
 
-/* "name: value" CRLF */
-static void hout_field(struct hout *h, const char *n, size_t nl, const char *v)
+/* "name: value" CRLF, value of length vl: copied at once when it fits the buffer. */
+static void hout_field_n(struct hout *h, const char *n, size_t nl, const char *v, size_t vl)
 {
+    if (nl + vl + 4 <= sizeof h->b - h->len) {
+        char *d = h->b + h->len;
+        memcpy(d, n, nl);
+        d[nl] = ':';
+        d[nl + 1] = ' ';
+        memcpy(d + nl + 2, v, vl);
+        d[nl + 2 + vl] = '\r';
+        d[nl + 3 + vl] = '\n';
+        h->len += nl + vl + 4;
+        return;
+    }
     hout_mem(h, n, nl);
     hout_mem(h, ": ", 2);
-    hout_str(h, v);
+    hout_mem(h, v, vl);
     hout_mem(h, "\r\n", 2);
+}
+
+static void hout_field(struct hout *h, const char *n, size_t nl, const char *v)
+{
+    hout_field_n(h, n, nl, v, strlen(v));
 }
 
 /* Hop-by-hop fields (RFC 9110 section 7.6.1) plus those we regenerate. */
@@ -751,7 +767,7 @@ static bool conn_tokens(const struct h1_parser *p, const char **tok, size_t *tle
         h1_parser_header(p, i, &n, &v);
         if (!vp_slice_ieq(n, h1_parser_header_name_len(p, i), "connection"))
             continue;
-        size_t vl = strlen(v), k = 0;
+        size_t vl = h1_parser_header_value_len(p, i), k = 0;
         while (k < vl) {
             while (k < vl && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
                 k++;
@@ -773,8 +789,17 @@ static bool conn_tokens(const struct h1_parser *p, const char **tok, size_t *tle
     return true;
 }
 
+/* A header name with its length, for the skip lists of add_headers_filtered. */
+struct hname {
+    const char *s;
+    size_t n;
+};
+#define HNAME(lit) {lit, sizeof lit - 1}
+
+/* Copies the fields of p to out but the hop-by-hop ones and those in skip (lower case, ended by
+ * {NULL, 0}; NULL: none). */
 static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
-                                 const char *const *skip)
+                                 const struct hname *skip)
 {
     size_t nh = h1_parser_header_count(p);
     /* Fields named in Connection are hop-by-hop too. Its tokens are collected once (beyond a
@@ -798,10 +823,10 @@ static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
         if (named)
             continue;
         bool sk = false;
-        for (size_t k = 0; skip && skip[k] && !sk; k++)
-            sk = vp_slice_ieq(n, nl, skip[k]);
+        for (size_t k = 0; skip && skip[k].s && !sk; k++)
+            sk = skip[k].n == nl && vp_mem_ieq(n, skip[k].s, nl);
         if (!sk)
-            hout_field(out, n, nl, v);
+            hout_field_n(out, n, nl, v, h1_parser_header_value_len(p, i));
     }
 }
 
@@ -1335,8 +1360,9 @@ static void write_request_head(struct conn *c)
     struct h1_parser *p = c->req;
     struct hout out;
     hout_init(&out, bufferevent_get_output(ex->up->bev));
-    static const char *const skip[] = {"expect", "x-forwarded-for", "x-forwarded-proto",
-                                       "x-forwarded-host", "via", "host", "origin", NULL};
+    static const struct hname skip[] = {HNAME("expect"), HNAME("x-forwarded-for"),
+                                        HNAME("x-forwarded-proto"), HNAME("x-forwarded-host"),
+                                        HNAME("via"), HNAME("host"), HNAME("origin"), {NULL, 0}};
     hout_str(&out, ex->method);
     hout_mem(&out, " ", 1);
     hout_str(&out, ex->target);
@@ -1520,8 +1546,7 @@ static void start_tunnel(struct conn *c)
     hout_str(&h, "HTTP/1.1 101 ");
     hout_str(&h, h1_parser_reason(c->resp));
     hout_mem(&h, "\r\n", 2);
-    static const char *const skip[] = {NULL};
-    add_headers_filtered(c->resp, &h, skip);
+    add_headers_filtered(c->resp, &h, NULL);
     const char *up = h1_parser_find(c->resp, "upgrade");
     hout_str(&h, "Connection: upgrade\r\n");
     hout_field(&h, "Upgrade", 7, up ? up : "");
@@ -1736,8 +1761,8 @@ static void stage_done(struct conn *c)
  * kept, ETag weakened, Vary: Accept-Encoding. */
 static void add_injected_headers(struct h1_parser *r, const char *nonce, struct hout *o)
 {
-    static const char *const skip[] = {"etag", "content-security-policy",
-                                       "content-security-policy-report-only", NULL};
+    static const struct hname skip[] = {HNAME("etag"), HNAME("content-security-policy"),
+                                        HNAME("content-security-policy-report-only"), {NULL, 0}};
     add_headers_filtered(r, o, skip);
     bool vary = false;
     for (size_t i = 0; i < h1_parser_header_count(r); i++) {
@@ -1787,11 +1812,10 @@ static void send_response_head(struct conn *c)
     struct resp_fields f;
     resp_fields_get(r, &f);
     setup_injection(c, &f);
-    static const char *const skip[] = {NULL};
     if (ex->inj)
         add_injected_headers(r, ex->csp_nonce, &h);
     else
-        add_headers_filtered(r, &h, skip);
+        add_headers_filtered(r, &h, NULL);
     switch (ex->cl_pending ? H1_BODY_NONE : ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
@@ -1875,8 +1899,7 @@ static bool parse_response_head(struct conn *c)
                 hout_mem(&h, " ", 1);
                 hout_str(&h, h1_parser_reason(c->resp));
                 hout_mem(&h, "\r\n", 2);
-                static const char *const skip[] = {NULL};
-                add_headers_filtered(c->resp, &h, skip);
+                add_headers_filtered(c->resp, &h, NULL);
                 hout_mem(&h, "\r\n", 2);
                 hout_flush(&h);
                 if (sc == 100)

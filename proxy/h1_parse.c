@@ -790,6 +790,11 @@ size_t h1_parser_header_name_len(const struct h1_parser *p, size_t i)
     return p->hdrs[i].name_len;
 }
 
+size_t h1_parser_header_value_len(const struct h1_parser *p, size_t i)
+{
+    return p->hdrs[i].value_len;
+}
+
 const char *h1_parser_find(const struct h1_parser *p, const char *name)
 {
     size_t nl = strlen(name);
