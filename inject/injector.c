@@ -196,7 +196,23 @@ static int decide(struct injector *inj, enum html_scan_result r, struct evbuffer
 static int scan_bytes(struct injector *inj, const char *p, size_t n, struct evbuffer *dst,
                       size_t *used)
 {
+    uint64_t at = inj->hold_start + evbuffer_get_length(inj->hold); /* offset of p[0] */
     enum html_scan_result r = html_scan_feed(inj->scan, p, n, used);
+    uint64_t keep;
+    if (r == HTML_SCAN_MORE && (keep = html_scan_hold_offset(inj->scan)) >= at) {
+        /* Nothing held is needed any more, nor p's bytes before the hold offset (text, closed
+         * tags): those go to dst at once instead of through hold, a copy and a move less. */
+        int e = release(inj, at, dst);
+        if (e)
+            return e;
+        size_t direct = keep - at < *used ? (size_t)(keep - at) : *used;
+        if (direct && evbuffer_add(dst, p, direct))
+            return VP_ERR_NOMEM;
+        inj->hold_start = at + direct;
+        if (*used > direct && evbuffer_add(inj->hold, p + direct, *used - direct))
+            return VP_ERR_NOMEM;
+        return 0;
+    }
     if (*used && evbuffer_add(inj->hold, p, *used))
         return VP_ERR_NOMEM;
     if (r != HTML_SCAN_MORE)
