@@ -66,12 +66,7 @@ static int lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 /* Case-insensitive equality of a header name (length nl) with a lower-case literal. */
 static bool name_is(const char *n, size_t nl, const char *lit, size_t ll)
 {
-    if (nl != ll)
-        return false;
-    for (size_t i = 0; i < nl; i++)
-        if (lower((unsigned char)n[i]) != lit[i])
-            return false;
-    return true;
+    return nl == ll && vp_mem_ieq(n, lit, nl);
 }
 #define NAME_IS(n, nl, lit) name_is(n, nl, lit, sizeof lit - 1)
 
@@ -262,16 +257,47 @@ static int parse_cl(const char *v, uint64_t *out, bool *seen)
  * (unreserved, pct-encoded, sub-delims), an IP literal in brackets, digits. Anything else
  * (space, '/', '@', '\\', quotes, '<', bytes above 0x7e) is refused rather than handed to the
  * application, which may build URLs from it. */
+#define HC_ROW(b) (((b) >= 'a' && (b) <= 'z') || ((b) >= 'A' && (b) <= 'Z') ||                   \
+                   ((b) >= '0' && (b) <= '9') || (b) == '-' || (b) == '.' || (b) == '_' ||     \
+                   (b) == '~' || (b) == '%' || (b) == '!' || (b) == '$' || (b) == '&' ||       \
+                   (b) == '\'' || (b) == '(' || (b) == ')' || (b) == '*' || (b) == '+' ||      \
+                   (b) == ',' || (b) == ';' || (b) == '=' || (b) == ':' || (b) == '[' ||       \
+                   (b) == ']')
+#define HC4(b) HC_ROW(b), HC_ROW((b) + 1), HC_ROW((b) + 2), HC_ROW((b) + 3)
+#define HC16(b) HC4(b), HC4((b) + 4), HC4((b) + 8), HC4((b) + 12)
+static const bool host_tab[256] = {HC16(0),   HC16(16),  HC16(32),  HC16(48),
+                                   HC16(64),  HC16(80),  HC16(96),  HC16(112),
+                                   HC16(128), HC16(144), HC16(160), HC16(176),
+                                   HC16(192), HC16(208), HC16(224), HC16(240)};
+
 static bool host_chars_ok(const char *v, size_t vl)
 {
-    for (size_t i = 0; i < vl; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-            continue;
-        if (!strchr("-._~%!$&'()*+,;=:[]", ch) || ch == '\0')
+    for (size_t i = 0; i < vl; i++)
+        if (!host_tab[(unsigned char)v[i]])
             return false;
-    }
     return true;
+}
+
+/* The options of a Connection field (RFC 9110 section 7.6.1) that decide framing, in one pass
+ * over its tokens (case-insensitive, OWS trimmed, as vp_header_has_token). */
+static void conn_options(const char *v, size_t vl, bool *close, bool *ka, bool *upgrade)
+{
+    size_t i = 0;
+    while (i < vl) {
+        while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t st = i;
+        while (i < vl && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > st && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        const char *t = v + st;
+        size_t tl = e - st;
+        *close |= vp_slice_ieq(t, tl, "close");
+        *ka |= vp_slice_ieq(t, tl, "keep-alive");
+        *upgrade |= vp_slice_ieq(t, tl, "upgrade");
+    }
 }
 
 /* Target forms (RFC 9112 section 3.2): origin, absolute (reduced to origin), asterisk. */
@@ -330,9 +356,7 @@ static int finish_head(struct h1_parser *p)
             if (!host_chars_ok(v, vl))
                 return fail(p, 400, "invalid Host");
         } else if (NAME_IS(n, nl, "connection")) {
-            conn_close |= vp_header_has_token(v, vl, "close");
-            conn_ka |= vp_header_has_token(v, vl, "keep-alive");
-            conn_upgrade |= vp_header_has_token(v, vl, "upgrade");
+            conn_options(v, vl, &conn_close, &conn_ka, &conn_upgrade);
         } else if (NAME_IS(n, nl, "upgrade")) {
             has_upgrade = vl > 0;
         } else if (req && NAME_IS(n, nl, "expect")) {
