@@ -263,9 +263,10 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
         u->reused = true;
         bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
         /* The owner sets its timeouts in the callback; those it finds already set count from
-         * the connection's last read. After more than 1 % of the upstream timeout in the pool
-         * they are set again, so the timeout runs from the request (at most 1 % early). */
-        if ((loop_now_us(w) - u->idle_since_us) / 10 > (int64_t)w->px->opt->upstream_timeout_ms)
+         * the connection's last read. After more than 1 % of the upstream timeout (at most
+         * 0.1 s) in the pool they are set again, so the timeout runs from the request. */
+        int64_t slack = (int64_t)w->px->opt->upstream_timeout_ms * 10;
+        if (loop_now_us(w) - u->idle_since_us > (slack < 100000 ? slack : 100000))
             u->tmo = 0;
         cb(c, u, 0, NULL);
         return NULL;
