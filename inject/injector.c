@@ -39,7 +39,7 @@ struct injector {
     enum mode mode;
     struct injector_options opt;
     char *tag;
-    size_t tag_len;
+    size_t tag_len, tag_cap;
     bool injected;
     bool committed; /* compressed: our encoder's output has started */
     struct html_scan *scan;
@@ -87,7 +87,7 @@ int injector_new(struct injector **out, enum inject_coding coding, const char *t
     if (!inj->tag)
         goto fail;
     memcpy(inj->tag, tag, tag_len);
-    inj->tag_len = tag_len;
+    inj->tag_len = inj->tag_cap = tag_len;
     if (html_scan_new(&inj->scan, inj->opt.scan_limit, inj->opt.max_tag))
         goto fail;
     if (!(inj->hold = evbuffer_new()))
@@ -122,6 +122,35 @@ void injector_free(struct injector *inj)
     html_scan_free(inj->scan);
     inject_free(inj->tag);
     inject_free(inj);
+}
+
+int injector_reuse(struct injector *inj, const char *tag, size_t tag_len)
+{
+    if (inj->coding != INJECT_CODING_IDENTITY || !tag || tag_len == 0)
+        return VP_ERR_INVALID;
+    if (tag_len > inj->tag_cap) {
+        char *t = inject_malloc(tag_len);
+        if (!t)
+            return VP_ERR_NOMEM;
+        inject_free(inj->tag);
+        inj->tag = t;
+        inj->tag_cap = tag_len;
+    }
+    memcpy(inj->tag, tag, tag_len);
+    inj->tag_len = tag_len;
+    if (evbuffer_drain(inj->hold, evbuffer_get_length(inj->hold)) != 0)
+        return VP_ERR_NOMEM;
+    html_scan_reset(inj->scan);
+    inj->hold_start = 0;
+    inj->injected = inj->committed = false;
+    inj->out = NULL;
+    inj->mode = M_SCAN;
+    return 0;
+}
+
+bool injector_is_identity(const struct injector *inj)
+{
+    return inj->coding == INJECT_CODING_IDENTITY;
 }
 
 bool injector_injected(const struct injector *inj)

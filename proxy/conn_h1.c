@@ -206,6 +206,8 @@ static void spare_parsers_free(struct worker *w)
     }
     while (w->nspare_buf)
         evbuffer_free(w->spare_buf[--w->nspare_buf]);
+    while (w->nspare_inj)
+        injector_free(w->spare_inj[--w->nspare_inj]);
 }
 
 /* The injector's two evbuffers come from the worker's spares when it has them (empty), and go
@@ -228,6 +230,33 @@ static void buf_put(struct worker *w, struct evbuffer *b)
     evbuffer_free(b);
 }
 
+/* Identity injectors (the common HTML response) come from the worker's spares when it has one
+ * (injector_reuse: no allocation) and go back there with the exchange. */
+static bool inj_get(struct worker *w, struct injector **out, enum inject_coding cd, const char *tag,
+                    size_t n)
+{
+    while (cd == INJECT_CODING_IDENTITY && w->nspare_inj) {
+        struct injector *inj = w->spare_inj[--w->nspare_inj];
+        if (injector_reuse(inj, tag, n) == 0) {
+            *out = inj;
+            return true;
+        }
+        injector_free(inj);
+    }
+    return injector_new(out, cd, tag, n, NULL) == 0;
+}
+
+static void inj_put(struct worker *w, struct injector *inj)
+{
+    if (!inj)
+        return;
+    if (injector_is_identity(inj) && w->nspare_inj < PROXY_SPARE_INJ && !w->draining) {
+        w->spare_inj[w->nspare_inj++] = inj;
+        return;
+    }
+    injector_free(inj);
+}
+
 static void exchange_dispose(struct worker *w, struct exchange_state *ex)
 {
     if (ex->local_body)
@@ -238,7 +267,7 @@ static void exchange_dispose(struct worker *w, struct exchange_state *ex)
         evbuffer_free(ex->req_trailers);
     if (ex->resp_trailers)
         evbuffer_free(ex->resp_trailers);
-    injector_free(ex->inj);
+    inj_put(w, ex->inj);
     ex->local_body = ex->inj_in = ex->inj_out = NULL;
     ex->req_trailers = ex->resp_trailers = NULL;
     ex->inj = NULL;
@@ -1728,7 +1757,7 @@ static void setup_injection(struct conn *c, const struct resp_fields *f)
         return;
     const char *ce = info.content_encoding;
     enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
-    if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
+    if (!inj_get(c->w, &ex->inj, cd, tag, (size_t)n))
         return;
     ex->inj_in = buf_get(c->w);
     ex->inj_out = buf_get(c->w);

@@ -30,6 +30,7 @@ struct tls_client;
 struct ssl_session_st;
 struct tls_pending;
 struct h2_session;
+struct injector;
 
 #define PROXY_MAX_ADDRS 8
 /* Output bytes queued for one side before the other side stops being read, and the level at
@@ -49,6 +50,8 @@ struct h2_session;
 #define PROXY_SPARE_PARSERS 16
 /* Spare evbuffers kept per worker for the injector's input and output (conn_h1.c buf_get). */
 #define PROXY_SPARE_BUFS 32
+/* Spare identity injectors kept per worker (conn_h1.c inj_get). */
+#define PROXY_SPARE_INJ 16
 
 struct proxy {
     const struct vp_options *opt;
@@ -132,6 +135,9 @@ struct worker {
     /* conn_h1.c: spare evbuffers for the injector's input and output, empty. */
     struct evbuffer *spare_buf[PROXY_SPARE_BUFS];
     unsigned nspare_buf;
+    /* conn_h1.c: spare identity injectors (inj_get). */
+    struct injector *spare_inj[PROXY_SPARE_INJ];
+    unsigned nspare_inj;
     /* conn_h1.c: plain-socket connections with output to write, and the event that writes it
      * at the end of the current loop iteration (created with the first such connection). */
     struct conn *flush_head;
