@@ -3,8 +3,11 @@
  * usage: gen_assets OUT.c NAME|TYPE|PATH...
  * For each file it emits the identity bytes, a gzip -9 and a brotli q11 variant (the assets are
  * served precompressed, never compressed per request) and a 64-bit FNV-1a content hash in hex that
- * serves as ETag and as the `?v=` cache-busting parameter. Runs on the build machine only. */
+ * serves as ETag and as the `?v=` cache-busting parameter. A JavaScript file's leading block
+ * comment is left out (web/asset_strip.h). Runs on the build machine only. */
 #include "config.h"
+
+#include "web/asset_strip.h"
 
 #include <brotli/encode.h>
 #include <stdint.h>
@@ -98,11 +101,14 @@ int main(int argc, char **argv)
         names[i] = spec;
         types[i] = t;
         size_t n;
-        unsigned char *b = slurp(p, &n);
-        if (!b) {
+        unsigned char *src = slurp(p, &n);
+        if (!src) {
             fprintf(stderr, "gen_assets: cannot read %s\n", p);
             return 1;
         }
+        size_t skip = asset_strip_len(src, n, strncmp(t, "text/javascript", 15) == 0);
+        const unsigned char *b = src + skip;
+        n -= skip;
         uint64_t h = 1469598103934665603ULL;
         for (size_t k = 0; k < n; k++) {
             h ^= b[k];
@@ -125,7 +131,7 @@ int main(int argc, char **argv)
         lens[i][0] = n;
         lens[i][1] = gzn;
         lens[i][2] = brn;
-        free(b);
+        free(src);
         free(gz);
         free(br);
     }

@@ -1041,30 +1041,38 @@ static void test_checkpointer(void)
             rc |= store_sync(s);
     }
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/ckpt_written");
+    /* The checkpointer runs on its own thread: on a busy machine the last checkpoint may still
+     * be running when the next batch starts, and that batch cannot restart the WAL. One more
+     * row at a time until one does (at once, normally). */
     struct store_stats st;
-    for (int i = 0; i < 500; i++) { /* the checkpointer runs on its own thread */
-        store_get_stats(s, &st);
-        if (st.checkpoints > 0)
+    int more = 0;
+    bool restarted = false;
+    while (more < 100 && !restarted) {
+        struct store_request_rec one = {0};
+        one.accept_us = T + 10000 + more;
+        one.status = 200;
+        one.method = "GET";
+        one.url = "/after";
+        if (store_record_request(s, &one) != 0 || store_sync(s) != 0)
             break;
-        usleep(10000);
+        more++;
+        store_get_stats(s, &st);
+        restarted = st.wal_frames > 0 && st.wal_frames < 2000;
+        if (!restarted)
+            usleep(50000);
     }
-    usleep(100000);
-    struct store_request_rec one = {0};
-    one.accept_us = T + 10000;
-    one.status = 200;
-    one.method = "GET";
-    one.url = "/after";
-    TAP_OK(store_record_request(s, &one) == 0 && store_sync(s) == 0, "store/ckpt_one_more");
     store_get_stats(s, &st);
     TAP_OK(st.checkpoints >= 1, "store/ckpt_completed: %llu", (unsigned long long)st.checkpoints);
-    TAP_OK(st.wal_frames > 0 && st.wal_frames < 2000, "store/ckpt_wal_restarted: %llu pages",
-           (unsigned long long)st.wal_frames);
+    TAP_OK(restarted, "store/ckpt_wal_restarted: %llu pages after %d more rows",
+           (unsigned long long)st.wal_frames, more);
     struct stat sb;
     TAP_OK(stat(wal, &sb) == 0 && sb.st_size <= 16 * 1024 * 1024,
            "store/ckpt_wal_file_bounded: %lld bytes", (long long)sb.st_size);
     store_free(s);
     char *n = qtext(p, "SELECT count(*) FROM requests");
-    TAP_OK(n && strcmp(n, "6001") == 0, "store/ckpt_rows_kept: %s", n ? n : "(null)");
+    char want[16];
+    snprintf(want, sizeof want, "%d", 6000 + more);
+    TAP_OK(n && strcmp(n, want) == 0, "store/ckpt_rows_kept: %s of %s", n ? n : "(null)", want);
     free(n);
 }
 
