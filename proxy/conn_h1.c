@@ -374,7 +374,10 @@ static void set_deadline(struct conn *c, unsigned ms)
 }
 
 /* No timeout while an exchange runs; a pending timer finds no deadline and ends there. */
-static void clear_deadline(struct conn *c) { c->deadline_us = 0; }
+static void clear_deadline(struct conn *c)
+{
+    c->deadline_us = 0;
+}
 
 static void stop_timer(struct conn *c)
 {
@@ -405,7 +408,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     conn_free(c);
 }
-
 
 /* ---- client output ----
  * A plain-socket client's output is written by flush_cb, not by its bufferevent's write event:
@@ -823,7 +825,10 @@ struct hname {
     const char *s;
     size_t n;
 };
-#define HNAME(lit) {lit, sizeof lit - 1}
+#define HNAME(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof lit - 1                                                                        \
+    }
 
 /* Copies the fields of p to out but the hop-by-hop ones and those in skip (lower case, ended by
  * {NULL, 0}; NULL: none). */
@@ -1389,9 +1394,14 @@ static void write_request_head(struct conn *c)
     struct h1_parser *p = c->req;
     struct hout out;
     hout_init(&out, bufferevent_get_output(ex->up->bev));
-    static const struct hname skip[] = {HNAME("expect"), HNAME("x-forwarded-for"),
-                                        HNAME("x-forwarded-proto"), HNAME("x-forwarded-host"),
-                                        HNAME("via"), HNAME("host"), HNAME("origin"), {NULL, 0}};
+    static const struct hname skip[] = {HNAME("expect"),
+                                        HNAME("x-forwarded-for"),
+                                        HNAME("x-forwarded-proto"),
+                                        HNAME("x-forwarded-host"),
+                                        HNAME("via"),
+                                        HNAME("host"),
+                                        HNAME("origin"),
+                                        {NULL, 0}};
     hout_str(&out, ex->method);
     hout_mem(&out, " ", 1);
     hout_str(&out, ex->target);
@@ -1790,8 +1800,10 @@ static void stage_done(struct conn *c)
  * kept, ETag weakened, Vary: Accept-Encoding. */
 static void add_injected_headers(struct h1_parser *r, const char *nonce, struct hout *o)
 {
-    static const struct hname skip[] = {HNAME("etag"), HNAME("content-security-policy"),
-                                        HNAME("content-security-policy-report-only"), {NULL, 0}};
+    static const struct hname skip[] = {HNAME("etag"),
+                                        HNAME("content-security-policy"),
+                                        HNAME("content-security-policy-report-only"),
+                                        {NULL, 0}};
     add_headers_filtered(r, o, skip);
     bool vary = false;
     for (size_t i = 0; i < h1_parser_header_count(r); i++) {

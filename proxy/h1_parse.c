@@ -257,17 +257,16 @@ static int parse_cl(const char *v, uint64_t *out, bool *seen)
  * (unreserved, pct-encoded, sub-delims), an IP literal in brackets, digits. Anything else
  * (space, '/', '@', '\\', quotes, '<', bytes above 0x7e) is refused rather than handed to the
  * application, which may build URLs from it. */
-#define HC_ROW(b) (((b) >= 'a' && (b) <= 'z') || ((b) >= 'A' && (b) <= 'Z') ||                   \
-                   ((b) >= '0' && (b) <= '9') || (b) == '-' || (b) == '.' || (b) == '_' ||     \
-                   (b) == '~' || (b) == '%' || (b) == '!' || (b) == '$' || (b) == '&' ||       \
-                   (b) == '\'' || (b) == '(' || (b) == ')' || (b) == '*' || (b) == '+' ||      \
-                   (b) == ',' || (b) == ';' || (b) == '=' || (b) == ':' || (b) == '[' ||       \
-                   (b) == ']')
+#define HC_ROW(b)                                                                                  \
+    (((b) >= 'a' && (b) <= 'z') || ((b) >= 'A' && (b) <= 'Z') || ((b) >= '0' && (b) <= '9') ||     \
+     (b) == '-' || (b) == '.' || (b) == '_' || (b) == '~' || (b) == '%' || (b) == '!' ||           \
+     (b) == '$' || (b) == '&' || (b) == '\'' || (b) == '(' || (b) == ')' || (b) == '*' ||          \
+     (b) == '+' || (b) == ',' || (b) == ';' || (b) == '=' || (b) == ':' || (b) == '[' ||           \
+     (b) == ']')
 #define HC4(b) HC_ROW(b), HC_ROW((b) + 1), HC_ROW((b) + 2), HC_ROW((b) + 3)
 #define HC16(b) HC4(b), HC4((b) + 4), HC4((b) + 8), HC4((b) + 12)
-static const bool host_tab[256] = {HC16(0),   HC16(16),  HC16(32),  HC16(48),
-                                   HC16(64),  HC16(80),  HC16(96),  HC16(112),
-                                   HC16(128), HC16(144), HC16(160), HC16(176),
+static const bool host_tab[256] = {HC16(0),   HC16(16),  HC16(32),  HC16(48),  HC16(64),  HC16(80),
+                                   HC16(96),  HC16(112), HC16(128), HC16(144), HC16(160), HC16(176),
                                    HC16(192), HC16(208), HC16(224), HC16(240)};
 
 static bool host_chars_ok(const char *v, size_t vl)
@@ -435,7 +434,10 @@ static bool reserve(struct h1_parser *p, size_t len)
  * The byte loop took a pass through its switch for every delimiter: a field line cost about 150
  * instructions before its name and value were copied. */
 
-static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 /* "HTTP/1.d" (check_version). */
 static bool version_ok(const unsigned char *v)

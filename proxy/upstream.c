@@ -16,10 +16,10 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct pending {
     struct upstream u;

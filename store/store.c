@@ -1514,7 +1514,10 @@ static int enqueue(struct store *s, struct item *it, bool force)
  * call fails harmlessly). */
 static pthread_once_t sqlite_cfg_once = PTHREAD_ONCE_INIT;
 
-static void sqlite_cfg(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+static void sqlite_cfg(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 
 int store_open(struct store **out, const char *path, const struct store_options *opt, char *err,
                size_t errlen)

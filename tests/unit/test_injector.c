@@ -712,7 +712,8 @@ static void test_reuse(void)
     for (size_t i = 0; i < INJECT_NCASES; i++) {
         char prev[4096], doc[4096];
         long pat, at;
-        size_t pn = inject_case_doc(&inject_cases[(i + 1) % INJECT_NCASES], prev, sizeof prev, &pat);
+        size_t pn =
+            inject_case_doc(&inject_cases[(i + 1) % INJECT_NCASES], prev, sizeof prev, &pat);
         size_t n = inject_case_doc(&inject_cases[i], doc, sizeof doc, &at);
         for (int how = 0; how < 3; how++) {
             struct injector *used, *fresh;
@@ -735,8 +736,9 @@ static void test_reuse(void)
             }
             evbuffer_free(in);
             evbuffer_free(o);
-            int ea = injector_reuse(used, TAG2, sizeof TAG2 - 1) == 0 ? feed_doc(used, doc, n, n / 3, &a)
-                                                                    : -2;
+            int ea = injector_reuse(used, TAG2, sizeof TAG2 - 1) == 0
+                         ? feed_doc(used, doc, n, n / 3, &a)
+                         : -2;
             int eb = feed_doc(fresh, doc, n, n / 3, &b);
             total++;
             if (ea != eb || a.n != b.n || (a.n && memcmp(a.p, b.p, a.n) != 0) ||
@@ -752,7 +754,8 @@ static void test_reuse(void)
     TAP_OK(bad == 0, "injector/reuse/every_case (%zu of %zu differ)", bad, total);
     struct injector *gz;
     TAP_OK(injector_new(&gz, INJECT_CODING_GZIP, TAG, sizeof TAG - 1, NULL) == 0 &&
-               injector_reuse(gz, TAG, sizeof TAG - 1) == VP_ERR_INVALID && !injector_is_identity(gz),
+               injector_reuse(gz, TAG, sizeof TAG - 1) == VP_ERR_INVALID &&
+               !injector_is_identity(gz),
            "injector/reuse/not_identity");
     injector_free(gz);
     struct injector *id;
