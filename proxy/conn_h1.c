@@ -11,7 +11,8 @@
  *   it, the other side's reading stops, and resumes from the write callback (watermark LOW).
  * - Pipelining: requests are handled one after the other, so responses stay in order. Once a
  *   request is complete the client stays readable (no epoll_ctl per exchange), and what it
- *   sends meanwhile waits in the input buffer, at most PROXY_HIGH_WM (the read watermark); an
+ *   sends meanwhile waits in the input buffer, at most PROXY_HIGH_WM (the read watermark, set
+ *   once PROXY_LOW_WM wait unread on a plain socket: watch_input); an
  *   EOF then means a half-close: the pending response is still sent, then the connection
  *   closes.
  * - A response is never made to look complete when it is not: if the upstream dies mid-body the
