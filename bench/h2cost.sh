@@ -12,6 +12,8 @@
 #   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
 #   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
 #   ONLY=HTML runs only the rows whose name contains that text.
+#   CGDIR=dir keeps the callgrind outputs there (cg.ROW.N1.out, cg.ROW.N2.out), for
+#   bench/cgdiff.py, which lists instructions per request by function.
 set -eu
 BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -76,11 +78,12 @@ load() { # path, h2load options...: prints the 2xx count
     else h2load "$@" "https://127.0.0.1:$VP$p" 2>/dev/null || true; fi |
         awk '/^status codes:/ { print $3 + 0 }'
 }
-ir() { # path, n: total instructions of a proxy run serving n requests (plus the start probe)
+ir() { # path, n, row tag: total instructions of a proxy run serving n requests (plus the start probe)
     start valgrind --tool=callgrind -q "--callgrind-out-file=$T/cg.out"
     ok=$(load "$1" -n "$2" -c 1 -m 10)
     [ "$ok" = "$2" ] || { echo "bench: $1: $ok of $2 requests answered 2xx" >&2; exit 1; }
     stop
+    [ -n "${CGDIR:-}" ] && cp "$T/cg.out" "$CGDIR/cg.$3.$2.out"
     awk '/^summary:/ { print $2 }' "$T/cg.out"
 }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -103,7 +106,8 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
     case "$name" in *"${ONLY:-}"*) ;; *) continue ;; esac
     irq="-"
     if [ "$IR" != 0 ]; then
-        a=$(ir "$path" "$N1"); b=$(ir "$path" "$N2")
+        tag=$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_')
+        a=$(ir "$path" "$N1" "$tag"); b=$(ir "$path" "$N2" "$tag")
         irq=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
     fi
     c="-"

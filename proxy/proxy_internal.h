@@ -30,6 +30,7 @@ struct tls_client;
 struct ssl_session_st;
 struct tls_pending;
 struct h2_session;
+struct h2_stream;
 struct injector;
 
 #define PROXY_MAX_ADDRS 8
@@ -129,6 +130,9 @@ struct worker {
     struct evconnlistener *tls_lev;
     struct tls_pending *tls_pending;
     struct h2_session *h2_sessions;
+    /* conn_h2.c: finished streams kept for reuse (at most H2_SPARE_STREAMS), owned here. */
+    struct h2_stream *h2_spare;
+    unsigned h2_nspare;
     /* conn_h1.c: spare parsers (index 0 requests, 1 responses), reset, owned by the worker. */
     struct h1_parser *spare[2][PROXY_SPARE_PARSERS];
     unsigned nspare[2];

@@ -86,6 +86,7 @@ GET  /csp                           HTML with CSP script-src 'self' 'nonce-abc' 
 GET  /close-on-next                 200, then the next request on this connection is closed unanswered
 GET  /hop                           response with hop-by-hop headers (Connection: X-Up-Secret)
 GET  /fragment                      text/html fragment, no doctype/html/head/body
+GET  /many-headers?n=&len=&type=    n (at most 250) fields X-Field-NNN of len-byte values
 GET  /_next/webpack-hmr, /_next/hmr WebSocket echo (text, binary, ping->pong, close)
 GET  /_up/stats, /_up/reset, /_up/help   control (not counted)
 """
@@ -481,6 +482,15 @@ class Upstream:
                 ("Content-Type", "text/plain"), ("Connection", "keep-alive, X-Up-Secret"),
                 ("X-Up-Secret", "1"), ("Keep-Alive", "timeout=5"),
                 ("Proxy-Connection", "keep-alive"), ("X-Up-Public", "1")], b"hop\n")
+            return True
+        if p == "/many-headers":
+            n = max(0, min(req.qint("n", 100), 250))
+            vlen = max(0, min(req.qint("len", 16), 200))
+            headers = [("Content-Type", req.query.get("type", "text/plain"))]
+            headers += [("X-Field-%03d" % i, ("v%d-" % i + "x" * vlen)[:max(vlen, 1)])
+                        for i in range(n)]
+            body = html_page("many headers") if "html" in headers[0][1] else b"many headers\n"
+            await self.send(writer, req, 200, headers, body)
             return True
         if p == "/fragment":
             await self.send(writer, req, 200, [("Content-Type", "text/html")],
