@@ -15,7 +15,6 @@ the beacon) and once as application/octet-stream (passed through), through vital
 Environment: VP_BIN (./vitals-proxy), BENCH_N1=200 BENCH_N2=1200 BENCH_DURATION=5
 BENCH_REPEAT=3 BENCH_CPU=0 to skip the wrk part.
 """
-import http.client
 import os
 import re
 import shutil
@@ -26,69 +25,14 @@ import sys
 import tempfile
 
 from benchutil import cpu_s, free_port, wait_port
+# The proxy under test, its keep-alive client and the callgrind runner are bench/h1cost.py's.
+from h1cost import callgrind as callgrind_ir, requests, start_proxy
 
-VP = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
 N1 = int(os.environ.get("BENCH_N1", "200"))
 N2 = int(os.environ.get("BENCH_N2", "1200"))
 DUR = int(os.environ.get("BENCH_DURATION", "5"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def start_proxy(tmp, up_port, wrap=()):
-    port = free_port()
-    db = os.path.join(tmp, "vp-%d.db" % port)
-    p = subprocess.Popen(list(wrap) + [VP, "--listen", "127.0.0.1:%d" % port, "--upstream",
-                                       "http://127.0.0.1:%d" % up_port, "--db", db,
-                                       "--workers", "1", "--quiet"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not wait_port(port):
-        p.kill()
-        sys.exit("bench: the proxy did not start")
-    return p, port
-
-
-def requests(port, path, n):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    for _ in range(n):
-        c.request("GET", path)
-        r = c.getresponse()
-        r.read()
-        if r.status != 200:
-            sys.exit("bench: status %d" % r.status)
-    c.close()
-
-
-def callgrind_ir(tmp, up_port, path, n):
-    out = os.path.join(tmp, "cg.out")
-    p, port = start_proxy(tmp, up_port, ["valgrind", "--tool=callgrind", "-q",
-                                         "--separate-threads=yes",
-                                         "--callgrind-out-file=" + out])
-    try:
-        requests(port, path, n)
-    except BaseException:
-        p.kill()
-        p.wait()
-        raise
-    p.send_signal(signal.SIGINT)
-    p.wait(timeout=60)
-    ir = {"all": 0, "loop": 0, "writer": 0}
-    for name in os.listdir(tmp):
-        if not name.startswith("cg.out"):
-            continue
-        with open(os.path.join(tmp, name)) as f:
-            text = f.read()
-        os.unlink(os.path.join(tmp, name))
-        m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-        if not m:
-            continue
-        n = int(m.group(1))
-        ir["all"] += n
-        if "worker_main" in text:
-            ir["loop"] += n
-        elif "writer_main" in text:
-            ir["writer"] += n
-    return ir
 
 
 def cpu_us_per_req(tmp, up_port, path):
@@ -141,7 +85,7 @@ def main():
                             ("octet-stream", "/page.bin")):
             a = callgrind_ir(tmp, up_port, path, N1)
             b = callgrind_ir(tmp, up_port, path, N2)
-            d = {k: (b[k] - a[k]) / (N2 - N1) for k in a}
+            d = {k: (b[k] - a[k]) / (N2 - N1) for k in ("all", "loop", "writer")}
             ir = d["all"]
             cpu = rps = float("nan")
             if os.environ.get("BENCH_CPU", "1") != "0" and shutil.which("wrk"):

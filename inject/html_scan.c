@@ -105,6 +105,15 @@ void html_scan_free(struct html_scan *s)
     inject_free(s);
 }
 
+void html_scan_reset(struct html_scan *s)
+{
+    size_t limit = s->scan_limit, max_tag = s->max_tag;
+    memset(s, 0, sizeof *s);
+    s->scan_limit = limit;
+    s->max_tag = max_tag;
+    s->st = S_DATA;
+}
+
 static bool is_ws(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r';

@@ -49,6 +49,9 @@ int html_scan_new(struct html_scan **out, size_t scan_limit, size_t max_tag)
 /* Frees the scanner (NULL is a no-op). */
 void html_scan_free(struct html_scan *s);
 
+/* Readies s for another document, as html_scan_new made it (same limits). */
+void html_scan_reset(struct html_scan *s);
+
 /* Scans p[0..n) (borrowed), the next bytes of the document. Stops at a decision: *used is the
  * number of bytes consumed (n when the result is HTML_SCAN_MORE). Once decided, every later call
  * returns the same decision and consumes nothing. */

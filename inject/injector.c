@@ -39,7 +39,7 @@ struct injector {
     enum mode mode;
     struct injector_options opt;
     char *tag;
-    size_t tag_len;
+    size_t tag_len, tag_cap;
     bool injected;
     bool committed; /* compressed: our encoder's output has started */
     struct html_scan *scan;
@@ -87,7 +87,7 @@ int injector_new(struct injector **out, enum inject_coding coding, const char *t
     if (!inj->tag)
         goto fail;
     memcpy(inj->tag, tag, tag_len);
-    inj->tag_len = tag_len;
+    inj->tag_len = inj->tag_cap = tag_len;
     if (html_scan_new(&inj->scan, inj->opt.scan_limit, inj->opt.max_tag))
         goto fail;
     if (!(inj->hold = evbuffer_new()))
@@ -122,6 +122,35 @@ void injector_free(struct injector *inj)
     html_scan_free(inj->scan);
     inject_free(inj->tag);
     inject_free(inj);
+}
+
+int injector_reuse(struct injector *inj, const char *tag, size_t tag_len)
+{
+    if (inj->coding != INJECT_CODING_IDENTITY || !tag || tag_len == 0)
+        return VP_ERR_INVALID;
+    if (tag_len > inj->tag_cap) {
+        char *t = inject_malloc(tag_len);
+        if (!t)
+            return VP_ERR_NOMEM;
+        inject_free(inj->tag);
+        inj->tag = t;
+        inj->tag_cap = tag_len;
+    }
+    memcpy(inj->tag, tag, tag_len);
+    inj->tag_len = tag_len;
+    if (evbuffer_drain(inj->hold, evbuffer_get_length(inj->hold)) != 0)
+        return VP_ERR_NOMEM;
+    html_scan_reset(inj->scan);
+    inj->hold_start = 0;
+    inj->injected = inj->committed = false;
+    inj->out = NULL;
+    inj->mode = M_SCAN;
+    return 0;
+}
+
+bool injector_is_identity(const struct injector *inj)
+{
+    return inj->coding == INJECT_CODING_IDENTITY;
 }
 
 bool injector_injected(const struct injector *inj)
@@ -196,7 +225,23 @@ static int decide(struct injector *inj, enum html_scan_result r, struct evbuffer
 static int scan_bytes(struct injector *inj, const char *p, size_t n, struct evbuffer *dst,
                       size_t *used)
 {
+    uint64_t at = inj->hold_start + evbuffer_get_length(inj->hold); /* offset of p[0] */
     enum html_scan_result r = html_scan_feed(inj->scan, p, n, used);
+    uint64_t keep;
+    if (r == HTML_SCAN_MORE && (keep = html_scan_hold_offset(inj->scan)) >= at) {
+        /* Nothing held is needed any more, nor p's bytes before the hold offset (text, closed
+         * tags): those go to dst at once instead of through hold, a copy and a move less. */
+        int e = release(inj, at, dst);
+        if (e)
+            return e;
+        size_t direct = keep - at < *used ? (size_t)(keep - at) : *used;
+        if (direct && evbuffer_add(dst, p, direct))
+            return VP_ERR_NOMEM;
+        inj->hold_start = at + direct;
+        if (*used > direct && evbuffer_add(inj->hold, p + direct, *used - direct))
+            return VP_ERR_NOMEM;
+        return 0;
+    }
     if (*used && evbuffer_add(inj->hold, p, *used))
         return VP_ERR_NOMEM;
     if (r != HTML_SCAN_MORE)

@@ -101,6 +101,17 @@ struct injector;
 int injector_new(struct injector **out, enum inject_coding coding, const char *tag, size_t tag_len,
                  const struct injector_options *opt) __attribute__((warn_unused_result));
 
+/* Readies an identity injector (made with INJECT_CODING_IDENTITY; used, finished or failed)
+ * for another response, as injector_new would make it with tag (tag_len bytes, copied) and the
+ * same options, without its allocations (a caller can keep spare injectors). Returns 0,
+ * VP_ERR_INVALID for another coding or an empty tag, or VP_ERR_NOMEM (then inj can only be
+ * freed). */
+int injector_reuse(struct injector *inj, const char *tag, size_t tag_len)
+    __attribute__((warn_unused_result));
+
+/* true for an injector of INJECT_CODING_IDENTITY (injector_reuse accepts it). */
+bool injector_is_identity(const struct injector *inj);
+
 /* Consumes all of `in` and appends output to `out` (both borrowed). Returns 0, VP_ERR_PROTO for
  * corrupt compressed input, VP_ERR_LIMIT for a bomb, VP_ERR_NOMEM. After an error the injector is
  * unusable; the caller aborts the response. */

@@ -64,7 +64,7 @@ static void deliver(struct api_job *j)
     j->next = w->api_done;
     w->api_done = j;
     pthread_mutex_unlock(&w->api_mu);
-    event_active(w->api_ev, EV_READ, 0);
+    worker_wake(w, WORKER_WAKE_API);
 }
 
 static void *pool_main(void *arg)

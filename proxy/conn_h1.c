@@ -11,7 +11,8 @@
  *   it, the other side's reading stops, and resumes from the write callback (watermark LOW).
  * - Pipelining: requests are handled one after the other, so responses stay in order. Once a
  *   request is complete the client stays readable (no epoll_ctl per exchange), and what it
- *   sends meanwhile waits in the input buffer, at most PROXY_HIGH_WM (the read watermark); an
+ *   sends meanwhile waits in the input buffer, at most PROXY_HIGH_WM (the read watermark, set
+ *   once PROXY_LOW_WM wait unread on a plain socket: watch_input); an
  *   EOF then means a half-close: the pending response is still sent, then the connection
  *   closes.
  * - A response is never made to look complete when it is not: if the upstream dies mid-body the
@@ -74,8 +75,6 @@ struct exchange_state {
     uint64_t resp_left;
     struct h1_chunked resp_chunk;
     bool paused_client, paused_up;
-    /* set_up_timeouts: done for this connection, and done while the body was uploading */
-    bool up_tmo_set, up_tmo_body;
     bool tunnel_closing; /* client closed a tunnel: flushing to the upstream, then free */
     int status;
     struct exchange_times t;
@@ -120,6 +119,8 @@ struct conn {
     int64_t accept_us;
     struct h1_parser *req, *resp;
     struct event *timer;
+    int64_t deadline_us; /* CLOCK_MONOTONIC; 0: no timeout (set_deadline) */
+    int64_t timer_at_us; /* when the pending timer fires; 0: not pending */
     enum cstate state;
     bool head_started;
     bool kept_alive; /* a request was answered on this connection before */
@@ -148,6 +149,8 @@ struct conn {
     /* Between two pipelined exchanges: the output passed the high watermark, so the next
      * request is not read until it drains to the low one (finish_exchange). */
     bool out_full;
+    /* The read watermark bounds the input (watch_input). */
+    bool in_wm;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -162,6 +165,7 @@ static void pump_request(struct conn *c);
 static void pump_response(struct conn *c);
 static void update_client_read(struct conn *c);
 static void up_shutdown_write(struct upstream *u);
+static void stop_timer(struct conn *c);
 
 #define PROXY_MAX_INTERIM 32
 
@@ -205,21 +209,70 @@ static void spare_parsers_free(struct worker *w)
         while (w->nspare[k])
             h1_parser_free(w->spare[k][--w->nspare[k]]);
     }
+    while (w->nspare_buf)
+        evbuffer_free(w->spare_buf[--w->nspare_buf]);
+    while (w->nspare_inj)
+        injector_free(w->spare_inj[--w->nspare_inj]);
 }
 
-static void exchange_dispose(struct exchange_state *ex)
+/* The injector's two evbuffers come from the worker's spares when it has them (empty), and go
+ * back there (emptied) with the exchange: an evbuffer_new and an evbuffer_free less each per
+ * HTML response. */
+static struct evbuffer *buf_get(struct worker *w)
+{
+    return w->nspare_buf ? w->spare_buf[--w->nspare_buf] : evbuffer_new();
+}
+
+static void buf_put(struct worker *w, struct evbuffer *b)
+{
+    if (!b)
+        return;
+    if (w->nspare_buf < PROXY_SPARE_BUFS && !w->draining &&
+        evbuffer_drain(b, evbuffer_get_length(b)) == 0) {
+        w->spare_buf[w->nspare_buf++] = b;
+        return;
+    }
+    evbuffer_free(b);
+}
+
+/* Identity injectors (the common HTML response) come from the worker's spares when it has one
+ * (injector_reuse: no allocation) and go back there with the exchange. */
+static bool inj_get(struct worker *w, struct injector **out, enum inject_coding cd, const char *tag,
+                    size_t n)
+{
+    while (cd == INJECT_CODING_IDENTITY && w->nspare_inj) {
+        struct injector *inj = w->spare_inj[--w->nspare_inj];
+        if (injector_reuse(inj, tag, n) == 0) {
+            *out = inj;
+            return true;
+        }
+        injector_free(inj);
+    }
+    return injector_new(out, cd, tag, n, NULL) == 0;
+}
+
+static void inj_put(struct worker *w, struct injector *inj)
+{
+    if (!inj)
+        return;
+    if (injector_is_identity(inj) && w->nspare_inj < PROXY_SPARE_INJ && !w->draining) {
+        w->spare_inj[w->nspare_inj++] = inj;
+        return;
+    }
+    injector_free(inj);
+}
+
+static void exchange_dispose(struct worker *w, struct exchange_state *ex)
 {
     if (ex->local_body)
         evbuffer_free(ex->local_body);
-    if (ex->inj_in)
-        evbuffer_free(ex->inj_in);
-    if (ex->inj_out)
-        evbuffer_free(ex->inj_out);
+    buf_put(w, ex->inj_in);
+    buf_put(w, ex->inj_out);
     if (ex->req_trailers)
         evbuffer_free(ex->req_trailers);
     if (ex->resp_trailers)
         evbuffer_free(ex->resp_trailers);
-    injector_free(ex->inj);
+    inj_put(w, ex->inj);
     ex->local_body = ex->inj_in = ex->inj_out = NULL;
     ex->req_trailers = ex->resp_trailers = NULL;
     ex->inj = NULL;
@@ -240,7 +293,7 @@ static void conn_free(struct conn *c)
         upstream_free(c->ex.up);
     if (c->ex.api_job)
         c->ex.api_job->conn = NULL; /* the job finishes without us */
-    exchange_dispose(&c->ex);
+    exchange_dispose(w, &c->ex);
     event_free(c->timer);
     parser_put(w, c->req, H1_REQUEST);
     parser_put(w, c->resp, H1_RESPONSE);
@@ -287,7 +340,7 @@ static void linger(struct conn *c)
 static void close_after_flush(struct conn *c)
 {
     c->state = CS_CLOSING;
-    evtimer_del(c->timer);
+    stop_timer(c);
     if (c->ex.up) {
         upstream_free(c->ex.up);
         c->ex.up = NULL;
@@ -305,11 +358,51 @@ static void close_after_flush(struct conn *c)
     bufferevent_enable(c->bev, EV_WRITE);
 }
 
+/* The connection timer (idle and header timeouts) runs lazily: set_deadline records when the
+ * connection times out and adds the timer only when it is not pending already at or before that
+ * time; timer_cb sets it again for a deadline that has moved on. A keep-alive exchange so costs
+ * no timer operation (it took an add when the head started, a delete when it was complete and
+ * an add when the response ended, each under the base lock). */
+static void timer_at(struct conn *c, int64_t at, int64_t now)
+{
+    int64_t d = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+    c->timer_at_us = evtimer_add(c->timer, &tv) == 0 ? at : 0;
+}
+
+static void set_deadline(struct conn *c, unsigned ms)
+{
+    int64_t now = vp_mono_us();
+    c->deadline_us = now + (int64_t)ms * 1000;
+    if (!c->timer_at_us || c->timer_at_us > c->deadline_us)
+        timer_at(c, c->deadline_us, now);
+}
+
+/* No timeout while an exchange runs; a pending timer finds no deadline and ends there. */
+static void clear_deadline(struct conn *c)
+{
+    c->deadline_us = 0;
+}
+
+static void stop_timer(struct conn *c)
+{
+    evtimer_del(c->timer);
+    c->deadline_us = c->timer_at_us = 0;
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct conn *c = arg;
+    c->timer_at_us = 0;
+    if (!c->deadline_us)
+        return;
+    int64_t now = vp_mono_us();
+    if (now < c->deadline_us) {
+        timer_at(c, c->deadline_us, now);
+        return;
+    }
     if (c->state == CS_HEAD && c->head_started) {
         /* Slowloris: the head did not arrive in time. */
         static const char r[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
@@ -319,13 +412,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     conn_free(c);
-}
-
-static void arm_timer(struct conn *c, unsigned ms)
-{
-    struct timeval tv;
-    ms_tv(&tv, ms);
-    evtimer_add(c->timer, &tv);
 }
 
 /* ---- client output ----
@@ -402,6 +488,20 @@ static bool direct_output(struct conn *c)
     return true;
 }
 
+/* Bounds what a client gets buffered while its input is not consumed (a pipelined request
+ * behind a pending response) with the read watermark: libevent stops reading at PROXY_HIGH_WM.
+ * A watermark makes libevent re-add the read event on every change of the input buffer, so a
+ * plain socket gets it only once PROXY_LOW_WM bytes wait unread (client_read_cb); its reads are
+ * at most a few KiB each, so it stops at the same bound. A TLS connection may read many records
+ * in one go, so it has the watermark from the start. */
+static void watch_input(struct conn *c)
+{
+    if (c->in_wm)
+        return;
+    c->in_wm = true;
+    bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
+}
+
 /* Links a new connection around bev (takes ownership) into the worker and starts reading. */
 static int conn_start(struct worker *w, struct bufferevent *bev, const char *peer,
                       const char *proto, const char *tls_version)
@@ -432,9 +532,9 @@ static int conn_start(struct worker *w, struct bufferevent *bev, const char *pee
      * what a pipelining client gets buffered meanwhile. An HTTP/2 stream's pair end is not read
      * then: its EOF means the stream is gone (see update_client_read). */
     c->pair = strcmp(c->proto, "h2") == 0;
-    if (!c->pair)
-        bufferevent_setwatermark(c->bev, EV_READ, 0, PROXY_HIGH_WM);
-    arm_timer(c, opts(c)->header_timeout_ms);
+    if (!c->pair && c->tls_version[0])
+        watch_input(c);
+    set_deadline(c, opts(c)->header_timeout_ms);
     update_client_read(c);
     return 0;
 }
@@ -556,9 +656,12 @@ static void update_client_read(struct conn *c)
         bufferevent_set_timeouts(c->bev, rt, c->state == CS_TUNNEL ? NULL : &tv);
         c->tmo = tmo;
     }
-    if (want)
+    /* Enabling what is enabled re-adds the read event (an event_add under the base lock) for
+     * nothing; a pair end's enable also moves what its partner holds, so it always runs. */
+    bool on = c->pair || want != ((bufferevent_get_enabled(c->bev) & EV_READ) != 0);
+    if (on && want)
         bufferevent_enable(c->bev, EV_READ);
-    else
+    else if (on)
         bufferevent_disable(c->bev, EV_READ);
 }
 
@@ -639,13 +742,29 @@ static void hout_u64(struct hout *h, uint64_t v)
     hout_mem(h, t + i, sizeof t - i);
 }
 
-/* "name: value" CRLF */
-static void hout_field(struct hout *h, const char *n, size_t nl, const char *v)
+/* "name: value" CRLF, value of length vl: copied at once when it fits the buffer. */
+static void hout_field_n(struct hout *h, const char *n, size_t nl, const char *v, size_t vl)
 {
+    if (nl + vl + 4 <= sizeof h->b - h->len) {
+        char *d = h->b + h->len;
+        memcpy(d, n, nl);
+        d[nl] = ':';
+        d[nl + 1] = ' ';
+        memcpy(d + nl + 2, v, vl);
+        d[nl + 2 + vl] = '\r';
+        d[nl + 3 + vl] = '\n';
+        h->len += nl + vl + 4;
+        return;
+    }
     hout_mem(h, n, nl);
     hout_mem(h, ": ", 2);
-    hout_str(h, v);
+    hout_mem(h, v, vl);
     hout_mem(h, "\r\n", 2);
+}
+
+static void hout_field(struct hout *h, const char *n, size_t nl, const char *v)
+{
+    hout_field_n(h, n, nl, v, strlen(v));
 }
 
 /* Hop-by-hop fields (RFC 9110 section 7.6.1) plus those we regenerate. */
@@ -684,7 +803,7 @@ static bool conn_tokens(const struct h1_parser *p, const char **tok, size_t *tle
         h1_parser_header(p, i, &n, &v);
         if (!vp_slice_ieq(n, h1_parser_header_name_len(p, i), "connection"))
             continue;
-        size_t vl = strlen(v), k = 0;
+        size_t vl = h1_parser_header_value_len(p, i), k = 0;
         while (k < vl) {
             while (k < vl && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
                 k++;
@@ -706,8 +825,20 @@ static bool conn_tokens(const struct h1_parser *p, const char **tok, size_t *tle
     return true;
 }
 
+/* A header name with its length, for the skip lists of add_headers_filtered. */
+struct hname {
+    const char *s;
+    size_t n;
+};
+#define HNAME(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof lit - 1                                                                        \
+    }
+
+/* Copies the fields of p to out but the hop-by-hop ones and those in skip (lower case, ended by
+ * {NULL, 0}; NULL: none). */
 static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
-                                 const char *const *skip)
+                                 const struct hname *skip)
 {
     size_t nh = h1_parser_header_count(p);
     /* Fields named in Connection are hop-by-hop too. Its tokens are collected once (beyond a
@@ -731,10 +862,10 @@ static void add_headers_filtered(const struct h1_parser *p, struct hout *out,
         if (named)
             continue;
         bool sk = false;
-        for (size_t k = 0; skip && skip[k] && !sk; k++)
-            sk = vp_slice_ieq(n, nl, skip[k]);
+        for (size_t k = 0; skip && skip[k].s && !sk; k++)
+            sk = skip[k].n == nl && vp_mem_ieq(n, skip[k].s, nl);
         if (!sk)
-            hout_field(out, n, nl, v);
+            hout_field_n(out, n, nl, v, h1_parser_header_value_len(p, i));
     }
 }
 
@@ -1104,13 +1235,15 @@ static void on_head_bytes(struct conn *c)
         conn_free(c);
         return;
     }
-    if (!c->head_started) {
+    /* The header timeout runs from the head's first byte; it is set below, when these bytes
+     * did not complete the head. */
+    bool fresh = !c->head_started;
+    if (fresh) {
         c->head_started = true;
         /* An HTTP/2 stream's pair end, reused, or a kept-alive connection: timing starts per
          * stream or request. */
         if (c->moved_cb || c->kept_alive)
             c->accept_us = exchange_now_us();
-        arm_timer(c, opts(c)->header_timeout_ms);
     }
     while (evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
@@ -1125,23 +1258,27 @@ static void on_head_bytes(struct conn *c)
             c->ex.target = "-";
             c->ex.t.accept_us = c->accept_us;
             c->ex.t.head_done_us = exchange_now_us();
-            evtimer_del(c->timer);
+            clear_deadline(c);
             reply_parse_error(c, h1_parser_status(c->req), h1_parser_error(c->req));
             return;
         }
         evbuffer_drain(in, used);
         if (rc == H1_DONE) {
-            evtimer_del(c->timer);
+            clear_deadline(c);
             start_exchange(c);
             return;
         }
     }
+    if (fresh)
+        set_deadline(c, opts(c)->header_timeout_ms);
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (!c->in_wm && !c->pair && evbuffer_get_length(cin(c)) >= PROXY_LOW_WM)
+        watch_input(c);
     switch (c->state) {
     case CS_HEAD:
         on_head_bytes(c);
@@ -1268,8 +1405,14 @@ static void write_request_head(struct conn *c)
     struct h1_parser *p = c->req;
     struct hout out;
     hout_init(&out, bufferevent_get_output(ex->up->bev));
-    static const char *const skip[] = {"expect", "x-forwarded-for", "x-forwarded-proto",
-                                       "x-forwarded-host", "via", "host", "origin", NULL};
+    static const struct hname skip[] = {HNAME("expect"),
+                                        HNAME("x-forwarded-for"),
+                                        HNAME("x-forwarded-proto"),
+                                        HNAME("x-forwarded-host"),
+                                        HNAME("via"),
+                                        HNAME("host"),
+                                        HNAME("origin"),
+                                        {NULL, 0}};
     hout_str(&out, ex->method);
     hout_mem(&out, " ", 1);
     hout_str(&out, ex->target);
@@ -1329,15 +1472,8 @@ static void write_request_head(struct conn *c)
 
 static void set_up_timeouts(struct conn *c)
 {
-    /* Only the first call of an exchange and the end of an upload change them. */
-    if (c->ex.up_tmo_set && !c->ex.up_tmo_body)
-        return;
-    c->ex.up_tmo_set = true;
-    c->ex.up_tmo_body = !c->ex.req_done;
-    struct timeval tv;
-    ms_tv(&tv, opts(c)->upstream_timeout_ms);
     /* No read timeout while the client is still uploading: the app legitimately stays silent. */
-    bufferevent_set_timeouts(c->ex.up->bev, c->ex.req_done ? &tv : NULL, &tv);
+    upstream_set_timeouts(c->ex.up, c->ex.req_done ? UPSTREAM_TMO_EXCHANGE : UPSTREAM_TMO_UPLOAD);
 }
 
 static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const char *why)
@@ -1351,7 +1487,6 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     }
     ex->up = u;
     u->owner = c;
-    ex->up_tmo_set = false; /* a new connection: its timeouts are set below */
     ex->reused = u->reused;
     if (u->reused)
         ex->t.connect_start_us = 0;
@@ -1374,8 +1509,11 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     set_up_timeouts(c);
     /* EV_WRITE is enabled from creation on and never disabled on upstream connections; enabling
      * it again would add the write event even when the head went out directly. */
-    bufferevent_enable(u->bev, evbuffer_get_length(bufferevent_get_output(u->bev)) ? EV_READ | EV_WRITE
-                                                                                    : EV_READ);
+    short ev = evbuffer_get_length(bufferevent_get_output(u->bev)) ? EV_READ | EV_WRITE : EV_READ;
+    /* A pooled connection reads already: enabling it again would re-add its read event. */
+    ev = (short)(ev & ~bufferevent_get_enabled(u->bev));
+    if (ev)
+        bufferevent_enable(u->bev, ev);
     /* Without a body, the client's read state is the one start_exchange set (not read). */
     if (!ex->req_done)
         update_client_read(c);
@@ -1458,8 +1596,7 @@ static void start_tunnel(struct conn *c)
     hout_str(&h, "HTTP/1.1 101 ");
     hout_str(&h, h1_parser_reason(c->resp));
     hout_mem(&h, "\r\n", 2);
-    static const char *const skip[] = {NULL};
-    add_headers_filtered(c->resp, &h, skip);
+    add_headers_filtered(c->resp, &h, NULL);
     const char *up = h1_parser_find(c->resp, "upgrade");
     hout_str(&h, "Connection: upgrade\r\n");
     hout_field(&h, "Upgrade", 7, up ? up : "");
@@ -1473,6 +1610,7 @@ static void start_tunnel(struct conn *c)
     ex->t.last_byte_us = exchange_now_us();
     exchange_finish_log(c);
     bufferevent_set_timeouts(ex->up->bev, NULL, NULL);
+    ex->up->tmo = 0;
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     c->tmo = -1;
     update_client_read(c);
@@ -1640,12 +1778,12 @@ static void setup_injection(struct conn *c, const struct resp_fields *f)
         return;
     const char *ce = info.content_encoding;
     enum inject_coding cd = inject_coding_parse(ce, ce ? strlen(ce) : 0);
-    if (injector_new(&ex->inj, cd, tag, (size_t)n, NULL) != 0)
+    if (!inj_get(c->w, &ex->inj, cd, tag, (size_t)n))
         return;
-    ex->inj_in = evbuffer_new();
-    ex->inj_out = evbuffer_new();
+    ex->inj_in = buf_get(c->w);
+    ex->inj_out = buf_get(c->w);
     if (!ex->inj_in || !ex->inj_out) {
-        exchange_dispose(ex);
+        exchange_dispose(c->w, ex);
         return;
     }
     if (cd == INJECT_CODING_IDENTITY && ex->resp_framing == H1_BODY_LENGTH && ex->minor >= 1) {
@@ -1673,8 +1811,10 @@ static void stage_done(struct conn *c)
  * kept, ETag weakened, Vary: Accept-Encoding. */
 static void add_injected_headers(struct h1_parser *r, const char *nonce, struct hout *o)
 {
-    static const char *const skip[] = {"etag", "content-security-policy",
-                                       "content-security-policy-report-only", NULL};
+    static const struct hname skip[] = {HNAME("etag"),
+                                        HNAME("content-security-policy"),
+                                        HNAME("content-security-policy-report-only"),
+                                        {NULL, 0}};
     add_headers_filtered(r, o, skip);
     bool vary = false;
     for (size_t i = 0; i < h1_parser_header_count(r); i++) {
@@ -1724,11 +1864,10 @@ static void send_response_head(struct conn *c)
     struct resp_fields f;
     resp_fields_get(r, &f);
     setup_injection(c, &f);
-    static const char *const skip[] = {NULL};
     if (ex->inj)
         add_injected_headers(r, ex->csp_nonce, &h);
     else
-        add_headers_filtered(r, &h, skip);
+        add_headers_filtered(r, &h, NULL);
     switch (ex->cl_pending ? H1_BODY_NONE : ex->inj ? H1_BODY_CHUNKED : ex->resp_framing) {
     case H1_BODY_NONE: {
         /* HEAD and 304 keep the upstream's Content-Length as metadata. */
@@ -1812,8 +1951,7 @@ static bool parse_response_head(struct conn *c)
                 hout_mem(&h, " ", 1);
                 hout_str(&h, h1_parser_reason(c->resp));
                 hout_mem(&h, "\r\n", 2);
-                static const char *const skip[] = {NULL};
-                add_headers_filtered(c->resp, &h, skip);
+                add_headers_filtered(c->resp, &h, NULL);
                 hout_mem(&h, "\r\n", 2);
                 hout_flush(&h);
                 if (sc == 100)
@@ -2217,7 +2355,7 @@ static void finish_exchange(struct conn *c)
             ex->up = NULL;
         }
     }
-    exchange_dispose(ex);
+    exchange_dispose(c->w, ex);
     if (!ex->keep_alive || !ex->req_done || c->w->draining) {
         close_after_flush(c);
         return;
@@ -2237,7 +2375,7 @@ static void finish_exchange(struct conn *c)
         h1_parser_reset(c->req, false);
     }
     memset(ex, 0, sizeof *ex);
-    arm_timer(c, opts(c)->idle_timeout_ms);
+    set_deadline(c, opts(c)->idle_timeout_ms);
     if (evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM && !c->pair) {
         /* A pipelining client that does not read its responses: the next request waits until
          * the output drains to the low watermark (client_write_cb), so replies never pile up

@@ -69,6 +69,8 @@ size_t h1_parser_header_count(const struct h1_parser *p);
 void h1_parser_header(const struct h1_parser *p, size_t i, const char **name, const char **value);
 /* Length of header i's name (strlen of the name h1_parser_header returns, without the scan). */
 size_t h1_parser_header_name_len(const struct h1_parser *p, size_t i);
+/* Length of header i's value (likewise). */
+size_t h1_parser_header_value_len(const struct h1_parser *p, size_t i);
 /* First value of header `name` (case-insensitive), or NULL. */
 const char *h1_parser_find(const struct h1_parser *p, const char *name);
 /* Bytes of the raw head consumed (line + headers + final CRLF). */

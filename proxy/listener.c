@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -148,7 +149,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         m->px->tls_fd = -1;
     }
     for (unsigned i = 0; i < m->px->nworkers; i++)
-        event_active(m->px->workers[i].stop_ev, m->signals > 1 ? 0 : EV_READ, 0);
+        worker_wake(&m->px->workers[i], m->signals > 1 ? WORKER_WAKE_STOP_NOW : WORKER_WAKE_STOP);
 }
 
 static int resolve_upstream(struct proxy *px, const struct vp_options *o)
@@ -249,16 +250,46 @@ static void print_banner(const struct vp_options *o)
     fflush(stdout);
 }
 
+void worker_wake(struct worker *w, unsigned what)
+{
+    atomic_fetch_or(&w->wake_bits, what);
+    uint64_t one = 1;
+    /* Fails only when the counter is full, that is with a wake-up pending anyway. */
+    ssize_t n = write(w->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+/* The loop's side of worker_wake: the requests become activations of this base's own events,
+ * as other threads used to make them directly when the base had a lock. The eventfd is read
+ * before the bits are taken, so a wake-up after that makes it readable again. */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct worker *w = arg;
+    uint64_t v;
+    ssize_t n = read(fd, &v, sizeof v);
+    (void)n;
+    unsigned bits = atomic_exchange(&w->wake_bits, 0);
+    if (bits & WORKER_WAKE_API)
+        event_active(w->api_ev, EV_READ, 0);
+    if (bits & (WORKER_WAKE_STOP | WORKER_WAKE_STOP_NOW))
+        event_active(w->stop_ev, bits & WORKER_WAKE_STOP_NOW ? 0 : EV_READ, 0);
+}
+
 static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
 {
     w->px = px;
     w->id = id;
+    w->wake_fd = -1;
     /* The epoll changelist coalesces the add/del pairs a bufferevent makes within one loop
-     * iteration (write interest on, off, on again...) into at most one epoll_ctl per fd. */
+     * iteration (write interest on, off, on again...) into at most one epoll_ctl per fd.
+     * Without a lock, the base saves a mutex lock and unlock in every event operation (about
+     * 27 per proxied request); only this thread touches it (worker_wake). */
     struct event_config *cfg = event_config_new();
     if (!cfg)
         return -1;
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
     w->base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     if (!w->base)
@@ -278,6 +309,12 @@ static int setup_worker(struct proxy *px, struct worker *w, unsigned id)
     w->grace_ev = evtimer_new(w->base, grace_cb, w);
     w->api_ev = event_new(w->base, -1, 0, conn_h1_api_done, w);
     pthread_mutex_init(&w->api_mu, NULL);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        return -1;
+    w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
+    if (!w->wake_ev || event_add(w->wake_ev, NULL) != 0)
+        return -1;
     if (getrandom(&w->rng, sizeof w->rng, 0) != (ssize_t)sizeof w->rng || w->rng == 0)
         w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
     const struct vp_options *o = px->opt;
@@ -323,6 +360,10 @@ static void teardown_worker(struct worker *w)
         pthread_mutex_destroy(&w->api_mu);
     }
     rate_limiter_free(w->beacon_rl);
+    if (w->wake_ev)
+        event_free(w->wake_ev);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
     if (w->base) {
         settle_base(w->base);
         event_base_free(w->base);
@@ -394,6 +435,8 @@ int proxy_run(const struct vp_options *o, struct store *st)
     if (!px.workers || !m.base)
         goto out;
     px.nworkers = o->workers;
+    for (unsigned i = 0; i < px.nworkers; i++)
+        px.workers[i].wake_fd = -1; /* teardown_worker closes it: also for workers not set up */
     if (st && api_pool_new(&px.api, 2, o->db) != 0) {
         fprintf(stderr, "vitals-proxy: cannot start the API threads\n");
         goto out;
@@ -421,7 +464,7 @@ int proxy_run(const struct vp_options *o, struct store *st)
     if (started < px.nworkers) {
         fprintf(stderr, "vitals-proxy: cannot start worker threads\n");
         for (unsigned i = 0; i < started; i++)
-            event_active(px.workers[i].stop_ev, 0, 0);
+            worker_wake(&px.workers[i], WORKER_WAKE_STOP_NOW);
     } else {
         status = 0;
     }

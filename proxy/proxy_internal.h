@@ -31,6 +31,7 @@ struct ssl_session_st;
 struct tls_pending;
 struct h2_session;
 struct h2_stream;
+struct injector;
 
 #define PROXY_MAX_ADDRS 8
 /* Output bytes queued for one side before the other side stops being read, and the level at
@@ -48,6 +49,10 @@ struct h2_stream;
 /* Spare head parsers kept per worker and kind (request, response), so a keep-alive exchange
  * does not malloc/free two parsers; idle connections still hold none. */
 #define PROXY_SPARE_PARSERS 16
+/* Spare evbuffers kept per worker for the injector's input and output (conn_h1.c buf_get). */
+#define PROXY_SPARE_BUFS 32
+/* Spare identity injectors kept per worker (conn_h1.c inj_get). */
+#define PROXY_SPARE_INJ 16
 
 struct proxy {
     const struct vp_options *opt;
@@ -78,8 +83,16 @@ struct upstream {
     bool reused;    /* taken from the pool */
     bool connected;
     bool tls; /* bev is an OpenSSL bufferevent (https:// upstream) */
+    /* Timeouts last set on bev: 0 unknown, UPSTREAM_TMO_* (upstream_set_timeouts). */
+    signed char tmo;
     struct conn *owner; /* NULL while idle */
+    int64_t idle_since_us; /* in the pool: when it went in (the loop's cached time) */
 };
+
+/* Timeout sets of an owned upstream connection: an exchange's (read and write), and while a
+ * request body is uploading (write only: the app legitimately stays silent). */
+#define UPSTREAM_TMO_EXCHANGE 1
+#define UPSTREAM_TMO_UPLOAD 2
 
 struct worker {
     struct proxy *px;
@@ -94,6 +107,9 @@ struct worker {
     unsigned nconns;
     struct upstream *idle; /* pool, most recently used first */
     unsigned nidle;
+    /* upstream.c: closes pooled connections idle for PROXY_UPSTREAM_IDLE_MS (pool_sweep). */
+    struct event *pool_ev;
+    bool pool_armed;
     int up_pref; /* address index that last connected */
     /* proxy/tls.c: a copy of the newest upstream TLS session, which every new upstream
      * connection of this worker resumes from. */
@@ -104,6 +120,11 @@ struct worker {
     pthread_mutex_t api_mu; /* guards api_done (pool threads push, this loop pops) */
     struct api_job *api_done;
     struct event *api_ev;
+    /* The base has no lock (EVENT_BASE_FLAG_NOLOCK): other threads never touch it, they call
+     * worker_wake, which sets wake_bits and writes the eventfd wake_fd that wake_ev reads. */
+    int wake_fd;
+    struct event *wake_ev;
+    atomic_uint wake_bits;
     /* proxy/tls.c and proxy/conn_h2.c: the TLS listener, handshakes in progress and HTTP/2
      * sessions. Each of those counts once in nconns, so drain waits for them too. */
     struct evconnlistener *tls_lev;
@@ -115,6 +136,12 @@ struct worker {
     /* conn_h1.c: spare parsers (index 0 requests, 1 responses), reset, owned by the worker. */
     struct h1_parser *spare[2][PROXY_SPARE_PARSERS];
     unsigned nspare[2];
+    /* conn_h1.c: spare evbuffers for the injector's input and output, empty. */
+    struct evbuffer *spare_buf[PROXY_SPARE_BUFS];
+    unsigned nspare_buf;
+    /* conn_h1.c: spare identity injectors (inj_get). */
+    struct injector *spare_inj[PROXY_SPARE_INJ];
+    unsigned nspare_inj;
     /* conn_h1.c: plain-socket connections with output to write, and the event that writes it
      * at the end of the current loop iteration (created with the first such connection). */
     struct conn *flush_head;
@@ -127,6 +154,14 @@ struct worker {
 };
 
 /* listener.c */
+/* What worker_wake asks of a worker's loop: the finished API jobs (conn_h1_api_done), drain
+ * (the first signal), stop at once. */
+#define WORKER_WAKE_API 1u
+#define WORKER_WAKE_STOP 2u
+#define WORKER_WAKE_STOP_NOW 4u
+/* From any thread: runs `what` (WORKER_WAKE_*) on w's loop thread, once for any number of calls
+ * before it gets there. */
+void worker_wake(struct worker *w, unsigned what);
 /* After an accept error (EMFILE/ENFILE): disables the listener in *slot (a field of w) and
  * re-enables whatever *slot holds 100 ms later. */
 void listener_accept_backoff(struct worker *w, struct evconnlistener **slot);
@@ -150,6 +185,9 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
 void upstream_release(struct upstream *u);
 void upstream_free(struct upstream *u);
 void upstream_pool_clear(struct worker *w);
+/* Sets the timeouts of an owned connection to the set `which` (UPSTREAM_TMO_*) unless they are
+ * already that set: each bufferevent_set_timeouts re-adds the connection's events. */
+void upstream_set_timeouts(struct upstream *u, int which);
 /* Cancels a pending connect owned by c (the callback will not run). */
 void upstream_cancel(struct upstream *u);
 

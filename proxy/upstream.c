@@ -16,9 +16,10 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct pending {
     struct upstream u;
@@ -73,6 +74,67 @@ static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
     upstream_free(arg);
 }
 
+void upstream_set_timeouts(struct upstream *u, int which)
+{
+    if (u->tmo == which)
+        return;
+    u->tmo = (signed char)which;
+    struct timeval tv;
+    ms_tv(&tv, u->w->px->opt->upstream_timeout_ms);
+    bufferevent_set_timeouts(u->bev, which == UPSTREAM_TMO_EXCHANGE ? &tv : NULL, &tv);
+}
+
+static int64_t loop_now_us(struct worker *w)
+{
+    struct timeval tv;
+    if (event_base_gettimeofday_cached(w->base, &tv) != 0)
+        return 0;
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/* Closes the pooled connections that have been idle for PROXY_UPSTREAM_IDLE_MS and runs again
+ * when the next one will have. One timer per worker instead of an idle timeout per connection:
+ * setting and clearing a connection's timeouts on every release and reuse re-added its events
+ * each time. */
+static void pool_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    w->pool_armed = false;
+    int64_t now = loop_now_us(w), next = INT64_MAX, idle_us = PROXY_UPSTREAM_IDLE_MS * 1000LL;
+    struct upstream *u = w->idle, *nx;
+    for (; u; u = nx) {
+        nx = u->next;
+        if (now - u->idle_since_us >= idle_us)
+            upstream_free(u);
+        else if (u->idle_since_us + idle_us < next)
+            next = u->idle_since_us + idle_us;
+    }
+    if (next != INT64_MAX) {
+        int64_t d = next - now;
+        struct timeval tv = {(time_t)(d / 1000000), (suseconds_t)(d % 1000000)};
+        if (evtimer_add(w->pool_ev, &tv) == 0)
+            w->pool_armed = true;
+    }
+}
+
+/* Starts the sweep of a pool that has just received a connection; false when the timer cannot
+ * be set up (the connection then gets an idle timeout of its own). */
+static bool pool_arm(struct worker *w)
+{
+    if (w->pool_armed)
+        return true;
+    if (!w->pool_ev && !(w->pool_ev = evtimer_new(w->base, pool_sweep, w)))
+        return false;
+    struct timeval tv;
+    ms_tv(&tv, PROXY_UPSTREAM_IDLE_MS);
+    if (evtimer_add(w->pool_ev, &tv) != 0)
+        return false;
+    w->pool_armed = true;
+    return true;
+}
+
 void upstream_release(struct upstream *u)
 {
     struct worker *w = u->w;
@@ -83,13 +145,24 @@ void upstream_release(struct upstream *u)
         upstream_free(u);
         return;
     }
-    struct timeval tv;
-    ms_tv(&tv, PROXY_UPSTREAM_IDLE_MS);
     bufferevent_setcb(u->bev, idle_read_cb, NULL, idle_event_cb, u);
     bufferevent_setwatermark(u->bev, EV_READ, 0, 0);
     bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
-    bufferevent_set_timeouts(u->bev, &tv, NULL);
-    bufferevent_enable(u->bev, EV_READ);
+    /* The exchange's read timeout stays (a pooled connection reads, to see the app close it):
+     * it is at least the idle time, so the sweep closes the connection first. A shorter one
+     * would cut the idle time: then the connection has the idle timeout instead, as when the
+     * sweep cannot be set up. */
+    if (o->upstream_timeout_ms < PROXY_UPSTREAM_IDLE_MS || !pool_arm(w)) {
+        struct timeval tv;
+        ms_tv(&tv, PROXY_UPSTREAM_IDLE_MS);
+        bufferevent_set_timeouts(u->bev, &tv, NULL);
+        u->tmo = 0;
+    } else {
+        upstream_set_timeouts(u, UPSTREAM_TMO_EXCHANGE);
+    }
+    u->idle_since_us = loop_now_us(w);
+    if (!(bufferevent_get_enabled(u->bev) & EV_READ)) /* else a needless re-add of the event */
+        bufferevent_enable(u->bev, EV_READ);
     u->next = w->idle;
     u->prev = NULL;
     if (w->idle)
@@ -102,6 +175,11 @@ void upstream_pool_clear(struct worker *w)
 {
     while (w->idle)
         upstream_free(w->idle);
+    if (w->pool_ev) {
+        event_free(w->pool_ev);
+        w->pool_ev = NULL;
+        w->pool_armed = false;
+    }
 }
 
 static int start_connect(struct pending *p);
@@ -184,7 +262,12 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
         u->owner = c;
         u->reused = true;
         bufferevent_setcb(u->bev, NULL, NULL, NULL, NULL);
-        /* The idle timeout is replaced by the owner's, set in the callback. */
+        /* The owner sets its timeouts in the callback; those it finds already set count from
+         * the connection's last read. After more than 1 % of the upstream timeout (at most
+         * 0.1 s) in the pool they are set again, so the timeout runs from the request. */
+        int64_t slack = (int64_t)w->px->opt->upstream_timeout_ms * 10;
+        if (loop_now_us(w) - u->idle_since_us > (slack < 100000 ? slack : 100000))
+            u->tmo = 0;
         cb(c, u, 0, NULL);
         return NULL;
     }

@@ -1530,6 +1530,17 @@ static int enqueue(struct store *s, struct item *it, bool force)
     return 0;
 }
 
+/* SQLite keeps memory statistics under a global mutex taken on every allocation (about twenty
+ * per request record); nothing here reads them. They can only be turned off before SQLite
+ * initialises, so the first store_open of the process does it (if SQLite is in use already, the
+ * call fails harmlessly). */
+static pthread_once_t sqlite_cfg_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_cfg(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(struct store **out, const char *path, const struct store_options *opt, char *err,
                size_t errlen)
 {
@@ -1553,6 +1564,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
         s->opt.max_lag_ms = s->opt.batch_ms > UINT_MAX / 2 ? UINT_MAX : 2 * s->opt.batch_ms;
     s->row_cost_ns = ROW_COST_PRIOR_NS;
 
+    pthread_once(&sqlite_cfg_once, sqlite_cfg);
     int orc = sqlite3_open_v2(path, &s->db,
                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                               NULL);

@@ -1254,6 +1254,35 @@ def t_stale_pool(ctx):
     c.close()
 
 
+@case("upstream/pool-idle-expiry", generic=False)
+def t_pool_idle(ctx):
+    """A pooled upstream connection is closed once it has been idle for 4 s (below Node's 5 s
+    keepAliveTimeout), counted from its last release: reused meanwhile, it lives on."""
+    base = ctx.up.stats()["open"]
+    r = get(ctx.port, "/echo?first")
+    check(r.status == 200, "first request: status %s" % r.status)
+    time.sleep(2.0)
+    r = get(ctx.port, "/echo?second")
+    check(r.status == 200, "second request: status %s" % r.status)
+    t1 = time.time()
+    st = ctx.up.stats()
+    check(st["connections"] == 1, "%d upstream connections, want 1 (reused from the pool)"
+          % st["connections"])
+    time.sleep(max(0.0, t1 + 3.0 - time.time()))
+    check(ctx.up.stats()["open"] == base + 1,
+          "pooled connection closed within 3 s of its last use")
+    closed = None
+    while time.time() < t1 + 8.0:
+        if ctx.up.stats()["open"] == base:
+            closed = time.time() - t1
+            break
+        time.sleep(0.1)
+    check(closed is not None, "pooled connection still open 8 s after its last use")
+    if closed is not None:
+        ctx.note("pooled connection closed %.2f s after its last use" % closed)
+        check(closed >= 3.5, "closed %.2f s after its last use, want about 4 s" % closed)
+
+
 @case("framing/http10-client")
 def t_http10(ctx):
     c = Conn(ctx.port)

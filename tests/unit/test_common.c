@@ -9,6 +9,13 @@ int main(void)
 {
     TAP_OK(vp_slice_ieq("Content-Length", 14, "content-length"), "common/slice_ieq");
     TAP_OK(!vp_slice_ieq("Content-Lengt", 13, "content-length"), "common/slice_ieq_len");
+    /* Only ASCII letters fold: bytes 0x20 apart that are not letters stay different. */
+    TAP_OK(vp_mem_ieq("AZaz09-_", "azAZ09-_", 8), "common/mem_ieq_letters");
+    TAP_OK(!vp_mem_ieq("@", "`", 1) && !vp_mem_ieq("[", "{", 1) && !vp_mem_ieq("^", "~", 1),
+           "common/mem_ieq_not_letters");
+    TAP_OK(!vp_mem_ieq("\xc1", "\xe1", 1) && vp_mem_ieq("\xc1", "\xc1", 1),
+           "common/mem_ieq_high_bytes");
+    TAP_OK(!vp_mem_ieq("\r", "-", 1) && vp_mem_ieq("", "", 0), "common/mem_ieq_ctl_empty");
     TAP_OK(vp_header_has_token("keep-alive, Upgrade", 19, "upgrade"), "common/token_found");
     TAP_OK(!vp_header_has_token("keep-alive, Upgrades", 20, "upgrade"), "common/token_partial");
     TAP_OK(vp_header_has_token(" , close ,", 10, "close"), "common/token_ows");

@@ -683,10 +683,96 @@ static void test_headers(void)
            "tag/control");
 }
 
+/* Feeds doc in two pieces (a FLUSH after the first) and the end; output appended to out. */
+static int feed_doc(struct injector *inj, const char *doc, size_t n, size_t cut, struct tbuf *out)
+{
+    struct evbuffer *in = evbuffer_new(), *o = evbuffer_new();
+    int e = 0;
+    evbuffer_add(in, doc, cut);
+    if (injector_feed(inj, in, o, INJECTOR_FLUSH) != 0)
+        e = -1;
+    evbuffer_add(in, doc + cut, n - cut);
+    if (e == 0 && injector_feed(inj, in, o, INJECTOR_END) != 0)
+        e = -1;
+    size_t len = evbuffer_get_length(o);
+    if (len)
+        tbuf_append(out, evbuffer_pullup(o, -1), len);
+    evbuffer_free(in);
+    evbuffer_free(o);
+    return e;
+}
+
+/* injector_reuse: an identity injector that served one document (to its end, halfway, or into
+ * an error) serves every corpus document with another tag exactly as a new one would. */
+static void test_reuse(void)
+{
+    static const char TAG2[] = "<script src=\"/b.js\" data-vid=\"other-and-longer-id-for-reuse\" "
+                               "async=\"\"></script>";
+    size_t bad = 0, total = 0;
+    for (size_t i = 0; i < INJECT_NCASES; i++) {
+        char prev[4096], doc[4096];
+        long pat, at;
+        size_t pn =
+            inject_case_doc(&inject_cases[(i + 1) % INJECT_NCASES], prev, sizeof prev, &pat);
+        size_t n = inject_case_doc(&inject_cases[i], doc, sizeof doc, &at);
+        for (int how = 0; how < 3; how++) {
+            struct injector *used, *fresh;
+            struct tbuf junk = {0}, a = {0}, b = {0};
+            if (injector_new(&used, INJECT_CODING_IDENTITY, TAG, sizeof TAG - 1, NULL) != 0 ||
+                injector_new(&fresh, INJECT_CODING_IDENTITY, TAG2, sizeof TAG2 - 1, NULL) != 0) {
+                bad++;
+                continue;
+            }
+            struct evbuffer *in = evbuffer_new(), *o = evbuffer_new();
+            bool before_ok; /* the first document went as it should */
+            if (how == 0) { /* a whole document */
+                before_ok = feed_doc(used, prev, pn, pn / 2, &junk) == 0;
+            } else if (how == 1) { /* half of one, never ended */
+                evbuffer_add(in, prev, pn / 2);
+                before_ok = injector_feed(used, in, o, 0) == 0;
+            } else { /* ended, then fed again: an error */
+                before_ok = feed_doc(used, prev, pn, 0, &junk) == 0;
+                evbuffer_add(in, prev, 1);
+                before_ok = before_ok && injector_feed(used, in, o, 0) != 0;
+            }
+            evbuffer_free(in);
+            evbuffer_free(o);
+            if (!before_ok)
+                bad++;
+            int ea = injector_reuse(used, TAG2, sizeof TAG2 - 1) == 0
+                         ? feed_doc(used, doc, n, n / 3, &a)
+                         : -2;
+            int eb = feed_doc(fresh, doc, n, n / 3, &b);
+            total++;
+            if (ea != eb || a.n != b.n || (a.n && memcmp(a.p, b.p, a.n) != 0) ||
+                injector_injected(used) != injector_injected(fresh))
+                bad++;
+            injector_free(used);
+            injector_free(fresh);
+            tbuf_free(&junk);
+            tbuf_free(&a);
+            tbuf_free(&b);
+        }
+    }
+    TAP_OK(bad == 0, "injector/reuse/every_case (%zu of %zu differ)", bad, total);
+    struct injector *gz;
+    TAP_OK(injector_new(&gz, INJECT_CODING_GZIP, TAG, sizeof TAG - 1, NULL) == 0 &&
+               injector_reuse(gz, TAG, sizeof TAG - 1) == VP_ERR_INVALID &&
+               !injector_is_identity(gz),
+           "injector/reuse/not_identity");
+    injector_free(gz);
+    struct injector *id;
+    TAP_OK(injector_new(&id, INJECT_CODING_IDENTITY, TAG, sizeof TAG - 1, NULL) == 0 &&
+               injector_reuse(id, TAG, 0) == VP_ERR_INVALID && injector_is_identity(id),
+           "injector/reuse/empty_tag");
+    injector_free(id);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < INJECT_NCASES; i++)
         run_case(&inject_cases[i]);
+    test_reuse();
     test_big_pages();
     test_streaming();
     test_big_fragment();
