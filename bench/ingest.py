@@ -233,21 +233,23 @@ def page_runs(tmp, up_port, paced):
     alone, busy = [], []
     for n in range(REPEAT):
         px = Proxy(tmp, up_port, f"page-{n}")
-        page = f"http://127.0.0.1:{px.port}/page.html"
-        out, _ = wrk(page, PAGE_CONNS, DUR).communicate()
-        alone.append(parse_plain(out))
-        if paced:
-            iw = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", PACED_CONNS, DUR + 2,
-                     ["metrics", f"q{n}"] + load_args(PAGE_RATE))
-        else:
-            iw = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", CONNS, DUR + 2,
-                     ["metrics", f"p{n}"] + load_args(None, THREADS), THREADS)
-        time.sleep(1)
-        out, _ = wrk(page, PAGE_CONNS, DUR).communicate()
-        busy.append(parse_plain(out))
-        iout, _ = iw.communicate()
-        busy[-1] = busy[-1] + (parse_result(iout),)
-        px.stop()
+        try:  # a failed run must not leave its proxy behind
+            page = f"http://127.0.0.1:{px.port}/page.html"
+            out, _ = wrk(page, PAGE_CONNS, DUR).communicate()
+            alone.append(parse_plain(out))
+            if paced:
+                iw = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", PACED_CONNS, DUR + 2,
+                         ["metrics", f"q{n}"] + load_args(PAGE_RATE))
+            else:
+                iw = wrk(f"http://127.0.0.1:{px.port}/__vitals/beacon", CONNS, DUR + 2,
+                         ["metrics", f"p{n}"] + load_args(None, THREADS), THREADS)
+            time.sleep(1)
+            out, _ = wrk(page, PAGE_CONNS, DUR).communicate()
+            busy.append(parse_plain(out))
+            iout, _ = iw.communicate()
+            busy[-1] = busy[-1] + (parse_result(iout),)
+        finally:
+            px.stop()
     return alone, busy
 
 
