@@ -36,17 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
-mkdir -p "$T/www" "$T/logs"
-head -c 1024 /dev/urandom > "$T/www/1k.bin"
+. "$(dirname "$0")/h2files.sh"
+h2_files "$T"
 head -c 102400 /dev/urandom > "$T/www/100k.bin"
-{
-    printf '<!doctype html><html><head><meta charset="utf-8"><title>bench</title></head><body>\n'
-    i=0; while [ $i -lt 200 ]; do printf '<p>paragraph %d of the benchmark page</p>\n' $i; i=$((i+1)); done
-    printf '</body></html>\n'
-} > "$T/www/page.html"
 
 cat > "$T/up.conf" <<EOF
 worker_processes 1; daemon on; pid $T/up.pid; error_log $T/logs/up.err;
