@@ -16,7 +16,6 @@ Environment: VP_BIN (./vitals-proxy), BENCH_N1=200 BENCH_N2=1200 BENCH_DURATION=
 BENCH_REPEAT=3 BENCH_CPU=0 to skip the wrk part.
 """
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -24,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchutil import cpu_s, free_port, wait_port
+from benchutil import free_port, wait_port, wrk_cpu
 # The proxy under test, its keep-alive client and the callgrind runner are bench/h1cost.py's.
 from h1cost import callgrind as callgrind_ir, requests, start_proxy
 
@@ -43,15 +42,10 @@ def cpu_us_per_req(tmp, up_port, path):
         p.kill()
         p.wait()
         raise
-    c0 = cpu_s(p.pid)
-    w = subprocess.run(["wrk", "-t1", "-c64", "-d%ds" % DUR, "http://127.0.0.1:%d%s" % (port, path)],
-                       capture_output=True, text=True)
-    c1 = cpu_s(p.pid)
+    r = wrk_cpu(p.pid, "http://127.0.0.1:%d%s" % (port, path), 64, DUR)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
-    m = re.search(r"(\d+) requests in", w.stdout)
-    n = int(m.group(1)) if m else 0
-    return (c1 - c0) * 1e6 / n if n else float("nan"), n / DUR
+    return r
 
 
 def main():

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchutil import cpu_s, free_port, wait_port
+from benchutil import free_port, wait_port, wrk_cpu
 
 VP = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
 BASE = os.environ.get("VP_BASE_BIN")
@@ -93,15 +93,10 @@ def cpu_us_per_req(binary, tmp, upstream, extra):
         p.kill()
         p.wait()
         raise
-    c0 = cpu_s(p.pid)
-    w = subprocess.run(["wrk", "-t1", "-c8", "-d%ds" % DUR,
-                        "http://127.0.0.1:%d/1k.bin" % port], capture_output=True, text=True)
-    c1 = cpu_s(p.pid)
+    r = wrk_cpu(p.pid, "http://127.0.0.1:%d/1k.bin" % port, 8, DUR)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
-    m = re.search(r"(\d+) requests in", w.stdout)
-    n = int(m.group(1)) if m else 0
-    return (c1 - c0) * 1e6 / n if n else float("nan"), n / DUR
+    return r
 
 
 def reused_counts(log):
