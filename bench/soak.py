@@ -256,22 +256,30 @@ def beacons(idx, src):
             else:
                 vid, withres = "sk%d%s%06d" % (idx, "%08x" % rnd.getrandbits(32), k), False
             st = client.post(beacon_body(vid, k, withres))
-            if st == 204:
-                bump("beacon_204")
-                if not withres:
-                    mine.append(vid)
-                    if len(mine) > 50:
-                        mine.pop(0)
-                    with lock:
-                        acked.add(vid)
-            elif st in (429, 503):
-                bump("beacon_%d" % st)
-            else:
-                note_error("valid beacon got %s" % st)
+            if count_beacon(st, None if withres else vid, "valid beacon") and not withres:
+                mine.append(vid)
+                if len(mine) > 50:
+                    mine.pop(0)
         except (OSError, ConnectionError, ValueError) as e:
             bump("beacon_conn_err")
             note_error("beacon %s: %r" % (src, e))
     client.close()
+
+
+def count_beacon(st, vid, what):
+    """Counts the answer st to a beacon; True when it was acknowledged (204). vid, when given,
+    is then a view the database must hold at the end."""
+    if st == 204:
+        bump("beacon_204")
+        if vid:
+            with lock:
+                acked.add(vid)
+        return True
+    if st in (429, 503):
+        bump("beacon_%d" % st)
+    else:
+        note_error("%s got %s" % (what, st))
+    return False
 
 
 def burst(src):
@@ -290,14 +298,7 @@ def burst(src):
             except (OSError, ConnectionError, ValueError) as e:
                 note_error("burst: %r" % e)
                 break
-            if st == 204:
-                bump("beacon_204")
-                with lock:
-                    acked.add(vid)
-            elif st in (429, 503):
-                bump("beacon_%d" % st)
-            else:
-                note_error("burst beacon got %s" % st)
+            count_beacon(st, vid, "burst beacon")
     client.close()
 
 
