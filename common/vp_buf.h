@@ -17,6 +17,15 @@ static inline bool vp_slice_ieq(const char *a, size_t alen, const char *lit)
     size_t n = strlen(lit);
     return n == alen && vp_mem_ieq(a, lit, n);
 }
+/* FNV-1a (64-bit) of n bytes: hash slots (claim bounds, rate-limit table), asset version hashes. */
+static inline uint64_t vp_fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
 /* true when the slice begins with lit (case-insensitive). */
 bool vp_slice_iprefix(const char *a, size_t alen, const char *lit);
 /* Finds token tok in a comma-separated header value (case-insensitive, OWS trimmed). */

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "proxy/limits.h"
 
+#include "common/vp_buf.h"
 #include "common/vp_err.h"
 
 #include <stdlib.h>
@@ -56,9 +57,7 @@ bool rate_limiter_allow(struct rate_limiter *rl, const char *peer, int64_t now_u
     size_t kl = strnlen(peer, sizeof key - 1);
     memcpy(key, peer, kl);
     key[kl] = '\0';
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < kl; i++)
-        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+    uint64_t h = vp_fnv1a(key, kl);
     struct slot *victim = NULL;
     struct slot *s = NULL;
     for (size_t k = 0; k < PROBE; k++) {

@@ -232,10 +232,7 @@ struct store {
 /* The claim bound of a Referer path's slot (FNV-1a of its bytes). */
 static int64_t *claim_bound(struct store *s, const char *path, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)path[i]) * 1099511628211ull;
-    return &s->claimable_max_us[h % CLAIM_SLOTS];
+    return &s->claimable_max_us[vp_fnv1a(path, len) % CLAIM_SLOTS];
 }
 
 void store_options_default(struct store_options *opt)

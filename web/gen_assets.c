@@ -7,6 +7,7 @@
  * comment is left out (web/asset_strip.h). Runs on the build machine only. */
 #include "config.h"
 
+#include "common/vp_buf.h"
 #include "web/asset_strip.h"
 
 #include <brotli/encode.h>
@@ -109,11 +110,7 @@ int main(int argc, char **argv)
         size_t skip = asset_strip_len(src, n, strncmp(t, "text/javascript", 15) == 0);
         const unsigned char *b = src + skip;
         n -= skip;
-        uint64_t h = 1469598103934665603ULL;
-        for (size_t k = 0; k < n; k++) {
-            h ^= b[k];
-            h *= 1099511628211ULL;
-        }
+        uint64_t h = vp_fnv1a(b, n);
         snprintf(hashes[i], sizeof hashes[i], "%016llx", (unsigned long long)h);
         size_t gzn;
         unsigned char *gz = gzip9(b, n, &gzn);

@@ -3,6 +3,7 @@
  * exactly those bytes, the hash is theirs, and the beacon stays within its brotli budget. */
 #include "config.h"
 
+#include "common/vp_buf.h"
 #include "web/asset_strip.h"
 
 #include <brotli/decode.h>
@@ -110,11 +111,7 @@ static bool unbrotli_equals(const struct web_asset *a)
 
 static bool hash_matches(const struct web_asset *a)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < a->len; i++) {
-        h ^= a->data[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = vp_fnv1a(a->data, a->len);
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
     return strcmp(hex, a->hash) == 0;
