@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "common/vp_buf.h"
@@ -1561,6 +1562,15 @@ int store_open(struct store **out, const char *path, const struct store_options 
         s->opt.max_lag_ms = s->opt.batch_ms > UINT_MAX / 2 ? UINT_MAX : 2 * s->opt.batch_ms;
     s->row_cost_ns = ROW_COST_PRIOR_NS;
 
+    /* Only a regular file, or a name not yet taken: SQLite would open a device (/dev/zero)
+     * or a FIFO, and create its -journal beside it (in /dev, when run as root). */
+    struct stat pst;
+    if (stat(path, &pst) == 0 && !S_ISREG(pst.st_mode)) {
+        set_err(err, errlen, S_ISDIR(pst.st_mode) ? "a directory, not a database file"
+                                                  : "not a regular file", NULL);
+        rc = VP_ERR_IO;
+        goto fail_db;
+    }
     pthread_once(&sqlite_cfg_once, sqlite_cfg);
     int orc = sqlite3_open_v2(path, &s->db,
                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

@@ -48,7 +48,9 @@ tap() {
     nok=1
   fi
   echo "$name: $ok passed, $nok failed (log: tests/logs/$name.log)"
-  grep -E '^not ok' "$log" | head -n 30 | sed 's/^/#   /'
+  # Each failing case with the diagnostic lines after it (up to 25 each), then the log's tail.
+  awk '/^not ok/ {n = 26} n > 0 && (/^#/ || /^not ok/) {print; n--; next} {n = 0}' "$log" |
+    head -n 120 | sed 's/^/#   /'
   [ "$nok" = 0 ] || tail -n 30 "$log" | sed 's/^/#   /'
 }
 

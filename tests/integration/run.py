@@ -605,6 +605,7 @@ def t_cli_hostile_values(ctx):
         (["--db", ""], "--db"),
         (["--db", ctx.tmp], "--db"),
         (["--db", "/dev/zero"], "--db"),
+        (["--db", fifo], "--db"),
         (["--report-token", ""], "--report-token"),
         (["--report-token", "a b"], "--report-token"),
         (["--max-body-bytes", "99999999999999999999"], "--max-body-bytes"),
@@ -616,11 +617,15 @@ def t_cli_hostile_values(ctx):
         (["--budget", "/dev/zero"], "--budget"),
         (["--tls-listen", "127.0.0.1:%d" % free_port(), "--cert", fifo, "--key", fifo], "--cert"),
     ]
+    stray = "/dev/zero-journal"
+    stray_before = os.path.exists(stray)
     for args, opt in cases:
         extra = [] if "--db" in args else ["--db", db]
         r = run_bin(ctx.opts, listen + extra + args, timeout=10)
         line = one_error_line(r, " ".join(args))
         check(opt in line, "%r: message %r does not name %s" % (args, line, opt))
+    # A device refused before SQLite opens it: no journal created beside it (in /dev as root).
+    check(stray_before or not os.path.exists(stray), "--db /dev/zero created %s" % stray)
     for sub in (["check", "--db", db, "--budget", fifo], ["report", "--db", fifo],
                 ["report", "--db", ""]):
         r = run_bin(ctx.opts, sub, timeout=10)

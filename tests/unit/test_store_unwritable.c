@@ -121,6 +121,23 @@ int main(void)
     TAP_OK(!st.write_failing, "unwritable/stats_show_recovered");
     store_free(s);
     TAP_OK(db_q1(p, "SELECT count(*) FROM views") == stored + 2, "unwritable/all_committed_at_close");
+
+    /* Not a regular file: refused before SQLite opens it (a FIFO would block the open; a
+     * device would get a -journal created beside it). */
+    char fifo[140], fifo_journal[160];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(fifo_journal, sizeof fifo_journal, "%s/fifo-journal", dir);
+    TAP_OK(mkfifo(fifo, 0600) == 0, "unwritable/fifo_made");
+    const char *bad[] = {fifo, dir, "/dev/null"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct store *b = NULL;
+        err[0] = '\0';
+        int rc = store_open(&b, bad[i], &opt, err, sizeof err);
+        TAP_OK(rc == VP_ERR_IO && !b && (strstr(err, "not a regular file") ||
+                                         strstr(err, "a directory")),
+               "unwritable/refused_not_regular %s (%d: %s)", bad[i], rc, err);
+    }
+    TAP_OK(access(fifo_journal, F_OK) != 0, "unwritable/no_journal_beside_fifo");
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
