@@ -2266,6 +2266,40 @@ def t_cli_hand_edited_db(ctx):
                 raise CheckFailed("%s: not JSON (%s): %r" % (" ".join(args), e, r.stdout[:200]))
 
 
+@case("cli/export-out-never-overwrites-the-database", generic=False)
+def t_cli_export_out_db(ctx):
+    """export --out naming the database itself (directly, through a symlink or a hard link, or
+    its -wal file) is refused with one line before anything is written: fopen("wb") on it
+    truncated the database to the exported HAR."""
+    vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(vid)).status == 204, "beacon refused")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "view never stored")
+    db = os.path.join(ctx.tmp, "vitals.db")
+    wal = db + "-wal"
+    check(os.path.exists(wal), "no -wal beside the running proxy's database")
+    link, hard = os.path.join(ctx.tmp, "link.db"), os.path.join(ctx.tmp, "hard.db")
+    os.symlink(db, link)
+    os.link(db, hard)
+    with open(db, "rb") as f:
+        before = f.read()
+    for out in (db, link, hard, wal):
+        for fmt in ("har", "html"):
+            args = ["export", "--db", db, "--last", "--format", fmt, "--out", out]
+            line = one_error_line(run_bin(ctx.opts, args), " ".join(args))
+            check("--out" in line, "%r does not name --out" % line)
+    with open(db, "rb") as f:
+        check(f.read() == before, "the database changed")
+    check(os.path.getsize(wal) > 0, "the -wal file was truncated")
+    r = run_bin(ctx.opts, ["export", "--db", db, "--view", vid, "--out",
+                           os.path.join(ctx.tmp, "view.har")])
+    check(r.returncode == 0, "export to another file: exit %d %s" % (r.returncode, r.stderr))
+    ctx.px.stop()
+    check(ctx.px.stopped_rc == 0, "proxy exit %r" % ctx.px.stopped_rc)
+    r = run_bin(ctx.opts, ["report", "--db", db, "--format", "json"])
+    check(r.returncode == 0 and "/html" in r.stdout, "report after the refusals: exit %d %s" %
+          (r.returncode, r.stderr))
+
+
 def _budget_args(ctx):
     path = os.path.join(ctx.tmp, "budget.json")
     with open(path, "w") as f:
