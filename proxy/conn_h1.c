@@ -878,8 +878,13 @@ void conn_reply(struct conn *c, int status, const char *reason, const char *ctyp
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
     evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", status, reason);
-    if (ctype)
-        evbuffer_add_printf(o, "Content-Type: %s\r\n", ctype);
+    if (ctype) {
+        /* The proxy's own replies echo request text (an API error names the parameter, the
+         * exports carry stored URLs): their type is final, never sniffed. */
+        bool has = extra_headers && strstr(extra_headers, "X-Content-Type-Options:");
+        evbuffer_add_printf(o, "Content-Type: %s\r\n%s", ctype,
+                            has ? "" : "X-Content-Type-Options: nosniff\r\n");
+    }
     evbuffer_add_printf(o, "Content-Length: %zu\r\n%s%s\r\n", len, extra_headers ? extra_headers : "",
                         ex->keep_alive ? "" : "Connection: close\r\n");
     if (!ex->is_head && len)

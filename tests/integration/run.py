@@ -1718,6 +1718,32 @@ def t_healthz(ctx):
     check(ctx.up.stats()["requests"] == 0, "healthz reached the upstream")
 
 
+@case("vitals/own-replies-not-sniffed", generic=False)
+def t_vitals_nosniff(ctx):
+    """Every reply the proxy writes itself carries one X-Content-Type-Options: nosniff: API
+    JSON and CSV (stored URLs), API errors (which name the parameter), 4xx pages, the 502 page,
+    the assets. The payload in a parameter name comes back in a JSON error body."""
+    xss = "%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E"
+    paths = ["/__vitals/api/views", "/__vitals/api/views.csv", "/__vitals/api/summary?%s=1&%s=2"
+             % (xss, xss), "/__vitals/api/nope", "/__vitals/beacon.js", "/__vitals/",
+             "/__vitals/healthz", "/malformed?kind=cl-te"]
+    for path in paths:
+        r = get(ctx.port, path)
+        check(r.status in (200, 400, 404, 502), "%s: status %s" % (path, r.status))
+        got = r.header_all("X-Content-Type-Options")
+        check(got == ["nosniff"], "%s (%s, %s): X-Content-Type-Options %r" %
+              (path, r.status, r.header("content-type"), got))
+    c = Conn(ctx.port, timeout=5)
+    c.send(b"GET /x HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n")
+    r = c.read_response()
+    c.close()
+    check(r.status == 400 and r.header_all("X-Content-Type-Options") == ["nosniff"],
+          "400 page: %s %r" % (r.status, r.headers))
+    r = post(ctx.port, "/__vitals/beacon", b"{")
+    check(r.status == 400 and r.header_all("X-Content-Type-Options") == ["nosniff"],
+          "beacon 400: %s %r" % (r.status, r.headers))
+
+
 @case("vitals/reserved-paths-not-forwarded")
 def t_vitals_other(ctx):
     for method, path in (("GET", "/__vitals/does-not-exist"), ("POST", "/__vitals/api/x"),
