@@ -131,8 +131,13 @@ int rollup_until(sqlite3 *db, int64_t *hour)
     sqlite3_bind_text(st, 1, ROLLUP_META_KEY, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
     int rc = s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? VP_ERR_NOTFOUND : VP_ERR_DB;
-    if (s == SQLITE_ROW)
-        *hour = sqlite3_column_int64(st, 0);
+    if (s == SQLITE_ROW) {
+        /* A watermark no writer can have stored (negative, or hours past any real time: a
+         * hand-edited meta row) seals nothing. Readers then answer from the raw rows and the
+         * writer rebuilds from the start, overwriting it; hour arithmetic cannot overflow. */
+        int64_t h = sqlite3_column_int64(st, 0);
+        *hour = h >= 0 && h <= ROLLUP_UNTIL_MAX ? h : 0;
+    }
     sqlite3_finalize(st);
     return rc;
 }
