@@ -504,7 +504,10 @@ int rollup_step(sqlite3 *db, int64_t now_ms, int64_t *until, bool *more)
         goto fail;
     rc = query1(db, "SELECT hour FROM rollup_dirty ORDER BY hour LIMIT 1", 0, 0, &hour);
     if (rc == 0) { /* a sealed hour changed: rebuild it */
-        if ((rc = build_hour(&b, hour)) == 0)
+        /* A mark outside the hours a watermark can cover (hand-edited) holds no view to build,
+         * and its time range would overflow: it is only dropped. */
+        bool real = hour >= 0 && hour < ROLLUP_UNTIL_MAX;
+        if (!real || (rc = build_hour(&b, hour)) == 0)
             rc = exec1(db, "DELETE FROM rollup_dirty WHERE hour = ?1", hour);
         *more = true;
     } else if (rc == VP_ERR_NOTFOUND) {
