@@ -1040,6 +1040,12 @@ static void start_exchange(struct conn *c)
     ex->upgrade = h1_parser_upgrade(p);
     ex->expect_continue = h1_parser_expect_continue(p);
     req_fields_get(p, &ex->rq);
+    /* Upgrade: h2c is not passed on (RFC 9113 section 3.1 deprecates it): an upstream that
+     * took it would get the rest of the connection as raw HTTP/2 through the tunnel, past every
+     * check here. The request goes up as a plain one, Upgrade and HTTP2-Settings dropped. */
+    if (ex->upgrade && ex->rq.upgrade &&
+        vp_header_has_token(ex->rq.upgrade, strlen(ex->rq.upgrade), "h2c"))
+        ex->upgrade = false;
     ex->had_cl = ex->rq.clen != NULL;
     ex->idempotent = is_idempotent(ex->method);
     ex->req_framing = h1_parser_framing(p);

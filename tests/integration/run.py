@@ -1513,6 +1513,27 @@ def t_hop(ctx):
     check("x-up-public" in names, "end-to-end response header lost")
 
 
+@case("headers/h2c-upgrade-not-forwarded", generic=False)
+def t_h2c_upgrade(ctx):
+    """Upgrade: h2c (RFC 7540's cleartext upgrade, deprecated by RFC 9113) is not passed on: an
+    upstream that accepted it would take the rest of the connection as raw HTTP/2 through the
+    tunnel, past the proxy's checks and timing ("h2c smuggling"). The request goes up as a plain
+    one, its Upgrade and HTTP2-Settings dropped, and the connection stays HTTP/1.1."""
+    c = Conn(ctx.port, timeout=5)
+    c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    r = c.read_response()
+    check(r.status == 200, "status %s" % r.status)
+    hd = dict((k.lower(), v) for k, v in json.loads(r.body)["headers"])
+    check("upgrade" not in hd and "http2-settings" not in hd and
+          "upgrade" not in hd.get("connection", "").lower(),
+          "the h2c upgrade reached the upstream: %r" % hd)
+    c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(c.read_response().status == 200, "the connection did not stay HTTP/1.1")
+    c.close()
+    ws_handshake(ctx.port, "/_next/hmr").close()  # a WebSocket upgrade is still tunnelled
+
+
 @case("framing/head-204-304-keep-alive")
 def t_head(ctx):
     c = Conn(ctx.port)
