@@ -101,11 +101,16 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return 2;
     }
+    if (store_open_notice(st)[0]) /* a side file left by a shutdown on a full disk */
+        fprintf(stderr, "vitals-proxy: %s\n", store_open_notice(st));
     wc.live_stats = live_stats_cb;
     wc.live_arg = st;
     web_api_configure(&wc); /* health also shows the writer's live counters */
     int status = proxy_run(&o, st);
-    store_free(st); /* after the loops stopped: commits what is queued */
+    char msg[1024];
+    store_close(st, msg, sizeof msg); /* after the loops stopped: commits what is queued */
+    if (msg[0])
+        fprintf(stderr, "vitals-proxy: %s\n", msg);
     budget_free(budget);
     vp_options_dispose(&o);
     return status;
