@@ -2323,6 +2323,67 @@ def t_cli_report(ctx):
         check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
 
 
+def fnv1a64(data):
+    h = 1469598103934665603
+    for b in data:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def side_block(records):
+    """A block of the side file (store/pending.h) holding records [(kind, [field bytes|None])]."""
+    out = b"vitals-pending 1\n"
+    for kind, fields in records:
+        out += kind.encode()
+        for f in fields:
+            out += b"-," if f is None else b"%d:%s," % (len(f), f)
+        out += b"\n"
+    return out + b"end %d %016x\n" % (len(records), fnv1a64(out))
+
+
+@case("store/side-file-replayed-at-start", proxy=False, generic=False)
+def t_side_file_replay(ctx):
+    """A side file left by a shutdown on a full disk (DB-pending) is written into the database
+    at start-up, before the proxy serves, then deleted; one line on stderr says so."""
+    vid = "sidefile00000001"
+    body = beacon_body(vid)
+    side = os.path.join(ctx.tmp, "vitals.db-pending")
+    with open(side, "wb") as f:
+        f.write(side_block([("B", [b"%d" % int(time.time() * 1000), b"1", b"curl/8", None, body]),
+                            ("J", [b"from-the-side-file"])]))
+    ctx.px = ctx.start_proxy()
+    lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+    check(len(lines) == 1 and "2 items" in lines[0] and "written into it" in lines[0],
+          "start-up line: %r" % lines)
+    check(not os.path.exists(side), "side file not deleted after the replay")
+    views = api_json(ctx, "/__vitals/api/views")["views"]
+    check([v["id"] for v in views] == [vid], "views after the replay: %r" % views)
+    health = api_json(ctx, "/__vitals/api/health")
+    check(health["rejections"].get("from-the-side-file") == 1, "rejections: %r" %
+          health["rejections"])
+
+
+@case("store/damaged-side-file-left-in-place", proxy=False, generic=False)
+def t_side_file_damaged(ctx):
+    """A truncated or altered side file is refused with one line naming it and left as it was;
+    the proxy starts and serves anyway."""
+    good = side_block([("J", [b"x"])])
+    for name, content in (("truncated", good[:-5]), ("altered", good.replace(b"J1:x", b"J1:y")),
+                          ("garbage", b"\x00\xff" * 50)):
+        side = os.path.join(ctx.tmp, "vitals.db-pending")
+        with open(side, "wb") as f:
+            f.write(content)
+        ctx.px = ctx.start_proxy()
+        check(get(ctx.port, "/__vitals/healthz").status == 200, "%s: not serving" % name)
+        lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+        check(len(lines) == 1 and "not replayed, left in place" in lines[0],
+              "%s: start-up line %r" % (name, lines))
+        ctx.px.stop()
+        with open(side, "rb") as f:
+            check(f.read() == content, "%s: side file changed" % name)
+        os.unlink(side)
+
+
 @case("cli/hand-edited-database", generic=False)
 def t_cli_hand_edited_db(ctx):
     """A database edited by hand (infinite metric values, started_at at the int64 limits,
