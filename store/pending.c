@@ -386,17 +386,31 @@ int pending_read(const char *path, char **buf, size_t *len, size_t *nrec, char *
         got += (size_t)r;
     }
     close(fd);
-    size_t pos = 0, count = 0;
-    while (pos < n) {
-        const char *why = NULL;
-        if (!check_block(b, n, &pos, &count, &why)) {
-            set_err(err, errlen, "%s (block at byte %zu)", why, pos);
-            free(b);
-            return VP_ERR_INVALID;
-        }
+    int rc = pending_check(b, n, nrec, err, errlen);
+    if (rc) {
+        free(b);
+        return rc;
     }
     *buf = b;
     *len = n;
+    return 0;
+}
+
+int pending_check(const char *buf, size_t len, size_t *nrec, char *err, size_t errlen)
+{
+    size_t pos = 0, count = 0;
+    *nrec = 0;
+    if (len == 0) {
+        set_err(err, errlen, "empty");
+        return VP_ERR_INVALID;
+    }
+    while (pos < len) {
+        const char *why = NULL;
+        if (!check_block(buf, len, &pos, &count, &why)) {
+            set_err(err, errlen, "%s (block at byte %zu)", why, pos);
+            return VP_ERR_INVALID;
+        }
+    }
     *nrec = count;
     return 0;
 }

@@ -67,7 +67,12 @@ struct pending_field {
 int pending_read(const char *path, char **buf, size_t *len, size_t *nrec, char *err,
                  size_t errlen) __attribute__((warn_unused_result));
 
-/* Iterates the records of a buffer pending_read accepted: *pos starts at 0. Returns true with
+/* The checks of pending_read on len bytes at buf (borrowed): 0 with *nrec, or VP_ERR_INVALID
+ * with the reason in err. */
+int pending_check(const char *buf, size_t len, size_t *nrec, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Iterates the records of a buffer pending_check accepted: *pos starts at 0. Returns true with
  * the kind, the fields (at most PENDING_MAX_FIELDS) and their number, false after the last. */
 bool pending_next(const char *buf, size_t len, size_t *pos, char *kind,
                   struct pending_field *f, size_t *nf);

@@ -1800,7 +1800,9 @@ static void replay_side_file(struct store *s)
         n++;
     }
     free(buf);
+    uint64_t errors0 = s->stats.write_errors; /* no other thread yet */
     bool refused = n > 0 && write_batch(s, head, n);
+    uint64_t failed = s->stats.write_errors - errors0;
     free_list(head);
     char what[300];
     int w;
@@ -1811,6 +1813,11 @@ static void replay_side_file(struct store *s)
         w = snprintf(what, sizeof what, "%zu items replayed (%zu beacons, %zu request records) "
                      "but the file cannot be deleted (%s): delete it, or they are replayed again",
                      n, nb, nr, strerror(errno));
+    } else if (failed) {
+        w = snprintf(what, sizeof what, "%zu items the database had refused at the last "
+                     "shutdown written into it (%zu beacons, %zu request records), %llu of them "
+                     "failed (%s); file deleted",
+                     n, nb, nr, (unsigned long long)failed, sqlite3_errmsg(s->db));
     } else {
         w = snprintf(what, sizeof what, "%zu items the database had refused at the last "
                      "shutdown written into it (%zu beacons, %zu request records); file deleted",
