@@ -193,8 +193,9 @@ static int add_hosts(struct vp_options *o, const struct opt_row *r, const char *
                       (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
                       (ch == '.' && p[i + 1] != '.');
             if (!ok)
-                return bad(r, v, "expected host names without port, brackets or wildcard "
-                                 "(letters, digits, '-', '.'), comma-separated");
+                return bad(r, v,
+                           "expected host names without port, brackets or wildcard "
+                           "(letters, digits, '-', '.'), comma-separated");
         }
         if (o->n_allow_host >= ALLOW_HOST_MAX)
             return bad(r, v, "at most %d names", ALLOW_HOST_MAX);

@@ -253,9 +253,8 @@ bool route_host_allowed(const char *host, const struct vp_options *o)
             name[i] = (char)(name[i] + 32);
     static const char lh[] = "localhost";
     size_t ll = sizeof lh - 1;
-    if (strcmp(name, lh) == 0 ||
-        (nl > ll + 1 && name[nl - ll - 1] == '.' && name[nl - ll - 2] != '.' &&
-         memcmp(name + nl - ll, lh, ll) == 0))
+    if (strcmp(name, lh) == 0 || (nl > ll + 1 && name[nl - ll - 1] == '.' &&
+                                  name[nl - ll - 2] != '.' && memcmp(name + nl - ll, lh, ll) == 0))
         return true;
     for (size_t i = 0; i < o->n_allow_host; i++)
         if (strcmp(name, o->allow_host[i]) == 0)
@@ -272,7 +271,7 @@ static bool host_refused(struct conn *c)
 }
 
 #define HOST_REFUSED                                                                               \
-    "Host not allowed for the report without a token (DNS rebinding defence): open it as "      \
+    "Host not allowed for the report without a token (DNS rebinding defence): open it as "         \
     "localhost or 127.0.0.1, or start the proxy with --allow-host NAME or --report-token TOKEN"
 
 /* A request another site's page made the browser send (a form posted to api/label?name=X needs

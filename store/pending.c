@@ -38,7 +38,10 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
         err[0] = '\0';
 }
 
-void pending_out_init(struct pending_out *o) { memset(o, 0, sizeof *o); }
+void pending_out_init(struct pending_out *o)
+{
+    memset(o, 0, sizeof *o);
+}
 
 void pending_out_dispose(struct pending_out *o)
 {
@@ -116,7 +119,10 @@ void pending_field_i64(struct pending_out *o, int64_t v)
     pending_field(o, n, (size_t)w);
 }
 
-void pending_record_end(struct pending_out *o) { put(o, "\n", 1); }
+void pending_record_end(struct pending_out *o)
+{
+    put(o, "\n", 1);
+}
 
 void pending_block_end(struct pending_out *o)
 {
@@ -340,8 +346,7 @@ static bool check_block(const char *buf, size_t len, size_t *pos, size_t *nrec, 
     return true;
 }
 
-int pending_read(const char *path, char **buf, size_t *len, size_t *nrec, char *err,
-                 size_t errlen)
+int pending_read(const char *path, char **buf, size_t *len, size_t *nrec, char *err, size_t errlen)
 {
     *buf = NULL;
     *len = 0;

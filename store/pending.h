@@ -64,8 +64,8 @@ struct pending_field {
  * caller frees) and checks every block. Returns 0 with *nrec the records in all blocks, 1 when
  * path does not exist (nothing to replay), or VP_ERR_IO / VP_ERR_INVALID / VP_ERR_NOMEM
  * with the reason in err (*buf NULL then). */
-int pending_read(const char *path, char **buf, size_t *len, size_t *nrec, char *err,
-                 size_t errlen) __attribute__((warn_unused_result));
+int pending_read(const char *path, char **buf, size_t *len, size_t *nrec, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* The checks of pending_read on len bytes at buf (borrowed): 0 with *nrec, or VP_ERR_INVALID
  * with the reason in err. */
@@ -74,8 +74,8 @@ int pending_check(const char *buf, size_t len, size_t *nrec, char *err, size_t e
 
 /* Iterates the records of a buffer pending_check accepted: *pos starts at 0. Returns true with
  * the kind, the fields (at most PENDING_MAX_FIELDS) and their number, false after the last. */
-bool pending_next(const char *buf, size_t len, size_t *pos, char *kind,
-                  struct pending_field *f, size_t *nf);
+bool pending_next(const char *buf, size_t len, size_t *pos, char *kind, struct pending_field *f,
+                  size_t *nf);
 
 /* Parses a field as a decimal int64 (optional '-'); false when absent, empty, not a number or
  * out of range. */

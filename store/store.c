@@ -1570,21 +1570,11 @@ static int enqueue(struct store *s, struct item *it, bool force)
 
 #define REQ_NSTR 13
 #define REQ_NNUM 13
+#define SIDE_STR_MAX (1024 * 1024) /* a request string or user agent read back */
 
 static int beacon_item_new(const char *body, size_t body_len, int64_t now_ms, double sample_rate,
                            const char *ua, size_t ua_len, const char *label, size_t label_len,
                            struct item **out, char *why, size_t whylen);
-#define SIDE_STR_MAX (1024 * 1024) /* a request string or user agent read back */
-
-static const char *const *req_strs(const struct store_request_rec *r, const char *out[REQ_NSTR])
-{
-    const char *v[REQ_NSTR] = {r->method,       r->url,           r->host,          r->protocol,
-                               r->tls_version,  r->view_id,       r->referer,       r->user_agent,
-                               r->content_type, r->content_encoding, r->cache_control, r->error,
-                               r->label};
-    memcpy(out, v, sizeof v);
-    return out;
-}
 
 static void spill_record(struct pending_out *o, const struct item *it)
 {
@@ -1603,13 +1593,23 @@ static void spill_record(struct pending_out *o, const struct item *it)
     }
     case IT_REQUEST: {
         const struct store_request_rec *r = &it->u.req;
-        int64_t num[REQ_NNUM] = {r->accept_us,      r->head_done_us,  r->connect_start_us,
-                                 r->connect_end_us, r->sent_us,       r->first_byte_us,
-                                 r->last_byte_us,   clamp_i64(r->bytes_in), clamp_i64(r->bytes_out),
-                                 clamp_i64(r->upstream_bytes), r->status, r->injected,
+        int64_t num[REQ_NNUM] = {r->accept_us,
+                                 r->head_done_us,
+                                 r->connect_start_us,
+                                 r->connect_end_us,
+                                 r->sent_us,
+                                 r->first_byte_us,
+                                 r->last_byte_us,
+                                 clamp_i64(r->bytes_in),
+                                 clamp_i64(r->bytes_out),
+                                 clamp_i64(r->upstream_bytes),
+                                 r->status,
+                                 r->injected,
                                  r->reused};
-        const char *str[REQ_NSTR];
-        req_strs(r, str);
+        const char *str[REQ_NSTR] = {
+            r->method,        r->url,     r->host,       r->protocol,     r->tls_version,
+            r->view_id,       r->referer, r->user_agent, r->content_type, r->content_encoding,
+            r->cache_control, r->error,   r->label};
         pending_record_begin(o, 'R');
         for (size_t i = 0; i < REQ_NNUM; i++)
             pending_field_i64(o, num[i]);
@@ -1653,14 +1653,14 @@ static int side_item(char kind, const struct pending_field *f, size_t nf, struct
                 rate = -1;
         }
         if (!pending_i64(&f[0], &now_ms) || now_ms <= 0 || !(rate >= 0 && rate <= 1) ||
-            (f[2].p && !side_text(&f[2], SIDE_STR_MAX)) ||
-            (f[3].p && !side_text(&f[3], 127)) || !f[4].p) {
+            (f[2].p && !side_text(&f[2], SIDE_STR_MAX)) || (f[3].p && !side_text(&f[3], 127)) ||
+            !f[4].p) {
             set_err(why, whylen, "malformed beacon record", NULL);
             return VP_ERR_INVALID;
         }
         char bwhy[REASON_MAX];
-        int rc = beacon_item_new(f[4].p, f[4].len, now_ms, rate, f[2].p, f[2].len, f[3].p,
-                                 f[3].len, out, bwhy, sizeof bwhy);
+        int rc = beacon_item_new(f[4].p, f[4].len, now_ms, rate, f[2].p, f[2].len, f[3].p, f[3].len,
+                                 out, bwhy, sizeof bwhy);
         if (rc == VP_ERR_NOMEM)
             return rc;
         if (rc) {
@@ -1675,8 +1675,8 @@ static int side_item(char kind, const struct pending_field *f, size_t nf, struct
         bool ok = true;
         for (size_t i = 0; i < REQ_NNUM; i++)
             ok &= pending_i64(&f[i], &num[i]);
-        ok = ok && num[7] >= 0 && num[8] >= 0 && num[9] >= 0 && num[10] >= 0 &&
-             num[10] <= 999 && (num[11] | num[12]) >= 0 && num[11] <= 1 && num[12] <= 1;
+        ok = ok && num[7] >= 0 && num[8] >= 0 && num[9] >= 0 && num[10] >= 0 && num[10] <= 999 &&
+             (num[11] | num[12]) >= 0 && num[11] <= 1 && num[12] <= 1;
         for (size_t i = REQ_NNUM; ok && i < nf; i++) {
             ok = !f[i].p || side_text(&f[i], SIDE_STR_MAX);
             total += f[i].p ? f[i].len + 1 : 0;
@@ -1705,11 +1705,10 @@ static int side_item(char kind, const struct pending_field *f, size_t nf, struct
         r->status = (int)num[10];
         r->injected = num[11] == 1;
         r->reused = num[12] == 1;
-        const char **dst[REQ_NSTR] = {&r->method,       &r->url,           &r->host,
-                                      &r->protocol,     &r->tls_version,   &r->view_id,
-                                      &r->referer,      &r->user_agent,    &r->content_type,
-                                      &r->content_encoding, &r->cache_control, &r->error,
-                                      &r->label};
+        const char **dst[REQ_NSTR] = {
+            &r->method,        &r->url,     &r->host,       &r->protocol,     &r->tls_version,
+            &r->view_id,       &r->referer, &r->user_agent, &r->content_type, &r->content_encoding,
+            &r->cache_control, &r->error,   &r->label};
         char *p = (char *)(it + 1);
         for (size_t i = 0; i < REQ_NSTR; i++) {
             const struct pending_field *sf = &f[REQ_NNUM + i];
@@ -1807,19 +1806,24 @@ static void replay_side_file(struct store *s)
     char what[300];
     int w;
     if (refused) {
-        w = snprintf(what, sizeof what, "%zu items not replayed, the database cannot be written "
-                     "(%s): left in place for the next start", n, s->write_error);
+        w = snprintf(what, sizeof what,
+                     "%zu items not replayed, the database cannot be written "
+                     "(%s): left in place for the next start",
+                     n, s->write_error);
     } else if (unlink(s->pending_path) != 0) {
-        w = snprintf(what, sizeof what, "%zu items replayed (%zu beacons, %zu request records) "
+        w = snprintf(what, sizeof what,
+                     "%zu items replayed (%zu beacons, %zu request records) "
                      "but the file cannot be deleted (%s): delete it, or they are replayed again",
                      n, nb, nr, strerror(errno));
     } else if (failed) {
-        w = snprintf(what, sizeof what, "%zu items the database had refused at the last "
+        w = snprintf(what, sizeof what,
+                     "%zu items the database had refused at the last "
                      "shutdown written into it (%zu beacons, %zu request records), %llu of them "
                      "failed (%s); file deleted",
                      n, nb, nr, (unsigned long long)failed, sqlite3_errmsg(s->db));
     } else {
-        w = snprintf(what, sizeof what, "%zu items the database had refused at the last "
+        w = snprintf(what, sizeof what,
+                     "%zu items the database had refused at the last "
                      "shutdown written into it (%zu beacons, %zu request records); file deleted",
                      n, nb, nr);
     }
@@ -1848,11 +1852,13 @@ static void write_side_file(struct store *s, char *msg, size_t cap)
     if (!cap)
         return;
     int w = rc == 0
-                ? snprintf(msg, cap, "the database could not be written at shutdown (%s): %zu "
+                ? snprintf(msg, cap,
+                           "the database could not be written at shutdown (%s): %zu "
                            "acknowledged items (%zu beacons, %zu request records) saved to %s, "
                            "written into the database at the next start",
                            s->write_error, n, nb, nr, s->pending_path)
-                : snprintf(msg, cap, "the database could not be written at shutdown (%s) and "
+                : snprintf(msg, cap,
+                           "the database could not be written at shutdown (%s) and "
                            "neither could the side file (%s): %zu acknowledged items (%zu beacons, "
                            "%zu request records) lost",
                            s->write_error, err, n, nb, nr);
@@ -2030,7 +2036,10 @@ fail_db:
     return rc;
 }
 
-const char *store_open_notice(const struct store *s) { return s->notice; }
+const char *store_open_notice(const struct store *s)
+{
+    return s->notice;
+}
 
 void store_close(struct store *s, char *msg, size_t cap)
 {
@@ -2050,7 +2059,8 @@ void store_close(struct store *s, char *msg, size_t cap)
         free_list(s->spill);
         s->spill = s->spill_tail = NULL;
     } else if (s->close_refused && cap) {
-        int w = snprintf(msg, cap, "the database could not be written at shutdown (%s), then "
+        int w = snprintf(msg, cap,
+                         "the database could not be written at shutdown (%s), then "
                          "could again within the %u ms grace: nothing lost",
                          s->write_error, s->opt.close_grace_ms);
         if (w < 0)
@@ -2066,7 +2076,10 @@ void store_close(struct store *s, char *msg, size_t cap)
     free(s);
 }
 
-void store_free(struct store *s) { store_close(s, NULL, 0); }
+void store_free(struct store *s)
+{
+    store_close(s, NULL, 0);
+}
 
 /* Checks a beacon body (beacon_check) and makes its item: the compact form, the body itself
  * (kept for the side file), the user agent and label (ua_len / label_len bytes, NULL when
@@ -2089,8 +2102,7 @@ static int beacon_item_new(const char *body, size_t body_len, int64_t now_ms, do
     it->kind = IT_BEACON;
     const struct jtree *jm = jtree_get(p, "m"), *jres = jtree_get(p, "res");
     it->rows = 1 + (jm && jm->type == JTREE_ARRAY ? jm->n : 0u) +
-               (jres && jres->type == JTREE_ARRAY ? jres->n : 0u) +
-               (jtree_get(p, "nt") ? 1u : 0u);
+               (jres && jres->type == JTREE_ARRAY ? jres->n : 0u) + (jtree_get(p, "nt") ? 1u : 0u);
     it->u.b.now_ms = now_ms;
     it->u.b.sample_rate = sample_rate;
     struct arena *a = &it->u.b.arena;

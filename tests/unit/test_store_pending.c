@@ -71,7 +71,10 @@ static off_t size_of(const char *p)
     return stat(p, &st) == 0 ? st.st_size : 0;
 }
 
-static bool exists(const char *p) { return access(p, F_OK) == 0; }
+static bool exists(const char *p)
+{
+    return access(p, F_OK) == 0;
+}
 
 static void limit_to_current(void)
 {
@@ -256,8 +259,8 @@ static char *read_all(const char *path, size_t *n)
 static size_t literal_block(char *out, size_t cap, const char *records, unsigned count)
 {
     size_t n = (size_t)snprintf(out, cap, "vitals-pending 1\n%s", records);
-    int w = snprintf(out + n, cap - n, "end %u %016llx\n", count,
-                     (unsigned long long)vp_fnv1a(out, n));
+    int w =
+        snprintf(out + n, cap - n, "end %u %016llx\n", count, (unsigned long long)vp_fnv1a(out, n));
     return n + (size_t)w;
 }
 
@@ -273,8 +276,7 @@ static void refused_at_open(const char *name, const void *content, size_t len)
     if (!s)
         return;
     const char *note = store_open_notice(s);
-    TAP_OK(strstr(note, "not replayed, left in place") && strstr(note, side) &&
-               !strchr(note, '\n'),
+    TAP_OK(strstr(note, "not replayed, left in place") && strstr(note, side) && !strchr(note, '\n'),
            "pending/hostile_%s_refused: %s", name, note);
     store_free(s);
     size_t n = 0;
@@ -344,11 +346,13 @@ static void case_hostile(void)
         caught += pending_read(path, &b, &bl, &nrec, err, sizeof err) != 0;
         free(b);
     }
-    TAP_OK(caught == (int)gl, "pending/reader_catches_every_flipped_byte (%d of %zu)", caught,
-           gl);
+    TAP_OK(caught == (int)gl, "pending/reader_catches_every_flipped_byte (%d of %zu)", caught, gl);
 
     refused_at_open("truncated", good, gl - 7);
-    refused_at_open("garbage", "\x7f" "ELF\x02\x01\x01 not a side file at all", 31);
+    refused_at_open("garbage",
+                    "\x7f"
+                    "ELF\x02\x01\x01 not a side file at all",
+                    31);
     refused_at_open("empty", "", 0);
     char c[8192];
     memcpy(c, good, gl);
