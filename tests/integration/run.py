@@ -2384,6 +2384,52 @@ def t_side_file_damaged(ctx):
         os.unlink(side)
 
 
+@case("store/full-disk-at-shutdown-side-file", proxy=False, generic=False)
+def t_full_disk_shutdown(ctx):
+    """The disk fills up (a file size limit set on the running proxy stands in for it): the
+    beacons acknowledged before the failure was known cannot be committed, also not during the
+    shutdown grace, so they go to vitals.db-pending with one line on stderr; the next start
+    writes them into the database (one line) and every acknowledged view is there."""
+    ctx.px = ctx.start_proxy()
+    db = os.path.join(ctx.tmp, "vitals.db")
+    first = "diskfull00000000"
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(first)).status == 204, "first beacon")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "first view not stored")
+    sizes = [os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p)]
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(ctx.px.pid, resource.RLIMIT_FSIZE, (max(sizes) + 4096, hard))
+    acked, refused = [], 0
+    for i in range(1, 400):
+        vid = "diskfull%08d" % i
+        r = post(ctx.port, "/__vitals/beacon", beacon_body(vid, url="/p/%d/%s" % (i, "x" * 1500)))
+        if r.status == 204:
+            acked.append(vid)
+        elif r.status == 503 and b"database cannot be written" in r.body:
+            refused += 1
+            if refused >= 3:
+                break
+        else:
+            raise CheckFailed("beacon %d: %s %r" % (i, r.status, r.body[:200]))
+        if i % 20 == 0:
+            time.sleep(0.1)  # a batch is written (and fails) before the next ones
+    check(refused >= 1 and acked, "%d acknowledged, %d refused: the disk never filled" %
+          (len(acked), refused))
+    ctx.px.stop()
+    check(ctx.px.stopped_rc == 0, "exit status %r" % ctx.px.stopped_rc)
+    lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+    check(len(lines) == 1 and "saved to" in lines[0], "shutdown line: %r" % lines)
+    check(os.path.exists(db + "-pending"), "no side file")
+    ctx.note("%d acknowledged, shutdown: %s" % (len(acked), lines[0] if lines else ""))
+    ctx.px = ctx.start_proxy()
+    lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+    check(len(lines) == 1 and "written into it" in lines[0], "start-up line: %r" % lines)
+    check(not os.path.exists(db + "-pending"), "side file not deleted")
+    stored = set(v["id"] for v in api_json(ctx, "/__vitals/api/views?limit=1000")["views"])
+    missing = [v for v in acked + [first] if v not in stored]
+    check(not missing, "%d of %d acknowledged views missing: %r" % (len(missing), len(acked) + 1,
+                                                                    missing[:5]))
+
+
 @case("cli/hand-edited-database", generic=False)
 def t_cli_hand_edited_db(ctx):
     """A database edited by hand (infinite metric values, started_at at the int64 limits,
