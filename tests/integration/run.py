@@ -1749,7 +1749,7 @@ def t_vitals_nosniff(ctx):
              % (xss, xss), "/__vitals/api/nope", "/__vitals/beacon.js", "/__vitals/",
              "/__vitals/healthz", "/malformed?kind=cl-te"]
     for path in paths:
-        r = get(ctx.port, path)
+        r = get(ctx.port, path, host="localhost:%d" % ctx.port)
         check(r.status in (200, 400, 404, 502), "%s: status %s" % (path, r.status))
         got = r.header_all("X-Content-Type-Options")
         check(got == ["nosniff"], "%s (%s, %s): X-Content-Type-Options %r" %
@@ -1763,6 +1763,9 @@ def t_vitals_nosniff(ctx):
     r = post(ctx.port, "/__vitals/beacon", b"{")
     check(r.status == 400 and r.header_all("X-Content-Type-Options") == ["nosniff"],
           "beacon 400: %s %r" % (r.status, r.headers))
+    r = get(ctx.port, "/__vitals/api/views", host="evil.example")
+    check(r.status == 403 and r.header_all("X-Content-Type-Options") == ["nosniff"],
+          "foreign Host: %s %r" % (r.status, r.headers))
 
 
 REPORT_TOKEN = "s3cr3t-Report-Token"
