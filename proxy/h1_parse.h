@@ -126,9 +126,6 @@ void h1_chunked_keep_trailers(struct h1_chunked *c);
 int h1_chunked_feed(struct h1_chunked *c, const char *data, size_t len, size_t *consumed,
                     size_t *data_len) __attribute__((warn_unused_result));
 
-/* true when c has read a whole chunked body (the last chunk and its trailer section). */
-bool h1_chunked_done(const struct h1_chunked *c);
-
 /* true when the message ended at a malformed or oversized trailer section (see above). */
 bool h1_chunked_cut(const struct h1_chunked *c);
 

@@ -177,7 +177,7 @@ void conn_h1_api_done(evutil_socket_t fd, short what, void *arg);
 /* upstream.c: the per-worker pool and connection set-up. */
 typedef void (*upstream_ready_cb)(struct conn *c, struct upstream *u, int err, const char *why);
 /* Gets a pooled connection (calls back synchronously with u->reused; returns NULL) or starts a
- * connect (returns the pending connection, which upstream_cancel aborts; the callback runs from
+ * connect (returns the pending connection, which upstream_free aborts; the callback runs from
  * the loop). Synchronous failures also call back and return NULL. allow_pool = false forces a
  * fresh connection. */
 struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_pool, upstream_ready_cb cb);
@@ -188,8 +188,6 @@ void upstream_pool_clear(struct worker *w);
 /* Sets the timeouts of an owned connection to the set `which` (UPSTREAM_TMO_*) unless they are
  * already that set: each bufferevent_set_timeouts re-adds the connection's events. */
 void upstream_set_timeouts(struct upstream *u, int which);
-/* Cancels a pending connect owned by c (the callback will not run). */
-void upstream_cancel(struct upstream *u);
 
 /* exchange.c: timing and the request log. */
 int64_t exchange_now_us(void);

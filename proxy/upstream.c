@@ -328,4 +328,3 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
     return &p->u;
 }
 
-void upstream_cancel(struct upstream *u) { upstream_free(u); }
