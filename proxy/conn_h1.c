@@ -69,6 +69,8 @@ struct exchange_state {
     struct h1_chunked req_chunk;
     bool req_done;
     struct upstream *up;
+    bool up_reading;  /* up_input_added is reading: its own commit calls it again */
+    bool up_read_err; /* up_input_added's read met an error: a later EOF is no body end */
     bool up_connecting, head_sent_up, retried, up_clean, reused;
     bool resp_head_done, resp_started, resp_done, client_chunked, sent_100, logged;
     enum h1_framing resp_framing;
@@ -157,6 +159,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_input_added(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const char *why);
@@ -1499,6 +1502,8 @@ static void on_upstream_ready(struct conn *c, struct upstream *u, int err, const
     h1_parser_reset(c->resp, ex->is_head);
     bufferevent_setcb(u->bev, up_read_cb, up_write_cb, up_event_cb, c);
     bufferevent_setwatermark(u->bev, EV_WRITE, 0, 0);
+    if (!u->tls && !u->read_cb)
+        u->read_cb = evbuffer_add_cb(bufferevent_get_input(u->bev), up_input_added, u) != NULL;
     write_request_head(c);
     ex->t.sent_us = exchange_now_us();
     ex->head_sent_up = true;
@@ -2194,49 +2199,57 @@ bad_body:
 
 /* libevent 2.1 reads at most 4 KiB per read callback (EVBUFFER_MAX_READ), whatever
  * bufferevent_set_max_single_read says, so a 100 KiB body took some 25 loop iterations, each
- * with its own ioctl, readv, writev and epoll_ctl. When that read filled its 4 KiB (the input
- * holds at least that much), read what else the socket holds straight into the input buffer,
- * bounded by the high watermark and the body length. Only for Content-Length and chunked bodies
- * after the head: a direct read that meets a reset with nothing queued consumes the error and
- * libevent then reports a plain EOF, which for a close-delimited body would mean "complete"; for
- * these two, EOF and error alike mean truncated. EOF itself is left for libevent (sticky). */
-static void up_read_more(struct conn *c, struct bufferevent *bev)
+ * with its own ioctl, readv, writev and epoll_ctl. When one of its reads fills those 4 KiB, this
+ * callback on the input buffer (registered once per plain upstream connection, see
+ * on_upstream_ready) reads what else the socket holds straight into the input, bounded by the
+ * high watermark and, once the head is known, by the body's length. It runs inside libevent's
+ * read, before the loop's next epoll_wait. Done later, from the (deferred) read callback, the
+ * socket was still readable at that epoll_wait and libevent's own read followed ours with a
+ * wasted FIONREAD and an EAGAIN readv (about one pair per response under load, where deferred
+ * callbacks run an iteration late); and an 8.6 KiB page whose first 4 KiB held the head took
+ * three reads, since only a read after the head knew the body's framing. A direct read that
+ * meets a reset consumes the error and libevent then reports a plain EOF: ex->up_read_err keeps
+ * it, so that this EOF never completes a close-delimited body. EOF itself is left for libevent
+ * (sticky). */
+static void up_input_added(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
+    struct upstream *u = arg;
+    struct conn *c = u->owner;
+    if (info->n_added < 4096 || !c || c->ex.up != u || c->state != CS_PROXY)
+        return;
     struct exchange_state *ex = &c->ex;
-    struct evbuffer *in = bufferevent_get_input(bev);
     size_t have = evbuffer_get_length(in);
-    if (c->state != CS_PROXY || !ex->resp_head_done || ex->resp_done || have < 4096 ||
-        (ex->resp_framing != H1_BODY_LENGTH && ex->resp_framing != H1_BODY_CHUNKED) ||
-        evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM)
+    if (ex->up_reading || ex->resp_done || evbuffer_get_length(cout(c)) >= PROXY_HIGH_WM)
         return;
     size_t want = PROXY_UP_READ_MAX > have ? PROXY_UP_READ_MAX - have : 0;
-    if (ex->resp_framing == H1_BODY_LENGTH)
+    if (ex->resp_head_done && ex->resp_framing == H1_BODY_LENGTH)
         want = ex->resp_left > have ? (ex->resp_left - have < want ? (size_t)(ex->resp_left - have)
                                                                     : want)
                                     : 0;
     if (want == 0)
         return;
-    /* A socket bufferevent keeps the end of its input frozen outside its own reads. */
-    evbuffer_unfreeze(in, 0);
     struct evbuffer_iovec v[2];
     int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
-    if (nv > 0) {
-        struct iovec iov[2];
-        for (int i = 0; i < nv; i++) {
-            iov[i].iov_base = v[i].iov_base;
-            iov[i].iov_len = v[i].iov_len;
-        }
-        ssize_t n = readv(bufferevent_getfd(bev), iov, nv);
-        size_t left = n > 0 ? (size_t)n : 0;
-        int used = 0;
-        for (; used < nv && left > 0; used++) {
-            if (v[used].iov_len > left)
-                v[used].iov_len = left;
-            left -= v[used].iov_len;
-        }
-        evbuffer_commit_space(in, v, used);
+    if (nv <= 0)
+        return;
+    struct iovec iov[2];
+    for (int i = 0; i < nv; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
     }
-    evbuffer_freeze(in, 0);
+    ssize_t n = readv(bufferevent_getfd(u->bev), iov, nv);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        ex->up_read_err = true;
+    size_t left = n > 0 ? (size_t)n : 0;
+    int used = 0;
+    for (; used < nv && left > 0; used++) {
+        if (v[used].iov_len > left)
+            v[used].iov_len = left;
+        left -= v[used].iov_len;
+    }
+    ex->up_reading = true; /* the commit calls this callback again */
+    evbuffer_commit_space(in, v, used);
+    ex->up_reading = false;
 }
 
 static void up_read_cb(struct bufferevent *bev, void *arg)
@@ -2256,8 +2269,6 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     }
     if (c->state != CS_PROXY)
         return;
-    if (!ex->up->tls)
-        up_read_more(c, bev);
     if (!ex->resp_head_done && !parse_response_head(c))
         return;
     pump_response(c);
@@ -2308,7 +2319,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
                                                         : "upstream closed the connection");
         return;
     }
-    if (ex->resp_framing == H1_BODY_CLOSE && (what & BEV_EVENT_EOF)) {
+    if (ex->resp_framing == H1_BODY_CLOSE && (what & BEV_EVENT_EOF) && !ex->up_read_err) {
         pump_response(c);
         if (ex->resp_framing == H1_BODY_CLOSE && c->state == CS_PROXY) {
             if (ex->paused_up) {
