@@ -59,6 +59,8 @@
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1103,6 +1105,15 @@ static bool session_flush(struct h2_session *s)
     }
     /* Called back when the output drains to H2_OUT_HIGH / 2 to send more. */
     bufferevent_setwatermark(s->bev, EV_WRITE, H2_OUT_HIGH / 2, 0);
+    /* The bufferevent would only turn its write event on here and write once epoll_wait says
+     * the socket is writable: an epoll_ctl to add EPOLLOUT, a loop iteration, the write, an
+     * epoll_ctl to remove it again, for every flush of a session that keeps up. Activating its
+     * write event runs its write callback later in this loop iteration instead, after the
+     * callbacks queued so far; when that write takes everything, the event's add and delete
+     * meet in libevent's changelist and no epoll_ctl is made. What the socket does not take
+     * waits for EPOLLOUT as before. */
+    if (evbuffer_get_length(out) > 0)
+        event_active(&s->bev->ev_write, EV_WRITE, 1);
     return true;
 }
 
