@@ -16,6 +16,9 @@
 # Usage: bench/h2cost.sh [path/to/vitals-proxy]
 #   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
 #   SYSCALLS=0 (1: add the syscalls column) NSYS=10000
+#   VP_BASE=path/to/other/vitals-proxy: the CPU column interleaves that build with this one
+#   (REPEAT rounds, each starting both afresh, base first) and gives "base → this" medians and
+#   each round's figures.
 #   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
 #   ONLY=HTML runs only the rows whose name contains that text.
 #   CGDIR=dir keeps the callgrind outputs there (cg.ROW.N1.out, cg.ROW.N2.out), for
@@ -130,7 +133,23 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
         irq=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
     fi
     c="-"
-    if [ "$CPU" != 0 ]; then
+    if [ "$CPU" != 0 ] && [ -n "${VP_BASE:-}" ]; then
+        # Interleaved with another build: each round starts each build afresh, base first, so
+        # that both share the machine's load of that minute; the medians of REPEAT rounds.
+        : > "$T/cpu.base"; : > "$T/cpu.this"
+        r=0; while [ $r -lt "$REPEAT" ]; do
+            for which in base this; do
+                if [ $which = base ]; then b=$BIN; BIN=$VP_BASE; fi
+                start
+                load "$path" -n 2000 -c 16 -m 10 > /dev/null # warm up
+                cpu "$path" >> "$T/cpu.$which"
+                stop
+                [ $which = base ] && BIN=$b
+            done
+            r=$((r + 1))
+        done
+        c="$(median < "$T/cpu.base") → $(median < "$T/cpu.this") ($(tr '\n' ' ' < "$T/cpu.base")→ $(tr '\n' ' ' < "$T/cpu.this" | sed 's/ $//'))"
+    elif [ "$CPU" != 0 ]; then
         start
         load "$path" -n 2000 -c 16 -m 10 > /dev/null # warm up
         c=$(r=0; while [ $r -lt "$REPEAT" ]; do cpu "$path"; r=$((r + 1)); done | median)
