@@ -2242,9 +2242,9 @@ static void up_input_added(struct evbuffer *in, const struct evbuffer_cb_info *i
         return;
     size_t want = PROXY_UP_READ_MAX > have ? PROXY_UP_READ_MAX - have : 0;
     if (ex->resp_head_done && ex->resp_framing == H1_BODY_LENGTH)
-        want = ex->resp_left > have ? (ex->resp_left - have < want ? (size_t)(ex->resp_left - have)
-                                                                    : want)
-                                    : 0;
+        want = ex->resp_left > have
+                   ? (ex->resp_left - have < want ? (size_t)(ex->resp_left - have) : want)
+                   : 0;
     if (want == 0)
         return;
     struct evbuffer_iovec v[2];
