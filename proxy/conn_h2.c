@@ -54,6 +54,7 @@
 #include "proxy/h1_parse.h"
 #include "proxy/h2_head.h"
 #include "proxy/proxy_internal.h"
+#include "proxy/tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -286,6 +287,7 @@ static void update_idle_timeout(struct h2_session *s)
         return;
     s->timeouts_set = true;
     s->timeouts_idle = idle;
+    tls_conn_set_busy(s->bev, !idle);
     unsigned ms = sopts(s)->idle_timeout_ms;
     struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     bufferevent_set_timeouts(s->bev, s->nstreams ? NULL : &tv, &tv);

@@ -501,6 +501,17 @@ static void tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 }
 
+void tls_conn_set_busy(struct bufferevent *bev, bool busy)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (!ssl)
+        return;
+    if (busy)
+        SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    else
+        SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+}
+
 static void tls_accept_error_cb(struct evconnlistener *l, void *arg)
 {
     (void)l;
