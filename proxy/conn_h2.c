@@ -1149,7 +1149,13 @@ static void sess_read_cb(struct bufferevent *bev, void *arg)
     }
     if (s->closing)
         evbuffer_drain(in, evbuffer_get_length(in));
-    session_flush(s);
+    if (!session_flush(s))
+        return;
+    /* A busy session reads ahead (tls_conn_set_busy): bufferevent_openssl stops reading when a
+     * record is used up even though more records may wait inside OpenSSL, which no socket event
+     * will announce; its read event is run again for them. */
+    if (!s->closing && !s->in_paused && tls_conn_has_pending(bev))
+        event_active(&bev->ev_read, EV_READ, 1);
 }
 
 static void sess_write_cb(struct bufferevent *bev, void *arg)
@@ -1163,6 +1169,8 @@ static void sess_write_cb(struct bufferevent *bev, void *arg)
         bufferevent_enable(bev, EV_READ);
         if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
             sess_read_cb(bev, s);
+        else if (tls_conn_has_pending(bev))
+            event_active(&bev->ev_read, EV_READ, 1);
     }
 }
 

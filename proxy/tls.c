@@ -510,6 +510,13 @@ void tls_conn_set_busy(struct bufferevent *bev, bool busy)
         SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     else
         SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_read_ahead(ssl, busy);
+}
+
+bool tls_conn_has_pending(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    return ssl && SSL_has_pending(ssl);
 }
 
 static void tls_accept_error_cb(struct evconnlistener *l, void *arg)

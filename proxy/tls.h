@@ -47,6 +47,8 @@ void tls_worker_free_all(struct worker *w);
  * which keeps an idle connection small but, on a busy one, cost a malloc and free of about
  * 17 KiB for every read and every write. */
 void tls_conn_set_busy(struct bufferevent *bev, bool busy);
+/* Whether OpenSSL holds bytes of bev read from the socket but not returned yet (read-ahead). */
+bool tls_conn_has_pending(struct bufferevent *bev);
 
 /* ---- TLS to the upstream (--upstream https://...) ----
  * One client context built at start-up and shared read-only by the workers: TLS 1.2 and 1.3,
