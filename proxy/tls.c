@@ -506,11 +506,14 @@ void tls_conn_set_busy(struct bufferevent *bev, bool busy)
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     if (!ssl)
         return;
-    if (busy)
-        SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-    else
-        SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     SSL_set_read_ahead(ssl, busy);
+    if (busy) {
+        SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+        return;
+    }
+    /* Idle again: the buffers go now when empty, else once they empty (the mode). */
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_free_buffers(ssl);
 }
 
 bool tls_conn_has_pending(struct bufferevent *bev)

@@ -42,10 +42,12 @@ int tls_worker_start(struct worker *w) VP_WUR;
 void tls_worker_drain(struct worker *w);
 /* Frees every handshake in progress and every HTTP/2 session (hard stop, teardown). */
 void tls_worker_free_all(struct worker *w);
-/* A browser connection's record buffers: kept while busy (bev borrowed; a no-op for a plain
- * socket). The server context releases them whenever they empty (SSL_MODE_RELEASE_BUFFERS),
- * which keeps an idle connection small but, on a busy one, cost a malloc and free of about
- * 17 KiB for every read and every write. */
+/* A browser connection busy with requests, or idle again (bev borrowed; a no-op for a plain
+ * socket). Busy, it keeps its record buffers (the server context releases them whenever they
+ * empty, SSL_MODE_RELEASE_BUFFERS, which keeps an idle connection small but on a busy one cost
+ * a malloc and free of about 17 KiB for every read and every write) and reads ahead (a read(2)
+ * per batch of records instead of two per record; see tls_conn_has_pending). Idle, it frees
+ * them as soon as they are empty and reads one record at a time again. */
 void tls_conn_set_busy(struct bufferevent *bev, bool busy);
 /* Whether OpenSSL holds bytes of bev read from the socket but not returned yet (read-ahead). */
 bool tls_conn_has_pending(struct bufferevent *bev);
