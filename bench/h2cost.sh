@@ -8,8 +8,17 @@
 # process over an h2load run (c=16 m=10, DURATION s) divided by its 2xx answers, the median of
 # REPEAT runs.
 #
+# System calls per request (SYSCALLS=1, needs strace): strace -c -f on the proxy over an h2load
+# run of NSYS requests (c=16 m=10, after a warm-up), the total and the calls that make it up;
+# the kernel's share of the proxy's CPU is about half, and this count, like the instructions, does
+# not depend on the machine's load.
+#
 # Usage: bench/h2cost.sh [path/to/vitals-proxy]
 #   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
+#   SYSCALLS=0 (1: add the syscalls column) NSYS=10000
+#   VP_BASE=path/to/other/vitals-proxy: the CPU column interleaves that build with this one
+#   (REPEAT rounds, each starting both afresh, base first) and gives "base → this" medians and
+#   each round's figures.
 #   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
 #   ONLY=HTML runs only the rows whose name contains that text.
 #   CGDIR=dir keeps the callgrind outputs there (cg.ROW.N1.out, cg.ROW.N2.out), for
@@ -18,6 +27,9 @@ set -eu
 BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 N1=${N1:-300}; N2=${N2:-1500}; DUR=${DURATION:-3}; REPEAT=${REPEAT:-3}; CPU=${CPU:-1}; IR=${IR:-1}
+SYSCALLS=${SYSCALLS:-0}; NSYS=${NSYS:-10000}
+[ "$SYSCALLS" = 0 ] || command -v strace >/dev/null 2>&1 || {
+    echo "bench: strace not found (apt-get install -y strace)" >&2; exit 2; }
 for tool in valgrind nginx h2load openssl; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
         echo "bench: $tool not found (apt-get install -y valgrind nginx-light nghttp2-client)" >&2
@@ -86,13 +98,31 @@ cpu() { # path: CPU µs per 2xx request over one h2load run
     awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$ok" \
         'BEGIN { printf "%.1f\n", (n > 0 ? t * 1e6 / hz / n : 0) }'
 }
+sys() { # path: system calls per 2xx request over one h2load run of NSYS requests (all threads)
+    start
+    load "$1" -n 2000 -c 16 -m 10 > /dev/null # warm up
+    strace -c -f -p "$VPPID" -o "$T/strace.out" 2>/dev/null &
+    sp=$!
+    sleep 0.5
+    ok=$(load "$1" -n "$NSYS" -c 16 -m 10)
+    kill -INT "$sp"; wait "$sp" 2>/dev/null || true
+    stop
+    awk -v n="$ok" '$NF != "total" && $4 ~ /^[0-9]+$/ && $4 / n >= 0.05 { d = d sprintf(" %s %.2f", $NF, $4 / n) }
+        $NF == "total" { t = $4 } END { printf "%.2f (%s)\n", (n > 0 ? t / n : 0), substr(d, 2) }' \
+        "$T/strace.out"
+}
 median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];
         else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request |\n'
-printf '|---|---:|---:|\n'
+if [ "$SYSCALLS" != 0 ]; then
+    printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request | syscalls/request |\n'
+    printf '|---|---:|---:|---|\n'
+else
+    printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request |\n'
+    printf '|---|---:|---:|\n'
+fi
 for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
     name=${row%%:*}; path=${row#*:}
     case "$name" in *"${ONLY:-}"*) ;; *) continue ;; esac
@@ -103,11 +133,31 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
         irq=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
     fi
     c="-"
-    if [ "$CPU" != 0 ]; then
+    if [ "$CPU" != 0 ] && [ -n "${VP_BASE:-}" ]; then
+        # Interleaved with another build: each round starts each build afresh, base first, so
+        # that both share the machine's load of that minute; the medians of REPEAT rounds.
+        : > "$T/cpu.base"; : > "$T/cpu.this"
+        r=0; while [ $r -lt "$REPEAT" ]; do
+            for which in base this; do
+                if [ $which = base ]; then b=$BIN; BIN=$VP_BASE; fi
+                start
+                load "$path" -n 2000 -c 16 -m 10 > /dev/null # warm up
+                cpu "$path" >> "$T/cpu.$which"
+                stop
+                [ $which = base ] && BIN=$b
+            done
+            r=$((r + 1))
+        done
+        c="$(median < "$T/cpu.base") → $(median < "$T/cpu.this") ($(tr '\n' ' ' < "$T/cpu.base")→ $(tr '\n' ' ' < "$T/cpu.this" | sed 's/ $//'))"
+    elif [ "$CPU" != 0 ]; then
         start
         load "$path" -n 2000 -c 16 -m 10 > /dev/null # warm up
         c=$(r=0; while [ $r -lt "$REPEAT" ]; do cpu "$path"; r=$((r + 1)); done | median)
         stop
     fi
-    printf '| %s | %s | %s |\n' "$name" "$irq" "$c"
+    if [ "$SYSCALLS" != 0 ]; then
+        printf '| %s | %s | %s | %s |\n' "$name" "$irq" "$c" "$(sys "$path")"
+    else
+        printf '| %s | %s | %s |\n' "$name" "$irq" "$c"
+    fi
 done

@@ -54,11 +54,14 @@
 #include "proxy/h1_parse.h"
 #include "proxy/h2_head.h"
 #include "proxy/proxy_internal.h"
+#include "proxy/tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +287,7 @@ static void update_idle_timeout(struct h2_session *s)
         return;
     s->timeouts_set = true;
     s->timeouts_idle = idle;
+    tls_conn_set_busy(s->bev, !idle);
     unsigned ms = sopts(s)->idle_timeout_ms;
     struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     bufferevent_set_timeouts(s->bev, s->nstreams ? NULL : &tv, &tv);
@@ -1103,6 +1107,15 @@ static bool session_flush(struct h2_session *s)
     }
     /* Called back when the output drains to H2_OUT_HIGH / 2 to send more. */
     bufferevent_setwatermark(s->bev, EV_WRITE, H2_OUT_HIGH / 2, 0);
+    /* The bufferevent would only turn its write event on here and write once epoll_wait says
+     * the socket is writable: an epoll_ctl to add EPOLLOUT, a loop iteration, the write, an
+     * epoll_ctl to remove it again, for every flush of a session that keeps up. Activating its
+     * write event runs its write callback later in this loop iteration instead, after the
+     * callbacks queued so far; when that write takes everything, the event's add and delete
+     * meet in libevent's changelist and no epoll_ctl is made. What the socket does not take
+     * waits for EPOLLOUT as before. */
+    if (evbuffer_get_length(out) > 0)
+        event_active(&s->bev->ev_write, EV_WRITE, 1);
     return true;
 }
 
@@ -1136,7 +1149,13 @@ static void sess_read_cb(struct bufferevent *bev, void *arg)
     }
     if (s->closing)
         evbuffer_drain(in, evbuffer_get_length(in));
-    session_flush(s);
+    if (!session_flush(s))
+        return;
+    /* A busy session reads ahead (tls_conn_set_busy): bufferevent_openssl stops reading when a
+     * record is used up even though more records may wait inside OpenSSL, which no socket event
+     * will announce; its read event is run again for them. */
+    if (!s->closing && !s->in_paused && tls_conn_has_pending(bev))
+        event_active(&bev->ev_read, EV_READ, 1);
 }
 
 static void sess_write_cb(struct bufferevent *bev, void *arg)
@@ -1150,6 +1169,8 @@ static void sess_write_cb(struct bufferevent *bev, void *arg)
         bufferevent_enable(bev, EV_READ);
         if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
             sess_read_cb(bev, s);
+        else if (tls_conn_has_pending(bev))
+            event_active(&bev->ev_read, EV_READ, 1);
     }
 }
 

@@ -83,6 +83,7 @@ struct upstream {
     bool reused;    /* taken from the pool */
     bool connected;
     bool tls; /* bev is an OpenSSL bufferevent (https:// upstream) */
+    bool read_cb; /* conn_h1's input callback is registered (plain connections, once) */
     /* Timeouts last set on bev: 0 unknown, UPSTREAM_TMO_* (upstream_set_timeouts). */
     signed char tmo;
     struct conn *owner; /* NULL while idle */

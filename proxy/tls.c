@@ -501,6 +501,27 @@ static void tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 }
 
+void tls_conn_set_busy(struct bufferevent *bev, bool busy)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (!ssl)
+        return;
+    SSL_set_read_ahead(ssl, busy);
+    if (busy) {
+        SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+        return;
+    }
+    /* Idle again: the buffers go now when empty, else once they empty (the mode). */
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_free_buffers(ssl);
+}
+
+bool tls_conn_has_pending(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    return ssl && SSL_has_pending(ssl);
+}
+
 static void tls_accept_error_cb(struct evconnlistener *l, void *arg)
 {
     (void)l;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct bufferevent;
 struct vp_options;
 struct tls_server;
 struct worker;
@@ -41,6 +42,15 @@ int tls_worker_start(struct worker *w) VP_WUR;
 void tls_worker_drain(struct worker *w);
 /* Frees every handshake in progress and every HTTP/2 session (hard stop, teardown). */
 void tls_worker_free_all(struct worker *w);
+/* A browser connection busy with requests, or idle again (bev borrowed; a no-op for a plain
+ * socket). Busy, it keeps its record buffers (the server context releases them whenever they
+ * empty, SSL_MODE_RELEASE_BUFFERS, which keeps an idle connection small but on a busy one cost
+ * a malloc and free of about 17 KiB for every read and every write) and reads ahead (a read(2)
+ * per batch of records instead of two per record; see tls_conn_has_pending). Idle, it frees
+ * them as soon as they are empty and reads one record at a time again. */
+void tls_conn_set_busy(struct bufferevent *bev, bool busy);
+/* Whether OpenSSL holds bytes of bev read from the socket but not returned yet (read-ahead). */
+bool tls_conn_has_pending(struct bufferevent *bev);
 
 /* ---- TLS to the upstream (--upstream https://...) ----
  * One client context built at start-up and shared read-only by the workers: TLS 1.2 and 1.3,
@@ -50,7 +60,6 @@ void tls_worker_free_all(struct worker *w);
  * newest session the upstream gave it, and every new upstream connection of that worker resumes
  * from a copy of that, so a fresh pooled connection does not pay a full handshake. */
 struct tls_client;
-struct bufferevent;
 
 /* Builds the client context from o (o->upstream_tls must be set). Refuses an unreadable
  * --upstream-ca or one without a PEM certificate; an unusable system store is not an error here
