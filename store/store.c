@@ -44,6 +44,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,9 +69,9 @@
 #define RES_MULTI 10
 /* Request records per multi-row INSERT (see flush_requests). */
 #define REQ_MULTI 16
-#define REQ_NCOLS 29
+#define REQ_NCOLS 30
 #define REQ_COLS                                                                                   \
-    "view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"        \
+    "id,view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"        \
     "last_byte_us,bytes_in,bytes_out,upstream_bytes,status,injected,reused,method,url,path,"       \
     "route,host,protocol,tls_version,referer,referer_path,user_agent,content_type,"                \
     "content_encoding,cache_control,error,label"
@@ -153,11 +154,14 @@ enum stmt_id {
     S_PRUNE_VIEWS,
     S_PRUNE_REQUESTS,
     S_ROLLUP_DIRTY,
+    S_REQ_MARK,
+    S_PRUNE_MARKS,
     S_COUNT
 };
 
 /* The column values of one request record that the writer derives before binding. */
 struct req_vals {
+    int64_t id;
     const char *path, *rpath, *view;
     size_t plen, rplen;
     int rl; /* route length, -1 when none */
@@ -228,6 +232,19 @@ struct store {
     size_t req_ngrp;
     uint64_t req_grouped;  /* rows of this batch written by the multi-row statement */
     bool req_grp_injected; /* the pending group holds an injected page */
+    /* Request ids and time marks (schema v5, store/schema.c): the writer assigns every request
+     * row its id, next_req_id, which only grows; at open it starts above every row's id and every
+     * mark's first id, so new rows keep every mark's rule. The first batch of each minute that inserts requests records the minute's mark
+     * (minute, first id of the batch) unless a row already stored was accepted in that minute or
+     * later (max_accept_us: a record dated ahead of the writer's clock): then the minute gets no
+     * mark, and readers use an earlier one. Writer-only. */
+    int64_t next_req_id;
+    int64_t max_accept_us;  /* an upper bound of accept_us over every stored row */
+    int64_t mark_minute;    /* the last minute a mark was considered for */
+    int64_t batch_now_us;   /* wall clock at the start of the batch, never going back */
+    bool batch_marked;      /* this batch has considered its mark */
+    int64_t yield_until_us; /* slice_point yields until then (monotonic), writer-only */
+    int64_t yielded_us;     /* time the current batch spent yielding, writer-only */
 };
 
 /* The claim bound of a Referer path's slot (FNV-1a of its bytes). */
@@ -376,7 +393,7 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
         [S_RES] = rbuf,
         [S_RES_MULTI] = rmbuf,
         [S_REQ_INSERT] = "INSERT INTO requests(" REQ_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                         "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [S_REQ_INSERT_MULTI] = qmbuf,
         [S_REQ_FIND_INJECTED] =
             "SELECT view_id, accept_us / 1000 FROM requests WHERE path=?1 AND injected=1 AND "
@@ -393,9 +410,21 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
                        "WHERE key='beacons_accepted'",
         [S_PRUNE_VIEWS] = "DELETE FROM views WHERE id IN (SELECT id FROM views "
                           "WHERE started_at < ?1 LIMIT ?2) RETURNING started_at",
-        [S_PRUNE_REQUESTS] = "DELETE FROM requests WHERE id IN (SELECT id FROM requests "
-                             "WHERE accept_us < ?1 * 1000 LIMIT ?2)",
+        /* Only rows committed before the first mark at or after the cutoff can have been
+         * accepted before it, unless they took longer than that: the scan stops there, and a
+         * request that was committed after that mark goes in a later pass, once the cutoff
+         * has passed the mark (see schema_v5). */
+        [S_PRUNE_REQUESTS] =
+            "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE id < "
+            "coalesce((SELECT first_id FROM request_marks WHERE minute >= (?1 * 1000 + 59999999) "
+            "/ 60000000 ORDER BY minute LIMIT 1), 9223372036854775807) AND accept_us < ?1 * 1000 "
+            "LIMIT ?2)",
         [S_ROLLUP_DIRTY] = "INSERT OR IGNORE INTO rollup_dirty(hour) VALUES(?1)",
+        [S_REQ_MARK] = "INSERT OR IGNORE INTO request_marks(minute, first_id) VALUES(?1, ?2)",
+        /* Marks before the last one at or before the cutoff serve no reader that the rows
+         * left could answer. */
+        [S_PRUNE_MARKS] = "DELETE FROM request_marks WHERE minute < (SELECT max(minute) FROM "
+                          "request_marks WHERE minute <= ?1 * 1000 / 60000000)",
     };
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
@@ -864,6 +893,9 @@ static bool resolve_view(struct store *s, const char *rpath, size_t rlen, int64_
  * path, and the view (the record's own, or the page its Referer points to). */
 static void prep_request(struct store *s, const struct store_request_rec *r, struct req_vals *v)
 {
+    v->id = s->next_req_id++;
+    if (r->accept_us > s->max_accept_us)
+        s->max_accept_us = r->accept_us;
     v->plen = v->rplen = 0;
     v->path = store_path_span(r->url, &v->plen);
     v->rpath = r->referer ? store_path_span(r->referer, &v->rplen) : NULL;
@@ -892,6 +924,7 @@ static void bind_text_n(sqlite3_stmt *st, int i, const char *v, size_t n, bool s
 static void bind_request(sqlite3_stmt *st, int i, const struct store_request_rec *r,
                          const struct req_vals *v)
 {
+    sqlite3_bind_int64(st, i++, v->id);
     bind_text(st, i++, v->view);
     sqlite3_bind_int64(st, i++, r->accept_us);
     sqlite3_bind_int64(st, i++, r->head_done_us);
@@ -989,9 +1022,27 @@ static uint64_t flush_requests(struct store *s)
     return errors;
 }
 
+/* The mark of the batch's minute, before its first request row (see struct store). */
+static uint64_t mark_minute(struct store *s)
+{
+    s->batch_marked = true;
+    int64_t minute = s->batch_now_us / 60000000;
+    if (minute <= s->mark_minute)
+        return 0;
+    s->mark_minute = minute;
+    if (s->max_accept_us >= minute * 60000000)
+        return 0;
+    sqlite3_stmt *st = s->st[S_REQ_MARK];
+    sqlite3_bind_int64(st, 1, minute);
+    sqlite3_bind_int64(st, 2, s->next_req_id);
+    return step(st) ? 1 : 0;
+}
+
 static uint64_t add_request(struct store *s, struct item *it)
 {
     uint64_t errors = 0;
+    if (!s->batch_marked)
+        errors += mark_minute(s);
     if (s->req_grp_injected && needs_resolve(&it->u.req))
         errors += flush_requests(s);
     prep_request(s, &it->u.req, &s->req_vals[s->req_ngrp]);
@@ -1034,6 +1085,10 @@ static int prune_chunk(struct store *s, int64_t cutoff_ms, int limit)
     if (run(s, st))
         return VP_ERR_DB;
     total += sqlite3_changes(s->db);
+    st = s->st[S_PRUNE_MARKS];
+    sqlite3_bind_int64(st, 1, cutoff_ms);
+    if (run(s, st))
+        return VP_ERR_DB;
     return total;
 }
 
@@ -1101,6 +1156,27 @@ static void note_write_error(const struct store *s, char *msg, size_t cap)
         msg[0] = '\0';
 }
 
+/* The writer gives the CPU up every STORE_SLICE_US of batch work when another thread is waiting
+ * for it (sched_yield returns at once when none is). On a machine with fewer cores than busy
+ * threads the scheduler may run the writer on the event loop's CPU; a batch of a few hundred
+ * records is about a millisecond of CPU, and a loop woken meanwhile waited for all of it, which
+ * was the one-connection p99 (README, bench/p99.py). In slices, the loop waits for one slice.
+ * Only while the batch is early: once its oldest item has waited batch_ms plus a quarter of the
+ * rest of the lag budget, the writer keeps the CPU (a busy producer on the same CPU would
+ * otherwise stretch the batch past max_lag_ms, the bound admission control promises). The time
+ * spent yielding is left out of the measured cost per row. */
+#define STORE_SLICE_US 100
+
+static void slice_point(struct store *s, int64_t *slice_start)
+{
+    int64_t now = vp_mono_us();
+    if (now - *slice_start < STORE_SLICE_US || now > s->yield_until_us)
+        return;
+    (void)sched_yield();
+    *slice_start = vp_mono_us();
+    s->yielded_us += *slice_start - now;
+}
+
 /* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller.
  * Returns true when the database refused the batch as a whole (full disk, I/O error): the caller
  * queues its items again instead of freeing them. */
@@ -1109,6 +1185,12 @@ static bool write_batch(struct store *s, struct item *batch, size_t n)
     uint64_t beacons = 0, errors = 0;
     bool cannot_write = false;
     char msg[sizeof s->write_error] = "";
+    int64_t slice = vp_mono_us();
+    /* Read after the batch was taken: every record in it was accepted before this time. */
+    int64_t now_us = vp_now_ms() * 1000;
+    if (now_us > s->batch_now_us)
+        s->batch_now_us = now_us;
+    s->batch_marked = false;
     if (run(s, s->st[S_BEGIN])) {
         errors = n;
         cannot_write = true;
@@ -1129,6 +1211,7 @@ static bool write_batch(struct store *s, struct item *batch, size_t n)
             cannot_write = true;
             note_write_error(s, msg, sizeof msg);
         }
+        slice_point(s, &slice);
     }
     if (s->req_ngrp) {
         uint64_t before = errors;
@@ -1390,6 +1473,9 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         int64_t t_start = vp_mono_us();
+        s->yielded_us = 0;
+        s->yield_until_us = oldest + (int64_t)s->opt.batch_ms * 1000 +
+                            ((int64_t)s->opt.max_lag_ms - (int64_t)s->opt.batch_ms) * 250;
         bool batch_taken = batch != NULL;
         bool refused = batch && write_batch(s, batch, n);
         int64_t t_end = vp_mono_us();
@@ -1411,7 +1497,8 @@ static void *writer_main(void *arg)
             if ((uint64_t)(t_end - oldest) > s->stats.lag_max_us)
                 s->stats.lag_max_us = (uint64_t)(t_end - oldest);
             if (rows >= ROW_COST_MIN_ROWS) {
-                uint64_t c = (uint64_t)(t_end - t_start) * 1000 / rows;
+                int64_t busy = t_end - t_start - s->yielded_us;
+                uint64_t c = (uint64_t)(busy > 0 ? busy : 0) * 1000 / rows;
                 s->row_cost_ns = (s->row_cost_ns * 3 + c) / 4;
             }
         }
@@ -1539,6 +1626,60 @@ static void sqlite_cfg(void)
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+static int64_t scalar_i64(sqlite3 *db, const char *sql, int64_t dflt, bool *ok)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            v = sqlite3_column_int64(st, 0);
+    } else {
+        *ok = false;
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The writer's id and mark state from the database (see struct store): the next id is above
+ * every row's and every mark's; rows below the latest mark's first id were accepted before its
+ * minute (the marks' rule), so only the rows from there on are read for the largest accept_us
+ * (all rows when there is no mark). */
+static int load_request_marks(struct store *s, char *err, size_t errlen)
+{
+    bool ok = true;
+    int64_t max_id = scalar_i64(s->db, "SELECT max(id) FROM requests", 0, &ok);
+    int64_t mark_id = scalar_i64(s->db, "SELECT max(first_id) FROM request_marks", 0, &ok);
+    int64_t last = scalar_i64(s->db, "SELECT max(minute) FROM request_marks", INT64_MIN, &ok);
+    int64_t first = scalar_i64(
+        s->db, "SELECT (SELECT first_id FROM request_marks ORDER BY minute DESC LIMIT 1)", 0,
+        &ok);
+    sqlite3_stmt *st = NULL;
+    int64_t max_accept = INT64_MIN;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(accept_us) FROM requests WHERE id >= ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, last == INT64_MIN ? INT64_MIN : first);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+                max_accept = sqlite3_column_int64(st, 0);
+        } else {
+            ok = false;
+        }
+    } else {
+        ok = false;
+    }
+    sqlite3_finalize(st);
+    if (!ok) {
+        set_err(err, errlen, "reading request ids", sqlite3_errmsg(s->db));
+        return VP_ERR_DB;
+    }
+    if (last != INT64_MIN && last < INT64_MAX / 60000000 && last * 60000000 - 1 > max_accept)
+        max_accept = last * 60000000 - 1;
+    s->next_req_id = (max_id > mark_id - 1 ? max_id : mark_id - 1) + 1;
+    s->max_accept_us = max_accept == INT64_MIN ? 0 : max_accept;
+    s->mark_minute = last;
+    return 0;
+}
+
 int store_open(struct store **out, const char *path, const struct store_options *opt, char *err,
                size_t errlen)
 {
@@ -1645,18 +1786,11 @@ int store_open(struct store **out, const char *path, const struct store_options 
         goto fail_cv;
     }
     pthread_condattr_destroy(&ca);
+    if ((rc = load_request_marks(s, err, errlen)) != 0)
+        goto fail_cv2;
     /* Rows of earlier runs: any of them may still be claimable. */
-    int64_t bound = INT64_MAX;
-    {
-        sqlite3_stmt *mx = NULL;
-        if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(accept_us), 0) FROM requests", -1, &mx,
-                               NULL) == SQLITE_OK &&
-            sqlite3_step(mx) == SQLITE_ROW)
-            bound = sqlite3_column_int64(mx, 0);
-        sqlite3_finalize(mx);
-    }
     for (size_t i = 0; i < CLAIM_SLOTS; i++)
-        s->claimable_max_us[i] = bound;
+        s->claimable_max_us[i] = s->max_accept_us;
     s->next_prune_ms = vp_now_ms(); /* prune once at start-up */
     /* Rollups: catch up (backfill after a migration, dirty hours) from the start. */
     s->rollup_on = rollup_until(s->db, &s->rollup_until) == 0;
