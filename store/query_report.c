@@ -430,7 +430,7 @@ static int nplus1_findings(struct store_reader *r, const struct query_filter *f,
     static const char sql[] =
         "SELECT method, route, count(*), max(c) FROM (SELECT q.view_id, "
         "coalesce(q.method, '') AS method, coalesce(q.route, q.path) AS route, count(*) AS c "
-        "FROM requests q WHERE" REQ_FILTER "AND q.view_id IS NOT NULL AND q.path IS NOT NULL "
+        "FROM requests q WHERE" REQ_FILTER "AND +q.view_id IS NOT NULL AND q.path IS NOT NULL "
         "AND substr(q.path, 1, length(?8)) = ?8 GROUP BY q.view_id, q.method, 3 "
         "HAVING count(*) >= 10) GROUP BY method, route ORDER BY 3 DESC, 2 LIMIT 20";
     sqlite3_stmt *st = NULL;
