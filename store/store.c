@@ -44,7 +44,6 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,8 +242,6 @@ struct store {
     int64_t mark_minute;    /* the last minute a mark was considered for */
     int64_t batch_now_us;   /* wall clock at the start of the batch, never going back */
     bool batch_marked;      /* this batch has considered its mark */
-    int64_t yield_until_us; /* slice_point yields until then (monotonic), writer-only */
-    int64_t yielded_us;     /* time the current batch spent yielding, writer-only */
 };
 
 /* The claim bound of a Referer path's slot (FNV-1a of its bytes). */
@@ -1156,27 +1153,6 @@ static void note_write_error(const struct store *s, char *msg, size_t cap)
         msg[0] = '\0';
 }
 
-/* The writer gives the CPU up every STORE_SLICE_US of batch work when another thread is waiting
- * for it (sched_yield returns at once when none is). On a machine with fewer cores than busy
- * threads the scheduler may run the writer on the event loop's CPU; a batch of a few hundred
- * records is about a millisecond of CPU, and a loop woken meanwhile waited for all of it, which
- * was the one-connection p99 (README, bench/p99.py). In slices, the loop waits for one slice.
- * Only while the batch is early: once its oldest item has waited batch_ms plus a quarter of the
- * rest of the lag budget, the writer keeps the CPU (a busy producer on the same CPU would
- * otherwise stretch the batch past max_lag_ms, the bound admission control promises). The time
- * spent yielding is left out of the measured cost per row. */
-#define STORE_SLICE_US 100
-
-static void slice_point(struct store *s, int64_t *slice_start)
-{
-    int64_t now = vp_mono_us();
-    if (now - *slice_start < STORE_SLICE_US || now > s->yield_until_us)
-        return;
-    (void)sched_yield();
-    *slice_start = vp_mono_us();
-    s->yielded_us += *slice_start - now;
-}
-
 /* Writes one batch in one transaction. Items are freed (sync markers signalled) by the caller.
  * Returns true when the database refused the batch as a whole (full disk, I/O error): the caller
  * queues its items again instead of freeing them. */
@@ -1185,7 +1161,6 @@ static bool write_batch(struct store *s, struct item *batch, size_t n)
     uint64_t beacons = 0, errors = 0;
     bool cannot_write = false;
     char msg[sizeof s->write_error] = "";
-    int64_t slice = vp_mono_us();
     /* Read after the batch was taken: every record in it was accepted before this time. */
     int64_t now_us = vp_now_ms() * 1000;
     if (now_us > s->batch_now_us)
@@ -1211,7 +1186,6 @@ static bool write_batch(struct store *s, struct item *batch, size_t n)
             cannot_write = true;
             note_write_error(s, msg, sizeof msg);
         }
-        slice_point(s, &slice);
     }
     if (s->req_ngrp) {
         uint64_t before = errors;
@@ -1473,9 +1447,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         int64_t t_start = vp_mono_us();
-        s->yielded_us = 0;
-        s->yield_until_us = oldest + (int64_t)s->opt.batch_ms * 1000 +
-                            ((int64_t)s->opt.max_lag_ms - (int64_t)s->opt.batch_ms) * 250;
         bool batch_taken = batch != NULL;
         bool refused = batch && write_batch(s, batch, n);
         int64_t t_end = vp_mono_us();
@@ -1497,8 +1468,7 @@ static void *writer_main(void *arg)
             if ((uint64_t)(t_end - oldest) > s->stats.lag_max_us)
                 s->stats.lag_max_us = (uint64_t)(t_end - oldest);
             if (rows >= ROW_COST_MIN_ROWS) {
-                int64_t busy = t_end - t_start - s->yielded_us;
-                uint64_t c = (uint64_t)(busy > 0 ? busy : 0) * 1000 / rows;
+                uint64_t c = (uint64_t)(t_end - t_start) * 1000 / rows;
                 s->row_cost_ns = (s->row_cost_ns * 3 + c) / 4;
             }
         }
