@@ -12,6 +12,7 @@
 #include "web/budget.h"
 #include "web/web.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 /* struct web_api_config.live_stats: the store's counters (store_get_stats locks). */
@@ -89,6 +90,10 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return 0;
     }
+    /* A file size limit (ulimit -f) reached by the database must be a write error the store
+     * handles like a full disk (503s, the side file at shutdown), not a signal that kills the
+     * process with acknowledged beacons in its queue. */
+    signal(SIGXFSZ, SIG_IGN);
     struct store_options so;
     store_options_default(&so);
     so.retention_days = (int)o.retention_days;
@@ -101,11 +106,16 @@ int main(int argc, char **argv)
         vp_options_dispose(&o);
         return 2;
     }
+    if (store_open_notice(st)[0]) /* a side file left by a shutdown on a full disk */
+        fprintf(stderr, "vitals-proxy: %s\n", store_open_notice(st));
     wc.live_stats = live_stats_cb;
     wc.live_arg = st;
     web_api_configure(&wc); /* health also shows the writer's live counters */
     int status = proxy_run(&o, st);
-    store_free(st); /* after the loops stopped: commits what is queued */
+    char msg[1024];
+    store_close(st, msg, sizeof msg); /* after the loops stopped: commits what is queued */
+    if (msg[0])
+        fprintf(stderr, "vitals-proxy: %s\n", msg);
     budget_free(budget);
     vp_options_dispose(&o);
     return status;

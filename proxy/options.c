@@ -24,6 +24,7 @@ enum opt_type {
     T_RATE,
     T_LOGFMT,
     T_LIST,
+    T_HOSTS,
     T_ACTION,
 };
 
@@ -68,7 +69,7 @@ static const struct opt_row rows[] = {
     {"idle-timeout", T_DUR, F(idle_timeout_ms), 0, "60s", 100, 86400000, "DURATION",
      "keep-alive idle time, and client read time during a body"},
     {"upstream-connect-timeout", T_DUR, F(upstream_connect_timeout_ms), 0, "5s", 10, 600000,
-     "DURATION", "upstream connect time (502 beyond)"},
+     "DURATION", "upstream connect time, TLS handshake included (504 beyond)"},
     {"upstream-timeout", T_DUR, F(upstream_timeout_ms), 0, "60s", 100, 86400000, "DURATION",
      "upstream read time between bytes (504 beyond)"},
     {"grace", T_DUR, F(grace_ms), 0, "10s", 0, 3600000, "DURATION",
@@ -77,6 +78,8 @@ static const struct opt_row rows[] = {
      "idle upstream keep-alive connections kept per worker"},
     {"report-token", T_STR, F(report_token), C(report_token), "", 0, 0, "TOKEN",
      "require Bearer TOKEN (or ?token=) for the report and API"},
+    {"allow-host", T_HOSTS, F(allow_host), 0, NULL, 0, 0, "NAME[,NAME...]",
+     "without a token, also answer the report and API for this Host name (repeatable)"},
     {"sample", T_RATE, F(sample), 0, "1", 0, 1, "RATE", "share of page views measured (0..1)"},
     {"retention", T_UINT, F(retention_days), 0, "30", 0, 36500, "DAYS",
      "delete data older than this (0 = keep)"},
@@ -167,6 +170,50 @@ static int split_hostport(const char *s, char *host, size_t hcap, uint16_t *port
     memcpy(host, h, hl);
     host[hl] = '\0';
     *port = (uint16_t)v;
+    return 0;
+}
+
+#define ALLOW_HOST_MAX 64
+
+/* --allow-host NAME[,NAME...]: each NAME a DNS name (letters, digits, '-', '_', dots between
+ * labels, at most 253 bytes), stored in lower case without a trailing dot, as route.c compares
+ * them. No port (any port of the name is allowed), no wildcard, no IP literal (those are always
+ * allowed). */
+static int add_hosts(struct vp_options *o, const struct opt_row *r, const char *v)
+{
+    const char *p = v;
+    do {
+        size_t n = strcspn(p, ",");
+        size_t nl = n > 0 && p[n - 1] == '.' ? n - 1 : n;
+        if (nl == 0 || nl > 253 || p[0] == '.')
+            return bad(r, v, "expected host names (letters, digits, '-', '.'), comma-separated");
+        for (size_t i = 0; i < nl; i++) {
+            char ch = p[i];
+            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+                      (ch == '.' && p[i + 1] != '.');
+            if (!ok)
+                return bad(r, v,
+                           "expected host names without port, brackets or wildcard "
+                           "(letters, digits, '-', '.'), comma-separated");
+        }
+        if (o->n_allow_host >= ALLOW_HOST_MAX)
+            return bad(r, v, "at most %d names", ALLOW_HOST_MAX);
+        char *name = malloc(nl + 1);
+        if (!name)
+            return bad(r, v, "out of memory");
+        for (size_t i = 0; i < nl; i++)
+            name[i] = p[i] >= 'A' && p[i] <= 'Z' ? (char)(p[i] + 32) : p[i];
+        name[nl] = '\0';
+        char **list = realloc(o->allow_host, (o->n_allow_host + 1) * sizeof *list);
+        if (!list) {
+            free(name);
+            return bad(r, v, "out of memory");
+        }
+        o->allow_host = list;
+        list[o->n_allow_host++] = name;
+        p += n;
+    } while (*p++ == ',');
     return 0;
 }
 
@@ -308,6 +355,8 @@ static int set_value(struct vp_options *o, const struct opt_row *r, const char *
         o->n_no_inject++;
         return 0;
     }
+    case T_HOSTS:
+        return add_hosts(o, r, v);
     case T_ACTION:
         return 0;
     }
@@ -425,4 +474,9 @@ void vp_options_dispose(struct vp_options *o)
     free(o->no_inject);
     o->no_inject = NULL;
     o->n_no_inject = 0;
+    for (size_t i = 0; i < o->n_allow_host; i++)
+        free(o->allow_host[i]);
+    free(o->allow_host);
+    o->allow_host = NULL;
+    o->n_allow_host = 0;
 }

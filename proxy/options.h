@@ -37,6 +37,10 @@ struct vp_options {
     unsigned grace_ms;
     unsigned upstream_idle_max; /* idle pooled upstream connections per worker */
     char report_token[256];     /* "" = report open */
+    /* --allow-host: names (lower case, no trailing dot) whose Host may read the report, API and
+     * exports without a token, besides IP literals, localhost and *.localhost (proxy/route.c). */
+    char **allow_host; /* owned, n_allow_host names */
+    size_t n_allow_host;
     double sample;
     unsigned retention_days;
     unsigned beacon_rate;  /* beacon POSTs per second per peer and worker (0 = unlimited) */
@@ -71,7 +75,7 @@ enum vp_opt_result {
  * errors (one line, "vitals-proxy: --opt: value: expectation") to stderr. */
 enum vp_opt_result vp_options_parse(struct vp_options *o, int argc, char **argv);
 
-/* Frees what vp_options_parse allocated (the no_inject list). */
+/* Frees what vp_options_parse allocated (the no_inject and allow_host lists). */
 void vp_options_dispose(struct vp_options *o);
 
 #endif

@@ -9,7 +9,16 @@
  *                                 go to web_api_handle like every API path
  *   *    /__vitals/api/...        web_api_handle on the API thread pool (token-protected)
  * Assets: br or gzip per Accept-Encoding, ETag/If-None-Match -> 304, immutable caching only
- * when ?v= names the current hash. --report-token: "Authorization: Bearer T" or "?token=T". */
+ * when ?v= names the current hash. --report-token: "Authorization: Bearer T" or "?token=T".
+ *
+ * DNS rebinding: a page of another site whose name the attacker points at 127.0.0.1 makes the
+ * browser send its requests here with that site's name in Host, and reads the answers as
+ * same-origin. Without a token, the report page, the API and the exports therefore answer only a
+ * Host that no outside DNS name can take: an IP literal (RFC 3986 IPv4address, or an IPv6
+ * address in brackets), localhost or a name under .localhost (RFC 6761 section 6.3: resolved to
+ * loopback by the browser itself), or a name given with --allow-host; anything else gets 403.
+ * HTTP/2's :authority arrives here as Host (conn_h2.c). The beacon, beacon.js, the report's
+ * static files and healthz stay open on every Host: they carry no stored data. */
 #include "config.h"
 #include "proxy/route.h"
 
@@ -19,10 +28,13 @@
 #include "proxy/conn_h1.h"
 #include "proxy/label.h"
 #include "proxy/limits.h"
+#include "proxy/options.h"
 #include "store/store.h"
 #include "web/web.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +211,69 @@ static bool authorized(struct conn *c, const char *query)
     return query_param(query, "token", &v, &vl) && token_eq(v, vl, tok);
 }
 
+bool route_host_allowed(const char *host, const struct vp_options *o)
+{
+    if (!host)
+        return false;
+    size_t hl = strlen(host);
+    size_t nl; /* length of the host part, port cut */
+    if (host[0] == '[') {
+        const char *e = memchr(host, ']', hl);
+        if (!e)
+            return false;
+        nl = (size_t)(e - host) + 1;
+    } else {
+        const char *colon = memchr(host, ':', hl);
+        nl = colon ? (size_t)(colon - host) : hl;
+    }
+    if (nl < hl) { /* ":" port, digits only (RFC 3986: port = *DIGIT) */
+        const char *port = host + nl;
+        if (port[0] != ':' || strspn(port + 1, "0123456789") != hl - nl - 1 || hl - nl - 1 > 5)
+            return false;
+    }
+    if (nl == 0 || nl > 255)
+        return false;
+    char name[256];
+    memcpy(name, host, nl);
+    name[nl] = '\0';
+    if (name[0] == '[') {
+        struct in6_addr a6;
+        name[nl - 1] = '\0';
+        return inet_pton(AF_INET6, name + 1, &a6) == 1;
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1)
+        return true;
+    if (name[nl - 1] == '.') /* the absolute form of the same name */
+        name[--nl] = '\0';
+    if (nl == 0)
+        return false;
+    for (size_t i = 0; i < nl; i++)
+        if (name[i] >= 'A' && name[i] <= 'Z')
+            name[i] = (char)(name[i] + 32);
+    static const char lh[] = "localhost";
+    size_t ll = sizeof lh - 1;
+    if (strcmp(name, lh) == 0 || (nl > ll + 1 && name[nl - ll - 1] == '.' &&
+                                  name[nl - ll - 2] != '.' && memcmp(name + nl - ll, lh, ll) == 0))
+        return true;
+    for (size_t i = 0; i < o->n_allow_host; i++)
+        if (strcmp(name, o->allow_host[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Without a token, the report, API and exports need a Host that names the proxy (see the file
+ * comment); with one, the token is the defence and any Host will do. */
+static bool host_refused(struct conn *c)
+{
+    const struct vp_options *o = conn_worker(c)->px->opt;
+    return !o->report_token[0] && !route_host_allowed(conn_request_header(c, "host"), o);
+}
+
+#define HOST_REFUSED                                                                               \
+    "Host not allowed for the report without a token (DNS rebinding defence): open it as "         \
+    "localhost or 127.0.0.1, or start the proxy with --allow-host NAME or --report-token TOKEN"
+
 /* A request another site's page made the browser send (a form posted to api/label?name=X needs
  * no CORS preflight): Sec-Fetch-Site other than same-origin/none, or an Origin whose host and
  * port differ from Host. Requests without these headers (curl, scripts) are not browsers'. */
@@ -373,6 +448,10 @@ void route_handle(struct conn *c, const char *method, const char *target, struct
         return;
     }
     if (pl >= strlen("/api/") && strncmp(path, "/api/", 5) == 0) {
+        if (host_refused(c)) {
+            reply_json(c, 403, HOST_REFUSED);
+            return;
+        }
         if (!authorized(c, query)) {
             reply_json(c, 401, "report token required");
             return;
@@ -402,6 +481,10 @@ void route_handle(struct conn *c, const char *method, const char *target, struct
         return;
     }
     bool is_report = nl == strlen("report.html") && memcmp(name, "report.html", nl) == 0;
+    if (is_report && host_refused(c)) {
+        reply_json(c, 403, HOST_REFUSED);
+        return;
+    }
     if (is_report && !authorized(c, query)) {
         reply_json(c, 401, "report token required");
         return;

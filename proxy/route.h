@@ -7,6 +7,7 @@
 
 struct conn;
 struct evbuffer;
+struct vp_options;
 
 /* true for "/__vitals" and everything below "/__vitals/" (path part of target). */
 bool route_is_reserved(const char *target);
@@ -16,6 +17,12 @@ bool route_is_reserved(const char *target);
  * dot segments, ";params", another letter case ("/%5F%5Fvitals/", "//__vitals", "/x/../__vitals",
  * "/__VITALS/"). Such requests are refused, never forwarded and never served as the report. */
 bool route_is_reserved_alias(const char *target);
+
+/* true when host (a request's Host value as received, "name[:port]", NULL when absent) may
+ * read the report, API and exports without a token: an IPv4 literal, a bracketed IPv6 literal,
+ * localhost or a name under .localhost (any letter case, one trailing dot allowed), or one of
+ * o's --allow-host names. Any port. Everything else, an absent Host included, is false. */
+bool route_host_allowed(const char *host, const struct vp_options *o);
 
 /* Answers a reserved request on c (body: the request body, borrowed, or NULL). Always replies
  * through conn_reply; c may be freed before this returns. */

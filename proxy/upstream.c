@@ -5,10 +5,14 @@
  * owned connection's callbacks belong to the owner (conn_h1), which sets them on hand-over.
  *
  * An https:// upstream connects the same way through an OpenSSL bufferevent (proxy/tls.c): the
- * connection counts as connected once the handshake is done, the connect timeout also bounds the
- * handshake (no progress for that long), and a handshake failure names its reason
- * ("upstream TLS: certificate verify failed: ..."). An established TLS connection sends
- * close_notify when it is dropped. */
+ * connection counts as connected once the handshake is done, and a handshake failure names its
+ * reason ("upstream TLS: certificate verify failed: ..."). An established TLS connection sends
+ * close_notify when it is dropped.
+ *
+ * --upstream-connect-timeout is a deadline for the whole set-up, every address tried and the
+ * TLS handshake included, kept by one timer per pending connection: the bufferevent's own
+ * timeouts restart with every byte, so an upstream that accepted and then sent its handshake a
+ * byte at a time would hold the request for as long as it kept trickling. */
 #include "config.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/tls.h"
@@ -25,6 +29,7 @@ struct pending {
     struct upstream u;
     upstream_ready_cb cb;
     int tried;
+    struct event *deadline; /* while connecting: the set-up's deadline; NULL once connected */
 };
 
 static void ms_tv(struct timeval *tv, unsigned ms)
@@ -58,7 +63,10 @@ void upstream_free(struct upstream *u)
             tls_client_close_notify(u->bev, false);
         bufferevent_free(u->bev);
     }
-    free(u); /* struct upstream is the first member of struct pending */
+    struct pending *p = (struct pending *)u; /* every upstream is a pending's first member */
+    if (p->deadline)
+        event_free(p->deadline);
+    free(p);
 }
 
 static void idle_read_cb(struct bufferevent *bev, void *arg)
@@ -184,6 +192,29 @@ void upstream_pool_clear(struct worker *w)
 
 static int start_connect(struct pending *p);
 
+/* TLS: the TCP connection is established (the handshake is what is pending). */
+static bool tcp_up(struct bufferevent *bev)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    return getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &sl) == 0;
+}
+
+/* The set-up's deadline passed (connect_event_cb has not run: it frees the timer): the pending
+ * connection is closed and the owner told, as for a timeout. */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct pending *p = arg;
+    struct upstream *u = &p->u;
+    struct conn *c = u->owner;
+    upstream_ready_cb cb = p->cb;
+    bool handshaking = u->tls && u->bev && tcp_up(u->bev);
+    upstream_free(u);
+    cb(c, NULL, -1, handshaking ? "upstream TLS: handshake timeout" : "connect timeout");
+}
+
 static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct pending *p = arg;
@@ -191,6 +222,8 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = u->owner;
     struct worker *w = u->w;
     if (what & BEV_EVENT_CONNECTED) {
+        event_free(p->deadline);
+        p->deadline = NULL;
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         u->connected = true;
@@ -201,11 +234,8 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     bool timeout = (what & BEV_EVENT_TIMEOUT) != 0;
     const char *tls_why = NULL;
-    bool handshaking = false; /* TLS: the TCP connection was up */
+    bool handshaking = u->tls && tcp_up(bev); /* TLS: the TCP connection was up */
     if (u->tls) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        handshaking = getpeername(bufferevent_getfd(bev), (struct sockaddr *)&ss, &sl) == 0;
         if (!timeout)
             tls_why = tls_client_failure(bev, w->up_err, sizeof w->up_err);
         if (!timeout && !tls_why && handshaking)
@@ -219,7 +249,7 @@ static void connect_event_cb(struct bufferevent *bev, short what, void *arg)
             return;
     }
     upstream_ready_cb cb = p->cb;
-    free(p);
+    upstream_free(u); /* its deadline; bev is gone */
     cb(c, NULL, -1, tls_why         ? tls_why
                     : handshaking ? "upstream TLS: handshake timeout"
                     : timeout     ? "connect timeout"
@@ -280,9 +310,16 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
     p->u.owner = c;
     p->u.addr_idx = w->up_pref;
     p->cb = cb;
+    struct timeval tv;
+    ms_tv(&tv, w->px->opt->upstream_connect_timeout_ms);
+    if (!(p->deadline = evtimer_new(w->base, deadline_cb, p)) || evtimer_add(p->deadline, &tv)) {
+        upstream_free(&p->u);
+        cb(c, NULL, -1, "out of memory");
+        return NULL;
+    }
     while (start_connect(p) != 0) {
         if (++p->tried >= w->px->n_up) {
-            free(p);
+            upstream_free(&p->u);
             cb(c, NULL, -1, "connect failed");
             return NULL;
         }

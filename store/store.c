@@ -27,8 +27,12 @@
  *   - store_free drains: everything queued before it is committed.
  *   - A batch the database refuses as a whole (full disk, I/O error: write_refused) is queued
  *     again at the head and retried every STORE_WRITE_RETRY_US; meanwhile beacons are refused
- *     with VP_ERR_IO (one per interval tries again) instead of acknowledged. Only stopping while
- *     the database still cannot be written drops what was queued.
+ *     with VP_ERR_IO (one per interval tries again) instead of acknowledged. At store_close it
+ *     is retried for close_grace_ms more; what the database still refuses then (beacons, request
+ *     records, rejection counts) is written to the side file DB-pending (store/pending.h), which
+ *     the next store_open writes into the database before the writer starts, then deletes. A
+ *     beacon item keeps its validated body for that (the compact form is not serialisable);
+ *     the replay validates it again like any beacon.
  *   - Sub-resource requests are tied to a view here, in the writer: the most recent injected
  *     HTML request or view whose path equals the Referer's path and that started within the 60 s
  *     before the request. Because records arrive in completion order (a streamed HTML page
@@ -49,10 +53,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
 #include "store/beacon.h"
+#include "store/pending.h"
 #include "store/rollup.h"
 #include "store/store_internal.h"
 
@@ -120,6 +126,8 @@ struct item {
             double sample_rate;
             const char *ua; /* may be NULL */
             const char *label;
+            const char *body; /* the validated body as received (the side file keeps it) */
+            size_t body_len;
         } b;
         struct store_request_rec req; /* strings point into the same allocation */
         char reason[REASON_MAX];
@@ -204,6 +212,13 @@ struct store {
      * it. Under mu. */
     int64_t write_fail_until_us;
     char write_error[128];
+    /* store_close: the end of the retries (monotonic us, under mu), whether the database refused
+     * a batch while closing, and what it still refused at the end (writer-only until joined). */
+    int64_t close_deadline_us;
+    bool close_refused;
+    struct item *spill, *spill_tail;
+    char *pending_path; /* "DB-pending" */
+    char notice[512];   /* the start-up replay's one line (store_open_notice) */
 
     /* writer-only state */
     int64_t next_prune_ms;
@@ -258,6 +273,7 @@ void store_options_default(struct store_options *opt)
     opt->retention_days = 30;
     opt->keep_query = false;
     opt->max_lag_ms = 0;
+    opt->close_grace_ms = 3000;
 }
 
 /* Until the first large batch is measured: a conservative 20 us per row. */
@@ -1473,10 +1489,14 @@ static void *writer_main(void *arg)
             }
         }
         bool signal = false;
-        /* A batch the database refused goes back to the head of the queue, in order, unless
-         * the store is stopping: what was acknowledged is written once the disk has room. Its
-         * rows stay pending, so admission refuses new work meanwhile. */
-        bool requeue = refused && !s->stop;
+        /* A batch the database refused goes back to the head of the queue, in order, until the
+         * store has been closing for close_grace_ms: what was acknowledged is written once the
+         * disk has room. Its rows stay pending, so admission refuses new work meanwhile. After
+         * the grace, its items go to the spill list (store_close writes the side file). */
+        bool closing = s->stop;
+        bool requeue = refused && (!closing || vp_mono_us() < s->close_deadline_us);
+        bool spill = refused && !requeue;
+        s->close_refused |= refused && closing;
         struct item *back = NULL, *back_last = NULL;
         size_t nback = 0;
         while (batch) {
@@ -1495,6 +1515,14 @@ static void *writer_main(void *arg)
                 back_last = batch;
                 nback++;
                 s->pending_rows += batch->rows;
+            } else if (spill && (batch->kind == IT_BEACON || batch->kind == IT_REQUEST ||
+                                 batch->kind == IT_REJECT)) {
+                batch->next = NULL;
+                if (s->spill_tail)
+                    s->spill_tail->next = batch;
+                else
+                    s->spill = batch;
+                s->spill_tail = batch;
             } else {
                 item_free(batch);
             }
@@ -1510,10 +1538,17 @@ static void *writer_main(void *arg)
         if (signal)
             pthread_cond_broadcast(&s->cv_done);
         if (requeue) {
-            /* Wait before trying again (a store_free wakes it). */
+            /* Wait before trying again (a store_close wakes it); while closing, at most until
+             * the deadline, where the last try is made. */
+            int64_t wait_ms = STORE_WRITE_RETRY_US / 1000;
+            if (closing) {
+                int64_t left = (s->close_deadline_us - vp_mono_us() + 999) / 1000;
+                wait_ms = left < wait_ms ? (left > 0 ? left : 0) : wait_ms;
+            }
             struct timespec ts;
-            abs_deadline(&ts, STORE_WRITE_RETRY_US / 1000);
-            while (!s->stop && pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) != ETIMEDOUT)
+            abs_deadline(&ts, wait_ms);
+            while ((closing || !s->stop) &&
+                   pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) != ETIMEDOUT)
                 ;
         }
         behind = batch_taken && s->head;
@@ -1583,6 +1618,309 @@ static int enqueue(struct store *s, struct item *it, bool force)
         pthread_cond_signal(&s->cv_item);
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+/* ---- the side file (store/pending.h): what the database refused at shutdown ----
+ * Records: 'B' a beacon (now_ms, sample_rate, user agent, label, body), 'R' a request record
+ * (the ten times and sizes, status, injected, reused, then its thirteen strings in the order of
+ * struct store_request_rec), 'J' a rejection count of one (reason). */
+
+#define REQ_NSTR 13
+#define REQ_NNUM 13
+#define SIDE_STR_MAX (1024 * 1024) /* a request string or user agent read back */
+
+static int beacon_item_new(const char *body, size_t body_len, int64_t now_ms, double sample_rate,
+                           const char *ua, size_t ua_len, const char *label, size_t label_len,
+                           struct item **out, char *why, size_t whylen);
+
+static void spill_record(struct pending_out *o, const struct item *it)
+{
+    switch (it->kind) {
+    case IT_BEACON: {
+        char sr[40];
+        int w = snprintf(sr, sizeof sr, "%.17g", it->u.b.sample_rate);
+        pending_record_begin(o, 'B');
+        pending_field_i64(o, it->u.b.now_ms);
+        pending_field(o, sr, w > 0 && (size_t)w < sizeof sr ? (size_t)w : 0);
+        pending_field(o, it->u.b.ua, it->u.b.ua ? strlen(it->u.b.ua) : 0);
+        pending_field(o, it->u.b.label, it->u.b.label ? strlen(it->u.b.label) : 0);
+        pending_field(o, it->u.b.body, it->u.b.body_len);
+        pending_record_end(o);
+        return;
+    }
+    case IT_REQUEST: {
+        const struct store_request_rec *r = &it->u.req;
+        int64_t num[REQ_NNUM] = {r->accept_us,
+                                 r->head_done_us,
+                                 r->connect_start_us,
+                                 r->connect_end_us,
+                                 r->sent_us,
+                                 r->first_byte_us,
+                                 r->last_byte_us,
+                                 clamp_i64(r->bytes_in),
+                                 clamp_i64(r->bytes_out),
+                                 clamp_i64(r->upstream_bytes),
+                                 r->status,
+                                 r->injected,
+                                 r->reused};
+        const char *str[REQ_NSTR] = {
+            r->method,        r->url,     r->host,       r->protocol,     r->tls_version,
+            r->view_id,       r->referer, r->user_agent, r->content_type, r->content_encoding,
+            r->cache_control, r->error,   r->label};
+        pending_record_begin(o, 'R');
+        for (size_t i = 0; i < REQ_NNUM; i++)
+            pending_field_i64(o, num[i]);
+        for (size_t i = 0; i < REQ_NSTR; i++)
+            pending_field(o, str[i], str[i] ? strlen(str[i]) : 0);
+        pending_record_end(o);
+        return;
+    }
+    case IT_REJECT:
+        pending_record_begin(o, 'J');
+        pending_field(o, it->u.reason, strlen(it->u.reason));
+        pending_record_end(o);
+        return;
+    default:
+        return;
+    }
+}
+
+/* A text field read back: present, at most max bytes, no NUL (it becomes a C string). */
+static bool side_text(const struct pending_field *f, size_t max)
+{
+    return f->p && f->len <= max && !memchr(f->p, '\0', f->len);
+}
+
+/* The item of one side-file record, checked as hostile input: 0, or VP_ERR_INVALID /
+ * VP_ERR_NOMEM with the reason in why. */
+static int side_item(char kind, const struct pending_field *f, size_t nf, struct item **out,
+                     char *why, size_t whylen)
+{
+    *out = NULL;
+    if (kind == 'B' && nf == 5) {
+        int64_t now_ms;
+        char sr[40];
+        double rate = -1;
+        if (f[1].p && f[1].len > 0 && f[1].len < sizeof sr && side_text(&f[1], sizeof sr)) {
+            memcpy(sr, f[1].p, f[1].len);
+            sr[f[1].len] = '\0';
+            char *end;
+            rate = strtod(sr, &end);
+            if (*end)
+                rate = -1;
+        }
+        if (!pending_i64(&f[0], &now_ms) || now_ms <= 0 || !(rate >= 0 && rate <= 1) ||
+            (f[2].p && !side_text(&f[2], SIDE_STR_MAX)) || (f[3].p && !side_text(&f[3], 127)) ||
+            !f[4].p) {
+            set_err(why, whylen, "malformed beacon record", NULL);
+            return VP_ERR_INVALID;
+        }
+        char bwhy[REASON_MAX];
+        int rc = beacon_item_new(f[4].p, f[4].len, now_ms, rate, f[2].p, f[2].len, f[3].p, f[3].len,
+                                 out, bwhy, sizeof bwhy);
+        if (rc == VP_ERR_NOMEM)
+            return rc;
+        if (rc) {
+            set_err(why, whylen, "invalid beacon", bwhy);
+            return VP_ERR_INVALID;
+        }
+        return 0;
+    }
+    if (kind == 'R' && nf == REQ_NNUM + REQ_NSTR) {
+        int64_t num[REQ_NNUM];
+        size_t total = 0;
+        bool ok = true;
+        for (size_t i = 0; i < REQ_NNUM; i++)
+            ok &= pending_i64(&f[i], &num[i]);
+        ok = ok && num[7] >= 0 && num[8] >= 0 && num[9] >= 0 && num[10] >= 0 && num[10] <= 999 &&
+             (num[11] | num[12]) >= 0 && num[11] <= 1 && num[12] <= 1;
+        for (size_t i = REQ_NNUM; ok && i < nf; i++) {
+            ok = !f[i].p || side_text(&f[i], SIDE_STR_MAX);
+            total += f[i].p ? f[i].len + 1 : 0;
+        }
+        if (!ok) {
+            set_err(why, whylen, "malformed request record", NULL);
+            return VP_ERR_INVALID;
+        }
+        struct item *it = malloc(sizeof *it + total);
+        if (!it)
+            return VP_ERR_NOMEM;
+        memset(it, 0, sizeof *it);
+        it->kind = IT_REQUEST;
+        it->rows = 2;
+        struct store_request_rec *r = &it->u.req;
+        r->accept_us = num[0];
+        r->head_done_us = num[1];
+        r->connect_start_us = num[2];
+        r->connect_end_us = num[3];
+        r->sent_us = num[4];
+        r->first_byte_us = num[5];
+        r->last_byte_us = num[6];
+        r->bytes_in = (uint64_t)num[7];
+        r->bytes_out = (uint64_t)num[8];
+        r->upstream_bytes = (uint64_t)num[9];
+        r->status = (int)num[10];
+        r->injected = num[11] == 1;
+        r->reused = num[12] == 1;
+        const char **dst[REQ_NSTR] = {
+            &r->method,        &r->url,     &r->host,       &r->protocol,     &r->tls_version,
+            &r->view_id,       &r->referer, &r->user_agent, &r->content_type, &r->content_encoding,
+            &r->cache_control, &r->error,   &r->label};
+        char *p = (char *)(it + 1);
+        for (size_t i = 0; i < REQ_NSTR; i++) {
+            const struct pending_field *sf = &f[REQ_NNUM + i];
+            if (!sf->p)
+                continue;
+            memcpy(p, sf->p, sf->len);
+            p[sf->len] = '\0';
+            *dst[i] = p;
+            p += sf->len + 1;
+        }
+        *out = it;
+        return 0;
+    }
+    if (kind == 'J' && nf == 1) {
+        if (!side_text(&f[0], REASON_MAX - 1) || f[0].len == 0) {
+            set_err(why, whylen, "malformed rejection record", NULL);
+            return VP_ERR_INVALID;
+        }
+        struct item *it = calloc(1, sizeof *it);
+        if (!it)
+            return VP_ERR_NOMEM;
+        it->kind = IT_REJECT;
+        it->rows = 1;
+        memcpy(it->u.reason, f[0].p, f[0].len);
+        *out = it;
+        return 0;
+    }
+    set_err(why, whylen, "unknown record", NULL);
+    return VP_ERR_INVALID;
+}
+
+static void free_list(struct item *it)
+{
+    for (struct item *n; it; it = n) {
+        n = it->next;
+        item_free(it);
+    }
+}
+
+/* store_open, before the writer starts: writes the side file's items into the database in one
+ * transaction and deletes it; a file that cannot be read or checked, or whose items the
+ * database refuses, stays where it is. The outcome goes to s->notice. */
+static void replay_side_file(struct store *s)
+{
+    char *buf = NULL;
+    size_t len = 0, nrec = 0;
+    char err[256] = "";
+    int rc = pending_read(s->pending_path, &buf, &len, &nrec, err, sizeof err);
+    if (rc == 1)
+        return;
+    if (rc != 0) {
+        set_err(s->notice, sizeof s->notice, s->pending_path, err);
+        size_t n = strlen(s->notice);
+        set_err(s->notice + n, sizeof s->notice - n,
+                ": not replayed, left in place (delete it to drop what it holds)", NULL);
+        return;
+    }
+    struct item *head = NULL, *tail = NULL;
+    size_t pos = 0, n = 0, nb = 0, nr = 0;
+    char kind;
+    struct pending_field f[PENDING_MAX_FIELDS];
+    size_t nf;
+    while (pending_next(buf, len, &pos, &kind, f, &nf)) {
+        struct item *it = NULL;
+        char why[160] = "";
+        rc = side_item(kind, f, nf, &it, why, sizeof why);
+        if (rc != 0) {
+            char what[200];
+            int w = snprintf(what, sizeof what, "record %zu: %s", n + 1,
+                             rc == VP_ERR_NOMEM ? "out of memory" : why);
+            if (w < 0)
+                what[0] = '\0';
+            set_err(s->notice, sizeof s->notice, s->pending_path, what);
+            size_t nl = strlen(s->notice);
+            set_err(s->notice + nl, sizeof s->notice - nl,
+                    ": not replayed, left in place (delete it to drop what it holds)", NULL);
+            free_list(head);
+            free(buf);
+            return;
+        }
+        nb += it->kind == IT_BEACON;
+        nr += it->kind == IT_REQUEST;
+        if (tail)
+            tail->next = it;
+        else
+            head = it;
+        tail = it;
+        n++;
+    }
+    free(buf);
+    uint64_t errors0 = s->stats.write_errors; /* no other thread yet */
+    bool refused = n > 0 && write_batch(s, head, n);
+    uint64_t failed = s->stats.write_errors - errors0;
+    free_list(head);
+    char what[300];
+    int w;
+    if (refused) {
+        w = snprintf(what, sizeof what,
+                     "%zu items not replayed, the database cannot be written "
+                     "(%s): left in place for the next start",
+                     n, s->write_error);
+    } else if (unlink(s->pending_path) != 0) {
+        w = snprintf(what, sizeof what,
+                     "%zu items replayed (%zu beacons, %zu request records) "
+                     "but the file cannot be deleted (%s): delete it, or they are replayed again",
+                     n, nb, nr, strerror(errno));
+    } else if (failed) {
+        w = snprintf(what, sizeof what,
+                     "%zu items the database had refused at the last "
+                     "shutdown written into it (%zu beacons, %zu request records), %llu of them "
+                     "failed (%s); file deleted",
+                     n, nb, nr, (unsigned long long)failed, sqlite3_errmsg(s->db));
+    } else {
+        w = snprintf(what, sizeof what,
+                     "%zu items the database had refused at the last "
+                     "shutdown written into it (%zu beacons, %zu request records); file deleted",
+                     n, nb, nr);
+    }
+    if (w < 0)
+        what[0] = '\0';
+    set_err(s->notice, sizeof s->notice, s->pending_path, what);
+}
+
+/* store_close, after the writer stopped: the side file for what it still could not write. */
+static void write_side_file(struct store *s, char *msg, size_t cap)
+{
+    size_t n = 0, nb = 0, nr = 0;
+    struct pending_out o;
+    pending_out_init(&o);
+    pending_block_begin(&o);
+    for (struct item *it = s->spill; it; it = it->next) {
+        spill_record(&o, it);
+        n++;
+        nb += it->kind == IT_BEACON;
+        nr += it->kind == IT_REQUEST;
+    }
+    pending_block_end(&o);
+    char err[300] = "";
+    int rc = pending_write(s->pending_path, &o, err, sizeof err);
+    pending_out_dispose(&o);
+    if (!cap)
+        return;
+    int w = rc == 0
+                ? snprintf(msg, cap,
+                           "the database could not be written at shutdown (%s): %zu "
+                           "acknowledged items (%zu beacons, %zu request records) saved to %s, "
+                           "written into the database at the next start",
+                           s->write_error, n, nb, nr, s->pending_path)
+                : snprintf(msg, cap,
+                           "the database could not be written at shutdown (%s) and "
+                           "neither could the side file (%s): %zu acknowledged items (%zu beacons, "
+                           "%zu request records) lost",
+                           s->write_error, err, n, nb, nr);
+    if (w < 0)
+        msg[0] = '\0';
 }
 
 /* SQLite keeps memory statistics under a global mutex taken on every allocation (about twenty
@@ -1672,6 +2010,14 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (s->opt.max_lag_ms == 0)
         s->opt.max_lag_ms = s->opt.batch_ms > UINT_MAX / 2 ? UINT_MAX : 2 * s->opt.batch_ms;
     s->row_cost_ns = ROW_COST_PRIOR_NS;
+    size_t pl = strlen(path);
+    if (!(s->pending_path = malloc(pl + sizeof "-pending"))) {
+        set_err(err, errlen, "out of memory", NULL);
+        free(s);
+        return VP_ERR_NOMEM;
+    }
+    memcpy(s->pending_path, path, pl);
+    memcpy(s->pending_path + pl, "-pending", sizeof "-pending");
 
     /* Only a regular file, or a name not yet taken: SQLite would open a device (/dev/zero)
      * or a FIFO, and create its -journal beside it (in /dev, when run as root). */
@@ -1765,6 +2111,8 @@ int store_open(struct store **out, const char *path, const struct store_options 
     /* Rollups: catch up (backfill after a migration, dirty hours) from the start. */
     s->rollup_on = rollup_until(s->db, &s->rollup_until) == 0;
     s->rollup_more = s->rollup_on;
+    /* Acknowledged items a full disk kept out at the last shutdown, before anything new. */
+    replay_side_file(s);
     checkpointer_start(s, path);
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
         set_err(err, errlen, "cannot start the writer thread", NULL);
@@ -1785,29 +2133,102 @@ fail_db:
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
+    free(s->pending_path);
     free(s);
     if (errlen && !err[0])
         set_err(err, errlen, vp_strerror(rc), NULL);
     return rc;
 }
 
-void store_free(struct store *s)
+const char *store_open_notice(const struct store *s)
 {
+    return s->notice;
+}
+
+void store_close(struct store *s, char *msg, size_t cap)
+{
+    if (cap)
+        msg[0] = '\0';
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
+    s->close_deadline_us = vp_mono_us() + (int64_t)s->opt.close_grace_ms * 1000;
     s->stop = true;
     pthread_cond_signal(&s->cv_item);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
     checkpointer_stop(s);
+    if (s->spill) {
+        write_side_file(s, msg, cap);
+        free_list(s->spill);
+        s->spill = s->spill_tail = NULL;
+    } else if (s->close_refused && cap) {
+        int w = snprintf(msg, cap,
+                         "the database could not be written at shutdown (%s), then "
+                         "could again within the %u ms grace: nothing lost",
+                         s->write_error, s->opt.close_grace_ms);
+        if (w < 0)
+            msg[0] = '\0';
+    }
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     pthread_cond_destroy(&s->cv_done);
     pthread_cond_destroy(&s->cv_item);
     pthread_mutex_destroy(&s->mu);
+    free(s->pending_path);
     free(s);
+}
+
+void store_free(struct store *s)
+{
+    store_close(s, NULL, 0);
+}
+
+/* Checks a beacon body (beacon_check) and makes its item: the compact form, the body itself
+ * (kept for the side file), the user agent and label (ua_len / label_len bytes, NULL when
+ * absent) copied into the item's arena. 0; beacon_check's error with the reason in why (an
+ * invalid beacon); VP_ERR_NOMEM. */
+static int beacon_item_new(const char *body, size_t body_len, int64_t now_ms, double sample_rate,
+                           const char *ua, size_t ua_len, const char *label, size_t label_len,
+                           struct item **out, char *why, size_t whylen)
+{
+    struct jtree_doc *doc = NULL;
+    const struct jtree *p = NULL;
+    int rc = beacon_check(body, body_len, &doc, &p, why, whylen);
+    if (rc)
+        return rc;
+    struct item *it = calloc(1, sizeof *it);
+    if (!it) {
+        jtree_doc_free(doc);
+        return VP_ERR_NOMEM;
+    }
+    it->kind = IT_BEACON;
+    const struct jtree *jm = jtree_get(p, "m"), *jres = jtree_get(p, "res");
+    it->rows = 1 + (jm && jm->type == JTREE_ARRAY ? jm->n : 0u) +
+               (jres && jres->type == JTREE_ARRAY ? jres->n : 0u) + (jtree_get(p, "nt") ? 1u : 0u);
+    it->u.b.now_ms = now_ms;
+    it->u.b.sample_rate = sample_rate;
+    struct arena *a = &it->u.b.arena;
+    struct cval cua = {.kind = CV_NULL}, clabel = {.kind = CV_NULL}, cbody = {.kind = CV_NULL};
+    rc = compact_beacon(a, p, &it->u.b.c);
+    jtree_doc_free(doc);
+    if (rc == 0 && ua)
+        rc = cv_text(a, &cua, ua, ua_len);
+    if (rc == 0 && label)
+        rc = cv_text(a, &clabel, label, label_len);
+    if (rc == 0)
+        rc = cv_text(a, &cbody, body, body_len);
+    if (rc) {
+        item_free(it);
+        return VP_ERR_NOMEM;
+    }
+    it->u.b.ua = cua.kind == CV_TEXT ? cua.u.t : NULL;
+    it->u.b.label = clabel.kind == CV_TEXT ? clabel.u.t : NULL;
+    it->u.b.body = cbody.u.t;
+    it->u.b.body_len = cbody.len;
+    *out = it;
+    return 0;
 }
 
 static void enqueue_rejection(struct store *s, const char *reason)
@@ -1833,8 +2254,6 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
                         const struct store_beacon_ctx *ctx, char *reason, size_t reasonlen)
 {
     char why[REASON_MAX];
-    struct jtree_doc *doc = NULL;
-    const struct jtree *p = NULL;
     /* Refuse before parsing when even a one-row item would be: under overload the caller's
      * thread (the event loop) must not spend the parse of a realistic body on work thrown away. */
     pthread_mutex_lock(&s->mu);
@@ -1863,7 +2282,11 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
         }
         return VP_ERR_FULL;
     }
-    int rc = beacon_check(body, body_len, &doc, &p, why, sizeof why);
+    struct item *it = NULL;
+    const char *ua = ctx ? ctx->user_agent : NULL, *label = ctx ? ctx->label : NULL;
+    int rc = beacon_item_new(body, body_len, ctx && ctx->now_ms > 0 ? ctx->now_ms : vp_now_ms(),
+                             ctx ? ctx->sample_rate : 1.0, ua, ua ? strlen(ua) : 0, label,
+                             label ? strlen(label) : 0, &it, why, sizeof why);
     if (rc == VP_ERR_NOMEM)
         return rc;
     if (rc) {
@@ -1875,32 +2298,6 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
         enqueue_rejection(s, why);
         return rc;
     }
-    struct item *it = calloc(1, sizeof *it);
-    if (!it) {
-        jtree_doc_free(doc);
-        return VP_ERR_NOMEM;
-    }
-    it->kind = IT_BEACON;
-    const struct jtree *jm = jtree_get(p, "m"), *jres = jtree_get(p, "res");
-    it->rows = 1 + (jm && jm->type == JTREE_ARRAY ? jm->n : 0u) +
-               (jres && jres->type == JTREE_ARRAY ? jres->n : 0u) +
-               (jtree_get(p, "nt") ? 1u : 0u);
-    it->u.b.now_ms = ctx && ctx->now_ms > 0 ? ctx->now_ms : vp_now_ms();
-    it->u.b.sample_rate = ctx ? ctx->sample_rate : 1.0;
-    struct arena *a = &it->u.b.arena;
-    struct cval ua = {.kind = CV_NULL}, label = {.kind = CV_NULL};
-    rc = compact_beacon(a, p, &it->u.b.c);
-    jtree_doc_free(doc);
-    if (rc == 0 && ctx && ctx->user_agent)
-        rc = cv_text(a, &ua, ctx->user_agent, strlen(ctx->user_agent));
-    if (rc == 0 && ctx && ctx->label)
-        rc = cv_text(a, &label, ctx->label, strlen(ctx->label));
-    if (rc) {
-        item_free(it);
-        return VP_ERR_NOMEM;
-    }
-    it->u.b.ua = ua.kind == CV_TEXT ? ua.u.t : NULL;
-    it->u.b.label = label.kind == CV_TEXT ? label.u.t : NULL;
     if ((rc = enqueue(s, it, false)) != 0) {
         item_free(it);
         if (reasonlen) {

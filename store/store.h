@@ -23,17 +23,34 @@ struct store_options {
                            * uncommitted item is older, or while the queued work, at the measured
                            * commit rate, would take longer than max_lag_ms - batch_ms to commit.
                            * 0 = 2 x batch_ms (the default). */
+    unsigned close_grace_ms; /* store_close: how long a batch the database refuses (full disk) is
+                              * retried before its items go to the side file (default 3000) */
 };
 
 void store_options_default(struct store_options *opt);
 
-/* Opens (creating if needed) the database at path, runs migrations and starts the writer thread.
- * On failure writes a one-line reason into err (errlen bytes) and returns VP_ERR_IO, VP_ERR_DB,
- * VP_ERR_VERSION (database made by a newer build: left untouched) or VP_ERR_NOMEM. */
+/* Opens (creating if needed) the database at path, runs migrations, writes in the items of a side
+ * file path-pending left by a shutdown on a full disk (see store_close; then deletes it), and
+ * starts the writer thread. On failure writes a one-line reason into err (errlen bytes) and
+ * returns VP_ERR_IO, VP_ERR_DB, VP_ERR_VERSION (database made by a newer build: left untouched)
+ * or VP_ERR_NOMEM. A side file that cannot be read, fails its checks or cannot be written in
+ * does not fail the open: it stays in place, and store_open_notice says why. */
 int store_open(struct store **out, const char *path, const struct store_options *opt, char *err,
                size_t errlen) __attribute__((warn_unused_result));
 
-/* Commits everything queued, stops the writer thread, closes the database. NULL is a no-op. */
+/* One line about the side file found by store_open (replayed, or left in place and why); "" when
+ * there was none. Valid until store_close. */
+const char *store_open_notice(const struct store *s);
+
+/* Commits everything queued, stops the writer thread, closes the database and frees s. A batch the
+ * database refuses (full disk) is retried for close_grace_ms; what it still refuses then is
+ * written to the side file path-pending, which the next store_open writes into the database.
+ * msg (cap bytes, may be NULL with cap 0) gets one line when the database refused anything at
+ * shutdown (written after all, saved to the side file, or lost when that cannot be written
+ * either), else "". NULL s is a no-op. */
+void store_close(struct store *s, char *msg, size_t cap);
+
+/* store_close without the message. */
 void store_free(struct store *s);
 
 /* The proxy's timing record of one forwarded exchange. Times are epoch microseconds (0 = did

@@ -48,6 +48,7 @@ tap() {
     nok=1
   fi
   echo "$name: $ok passed, $nok failed (log: tests/logs/$name.log)"
+  [ "$rc" = 0 ] || echo "#   $name exited with status $rc"
   # Each failing case with the diagnostic lines after it (up to 25 each), then the log's tail.
   awk '/^not ok/ {n = 26} n > 0 && (/^#/ || /^not ok/) {print; n--; next} {n = 0}' "$log" |
     head -n 120 | sed 's/^/#   /'

@@ -262,13 +262,28 @@ static int waterfall(struct evbuffer *o, const json_t *view)
                 rc = rect(o, "c-prx", hd / 1000 - t0_ms, lb / 1000 - t0_ms, span, y + 12, 3);
         }
     }
-    for (int k = 0; !rc && k < 4; k++) {
+    /* Labels in time order, each on the first of three lines where it clears the previous
+     * label (FCP, LCP and DCL often fall within a few pixels of each other). */
+    int order[4] = {0, 1, 2, 3};
+    for (int a = 1; a < 4; a++)
+        for (int b = a; b > 0 && mt[order[b]] < mt[order[b - 1]]; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    double last_x[3] = {-1e9, -1e9, -1e9};
+    for (int i = 0; !rc && i < 4; i++) {
+        int k = order[i];
         if (mt[k] < 0)
             continue;
         double x = LABEL_W + mt[k] / span * CHART_W;
+        int line = 0;
+        while (line < 2 && x - last_x[line] < 30)
+            line++;
+        last_x[line] = x;
         rc = addf(o, "<line class=\"mk\" x1=\"%.1f\" x2=\"%.1f\" y1=\"14\" y2=\"%d\"/>"
                      "<text x=\"%.1f\" y=\"%d\" class=\"mut\">%s</text>",
-                  x, x, height, x + 2, 20 + (k % 2) * 10 + 2, marks[k][0]);
+                  x, x, height, x + 2, 22 + line * 10, marks[k][0]);
     }
     return rc ? rc : add(o, "</svg>");
 }
@@ -283,15 +298,15 @@ static int view_section(struct evbuffer *o, const json_t *v, bool h1)
         rc = add(o, h1 ? "</h1><p>" : "</h2><p>");
     static const char *const ctx[] = {"url", "route", "navigation_type", "device", "browser",
                                       "ect", "label", "started_at"};
+    const char *sep = "";
     for (size_t i = 0; !rc && i < sizeof ctx / sizeof ctx[0]; i++) {
         const json_t *x = json_object_get(v, ctx[i]);
         if (!x || json_is_null(x))
             continue;
-        rc = addf(o, "<span class=\"mut\">%s</span> ", ctx[i]);
+        rc = addf(o, "%s<span class=\"mut\">%s</span> ", sep, ctx[i]);
         if (!rc)
             rc = esc_json(o, x);
-        if (!rc)
-            rc = add(o, " &#183; ");
+        sep = " &#183; ";
     }
     if (!rc)
         rc = add(o, "</p><table><tr>");
@@ -328,18 +343,18 @@ static int view_section(struct evbuffer *o, const json_t *v, bool h1)
                 rc = add(o, "</th><td class=\"l\">");
             const char *ak;
             const json_t *av;
+            const char *asep = "";
             json_object_foreach((json_t *)a, ak, av) {
                 if (rc)
                     break;
-                rc = add(o, "<span class=\"mut\">");
+                rc = addf(o, "%s<span class=\"mut\">", asep);
                 if (!rc)
                     rc = html_escape(o, ak, strlen(ak));
                 if (!rc)
                     rc = add(o, "</span> ");
                 if (!rc)
                     rc = esc_json(o, av);
-                if (!rc)
-                    rc = add(o, " &#183; ");
+                asep = " &#183; ";
             }
             if (!rc)
                 rc = add(o, "</td></tr>");

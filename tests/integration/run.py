@@ -1766,22 +1766,125 @@ def t_vitals_cross_site_post(ctx):
     Origin, Origin null) get 403 and change nothing; same-origin and non-browser POSTs work."""
     def post_label(name, hdrs):
         c = Conn(ctx.port)
-        c.send(("POST /__vitals/api/label?name=%s HTTP/1.1\r\nHost: itest.local\r\n"
+        c.send(("POST /__vitals/api/label?name=%s HTTP/1.1\r\nHost: app.localhost\r\n"
                 "Content-Length: 0\r\n%s\r\n" % (name, hdrs)).encode())
         r = c.read_response("POST")
         c.close()
         return r
     r = post_label("base", "")
     check(r.status == 200, "POST without Origin: %s %r" % (r.status, r.body[:100]))
-    r = post_label("same", "Origin: http://itest.local\r\nSec-Fetch-Site: same-origin\r\n")
+    r = post_label("same", "Origin: http://app.localhost\r\nSec-Fetch-Site: same-origin\r\n")
     check(r.status == 200, "same-origin POST: %s %r" % (r.status, r.body[:100]))
     for hdrs in ("Origin: http://evil.example\r\n", "Sec-Fetch-Site: cross-site\r\n",
                  "Sec-Fetch-Site: same-site\r\n", "Origin: null\r\n",
-                 "Origin: http://itest.local.evil.example\r\n"):
+                 "Origin: http://app.localhost.evil.example\r\n"):
         r = post_label("evil", hdrs)
         check(r.status == 403, "%r: status %s, want 403" % (hdrs, r.status))
     j = api_json(ctx, "/__vitals/api/label")
     check(j.get("label") == "same", "label is %r after the cross-site POSTs" % j.get("label"))
+
+
+REPORT_PATHS = ("/__vitals/", "/__vitals", "/__vitals/report.html", "/__vitals/api/summary",
+                "/__vitals/api/views", "/__vitals/api/views/nosuchview/har",
+                "/__vitals/api/views/nosuchview/csv", "/__vitals/api/health")
+FORGED_HOSTS = ("evil.example", "evil.example:%d", "localhost.evil.example:%d",
+                "127.0.0.1.nip.example", "evillocalhost", "%6cocalhost")
+NAMING_HOSTS = ("localhost", "localhost:%d", "LOCALHOST:%d", "localhost.:%d", "127.0.0.1",
+                "127.0.0.1:%d", "[::1]:%d", "[::1]", "x.localhost:%d", "a.b.localhost",
+                "10.0.0.7:%d")
+
+
+def report_get(ctx, path, host, headers=()):
+    if "%d" in host:
+        host = host % ctx.port
+    return get(ctx.port, path, host=host, headers=headers)
+
+
+def refused_for_host(r):
+    return r.status == 403 and b"--allow-host" in r.body and b"--report-token" in r.body
+
+
+@case("vitals/report-refuses-foreign-host", generic=False)
+def t_report_host(ctx):
+    """DNS rebinding: without --report-token, the report, the API and the exports answer only a
+    Host that names the proxy (an IP literal, localhost, *.localhost); any other name gets 403
+    with a reason naming --allow-host and --report-token. The beacon, beacon.js and healthz
+    answer every Host."""
+    for host in FORGED_HOSTS:
+        for path in REPORT_PATHS:
+            r = report_get(ctx, path, host)
+            check(refused_for_host(r), "Host %s %s: %s %r, want 403 naming the fix" %
+                  (host, path, r.status, r.body[:200]))
+    r = report_get(ctx, "/__vitals/api/label", "evil.example",
+                   headers=[("Content-Type", "application/json"), ("Content-Length", "0")])
+    check(r.status == 403, "GET api/label with a foreign Host: %s" % r.status)
+    c = Conn(ctx.port)
+    c.send(b'POST /__vitals/api/label HTTP/1.1\r\nHost: evil.example\r\n'
+           b'Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{"label":"evil1"}')
+    r = c.read_response("POST")
+    c.close()
+    check(r.status == 403, "POST api/label with a foreign Host: %s" % r.status)
+    for host in NAMING_HOSTS:
+        for path in REPORT_PATHS[:5]:
+            r = report_get(ctx, path, host)
+            check(r.status == 200, "Host %s %s: %s %r" % (host, path, r.status, r.body[:200]))
+        r = report_get(ctx, "/__vitals/api/views/nosuchview/har", host)
+        check(r.status == 404, "Host %s har of an unknown view: %s" % (host, r.status))
+    body = beacon_body("hostcheck0000001")
+    r = get(ctx.port, "/__vitals/beacon", method="POST", host="evil.example",
+            headers=[("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            body=body)
+    check(r.status == 204, "beacon with a foreign Host: %s %r" % (r.status, r.body[:200]))
+    for path in ("/__vitals/healthz", "/__vitals/beacon.js?v=x"):
+        r = report_get(ctx, path, "evil.example")
+        check(r.status == 200, "%s with a foreign Host: %s" % (path, r.status))
+    j = api_json(ctx, "/__vitals/api/label")
+    check(j.get("label") != "evil1", "a foreign Host switched the label")
+    check(ctx.up.stats()["requests"] == 0, "reached the upstream: %r" % ctx.up.stats()["log"])
+
+
+@case("vitals/report-allow-host", args=["--allow-host", "dev.test,Box.LAN",
+                                        "--allow-host", "other.test"], generic=False)
+def t_report_allow_host(ctx):
+    """--allow-host NAME[,NAME...] (repeatable) adds names whose Host may read the report
+    without a token, any port and letter case; other names stay refused."""
+    for host in ("dev.test", "dev.test:%d", "DEV.TEST:%d", "box.lan:%d", "other.test"):
+        for path in REPORT_PATHS[:5]:
+            r = report_get(ctx, path, host)
+            check(r.status == 200, "allowed Host %s %s: %s %r" % (host, path, r.status,
+                                                                  r.body[:200]))
+    for host in ("sub.dev.test", "dev.test.evil.example:%d", "evil.example", "lan"):
+        r = report_get(ctx, "/__vitals/api/summary", host)
+        check(refused_for_host(r), "Host %s: %s %r" % (host, r.status, r.body[:200]))
+
+
+@case("vitals/report-token-overrides-host-check", args=["--report-token", "s3cret"],
+      generic=False)
+def t_report_token_host(ctx):
+    """With --report-token the token is the defence: any Host with the token is answered,
+    any Host without it gets 401 (not the Host's 403)."""
+    for host in ("evil.example:%d", "localhost:%d", "127.0.0.1"):
+        for path in REPORT_PATHS[:5]:
+            r = report_get(ctx, path, host, headers=[("Authorization", "Bearer s3cret")])
+            check(r.status == 200, "Host %s %s with the token: %s %r" % (host, path, r.status,
+                                                                         r.body[:200]))
+            q = "&" if "?" in path else "?"
+            r = report_get(ctx, path + q + "token=s3cret", host)
+            check(r.status == 200, "Host %s %s?token=: %s" % (host, path, r.status))
+            r = report_get(ctx, path, host)
+            check(r.status == 401, "Host %s %s without the token: %s" % (host, path, r.status))
+
+
+@case("cli/allow-host-errors", proxy=False, generic=False)
+def t_allow_host_cli(ctx):
+    db = os.path.join(ctx.tmp, "x.db")
+    for val in ("", "dev.test:8080", "*.dev.test", "a,,b", "[::1]", "a b", "a..b"):
+        r = run_bin(ctx.opts, ["--allow-host", val, "--db", db, "--check-config"])
+        line = one_error_line(r, "--allow-host %r" % val)
+        check("--allow-host" in line, "%r: message %r does not name --allow-host" % (val, line))
+    r = run_bin(ctx.opts, ["--allow-host", "dev.test,box.lan", "--allow-host", "x",
+                           "--check-config"])
+    check(r.returncode == 0, "good --allow-host refused: %d %s" % (r.returncode, r.stderr))
 
 
 @case("upstream/body-error-before-first-byte-502", generic=False)
@@ -2105,7 +2208,7 @@ def beacon_body(vid, url="/html", lcp=1234.5, ttfb=80.0):
 
 
 def api_json(ctx, path):
-    r = get(ctx.port, path)
+    r = get(ctx.port, path, host="localhost:%d" % ctx.port)
     check(r.status == 200, "%s: status %s" % (path, r.status))
     try:
         return json.loads(r.body)
@@ -2184,7 +2287,7 @@ def t_beacon_reject(ctx):
 
 @case("vitals/report-page-and-beacon-script", generic=False)
 def t_report_assets(ctx):
-    r = get(ctx.port, "/__vitals/")
+    r = get(ctx.port, "/__vitals/", host="127.0.0.1:%d" % ctx.port)
     check(r.status == 200 and "text/html" in (r.header("content-type") or ""),
           "report page: %s %r" % (r.status, r.header("content-type")))
     r = get(ctx.port, "/__vitals/beacon.js?v=anything")
@@ -2218,6 +2321,113 @@ def t_cli_report(ctx):
         r = run_bin(ctx.opts, ["check", "--db", db] + args)
         check(r.returncode == 2, "check %s: exit %d, want 2" % (" ".join(args), r.returncode))
         check(r.stderr.startswith("vitals-proxy: "), "check %s: stderr %r" % (args, r.stderr))
+
+
+def fnv1a64(data):
+    h = 1469598103934665603
+    for b in data:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def side_block(records):
+    """A block of the side file (store/pending.h) holding records [(kind, [field bytes|None])]."""
+    out = b"vitals-pending 1\n"
+    for kind, fields in records:
+        out += kind.encode()
+        for f in fields:
+            out += b"-," if f is None else b"%d:%s," % (len(f), f)
+        out += b"\n"
+    return out + b"end %d %016x\n" % (len(records), fnv1a64(out))
+
+
+@case("store/side-file-replayed-at-start", proxy=False, generic=False)
+def t_side_file_replay(ctx):
+    """A side file left by a shutdown on a full disk (DB-pending) is written into the database
+    at start-up, before the proxy serves, then deleted; one line on stderr says so."""
+    vid = "sidefile00000001"
+    body = beacon_body(vid)
+    side = os.path.join(ctx.tmp, "vitals.db-pending")
+    with open(side, "wb") as f:
+        f.write(side_block([("B", [b"%d" % int(time.time() * 1000), b"1", b"curl/8", None, body]),
+                            ("J", [b"from-the-side-file"])]))
+    ctx.px = ctx.start_proxy()
+    lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+    check(len(lines) == 1 and "2 items" in lines[0] and "written into it" in lines[0],
+          "start-up line: %r" % lines)
+    check(not os.path.exists(side), "side file not deleted after the replay")
+    views = api_json(ctx, "/__vitals/api/views")["views"]
+    check([v["id"] for v in views] == [vid], "views after the replay: %r" % views)
+    health = api_json(ctx, "/__vitals/api/health")
+    check(health["rejections"].get("from-the-side-file") == 1, "rejections: %r" %
+          health["rejections"])
+
+
+@case("store/damaged-side-file-left-in-place", proxy=False, generic=False)
+def t_side_file_damaged(ctx):
+    """A truncated or altered side file is refused with one line naming it and left as it was;
+    the proxy starts and serves anyway."""
+    good = side_block([("J", [b"x"])])
+    for name, content in (("truncated", good[:-5]), ("altered", good.replace(b"J1:x", b"J1:y")),
+                          ("garbage", b"\x00\xff" * 50)):
+        side = os.path.join(ctx.tmp, "vitals.db-pending")
+        with open(side, "wb") as f:
+            f.write(content)
+        ctx.px = ctx.start_proxy()
+        check(get(ctx.port, "/__vitals/healthz").status == 200, "%s: not serving" % name)
+        lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+        check(len(lines) == 1 and "not replayed, left in place" in lines[0],
+              "%s: start-up line %r" % (name, lines))
+        ctx.px.stop()
+        with open(side, "rb") as f:
+            check(f.read() == content, "%s: side file changed" % name)
+        os.unlink(side)
+
+
+@case("store/full-disk-at-shutdown-side-file", proxy=False, generic=False)
+def t_full_disk_shutdown(ctx):
+    """The disk fills up (a file size limit set on the running proxy stands in for it): the
+    beacons acknowledged before the failure was known cannot be committed, also not during the
+    shutdown grace, so they go to vitals.db-pending with one line on stderr; the next start
+    writes them into the database (one line) and every acknowledged view is there."""
+    ctx.px = ctx.start_proxy()
+    db = os.path.join(ctx.tmp, "vitals.db")
+    first = "diskfull00000000"
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(first)).status == 204, "first beacon")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "first view not stored")
+    sizes = [os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p)]
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(ctx.px.pid, resource.RLIMIT_FSIZE, (max(sizes) + 4096, hard))
+    acked, refused = [], 0
+    for i in range(1, 400):
+        vid = "diskfull%08d" % i
+        r = post(ctx.port, "/__vitals/beacon", beacon_body(vid, url="/p/%d/%s" % (i, "x" * 1500)))
+        if r.status == 204:
+            acked.append(vid)
+        elif r.status == 503 and b"database cannot be written" in r.body:
+            refused += 1
+            if refused >= 3:
+                break
+        else:
+            raise CheckFailed("beacon %d: %s %r" % (i, r.status, r.body[:200]))
+        if i % 20 == 0:
+            time.sleep(0.1)  # a batch is written (and fails) before the next ones
+    check(refused >= 1 and acked, "%d acknowledged, %d refused: the disk never filled" %
+          (len(acked), refused))
+    ctx.px.stop()
+    check(ctx.px.stopped_rc == 0, "exit status %r" % ctx.px.stopped_rc)
+    lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+    check(len(lines) == 1 and "saved to" in lines[0], "shutdown line: %r" % lines)
+    check(os.path.exists(db + "-pending"), "no side file")
+    ctx.note("%d acknowledged, shutdown: %s" % (len(acked), lines[0] if lines else ""))
+    ctx.px = ctx.start_proxy()
+    lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+    check(len(lines) == 1 and "written into it" in lines[0], "start-up line: %r" % lines)
+    check(not os.path.exists(db + "-pending"), "side file not deleted")
+    stored = set(v["id"] for v in api_json(ctx, "/__vitals/api/views?limit=1000")["views"])
+    missing = [v for v in acked + [first] if v not in stored]
+    check(not missing, "%d of %d acknowledged views missing: %r" % (len(missing), len(acked) + 1,
+                                                                    missing[:5]))
 
 
 @case("cli/hand-edited-database", generic=False)

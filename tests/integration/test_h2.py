@@ -725,7 +725,7 @@ def load_then_stop(ctx, second_signal):
         sessions.append(h2)
     # Records refused by admission control (a writer lagging on a loaded machine) are counted,
     # not stored: read the count while the proxy runs.
-    hr = run.get(ctx.port, "/__vitals/api/health")
+    hr = run.get(ctx.port, "/__vitals/api/health", host="localhost")
     check(hr.status == 200, "health: %s" % hr.status)
     refused = json.loads(hr.body).get("refused_busy", 0)
     short = Conn(ctx.port)
@@ -1005,6 +1005,81 @@ def t_h2c_off(ctx):
     code, ver, _, body = curl_get("http://127.0.0.1:%d/__vitals/healthz" % ctx.port,
                                   http="--http1.1")
     check(code == 200, "h1 after a refused preface: %s" % code)
+
+
+def tls_h2c_args(ctx):
+    return tls_args(ctx) + ["--h2c"]
+
+
+def as_host(ctx, url_host, path, http, tls=True, extra=()):
+    """(status, http version, body) of path requested as https://url_host:tls_port (or
+    http://url_host:port with tls=False) over the given protocol, the connection going to
+    127.0.0.1 whatever the name: so url_host becomes Host, or :authority over HTTP/2."""
+    port = ctx.tls_port if tls else ctx.port
+    url = "%s://%s:%d%s" % ("https" if tls else "http", url_host, port, path)
+    code, ver, _, body = curl_get(url, extra=["--connect-to", "::127.0.0.1:%d" % port] +
+                                  list(extra), http=http)
+    return code, ver, body
+
+
+@case("h2/report-refuses-foreign-authority", args=tls_h2c_args, generic=False)
+def t_h2_report_host(ctx):
+    """DNS rebinding over every listener and protocol: without a token the report and the API
+    answer only an :authority (Host over HTTP/1.1) that names the proxy; a foreign name gets 403
+    naming --allow-host and --report-token, over HTTP/2 on the TLS listener, HTTP/1.1 on the TLS
+    listener and h2c on the plain one. healthz and the beacon script answer every name."""
+    wait_tls(ctx)
+    for tls, http, want_ver in ((True, "--http2", "2"), (True, "--http1.1", "1.1"),
+                                (False, "--http2-prior-knowledge", "2")):
+        for name in ("evil.example", "localhost.evil.example", "127.0.0.1.evil.example"):
+            for path in ("/__vitals/", "/__vitals/api/summary", "/__vitals/api/views"):
+                code, ver, body = as_host(ctx, name, path, http, tls)
+                check(ver == want_ver, "%s: HTTP/%s" % (http, ver))
+                check(code == 403 and b"--allow-host" in body and b"--report-token" in body,
+                      "%s %s %s: %s %r" % (http, name, path, code, body[:200]))
+            for path in ("/__vitals/healthz", "/__vitals/beacon.js?v=x"):
+                code, ver, body = as_host(ctx, name, path, http, tls)
+                check(code == 200, "%s %s %s: %s" % (http, name, path, code))
+        for name in ("localhost", "127.0.0.1", "[::1]", "app.localhost"):
+            for path in ("/__vitals/", "/__vitals/api/summary", "/__vitals/api/views"):
+                code, ver, body = as_host(ctx, name, path, http, tls)
+                check(code == 200 and ver == want_ver, "%s %s %s: %s HTTP/%s %r" %
+                      (http, name, path, code, ver, body[:200]))
+    # A raw HTTP/2 request whose :authority differs from its Host field: :authority decides.
+    for authority, host, want in (("evil.example", "localhost", b"403"),
+                                  ("localhost", "evil.example", b"200")):
+        r = subprocess.run(["nghttp", "-v", "-H", ":authority: " + authority,
+                            "-H", "host: " + host,
+                            "https://127.0.0.1:%d/__vitals/api/summary" % ctx.tls_port],
+                           capture_output=True, text=True, timeout=30)
+        st = [l.split(":status: ")[1].strip() for l in r.stdout.splitlines()
+              if ":status: " in l and "recv" in l]
+        check(st == [want.decode()], ":authority %s, host %s: statuses %r (want %s) %s" %
+              (authority, host, st, want.decode(), r.stderr[-200:]))
+
+
+@case("h2/report-allow-host-and-token", generic=False,
+      args=lambda ctx: tls_args(ctx) + ["--allow-host", "devbox.lan"])
+def t_h2_allow_host(ctx):
+    """--allow-host over HTTP/2: the allowed name is answered, another is not."""
+    wait_tls(ctx)
+    code, ver, body = as_host(ctx, "devbox.lan", "/__vitals/api/summary", "--http2")
+    check(code == 200 and ver == "2", "allowed name: %s HTTP/%s %r" % (code, ver, body[:200]))
+    code, ver, body = as_host(ctx, "other.lan", "/__vitals/api/summary", "--http2")
+    check(code == 403, "other name: %s" % code)
+
+
+@case("h2/report-token-any-authority", generic=False,
+      args=lambda ctx: tls_args(ctx) + ["--report-token", "tok3n"])
+def t_h2_token_host(ctx):
+    """With --report-token, any :authority is answered with the token and none without it."""
+    wait_tls(ctx)
+    for name in ("evil.example", "localhost"):
+        code, ver, body = as_host(ctx, name, "/__vitals/api/summary", "--http2",
+                                  extra=["-H", "Authorization: Bearer tok3n"])
+        check(code == 200 and ver == "2", "%s with the token: %s %r" % (name, code, body[:200]))
+        code, ver, body = as_host(ctx, name, "/__vitals/api/summary", "--http2")
+        check(code == 401, "%s without the token: %s" % (name, code))
 
 
 if __name__ == "__main__":

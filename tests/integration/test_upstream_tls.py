@@ -29,6 +29,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -235,6 +236,114 @@ def t_handshake_timeout(ctx):
     check(r.status == 504, "status %s, want 504" % r.status)
     check(b"upstream TLS: handshake timeout" in r.body, "body %r" % r.body[:300])
     check(dt < 5, "answered after %.1f s with a 0.5 s connect timeout" % dt)
+
+
+class TrickleServer:
+    """Accepts TCP connections and never completes a TLS handshake: with trickle, each
+    connection gets the header of a 16 KiB handshake record and then one byte of it every 0.5 s
+    (so every bufferevent read timeout restarts); without, nothing at all. Counts connections
+    and notes when the peer closed each."""
+
+    def __init__(self, trickle):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.trickle = trickle
+        self.accepted = 0
+        self.closed = []  # seconds from accept to the peer's close, per connection
+        self.stop_ev = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stop_ev.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        t0 = time.time()
+        c.settimeout(0.5)
+        pending = b"\x16\x03\x03\x40\x00" + b"\x02" * 16384  # ServerHello record, never whole
+        try:
+            while not self.stop_ev.is_set():
+                try:
+                    d = c.recv(65536)
+                    if not d:
+                        self.closed.append(time.time() - t0)
+                        return
+                except socket.timeout:
+                    pass
+                if self.trickle and pending:
+                    c.sendall(pending[:1])
+                    pending = pending[1:]
+        except OSError:
+            self.closed.append(time.time() - t0)
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop_ev.set()
+        self.sock.close()
+        for t in self.threads:
+            t.join(5)
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+@case("uptls/handshake-deadline-trickle", proxy=False, generic=False)
+def t_handshake_trickle(ctx):
+    """An upstream that accepts and then sends its handshake a byte every 0.5 s restarts every
+    read timeout: the connect timeout (1 s here) is a deadline for connect and handshake
+    together, so each request gets a 504 naming the handshake within it, and the upstream
+    connection is closed (no descriptor kept by the proxy). Also with an upstream that sends
+    nothing, and over a kept-alive client connection."""
+    for trickle in (True, False):
+        srv = TrickleServer(trickle)
+        try:
+            ctx.px = ctx.start_proxy(["--upstream-insecure", "--upstream-connect-timeout", "1s"],
+                                     upstream_url="https://127.0.0.1:%d" % srv.port)
+            fds0 = open_fds(ctx.px.pid)
+            c = Conn(ctx.port, timeout=30)
+            for i in range(3):
+                t0 = time.time()
+                r = get(ctx.port, "/echo?%d" % i, conn=c)
+                dt = time.time() - t0
+                what = "trickle" if trickle else "silent"
+                check(r.status == 504, "%s %d: status %s, want 504" % (what, i, r.status))
+                check(b"upstream TLS: handshake timeout" in r.body, "%s %d: body %r" %
+                      (what, i, r.body[:300]))
+                check(0.9 < dt < 2.5, "%s %d: answered after %.2f s with a 1 s connect timeout" %
+                      (what, i, dt))
+                ctx.note("%s %d: 504 after %.2f s" % (what, i, dt))
+            c.close()
+            deadline = time.time() + 5
+            while time.time() < deadline and len(srv.closed) < srv.accepted:
+                time.sleep(0.05)
+            check(srv.accepted == 3, "%d upstream connections for 3 requests" % srv.accepted)
+            check(len(srv.closed) == srv.accepted, "the proxy closed %d of %d upstream "
+                  "connections" % (len(srv.closed), srv.accepted))
+            check(all(t < 2.5 for t in srv.closed), "upstream connections closed after %r s" %
+                  srv.closed)
+            time.sleep(0.2)
+            fds1 = open_fds(ctx.px.pid)
+            check(fds1 <= fds0, "the proxy holds %d descriptors, %d before" % (fds1, fds0))
+            ctx.px.stop()
+        finally:
+            srv.close()
+    check(len(log_lines(ctx, "upstream TLS: handshake timeout")) >= 3,
+          "the request log does not name the handshake timeout")
 
 
 @case("uptls/cli-errors", proxy=False, generic=False)

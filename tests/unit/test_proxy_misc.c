@@ -48,6 +48,16 @@ static const struct bad_case bad[] = {
     {"options/sample_text", "--sample", "half"},
     {"options/log_format", "--log-format", "xml"},
     {"options/no_inject_empty", "--no-inject", ""},
+    {"options/allow_host_empty", "--allow-host", ""},
+    {"options/allow_host_port", "--allow-host", "dev.test:8080"},
+    {"options/allow_host_wildcard", "--allow-host", "*.dev.test"},
+    {"options/allow_host_empty_item", "--allow-host", "a.test,,b.test"},
+    {"options/allow_host_trailing_comma", "--allow-host", "a.test,"},
+    {"options/allow_host_v6", "--allow-host", "[::1]"},
+    {"options/allow_host_space", "--allow-host", "a test"},
+    {"options/allow_host_empty_label", "--allow-host", "a..test"},
+    {"options/allow_host_leading_dot", "--allow-host", ".test"},
+    {"options/allow_host_only_dot", "--allow-host", "."},
     {"options/unknown", "--no-such-option", NULL},
     {"options/stray_argument", "stray", NULL},
 };
@@ -118,6 +128,71 @@ int main(void)
     TAP_OK(vp_options_parse(&o, 5, argv) == VP_OPT_RUN && o.n_no_inject == 2 &&
                strcmp(o.no_inject[1], "/admin*") == 0,
            "options/no_inject_repeatable");
+    vp_options_dispose(&o);
+    char *argv_ah[] = {(char *)"vp",           (char *)"--allow-host", (char *)"Dev.Test,box.lan.",
+                       (char *)"--allow-host", (char *)"other",        NULL};
+    TAP_OK(vp_options_parse(&o, 5, argv_ah) == VP_OPT_RUN && o.n_allow_host == 3 &&
+               strcmp(o.allow_host[0], "dev.test") == 0 &&
+               strcmp(o.allow_host[1], "box.lan") == 0 && strcmp(o.allow_host[2], "other") == 0,
+           "options/allow_host_list_repeatable");
+    /* Which Host may read the report without a token (DNS rebinding defence). */
+    static const struct {
+        const char *host;
+        bool ok;
+    } hosts[] = {
+        {"localhost", true},
+        {"localhost:8080", true},
+        {"LocalHost", true},
+        {"localhost.", true},
+        {"localhost.:8080", true},
+        {"app.localhost", true},
+        {"a.b.localhost:9000", true},
+        {"127.0.0.1", true},
+        {"127.0.0.1:8080", true},
+        {"10.1.2.3:80", true},
+        {"[::1]", true},
+        {"[::1]:8080", true},
+        {"[2001:db8::7]:443", true},
+        {"dev.test", true},
+        {"DEV.test:1234", true},
+        {"box.lan.", true},
+        {"localhost:", true},
+        {NULL, false},
+        {"", false},
+        {"evil.example", false},
+        {"evil.example:8080", false},
+        {"localhost.evil.example", false},
+        {"evillocalhost", false},
+        {".localhost", false},
+        {"a..localhost", false},
+        {"localhost..", false},
+        {"127.0.0.1.evil.example", false},
+        {"127.1", false},
+        {"0x7f.0.0.1", false},
+        {"2130706433", false},
+        {"127.000.000.001", false},
+        {"::1", false},
+        {"[::1", false},
+        {"[::1]x", false},
+        {"[::1]:80:80", false},
+        {"[evil.example]", false},
+        {"[]", false},
+        {"localhost:80:80", false},
+        {"localhost:8o", false},
+        {"localhost:123456", false},
+        {"sub.dev.test", false},
+        {"dev.test.evil", false},
+        {"%6cocalhost", false},
+        {":8080", false},
+        {".", false},
+    };
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
+        TAP_OK(route_host_allowed(hosts[i].host, &o) == hosts[i].ok, "route/host_allowed %s -> %s",
+               hosts[i].host ? hosts[i].host : "(absent)", hosts[i].ok ? "yes" : "no");
+    vp_options_dispose(&o);
+    TAP_OK(parse(&o, NULL, NULL) == VP_OPT_RUN && o.n_allow_host == 0 &&
+               !route_host_allowed("dev.test", &o) && route_host_allowed("localhost", &o),
+           "route/host_allowed_without_list");
     vp_options_dispose(&o);
     char *argv2[] = {(char *)"vp", (char *)"--max-request-line", (char *)"16K",
                      (char *)"--max-header-bytes", (char *)"8K", NULL};
