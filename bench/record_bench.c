@@ -214,21 +214,21 @@ int main(int argc, char **argv)
             upto = total;
         int64_t c0 = cpu_us(CLOCK_THREAD_CPUTIME_ID);
         for (; sent < upto; sent++) {
-        int64_t now_us = vp_now_ms() * 1000;
-        r.accept_us = now_us - 300;
-        r.head_done_us = now_us - 250;
-        r.sent_us = now_us - 200;
-        r.first_byte_us = now_us - 100;
-        r.last_byte_us = now_us;
-        r.bytes_in = 40;
-        r.bytes_out = 1300;
-        r.upstream_bytes = 1024;
-        if (injected) {
-            snprintf(vid, sizeof vid, "%032lx", sent);
-            r.view_id = vid;
-        }
-        if (store_record_request(s, &r) == 0)
-            acked++;
+            int64_t now_us = vp_now_ms() * 1000;
+            r.accept_us = now_us - 300;
+            r.head_done_us = now_us - 250;
+            r.sent_us = now_us - 200;
+            r.first_byte_us = now_us - 100;
+            r.last_byte_us = now_us;
+            r.bytes_in = 40;
+            r.bytes_out = 1300;
+            r.upstream_bytes = 1024;
+            if (injected) {
+                snprintf(vid, sizeof vid, "%032lx", sent);
+                r.view_id = vid;
+            }
+            if (store_record_request(s, &r) == 0)
+                acked++;
         }
         call_us += cpu_us(CLOCK_THREAD_CPUTIME_ID) - c0;
         ticks++;

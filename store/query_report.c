@@ -27,11 +27,11 @@
 
 /* Requests: time and label on the record, route through the view it belongs to. */
 /* The id bound is the time bound's mark (store/schema.c, v5): rows are read by id from there. */
-#define REQ_FILTER                                                                                \
-    " q.accept_us >= ?1 * 1000 AND q.accept_us < ?2 * 1000"                                      \
-    " AND q.id >= coalesce((SELECT first_id FROM request_marks WHERE minute <= ?1 / 60000"       \
-    " ORDER BY minute DESC LIMIT 1), 0)"                                                         \
-    " AND (?3 IS NULL OR q.view_id IN (SELECT id FROM views WHERE route = ?3))"                   \
+#define REQ_FILTER                                                                                 \
+    " q.accept_us >= ?1 * 1000 AND q.accept_us < ?2 * 1000"                                        \
+    " AND q.id >= coalesce((SELECT first_id FROM request_marks WHERE minute <= ?1 / 60000"         \
+    " ORDER BY minute DESC LIMIT 1), 0)"                                                           \
+    " AND (?3 IS NULL OR q.view_id IN (SELECT id FROM views WHERE route = ?3))"                    \
     " AND (?7 IS NULL OR q.label = ?7) "
 
 /* Joins of views with metrics or resources are written "views v CROSS JOIN ..." so that views

@@ -76,7 +76,7 @@
 #define REQ_MULTI 16
 #define REQ_NCOLS 30
 #define REQ_COLS                                                                                   \
-    "id,view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"        \
+    "id,view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"     \
     "last_byte_us,bytes_in,bytes_out,upstream_bytes,status,injected,reused,method,url,path,"       \
     "route,host,protocol,tls_version,referer,referer_path,user_agent,content_type,"                \
     "content_encoding,cache_control,error,label"
@@ -248,15 +248,16 @@ struct store {
     bool req_grp_injected; /* the pending group holds an injected page */
     /* Request ids and time marks (schema v5, store/schema.c): the writer assigns every request
      * row its id, next_req_id, which only grows; at open it starts above every row's id and every
-     * mark's first id, so new rows keep every mark's rule. The first batch of each minute that inserts requests records the minute's mark
-     * (minute, first id of the batch) unless a row already stored was accepted in that minute or
-     * later (max_accept_us: a record dated ahead of the writer's clock): then the minute gets no
-     * mark, and readers use an earlier one. Writer-only. */
+     * mark's first id, so new rows keep every mark's rule. The first batch of each minute that
+     * inserts requests records the minute's mark (minute, first id of the batch) unless a row
+     * already stored was accepted in that minute or later (max_accept_us: a record dated ahead of
+     * the writer's clock): then the minute gets no mark, and readers use an earlier one.
+     * Writer-only. */
     int64_t next_req_id;
-    int64_t max_accept_us;  /* an upper bound of accept_us over every stored row */
-    int64_t mark_minute;    /* the last minute a mark was considered for */
-    int64_t batch_now_us;   /* wall clock at the start of the batch, never going back */
-    bool batch_marked;      /* this batch has considered its mark */
+    int64_t max_accept_us; /* an upper bound of accept_us over every stored row */
+    int64_t mark_minute;   /* the last minute a mark was considered for */
+    int64_t batch_now_us;  /* wall clock at the start of the batch, never going back */
+    bool batch_marked;     /* this batch has considered its mark */
 };
 
 /* The claim bound of a Referer path's slot (FNV-1a of its bytes). */
@@ -385,17 +386,15 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
             "INSERT INTO views(id,started_at,received_at,url,path,route,parent_id,"
             "navigation_type,device,ect,device_memory,browser,browser_major,label,sample_rate) "
             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-        [S_VIEW_UPDATE] =
-            "UPDATE views SET parent_id=coalesce(parent_id,?2),"
-            "navigation_type=coalesce(navigation_type,?3),device=coalesce(device,?4),"
-            "ect=coalesce(ect,?5),device_memory=coalesce(device_memory,?6),"
-            "browser=coalesce(browser,?7),browser_major=coalesce(browser_major,?8),"
-            "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at",
+        [S_VIEW_UPDATE] = "UPDATE views SET parent_id=coalesce(parent_id,?2),"
+                          "navigation_type=coalesce(navigation_type,?3),device=coalesce(device,?4),"
+                          "ect=coalesce(ect,?5),device_memory=coalesce(device_memory,?6),"
+                          "browser=coalesce(browser,?7),browser_major=coalesce(browser_major,?8),"
+                          "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at",
         [S_VIEW_CLAIM] = "UPDATE requests SET view_id=?1 WHERE view_id IS NULL AND injected=0 "
                          "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?4",
-        [S_METRIC] =
-            "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
-            "updated_at) VALUES(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
+        [S_METRIC] = "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+                     "updated_at) VALUES(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
         /* SQLite applies the upsert row by row, so a metric id sent twice in one payload
          * still ends with its last value. */
         [S_METRIC_MULTI] =
@@ -1959,8 +1958,7 @@ static int load_request_marks(struct store *s, char *err, size_t errlen)
     int64_t mark_id = scalar_i64(s->db, "SELECT max(first_id) FROM request_marks", 0, &ok);
     int64_t last = scalar_i64(s->db, "SELECT max(minute) FROM request_marks", INT64_MIN, &ok);
     int64_t first = scalar_i64(
-        s->db, "SELECT (SELECT first_id FROM request_marks ORDER BY minute DESC LIMIT 1)", 0,
-        &ok);
+        s->db, "SELECT (SELECT first_id FROM request_marks ORDER BY minute DESC LIMIT 1)", 0, &ok);
     sqlite3_stmt *st = NULL;
     int64_t max_accept = INT64_MIN;
     if (sqlite3_prepare_v2(s->db, "SELECT max(accept_us) FROM requests WHERE id >= ?1", -1, &st,

@@ -631,8 +631,13 @@ static long long marks_broken(const char *p)
  * same rows as a scan of every row. */
 static bool time_filter_exact(const char *p)
 {
-    static const long long since_ms[] = {0, 1795602349186, 1795602349187, 1795602360000,
-                                         1795602400000, 1795602460001, 1795603000000,
+    static const long long since_ms[] = {0,
+                                         1795602349186,
+                                         1795602349187,
+                                         1795602360000,
+                                         1795602400000,
+                                         1795602460001,
+                                         1795603000000,
                                          1795609999999};
     for (size_t i = 0; i < sizeof since_ms / sizeof since_ms[0]; i++) {
         char a[512], b[256];
@@ -641,9 +646,9 @@ static bool time_filter_exact(const char *p)
                           "q.id >= coalesce((SELECT first_id FROM request_marks WHERE minute <= "
                           "%lld / 60000 ORDER BY minute DESC LIMIT 1), 0)",
                           since_ms[i], since_ms[i]);
-        int w2 = snprintf(b, sizeof b,
-                          "SELECT count(*) FROM requests WHERE accept_us >= %lld * 1000",
-                          since_ms[i]);
+        int w2 =
+            snprintf(b, sizeof b, "SELECT count(*) FROM requests WHERE accept_us >= %lld * 1000",
+                     since_ms[i]);
         if (w1 < 0 || (size_t)w1 >= sizeof a || w2 < 0 || (size_t)w2 >= sizeof b ||
             db_q1(p, a) != db_q1(p, b))
             return false;
@@ -673,12 +678,12 @@ static void test_migrate_v4_fixture(void)
         rc = sqlite3_exec(
             h,
             "INSERT INTO requests(id, accept_us, injected, reused, url, path) VALUES"
-            "(10, 1795602360000000, 0, 0, '/a', '/a'),"     /* minute +0 */
+            "(10, 1795602360000000, 0, 0, '/a', '/a'),"       /* minute +0 */
             "(11, 1795602200000000, 0, 0, '/slow', '/slow')," /* a minute earlier, late */
-            "(12, 1795602420000000, 0, 0, '/b', '/b'),"     /* minute +1 */
+            "(12, 1795602420000000, 0, 0, '/b', '/b'),"       /* minute +1 */
             "(13, NULL, 0, 0, '/c', '/c'),"
-            "(14, 1795602480000000, 0, 0, '/d', '/d'),"     /* minute +2 */
-            "(15, 1795602400000000, 0, 0, '/e', '/e');",    /* minute +1, after minute +2 */
+            "(14, 1795602480000000, 0, 0, '/d', '/d'),"  /* minute +2 */
+            "(15, 1795602400000000, 0, 0, '/e', '/e');", /* minute +1, after minute +2 */
             NULL, NULL, NULL);
     sqlite3_close(h);
     free(sql);
@@ -727,8 +732,11 @@ static void test_migrate_v4_fixture(void)
     /* The writer on the migrated file: new rows now, one dated ahead of the clock, one old. */
     rc = open_keep(&s, p, NULL, err, sizeof err);
     int64_t now_us = vp_now_ms() * 1000;
-    struct store_request_rec r = {.status = 200, .method = "GET", .url = "/now",
-                                  .accept_us = now_us - 1000, .last_byte_us = now_us};
+    struct store_request_rec r = {.status = 200,
+                                  .method = "GET",
+                                  .url = "/now",
+                                  .accept_us = now_us - 1000,
+                                  .last_byte_us = now_us};
     rc = rc ? rc : store_record_request(s, &r);
     r.url = "/ahead";
     r.accept_us = now_us + 600000000LL; /* ten minutes ahead */
@@ -740,8 +748,9 @@ static void test_migrate_v4_fixture(void)
     rc = rc ? rc : store_sync(s);
     store_free(s);
     s = NULL;
-    TAP_OK(rc == 0 && db_q1(p, "SELECT min(id) FROM requests WHERE url IN ('/now', '/ahead', "
-                               "'/old')") > 15 &&
+    TAP_OK(rc == 0 &&
+               db_q1(p, "SELECT min(id) FROM requests WHERE url IN ('/now', '/ahead', "
+                        "'/old')") > 15 &&
                db_q1(p, "SELECT count(*) FROM requests") == 12,
            "store/v5_ids_above_old");
     TAP_OK(marks_broken(p) == 0, "store/v5_marks_kept_with_ahead_and_old");
