@@ -17,6 +17,8 @@
 
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
+#include "store/query.h"
+#include "store/query_report.h"
 #include "store/store_internal.h"
 #include "db_test_util.h"
 #include "tap.h"
@@ -619,6 +621,35 @@ static char *read_text(const char *path)
     return buf;
 }
 
+/* The answers of the readers that filter requests by time (API latency, findings, budget
+ * samples), over every row and from two start times, as one string (NULL on an error). */
+static char *request_answers(const char *p)
+{
+    struct store_reader *r = NULL;
+    char err[256];
+    if (store_reader_open(&r, p, err, sizeof err) != 0)
+        return NULL;
+    static const int64_t since[] = {0, 1795602349187, 1795602420000};
+    json_t *all = json_array();
+    bool ok = all != NULL;
+    for (size_t i = 0; ok && i < sizeof since / sizeof since[0]; i++) {
+        struct query_filter f = {.since_ms = since[i]};
+        json_t *a = NULL, *b = NULL, *c = NULL;
+        ok = query_api_latency(r, &f, "/", &a) == 0 && query_findings(r, &f, "/", &b) == 0 &&
+             query_samples(r, &f, "/", &c) == 0;
+        if (a)
+            json_array_append_new(all, a);
+        if (b)
+            json_array_append_new(all, b);
+        if (c)
+            json_array_append_new(all, c);
+    }
+    store_reader_free(r);
+    char *out = ok ? json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(all);
+    return out;
+}
+
 /* Rows whose id is below a mark's first id although they were accepted at or after its minute:
  * the marks' rule (store/schema.c, v5) says there are none. */
 static long long marks_broken(const char *p)
@@ -695,6 +726,7 @@ static void test_migrate_v4_fixture(void)
         "coalesce(last_byte_us, '') || coalesce(url, '') || coalesce(referer_path, '') || "
         "coalesce(status, ''), '|') FROM (SELECT * FROM requests ORDER BY id)";
     char *sum0 = qtext(p, sum_sql);
+    char *answers4 = request_answers(p); /* read as v4, through requests_time */
     long long views0 = db_q1(p, "SELECT count(*) FROM views");
     long long metrics0 = db_q1(p, "SELECT count(*) FROM metrics");
     TAP_OK(db_q1(p, "SELECT count(*) FROM requests") == 9 && views0 == 3 && metrics0 == 11,
@@ -704,6 +736,7 @@ static void test_migrate_v4_fixture(void)
     TAP_OK(rc == 0, "store/fixture_v4_migrates: %s", err);
     if (rc != 0) {
         free(sum0);
+        free(answers4);
         return;
     }
     store_free(s);
@@ -728,6 +761,12 @@ static void test_migrate_v4_fixture(void)
                db_q1(p, "SELECT first_id FROM request_marks WHERE minute = 29926708") == 14,
            "store/fixture_v5_marks");
     TAP_OK(marks_broken(p) == 0 && time_filter_exact(p), "store/fixture_v5_time_filter");
+    char *answers5 = request_answers(p);
+    TAP_OK(answers4 && answers5 && strcmp(answers4, answers5) == 0 &&
+               strstr(answers5, "/products/[id]") != NULL,
+           "store/fixture_v5_answers_kept: %s", answers5 ? answers5 : "(error)");
+    free(answers4);
+    free(answers5);
 
     /* The writer on the migrated file: new rows now, one dated ahead of the clock, one old. */
     rc = open_keep(&s, p, NULL, err, sizeof err);
