@@ -317,6 +317,26 @@ static int cmd_report(int argc, char **argv)
 
 /* ---- export ------------------------------------------------------------------------------ */
 
+/* True when outpath is an existing file that is the database db or one of its companion files
+ * (-wal, -shm, -journal), by device and inode, so that a symlink or hard link counts too:
+ * fopen("wb") on it would truncate the stored data. */
+static bool out_is_database(const char *outpath, const char *db)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    struct stat o, d;
+    if (stat(outpath, &o) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char p[4096];
+        int n = snprintf(p, sizeof p, "%s%s", db, suffix[i]);
+        if (n < 0 || (size_t)n >= sizeof p)
+            continue;
+        if (stat(p, &d) == 0 && d.st_dev == o.st_dev && d.st_ino == o.st_ino)
+            return true;
+    }
+    return false;
+}
+
 /* Writes b to outpath (or stdout); returns the exit status. */
 static int emit(struct evbuffer *b, const char *outpath)
 {
@@ -465,6 +485,10 @@ static int cmd_export(int argc, char **argv)
             fail("--view: expected a view id of 8 to 64 characters [A-Za-z0-9_-]");
             return EXIT_USAGE;
         }
+    }
+    if (outpath && out_is_database(outpath, db)) {
+        fail("--out: %s: is the database (or one of its files); choose another file", outpath);
+        return EXIT_USAGE;
     }
     struct store_reader *r = NULL;
     int st = open_db(db, &r, EXIT_RUNTIME);

@@ -878,8 +878,13 @@ void conn_reply(struct conn *c, int status, const char *reason, const char *ctyp
     if (!ex->req_done || c->w->draining)
         ex->keep_alive = false;
     evbuffer_add_printf(o, "HTTP/1.1 %d %s\r\n", status, reason);
-    if (ctype)
-        evbuffer_add_printf(o, "Content-Type: %s\r\n", ctype);
+    if (ctype) {
+        /* The proxy's own replies echo request text (an API error names the parameter, the
+         * exports carry stored URLs): their type is final, never sniffed. */
+        bool has = extra_headers && strstr(extra_headers, "X-Content-Type-Options:");
+        evbuffer_add_printf(o, "Content-Type: %s\r\n%s", ctype,
+                            has ? "" : "X-Content-Type-Options: nosniff\r\n");
+    }
     evbuffer_add_printf(o, "Content-Length: %zu\r\n%s%s\r\n", len, extra_headers ? extra_headers : "",
                         ex->keep_alive ? "" : "Connection: close\r\n");
     if (!ex->is_head && len)
@@ -1035,6 +1040,12 @@ static void start_exchange(struct conn *c)
     ex->upgrade = h1_parser_upgrade(p);
     ex->expect_continue = h1_parser_expect_continue(p);
     req_fields_get(p, &ex->rq);
+    /* Upgrade: h2c is not passed on (RFC 9113 section 3.1 deprecates it): an upstream that
+     * took it would get the rest of the connection as raw HTTP/2 through the tunnel, past every
+     * check here. The request goes up as a plain one, Upgrade and HTTP2-Settings dropped. */
+    if (ex->upgrade && ex->rq.upgrade &&
+        vp_header_has_token(ex->rq.upgrade, strlen(ex->rq.upgrade), "h2c"))
+        ex->upgrade = false;
     ex->had_cl = ex->rq.clen != NULL;
     ex->idempotent = is_idempotent(ex->method);
     ex->req_framing = h1_parser_framing(p);

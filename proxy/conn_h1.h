@@ -20,8 +20,9 @@ int conn_h1_attach(struct worker *w, struct bufferevent *bev, const char *peer,
 
 /* Sends a complete response to the current request and finishes the exchange (keep-alive or
  * close as the request allows). ctype and extra_headers (CRLF-terminated lines) may be NULL;
- * body (len bytes) is copied. The connection may be freed before this returns: the caller must
- * not touch c afterwards. */
+ * body (len bytes) is copied. A reply with a ctype carries X-Content-Type-Options: nosniff
+ * unless extra_headers has that field. The connection may be freed before this returns: the caller
+ * must not touch c afterwards. */
 void conn_reply(struct conn *c, int status, const char *reason, const char *ctype,
                 const char *extra_headers, const void *body, size_t len);
 

@@ -61,6 +61,37 @@ static void add_esc(struct line *l, const char *s, bool json)
     }
 }
 
+/* The target as logged: under /__vitals the value of each token= query parameter (the report
+ * token, a credential) becomes "-"; into buf (cap bytes, at least add_esc's 512 plus one), or
+ * target itself when there is nothing to hide. */
+static const char *log_target(const char *target, char *buf, size_t cap)
+{
+    static const char prefix[] = "/__vitals";
+    if (!target || strncmp(target, prefix, sizeof prefix - 1) != 0)
+        return target;
+    const char *q = strchr(target, '?');
+    if (!q || !strstr(q, "token="))
+        return target;
+    size_t o = 0;
+    const char *s = target;
+    while (*s && o + 1 < cap) {
+        bool at_param = s > q && (s[-1] == '?' || s[-1] == '&');
+        if (at_param && strncmp(s, "token=", 6) == 0) {
+            const char *end = strchr(s, '&');
+            end = end ? end : s + strlen(s);
+            int n = snprintf(buf + o, cap - o, "token=-");
+            if (n < 0 || (size_t)n >= cap - o)
+                break;
+            o += (size_t)n;
+            s = end;
+            continue;
+        }
+        buf[o++] = *s++;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static double ms(int64_t from, int64_t to) { return from && to ? (double)(to - from) / 1000.0 : -1; }
 
 static void record(struct proxy *px, const struct exchange_info *x)
@@ -118,6 +149,8 @@ void exchange_finish_log(struct conn *c)
     int64_t start = x.t.head_done_us ? x.t.head_done_us : x.t.accept_us;
     double total = ms(start, x.t.last_byte_us ? x.t.last_byte_us : exchange_now_us());
     double up = ms(x.t.sent_us, x.t.first_byte_us);
+    char tbuf[520];
+    const char *target = log_target(x.target, tbuf, sizeof tbuf);
     struct line l; /* no initializer: it would zero the 4 KiB buffer on every request */
     l.len = 0;
     time_t secs = (time_t)(start / 1000000);
@@ -131,7 +164,7 @@ void exchange_finish_log(struct conn *c)
         addf(&l, "\",\"method\":\"");
         add_esc(&l, x.method, true);
         addf(&l, "\",\"url\":\"");
-        add_esc(&l, x.target, true);
+        add_esc(&l, target, true);
         addf(&l, "\",\"protocol\":\"HTTP/%s%d\",\"status\":%d,\"bytes_in\":%llu,"
                  "\"bytes_out\":%llu,\"upstream_bytes\":%llu,\"ms\":%.3f,\"upstream_ms\":%.3f,"
                  "\"reused\":%s,\"host\":\"",
@@ -157,7 +190,7 @@ void exchange_finish_log(struct conn *c)
         addf(&l, " - - [%s] \"", ts);
         add_esc(&l, x.method, false);
         addf(&l, " ");
-        add_esc(&l, x.target, false);
+        add_esc(&l, target, false);
         addf(&l, " HTTP/%s%d\" %d %llu \"", h2 ? "2." : "1.", h2 ? 0 : x.minor, x.status,
              (unsigned long long)x.t.bytes_out);
         add_esc(&l, x.referer ? x.referer : "-", false);

@@ -277,6 +277,37 @@ static bool host_chars_ok(const char *v, size_t vl)
     return true;
 }
 
+/* The shape on top of the characters: an IP literal is one bracketed run of hex digits, ':'
+ * and '.' at the start; anywhere else '[' and ']' are refused; the port after the host is
+ * digits only ("a:abc", "a:80:80", "[::1" and "[zz]" are 400, not the application's to parse). */
+static bool host_ok(const char *v, size_t vl)
+{
+    if (!host_chars_ok(v, vl))
+        return false;
+    size_t i = 0;
+    if (vl > 0 && v[0] == '[') {
+        for (i = 1; i < vl && v[i] != ']'; i++)
+            if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f') ||
+                  (v[i] >= 'A' && v[i] <= 'F') || v[i] == ':' || v[i] == '.'))
+                return false;
+        if (i == vl || i == 1)
+            return false;
+        i++;
+        if (i < vl && v[i] != ':')
+            return false;
+    } else {
+        while (i < vl && v[i] != ':') {
+            if (v[i] == '[' || v[i] == ']')
+                return false;
+            i++;
+        }
+    }
+    for (size_t j = i + 1; j < vl; j++) /* the port */
+        if (v[j] < '0' || v[j] > '9')
+            return false;
+    return true;
+}
+
 /* The options of a Connection field (RFC 9110 section 7.6.1) that decide framing, in one pass
  * over its tokens (case-insensitive, OWS trimmed, as vp_header_has_token). */
 static void conn_options(const char *v, size_t vl, bool *close, bool *ka, bool *upgrade)
@@ -352,7 +383,7 @@ static int finish_head(struct h1_parser *p)
             te_chunked = true;
         } else if (NAME_IS(n, nl, "host")) {
             hosts++;
-            if (!host_chars_ok(v, vl))
+            if (!host_ok(v, vl))
                 return fail(p, 400, "invalid Host");
         } else if (NAME_IS(n, nl, "connection")) {
             conn_options(v, vl, &conn_close, &conn_ka, &conn_upgrade);

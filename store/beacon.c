@@ -265,6 +265,19 @@ static bool b_str_max(const struct jtree *v, size_t max)
     return jtree_is_string(v) && v->n <= max;
 }
 
+/* A URL or token as a browser reports it: at most max bytes and no C0 control or DEL, which the
+ * URL standard percent-encodes; raw, an escape sequence in a stored URL would reach a terminal
+ * through report --format csv. */
+static bool b_text_max(const struct jtree *v, size_t max)
+{
+    if (!b_str_max(v, max))
+        return false;
+    for (uint32_t i = 0; i < v->n; i++)
+        if ((unsigned char)v->u.s[i] < 0x20 || v->u.s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 static bool b_valid_view_id(const struct jtree *v)
 {
     if (!jtree_is_string(v) || v->n < 8 || v->n > 64)
@@ -341,10 +354,10 @@ static int b_check_fields(const struct jtree *obj, const struct beacon_field *fi
             ok = b_int_in(v, 0, 1000);
             break;
         case BEACON_K_URL:
-            ok = b_str_max(v, BEACON_MAX_URL);
+            ok = b_text_max(v, BEACON_MAX_URL);
             break;
         case BEACON_K_TOKEN:
-            ok = b_str_max(v, 64);
+            ok = b_text_max(v, 64);
             break;
         case BEACON_K_SV: {
             int rc = b_check_sv(v, reason, cap, where);
@@ -382,7 +395,7 @@ static int b_check_attr(const struct jtree *a, const char *metric, char *reason,
             ok = b_str_max(v, BEACON_MAX_SELECTOR);
             break;
         case A_URL:
-            ok = b_str_max(v, BEACON_MAX_URL);
+            ok = b_text_max(v, BEACON_MAX_URL);
             break;
         default:
             ok = b_str_max(v, 64);
@@ -455,6 +468,8 @@ static int b_validate(const struct jtree *root, char *reason, size_t cap)
         return fail(reason, cap, "missing url", NULL);
     if (url->n > BEACON_MAX_URL)
         return fail(reason, cap, "url too long", NULL);
+    if (!b_text_max(url, BEACON_MAX_URL))
+        return fail(reason, cap, "bad url", ": control character");
     if (!b_num_in(jtree_get(root, "t0"), 946684800000.0, 4102444800000.0))
         return fail(reason, cap, "bad t0", NULL);
     if ((rc = b_opt_enum(root, "nav", nav_types, reason, cap)) ||

@@ -131,8 +131,13 @@ int rollup_until(sqlite3 *db, int64_t *hour)
     sqlite3_bind_text(st, 1, ROLLUP_META_KEY, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
     int rc = s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? VP_ERR_NOTFOUND : VP_ERR_DB;
-    if (s == SQLITE_ROW)
-        *hour = sqlite3_column_int64(st, 0);
+    if (s == SQLITE_ROW) {
+        /* A watermark no writer can have stored (negative, or hours past any real time: a
+         * hand-edited meta row) seals nothing. Readers then answer from the raw rows and the
+         * writer rebuilds from the start, overwriting it; hour arithmetic cannot overflow. */
+        int64_t h = sqlite3_column_int64(st, 0);
+        *hour = h >= 0 && h <= ROLLUP_UNTIL_MAX ? h : 0;
+    }
     sqlite3_finalize(st);
     return rc;
 }
@@ -499,7 +504,10 @@ int rollup_step(sqlite3 *db, int64_t now_ms, int64_t *until, bool *more)
         goto fail;
     rc = query1(db, "SELECT hour FROM rollup_dirty ORDER BY hour LIMIT 1", 0, 0, &hour);
     if (rc == 0) { /* a sealed hour changed: rebuild it */
-        if ((rc = build_hour(&b, hour)) == 0)
+        /* A mark outside the hours a watermark can cover (hand-edited) holds no view to build,
+         * and its time range would overflow: it is only dropped. */
+        bool real = hour >= 0 && hour < ROLLUP_UNTIL_MAX;
+        if (!real || (rc = build_hour(&b, hour)) == 0)
             rc = exec1(db, "DELETE FROM rollup_dirty WHERE hour = ?1", hour);
         *more = true;
     } else if (rc == VP_ERR_NOTFOUND) {

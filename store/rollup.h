@@ -35,6 +35,8 @@
 #define ROLLUP_SEAL_LAG_MS 3600000LL
 #define ROLLUP_NMETRICS 5
 #define ROLLUP_META_KEY "rollup_until_hour"
+/* The largest watermark taken as stored (hour 2^40, far past any clock); see rollup_until. */
+#define ROLLUP_UNTIL_MAX (INT64_C(1) << 40)
 
 /* CLS FCP INP LCP TTFB: the summary's metric names, in name order. */
 extern const char *const rollup_metrics[ROLLUP_NMETRICS];
@@ -74,8 +76,9 @@ static inline uint32_t rollup_get_u32(const unsigned char *p)
 #endif
 }
 
-/* The sealed-hours watermark of db into *hour. 0, VP_ERR_NOTFOUND (no rollups: a schema 1
- * database opened read-only), VP_ERR_DB. */
+/* The sealed-hours watermark of db into *hour (0 when the stored value is negative or above
+ * ROLLUP_UNTIL_MAX). 0, VP_ERR_NOTFOUND (no rollups: a schema 1 database opened read-only),
+ * VP_ERR_DB. */
 int rollup_until(sqlite3 *db, int64_t *hour) __attribute__((warn_unused_result));
 
 /* One unit of rollup work in its own transaction (db is the writer's connection, outside any

@@ -238,6 +238,14 @@ static int check_version(int version, int tables, char *err, size_t errlen)
                 w > 0 && (size_t)w < sizeof buf ? buf : NULL);
         return VP_ERR_VERSION;
     }
+    if (version < 0) {
+        /* Only a hand-edited PRAGMA user_version gets here; it must never index migrations[]. */
+        char buf[48];
+        int w = snprintf(buf, sizeof buf, "schema version %d", version);
+        set_err(err, errlen, "not a vitals-proxy database",
+                w > 0 && (size_t)w < sizeof buf ? buf : NULL);
+        return VP_ERR_DB;
+    }
     if (version == 0 && tables > 0) {
         set_err(err, errlen, "not a vitals-proxy database (it has other tables)", NULL);
         return VP_ERR_DB;

@@ -209,8 +209,11 @@ static int label_reply(const char *method, const struct web_params *p, struct we
         if (n > 64)
             return reply_error(reply, 400, "name: at most 64 bytes");
         int rc = cfg_all.label_set(cfg_all.label_arg, n ? name : NULL);
+        if (rc == VP_ERR_INVALID)
+            return reply_error(reply, 400,
+                               "name: expected 1 to 64 characters of A-Z a-z 0-9 . _ -");
         if (rc)
-            return reply_error(reply, rc == VP_ERR_INVALID ? 400 : 500, "could not set the label");
+            return reply_error(reply, 500, "could not set the label");
     }
     char cur[80] = "";
     if (cfg_all.label_get(cfg_all.label_arg, cur, sizeof cur) != 0)

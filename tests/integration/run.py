@@ -1513,6 +1513,27 @@ def t_hop(ctx):
     check("x-up-public" in names, "end-to-end response header lost")
 
 
+@case("headers/h2c-upgrade-not-forwarded", generic=False)
+def t_h2c_upgrade(ctx):
+    """Upgrade: h2c (RFC 7540's cleartext upgrade, deprecated by RFC 9113) is not passed on: an
+    upstream that accepted it would take the rest of the connection as raw HTTP/2 through the
+    tunnel, past the proxy's checks and timing ("h2c smuggling"). The request goes up as a plain
+    one, its Upgrade and HTTP2-Settings dropped, and the connection stays HTTP/1.1."""
+    c = Conn(ctx.port, timeout=5)
+    c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    r = c.read_response()
+    check(r.status == 200, "status %s" % r.status)
+    hd = dict((k.lower(), v) for k, v in json.loads(r.body)["headers"])
+    check("upgrade" not in hd and "http2-settings" not in hd and
+          "upgrade" not in hd.get("connection", "").lower(),
+          "the h2c upgrade reached the upstream: %r" % hd)
+    c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(c.read_response().status == 200, "the connection did not stay HTTP/1.1")
+    c.close()
+    ws_handshake(ctx.port, "/_next/hmr").close()  # a WebSocket upgrade is still tunnelled
+
+
 @case("framing/head-204-304-keep-alive")
 def t_head(ctx):
     c = Conn(ctx.port)
@@ -1716,6 +1737,58 @@ def t_healthz(ctx):
     check(r.status == 200, "status %s" % r.status)
     check(r.body.strip() == b"ok", "body %r" % r.body)
     check(ctx.up.stats()["requests"] == 0, "healthz reached the upstream")
+
+
+@case("vitals/own-replies-not-sniffed", generic=False)
+def t_vitals_nosniff(ctx):
+    """Every reply the proxy writes itself carries one X-Content-Type-Options: nosniff: API
+    JSON and CSV (stored URLs), API errors (which name the parameter), 4xx pages, the 502 page,
+    the assets. The payload in a parameter name comes back in a JSON error body."""
+    xss = "%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E"
+    paths = ["/__vitals/api/views", "/__vitals/api/views.csv", "/__vitals/api/summary?%s=1&%s=2"
+             % (xss, xss), "/__vitals/api/nope", "/__vitals/beacon.js", "/__vitals/",
+             "/__vitals/healthz", "/malformed?kind=cl-te"]
+    for path in paths:
+        r = get(ctx.port, path, host="localhost:%d" % ctx.port)
+        check(r.status in (200, 400, 404, 502), "%s: status %s" % (path, r.status))
+        got = r.header_all("X-Content-Type-Options")
+        check(got == ["nosniff"], "%s (%s, %s): X-Content-Type-Options %r" %
+              (path, r.status, r.header("content-type"), got))
+    c = Conn(ctx.port, timeout=5)
+    c.send(b"GET /x HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n")
+    r = c.read_response()
+    c.close()
+    check(r.status == 400 and r.header_all("X-Content-Type-Options") == ["nosniff"],
+          "400 page: %s %r" % (r.status, r.headers))
+    r = post(ctx.port, "/__vitals/beacon", b"{")
+    check(r.status == 400 and r.header_all("X-Content-Type-Options") == ["nosniff"],
+          "beacon 400: %s %r" % (r.status, r.headers))
+    r = get(ctx.port, "/__vitals/api/views", host="evil.example")
+    check(r.status == 403 and r.header_all("X-Content-Type-Options") == ["nosniff"],
+          "foreign Host: %s %r" % (r.status, r.headers))
+
+
+REPORT_TOKEN = "s3cr3t-Report-Token"
+
+
+@case("vitals/report-token-not-logged", args=["--report-token", REPORT_TOKEN], generic=False)
+def t_vitals_token_log(ctx):
+    """?token= authenticates the report and API like the Authorization header does; the request
+    log (text and JSON formats alike build it from one target) shows the parameter with its value
+    replaced, so the secret does not end up in log files."""
+    for path in ("/__vitals/?token=" + REPORT_TOKEN,
+                 "/__vitals/api/views?limit=5&token=" + REPORT_TOKEN + "&route=/x",
+                 "/__vitals/api/summary?token=" + REPORT_TOKEN[:-1]):
+        r = get(ctx.port, path)
+        check(r.status in (200, 401), "%s: status %s" % (path, r.status))
+    check(get(ctx.port, "/__vitals/api/views?limit=5&token=" + REPORT_TOKEN).status == 200,
+          "the token in the query no longer authenticates")
+    time.sleep(0.3)
+    log = ctx.px.stderr_text()
+    check(REPORT_TOKEN[:-1] not in log, "the token is in the request log: %r" %
+          [l for l in log.splitlines() if REPORT_TOKEN[:-1] in l][:2])
+    lines = [l for l in log.splitlines() if "/__vitals/api/views?limit=5&token=" in l]
+    check(lines and "&route=/x" in lines[0], "redacted line lost the rest of the query: %r" % lines)
 
 
 @case("vitals/reserved-paths-not-forwarded")
@@ -2474,6 +2547,40 @@ def t_cli_hand_edited_db(ctx):
                 json.loads(r.stdout)
             except ValueError as e:
                 raise CheckFailed("%s: not JSON (%s): %r" % (" ".join(args), e, r.stdout[:200]))
+
+
+@case("cli/export-out-never-overwrites-the-database", generic=False)
+def t_cli_export_out_db(ctx):
+    """export --out naming the database itself (directly, through a symlink or a hard link, or
+    its -wal file) is refused with one line before anything is written: fopen("wb") on it
+    truncated the database to the exported HAR."""
+    vid = TAG_RE.search(get(ctx.port, "/html").body).group(1).decode()
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(vid)).status == 204, "beacon refused")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "view never stored")
+    db = os.path.join(ctx.tmp, "vitals.db")
+    wal = db + "-wal"
+    check(os.path.exists(wal), "no -wal beside the running proxy's database")
+    link, hard = os.path.join(ctx.tmp, "link.db"), os.path.join(ctx.tmp, "hard.db")
+    os.symlink(db, link)
+    os.link(db, hard)
+    with open(db, "rb") as f:
+        before = f.read()
+    for out in (db, link, hard, wal):
+        for fmt in ("har", "html"):
+            args = ["export", "--db", db, "--last", "--format", fmt, "--out", out]
+            line = one_error_line(run_bin(ctx.opts, args), " ".join(args))
+            check("--out" in line, "%r does not name --out" % line)
+    with open(db, "rb") as f:
+        check(f.read() == before, "the database changed")
+    check(os.path.getsize(wal) > 0, "the -wal file was truncated")
+    r = run_bin(ctx.opts, ["export", "--db", db, "--view", vid, "--out",
+                           os.path.join(ctx.tmp, "view.har")])
+    check(r.returncode == 0, "export to another file: exit %d %s" % (r.returncode, r.stderr))
+    ctx.px.stop()
+    check(ctx.px.stopped_rc == 0, "proxy exit %r" % ctx.px.stopped_rc)
+    r = run_bin(ctx.opts, ["report", "--db", db, "--format", "json"])
+    check(r.returncode == 0 and "/html" in r.stdout, "report after the refusals: exit %d %s" %
+          (r.returncode, r.stderr))
 
 
 def _budget_args(ctx):

@@ -1082,6 +1082,78 @@ def t_h2_token_host(ctx):
         check(code == 401, "%s without the token: %s" % (name, code))
 
 
+class H2c(H2):
+    """H2 over a plain socket with prior knowledge (--h2c): no TLS in the way of the frames."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.port = port
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(T_SETTINGS, 0, 0))
+
+
+# Requests HTTP/2 can express and HTTP/1.1 cannot carry (RFC 9113 8.2, 8.3): each must be refused
+# (RST_STREAM or a 4xx) and none may reach the HTTP/1.1 upstream, where a CR LF in a value or a
+# space in the path would start a second request or header.
+DOWNGRADE = [
+    ("crlf-in-value", {}, [("x-a", "a\r\nx-injected: 1")]),
+    ("lf-in-value", {}, [("x-a", "a\nGET /smuggled HTTP/1.1")]),
+    ("cr-in-value", {}, [("x-a", "a\rb")]),
+    ("nul-in-value", {}, [("x-a", "a\x00b")]),
+    ("uppercase-name", {}, [("X-A", "b")]),
+    ("space-in-name", {}, [("x a", "b")]),
+    ("colon-in-name", {}, [("x:a", "b")]),
+    ("transfer-encoding", {}, [("transfer-encoding", "chunked")]),
+    ("connection", {}, [("connection", "keep-alive")]),
+    ("keep-alive", {}, [("keep-alive", "timeout=5")]),
+    ("upgrade", {}, [("upgrade", "websocket")]),
+    ("te-not-trailers", {}, [("te", "gzip")]),
+    ("path-without-slash", {":path": "smuggled"}, []),
+    ("path-with-space", {":path": "/html HTTP/1.1\r\nx: y"}, []),
+    ("path-with-space-only", {":path": "/html x"}, []),
+    ("path-absolute", {":path": "http://evil/html"}, []),
+    ("method-with-space", {":method": "GET /smuggled HTTP/1.1\r\nx:"}, []),
+    ("authority-crlf", {":authority": "x\r\nx-injected: 1"}, []),
+    ("authority-userinfo", {":authority": "user@evil"}, []),
+    ("authority-port-letters", {":authority": "x:abc"}, []),
+    ("duplicate-path", {}, [(":path", "/other")]),
+    ("pseudo-after-regular", {}, [("x-a", "b"), (":scheme", "http")]),
+    ("unknown-pseudo", {}, [(":smuggle", "1")]),
+    ("content-length-twice", {":method": "POST"}, [("content-length", "1"),
+                                                   ("content-length", "2")]),
+]
+
+
+@case("h2/downgrade-refuses-what-h1-cannot-carry", args=["--h2c"], generic=False)
+def t_h2_downgrade(ctx):
+    h2 = H2c(ctx.port)
+    sid = 1
+    for name, pseudo, extra in DOWNGRADE:
+        p = {":method": "GET", ":scheme": "http", ":path": "/html", ":authority": "localhost"}
+        p.update(pseudo)
+        h2.send(frame(T_HEADERS, F_END_HEADERS | F_END_STREAM, sid, hpack(list(p.items()) + extra)))
+        while True:
+            f = h2.read_frame()
+            check(f is not None and f[0] != T_GOAWAY, "%s: connection ended (%r)" % (name, f))
+            if f[2] != sid or f[0] not in (T_HEADERS, T_RST):
+                continue
+            # HEADERS: a 2xx/3xx :status is an indexed field 8..11 of the static table.
+            check(f[0] == T_RST or not 0x88 <= f[3][0] <= 0x8B, "%s: answered %r" % (name, f[3][:8]))
+            break
+        sid += 2
+    h2.send(h2.request(sid, "/html"))
+    while True:
+        f = h2.read_frame()
+        check(f is not None, "the connection did not survive the refused streams")
+        if f[2] == sid and f[0] == T_HEADERS:
+            check(f[3][0] == 0x88, "a good request after the refusals: %r" % f[3][:8])
+            break
+    h2.close()
+    st = ctx.up.stats()
+    check(st["requests"] == 1 and all("smuggled" not in json.dumps(x) for x in st["log"]),
+          "refused requests reached the upstream: %r" % st["log"])
+
+
 if __name__ == "__main__":
     if not any(a.startswith("--filter") for a in sys.argv[1:]):
         sys.argv += ["--filter", "^(tls|h2)/"]

@@ -86,6 +86,23 @@ static const struct {
     {"ri_negative", "{" CTX ",\"ri\":-1}", VP_ERR_INVALID, "bad ri"},
     {"too_many_res", NULL, VP_ERR_INVALID, "too many resources"},
     {"url_too_long", NULL, VP_ERR_INVALID, "url too long"},
+    /* A browser's URLs never hold C0 controls or DEL (the URL standard percent-encodes them);
+     * stored, an ESC sequence in a route would reach a terminal through report --format csv. */
+    {"url_escape_sequence", "{\"v\":1,\"vid\":\"abcdefgh12\",\"t0\":1764000000000,"
+     "\"url\":\"/x\\u001b]0;title\\u0007\"}", VP_ERR_INVALID, "bad url"},
+    {"url_del", "{\"v\":1,\"vid\":\"abcdefgh12\",\"t0\":1764000000000,\"url\":\"/x\\u007f\"}",
+     VP_ERR_INVALID, "bad url"},
+    {"url_newline", "{\"v\":1,\"vid\":\"abcdefgh12\",\"t0\":1764000000000,\"url\":\"/x\\ny\"}",
+     VP_ERR_INVALID, "bad url"},
+    {"url_non_ascii_ok", "{\"v\":1,\"vid\":\"abcdefgh12\",\"t0\":1764000000000,"
+     "\"url\":\"/caf\\u00e9\"}", 0, ""},
+    {"res_url_control", "{" CTX ",\"res\":[{\"u\":\"/a\\u001b[2J.js\"}]}", VP_ERR_INVALID,
+     "res: bad u"},
+    {"nt_url_control", "{" CTX ",\"nt\":{\"u\":\"/\\u0008\"}}", VP_ERR_INVALID, "nt: bad u"},
+    {"attr_url_control", "{" CTX ",\"m\":[{\"n\":\"LCP\",\"id\":\"x\",\"v\":1,"
+     "\"a\":{\"url\":\"/h\\u001b.jpg\"}}]}", VP_ERR_INVALID, "bad attribution url"},
+    {"res_protocol_control", "{" CTX ",\"res\":[{\"p\":\"h2\\u001b\"}]}", VP_ERR_INVALID,
+     "res: bad p"},
     {"body_too_large", NULL, VP_ERR_LIMIT, "body too large"},
     {"deep_nesting", NULL, VP_ERR_INVALID, "malformed JSON"},
 };
@@ -170,8 +187,9 @@ int main(void)
      * the same JSON values as json_dumps of beacon_parse's filtered object. */
     static const char *const attr_bodies[] = {
         "{" CTX ",\"m\":[{\"n\":\"LCP\",\"id\":\"a\",\"v\":2600,\"r\":\"good\",\"a\":{\"junk\":[1,{}],"
-        "\"renderDelay\":80.1,\"url\":\"/i.jpg?a=\\\"q\\\"&b=\\\\\\n\\u0001\\u00e9\",\"ttfb\":100,"
-        "\"loadDelay\":0.30000000000000004,\"loadDuration\":1e-7,\"target\":\"div>img\"}}]}",
+        "\"renderDelay\":80.1,\"url\":\"/i.jpg?a=\\\"q\\\"&b=\\\\\\u00e9\",\"ttfb\":100,"
+        "\"loadDelay\":0.30000000000000004,\"loadDuration\":1e-7,"
+        "\"target\":\"div>img\\\\\\n\\u0001\"}}]}",
         "{" CTX ",\"m\":[{\"n\":\"CLS\",\"id\":\"c\",\"v\":0.042,\"a\":{\"value\":0.0123,"
         "\"time\":3599999.9,\"loadState\":\"complete\",\"target\":null}}]}",
         "{" CTX ",\"m\":[{\"n\":\"INP\",\"id\":\"i\",\"v\":0,\"a\":{}}]}",

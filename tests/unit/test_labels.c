@@ -162,6 +162,11 @@ static void test_api(void)
     TAP_OK(api("POST", "name=a%20b") == 400 && label_get(buf, sizeof buf) &&
                strcmp(buf, "run-7") == 0,
            "label_api/invalid_name_400_keeps_label");
+    j = reply_json();
+    const char *e = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    TAP_OK(e && strstr(e, "name: expected 1 to 64 characters of A-Z a-z 0-9 . _ -"),
+           "label_api/invalid_name_reason: %s", e ? e : "(none)");
+    json_decref(j);
     TAP_OK(api("POST", "name=") == 200 && !label_get(buf, sizeof buf), "label_api/empty_clears");
     j = reply_json();
     TAP_OK(j && json_is_null(json_object_get(j, "label")), "label_api/cleared_reply_null");

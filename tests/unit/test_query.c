@@ -338,6 +338,15 @@ int main(void)
     r = NULL;
     TAP_OK(store_reader_open(&r, path, err, sizeof err) == VP_ERR_VERSION && !r,
            "query/reader_newer_refused");
+    /* ... and a negative one (hand-edited user_version) as not a vitals-proxy database. */
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "PRAGMA user_version=-3", NULL, NULL, NULL);
+    sqlite3_close(db);
+    r = NULL;
+    TAP_OK(store_reader_open(&r, path, err, sizeof err) == VP_ERR_DB && !r &&
+               strstr(err, "schema version -3"),
+           "query/reader_negative_version_refused: %s", err);
+    store_reader_free(r);
     char cmd[96];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

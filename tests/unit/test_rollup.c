@@ -420,6 +420,48 @@ int main(void)
     TAP_OK(w > 0 && (size_t)w < sizeof sql && q1(sql) == 0, "rollup/pruned_hours_gone");
     compare_all("pruned_rebuilt", true);
 
+    /* 5b. A hand-edited watermark (beyond any hour, at the int64 limit, negative) seals nothing:
+     * the reader answers from the raw rows, the store's writer runs its rollup steps on it
+     * without overflowing the next step's time (UBSan), and a catch-up writes a real one. */
+    static const char *const bad_marks[] = {"99999999999999999999", "9223372036854775806", "-5"};
+    for (size_t i = 0; i < sizeof bad_marks / sizeof bad_marks[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "bad_watermark_%zu", i);
+        w = snprintf(sql, sizeof sql, "UPDATE meta SET value='%s' WHERE key='rollup_until_hour'",
+                     bad_marks[i]);
+        TAP_OK(w > 0 && (size_t)w < sizeof sql && exec_sql(sql) == 0, "rollup/%s_set", name);
+        sqlite3 *db = NULL;
+        int64_t h = -1;
+        TAP_OK(sqlite3_open(path, &db) == SQLITE_OK && rollup_until(db, &h) == 0 && h == 0,
+               "rollup/%s_reads_as_0 (%lld)", name, (long long)h);
+        sqlite3_close(db);
+        compare_all(name, true);
+        s = open_store();
+        TAP_OK(s && store_sync(s) == 0, "rollup/%s_store_runs", name);
+        usleep(200000); /* the writer's first rollup steps */
+        store_free(s);
+        /* (the writer's clock may have passed an hour boundary since now_ms) */
+        int64_t mark = catch_up() == 0 ? q1("SELECT CAST(value AS INTEGER) FROM meta WHERE "
+                                            "key='rollup_until_hour'")
+                                       : -1;
+        TAP_OK(mark >= rollup_hour_of(now_ms - ROLLUP_SEAL_LAG_MS) &&
+                   mark <= rollup_hour_of(vp_now_ms() - ROLLUP_SEAL_LAG_MS),
+               "rollup/%s_repaired (%lld)", name, (long long)mark);
+        compare_all(name, true);
+    }
+    /* Dirty marks no writer can have made (hours at the int64 limits) are dropped, not built:
+     * an hour's time range would overflow. */
+    TAP_OK(exec_sql("INSERT INTO rollup_dirty(hour) VALUES (9223372036854775807), "
+                    "(-9223372036854775807 - 1), (1099511627777)") == 0,
+           "rollup/bad_dirty_set");
+    s = open_store();
+    TAP_OK(s && store_sync(s) == 0, "rollup/bad_dirty_store_runs");
+    usleep(200000);
+    store_free(s);
+    TAP_OK(catch_up() == 0 && q1("SELECT count(*) FROM rollup_dirty") == 0,
+           "rollup/bad_dirty_dropped");
+    compare_all("bad_dirty", true);
+
     /* 6. A schema 1 database: read-only it is summarised from the raw rows; store_open upgrades
      * it in place and the rollups are backfilled. */
     TAP_OK(exec_sql("DROP TABLE rollup; DROP TABLE rollup_dims; DROP TABLE rollup_dirty; "

@@ -155,6 +155,19 @@ static void test_open_and_refusals(void)
     TAP_OK(rc == VP_ERR_DB && strstr(err, "not a vitals-proxy database"), "store/foreign_refused");
     TAP_OK(db_q1(p, "PRAGMA user_version") == 0, "store/foreign_untouched");
 
+    /* A negative schema version (a hand-edited PRAGMA user_version): refused before any
+     * migration step is looked up, and left as it was. */
+    path_of(p, sizeof p, "negative.db");
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT); PRAGMA user_version=-1;",
+                 NULL, NULL, NULL);
+    sqlite3_close(h);
+    s = NULL;
+    rc = store_open(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == VP_ERR_DB && s == NULL && strstr(err, "schema version -1"),
+           "store/negative_version_refused: %s", err);
+    TAP_OK(db_q1(p, "PRAGMA user_version") == -1, "store/negative_version_untouched");
+
     /* Unopenable path. */
     rc = store_open(&s, "/nonexistent-dir/x/y.db", NULL, err, sizeof err);
     TAP_OK(rc == VP_ERR_IO && err[0], "store/unopenable: %s", err);
