@@ -45,6 +45,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -1933,6 +1934,10 @@ static void sqlite_cfg(void)
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* Request ids stop here (2^62): a file whose ids reach it (edited by hand: the writer assigns
+ * one per record) is refused rather than overflowing next_req_id. */
+#define REQ_ID_MAX (INT64_C(1) << 62)
+
 static int64_t scalar_i64(sqlite3 *db, const char *sql, int64_t dflt, bool *ok)
 {
     sqlite3_stmt *st = NULL;
@@ -1978,9 +1983,21 @@ static int load_request_marks(struct store *s, char *err, size_t errlen)
         set_err(err, errlen, "reading request ids", sqlite3_errmsg(s->db));
         return VP_ERR_DB;
     }
-    if (last != INT64_MIN && last < INT64_MAX / 60000000 && last * 60000000 - 1 > max_accept)
+    /* Values come from the file: a hand-edited one must not overflow the arithmetic. */
+    if (last > INT64_MIN / 60000000 && last < INT64_MAX / 60000000 &&
+        last * 60000000 - 1 > max_accept)
         max_accept = last * 60000000 - 1;
-    s->next_req_id = (max_id > mark_id - 1 ? max_id : mark_id - 1) + 1;
+    int64_t top = max_id > 0 ? max_id : 0;
+    if (mark_id > top)
+        top = mark_id;
+    if (top >= REQ_ID_MAX) {
+        char n[32];
+        int w = snprintf(n, sizeof n, "%" PRId64, top);
+        set_err(err, errlen, "request ids exhausted (the largest is)",
+                w > 0 && (size_t)w < sizeof n ? n : NULL);
+        return VP_ERR_DB;
+    }
+    s->next_req_id = top + 1;
     s->max_accept_us = max_accept == INT64_MIN ? 0 : max_accept;
     s->mark_minute = last;
     return 0;

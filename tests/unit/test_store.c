@@ -828,6 +828,44 @@ static void test_migrate_v4_fixture(void)
                    db_q1(p, "SELECT max(first_id) FROM request_marks") &&
                db_q1(p, "SELECT count(*) FROM request_marks") >= 1 && marks_broken(p) == 0,
            "store/v5_marks_hold_after_prune");
+
+    /* Hand-edited files: an id at the top of the range is refused with a reason (the next id
+     * would overflow), an absurd mark is survived. */
+    sqlite3 *h2 = NULL;
+    rc = sqlite3_open(p, &h2);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h2,
+                          "INSERT INTO requests(id, accept_us, injected, reused) "
+                          "VALUES(9223372036854775807, 1, 0, 0)",
+                          NULL, NULL, NULL);
+    sqlite3_close(h2);
+    err[0] = '\0';
+    int orc = rc == SQLITE_OK ? open_keep(&s, p, NULL, err, sizeof err) : 0;
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == SQLITE_OK && orc == VP_ERR_DB && strstr(err, "request ids exhausted") != NULL,
+           "store/v5_hand_edited_id_refused: %s", err);
+    h2 = NULL;
+    rc = sqlite3_open(p, &h2);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h2,
+                          "DELETE FROM requests WHERE id = 9223372036854775807; "
+                          "INSERT INTO request_marks(minute, first_id) "
+                          "VALUES(-9223372036854775807, -9223372036854775807)",
+                          NULL, NULL, NULL);
+    sqlite3_close(h2);
+    orc = rc == SQLITE_OK ? open_keep(&s, p, NULL, err, sizeof err) : -1;
+    r.url = "/after-edit";
+    r.accept_us = vp_now_ms() * 1000;
+    if (orc == 0)
+        orc = store_record_request(s, &r);
+    if (orc == 0)
+        orc = store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == SQLITE_OK && orc == 0 &&
+               db_q1(p, "SELECT count(*) FROM requests WHERE url = '/after-edit'") == 1,
+           "store/v5_hand_edited_mark_survived: %s", err);
 }
 
 /* A schema-3 database written by a schema-3 build (tests/unit/fixtures/store_v3.sql, made by
