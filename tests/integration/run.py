@@ -2503,6 +2503,54 @@ def t_full_disk_shutdown(ctx):
                                                                     missing[:5]))
 
 
+@case("store/database-removed-under-the-proxy", proxy=False, generic=False)
+def t_db_removed(ctx):
+    """The database file is deleted while the proxy runs (rm vitals.db*): commits would go to
+    an unlinked file, lost at exit. The writer notices within a second, beacons are refused
+    with 503 and the reason, the acknowledged ones go to vitals.db-pending at shutdown without
+    waiting out the grace, and the next start writes them into a new database."""
+    ctx.px = ctx.start_proxy()
+    db = os.path.join(ctx.tmp, "vitals.db")
+    first = "dbremoved0000000"
+    check(post(ctx.port, "/__vitals/beacon", beacon_body(first)).status == 204, "first beacon")
+    check(poll(lambda: api_json(ctx, "/__vitals/api/views")["views"]), "first view not stored")
+    for f in (db, db + "-wal", db + "-shm"):
+        if os.path.exists(f):
+            os.unlink(f)
+    acked, refused, reason = [], 0, b""
+    deadline = time.time() + 30
+    i = 0
+    while refused < 2 and time.time() < deadline:
+        i += 1
+        vid = "dbremoved%07d" % i
+        r = post(ctx.port, "/__vitals/beacon", beacon_body(vid))
+        if r.status == 204:
+            acked.append(vid)
+        elif r.status == 503:
+            refused += 1
+            reason = r.body
+        else:
+            raise CheckFailed("beacon %d: %s %r" % (i, r.status, r.body[:200]))
+        time.sleep(0.1)
+    check(refused >= 2, "beacons still acknowledged %.0f s after the file was removed (%d)" %
+          (30, len(acked)))
+    check(b"removed or replaced" in reason, "503 reason %r" % reason)
+    t0 = time.time()
+    ctx.px.stop()
+    took = time.time() - t0
+    check(ctx.px.stopped_rc == 0, "exit status %r" % ctx.px.stopped_rc)
+    lines = [l for l in ctx.px.stderr_text().splitlines() if "vitals.db-pending" in l]
+    check(len(lines) == 1 and "saved to" in lines[0], "shutdown line: %r" % lines)
+    ctx.note("%d acknowledged after the removal, %d refused; shutdown %.2f s: %s" %
+             (len(acked), refused, took, lines[0] if lines else ""))
+    ctx.px = ctx.start_proxy()
+    check(not os.path.exists(db + "-pending"), "side file not replayed")
+    stored = set(v["id"] for v in api_json(ctx, "/__vitals/api/views?limit=1000")["views"])
+    missing = [v for v in acked if v not in stored]
+    check(not missing, "%d of %d acknowledged views missing: %r" % (len(missing), len(acked),
+                                                                    missing[:5]))
+
+
 @case("cli/hand-edited-database", generic=False)
 def t_cli_hand_edited_db(ctx):
     """A database edited by hand (infinite metric values, started_at at the int64 limits,
