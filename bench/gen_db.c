@@ -36,6 +36,7 @@
 #include "common/vp_err.h"
 #include "store/rollup.h"
 #include "store/store.h"
+#include "store/store_internal.h"
 
 #define NROUTES 50
 
@@ -354,8 +355,10 @@ int main(int argc, char **argv)
     sqlite3_finalize(iq);
     free(times);
     /* The rows went in behind the writer's back, possibly below a watermark its first rollup
-     * step already moved to the present: rebuild every hour from the start. */
-    if (sqlite3_exec(db,
+     * step already moved to the present: rebuild every hour from the start. The requests' time
+     * marks are the writer's too. */
+    if (store_schema_mark_requests(db, NULL) != SQLITE_OK ||
+        sqlite3_exec(db,
                      "DELETE FROM rollup; DELETE FROM rollup_dirty; UPDATE meta SET value = '0' "
                      "WHERE key = '" ROLLUP_META_KEY "'; COMMIT; PRAGMA optimize;",
                      NULL, NULL, NULL) != SQLITE_OK) {

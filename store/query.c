@@ -61,6 +61,24 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
         free(r);
         return rc;
     }
+    /* A database before schema 5 has no request marks (it has requests_time instead): an empty
+     * table of this connection's own stands in, so the same queries read every row by time. */
+    sqlite3_stmt *st = NULL;
+    bool marks = sqlite3_prepare_v2(r->db,
+                                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                    "name = 'request_marks'",
+                                    -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (!marks && sqlite3_exec(r->db,
+                               "CREATE TEMP TABLE request_marks(minute INTEGER PRIMARY KEY, "
+                               "first_id INTEGER NOT NULL)",
+                               NULL, NULL, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
+        sqlite3_close(r->db);
+        free(r);
+        return VP_ERR_DB;
+    }
     *out = r;
     return 0;
 }
@@ -893,6 +911,8 @@ int query_api_latency(struct store_reader *r, const struct query_filter *f, cons
                   "status, error FROM requests WHERE path IS NOT NULL AND "
                   "substr(path, 1, length(?1)) = ?1 AND last_byte_us > 0 AND accept_us > 0 AND "
                   "(?2 = 0 OR accept_us >= ?2 * 1000) AND (?3 = 0 OR accept_us < ?3 * 1000) AND "
+                  "id >= coalesce((SELECT first_id FROM request_marks WHERE minute <= ?2 / 60000 "
+                  "ORDER BY minute DESC LIMIT 1), 0) AND "
                   "(?4 IS NULL OR route = ?4) AND (?5 IS NULL OR label = ?5) "
                   "ORDER BY 1, 2, 3",
                   &st);

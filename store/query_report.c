@@ -26,9 +26,12 @@
     " AND (?7 IS NULL OR v.label = ?7) "
 
 /* Requests: time and label on the record, route through the view it belongs to. */
-#define REQ_FILTER                                                                                \
-    " q.accept_us >= ?1 * 1000 AND q.accept_us < ?2 * 1000"                                      \
-    " AND (?3 IS NULL OR q.view_id IN (SELECT id FROM views WHERE route = ?3))"                   \
+/* The id bound is the time bound's mark (store/schema.c, v5): rows are read by id from there. */
+#define REQ_FILTER                                                                                 \
+    " q.accept_us >= ?1 * 1000 AND q.accept_us < ?2 * 1000"                                        \
+    " AND q.id >= coalesce((SELECT first_id FROM request_marks WHERE minute <= ?1 / 60000"         \
+    " ORDER BY minute DESC LIMIT 1), 0)"                                                           \
+    " AND (?3 IS NULL OR q.view_id IN (SELECT id FROM views WHERE route = ?3))"                    \
     " AND (?7 IS NULL OR q.label = ?7) "
 
 /* Joins of views with metrics or resources are written "views v CROSS JOIN ..." so that views
@@ -427,7 +430,7 @@ static int nplus1_findings(struct store_reader *r, const struct query_filter *f,
     static const char sql[] =
         "SELECT method, route, count(*), max(c) FROM (SELECT q.view_id, "
         "coalesce(q.method, '') AS method, coalesce(q.route, q.path) AS route, count(*) AS c "
-        "FROM requests q WHERE" REQ_FILTER "AND q.view_id IS NOT NULL AND q.path IS NOT NULL "
+        "FROM requests q WHERE" REQ_FILTER "AND +q.view_id IS NOT NULL AND q.path IS NOT NULL "
         "AND substr(q.path, 1, length(?8)) = ?8 GROUP BY q.view_id, q.method, 3 "
         "HAVING count(*) >= 10) GROUP BY method, route ORDER BY 3 DESC, 2 LIMIT 20";
     sqlite3_stmt *st = NULL;

@@ -45,6 +45,7 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -74,9 +75,9 @@
 #define RES_MULTI 10
 /* Request records per multi-row INSERT (see flush_requests). */
 #define REQ_MULTI 16
-#define REQ_NCOLS 29
+#define REQ_NCOLS 30
 #define REQ_COLS                                                                                   \
-    "view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"        \
+    "id,view_id,accept_us,head_done_us,connect_start_us,connect_end_us,sent_us,first_byte_us,"     \
     "last_byte_us,bytes_in,bytes_out,upstream_bytes,status,injected,reused,method,url,path,"       \
     "route,host,protocol,tls_version,referer,referer_path,user_agent,content_type,"                \
     "content_encoding,cache_control,error,label"
@@ -161,11 +162,14 @@ enum stmt_id {
     S_PRUNE_VIEWS,
     S_PRUNE_REQUESTS,
     S_ROLLUP_DIRTY,
+    S_REQ_MARK,
+    S_PRUNE_MARKS,
     S_COUNT
 };
 
 /* The column values of one request record that the writer derives before binding. */
 struct req_vals {
+    int64_t id;
     const char *path, *rpath, *view;
     size_t plen, rplen;
     int rl; /* route length, -1 when none */
@@ -249,6 +253,18 @@ struct store {
     size_t req_ngrp;
     uint64_t req_grouped;  /* rows of this batch written by the multi-row statement */
     bool req_grp_injected; /* the pending group holds an injected page */
+    /* Request ids and time marks (schema v5, store/schema.c): the writer assigns every request
+     * row its id, next_req_id, which only grows; at open it starts above every row's id and every
+     * mark's first id, so new rows keep every mark's rule. The first batch of each minute that
+     * inserts requests records the minute's mark (minute, first id of the batch) unless a row
+     * already stored was accepted in that minute or later (max_accept_us: a record dated ahead of
+     * the writer's clock): then the minute gets no mark, and readers use an earlier one.
+     * Writer-only. */
+    int64_t next_req_id;
+    int64_t max_accept_us; /* an upper bound of accept_us over every stored row */
+    int64_t mark_minute;   /* the last minute a mark was considered for */
+    int64_t batch_now_us;  /* wall clock at the start of the batch, never going back */
+    bool batch_marked;     /* this batch has considered its mark */
 };
 
 /* The claim bound of a Referer path's slot (FNV-1a of its bytes). */
@@ -377,17 +393,15 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
             "INSERT INTO views(id,started_at,received_at,url,path,route,parent_id,"
             "navigation_type,device,ect,device_memory,browser,browser_major,label,sample_rate) "
             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-        [S_VIEW_UPDATE] =
-            "UPDATE views SET parent_id=coalesce(parent_id,?2),"
-            "navigation_type=coalesce(navigation_type,?3),device=coalesce(device,?4),"
-            "ect=coalesce(ect,?5),device_memory=coalesce(device_memory,?6),"
-            "browser=coalesce(browser,?7),browser_major=coalesce(browser_major,?8),"
-            "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at",
+        [S_VIEW_UPDATE] = "UPDATE views SET parent_id=coalesce(parent_id,?2),"
+                          "navigation_type=coalesce(navigation_type,?3),device=coalesce(device,?4),"
+                          "ect=coalesce(ect,?5),device_memory=coalesce(device_memory,?6),"
+                          "browser=coalesce(browser,?7),browser_major=coalesce(browser_major,?8),"
+                          "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at",
         [S_VIEW_CLAIM] = "UPDATE requests SET view_id=?1 WHERE view_id IS NULL AND injected=0 "
                          "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?4",
-        [S_METRIC] =
-            "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
-            "updated_at) VALUES(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
+        [S_METRIC] = "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+                     "updated_at) VALUES(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
         /* SQLite applies the upsert row by row, so a metric id sent twice in one payload
          * still ends with its last value. */
         [S_METRIC_MULTI] =
@@ -398,7 +412,7 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
         [S_RES] = rbuf,
         [S_RES_MULTI] = rmbuf,
         [S_REQ_INSERT] = "INSERT INTO requests(" REQ_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                         "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [S_REQ_INSERT_MULTI] = qmbuf,
         [S_REQ_FIND_INJECTED] =
             "SELECT view_id, accept_us / 1000 FROM requests WHERE path=?1 AND injected=1 AND "
@@ -415,9 +429,21 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
                        "WHERE key='beacons_accepted'",
         [S_PRUNE_VIEWS] = "DELETE FROM views WHERE id IN (SELECT id FROM views "
                           "WHERE started_at < ?1 LIMIT ?2) RETURNING started_at",
-        [S_PRUNE_REQUESTS] = "DELETE FROM requests WHERE id IN (SELECT id FROM requests "
-                             "WHERE accept_us < ?1 * 1000 LIMIT ?2)",
+        /* Only rows committed before the first mark at or after the cutoff can have been
+         * accepted before it, unless they took longer than that: the scan stops there, and a
+         * request that was committed after that mark goes in a later pass, once the cutoff
+         * has passed the mark (see schema_v5). */
+        [S_PRUNE_REQUESTS] =
+            "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE id < "
+            "coalesce((SELECT first_id FROM request_marks WHERE minute >= (?1 * 1000 + 59999999) "
+            "/ 60000000 ORDER BY minute LIMIT 1), 9223372036854775807) AND accept_us < ?1 * 1000 "
+            "LIMIT ?2)",
         [S_ROLLUP_DIRTY] = "INSERT OR IGNORE INTO rollup_dirty(hour) VALUES(?1)",
+        [S_REQ_MARK] = "INSERT OR IGNORE INTO request_marks(minute, first_id) VALUES(?1, ?2)",
+        /* Marks before the last one at or before the cutoff serve no reader that the rows
+         * left could answer. */
+        [S_PRUNE_MARKS] = "DELETE FROM request_marks WHERE minute < (SELECT max(minute) FROM "
+                          "request_marks WHERE minute <= ?1 * 1000 / 60000000)",
     };
     for (int i = 0; i < S_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
@@ -886,6 +912,9 @@ static bool resolve_view(struct store *s, const char *rpath, size_t rlen, int64_
  * path, and the view (the record's own, or the page its Referer points to). */
 static void prep_request(struct store *s, const struct store_request_rec *r, struct req_vals *v)
 {
+    v->id = s->next_req_id++;
+    if (r->accept_us > s->max_accept_us)
+        s->max_accept_us = r->accept_us;
     v->plen = v->rplen = 0;
     v->path = store_path_span(r->url, &v->plen);
     v->rpath = r->referer ? store_path_span(r->referer, &v->rplen) : NULL;
@@ -914,6 +943,7 @@ static void bind_text_n(sqlite3_stmt *st, int i, const char *v, size_t n, bool s
 static void bind_request(sqlite3_stmt *st, int i, const struct store_request_rec *r,
                          const struct req_vals *v)
 {
+    sqlite3_bind_int64(st, i++, v->id);
     bind_text(st, i++, v->view);
     sqlite3_bind_int64(st, i++, r->accept_us);
     sqlite3_bind_int64(st, i++, r->head_done_us);
@@ -1011,9 +1041,27 @@ static uint64_t flush_requests(struct store *s)
     return errors;
 }
 
+/* The mark of the batch's minute, before its first request row (see struct store). */
+static uint64_t mark_minute(struct store *s)
+{
+    s->batch_marked = true;
+    int64_t minute = s->batch_now_us / 60000000;
+    if (minute <= s->mark_minute)
+        return 0;
+    s->mark_minute = minute;
+    if (s->max_accept_us >= minute * 60000000)
+        return 0;
+    sqlite3_stmt *st = s->st[S_REQ_MARK];
+    sqlite3_bind_int64(st, 1, minute);
+    sqlite3_bind_int64(st, 2, s->next_req_id);
+    return step(st) ? 1 : 0;
+}
+
 static uint64_t add_request(struct store *s, struct item *it)
 {
     uint64_t errors = 0;
+    if (!s->batch_marked)
+        errors += mark_minute(s);
     if (s->req_grp_injected && needs_resolve(&it->u.req))
         errors += flush_requests(s);
     prep_request(s, &it->u.req, &s->req_vals[s->req_ngrp]);
@@ -1056,6 +1104,10 @@ static int prune_chunk(struct store *s, int64_t cutoff_ms, int limit)
     if (run(s, st))
         return VP_ERR_DB;
     total += sqlite3_changes(s->db);
+    st = s->st[S_PRUNE_MARKS];
+    sqlite3_bind_int64(st, 1, cutoff_ms);
+    if (run(s, st))
+        return VP_ERR_DB;
     return total;
 }
 
@@ -1158,6 +1210,11 @@ static bool write_batch(struct store *s, struct item *batch, size_t n)
         cannot_write = true;
         goto out;
     }
+    /* Read after the batch was taken: every record in it was accepted before this time. */
+    int64_t now_us = vp_now_ms() * 1000;
+    if (now_us > s->batch_now_us)
+        s->batch_now_us = now_us;
+    s->batch_marked = false;
     if (run(s, s->st[S_BEGIN])) {
         errors = n;
         cannot_write = true;
@@ -1915,6 +1972,75 @@ static void sqlite_cfg(void)
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* Request ids stop here (2^62): a file whose ids reach it (edited by hand: the writer assigns
+ * one per record) is refused rather than overflowing next_req_id. */
+#define REQ_ID_MAX (INT64_C(1) << 62)
+
+static int64_t scalar_i64(sqlite3 *db, const char *sql, int64_t dflt, bool *ok)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            v = sqlite3_column_int64(st, 0);
+    } else {
+        *ok = false;
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The writer's id and mark state from the database (see struct store): the next id is above
+ * every row's and every mark's; rows below the latest mark's first id were accepted before its
+ * minute (the marks' rule), so only the rows from there on are read for the largest accept_us
+ * (all rows when there is no mark). */
+static int load_request_marks(struct store *s, char *err, size_t errlen)
+{
+    bool ok = true;
+    int64_t max_id = scalar_i64(s->db, "SELECT max(id) FROM requests", 0, &ok);
+    int64_t mark_id = scalar_i64(s->db, "SELECT max(first_id) FROM request_marks", 0, &ok);
+    int64_t last = scalar_i64(s->db, "SELECT max(minute) FROM request_marks", INT64_MIN, &ok);
+    int64_t first = scalar_i64(
+        s->db, "SELECT (SELECT first_id FROM request_marks ORDER BY minute DESC LIMIT 1)", 0, &ok);
+    sqlite3_stmt *st = NULL;
+    int64_t max_accept = INT64_MIN;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(accept_us) FROM requests WHERE id >= ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, last == INT64_MIN ? INT64_MIN : first);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+                max_accept = sqlite3_column_int64(st, 0);
+        } else {
+            ok = false;
+        }
+    } else {
+        ok = false;
+    }
+    sqlite3_finalize(st);
+    if (!ok) {
+        set_err(err, errlen, "reading request ids", sqlite3_errmsg(s->db));
+        return VP_ERR_DB;
+    }
+    /* Values come from the file: a hand-edited one must not overflow the arithmetic. */
+    if (last > INT64_MIN / 60000000 && last < INT64_MAX / 60000000 &&
+        last * 60000000 - 1 > max_accept)
+        max_accept = last * 60000000 - 1;
+    int64_t top = max_id > 0 ? max_id : 0;
+    if (mark_id > top)
+        top = mark_id;
+    if (top >= REQ_ID_MAX) {
+        char n[32];
+        int w = snprintf(n, sizeof n, "%" PRId64, top);
+        set_err(err, errlen, "request ids exhausted (the largest is)",
+                w > 0 && (size_t)w < sizeof n ? n : NULL);
+        return VP_ERR_DB;
+    }
+    s->next_req_id = top + 1;
+    s->max_accept_us = max_accept == INT64_MIN ? 0 : max_accept;
+    s->mark_minute = last;
+    return 0;
+}
+
 int store_open(struct store **out, const char *path, const struct store_options *opt, char *err,
                size_t errlen)
 {
@@ -2034,18 +2160,11 @@ int store_open(struct store **out, const char *path, const struct store_options 
         goto fail_cv;
     }
     pthread_condattr_destroy(&ca);
+    if ((rc = load_request_marks(s, err, errlen)) != 0)
+        goto fail_cv2;
     /* Rows of earlier runs: any of them may still be claimable. */
-    int64_t bound = INT64_MAX;
-    {
-        sqlite3_stmt *mx = NULL;
-        if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(accept_us), 0) FROM requests", -1, &mx,
-                               NULL) == SQLITE_OK &&
-            sqlite3_step(mx) == SQLITE_ROW)
-            bound = sqlite3_column_int64(mx, 0);
-        sqlite3_finalize(mx);
-    }
     for (size_t i = 0; i < CLAIM_SLOTS; i++)
-        s->claimable_max_us[i] = bound;
+        s->claimable_max_us[i] = s->max_accept_us;
     s->next_prune_ms = vp_now_ms(); /* prune once at start-up */
     /* Rollups: catch up (backfill after a migration, dirty hours) from the start. */
     s->rollup_on = rollup_until(s->db, &s->rollup_until) == 0;
@@ -2251,20 +2370,22 @@ int store_ingest_beacon(struct store *s, const char *body, size_t body_len,
 
 int store_record_request(struct store *s, const struct store_request_rec *rec)
 {
+    /* One allocation: the item, then the strings; each length measured once. The item is not
+     * zeroed first: every field the writer reads is set here (the record is copied whole). */
     const char *const *src[] = {&rec->method,       &rec->url,          &rec->host,
                                 &rec->protocol,     &rec->tls_version,  &rec->view_id,
                                 &rec->referer,      &rec->user_agent,   &rec->content_type,
                                 &rec->content_encoding, &rec->cache_control, &rec->error,
                                 &rec->label};
     enum { NSTR = sizeof src / sizeof src[0] };
-    size_t total = 0;
-    for (size_t i = 0; i < NSTR; i++)
-        if (*src[i])
-            total += strlen(*src[i]) + 1;
+    size_t len[NSTR], total = 0;
+    for (size_t i = 0; i < NSTR; i++) {
+        len[i] = *src[i] ? strlen(*src[i]) + 1 : 0;
+        total += len[i];
+    }
     struct item *it = malloc(sizeof *it + total);
     if (!it)
         return VP_ERR_NOMEM;
-    memset(it, 0, sizeof *it);
     it->kind = IT_REQUEST;
     it->rows = 2; /* the insert and the view lookup */
     it->u.req = *rec;
@@ -2277,13 +2398,10 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
                           &it->u.req.label};
     char *p = (char *)(it + 1);
     for (size_t i = 0; i < NSTR; i++) {
-        if (*src[i]) {
-            size_t n = strlen(*src[i]) + 1;
-            memcpy(p, *src[i], n);
+        if (len[i]) {
+            memcpy(p, *src[i], len[i]);
             *dst[i] = p;
-            p += n;
-        } else {
-            *dst[i] = NULL;
+            p += len[i];
         }
     }
     int rc = enqueue(s, it, false);

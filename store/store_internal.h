@@ -10,13 +10,19 @@
 
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Brings db (opened read-write, inside no transaction) to STORE_SCHEMA_VERSION, one migration
  * function per version step, each in its own transaction. Returns 0, VP_ERR_VERSION (made by a
  * newer build: nothing written), VP_ERR_DB (not a database / corrupt: nothing written; reason in
  * err). */
 int store_schema_migrate(sqlite3 *db, char *err, size_t errlen);
+
+/* Adds the request marks (schema v5, store/schema.c) of the rows in requests, for a database
+ * whose rows were written without the writer (a migration, bench/gen_db): for each minute, the
+ * smallest id of the rows accepted in it or later; existing marks are kept. Returns an SQLite
+ * result code (message in *msg, to sqlite3_free). */
+int store_schema_mark_requests(sqlite3 *db, char **msg);
 
 /* Checks a read-only handle: 0 when db holds a vitals schema we can read, VP_ERR_DB (not a
  * vitals database or unreadable), VP_ERR_VERSION (newer). Reason in err. */

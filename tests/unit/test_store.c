@@ -17,6 +17,8 @@
 
 #include "common/vp_buf.h"
 #include "common/vp_err.h"
+#include "store/query.h"
+#include "store/query_report.h"
 #include "store/store_internal.h"
 #include "db_test_util.h"
 #include "tap.h"
@@ -632,6 +634,240 @@ static char *read_text(const char *path)
     return buf;
 }
 
+/* The answers of the readers that filter requests by time (API latency, findings, budget
+ * samples), over every row and from two start times, as one string (NULL on an error). */
+static char *request_answers(const char *p)
+{
+    struct store_reader *r = NULL;
+    char err[256];
+    if (store_reader_open(&r, p, err, sizeof err) != 0)
+        return NULL;
+    static const int64_t since[] = {0, 1795602349187, 1795602420000};
+    json_t *all = json_array();
+    bool ok = all != NULL;
+    for (size_t i = 0; ok && i < sizeof since / sizeof since[0]; i++) {
+        struct query_filter f = {.since_ms = since[i]};
+        json_t *a = NULL, *b = NULL, *c = NULL;
+        ok = query_api_latency(r, &f, "/", &a) == 0 && query_findings(r, &f, "/", &b) == 0 &&
+             query_samples(r, &f, "/", &c) == 0;
+        if (a)
+            json_array_append_new(all, a);
+        if (b)
+            json_array_append_new(all, b);
+        if (c)
+            json_array_append_new(all, c);
+    }
+    store_reader_free(r);
+    char *out = ok ? json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(all);
+    return out;
+}
+
+/* Rows whose id is below a mark's first id although they were accepted at or after its minute:
+ * the marks' rule (store/schema.c, v5) says there are none. */
+static long long marks_broken(const char *p)
+{
+    return db_q1(p, "SELECT count(*) FROM request_marks m JOIN requests r ON "
+                    "r.accept_us >= m.minute * 60000000 AND r.id < m.first_id");
+}
+
+/* The readers' time filter (REQ_FILTER's id bound) finds, for each of several start times, the
+ * same rows as a scan of every row. */
+static bool time_filter_exact(const char *p)
+{
+    static const long long since_ms[] = {0,
+                                         1795602349186,
+                                         1795602349187,
+                                         1795602360000,
+                                         1795602400000,
+                                         1795602460001,
+                                         1795603000000,
+                                         1795609999999};
+    for (size_t i = 0; i < sizeof since_ms / sizeof since_ms[0]; i++) {
+        char a[512], b[256];
+        int w1 = snprintf(a, sizeof a,
+                          "SELECT count(*) FROM requests q WHERE q.accept_us >= %lld * 1000 AND "
+                          "q.id >= coalesce((SELECT first_id FROM request_marks WHERE minute <= "
+                          "%lld / 60000 ORDER BY minute DESC LIMIT 1), 0)",
+                          since_ms[i], since_ms[i]);
+        int w2 =
+            snprintf(b, sizeof b, "SELECT count(*) FROM requests WHERE accept_us >= %lld * 1000",
+                     since_ms[i]);
+        if (w1 < 0 || (size_t)w1 >= sizeof a || w2 < 0 || (size_t)w2 >= sizeof b ||
+            db_q1(p, a) != db_q1(p, b))
+            return false;
+    }
+    return true;
+}
+
+/* A schema-4 database written by a schema-4 build (tests/unit/fixtures/store_v4.sql: an injected
+ * page, two claimed sub-resources, beacons), plus request rows as a v4 writer could leave them
+ * (committed out of accept order: a request that took minutes, one from before the others, one
+ * with no accept time), is upgraded in place to schema 5: requests_time gone, marks computed,
+ * every row and value kept, and the readers' time filter exact. The writer then goes on from
+ * there: ids above every old one, marks that keep the rule (a record dated ahead of the clock
+ * included), also once retention has deleted the newest rows. */
+static void test_migrate_v4_fixture(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "fixture_v4.db");
+    char *sql = read_text(SRCDIR "/tests/unit/fixtures/store_v4.sql");
+    sqlite3 *h = NULL;
+    int rc = sql ? sqlite3_open(p, &h) : SQLITE_ERROR;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    /* Fixture rows are at 1795602349.19 s (minute 29926705); these spread over minutes. */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(
+            h,
+            "INSERT INTO requests(id, accept_us, injected, reused, url, path) VALUES"
+            "(10, 1795602360000000, 0, 0, '/a', '/a'),"       /* minute +0 */
+            "(11, 1795602200000000, 0, 0, '/slow', '/slow')," /* a minute earlier, late */
+            "(12, 1795602420000000, 0, 0, '/b', '/b'),"       /* minute +1 */
+            "(13, NULL, 0, 0, '/c', '/c'),"
+            "(14, 1795602480000000, 0, 0, '/d', '/d'),"  /* minute +2 */
+            "(15, 1795602400000000, 0, 0, '/e', '/e');", /* minute +1, after minute +2 */
+            NULL, NULL, NULL);
+    sqlite3_close(h);
+    free(sql);
+    TAP_OK(rc == SQLITE_OK && db_q1(p, "PRAGMA user_version") == 4 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='requests_time'") == 1,
+           "store/fixture_v4_loaded");
+    static const char sum_sql[] =
+        "SELECT group_concat(id || coalesce(view_id, '') || coalesce(accept_us, '') || "
+        "coalesce(last_byte_us, '') || coalesce(url, '') || coalesce(referer_path, '') || "
+        "coalesce(status, ''), '|') FROM (SELECT * FROM requests ORDER BY id)";
+    char *sum0 = qtext(p, sum_sql);
+    char *answers4 = request_answers(p); /* read as v4, through requests_time */
+    long long views0 = db_q1(p, "SELECT count(*) FROM views");
+    long long metrics0 = db_q1(p, "SELECT count(*) FROM metrics");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM requests") == 9 && views0 == 3 && metrics0 == 11,
+           "store/fixture_v4_rows");
+
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/fixture_v4_migrates: %s", err);
+    if (rc != 0) {
+        free(sum0);
+        free(answers4);
+        return;
+    }
+    store_free(s);
+    s = NULL;
+    char *sum1 = qtext(p, sum_sql);
+    TAP_OK(db_q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='requests_time'") == 0 &&
+               db_q1(p, "SELECT count(*) FROM request_marks") == 5,
+           "store/fixture_v5_shape");
+    TAP_OK(sum0 && sum1 && strcmp(sum0, sum1) == 0 &&
+               db_q1(p, "SELECT count(*) FROM views") == views0 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == metrics0,
+           "store/fixture_v5_rows_kept");
+    free(sum0);
+    free(sum1);
+    /* A minute's mark is the smallest id accepted in it or later: id 15, accepted before id 12
+     * and 14 but committed after them, leaves minute +1 at id 10. */
+    TAP_OK(db_q1(p, "SELECT first_id FROM request_marks WHERE minute = 29926703") == 1 &&
+               db_q1(p, "SELECT first_id FROM request_marks WHERE minute = 29926705") == 1 &&
+               db_q1(p, "SELECT first_id FROM request_marks WHERE minute = 29926706") == 10 &&
+               db_q1(p, "SELECT first_id FROM request_marks WHERE minute = 29926707") == 12 &&
+               db_q1(p, "SELECT first_id FROM request_marks WHERE minute = 29926708") == 14,
+           "store/fixture_v5_marks");
+    TAP_OK(marks_broken(p) == 0 && time_filter_exact(p), "store/fixture_v5_time_filter");
+    char *answers5 = request_answers(p);
+    TAP_OK(answers4 && answers5 && strcmp(answers4, answers5) == 0 &&
+               strstr(answers5, "/products/[id]") != NULL,
+           "store/fixture_v5_answers_kept: %s", answers5 ? answers5 : "(error)");
+    free(answers4);
+    free(answers5);
+
+    /* The writer on the migrated file: new rows now, one dated ahead of the clock, one old. */
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    int64_t now_us = vp_now_ms() * 1000;
+    struct store_request_rec r = {.status = 200,
+                                  .method = "GET",
+                                  .url = "/now",
+                                  .accept_us = now_us - 1000,
+                                  .last_byte_us = now_us};
+    rc = rc ? rc : store_record_request(s, &r);
+    r.url = "/ahead";
+    r.accept_us = now_us + 600000000LL; /* ten minutes ahead */
+    rc = rc ? rc : store_record_request(s, &r);
+    rc = rc ? rc : store_sync(s);
+    r.url = "/old";
+    r.accept_us = 1795602300000000LL;
+    rc = rc ? rc : store_record_request(s, &r);
+    rc = rc ? rc : store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 &&
+               db_q1(p, "SELECT min(id) FROM requests WHERE url IN ('/now', '/ahead', "
+                        "'/old')") > 15 &&
+               db_q1(p, "SELECT count(*) FROM requests") == 12,
+           "store/v5_ids_above_old");
+    TAP_OK(marks_broken(p) == 0, "store/v5_marks_kept_with_ahead_and_old");
+
+    /* Retention deletes every row, the newest included; the next id is still new. */
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    rc = rc ? rc : store_prune_at(s, vp_now_ms() + 86400000LL, 0);
+    rc = rc ? rc : store_sync(s);
+    store_free(s);
+    s = NULL;
+    /* (A row without an accept time is never pruned, as before schema 5.) */
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM requests WHERE accept_us IS NOT NULL") == 0,
+           "store/v5_prune_all");
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    r.url = "/after-prune";
+    r.accept_us = vp_now_ms() * 1000;
+    rc = rc ? rc : store_record_request(s, &r);
+    rc = rc ? rc : store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 &&
+               db_q1(p, "SELECT id FROM requests WHERE url = '/after-prune'") >=
+                   db_q1(p, "SELECT max(first_id) FROM request_marks") &&
+               db_q1(p, "SELECT count(*) FROM request_marks") >= 1 && marks_broken(p) == 0,
+           "store/v5_marks_hold_after_prune");
+
+    /* Hand-edited files: an id at the top of the range is refused with a reason (the next id
+     * would overflow), an absurd mark is survived. */
+    sqlite3 *h2 = NULL;
+    rc = sqlite3_open(p, &h2);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h2,
+                          "INSERT INTO requests(id, accept_us, injected, reused) "
+                          "VALUES(9223372036854775807, 1, 0, 0)",
+                          NULL, NULL, NULL);
+    sqlite3_close(h2);
+    err[0] = '\0';
+    int orc = rc == SQLITE_OK ? open_keep(&s, p, NULL, err, sizeof err) : 0;
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == SQLITE_OK && orc == VP_ERR_DB && strstr(err, "request ids exhausted") != NULL,
+           "store/v5_hand_edited_id_refused: %s", err);
+    h2 = NULL;
+    rc = sqlite3_open(p, &h2);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h2,
+                          "DELETE FROM requests WHERE id = 9223372036854775807; "
+                          "INSERT INTO request_marks(minute, first_id) "
+                          "VALUES(-9223372036854775807, -9223372036854775807)",
+                          NULL, NULL, NULL);
+    sqlite3_close(h2);
+    orc = rc == SQLITE_OK ? open_keep(&s, p, NULL, err, sizeof err) : -1;
+    r.url = "/after-edit";
+    r.accept_us = vp_now_ms() * 1000;
+    if (orc == 0)
+        orc = store_record_request(s, &r);
+    if (orc == 0)
+        orc = store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == SQLITE_OK && orc == 0 &&
+               db_q1(p, "SELECT count(*) FROM requests WHERE url = '/after-edit'") == 1,
+           "store/v5_hand_edited_mark_survived: %s", err);
+}
+
 /* A schema-3 database written by a schema-3 build (tests/unit/fixtures/store_v3.sql, made by
  * make_store_v3.py: an injected page with two claimed sub-resources, its beacons with a re-sent
  * metric id, navigation timing and resources, a soft navigation, a rejection) is upgraded in
@@ -1161,6 +1397,7 @@ int main(void)
     test_admission_age();
     test_migrate_v3();
     test_migrate_v3_fixture();
+    test_migrate_v4_fixture();
     test_claim_bound();
     test_claim_per_path();
     test_request_groups();
