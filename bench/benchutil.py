@@ -45,3 +45,16 @@ def wrk_cpu(pid, url, conns, dur):
     m = re.search(r"(\d+) requests in", w.stdout)
     n = int(m.group(1)) if m else 0
     return (c1 - c0) * 1e6 / n if n else float("nan"), n / dur
+
+
+def static_nginx(nginx, tmp, www, port, workers=1):
+    """Starts nginx serving the files of www on 127.0.0.1:port (config and pid file in tmp,
+    keep-alive without a request limit); returns the process. The caller waits for the port."""
+    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+        f.write("worker_processes %d; daemon off; pid %s/nginx.pid; error_log %s/nginx.err;\n"
+                "events { worker_connections 1024; }\n"
+                "http { access_log off; keepalive_requests 1000000;\n"
+                "  server { listen 127.0.0.1:%d; root %s; location / { default_type text/html; }"
+                " } }\n" % (workers, tmp, tmp, port, www))
+    return subprocess.Popen([nginx, "-c", os.path.join(tmp, "nginx.conf"), "-p", tmp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -38,7 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
-from benchutil import free_port, wait_port  # noqa: E402
+from benchutil import free_port, static_nginx, wait_port  # noqa: E402
 import inject  # noqa: E402  (make_page: the page of bench/inject.sh)
 
 VP = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
@@ -236,14 +236,7 @@ def main():
     with open(os.path.join(www, "page.html"), "wb") as f:
         f.write(inject.make_page(50 * 1024))
     up_port = free_port()
-    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
-        f.write("worker_processes 2; daemon off; pid %s/nginx.pid; error_log %s/nginx.err;\n"
-                "events { worker_connections 1024; }\n"
-                "http { access_log off; keepalive_requests 1000000;\n"
-                "  server { listen 127.0.0.1:%d; root %s; location / { default_type text/html; }"
-                " } }\n" % (tmp, tmp, up_port, www))
-    ng = subprocess.Popen([NGINX, "-c", os.path.join(tmp, "nginx.conf"), "-p", tmp],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ng = static_nginx(NGINX, tmp, www, up_port, workers=2)
     peer = None
     try:
         if not wait_port(up_port):

@@ -20,7 +20,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
-from benchutil import free_port, wait_port  # noqa: E402
+from benchutil import free_port, static_nginx, wait_port  # noqa: E402
 from h1cost import start_proxy, thread_ticks  # noqa: E402
 
 VP = os.path.abspath(os.environ.get("VP_BIN", "./vitals-proxy"))
@@ -57,14 +57,7 @@ def main():
     with open(os.path.join(www, "1KiB"), "wb") as f:
         f.write((b"0123456789abcdef" * 65)[:1024])
     up_port = free_port()
-    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
-        f.write("worker_processes 1; daemon off; pid %s/nginx.pid; error_log %s/nginx.err;\n"
-                "events { worker_connections 1024; }\n"
-                "http { access_log off; keepalive_requests 1000000;\n"
-                "  server { listen 127.0.0.1:%d; root %s; location / { default_type text/html; }"
-                " } }\n" % (tmp, tmp, up_port, www))
-    ng = subprocess.Popen([NGINX, "-c", os.path.join(tmp, "nginx.conf"), "-p", tmp],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ng = static_nginx(NGINX, tmp, www, up_port)
     procs = []
     try:
         if not wait_port(up_port):
