@@ -218,6 +218,7 @@ struct store {
     int64_t close_deadline_us;
     bool close_refused;
     struct item *spill, *spill_tail;
+    char *db_path;      /* the database's path, and in the same allocation: */
     char *pending_path; /* "DB-pending" */
     char notice[512];   /* the start-up replay's one line (store_open_notice) */
     /* The database file as opened (device and inode), checked by the writer before and after
@@ -1181,16 +1182,10 @@ static bool db_file_gone(struct store *s, char *msg, size_t cap)
 {
     if (!s->db_id_known)
         return false;
-    size_t pl = strlen(s->pending_path) - (sizeof "-pending" - 1);
-    char path[4096];
-    if (pl < sizeof path) {
-        memcpy(path, s->pending_path, pl);
-        path[pl] = '\0';
-        struct stat st;
-        int rc = stat(path, &st);
-        s->db_gone = (rc != 0 && errno == ENOENT) ||
-                     (rc == 0 && (st.st_dev != s->db_dev || st.st_ino != s->db_ino));
-    }
+    struct stat st;
+    int rc = stat(s->db_path, &st);
+    s->db_gone = (rc != 0 && errno == ENOENT) ||
+                 (rc == 0 && (st.st_dev != s->db_dev || st.st_ino != s->db_ino));
     if (s->db_gone &&
         snprintf(msg, cap, "the database file was removed or replaced; restart the proxy") < 0)
         msg[0] = '\0';
@@ -2064,11 +2059,13 @@ int store_open(struct store **out, const char *path, const struct store_options 
         s->opt.max_lag_ms = s->opt.batch_ms > UINT_MAX / 2 ? UINT_MAX : 2 * s->opt.batch_ms;
     s->row_cost_ns = ROW_COST_PRIOR_NS;
     size_t pl = strlen(path);
-    if (!(s->pending_path = malloc(pl + sizeof "-pending"))) {
+    if (!(s->db_path = malloc(2 * pl + 1 + sizeof "-pending"))) {
         set_err(err, errlen, "out of memory", NULL);
         free(s);
         return VP_ERR_NOMEM;
     }
+    memcpy(s->db_path, path, pl + 1);
+    s->pending_path = s->db_path + pl + 1;
     memcpy(s->pending_path, path, pl);
     memcpy(s->pending_path + pl, "-pending", sizeof "-pending");
 
@@ -2191,7 +2188,7 @@ fail_db:
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
-    free(s->pending_path);
+    free(s->db_path); /* pending_path too */
     free(s);
     if (errlen && !err[0])
         set_err(err, errlen, vp_strerror(rc), NULL);
@@ -2234,7 +2231,7 @@ void store_close(struct store *s, char *msg, size_t cap)
     pthread_cond_destroy(&s->cv_done);
     pthread_cond_destroy(&s->cv_item);
     pthread_mutex_destroy(&s->mu);
-    free(s->pending_path);
+    free(s->db_path); /* pending_path too */
     free(s);
 }
 
