@@ -1,116 +1,52 @@
-/* A read-only JSON tree in one arena (store/jtree.h), built from jansson's parse.
+/* A read-only JSON tree in one arena (store/jtree.h), built by a strict single-pass parser.
  *
- * Design: jtree_load runs json_loadb, walks the result once and copies it into a chunked arena
- * (nodes, members, strings; one malloc for a typical beacon), then drops jansson's tree.
+ * Design: jtree_load reads the bytes once, left to right, with an explicit stack instead of
+ * recursion. A value that is not yet in a closed container waits on the value stack (a member:
+ * key and value; an array item: value only); when its container closes, the container's entries
+ * are copied, as one contiguous array, into the document's arena and popped, and the container's
+ * own node takes their place. Strings are validated and unescaped straight into the arena. So
+ * a body costs the arena (one malloc for a typical beacon: its header and first block are one
+ * allocation) and nothing per value; the stacks live on the C stack until a body needs more
+ * (then one growing malloc each, freed before returning).
  *
- * jansson allocates every value, key and hash table separately. The allocation functions below
- * are installed once, by a constructor, before main and so before any thread exists (jansson's
- * json_set_alloc_funcs is a plain global write, so it must not happen while other threads use
- * jansson). On a thread that is not inside jtree_load they are exactly malloc and free: the only
- * pointers they treat specially lie in the calling thread's own bump buffer, which malloc never
- * returns. Inside jtree_load, on its thread only, allocations are carved from that thread's
- * buffer and freeing one of them is a no-op; what does not fit goes to malloc (and is counted).
- * The tree jansson builds there never leaves the function: it is copied, then released (a
- * json_decref only when some of it came from malloc) and the buffer is rewound. A buffer that
- * overflowed grows for the next body, up to BUMP_MAX; it is freed when its thread exits. */
+ * What is accepted is what jansson 2.14's json_loadb(JSON_REJECT_DUPLICATES) accepts, built into
+ * the same values (fuzz/fuzz_jtree.c checks both, tests/unit/test_jtree.c the rules one by one):
+ *   - RFC 8259: the top value an object or an array; whitespace is space, tab, LF, CR only; after
+ *     the top value only whitespace.
+ *   - Nesting: a value's depth is its enclosing containers plus one; more than JTREE_MAX_DEPTH
+ *     (2048, jansson's limit) is refused. A beacon is 4 deep ("m" -> metric -> "a" -> value);
+ *     the limit is kept at jansson's so the two parsers answer alike on any input.
+ *   - Objects: a repeated key (bytes equal after unescaping) is refused. Up to DUP_LINEAR
+ *     members the keys are compared pairwise; above, sorted (O(n log n), no hash to attack).
+ *   - Strings: UTF-8 strictly (no overlong form, no surrogate, nothing above U+10FFFF, no
+ *     truncated sequence); bytes below 0x20 refused, 0x7f allowed; escapes \" \\ \/ \b \f \n \r
+ *     \t \uXXXX, a high surrogate escape only followed by a low one, \u0000 refused.
+ *   - Numbers: no '+', no leading zero, digits required around '.' and after 'e'. Without '.',
+ *     'e' or 'E' an integer: int64, beyond it refused ("-0" is the integer 0). Otherwise a real,
+ *     correctly rounded (exactly strtod's double): overflow to infinity refused, underflow
+ *     accepted (0 or a subnormal, sign kept).
+ *   - Literals true, false, null (lower case).
+ *   - One quirk of jansson's reader kept: a single NUL byte right after a number or a literal
+ *     is skipped ("[1\0]" is [1]); a NUL anywhere else is refused. */
 #include "config.h"
 
 #include "store/jtree.h"
 
-#include <jansson.h>
+#include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/vp_err.h"
+#include "store/jtree_internal.h"
 
-/* ---- jansson's allocator during jtree_load ---- */
+#define JTREE_MAX_DEPTH 2048
+#define DUP_LINEAR 16      /* objects up to this many members: pairwise key comparison */
+#define STACK_INLINE 128   /* value-stack entries on the C stack (a realistic beacon needs ~90) */
+#define FRAMES_INLINE 32   /* open containers on the C stack */
 
-#define BUMP_MIN (64 * 1024)
-#define BUMP_MAX (1024 * 1024) /* per thread; a larger tree overflows to malloc */
-
-struct bump {
-    char *base;
-    size_t used, cap;
-    size_t want;      /* bytes the last load asked for (the next buffer's size) */
-    size_t fallbacks; /* malloc calls of this load that did not fit */
-    bool active;
-};
-
-static _Thread_local struct bump tl_bump;
-static pthread_key_t bump_key;
-static bool bump_key_ok;
-
-static void *bump_malloc(size_t n)
-{
-    struct bump *b = &tl_bump;
-    if (b->active) {
-        if (n == 0)
-            n = 1; /* a distinct pointer strictly inside the buffer, as for any other size */
-        size_t need = (n + 15) & ~(size_t)15;
-        b->want += need;
-        if (need >= n && b->cap - b->used >= need) {
-            void *p = b->base + b->used;
-            b->used += need;
-            return p;
-        }
-        b->fallbacks++;
-    }
-    return malloc(n);
-}
-
-static void bump_free(void *p)
-{
-    const struct bump *b = &tl_bump;
-    if (b->base && (char *)p >= b->base && (char *)p < b->base + b->cap)
-        return;
-    free(p);
-}
-
-static void bump_thread_exit(void *base)
-{
-    free(base);
-}
-
-__attribute__((constructor)) static void bump_install(void)
-{
-    bump_key_ok = pthread_key_create(&bump_key, bump_thread_exit) == 0;
-    json_set_alloc_funcs(bump_malloc, bump_free);
-}
-
-/* Starts a load on this thread: the buffer is (re)sized to what the last load wanted. Without a
- * buffer jansson simply uses malloc. */
-static void bump_begin(void)
-{
-    struct bump *b = &tl_bump;
-    size_t want = b->want < BUMP_MIN ? BUMP_MIN : b->want > BUMP_MAX ? BUMP_MAX : b->want;
-    if (bump_key_ok && b->cap < want) {
-        char *n = malloc(want);
-        if (n && pthread_setspecific(bump_key, n) == 0) {
-            free(b->base); /* no pointer into it is live: the last load rewound it */
-            b->base = n;
-            b->cap = want;
-        } else {
-            free(n); /* keep the old buffer (still the key's value), or none */
-        }
-    }
-    b->used = 0;
-    b->want = 0;
-    b->fallbacks = 0;
-    b->active = b->base != NULL;
-}
-
-/* Ends the load: frees root (NULL: nothing) and rewinds the buffer. */
-static void bump_end(json_t *root)
-{
-    struct bump *b = &tl_bump;
-    if (root && b->fallbacks)
-        json_decref(root); /* frees what came from malloc; the buffer's blocks are no-ops */
-    b->active = false;
-    b->used = 0;
-}
+_Thread_local uint64_t jtree_key_compares;
 
 /* ---- the arena of a document ---- */
 
@@ -120,17 +56,23 @@ struct blk {
     _Alignas(16) char data[];
 };
 
+/* The document header lives at the start of its first block, so a document that fits its first
+ * block is one allocation. */
 struct jtree_doc {
-    struct blk *head;
-    size_t hint; /* size of the next block */
+    struct blk *head; /* newest block first; the one holding this header last */
+    size_t hint;      /* size of the next block */
 };
+
+#define DOC_HDR ((sizeof(struct jtree_doc) + 15) & ~(size_t)15)
 
 static void *doc_alloc(struct jtree_doc *d, size_t n)
 {
-    n = (n + 15) & ~(size_t)15;
+    n = (n + 7) & ~(size_t)7;
     struct blk *b = d->head;
-    if (!b || b->cap - b->used < n) {
+    if (b->cap - b->used < n) {
         size_t cap = n > d->hint ? n : d->hint;
+        if (cap > SIZE_MAX - sizeof *b)
+            return NULL;
         b = malloc(sizeof *b + cap);
         if (!b)
             return NULL;
@@ -145,134 +87,622 @@ static void *doc_alloc(struct jtree_doc *d, size_t n)
     return r;
 }
 
+/* Gives back the end of the last allocation p, keeping its first n bytes. */
+static void doc_trim(struct jtree_doc *d, void *p, size_t n)
+{
+    struct blk *b = d->head;
+    b->used = (size_t)((char *)p - b->data) + ((n + 7) & ~(size_t)7);
+}
+
+static struct jtree_doc *doc_new(size_t cap)
+{
+    if (cap > SIZE_MAX / 4)
+        return NULL;
+    struct blk *b = malloc(sizeof *b + DOC_HDR + cap);
+    if (!b)
+        return NULL;
+    b->next = NULL;
+    b->used = DOC_HDR;
+    b->cap = DOC_HDR + cap;
+    struct jtree_doc *d = (struct jtree_doc *)(void *)b->data;
+    d->head = b;
+    d->hint = cap * 2;
+    return d;
+}
+
 void jtree_doc_free(struct jtree_doc *d)
 {
     if (!d)
         return;
+    /* the header is in the last block freed and is not read after it */
     for (struct blk *b = d->head, *n; b; b = n) {
         n = b->next;
         free(b);
     }
-    free(d);
 }
 
-static const char *doc_str(struct jtree_doc *d, const char *s, size_t n)
+/* ---- the parser ---- */
+
+struct frame {
+    uint32_t start; /* index in the value stack of the container's first entry */
+    bool obj;
+};
+
+struct parser {
+    const unsigned char *p, *end;
+    struct jtree_doc *doc;
+    struct jtree_member *stk; /* the value stack: entries of the open containers */
+    size_t top, cap;
+    struct frame *fr; /* open containers, innermost last */
+    size_t depth, frcap;
+    struct jtree_member stk_inline[STACK_INLINE];
+    struct frame fr_inline[FRAMES_INLINE];
+};
+
+/* Byte classes inside a string: 0 plain ASCII, 1 '"' or '\\', 2 control, 3 0x80 and above. */
+static const unsigned char str_class[256] = {
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+};
+
+static inline void skip_ws(struct parser *ps)
 {
-    char *c = doc_alloc(d, n + 1);
-    if (c) {
-        memcpy(c, s, n);
-        c[n] = '\0';
-    }
-    return c;
+    const unsigned char *p = ps->p, *e = ps->end;
+    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    ps->p = p;
 }
 
-/* ---- jansson's tree into the arena ---- */
-
-static int copy(struct jtree_doc *d, const json_t *j, struct jtree *out)
+static int hex4(const unsigned char *p)
 {
-    switch (json_typeof(j)) {
-    case JSON_NULL:
-        out->type = JTREE_NULL;
-        return 0;
-    case JSON_TRUE:
-        out->type = JTREE_TRUE;
-        return 0;
-    case JSON_FALSE:
-        out->type = JTREE_FALSE;
-        return 0;
-    case JSON_INTEGER:
-        out->type = JTREE_INT;
-        out->u.i = (int64_t)json_integer_value(j);
-        return 0;
-    case JSON_REAL:
-        out->type = JTREE_REAL;
-        out->u.d = json_real_value(j);
-        return 0;
-    case JSON_STRING: {
-        size_t n = json_string_length(j);
-        if (n > UINT32_MAX)
-            return VP_ERR_INVALID;
-        out->type = JTREE_STRING;
-        out->n = (uint32_t)n;
-        out->u.s = doc_str(d, json_string_value(j), n);
-        return out->u.s ? 0 : VP_ERR_NOMEM;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        int x;
+        if (c >= '0' && c <= '9')
+            x = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            x = (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+        v = v << 4 | x;
     }
-    case JSON_ARRAY: {
-        size_t n = json_array_size(j);
-        if (n > UINT32_MAX)
-            return VP_ERR_INVALID;
-        out->type = JTREE_ARRAY;
-        out->n = (uint32_t)n;
-        out->u.items = NULL;
-        if (n == 0)
+    return v;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (before e), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *e)
+{
+    unsigned char c = p[0];
+    size_t avail = (size_t)(e - p);
+    if (c >= 0xc2 && c <= 0xdf)
+        return avail >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (avail < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
             return 0;
-        struct jtree *v = doc_alloc(d, n * sizeof *v);
-        if (!v)
-            return VP_ERR_NOMEM;
-        out->u.items = v;
-        for (size_t i = 0; i < n; i++) {
-            v[i] = (struct jtree){0};
-            int rc = copy(d, json_array_get(j, i), &v[i]);
-            if (rc)
-                return rc;
+        if (c == 0xe0 && p[1] < 0xa0) /* overlong */
+            return 0;
+        if (c == 0xed && p[1] >= 0xa0) /* a surrogate */
+            return 0;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (avail < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+            (p[3] & 0xc0) != 0x80)
+            return 0;
+        if (c == 0xf0 && p[1] < 0x90) /* overlong */
+            return 0;
+        if (c == 0xf4 && p[1] >= 0x90) /* above U+10FFFF */
+            return 0;
+        return 4;
+    }
+    return 0; /* a continuation byte, 0xc0, 0xc1 or 0xf5 and above */
+}
+
+static unsigned char *put_utf8(unsigned char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        *o++ = (unsigned char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (unsigned char)(0xc0 | cp >> 6);
+        *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (unsigned char)(0xe0 | cp >> 12);
+        *o++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (unsigned char)(0xf0 | cp >> 18);
+        *o++ = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+        *o++ = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (unsigned char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
+/* Validates and unescapes the string body [p, e) (between the quotes, which the caller found:
+ * every '"' inside is escaped) into o; returns the bytes written, or -1. */
+static long unescape(const unsigned char *p, const unsigned char *e, unsigned char *o)
+{
+    unsigned char *o0 = o;
+    while (p < e) {
+        unsigned char c = *p;
+        if (c < 0x80 && c != '\\') {
+            *o++ = c;
+            p++;
+            continue;
         }
-        return 0;
+        if (c >= 0x80) {
+            size_t k = utf8_len(p, e);
+            if (!k)
+                return -1;
+            memcpy(o, p, k);
+            o += k;
+            p += k;
+            continue;
+        }
+        /* an escape: the scan guaranteed a byte after the backslash */
+        c = p[1];
+        p += 2;
+        switch (c) {
+        case '"': case '\\': case '/': *o++ = c; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case 'u': {
+            int v = e - p >= 4 ? hex4(p) : -1;
+            if (v <= 0) /* not four hex digits, or \u0000 */
+                return -1;
+            p += 4;
+            uint32_t cp = (uint32_t)v;
+            if (cp >= 0xdc00 && cp <= 0xdfff)
+                return -1; /* a low surrogate first */
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                int lo = e - p >= 6 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
+                if (lo < 0xdc00 || lo > 0xdfff)
+                    return -1;
+                p += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
+            }
+            o = put_utf8(o, cp);
+            break;
+        }
+        default:
+            return -1;
+        }
     }
-    case JSON_OBJECT: {
-        size_t n = json_object_size(j);
-        if (n > UINT32_MAX)
+    return (long)(o - o0);
+}
+
+/* The string whose opening quote is at ps->p, into the arena: *s (NUL-terminated) and *n. */
+static int parse_string(struct parser *ps, const char **s, uint32_t *n)
+{
+    const unsigned char *b = ps->p + 1, *p = b, *e = ps->end;
+    bool plain = true;
+    for (;;) {
+        while (p < e && str_class[*p] == 0)
+            p++;
+        if (p >= e)
             return VP_ERR_INVALID;
-        out->type = JTREE_OBJECT;
-        out->n = (uint32_t)n;
-        out->u.members = NULL;
-        if (n == 0)
-            return 0;
-        struct jtree_member *m = doc_alloc(d, n * sizeof *m);
-        if (!m)
-            return VP_ERR_NOMEM;
-        out->u.members = m;
-        size_t i = 0;
-        /* Members in input order: jansson's iteration follows insertion order. */
-        for (void *it = json_object_iter((json_t *)j); it && i < n;
-             it = json_object_iter_next((json_t *)j, it), i++) {
-            size_t kl = json_object_iter_key_len(it);
-            if (kl > UINT32_MAX)
+        unsigned char cl = str_class[*p];
+        if (*p == '"')
+            break;
+        if (cl == 2)
+            return VP_ERR_INVALID;
+        plain = false;
+        if (*p == '\\') {
+            if (e - p < 2)
                 return VP_ERR_INVALID;
-            m[i] = (struct jtree_member){0};
-            m[i].klen = (uint32_t)kl;
-            if (!(m[i].key = doc_str(d, json_object_iter_key(it), kl)))
-                return VP_ERR_NOMEM;
-            int rc = copy(d, json_object_iter_value(it), &m[i].v);
-            if (rc)
-                return rc;
+            p += 2;
+        } else {
+            p++;
         }
-        out->n = (uint32_t)i;
+    }
+    size_t raw = (size_t)(p - b);
+    if (raw > UINT32_MAX)
+        return VP_ERR_INVALID;
+    unsigned char *o = doc_alloc(ps->doc, raw + 1);
+    if (!o)
+        return VP_ERR_NOMEM;
+    size_t len = raw;
+    if (plain) {
+        memcpy(o, b, raw);
+    } else {
+        long w = unescape(b, p, o);
+        if (w < 0)
+            return VP_ERR_INVALID;
+        len = (size_t)w;
+        doc_trim(ps->doc, o, len + 1);
+    }
+    o[len] = '\0';
+    *s = (const char *)o;
+    *n = (uint32_t)len;
+    ps->p = p + 1;
+    return 0;
+}
+
+static const double pow10_exact[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* The number at ps->p into v. */
+static int parse_number(struct parser *ps, struct jtree *v)
+{
+    const unsigned char *p = ps->p, *e = ps->end, *start = p;
+    bool neg = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    uint64_t mant = 0;
+    int sig = 0;      /* significant digits seen (after the leading zeros) */
+    long e10 = 0;     /* the value is mant * 10^e10 while sig <= 19 */
+    if (p >= e || *p < '0' || *p > '9')
+        return VP_ERR_INVALID;
+    if (*p == '0') {
+        p++;
+        if (p < e && *p >= '0' && *p <= '9')
+            return VP_ERR_INVALID; /* a leading zero */
+    } else {
+        while (p < e && *p >= '0' && *p <= '9') {
+            if (++sig <= 19)
+                mant = mant * 10 + (uint64_t)(*p - '0');
+            else
+                e10++;
+            p++;
+        }
+    }
+    bool real = false;
+    if (p < e && *p == '.') {
+        real = true;
+        p++;
+        if (p >= e || *p < '0' || *p > '9')
+            return VP_ERR_INVALID;
+        while (p < e && *p >= '0' && *p <= '9') {
+            if (sig || *p != '0')
+                sig++;
+            if (sig <= 19) {
+                mant = mant * 10 + (uint64_t)(*p - '0');
+                e10--;
+            }
+            p++;
+        }
+    }
+    long ex = 0;
+    bool ex_big = false;
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        real = true;
+        p++;
+        bool eneg = false;
+        if (p < e && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        if (p >= e || *p < '0' || *p > '9')
+            return VP_ERR_INVALID;
+        while (p < e && *p >= '0' && *p <= '9') {
+            if (ex < 100000)
+                ex = ex * 10 + (*p - '0');
+            else
+                ex_big = true;
+            p++;
+        }
+        if (eneg)
+            ex = -ex;
+    }
+    ps->p = p;
+    if (!real) {
+        if (sig > 19 || mant > (uint64_t)INT64_MAX + neg)
+            return VP_ERR_INVALID; /* jansson: "too big integer" */
+        v->type = JTREE_INT;
+        v->u.i = neg ? (int64_t)(0 - mant) : (int64_t)mant;
         return 0;
     }
+    v->type = JTREE_REAL;
+    if (mant == 0 && !ex_big) {
+        v->u.d = neg ? -0.0 : 0.0; /* all digits zero: zero whatever the exponent */
+        return 0;
     }
-    return VP_ERR_INVALID;
+    e10 += ex;
+    /* Exact when the digits fit 53 bits and the power of ten is exact: one IEEE operation,
+     * correctly rounded, so bit for bit what strtod returns. */
+    if (sig <= 19 && !ex_big && mant <= (1ull << 53) && e10 >= -22 && e10 <= 22) {
+        double d = (double)mant;
+        d = e10 < 0 ? d / pow10_exact[-e10] : d * pow10_exact[e10];
+        v->u.d = neg ? -d : d;
+        return 0;
+    }
+    /* Otherwise strtod (the proxy never changes LC_NUMERIC from "C"). */
+    size_t n = (size_t)(p - start);
+    char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf)
+        return VP_ERR_NOMEM;
+    memcpy(buf, start, n);
+    buf[n] = '\0';
+    errno = 0;
+    double d = strtod(buf, NULL);
+    int err = errno;
+    if (buf != small)
+        free(buf);
+    if ((d == HUGE_VAL || d == -HUGE_VAL) && err == ERANGE)
+        return VP_ERR_INVALID; /* jansson: "real number overflow" */
+    v->u.d = d;
+    return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const struct jtree_member *x = *(const struct jtree_member *const *)a;
+    const struct jtree_member *y = *(const struct jtree_member *const *)b;
+    jtree_key_compares++;
+    if (x->klen != y->klen)
+        return x->klen < y->klen ? -1 : 1;
+    return memcmp(x->key, y->key, x->klen);
+}
+
+/* true when two of the n members m share a key. */
+static int has_dup(const struct jtree_member *m, size_t n, bool *dup)
+{
+    *dup = false;
+    if (n <= DUP_LINEAR) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++) {
+                jtree_key_compares++;
+                if (m[i].klen == m[j].klen && memcmp(m[i].key, m[j].key, m[i].klen) == 0) {
+                    *dup = true;
+                    return 0;
+                }
+            }
+        return 0;
+    }
+    const struct jtree_member **s = malloc(n * sizeof *s);
+    if (!s)
+        return VP_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        s[i] = &m[i];
+    qsort(s, n, sizeof *s, key_cmp);
+    for (size_t i = 1; i < n && !*dup; i++)
+        *dup = key_cmp(&s[i - 1], &s[i]) == 0;
+    free(s);
+    return 0;
+}
+
+/* Reserves one more entry on the value stack. */
+static int push(struct parser *ps)
+{
+    if (ps->top == ps->cap) {
+        size_t cap = ps->cap * 2;
+        struct jtree_member *n;
+        if (ps->stk == ps->stk_inline) {
+            if ((n = malloc(cap * sizeof *n)))
+                memcpy(n, ps->stk, ps->top * sizeof *n);
+        } else {
+            n = realloc(ps->stk, cap * sizeof *n);
+        }
+        if (!n)
+            return VP_ERR_NOMEM;
+        ps->stk = n;
+        ps->cap = cap;
+    }
+    ps->top++;
+    return 0;
+}
+
+/* Opens a container whose node is the stack's top entry. */
+static int open_frame(struct parser *ps, bool obj)
+{
+    if (ps->depth == ps->frcap) {
+        size_t cap = ps->frcap * 2;
+        struct frame *n;
+        if (ps->fr == ps->fr_inline) {
+            if ((n = malloc(cap * sizeof *n)))
+                memcpy(n, ps->fr, ps->depth * sizeof *n);
+        } else {
+            n = realloc(ps->fr, cap * sizeof *n);
+        }
+        if (!n)
+            return VP_ERR_NOMEM;
+        ps->fr = n;
+        ps->frcap = cap;
+    }
+    if (ps->top > UINT32_MAX)
+        return VP_ERR_INVALID;
+    ps->fr[ps->depth++] = (struct frame){.start = (uint32_t)ps->top, .obj = obj};
+    return 0;
+}
+
+/* Closes the innermost container: its entries go to the arena, its node is complete. */
+static int close_frame(struct parser *ps)
+{
+    struct frame f = ps->fr[--ps->depth];
+    size_t n = ps->top - f.start;
+    struct jtree *node = &ps->stk[f.start - 1].v;
+    const struct jtree_member *m = &ps->stk[f.start];
+    if (n > UINT32_MAX)
+        return VP_ERR_INVALID;
+    node->n = (uint32_t)n;
+    if (f.obj) {
+        node->type = JTREE_OBJECT;
+        node->u.members = NULL;
+        if (n) {
+            bool dup;
+            int rc = has_dup(m, n, &dup);
+            if (rc)
+                return rc;
+            if (dup)
+                return VP_ERR_INVALID;
+            struct jtree_member *a = doc_alloc(ps->doc, n * sizeof *a);
+            if (!a)
+                return VP_ERR_NOMEM;
+            memcpy(a, m, n * sizeof *a);
+            node->u.members = a;
+        }
+    } else {
+        node->type = JTREE_ARRAY;
+        node->u.items = NULL;
+        if (n) {
+            struct jtree *a = doc_alloc(ps->doc, n * sizeof *a);
+            if (!a)
+                return VP_ERR_NOMEM;
+            for (size_t i = 0; i < n; i++)
+                a[i] = m[i].v;
+            node->u.items = a;
+        }
+    }
+    ps->top = f.start;
+    return 0;
+}
+
+static bool literal(struct parser *ps, const char *w, size_t n)
+{
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, w, n) != 0)
+        return false;
+    ps->p += n;
+    return true;
+}
+
+/* The whole grammar. On success the top value is the value stack's entry 0. */
+static int parse(struct parser *ps)
+{
+    int rc;
+    skip_ws(ps);
+    if (ps->p >= ps->end || (*ps->p != '{' && *ps->p != '['))
+        return VP_ERR_INVALID; /* the top value must be an object or an array */
+    if ((rc = push(ps)))
+        return rc;
+    for (;;) {
+        /* a value starts at ps->p (whitespace skipped) into the top entry */
+        if (ps->p >= ps->end || ps->depth >= JTREE_MAX_DEPTH)
+            return VP_ERR_INVALID;
+        struct jtree *v = &ps->stk[ps->top - 1].v;
+        switch (*ps->p) {
+        case '{':
+        case '[': {
+            bool obj = *ps->p == '{';
+            ps->p++;
+            if ((rc = open_frame(ps, obj)))
+                return rc;
+            skip_ws(ps);
+            if (ps->p < ps->end && *ps->p == (obj ? '}' : ']')) {
+                ps->p++;
+                if ((rc = close_frame(ps)))
+                    return rc;
+                break;
+            }
+            if ((rc = push(ps)))
+                return rc;
+            if (obj)
+                goto key;
+            continue;
+        }
+        case '"':
+            v->type = JTREE_STRING;
+            if ((rc = parse_string(ps, &v->u.s, &v->n)))
+                return rc;
+            break;
+        case 't':
+            if (!literal(ps, "true", 4))
+                return VP_ERR_INVALID;
+            v->type = JTREE_TRUE;
+            break;
+        case 'f':
+            if (!literal(ps, "false", 5))
+                return VP_ERR_INVALID;
+            v->type = JTREE_FALSE;
+            break;
+        case 'n':
+            if (!literal(ps, "null", 4))
+                return VP_ERR_INVALID;
+            v->type = JTREE_NULL;
+            break;
+        default:
+            if ((rc = parse_number(ps, v)))
+                return rc;
+            break;
+        }
+        /* jansson reads one byte past a number or a literal and puts it back; a NUL byte put
+         * back that way is lost, so one NUL right after one is skipped (as jansson does). */
+        if (v->type != JTREE_STRING && v->type != JTREE_OBJECT && v->type != JTREE_ARRAY &&
+            ps->p < ps->end && *ps->p == '\0')
+            ps->p++;
+        /* a value ended: a separator, a closer or (at the top) the end */
+        for (;;) {
+            if (ps->depth == 0)
+                return 0;
+            skip_ws(ps);
+            if (ps->p >= ps->end)
+                return VP_ERR_INVALID;
+            bool obj = ps->fr[ps->depth - 1].obj;
+            if (*ps->p == ',') {
+                ps->p++;
+                skip_ws(ps);
+                if ((rc = push(ps)))
+                    return rc;
+                if (obj)
+                    goto key;
+                break;
+            }
+            if (*ps->p != (obj ? '}' : ']'))
+                return VP_ERR_INVALID;
+            ps->p++;
+            if ((rc = close_frame(ps)))
+                return rc;
+        }
+        continue;
+    key:
+        /* a member's key into the top entry, then its ':' */
+        if (ps->p >= ps->end || *ps->p != '"')
+            return VP_ERR_INVALID;
+        {
+            struct jtree_member *m = &ps->stk[ps->top - 1];
+            if ((rc = parse_string(ps, &m->key, &m->klen)))
+                return rc;
+        }
+        skip_ws(ps);
+        if (ps->p >= ps->end || *ps->p != ':')
+            return VP_ERR_INVALID;
+        ps->p++;
+        skip_ws(ps);
+    }
 }
 
 int jtree_load(const char *in, size_t len, struct jtree_doc **out, const struct jtree **root)
 {
-    struct jtree_doc *doc = calloc(1, sizeof *doc);
+    /* A beacon's tree takes about twice its text; one block holds it. */
+    size_t cap = len < (SIZE_MAX - 512) / 2 ? len * 2 + 512 : SIZE_MAX / 2;
+    struct jtree_doc *doc = doc_new(cap > (64u << 20) ? (64u << 20) : cap);
     if (!doc)
         return VP_ERR_NOMEM;
-    doc->hint = len * 2 + 512;
-    json_error_t jerr;
-    bump_begin();
-    json_t *j = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
-    int rc;
+    struct parser *ps = &(struct parser){
+        .p = (const unsigned char *)in,
+        .end = (const unsigned char *)in + len,
+        .doc = doc,
+        .cap = STACK_INLINE,
+        .frcap = FRAMES_INLINE,
+    };
+    ps->stk = ps->stk_inline;
+    ps->fr = ps->fr_inline;
+    int rc = parse(ps);
     struct jtree *top = NULL;
-    if (!j) {
-        rc = json_error_code(&jerr) == json_error_out_of_memory ? VP_ERR_NOMEM : VP_ERR_INVALID;
-    } else if (!(top = doc_alloc(doc, sizeof *top))) {
-        rc = VP_ERR_NOMEM;
-    } else {
-        *top = (struct jtree){0};
-        rc = copy(doc, j, top);
+    if (!rc) {
+        skip_ws(ps);
+        if (ps->p != ps->end)
+            rc = VP_ERR_INVALID; /* something after the top value */
+        else if (!(top = doc_alloc(doc, sizeof *top)))
+            rc = VP_ERR_NOMEM;
+        else
+            *top = ps->stk[0].v;
     }
-    bump_end(j);
+    if (ps->stk != ps->stk_inline)
+        free(ps->stk);
+    if (ps->fr != ps->fr_inline)
+        free(ps->fr);
     if (rc) {
         jtree_doc_free(doc);
         return rc;

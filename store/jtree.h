@@ -1,11 +1,10 @@
-/* store/jtree: a read-only JSON tree held in one arena, for the beacon ingestion path. jansson
- * parses (jtree_load: json_loadb with JSON_REJECT_DUPLICATES, so what is accepted is exactly what
- * jansson accepts: depth, duplicate keys, UTF-8, \u0000, number ranges) and the tree it builds is
- * copied into the arena, where a node is 16 bytes (32 with its key), lookups are linear scans
- * over a handful of members and one free releases everything. While jansson parses, its
- * allocations on the calling thread come from a thread-local bump buffer (store/jtree.c), so a
- * body costs no per-value malloc. The rest are accessors and writers of compact JSON text for
- * values that are already in the tree. Re-entrant. */
+/* store/jtree: a read-only JSON tree held in one arena, for the beacon ingestion path. jtree_load
+ * parses strictly, in one pass, straight into the arena (store/jtree.c), and accepts exactly what
+ * jansson's json_loadb with JSON_REJECT_DUPLICATES accepts (top value an object or an array,
+ * depth, duplicate keys, UTF-8, \u0000, number ranges), building the same values. A node is 16
+ * bytes (32 with its key), lookups are linear scans over a handful of members and one free
+ * releases everything; no per-value malloc. The rest are accessors and writers of compact JSON
+ * text for values that are already in the tree. Re-entrant; no global state. */
 #ifndef VP_JTREE_H
 #define VP_JTREE_H
 
@@ -47,10 +46,10 @@ struct jtree_member {
 /* The memory of one tree: every node and string. */
 struct jtree_doc;
 
-/* Parses len bytes of in (borrowed; the tree keeps no pointer into it) with jansson's json_loadb
- * (JSON_REJECT_DUPLICATES) and copies the result into a new document. On success *out is the
- * document (free with jtree_doc_free) and *root its top value (an object or an array). Returns
- * 0, VP_ERR_INVALID (jansson refused the text) or VP_ERR_NOMEM. */
+/* Parses len bytes of in (borrowed; the tree keeps no pointer into it) into a new document. On
+ * success *out is the document (free with jtree_doc_free) and *root its top value (an object or
+ * an array). Returns 0, VP_ERR_INVALID (not JSON, or JSON that json_loadb with
+ * JSON_REJECT_DUPLICATES refuses) or VP_ERR_NOMEM. */
 int jtree_load(const char *in, size_t len, struct jtree_doc **out, const struct jtree **root)
     __attribute__((warn_unused_result));
 
