@@ -65,26 +65,34 @@ struct jtree_doc {
 
 #define DOC_HDR ((sizeof(struct jtree_doc) + 15) & ~(size_t)15)
 
-static void *doc_alloc(struct jtree_doc *d, size_t n)
+static void *doc_grow(struct jtree_doc *d, size_t n);
+
+static inline void *doc_alloc(struct jtree_doc *d, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
     struct blk *b = d->head;
-    if (b->cap - b->used < n) {
-        size_t cap = n > d->hint ? n : d->hint;
-        if (cap > SIZE_MAX - sizeof *b)
-            return NULL;
-        b = malloc(sizeof *b + cap);
-        if (!b)
-            return NULL;
-        b->next = d->head;
-        b->used = 0;
-        b->cap = cap;
-        d->head = b;
-        d->hint = cap * 2;
-    }
+    if (__builtin_expect(b->cap - b->used < n, 0))
+        return doc_grow(d, n);
     void *r = b->data + b->used;
     b->used += n;
     return r;
+}
+
+/* doc_alloc's slow path: a new block for n (rounded) bytes. */
+static void *doc_grow(struct jtree_doc *d, size_t n)
+{
+    size_t cap = n > d->hint ? n : d->hint;
+    if (cap > SIZE_MAX - sizeof(struct blk))
+        return NULL;
+    struct blk *b = malloc(sizeof *b + cap);
+    if (!b)
+        return NULL;
+    b->next = d->head;
+    b->used = n;
+    b->cap = cap;
+    d->head = b;
+    d->hint = cap * 2;
+    return b->data;
 }
 
 /* Gives back the end of the last allocation p, keeping its first n bytes. */
@@ -454,7 +462,8 @@ static int has_dup(const struct jtree_member *m, size_t n, bool *dup)
         for (size_t i = 1; i < n; i++)
             for (size_t j = 0; j < i; j++) {
                 jtree_key_compares++;
-                if (m[i].klen == m[j].klen && memcmp(m[i].key, m[j].key, m[i].klen) == 0) {
+                if (m[i].klen == m[j].klen && m[i].key[0] == m[j].key[0] &&
+                    memcmp(m[i].key, m[j].key, m[i].klen) == 0) {
                     *dup = true;
                     return 0;
                 }
@@ -473,23 +482,32 @@ static int has_dup(const struct jtree_member *m, size_t n, bool *dup)
     return 0;
 }
 
+static int stack_grow(struct parser *ps);
+
 /* Reserves one more entry on the value stack. */
-static int push(struct parser *ps)
+static inline int push(struct parser *ps)
 {
-    if (ps->top == ps->cap) {
-        size_t cap = ps->cap * 2;
-        struct jtree_member *n;
-        if (ps->stk == ps->stk_inline) {
-            if ((n = malloc(cap * sizeof *n)))
-                memcpy(n, ps->stk, ps->top * sizeof *n);
-        } else {
-            n = realloc(ps->stk, cap * sizeof *n);
-        }
-        if (!n)
-            return VP_ERR_NOMEM;
-        ps->stk = n;
-        ps->cap = cap;
+    if (__builtin_expect(ps->top == ps->cap, 0))
+        return stack_grow(ps);
+    ps->top++;
+    return 0;
+}
+
+/* push's slow path: the stack doubles (leaving the C stack the first time). */
+static int stack_grow(struct parser *ps)
+{
+    size_t cap = ps->cap * 2;
+    struct jtree_member *n;
+    if (ps->stk == ps->stk_inline) {
+        if ((n = malloc(cap * sizeof *n)))
+            memcpy(n, ps->stk, ps->top * sizeof *n);
+    } else {
+        n = realloc(ps->stk, cap * sizeof *n);
     }
+    if (!n)
+        return VP_ERR_NOMEM;
+    ps->stk = n;
+    ps->cap = cap;
     ps->top++;
     return 0;
 }
@@ -710,19 +728,6 @@ int jtree_load(const char *in, size_t len, struct jtree_doc **out, const struct 
     *out = doc;
     *root = top;
     return 0;
-}
-
-const struct jtree *jtree_get(const struct jtree *o, const char *key)
-{
-    if (!o || o->type != JTREE_OBJECT)
-        return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < o->n; i++) {
-        const struct jtree_member *m = &o->u.members[i];
-        if (m->klen == kl && memcmp(m->key, key, kl) == 0)
-            return &m->v;
-    }
-    return NULL;
 }
 
 double jtree_number(const struct jtree *v)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum jtree_type {
     JTREE_NULL,
@@ -56,9 +57,26 @@ int jtree_load(const char *in, size_t len, struct jtree_doc **out, const struct 
 /* NULL is a no-op. */
 void jtree_doc_free(struct jtree_doc *d);
 
-/* The member key of object o (NUL-terminated), or NULL when o is not an object or has no such
- * member. */
-const struct jtree *jtree_get(const struct jtree *o, const char *key);
+/* The member key (klen bytes) of object o, or NULL when o is not an object or has no such
+ * member. Inline: with a literal key the length and most of the comparison fold away. */
+static inline const struct jtree *jtree_getn(const struct jtree *o, const char *key, size_t klen)
+{
+    if (!o || o->type != JTREE_OBJECT)
+        return NULL;
+    for (uint32_t i = 0; i < o->n; i++) {
+        const struct jtree_member *m = &o->u.members[i];
+        if (m->klen == klen && (klen == 0 || (m->key[0] == key[0] &&
+                                              memcmp(m->key, key, klen) == 0)))
+            return &m->v;
+    }
+    return NULL;
+}
+
+/* The same with a NUL-terminated key. */
+static inline const struct jtree *jtree_get(const struct jtree *o, const char *key)
+{
+    return jtree_getn(o, key, strlen(key));
+}
 
 /* A number's value as a double (INT converted), 0 for other types. */
 double jtree_number(const struct jtree *v);
