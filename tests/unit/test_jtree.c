@@ -1,12 +1,14 @@
-/* store/jtree against jansson: for a table of edge cases, the beacon fuzz corpus and seeded random
- * mutations of beacon bodies and JSON edge cases, jtree_load must accept exactly what
- * json_loadb(JSON_REJECT_DUPLICATES) accepts and copy the same values (jtree_dump read back by
- * jansson is json_equal to jansson's own tree: exact doubles, decoded strings, order-free
- * objects), and beacon_check must answer as beacon_parse (same code, same reason). Bodies larger
- * than the thread's bump buffer (jansson's allocations partly from malloc) and loads on several
- * threads while other threads build, share and free jansson trees with the same allocation
- * functions are checked too (the ASan build is where a wrong free would show). Written reals
- * read back as the same double. */
+/* store/jtree's parser. Its rules one by one, each with the answer written here (accepted with
+ * the value expected, or refused), so that they hold whatever jansson does: whitespace and top
+ * value, duplicate keys, nesting depth, UTF-8, escapes, integers and reals. Then against jansson
+ * (fuzz/jtree_diff.h: same accept or refuse, same tree with reals bit for bit and members in
+ * order) on a table of edge cases, the beacon and jtree fuzz corpora, seeded random mutations of
+ * beacon bodies and edge cases and random numbers in several notations; beacon_check must answer
+ * as beacon_parse (same code, same reason). A hostile object (a 64 KiB body of thousands of keys,
+ * and of long keys sharing a prefix) is bounded by the duplicate check's key comparisons, counted
+ * (no clock). Every allocation jtree_load makes is failed in turn (malloc and realloc wrapped at
+ * link time): VP_ERR_NOMEM or the right tree, never a crash or a leak. Loads on several threads
+ * at once, while other threads use jansson. Written reals read back as the same double. */
 #include "config.h"
 
 #include "store/jtree.h"
@@ -20,7 +22,9 @@
 #include <string.h>
 
 #include "common/vp_err.h"
+#include "fuzz/jtree_diff.h"
 #include "store/beacon.h"
+#include "store/jtree_internal.h"
 #include "tap.h"
 
 #ifndef SRCDIR
@@ -37,44 +41,41 @@ static uint64_t next(void)
     return rng;
 }
 
+/* ---- failing allocations (-Wl,--wrap=malloc,--wrap=realloc) ---- */
+
+void *__real_malloc(size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_realloc(void *p, size_t n);
+
+static _Thread_local long fm_count, fm_fail_at; /* fm_fail_at 0: never fail */
+
+void *__wrap_malloc(size_t n)
+{
+    if (fm_fail_at && ++fm_count == fm_fail_at)
+        return NULL;
+    return __real_malloc(n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (fm_fail_at && ++fm_count == fm_fail_at)
+        return NULL;
+    return __real_realloc(p, n);
+}
+
 /* Compares one input on both parsers; returns false (and says why in why) on a difference. */
 static bool same(const char *in, size_t len, char *why, size_t cap)
 {
-    json_error_t jerr;
-    json_t *j = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
-    struct jtree_doc *doc = NULL;
-    const struct jtree *root = NULL;
-    int rc = jtree_load(in, len, &doc, &root);
-    bool ok = true;
-    if ((j != NULL) != (rc == 0)) {
-        snprintf(why, cap, "jansson %s, jtree rc %d (%s)", j ? "accepts" : "refuses", rc,
-                 j ? "" : jerr.text);
-        ok = false;
-    } else if (j) {
-        size_t max = jtree_dump_max(root);
-        char *txt = malloc(max + 1);
-        json_t *back = NULL;
-        if (txt) {
-            size_t n = jtree_dump(root, txt);
-            back = n <= max ? json_loadb(txt, n, JSON_REJECT_DUPLICATES, NULL) : NULL;
-        }
-        if (!back || !json_equal(back, j)) {
-            snprintf(why, cap, "values differ");
-            ok = false;
-        }
-        json_decref(back);
-        free(txt);
-    }
-    json_decref(j);
-    jtree_doc_free(doc);
-    if (!ok)
+    if (!jtree_diff(in, len, why, cap))
         return false;
     /* and the beacon checks on top of them */
+    struct jtree_doc *doc = NULL;
+    const struct jtree *root = NULL;
     char r1[96] = "", r2[96] = "";
     json_t *p = NULL;
     int a = beacon_parse(in, len, &p, r1, sizeof r1);
     json_decref(p);
-    doc = NULL;
     int b = beacon_check(in, len, &doc, &root, r2, sizeof r2);
     jtree_doc_free(doc);
     if (a != b || strcmp(r1, r2) != 0) {
@@ -82,6 +83,344 @@ static bool same(const char *in, size_t len, char *why, size_t cap)
         return false;
     }
     return true;
+}
+
+/* ---- the rules, with the answers written down ---- */
+
+enum want { REFUSE, OK_INT, OK_REAL, OK_STR, OK_TYPE };
+
+struct rule {
+    const char *name;
+    const char *in;
+    size_t len; /* 0: strlen(in) */
+    enum want want;
+    int64_t i;      /* OK_INT */
+    double d;       /* OK_REAL: bit for bit */
+    const char *s;  /* OK_STR: the decoded bytes (slen of them) */
+    size_t slen;
+    int type;       /* OK_TYPE: the first value's type */
+};
+
+/* The first value inside the top array (or the top object's first member). */
+static const struct jtree *first(const struct jtree *root)
+{
+    if (root->type == JTREE_ARRAY && root->n)
+        return &root->u.items[0];
+    if (root->type == JTREE_OBJECT && root->n)
+        return &root->u.members[0].v;
+    return root;
+}
+
+static const struct rule rules[] = {
+    /* top value and whitespace */
+    {.name = "top_object", .in = "{}", .len = 0, .want = OK_TYPE, .type = JTREE_OBJECT},
+    {.name = "top_array", .in = "[]", .len = 0, .want = OK_TYPE, .type = JTREE_ARRAY},
+    {.name = "ws_around", .in = " \t\r\n[ 1 ]\n\r\t ", .len = 0, .want = OK_INT, .i = 1},
+    {.name = "top_string", .in = "\"s\"", .len = 0, .want = REFUSE},
+    {.name = "top_number", .in = "1", .len = 0, .want = REFUSE},
+    {.name = "top_literal", .in = "null", .len = 0, .want = REFUSE},
+    {.name = "empty", .in = "", .len = 0, .want = REFUSE},
+    {.name = "only_ws", .in = "   ", .len = 0, .want = REFUSE},
+    {.name = "ws_formfeed", .in = "[\f1]", .len = 0, .want = REFUSE},
+    {.name = "ws_vtab", .in = "[\v1]", .len = 0, .want = REFUSE},
+    {.name = "bom", .in = "\xef\xbb\xbf{}", .len = 0, .want = REFUSE},
+    {.name = "trailing_value", .in = "{}{}", .len = 0, .want = REFUSE},
+    {.name = "trailing_junk", .in = "[] x", .len = 0, .want = REFUSE},
+    {.name = "trailing_nul", .in = "[]\0", .len = 3, .want = REFUSE},
+    {.name = "unclosed", .in = "[1", .len = 0, .want = REFUSE},
+    {.name = "trailing_comma", .in = "[1,]", .len = 0, .want = REFUSE},
+    {.name = "leading_comma", .in = "[,1]", .len = 0, .want = REFUSE},
+    {.name = "obj_trailing_comma", .in = "{\"a\":1,}", .len = 0, .want = REFUSE},
+    {.name = "missing_colon", .in = "{\"a\" 1}", .len = 0, .want = REFUSE},
+    {.name = "missing_value", .in = "{\"a\":}", .len = 0, .want = REFUSE},
+    {.name = "number_key", .in = "{1:2}", .len = 0, .want = REFUSE},
+    {.name = "missing_comma", .in = "[1 2]", .len = 0, .want = REFUSE},
+    {.name = "glued_strings", .in = "[\"a\"\"b\"]", .len = 0, .want = REFUSE},
+    {.name = "glued_literal", .in = "[true1]", .len = 0, .want = REFUSE},
+    /* literals */
+    {.name = "true", .in = "[true]", .len = 0, .want = OK_TYPE, .type = JTREE_TRUE},
+    {.name = "false", .in = "[false]", .len = 0, .want = OK_TYPE, .type = JTREE_FALSE},
+    {.name = "null", .in = "[null]", .len = 0, .want = OK_TYPE, .type = JTREE_NULL},
+    {.name = "literal_case", .in = "[True]", .len = 0, .want = REFUSE},
+    {.name = "literal_short", .in = "[tru]", .len = 0, .want = REFUSE},
+    {.name = "literal_long", .in = "[truex]", .len = 0, .want = REFUSE},
+    {.name = "nan", .in = "[NaN]", .len = 0, .want = REFUSE},
+    {.name = "infinity", .in = "[Infinity]", .len = 0, .want = REFUSE},
+    {.name = "neg_infinity", .in = "[-Infinity]", .len = 0, .want = REFUSE},
+    /* duplicate keys */
+    {.name = "dup", .in = "{\"a\":1,\"a\":2}", .len = 0, .want = REFUSE},
+    {.name = "dup_nested", .in = "{\"x\":[{\"a\":1,\"b\":2,\"a\":3}]}", .len = 0, .want = REFUSE},
+    {.name = "dup_after_unescape", .in = "{\"a\":1,\"\\u0061\":2}", .len = 0, .want = REFUSE},
+    {.name = "dup_empty", .in = "{\"\":1,\"\":2}", .len = 0, .want = REFUSE},
+    {.name = "no_dup_case", .in = "{\"a\":1,\"A\":2}", .len = 0, .want = OK_INT, .i = 1},
+    {.name = "no_dup_prefix", .in = "{\"ab\":1,\"a\":2,\"abc\":3}", .len = 0, .want = OK_INT, .i = 1},
+    {.name = "same_key_other_objects", .in = "[{\"a\":1},{\"a\":2}]", .len = 0, .want = OK_TYPE, .type = JTREE_OBJECT},
+    /* integers */
+    {.name = "int", .in = "[42]", .len = 0, .want = OK_INT, .i = 42},
+    {.name = "int_neg", .in = "[-42]", .len = 0, .want = OK_INT, .i = -42},
+    {.name = "int_zero", .in = "[0]", .len = 0, .want = OK_INT, .i = 0},
+    {.name = "int_neg_zero", .in = "[-0]", .len = 0, .want = OK_INT, .i = 0},
+    {.name = "int_max", .in = "[9223372036854775807]", .len = 0, .want = OK_INT, .i = INT64_MAX},
+    {.name = "int_min", .in = "[-9223372036854775808]", .len = 0, .want = OK_INT, .i = INT64_MIN},
+    {.name = "int_over", .in = "[9223372036854775808]", .len = 0, .want = REFUSE},
+    {.name = "int_under", .in = "[-9223372036854775809]", .len = 0, .want = REFUSE},
+    {.name = "int_20_digits", .in = "[12345678901234567890]", .len = 0, .want = REFUSE},
+    {.name = "int_leading_zero", .in = "[01]", .len = 0, .want = REFUSE},
+    {.name = "int_neg_leading_zero", .in = "[-01]", .len = 0, .want = REFUSE},
+    {.name = "int_plus", .in = "[+1]", .len = 0, .want = REFUSE},
+    {.name = "minus_alone", .in = "[-]", .len = 0, .want = REFUSE},
+    {.name = "minus_letter", .in = "[-a]", .len = 0, .want = REFUSE},
+    {.name = "hex", .in = "[0x1]", .len = 0, .want = REFUSE},
+    /* reals */
+    {.name = "real", .in = "[1850.5]", .len = 0, .want = OK_REAL, .d = 1850.5},
+    {.name = "real_tenth", .in = "[0.1]", .len = 0, .want = OK_REAL, .d = 0.1},
+    {.name = "real_exp", .in = "[1e2]", .len = 0, .want = OK_REAL, .d = 100.0},
+    {.name = "real_exp_upper_signed", .in = "[1.5E+3]", .len = 0, .want = OK_REAL, .d = 1500.0},
+    {.name = "real_exp_neg", .in = "[25e-1]", .len = 0, .want = OK_REAL, .d = 2.5},
+    {.name = "real_neg_zero", .in = "[-0.0]", .len = 0, .want = OK_REAL, .d = -0.0},
+    {.name = "real_neg_zero_exp", .in = "[-0e5]", .len = 0, .want = OK_REAL, .d = -0.0},
+    {.name = "real_zero_huge_exp", .in = "[0e99999999999999999999]", .len = 0, .want = OK_REAL, .d = 0.0},
+    {.name = "real_max", .in = "[1.7976931348623157e308]", .len = 0, .want = OK_REAL, .d = 1.7976931348623157e308},
+    {.name = "real_overflow", .in = "[1e309]", .len = 0, .want = REFUSE},
+    {.name = "real_overflow_neg", .in = "[-1.8e308]", .len = 0, .want = REFUSE},
+    {.name = "real_overflow_long_exp", .in = "[1e0000000000000000000000400]", .len = 0, .want = REFUSE},
+    {.name = "real_underflow", .in = "[1e-400]", .len = 0, .want = OK_REAL, .d = 0.0},
+    {.name = "real_underflow_neg", .in = "[-1e-400]", .len = 0, .want = OK_REAL, .d = -0.0},
+    {.name = "real_min_subnormal", .in = "[4.9e-324]", .len = 0, .want = OK_REAL, .d = 4.9e-324},
+    {.name = "real_halfway_rounds_even", .in = "[9007199254740993.0]", .len = 0, .want = OK_REAL, .d = 9007199254740992.0},
+    {.name = "real_many_digits", .in = "[0.1000000000000000055511151231257827021181583404541015625]", .len = 0, .want = OK_REAL, .d = 0.1},
+    {.name = "real_big_int_part", .in = "[123456789012345678901234567890.0]", .len = 0, .want = OK_REAL,
+     .d = 123456789012345678901234567890.0},
+    {.name = "real_trailing_dot", .in = "[1.]", .len = 0, .want = REFUSE},
+    {.name = "real_bare_dot", .in = "[.5]", .len = 0, .want = REFUSE},
+    {.name = "real_dot_exp", .in = "[1.e5]", .len = 0, .want = REFUSE},
+    {.name = "real_empty_exp", .in = "[1e]", .len = 0, .want = REFUSE},
+    {.name = "real_sign_only_exp", .in = "[1e+]", .len = 0, .want = REFUSE},
+    {.name = "real_two_dots", .in = "[1.5.3]", .len = 0, .want = REFUSE},
+    /* strings and escapes */
+    {.name = "str", .in = "[\"abc\"]", .len = 0, .want = OK_STR, .s = "abc", .slen = 3},
+    {.name = "str_empty", .in = "[\"\"]", .len = 0, .want = OK_STR, .s = "", .slen = 0},
+    {.name = "str_escapes", .in = "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]", .len = 0, .want = OK_STR, .s = "\"\\/\b\f\n\r\t",
+     .slen = 8},
+    {.name = "str_u_bmp", .in = "[\"\\u00e9\\u20AC\"]", .len = 0, .want = OK_STR, .s = "\xc3\xa9\xe2\x82\xac", .slen = 5},
+    {.name = "str_u_pair", .in = "[\"\\ud83d\\ude00\"]", .len = 0, .want = OK_STR, .s = "\xf0\x9f\x98\x80", .slen = 4},
+    {.name = "str_u_max", .in = "[\"\\udbff\\udfff\"]", .len = 0, .want = OK_STR, .s = "\xf4\x8f\xbf\xbf", .slen = 4},
+    {.name = "str_u_nul", .in = "[\"\\u0000\"]", .len = 0, .want = REFUSE},
+    {.name = "str_u_nul_key", .in = "{\"\\u0000\":1}", .len = 0, .want = REFUSE},
+    {.name = "str_lone_high", .in = "[\"\\ud800\"]", .len = 0, .want = REFUSE},
+    {.name = "str_lone_low", .in = "[\"\\udc00\"]", .len = 0, .want = REFUSE},
+    {.name = "str_high_high", .in = "[\"\\ud800\\ud800\"]", .len = 0, .want = REFUSE},
+    {.name = "str_high_then_char", .in = "[\"\\ud800x\"]", .len = 0, .want = REFUSE},
+    {.name = "str_u_short", .in = "[\"\\u12\"]", .len = 0, .want = REFUSE},
+    {.name = "str_u_not_hex", .in = "[\"\\uZZZZ\"]", .len = 0, .want = REFUSE},
+    {.name = "str_bad_escape", .in = "[\"\\x\"]", .len = 0, .want = REFUSE},
+    {.name = "str_escaped_quote_unclosed", .in = "[\"\\\"]", .len = 0, .want = REFUSE},
+    {.name = "str_unclosed", .in = "[\"abc", .len = 0, .want = REFUSE},
+    {.name = "str_tab", .in = "[\"\t\"]", .len = 0, .want = REFUSE},
+    {.name = "str_ctrl_1f", .in = "[\"\x1f\"]", .len = 0, .want = REFUSE},
+    {.name = "str_nul_byte", .in = "[\"a\0\"]", .len = 5, .want = REFUSE},
+    {.name = "str_del", .in = "[\"\x7f\"]", .len = 0, .want = OK_STR, .s = "\x7f", .slen = 1},
+    /* UTF-8 */
+    {.name = "utf8_ok", .in = "[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xef\xbf\xbf\xf4\x8f\xbf\xbf\"]", .len = 0, .want = OK_STR,
+     .s = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xef\xbf\xbf\xf4\x8f\xbf\xbf", .slen = 16},
+    {.name = "utf8_overlong_c0", .in = "[\"\xc0\x80\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_overlong_c1", .in = "[\"\xc1\xbf\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_overlong_e0", .in = "[\"\xe0\x9f\xbf\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_overlong_f0", .in = "[\"\xf0\x8f\xbf\xbf\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_surrogate_high", .in = "[\"\xed\xa0\x80\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_surrogate_low", .in = "[\"\xed\xbf\xbf\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_above_max", .in = "[\"\xf4\x90\x80\x80\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_f5", .in = "[\"\xf5\x80\x80\x80\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_ff", .in = "[\"\xff\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_lone_continuation", .in = "[\"\x80\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_truncated_2", .in = "[\"\xc3\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_truncated_3", .in = "[\"\xe2\x82\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_truncated_4", .in = "[\"\xf0\x9f\x98\"]", .len = 0, .want = REFUSE},
+    {.name = "utf8_truncated_at_end", .in = "[\"\xe2\x82", .len = 0, .want = REFUSE},
+    {.name = "utf8_outside_string", .in = "[\xc3\xa9]", .len = 0, .want = REFUSE},
+    {.name = "utf8_in_key", .in = "{\"\xc3\xa9\":7}", .len = 0, .want = OK_INT, .i = 7},
+    {.name = "utf8_bad_key", .in = "{\"\xed\xa0\x80\":7}", .len = 0, .want = REFUSE},
+    /* jansson's lost NUL: one right after a number or a literal is skipped, nowhere else */
+    {.name = "nul_after_number", .in = "[1\0,2]", .len = 6, .want = OK_INT, .i = 1},
+    {.name = "nul_after_literal", .in = "[true\0]", .len = 7, .want = OK_TYPE, .type = JTREE_TRUE},
+    {.name = "nul_after_string", .in = "[\"a\"\0]", .len = 6, .want = REFUSE},
+    {.name = "nul_twice", .in = "[1\0\0]", .len = 5, .want = REFUSE},
+    {.name = "nul_before_value", .in = "[\0" "1]", .len = 4, .want = REFUSE},
+};
+
+static void rules_test(void)
+{
+    for (size_t k = 0; k < sizeof rules / sizeof rules[0]; k++) {
+        const struct rule *r = &rules[k];
+        size_t len = r->len ? r->len : strlen(r->in);
+        struct jtree_doc *doc = NULL;
+        const struct jtree *root = NULL;
+        int rc = jtree_load(r->in, len, &doc, &root);
+        bool ok;
+        if (r->want == REFUSE) {
+            ok = rc == VP_ERR_INVALID;
+        } else if (rc != 0) {
+            ok = false;
+        } else {
+            const struct jtree *v = first(root);
+            switch (r->want) {
+            case OK_INT:
+                ok = v->type == JTREE_INT && v->u.i == r->i;
+                break;
+            case OK_REAL:
+                ok = v->type == JTREE_REAL && memcmp(&v->u.d, &r->d, sizeof r->d) == 0;
+                break;
+            case OK_STR:
+                ok = v->type == JTREE_STRING && v->n == r->slen &&
+                     memcmp(v->u.s, r->s, r->slen) == 0 && v->u.s[v->n] == '\0';
+                break;
+            default:
+                ok = v->type == r->type;
+                break;
+            }
+        }
+        jtree_doc_free(doc);
+        /* and jansson answers the same (the rule is jansson's behaviour, not only ours) */
+        char why[256] = "";
+        bool agree = jtree_diff(r->in, len, why, sizeof why);
+        TAP_OK(ok && agree, "jtree/rule_%s%s%s", r->name, agree ? "" : ": ", why);
+    }
+}
+
+/* Nesting: a value's depth is its enclosing containers plus one; 2048 is accepted, 2049 not. */
+static void depth_test(void)
+{
+    static char buf[16384];
+    for (int d = 2047; d <= 2049; d++) {
+        for (int obj = 0; obj < 2; obj++) {
+            size_t n = 0;
+            /* d values deep: d - 1 containers around an innermost empty one */
+            for (int i = 0; i < d; i++) {
+                if (obj && i < d - 1) {
+                    memcpy(buf + n, "{\"k\":", 5);
+                    n += 5;
+                } else {
+                    buf[n++] = '[';
+                }
+            }
+            for (int i = d - 1; i >= 0; i--)
+                buf[n++] = obj && i < d - 1 ? '}' : ']';
+            struct jtree_doc *doc = NULL;
+            const struct jtree *root = NULL;
+            int rc = jtree_load(buf, n, &doc, &root);
+            jtree_doc_free(doc);
+            bool want = d <= 2048;
+            TAP_OK((rc == 0) == want, "jtree/depth_%d%s: %s (rc %d)", d, obj ? "_objects" : "",
+                   want ? "accepted" : "refused", rc);
+        }
+    }
+}
+
+/* A 64 KiB body of n keys: the duplicate check's comparisons stay within n log2 n (sorted), not
+ * n^2 / 2 (pairwise); also keys that share a long prefix, many small objects (pairwise
+ * each), and the same bodies with one duplicate at the end (refused). */
+static void hostile_keys_test(void)
+{
+    static char big[65536];
+    for (int shape = 0; shape < 3; shape++) {
+        for (int dup = 0; dup < 2; dup++) {
+            size_t n = 0;
+            int keys = 0;
+            big[n++] = shape == 2 ? '[' : '{';
+            for (;;) {
+                char one[160];
+                int w;
+                if (shape == 0) /* short distinct keys */
+                    w = snprintf(one, sizeof one, "%s\"%x\":0", keys ? "," : "", keys);
+                else if (shape == 1) /* 100-byte keys differing at the end */
+                    w = snprintf(one, sizeof one, "%s\"%0100x\":0", keys ? "," : "", keys);
+                else /* objects of 16 keys */
+                    w = snprintf(one, sizeof one, "%s{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,"
+                                 "\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,"
+                                 "\"n\":0,\"o\":0,\"p\":0}", keys ? "," : "");
+                if (w <= 0 || n + (size_t)w + 32 > sizeof big)
+                    break;
+                memcpy(big + n, one, (size_t)w);
+                n += (size_t)w;
+                keys += shape == 2 ? 16 : 1;
+            }
+            if (dup) {
+                if (shape == 2) { /* the last object gets a second "a" */
+                    n--;
+                    memcpy(big + n, ",\"a\":1}", 7);
+                    n += 7;
+                } else {
+                    n += (size_t)snprintf(big + n, sizeof big - n,
+                                          shape ? ",\"%0100x\":1" : ",\"%x\":1", 0);
+                }
+            }
+            big[n++] = shape == 2 ? ']' : '}';
+            uint64_t before = jtree_key_compares;
+            struct jtree_doc *doc = NULL;
+            const struct jtree *root = NULL;
+            int rc = jtree_load(big, n, &doc, &root);
+            uint64_t cmp = jtree_key_compares - before;
+            jtree_doc_free(doc);
+            double bound = shape == 2 ? keys * 8.0 : keys * (log2(keys) + 2);
+            char why[256] = "";
+            bool agree = jtree_diff(big, n, why, sizeof why);
+            TAP_OK((rc == 0) == !dup && cmp <= bound && agree,
+                   "jtree/hostile_keys_%s%s: %zu bytes, %d keys, %llu key comparisons "
+                   "(bound %.0f; pairwise would be %.0f)%s%s",
+                   shape == 0 ? "short" : shape == 1 ? "long_prefix" : "small_objects",
+                   dup ? "_dup" : "", n, keys, (unsigned long long)cmp, bound,
+                   shape == 2 ? keys * 7.5 : (double)keys * (keys - 1) / 2, agree ? "" : ": ",
+                   why);
+        }
+    }
+}
+
+/* Every allocation of a load fails in turn: VP_ERR_NOMEM, or (the failure missed) the tree. */
+static void failmalloc_test(void)
+{
+    static char big[20000];
+    size_t n = 0;
+    big[n++] = '[';
+    for (int i = 0; i < 300; i++) /* more than the inline stacks hold, deeper than their frames */
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s{\"k%d\":[%d,\"s\\u00e9%d\"]}",
+                              i ? "," : "", i, i, i);
+    big[n++] = ',';
+    for (int i = 0; i < 40; i++)
+        big[n++] = '[';
+    n += (size_t)snprintf(big + n, sizeof big - n, "1.00000000000000000000001");
+    for (int i = 0; i < 40; i++)
+        big[n++] = ']';
+    big[n++] = ',';
+    big[n++] = '{';
+    for (int i = 0; i < 40; i++) /* sorted duplicate check */
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s\"m%d\":0", i ? "," : "", i);
+    big[n++] = '}';
+    big[n++] = ']';
+    int runs = 0, nomem = 0, bad = 0;
+    for (long at = 1;; at++) {
+        fm_count = 0;
+        fm_fail_at = at;
+        struct jtree_doc *doc = NULL;
+        const struct jtree *root = NULL;
+        int rc = jtree_load(big, n, &doc, &root);
+        long made = fm_count;
+        fm_fail_at = 0;
+        runs++;
+        if (rc == VP_ERR_NOMEM) {
+            nomem++;
+        } else {
+            char why[256] = "";
+            if (rc != 0 || !jtree_diff(big, n, why, sizeof why)) {
+                bad++;
+                fprintf(stderr, "# failmalloc at %ld: rc %d %s\n", at, rc, why);
+            }
+        }
+        jtree_doc_free(doc);
+        if (made < at)
+            break; /* this run made fewer allocations than the one failed: all were tried */
+    }
+    TAP_OK(bad == 0 && nomem >= 5, "jtree/failmalloc: %d runs, %d out of memory, %d wrong", runs,
+           nomem, bad);
 }
 
 static const char *const edge[] = {
@@ -258,11 +597,15 @@ int main(void)
     char why[256];
     if (getenv("JTREE_SEED"))
         rng = strtoull(getenv("JTREE_SEED"), NULL, 0) | 1;
+    rules_test();
+    depth_test();
+    hostile_keys_test();
+    failmalloc_test();
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
         bool ok = same(edge[i], strlen(edge[i]), why, sizeof why);
         TAP_OK(ok, "jtree/edge_%zu%s%s", i, ok ? "" : ": ", ok ? "" : why);
     }
-    /* nesting around jansson's 2048 limit, with and without a scalar inside */
+    /* nesting around jansson's 2048 limit, against jansson */
     static char deep[8192];
     for (int d = 2045; d <= 2050; d++) {
         for (int scalar = 0; scalar < 2; scalar++) {
@@ -346,16 +689,19 @@ int main(void)
         }
         TAP_OK(bad == 0, "jtree/numbers_bit_identical: %d differences", bad);
     }
-    /* the beacon fuzz corpus */
-    {
+    /* the beacon and jtree fuzz corpora */
+    static const char *const corpora[] = {"fuzz_beacon", "fuzz_jtree"};
+    for (size_t c = 0; c < sizeof corpora / sizeof corpora[0]; c++) {
         int files = 0, bad = 0;
-        DIR *d = opendir(SRCDIR "/fuzz/corpus/fuzz_beacon");
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/fuzz/corpus/%s", SRCDIR, corpora[c]);
+        DIR *d = opendir(dir);
         struct dirent *e;
         while (d && (e = readdir(d))) {
             if (e->d_name[0] == '.')
                 continue;
-            char path[1024];
-            snprintf(path, sizeof path, "%s/fuzz/corpus/fuzz_beacon/%s", SRCDIR, e->d_name);
+            char path[2048];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             FILE *f = fopen(path, "rb");
             if (!f)
                 continue;
@@ -365,12 +711,13 @@ int main(void)
             files++;
             if (!same(buf, n, why, sizeof why)) {
                 bad++;
-                fprintf(stderr, "# corpus %s: %s\n", e->d_name, why);
+                fprintf(stderr, "# corpus %s/%s: %s\n", corpora[c], e->d_name, why);
             }
         }
         if (d)
             closedir(d);
-        TAP_OK(files > 0 && bad == 0, "jtree/fuzz_corpus: %d files, %d differences", files, bad);
+        TAP_OK(files > 0 && bad == 0, "jtree/corpus_%s: %d files, %d differences", corpora[c],
+               files, bad);
     }
     /* seeded mutations of beacon bodies and of the edge cases */
     {
