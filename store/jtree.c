@@ -697,15 +697,16 @@ int jtree_load(const char *in, size_t len, struct jtree_doc **out, const struct 
     struct jtree_doc *doc = doc_new(cap > (64u << 20) ? (64u << 20) : cap);
     if (!doc)
         return VP_ERR_NOMEM;
-    struct parser *ps = &(struct parser){
-        .p = (const unsigned char *)in,
-        .end = (const unsigned char *)in + len,
-        .doc = doc,
-        .cap = STACK_INLINE,
-        .frcap = FRAMES_INLINE,
-    };
+    struct parser pbuf, *ps = &pbuf; /* the inline stacks are written before they are read */
+    ps->p = (const unsigned char *)in;
+    ps->end = (const unsigned char *)in + len;
+    ps->doc = doc;
     ps->stk = ps->stk_inline;
+    ps->top = 0;
+    ps->cap = STACK_INLINE;
     ps->fr = ps->fr_inline;
+    ps->depth = 0;
+    ps->frcap = FRAMES_INLINE;
     int rc = parse(ps);
     struct jtree *top = NULL;
     if (!rc) {
@@ -737,12 +738,6 @@ double jtree_number(const struct jtree *v)
     if (v->type == JTREE_INT)
         return (double)v->u.i;
     return v->type == JTREE_REAL ? v->u.d : 0;
-}
-
-bool jtree_str_eq(const struct jtree *v, const char *lit)
-{
-    size_t n = strlen(lit);
-    return v && v->type == JTREE_STRING && v->n == n && memcmp(v->u.s, lit, n) == 0;
 }
 
 /* ---- writing JSON text ---- */

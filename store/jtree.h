@@ -92,7 +92,11 @@ static inline bool jtree_is_string(const struct jtree *v)
 }
 
 /* true when string v equals the NUL-terminated lit. */
-bool jtree_str_eq(const struct jtree *v, const char *lit);
+static inline bool jtree_str_eq(const struct jtree *v, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v && v->type == JTREE_STRING && v->n == n && memcmp(v->u.s, lit, n) == 0;
+}
 
 /* Writers of compact JSON text, each returning the position after what it wrote (no NUL).
  * jtree_write_string: len bytes of UTF-8 s as a JSON string ('"', '\\' and control characters
