@@ -308,21 +308,32 @@ static int b_check_sv(const struct jtree *sv, char *reason, size_t cap, const ch
     return 0;
 }
 
+/* true when the NUL-terminated key is the n bytes of s (which hold no NUL: jtree refuses one in
+ * a key). Inline: the table's keys are a few bytes. */
+static inline bool key_is(const char *key, const char *s, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (key[j] != s[j]) /* also stops at the end of a shorter key */
+            return false;
+    return key[n] == '\0';
+}
+
 void beacon_field_slots(const struct jtree *obj, const struct beacon_field *fields,
                         const struct jtree **slots)
 {
     size_t nf = 0;
     while (fields[nf].key)
         slots[nf++] = NULL;
-    for (uint32_t i = 0; i < obj->n; i++) {
+    /* beacon.js sends the fields in the table's order, so each search starts after the last
+     * match: one comparison per member in the usual case, the whole table at worst */
+    size_t at = 0;
+    for (uint32_t i = 0; i < obj->n && nf; i++) {
         const struct jtree_member *m = &obj->u.members[i];
-        if (m->klen == 0)
-            continue;
-        for (size_t k = 0; k < nf; k++) {
-            const char *key = fields[k].key;
-            if (key[0] == m->key[0] && strlen(key) == m->klen &&
-                memcmp(key, m->key, m->klen) == 0) {
+        for (size_t t = 0; t < nf; t++) {
+            size_t k = at + t < nf ? at + t : at + t - nf;
+            if (key_is(fields[k].key, m->key, m->klen)) {
                 slots[k] = &m->v;
+                at = k + 1 < nf ? k + 1 : 0;
                 break;
             }
         }
