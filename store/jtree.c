@@ -161,6 +161,8 @@ static const unsigned char str_class[256] = {
 
 static inline void skip_ws(struct parser *ps)
 {
+    if (ps->p < ps->end && *ps->p > ' ')
+        return; /* the usual case: no whitespace */
     const unsigned char *p = ps->p, *e = ps->end;
     while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
@@ -459,15 +461,28 @@ static int has_dup(const struct jtree_member *m, size_t n, bool *dup)
 {
     *dup = false;
     if (n <= DUP_LINEAR) {
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = 0; j < i; j++) {
-                jtree_key_compares++;
-                if (m[i].klen == m[j].klen && m[i].key[0] == m[j].key[0] &&
-                    memcmp(m[i].key, m[j].key, m[i].klen) == 0) {
-                    *dup = true;
-                    return 0;
+        /* a 6-bit hash of (length, first byte, last byte) per key: only keys whose hash was seen
+         * before are compared, with the earlier keys of that hash (all of them at worst) */
+        uint64_t seen = 0;
+        unsigned char h[DUP_LINEAR];
+        for (size_t i = 0; i < n; i++) {
+            uint32_t kl = m[i].klen;
+            const unsigned char *k = (const unsigned char *)m[i].key;
+            uint32_t x = kl ? (uint32_t)k[0] | (uint32_t)k[kl - 1] << 8 | kl << 16 : 0;
+            h[i] = (unsigned char)((x * 0x9E3779B1u) >> 26);
+            if (seen >> h[i] & 1) {
+                for (size_t j = 0; j < i; j++) {
+                    if (h[j] != h[i])
+                        continue;
+                    jtree_key_compares++;
+                    if (m[j].klen == kl && memcmp(m[j].key, k, kl) == 0) {
+                        *dup = true;
+                        return 0;
+                    }
                 }
             }
+            seen |= 1ull << h[i];
+        }
         return 0;
     }
     const struct jtree_member **s = malloc(n * sizeof *s);

@@ -334,10 +334,11 @@ static void hostile_keys_test(void)
                     w = snprintf(one, sizeof one, "%s\"%x\":0", keys ? "," : "", keys);
                 else if (shape == 1) /* 100-byte keys differing at the end */
                     w = snprintf(one, sizeof one, "%s\"%0100x\":0", keys ? "," : "", keys);
-                else /* objects of 16 keys */
-                    w = snprintf(one, sizeof one, "%s{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,"
-                                 "\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,"
-                                 "\"n\":0,\"o\":0,\"p\":0}", keys ? "," : "");
+                else /* objects of 16 keys alike in length, first and last byte (one hash) */
+                    w = snprintf(one, sizeof one, "%s{\"a0a\":0,\"a1a\":0,\"a2a\":0,\"a3a\":0,"
+                                 "\"a4a\":0,\"a5a\":0,\"a6a\":0,\"a7a\":0,\"a8a\":0,\"a9a\":0,"
+                                 "\"aAa\":0,\"aBa\":0,\"aCa\":0,\"aDa\":0,\"aEa\":0,\"aFa\":0}",
+                                 keys ? "," : "");
                 if (w <= 0 || n + (size_t)w + 32 > sizeof big)
                     break;
                 memcpy(big + n, one, (size_t)w);
@@ -345,10 +346,10 @@ static void hostile_keys_test(void)
                 keys += shape == 2 ? 16 : 1;
             }
             if (dup) {
-                if (shape == 2) { /* the last object gets a second "a" */
+                if (shape == 2) { /* the last object gets a second "a0a" */
                     n--;
-                    memcpy(big + n, ",\"a\":1}", 7);
-                    n += 7;
+                    memcpy(big + n, ",\"a0a\":1}", 9);
+                    n += 9;
                 } else {
                     n += (size_t)snprintf(big + n, sizeof big - n,
                                           shape ? ",\"%0100x\":1" : ",\"%x\":1", 0);
