@@ -1,6 +1,6 @@
 /* libFuzzer target: beacon_parse on arbitrary bytes. Checks the contract: success gives an object,
  * failure gives no object and a NUL-terminated reason made of printable ASCII only; and
- * beacon_check (the store's path: jansson's parse copied into store/jtree) gives the same answer and reason. */
+ * beacon_check (the store's path: store/jtree's parse) gives the same answer and reason. */
 #include "config.h"
 
 #include "store/beacon.h"

@@ -1,5 +1,5 @@
-/* Beacon payload validation (web/beacon-protocol.md v1). jansson parses (it rejects invalid
- * UTF-8, NaN/Infinity, overflowing numbers and nesting deeper than its parser limit); this file
+/* Beacon payload validation (web/beacon-protocol.md v1). store/jtree parses (it rejects invalid
+ * UTF-8, NaN/Infinity, overflowing numbers and nesting deeper than 2048, as jansson does); this file
  * checks every field the writer will read: type, range, length, enumerated value. Unknown fields
  * are ignored. Reasons are composed of constant text and our own field names only, so they are
  * safe to return to a client and form a small vocabulary for the rejection counters. */

@@ -469,8 +469,8 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 }
 
 /* ---- the compact form of a validated beacon ----
- * store_ingest_beacon parses and checks the body once (beacon_check: jansson's parse copied into
- * store/jtree's arena tree) and converts that tree, on the caller's thread, into a struct cbeacon
+ * store_ingest_beacon parses and checks the body once (beacon_check: store/jtree's parser builds
+ * its arena tree) and converts that tree, on the caller's thread, into a struct cbeacon
  * whose values are already in their column types (strings NUL-terminated, except the attribution
  * text, bound by length) inside a chunked arena owned by the item, then frees the tree there.
  * The writer only binds values (SQLITE_STATIC: the arena outlives the statement step) and never
