@@ -17,7 +17,9 @@
  *     (2048, jansson's limit) is refused. A beacon is 4 deep ("m" -> metric -> "a" -> value);
  *     the limit is kept at jansson's so the two parsers answer alike on any input.
  *   - Objects: a repeated key (bytes equal after unescaping) is refused. Up to DUP_LINEAR
- *     members the keys are compared pairwise; above, sorted (O(n log n), no hash to attack).
+ *     members the keys are compared pairwise (only those alike in length, first and last byte);
+ *     above, through a hash set, abandoned for a sort when the keys collide (keys made to
+ *     collide cost O(n log n), never O(n^2)).
  *   - Strings: UTF-8 strictly (no overlong form, no surrogate, nothing above U+10FFFF, no
  *     truncated sequence); bytes below 0x20 refused, 0x7f allowed; escapes \" \\ \/ \b \f \n \r
  *     \t \uXXXX, a high surrogate escape only followed by a low one, \u0000 refused.
@@ -43,6 +45,7 @@
 
 #define JTREE_MAX_DEPTH 2048
 #define DUP_LINEAR 16      /* objects up to this many members: pairwise key comparison */
+#define DUP_PROBES_PER_KEY 4 /* larger ones: a hash set, unless keys collide more than this */
 #define STACK_INLINE 128   /* value-stack entries on the C stack (a realistic beacon needs ~90) */
 #define FRAMES_INLINE 32   /* open containers on the C stack */
 
@@ -446,6 +449,23 @@ static int parse_number(struct parser *ps, struct jtree *v)
     return 0;
 }
 
+uint64_t jtree_key_hash(const char *k, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, k, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        k += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, k, n);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+    return h ^ h >> 29;
+}
+
 static int key_cmp(const void *a, const void *b)
 {
     const struct jtree_member *x = *(const struct jtree_member *const *)a;
@@ -485,6 +505,36 @@ static int has_dup(const struct jtree_member *m, size_t n, bool *dup)
         }
         return 0;
     }
+    /* A hash set of member indexes (open addressing, at most half full). The probes are
+     * counted: past DUP_PROBES_PER_KEY per key on average (keys made to collide) the set is
+     * dropped and the keys sorted instead, so an object costs O(n log n) at worst. */
+    size_t cap = 64;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *set = calloc(cap, sizeof *set);
+    if (!set)
+        return VP_ERR_NOMEM;
+    uint64_t budget = (uint64_t)n * DUP_PROBES_PER_KEY, probes = 0;
+    for (size_t i = 0; i < n && budget; i++) {
+        size_t pos = (size_t)jtree_key_hash(m[i].key, m[i].klen) & (cap - 1);
+        for (; set[pos]; pos = (pos + 1) & (cap - 1)) {
+            const struct jtree_member *o = &m[set[pos] - 1];
+            jtree_key_compares++;
+            if (o->klen == m[i].klen && memcmp(o->key, m[i].key, o->klen) == 0) {
+                *dup = true;
+                free(set);
+                return 0;
+            }
+            if (++probes > budget) {
+                budget = 0;
+                break;
+            }
+        }
+        set[pos] = (uint32_t)i + 1;
+    }
+    free(set);
+    if (budget)
+        return 0;
     const struct jtree_member **s = malloc(n * sizeof *s);
     if (!s)
         return VP_ERR_NOMEM;

@@ -376,6 +376,51 @@ static void hostile_keys_test(void)
     }
 }
 
+/* Keys made to collide in the large-object hash set (every one lands on one slot): the check
+ * gives up the set after its probe budget and sorts, so it stays within n * 4 + n log2 n
+ * comparisons instead of n^2 / 2; with one duplicate among them it is still found. */
+static void colliding_keys_test(void)
+{
+    enum { N = 1000, CAP = 2048 }; /* the set's size for N keys: 2 N rounded up to a power of 2 */
+    static char body[N * 16 + 64];
+    for (int dup = 0; dup < 2; dup++) {
+        size_t n = 0;
+        body[n++] = '{';
+        uint64_t want = 0;
+        int made = 0;
+        for (unsigned c = 0; made < N; c++) {
+            char k[16];
+            int w = snprintf(k, sizeof k, "%x", c);
+            if (w <= 0)
+                break;
+            uint64_t h = jtree_key_hash(k, (size_t)w) & (CAP - 1);
+            if (made == 0)
+                want = h;
+            if (h != want)
+                continue;
+            if (dup && made == N - 1) /* the last key repeats the first */
+                w = snprintf(k, sizeof k, "%x", (unsigned)strtoul(body + 2, NULL, 16));
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s\"%.*s\":0", made ? "," : "", w,
+                                  k);
+            made++;
+        }
+        body[n++] = '}';
+        uint64_t before = jtree_key_compares;
+        struct jtree_doc *doc = NULL;
+        const struct jtree *root = NULL;
+        int rc = jtree_load(body, n, &doc, &root);
+        uint64_t cmp = jtree_key_compares - before;
+        jtree_doc_free(doc);
+        double bound = N * 4.0 + N * (log2(N) + 2);
+        char why[256] = "";
+        bool agree = jtree_diff(body, n, why, sizeof why);
+        TAP_OK(made == N && (rc == 0) == !dup && cmp <= bound && agree,
+               "jtree/colliding_keys%s: %d keys on one slot, %llu key comparisons (bound %.0f; "
+               "probing all would be %d)%s%s", dup ? "_dup" : "", made, (unsigned long long)cmp,
+               bound, N * (N - 1) / 2, agree ? "" : ": ", why);
+    }
+}
+
 /* Every allocation of a load fails in turn: VP_ERR_NOMEM, or (the failure missed) the tree. */
 static void failmalloc_test(void)
 {
@@ -601,6 +646,7 @@ int main(void)
     rules_test();
     depth_test();
     hostile_keys_test();
+    colliding_keys_test();
     failmalloc_test();
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
         bool ok = same(edge[i], strlen(edge[i]), why, sizeof why);
