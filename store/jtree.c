@@ -44,7 +44,7 @@
 #include "store/jtree_internal.h"
 
 #define JTREE_MAX_DEPTH 2048
-#define DUP_LINEAR 16      /* objects up to this many members: pairwise key comparison */
+#define DUP_LINEAR 16      /* objects up to this many members: pairwise, behind a 6-bit hash */
 #define DUP_PROBES_PER_KEY 4 /* larger ones: a hash set, unless keys collide more than this */
 #define STACK_INLINE 128   /* value-stack entries on the C stack (a realistic beacon needs ~90) */
 #define FRAMES_INLINE 32   /* open containers on the C stack */

@@ -4,7 +4,8 @@
  * depth, duplicate keys, UTF-8, \u0000, number ranges), building the same values. A node is 16
  * bytes (32 with its key), lookups are linear scans over a handful of members and one free
  * releases everything; no per-value malloc. The rest are accessors and writers of compact JSON
- * text for values that are already in the tree. Re-entrant; no global state. */
+ * text for values that are already in the tree. Re-entrant: no shared state (a thread-local
+ * counter for the tests). */
 #ifndef VP_JTREE_H
 #define VP_JTREE_H
 
