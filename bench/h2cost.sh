@@ -15,7 +15,7 @@
 #
 # The handshake row ("TLS handshake + 1 request", as bench/h2.sh's) counts per connection
 # instead: each h2load connection makes one request and closes. Instructions per connection from
-# two callgrind runs of HN1 and HN2 connections (c=50 m=1), differenced; CPU µs and system calls
+# two callgrind runs of HN1 and HN2 connections (all at once, m=1), differenced; CPU µs and system calls
 # per connection over bursts of HN connections at once (c=HN m=1, bench/h2.sh's handshake row).
 #
 # Usage: bench/h2cost.sh [path/to/vitals-proxy]
@@ -26,7 +26,7 @@
 #   each round's figures.
 #   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
 #   ONLY=HTML runs only the rows whose name contains that text (ONLY=handshake: that row).
-#   HN1=200 HN2=1000 HN=2000: the handshake row's connection counts.
+#   HN1=50 HN2=250 HN=2000: the handshake row's connection counts.
 #   CGDIR=dir keeps the callgrind outputs there (cg.ROW.N1.out, cg.ROW.N2.out), for
 #   bench/cgdiff.py, which lists instructions per request by function.
 set -eu
@@ -34,7 +34,7 @@ BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 N1=${N1:-300}; N2=${N2:-1500}; DUR=${DURATION:-3}; REPEAT=${REPEAT:-3}; CPU=${CPU:-1}; IR=${IR:-1}
 SYSCALLS=${SYSCALLS:-0}; NSYS=${NSYS:-10000}
-HN1=${HN1:-200}; HN2=${HN2:-1000}; HN=${HN:-2000}
+HN1=${HN1:-50}; HN2=${HN2:-250}; HN=${HN:-2000}
 [ "$SYSCALLS" = 0 ] || command -v strace >/dev/null 2>&1 || {
     echo "bench: strace not found (apt-get install -y strace)" >&2; exit 2; }
 for tool in valgrind nginx h2load openssl; do
@@ -52,7 +52,8 @@ cleanup() {
     sleep 0.3
     rm -rf "$T"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM # (cleanup runs on the way out)
 
 . "$(dirname "$0")/h2files.sh"
 h2_files "$T"
@@ -91,7 +92,8 @@ load() { # path, h2load options...: prints the 2xx count
 }
 ir() { # path, n, row tag: total instructions of a proxy run serving n requests (plus the start probe)
     start valgrind --tool=callgrind -q "--callgrind-out-file=$T/cg.out"
-    ok=$(load "$1" -n "$2" $IROPT)
+    if [ "$IROPT" = conn ]; then o="-c $2 -m 1"; else o=$IROPT; fi # conn: a connection per request
+    ok=$(load "$1" -n "$2" $o)
     [ "$ok" = "$2" ] || { echo "bench: $1: $ok of $2 requests answered 2xx" >&2; exit 1; }
     stop
     [ -n "${CGDIR:-}" ] && cp "$T/cg.out" "$CGDIR/cg.$3.$2.out"
@@ -136,7 +138,7 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html" \
     case "$name" in *"${ONLY:-}"*) ;; *) continue ;; esac
     case "$name" in
     *handshake*)
-        r1=$HN1; r2=$HN2; IROPT="-c 50 -m 1"; CPUOPT="-n $HN -c $HN -m 1"
+        r1=$HN1; r2=$HN2; IROPT=conn; CPUOPT="-n $HN -c $HN -m 1"
         WARMOPT=$CPUOPT; SYSOPT=$CPUOPT ;;
     *)
         r1=$N1; r2=$N2; IROPT="-c 1 -m 10"; CPUOPT="-D $DUR -c 16 -m 10"

@@ -386,7 +386,11 @@ int tls_server_new(struct tls_server **out, const struct vp_options *o, char *er
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* The chain sent is the one in --cert (SSL_CTX_use_certificate_chain_file). Without
+     * NO_AUTO_CHAIN, a certificate file with no intermediates made OpenSSL build a chain for
+     * every handshake (an X509_STORE_CTX and an X509_verify_cert against this context's trust
+     * store, which is empty here, so the chain it found was the certificate alone). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     SSL_CTX_set_read_ahead(ctx, 1); /* until ALPN says otherwise: client_hello_cb */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 20000);

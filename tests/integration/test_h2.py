@@ -461,6 +461,73 @@ def t_bad_cert(ctx):
     check(healthz_ok(ctx), "valid --cert/--key did not serve")
 
 
+def openssl_chain(tmp):
+    """A root, an intermediate it signs and a leaf for localhost the intermediate signs:
+    (leaf + intermediate file, leaf-only file, key)."""
+    d = os.path.join(tmp, "chain")
+    os.mkdir(d)
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ossl("req", "-x509", *ec, "-days", "30", "-subj", "/CN=root", "-keyout", "root.key",
+         "-out", "root.pem")
+    ossl("req", *ec, "-subj", "/CN=intermediate", "-keyout", "int.key", "-out", "int.csr")
+    open(os.path.join(d, "int.ext"), "w").write(
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n")
+    ossl("x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key",
+         "-CAcreateserial", "-days", "30", "-extfile", "int.ext", "-out", "int.pem")
+    ossl("req", *ec, "-subj", "/CN=localhost", "-keyout", "leaf.key", "-out", "leaf.csr")
+    open(os.path.join(d, "leaf.ext"), "w").write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "int.pem", "-CAkey", "int.key",
+         "-CAcreateserial", "-days", "30", "-extfile", "leaf.ext", "-out", "leaf.pem")
+    full = os.path.join(d, "full.pem")
+    with open(full, "w") as f:
+        f.write(open(os.path.join(d, "leaf.pem")).read() + open(os.path.join(d, "int.pem")).read())
+    return full, os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"), \
+        os.path.join(d, "root.pem")
+
+
+def certs_sent(port):
+    """Subjects of the certificates the server sends, in order (openssl s_client)."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-servername", "localhost", "-showcerts"], input=b"",
+                       capture_output=True, timeout=20)
+    return re.findall(r"^\s*\d+ s:\s*(.*)$", r.stdout.decode("latin-1"), re.M)
+
+
+@case("tls/certificate-chain-as-given", proxy=False, generic=False)
+def t_chain(ctx):
+    """The chain sent is the --cert file's, as written: leaf and intermediate when both are in
+    it, the leaf alone otherwise (no chain is built from a trust store at handshake time)."""
+    full, leaf, key, root = openssl_chain(ctx.tmp)
+    for cert, want in ((full, ["CN = localhost", "CN = intermediate"]),
+                       (leaf, ["CN = localhost"])):
+        ctx.tls_port = free_port()
+        px = ctx.start_proxy(["--tls-listen", "127.0.0.1:%d" % ctx.tls_port, "--cert", cert,
+                              "--key", key])
+        check(healthz_ok(ctx), "%s did not serve" % cert)
+        got = certs_sent(ctx.tls_port)
+        check(got == want, "%s: certificates sent %r, want %r" % (os.path.basename(cert), got, want))
+        px.stop()
+    # A client that trusts only the root verifies the full chain.
+    ctx.tls_port = free_port()
+    ctx.start_proxy(["--tls-listen", "127.0.0.1:%d" % ctx.tls_port, "--cert", full, "--key", key])
+    wait_tls(ctx)
+    c = ssl.create_default_context(cafile=root)
+    s = c.wrap_socket(socket.create_connection(("127.0.0.1", ctx.tls_port), timeout=10),
+                      server_hostname="localhost")
+    s.sendall(b"GET /__vitals/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    got = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    check(got.startswith(b"HTTP/1.1 200") and got.endswith(b"ok"), "verified request: %r" % got)
+
+
 @case("h2/injection-gzip-and-br", args=tls_args, generic=False)
 def t_inject(ctx):
     b = base(ctx)
