@@ -1248,7 +1248,7 @@ int h2_session_start(struct worker *w, struct bufferevent *bev, const char *peer
         nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
     if (evbuffer_get_length(bufferevent_get_input(bev)))
         sess_read_cb(bev, s);
-    else if (tls_conn_has_pending(bev) && !w->draining)
+    else if (tls_conn_has_pending(bev))
         /* The client's preface arrived with its last handshake flight and waits inside OpenSSL
          * (read ahead during the handshake, tls.c), where no socket event announces it: its
          * read runs in this loop iteration, and the server's SETTINGS leave with the reply to
