@@ -15,6 +15,7 @@
 # divided by successful requests; any request without a 2xx answer is counted on the row.
 #
 # Usage: bench/h2.sh [path/to/vitals-proxy]   (needs nginx-light, nghttp2-client, openssl)
+#   ONLY=handshakes runs only the rows whose name contains that text; ROUNDS=3 DURATION=3.
 set -eu
 BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -100,6 +101,7 @@ median() { # of the numbers on stdin
 }
 row() { # name, path, h2load options... (the peer: PEERPID on PEERPORT, nginx by default)
     name=$1; path=$2; shift 2
+    case "$name" in *"${ONLY:-}"*) ;; *) return 0 ;; esac
     ppid=${PEERPID:-$NGPID}; pport=${PEERPORT:-$NG}
     : > "$T/a"; : > "$T/b"
     r=0; while [ $r -lt "$ROUNDS" ]; do # back-to-back pairs: the machine is shared, load varies

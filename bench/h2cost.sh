@@ -13,6 +13,11 @@
 # the kernel's share of the proxy's CPU is about half, and this count, like the instructions, does
 # not depend on the machine's load.
 #
+# The handshake row ("TLS handshake + 1 request", as bench/h2.sh's) counts per connection
+# instead: each h2load connection makes one request and closes. Instructions per connection from
+# two callgrind runs of HN1 and HN2 connections (all at once, m=1), differenced; CPU µs and system calls
+# per connection over bursts of HN connections at once (c=HN m=1, bench/h2.sh's handshake row).
+#
 # Usage: bench/h2cost.sh [path/to/vitals-proxy]
 #   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
 #   SYSCALLS=0 (1: add the syscalls column) NSYS=10000
@@ -20,7 +25,8 @@
 #   (REPEAT rounds, each starting both afresh, base first) and gives "base → this" medians and
 #   each round's figures.
 #   ACCEPT_ENCODING=gzip adds that request header (the injected page is then re-encoded).
-#   ONLY=HTML runs only the rows whose name contains that text.
+#   ONLY=HTML runs only the rows whose name contains that text (ONLY=handshake: that row).
+#   HN1=50 HN2=250 HN=2000: the handshake row's connection counts.
 #   CGDIR=dir keeps the callgrind outputs there (cg.ROW.N1.out, cg.ROW.N2.out), for
 #   bench/cgdiff.py, which lists instructions per request by function.
 set -eu
@@ -28,6 +34,7 @@ BIN=${1:-./vitals-proxy}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 N1=${N1:-300}; N2=${N2:-1500}; DUR=${DURATION:-3}; REPEAT=${REPEAT:-3}; CPU=${CPU:-1}; IR=${IR:-1}
 SYSCALLS=${SYSCALLS:-0}; NSYS=${NSYS:-10000}
+HN1=${HN1:-50}; HN2=${HN2:-250}; HN=${HN:-2000}
 [ "$SYSCALLS" = 0 ] || command -v strace >/dev/null 2>&1 || {
     echo "bench: strace not found (apt-get install -y strace)" >&2; exit 2; }
 for tool in valgrind nginx h2load openssl; do
@@ -45,7 +52,8 @@ cleanup() {
     sleep 0.3
     rm -rf "$T"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM # (cleanup runs on the way out)
 
 . "$(dirname "$0")/h2files.sh"
 h2_files "$T"
@@ -84,7 +92,8 @@ load() { # path, h2load options...: prints the 2xx count
 }
 ir() { # path, n, row tag: total instructions of a proxy run serving n requests (plus the start probe)
     start valgrind --tool=callgrind -q "--callgrind-out-file=$T/cg.out"
-    ok=$(load "$1" -n "$2" -c 1 -m 10)
+    if [ "$IROPT" = conn ]; then o="-c $2 -m 1"; else o=$IROPT; fi # conn: a connection per request
+    ok=$(load "$1" -n "$2" $o)
     [ "$ok" = "$2" ] || { echo "bench: $1: $ok of $2 requests answered 2xx" >&2; exit 1; }
     stop
     [ -n "${CGDIR:-}" ] && cp "$T/cg.out" "$CGDIR/cg.$3.$2.out"
@@ -93,18 +102,18 @@ ir() { # path, n, row tag: total instructions of a proxy run serving n requests 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 cpu() { # path: CPU µs per 2xx request over one h2load run
     t0=$(ticks "$VPPID")
-    ok=$(load "$1" -D "$DUR" -c 16 -m 10)
+    ok=$(load "$1" $CPUOPT)
     t1=$(ticks "$VPPID")
     awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$ok" \
         'BEGIN { printf "%.1f\n", (n > 0 ? t * 1e6 / hz / n : 0) }'
 }
 sys() { # path: system calls per 2xx request over one h2load run of NSYS requests (all threads)
     start
-    load "$1" -n 2000 -c 16 -m 10 > /dev/null # warm up
+    load "$1" $WARMOPT > /dev/null # warm up
     strace -c -f -p "$VPPID" -o "$T/strace.out" 2>/dev/null &
     sp=$!
     sleep 0.5
-    ok=$(load "$1" -n "$NSYS" -c 16 -m 10)
+    ok=$(load "$1" $SYSOPT)
     kill -INT "$sp"; wait "$sp" 2>/dev/null || true
     stop
     awk -v n="$ok" '$NF != "total" && $4 ~ /^[0-9]+$/ && $4 / n >= 0.05 { d = d sprintf(" %s %.2f", $NF, $4 / n) }
@@ -123,14 +132,23 @@ else
     printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request |\n'
     printf '|---|---:|---:|\n'
 fi
-for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
+for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html" \
+    "TLS handshake + 1 request (per connection):/1k.bin"; do
     name=${row%%:*}; path=${row#*:}
     case "$name" in *"${ONLY:-}"*) ;; *) continue ;; esac
+    case "$name" in
+    *handshake*)
+        r1=$HN1; r2=$HN2; IROPT=conn; CPUOPT="-n $HN -c $HN -m 1"
+        WARMOPT=$CPUOPT; SYSOPT=$CPUOPT ;;
+    *)
+        r1=$N1; r2=$N2; IROPT="-c 1 -m 10"; CPUOPT="-D $DUR -c 16 -m 10"
+        WARMOPT="-n 2000 -c 16 -m 10"; SYSOPT="-n $NSYS -c 16 -m 10" ;;
+    esac
     irq="-"
     if [ "$IR" != 0 ]; then
         tag=$(printf '%s' "$name" | tr -c 'A-Za-z0-9' '_')
-        a=$(ir "$path" "$N1" "$tag"); b=$(ir "$path" "$N2" "$tag")
-        irq=$(awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+        a=$(ir "$path" "$r1" "$tag"); b=$(ir "$path" "$r2" "$tag")
+        irq=$(awk -v a="$a" -v b="$b" -v n1="$r1" -v n2="$r2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
     fi
     c="-"
     if [ "$CPU" != 0 ] && [ -n "${VP_BASE:-}" ]; then
@@ -141,7 +159,7 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
             for which in base this; do
                 if [ $which = base ]; then b=$BIN; BIN=$VP_BASE; fi
                 start
-                load "$path" -n 2000 -c 16 -m 10 > /dev/null # warm up
+                load "$path" $WARMOPT > /dev/null # warm up
                 cpu "$path" >> "$T/cpu.$which"
                 stop
                 [ $which = base ] && BIN=$b
@@ -151,7 +169,7 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html"; do
         c="$(median < "$T/cpu.base") → $(median < "$T/cpu.this") ($(tr '\n' ' ' < "$T/cpu.base")→ $(tr '\n' ' ' < "$T/cpu.this" | sed 's/ $//'))"
     elif [ "$CPU" != 0 ]; then
         start
-        load "$path" -n 2000 -c 16 -m 10 > /dev/null # warm up
+        load "$path" $WARMOPT > /dev/null # warm up
         c=$(r=0; while [ $r -lt "$REPEAT" ]; do cpu "$path"; r=$((r + 1)); done | median)
         stop
     fi

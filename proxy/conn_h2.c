@@ -1237,10 +1237,23 @@ int h2_session_start(struct worker *w, struct bufferevent *bev, const char *peer
     bufferevent_setcb(bev, sess_read_cb, sess_write_cb, sess_event_cb, s);
     update_idle_timeout(s);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* With nothing to write yet the write event waits for output (libevent adds it again when
+     * the output gains bytes, as after each flush that empties it) instead of firing on the
+     * socket's writability: when the preface is read in a later loop iteration (a burst of
+     * handshakes defers callbacks there), that cost an epoll_ctl to add EPOLLOUT and one to
+     * remove it. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        event_del(&bev->ev_write);
     if (w->draining)
         nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
     if (evbuffer_get_length(bufferevent_get_input(bev)))
         sess_read_cb(bev, s);
+    else if (tls_conn_has_pending(bev))
+        /* The client's preface arrived with its last handshake flight and waits inside OpenSSL
+         * (read ahead during the handshake, tls.c), where no socket event announces it: its
+         * read runs in this loop iteration, and the server's SETTINGS leave with the reply to
+         * the client's (one record and one write(2) instead of two). */
+        event_active(&bev->ev_read, EV_READ, 1);
     else
         session_flush(s);
     return 0;

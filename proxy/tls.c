@@ -87,27 +87,67 @@ static const char *ssl_reason(const char *fallback)
     return r ? r : fallback;
 }
 
+/* The offset of proto (length-prefixed, as on the wire) in an ALPN protocol list (RFC 7301
+ * section 3.1, without the list's own length), -1 when absent, -2 when the list is malformed. */
+static long alpn_find(const unsigned char *in, size_t inlen, const unsigned char *proto)
+{
+    for (size_t i = 0; i < inlen;) {
+        size_t l = in[i];
+        if (l > inlen - i - 1)
+            return -2;
+        if (l == proto[0] && memcmp(in + i + 1, proto + 1, l) == 0)
+            return (long)i;
+        i += 1 + l;
+    }
+    return -1;
+}
+
+static const unsigned char ALPN_H2[] = "\x02h2";
+static const unsigned char ALPN_H11[] = "\x08http/1.1";
+
 static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                           const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl;
     (void)arg;
-    static const unsigned char *const pref[] = {(const unsigned char *)"\x02h2",
-                                                (const unsigned char *)"\x08http/1.1"};
+    const unsigned char *const pref[] = {ALPN_H2, ALPN_H11};
     for (size_t k = 0; k < 2; k++) {
-        for (unsigned i = 0; i < inlen;) {
-            unsigned l = in[i];
-            if (i + 1 + l > inlen)
-                return SSL_TLSEXT_ERR_NOACK; /* malformed list: no ALPN */
-            if (l == pref[k][0] && memcmp(in + i + 1, pref[k] + 1, l) == 0) {
-                *out = in + i + 1;
-                *outlen = (unsigned char)l;
-                return SSL_TLSEXT_ERR_OK;
-            }
-            i += 1 + l;
+        long at = alpn_find(in, inlen, pref[k]);
+        if (at == -2)
+            break; /* malformed list: no ALPN */
+        if (at >= 0) {
+            *out = in + at + 1;
+            *outlen = pref[k][0];
+            if (k != 0)
+                SSL_set_read_ahead(ssl, 0); /* see client_hello_cb */
+            return SSL_TLSEXT_ERR_OK;
         }
     }
+    SSL_set_read_ahead(ssl, 0);
     return SSL_TLSEXT_ERR_NOACK; /* proceed without ALPN: HTTP/1.1 */
+}
+
+/* Read-ahead during the handshake, for HTTP/2 clients only. A connection starts with it on
+ * (tls_accept_cb), so that each read takes whatever the client has sent (a ClientHello in one
+ * read(2) instead of a record header and a body; the client's last flight and its connection
+ * preface, which often arrive together, in one) rather than one record in two. Records read
+ * ahead but not yet decrypted wait inside OpenSSL, where no socket event announces them:
+ * conn_h2 looks for them (tls_conn_has_pending) at its start and after each read, conn_h1 does
+ * not, so a client that cannot end up on HTTP/2 (no ALPN, or no "h2" in it) reads without it
+ * from here on, as it always did; the ClientHello is the only record such a client has sent
+ * yet (early data is not accepted). Called for every ClientHello, before ALPN is chosen. */
+static int client_hello_cb(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    const unsigned char *ext = NULL;
+    size_t len = 0;
+    bool h2 = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
+                                        &ext, &len) == 1 &&
+              len >= 2 && (size_t)(ext[0] << 8 | ext[1]) == len - 2 &&
+              alpn_find(ext + 2, len - 2, ALPN_H2) >= 0;
+    if (!h2)
+        SSL_set_read_ahead(ssl, 0);
+    return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 static int sni_cb(SSL *ssl, int *alert, void *arg)
@@ -346,7 +386,12 @@ int tls_server_new(struct tls_server **out, const struct vp_options *o, char *er
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* The chain sent is the one in --cert (SSL_CTX_use_certificate_chain_file). Without
+     * NO_AUTO_CHAIN, a certificate file with no intermediates made OpenSSL build a chain for
+     * every handshake (an X509_STORE_CTX and an X509_verify_cert against this context's trust
+     * store, which is empty here, so the chain it found was the certificate alone). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+    SSL_CTX_set_read_ahead(ctx, 1); /* until ALPN says otherwise: client_hello_cb */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 20000);
     static const unsigned char sid[] = "vitals-proxy";
@@ -356,6 +401,7 @@ int tls_server_new(struct tls_server **out, const struct vp_options *o, char *er
      * and a record on every handshake. */
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
     SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
     if (o->tls_self_signed)
         rc = setup_self_signed(t, o, err, cap);
@@ -438,6 +484,7 @@ static void handshake_event_cb(struct bufferevent *bev, short what, void *arg)
             maybe_exit(w);
         return;
     }
+    bufferevent_enable(bev, EV_WRITE); /* as conn_h1 expects (tls_accept_cb turned it off) */
     if (conn_h1_attach(w, bev, peer, "h1", ver) != 0) {
         bufferevent_free(bev);
         atomic_fetch_sub(&w->px->nconns, 1);
@@ -498,7 +545,12 @@ static void tls_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     bufferevent_set_timeouts(p->bev, &tv, &tv);
     bufferevent_setcb(p->bev, NULL, NULL, handshake_event_cb, p);
-    bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+    /* Reading only: the server's first move is to read the ClientHello. With the write event
+     * on as well (bufferevent_openssl's default), the handshake would start on writability,
+     * and turning writing off once OpenSSL asks for input costs an epoll_ctl; when OpenSSL
+     * does need to write, bufferevent_openssl turns writing on itself. */
+    bufferevent_disable(p->bev, EV_WRITE);
+    bufferevent_enable(p->bev, EV_READ);
 }
 
 void tls_conn_set_busy(struct bufferevent *bev, bool busy)

@@ -255,6 +255,105 @@ def t_resume(ctx):
     c2.close()
 
 
+def tls_with_first_records(port, alpn, records, until, timeout=10, tls13=True):
+    """A TLS client whose first application records leave in the same send(2) as its last
+    handshake flight (memory BIOs), so that they reach the server together: for TLS 1.3 the
+    server reads them with the client's Finished. records: plaintexts, one TLS record each.
+    Reads plaintext until until(bytes) is true or EOF; returns (selected ALPN, plaintext)."""
+    ctx = tls_context(list(alpn))
+    if tls13:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if out.pending:
+                    sock.sendall(out.read())
+                d = sock.recv(1 << 16)
+                check(d, "server closed during the handshake")
+                inc.write(d)
+        for r in records:
+            obj.write(r)
+        sock.sendall(out.read())
+        got = b""
+        deadline = time.time() + timeout
+        while not until(got) and time.time() < deadline:
+            try:
+                got += obj.read(1 << 16)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+            d = sock.recv(1 << 16)
+            if not d:
+                break
+            inc.write(d)
+        return obj.selected_alpn_protocol(), got
+    finally:
+        sock.close()
+
+
+def h2_frames(data):
+    """[(type, flags, sid, payload)] of the whole frames in data."""
+    frames = []
+    while len(data) >= 9:
+        n = int.from_bytes(data[:3], "big")
+        if len(data) < 9 + n:
+            break
+        frames.append((data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF,
+                       data[9:9 + n]))
+        data = data[9 + n:]
+    return frames
+
+
+@case("tls/first-records-with-the-handshake", args=tls_args, generic=False)
+def t_first_records(ctx):
+    """What a client sends with its last handshake flight (read ahead for HTTP/2 clients, and
+    left inside OpenSSL) is answered: an h2 preface, request and PING in three records; two
+    pipelined HTTP/1.1 requests in two records, with ALPN http/1.1, without ALPN, and with a
+    list that offers h2 after http/1.1 (h2 is preferred)."""
+    wait_tls(ctx)
+    authority = "localhost:%d" % ctx.tls_port
+    hb = hpack([(":method", "GET"), (":scheme", "https"), (":path", "/__vitals/healthz"),
+                (":authority", authority)])
+    records = [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(T_SETTINGS, 0, 0),
+               frame(T_HEADERS, F_END_HEADERS | F_END_STREAM, 1, hb),
+               frame(T_PING, 0, 0, b"firstrec")]
+
+    def h2_done(got):
+        fs = h2_frames(got)
+        return (any(f[0] == T_DATA and f[2] == 1 and f[1] & F_END_STREAM for f in fs) and
+                any(f[0] == T_PING and f[1] & F_ACK for f in fs))
+    for alpn in (("h2",), ("http/1.1", "h2")):
+        proto, got = tls_with_first_records(ctx.tls_port, alpn, records, h2_done)
+        check(proto == "h2", "ALPN %r chose %r" % (alpn, proto))
+        fs = h2_frames(got)
+        check(fs and fs[0][0] == T_SETTINGS and not fs[0][1] & F_ACK,
+              "the server's first frame is not its SETTINGS: %r" % (fs[:1],))
+        heads = [f for f in fs if f[0] == T_HEADERS and f[2] == 1]
+        check(heads and heads[0][3][:1] == b"\x88", "no :status 200 on stream 1: %r" % (fs,))
+        body = b"".join(f[3] for f in fs if f[0] == T_DATA and f[2] == 1)
+        check(body == b"ok", "stream 1 body %r" % body)
+        check(any(f[0] == T_PING and f[1] & F_ACK and f[3] == b"firstrec" for f in fs),
+              "PING not answered: %r" % (fs,))
+        check(any(f[0] == T_SETTINGS and f[1] & F_ACK for f in fs), "SETTINGS not acknowledged")
+    reqs = [b"GET /__vitals/healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            b"GET /__vitals/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"]
+    for alpn in (("http/1.1",), ()):
+        proto, got = tls_with_first_records(ctx.tls_port, alpn, reqs,
+                                            lambda g: g.count(b"HTTP/1.1 200") == 2 and
+                                            g.endswith(b"ok"))
+        check(proto == (alpn[0] if alpn else None), "ALPN %r chose %r" % (alpn, proto))
+        check(got.count(b"HTTP/1.1 200") == 2 and got.endswith(b"\r\n\r\nok"),
+              "ALPN %r: two pipelined requests: %r" % (alpn, got[-300:]))
+
+
 @case("tls/self-signed-cached-beside-db", args=tls_args, generic=False)
 def t_selfsigned_cache(ctx):
     wait_tls(ctx)
@@ -360,6 +459,73 @@ def t_bad_cert(ctx):
     ctx.tls_port = tport
     ctx.px = ctx.start_proxy(["--tls-listen", "127.0.0.1:%d" % tport, "--cert", c1, "--key", k1])
     check(healthz_ok(ctx), "valid --cert/--key did not serve")
+
+
+def openssl_chain(tmp):
+    """A root, an intermediate it signs and a leaf for localhost the intermediate signs:
+    (leaf + intermediate file, leaf-only file, key)."""
+    d = os.path.join(tmp, "chain")
+    os.mkdir(d)
+
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ossl("req", "-x509", *ec, "-days", "30", "-subj", "/CN=root", "-keyout", "root.key",
+         "-out", "root.pem")
+    ossl("req", *ec, "-subj", "/CN=intermediate", "-keyout", "int.key", "-out", "int.csr")
+    open(os.path.join(d, "int.ext"), "w").write(
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n")
+    ossl("x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key",
+         "-CAcreateserial", "-days", "30", "-extfile", "int.ext", "-out", "int.pem")
+    ossl("req", *ec, "-subj", "/CN=localhost", "-keyout", "leaf.key", "-out", "leaf.csr")
+    open(os.path.join(d, "leaf.ext"), "w").write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "leaf.csr", "-CA", "int.pem", "-CAkey", "int.key",
+         "-CAcreateserial", "-days", "30", "-extfile", "leaf.ext", "-out", "leaf.pem")
+    full = os.path.join(d, "full.pem")
+    with open(full, "w") as f:
+        f.write(open(os.path.join(d, "leaf.pem")).read() + open(os.path.join(d, "int.pem")).read())
+    return full, os.path.join(d, "leaf.pem"), os.path.join(d, "leaf.key"), \
+        os.path.join(d, "root.pem")
+
+
+def certs_sent(port):
+    """Subjects of the certificates the server sends, in order (openssl s_client)."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-servername", "localhost", "-showcerts"], input=b"",
+                       capture_output=True, timeout=20)
+    return re.findall(r"^\s*\d+ s:\s*(.*)$", r.stdout.decode("latin-1"), re.M)
+
+
+@case("tls/certificate-chain-as-given", proxy=False, generic=False)
+def t_chain(ctx):
+    """The chain sent is the --cert file's, as written: leaf and intermediate when both are in
+    it, the leaf alone otherwise (no chain is built from a trust store at handshake time)."""
+    full, leaf, key, root = openssl_chain(ctx.tmp)
+    for cert, want in ((full, ["CN = localhost", "CN = intermediate"]),
+                       (leaf, ["CN = localhost"])):
+        ctx.tls_port = free_port()
+        px = ctx.start_proxy(["--tls-listen", "127.0.0.1:%d" % ctx.tls_port, "--cert", cert,
+                              "--key", key])
+        check(healthz_ok(ctx), "%s did not serve" % cert)
+        got = certs_sent(ctx.tls_port)
+        check(got == want, "%s: certificates sent %r, want %r" % (os.path.basename(cert), got, want))
+        px.stop()
+    # A client that trusts only the root verifies the full chain.
+    ctx.tls_port = free_port()
+    ctx.start_proxy(["--tls-listen", "127.0.0.1:%d" % ctx.tls_port, "--cert", full, "--key", key])
+    wait_tls(ctx)
+    c = ssl.create_default_context(cafile=root)
+    s = c.wrap_socket(socket.create_connection(("127.0.0.1", ctx.tls_port), timeout=10),
+                      server_hostname="localhost")
+    s.sendall(b"GET /__vitals/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    got = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    check(got.startswith(b"HTTP/1.1 200") and got.endswith(b"ok"), "verified request: %r" % got)
 
 
 @case("h2/injection-gzip-and-br", args=tls_args, generic=False)
