@@ -79,6 +79,26 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
         free(r);
         return VP_ERR_DB;
     }
+    /* Before schema 6, metrics were keyed by the view's text id: a view of this connection's
+     * own gives them the integer key (the view's rowid) that the queries join on. */
+    st = NULL;
+    bool keyed = sqlite3_prepare_v2(r->db,
+                                    "SELECT 1 FROM pragma_table_info('metrics', 'main') WHERE "
+                                    "name = 'view_seq'",
+                                    -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (!keyed && sqlite3_exec(r->db,
+                               "CREATE TEMP VIEW metrics AS SELECT v.rowid AS view_seq, m.name, "
+                               "m.metric_id, m.value, m.delta, m.rating, m.attribution, "
+                               "m.updated_at FROM main.metrics m JOIN main.views v ON "
+                               "v.id = m.view_id",
+                               NULL, NULL, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
+        sqlite3_close(r->db);
+        free(r);
+        return VP_ERR_DB;
+    }
     *out = r;
     return 0;
 }
@@ -357,7 +377,7 @@ int store_summary_raw(struct store_reader *r, const struct query_filter *f, json
      * streaming -- no GROUP BY / ORDER BY temp B-trees (5x fewer CPU seconds at 1M rows).
      * Values go to one vector per (route, metric); metric objects are added in name order. */
     if ((rc = prep(r, "SELECT v.id, v.route, m.name, m.value FROM views v CROSS JOIN metrics m "
-                      "ON m.view_id = v.id WHERE" VIEW_FILTER,
+                      "ON m.view_seq = v.rowid WHERE" VIEW_FILTER,
                    &st)))
         goto fail;
     bind_filter(st, f);
@@ -502,7 +522,8 @@ static int view_object(sqlite3_stmt *st, json_t **out)
 }
 
 static const char metrics_of_view_sql[] =
-    "SELECT name, max(value), rating FROM metrics WHERE view_id = ?1 GROUP BY name";
+    "SELECT name, max(value), rating FROM metrics WHERE view_seq = "
+    "(SELECT rowid FROM views WHERE id = ?1) GROUP BY name";
 
 int query_views(struct store_reader *r, const struct query_filter *f, json_t **out)
 {
@@ -601,7 +622,7 @@ static int load_view(struct store_reader *r, const char *id, json_t **out)
     }
     if ((rc = prep(r,
                    "SELECT name, max(value), attribution, metric_id, delta FROM metrics "
-                   "WHERE view_id = ?1 GROUP BY name",
+                   "WHERE view_seq = (SELECT rowid FROM views WHERE id = ?1) GROUP BY name",
                    &st)))
         goto fail;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);

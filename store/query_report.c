@@ -258,8 +258,8 @@ int query_targets(struct store_reader *r, const struct query_filter *f, int top,
      * indexes instead of every LCP/CLS/INP row of the database (40 s -> under 1 s at 1M views) */
     static const char sql[] =
         "SELECT m.name, json_extract(m.attribution, '$.target'), max(m.value) FROM views v "
-        "CROSS JOIN metrics m ON m.view_id = v.id WHERE m.name IN ('LCP', 'CLS', 'INP') AND "
-        "json_valid(m.attribution) AND" VIEW_FILTER "GROUP BY m.view_id, m.name "
+        "CROSS JOIN metrics m ON m.view_seq = v.rowid WHERE m.name IN ('LCP', 'CLS', 'INP') AND "
+        "json_valid(m.attribution) AND" VIEW_FILTER "GROUP BY m.view_seq, m.name "
         "LIMIT 300000";
     if (top < 1)
         top = 1;
@@ -561,7 +561,7 @@ int query_samples(struct store_reader *r, const struct query_filter *f, const ch
 {
     static const char metrics_sql[] =
         "SELECT coalesce(v.route, ''), m.name, max(m.value) FROM views v CROSS JOIN metrics m ON "
-        "m.view_id = v.id WHERE m.name IN ('LCP', 'CLS', 'INP', 'FCP', 'TTFB') AND" VIEW_FILTER
+        "m.view_seq = v.rowid WHERE m.name IN ('LCP', 'CLS', 'INP', 'FCP', 'TTFB') AND" VIEW_FILTER
         "GROUP BY +v.id, m.name ORDER BY v.started_at DESC LIMIT 1000000";
     static const char api_sql[] =
         "SELECT coalesce(q.method, ''), coalesce(q.route, ''), (q.last_byte_us - CASE WHEN "

@@ -712,7 +712,7 @@ static int summarize(struct sum *s)
     sqlite3_stmt *raw = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT v.rowid, v.route, m.name, m.value FROM views v LEFT JOIN "
-                           "metrics m ON m.view_id = v.id WHERE v.started_at >= ?1 AND "
+                           "metrics m ON m.view_seq = v.rowid WHERE v.started_at >= ?1 AND "
                            "v.started_at < ?2 AND (?3 IS NULL OR v.route = ?3) AND "
                            "(?4 IS NULL OR v.device = ?4) AND (?5 IS NULL OR v.browser = ?5) AND "
                            "(?6 IS NULL OR v.ect = ?6) AND (?7 IS NULL OR v.label = ?7)",

@@ -184,9 +184,60 @@ static int migrate_to_v5(sqlite3 *db, char **msg)
     return rc == SQLITE_OK ? store_schema_mark_requests(db, msg) : rc;
 }
 
+/* v6: metrics are keyed by their view's integer key instead of its text id. A view id is random
+ * in its low digits (and wholly random from other clients), so rows clustered on (view_id,
+ * metric_id) went to a random leaf of the metrics b-tree each: under load every batch dirtied
+ * most of the table's recent leaves, and the WAL took a 4 KiB page for each. views gets an
+ * explicit INTEGER PRIMARY KEY, seq (the rowid it had, kept by VACUUM now that it is declared),
+ * which only grows, so a new view's metric rows are appended at the end of the b-tree, on the
+ * pages the previous batch left dirty. id stays unique (the beacon's key, the API's, the other
+ * tables'). Readers join metrics on m.view_seq = v.rowid (the same column in this schema, the
+ * implicit rowid in older ones, see store_reader_open). Both tables are rebuilt in key order; a
+ * metric row with no view (none can exist: foreign keys were on in every writer before) would
+ * be unreachable to every reader and is not copied. bench/ingest_cost.sh and bench/store_bench:
+ * see README "Beacon ingestion". */
+static const char schema_v6[] =
+    "CREATE TABLE views_v6(\n"
+    "  seq INTEGER PRIMARY KEY,           -- metrics' key for the view; grows with each new view\n"
+    "  id TEXT UNIQUE,\n"
+    "  started_at INTEGER NOT NULL,      -- epoch ms\n"
+    "  received_at INTEGER NOT NULL,     -- epoch ms of the first payload\n"
+    "  url TEXT, path TEXT, route TEXT,\n"
+    "  parent_id TEXT,                   -- soft navigation: the hard navigation's view\n"
+    "  navigation_type TEXT, device TEXT, ect TEXT, device_memory REAL,\n"
+    "  browser TEXT, browser_major INTEGER, label TEXT, sample_rate REAL);\n"
+    "INSERT INTO views_v6(seq, id, started_at, received_at, url, path, route, parent_id,\n"
+    "  navigation_type, device, ect, device_memory, browser, browser_major, label, sample_rate)\n"
+    "  SELECT rowid, id, started_at, received_at, url, path, route, parent_id, navigation_type,\n"
+    "  device, ect, device_memory, browser, browser_major, label, sample_rate FROM views\n"
+    "  ORDER BY rowid;\n"
+    "CREATE TABLE metrics_v6(\n"
+    "  view_seq INTEGER NOT NULL REFERENCES views(seq) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL, metric_id TEXT NOT NULL,\n"
+    "  value REAL NOT NULL, delta REAL, rating TEXT,\n"
+    "  attribution TEXT,                 -- JSON object\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(view_seq, metric_id)) WITHOUT ROWID;\n"
+    "INSERT INTO metrics_v6(view_seq, name, metric_id, value, delta, rating, attribution,\n"
+    "  updated_at) SELECT v.seq, m.name, m.metric_id, m.value, m.delta, m.rating,\n"
+    "  m.attribution, m.updated_at FROM metrics m JOIN views_v6 v ON v.id = m.view_id\n"
+    "  ORDER BY v.seq, m.metric_id;\n"
+    "DROP TABLE metrics;\n"
+    "DROP TABLE views;\n"
+    "ALTER TABLE views_v6 RENAME TO views;\n"
+    "ALTER TABLE metrics_v6 RENAME TO metrics;\n"
+    "CREATE INDEX views_route_time ON views(route, started_at);\n"
+    "CREATE INDEX views_time ON views(started_at);\n"
+    "CREATE INDEX views_path_time ON views(path, started_at);\n";
+
+static int migrate_to_v6(sqlite3 *db, char **msg)
+{
+    return sqlite3_exec(db, schema_v6, NULL, NULL, msg);
+}
+
 typedef int (*migration_cb)(sqlite3 *db, char **msg);
 static const migration_cb migrations[] = {migrate_to_v1, migrate_to_v2, migrate_to_v3,
-                                          migrate_to_v4, migrate_to_v5};
+                                          migrate_to_v4, migrate_to_v5, migrate_to_v6};
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

@@ -64,10 +64,10 @@
 #include "store/store_internal.h"
 
 #define PRUNE_CHUNK 500
-/* The ids of the oldest views before ?1, at most ?2 of them: one prune chunk. */
-#define PRUNE_CHUNK_IDS                                                                            \
-    "SELECT id FROM views INDEXED BY views_time WHERE started_at < ?1 ORDER BY started_at, rowid " \
-    "LIMIT ?2"
+/* Column col of the oldest views before ?1, at most ?2 of them: one prune chunk. */
+#define PRUNE_CHUNK_OF(col)                                                                        \
+    "SELECT " col " FROM views INDEXED BY views_time WHERE started_at < ?1 ORDER BY started_at, "  \
+    "seq LIMIT ?2"
 #define CKPT_FRAMES 2000        /* ~8 MiB of WAL: wake the checkpointer */
 #define CKPT_HARD_FRAMES 32768  /* ~128 MiB: the writer checkpoints itself */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
@@ -88,7 +88,7 @@
 /* Metrics per multi-row upsert: the five of a payload in one statement. */
 #define METRIC_MULTI 5
 #define METRIC_UPSERT                                                                            \
-    " ON CONFLICT(view_id,metric_id) DO UPDATE SET name=excluded.name,value=excluded.value,"    \
+    " ON CONFLICT(view_seq,metric_id) DO UPDATE SET name=excluded.name,value=excluded.value,"    \
     "delta=excluded.delta,rating=excluded.rating,"                                               \
     "attribution=coalesce(excluded.attribution,attribution),updated_at=excluded.updated_at"
 
@@ -405,15 +405,15 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
                           "navigation_type=coalesce(navigation_type,?3),device=coalesce(device,?4),"
                           "ect=coalesce(ect,?5),device_memory=coalesce(device_memory,?6),"
                           "browser=coalesce(browser,?7),browser_major=coalesce(browser_major,?8),"
-                          "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at",
+                          "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at, seq",
         [S_VIEW_CLAIM] = "UPDATE requests SET view_id=?1 WHERE view_id IS NULL AND injected=0 "
                          "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?4",
-        [S_METRIC] = "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+        [S_METRIC] = "INSERT INTO metrics(view_seq,name,metric_id,value,delta,rating,attribution,"
                      "updated_at) VALUES(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
         /* SQLite applies the upsert row by row, so a metric id sent twice in one payload
          * still ends with its last value. */
         [S_METRIC_MULTI] =
-            "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+            "INSERT INTO metrics(view_seq,name,metric_id,value,delta,rating,attribution,"
             "updated_at) VALUES(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?),"
             "(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
         [S_NAV] = nbuf,
@@ -438,10 +438,13 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
         /* The writer runs with foreign_keys off (see store_open), so a pruned view's rows are
          * deleted here, before the view: the same chunk (the oldest views by views_time, then
          * rowid: one plan, one transaction) four times. */
-        [S_PRUNE_METRICS] = "DELETE FROM metrics WHERE view_id IN (" PRUNE_CHUNK_IDS ")",
-        [S_PRUNE_RESOURCES] = "DELETE FROM resources WHERE view_id IN (" PRUNE_CHUNK_IDS ")",
-        [S_PRUNE_NAVIGATION] = "DELETE FROM navigation WHERE view_id IN (" PRUNE_CHUNK_IDS ")",
-        [S_PRUNE_VIEWS] = "DELETE FROM views WHERE id IN (" PRUNE_CHUNK_IDS ") RETURNING started_at",
+        [S_PRUNE_METRICS] = "DELETE FROM metrics WHERE view_seq IN (" PRUNE_CHUNK_OF("seq") ")",
+        [S_PRUNE_RESOURCES] =
+            "DELETE FROM resources WHERE view_id IN (" PRUNE_CHUNK_OF("id") ")",
+        [S_PRUNE_NAVIGATION] =
+            "DELETE FROM navigation WHERE view_id IN (" PRUNE_CHUNK_OF("id") ")",
+        [S_PRUNE_VIEWS] =
+            "DELETE FROM views WHERE seq IN (" PRUNE_CHUNK_OF("seq") ") RETURNING started_at",
         /* Only rows committed before the first mark at or after the cutoff can have been
          * accepted before it, unless they took longer than that: the scan stops there, and a
          * request that was committed after that mark goes in a later pass, once the cutoff
@@ -746,11 +749,11 @@ static int step(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : VP_ERR_DB;
 }
 
-/* Binds metric m of c at parameters base + 1 .. base + 8. */
-static void bind_metric(sqlite3_stmt *st, int base, const struct cbeacon *c,
-                        const struct cmetric *m, int64_t now_ms)
+/* Binds metric m of view seq at parameters base + 1 .. base + 8. */
+static void bind_metric(sqlite3_stmt *st, int base, int64_t seq, const struct cmetric *m,
+                        int64_t now_ms)
 {
-    bind_cval(st, base + 1, &c->vid);
+    sqlite3_bind_int64(st, base + 1, seq);
     bind_cval(st, base + 2, &m->name);
     bind_cval(st, base + 3, &m->id);
     bind_cval(st, base + 4, &m->value);
@@ -815,7 +818,9 @@ static int write_beacon(struct store *s, struct item *it)
     sqlite3_bind_double(st, 15, it->u.b.sample_rate);
     if (run(s, st))
         return VP_ERR_DB;
+    int64_t seq; /* the view's key in metrics (schema v6) */
     if (sqlite3_changes(s->db) == 1) {
+        seq = sqlite3_last_insert_rowid(s->db);
         if (touch_view(s, t0))
             return VP_ERR_DB;
         /* A new view claims the unassigned sub-resource requests that followed it; none can
@@ -843,13 +848,15 @@ static int write_beacon(struct store *s, struct item *it)
         if (major > 0)
             sqlite3_bind_int(st, 8, major);
         bind_text(st, 9, it->u.b.label);
-        /* RETURNING: the stored start, which the rollups file the view under (the UPDATE is
-         * complete after the first step). */
+        /* RETURNING: the stored start, which the rollups file the view under, and the view's
+         * key (the UPDATE is complete after the first step). The view exists: its id conflicted
+         * in this transaction. */
         int sr = sqlite3_step(st);
         int64_t started = sr == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        seq = sr == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
-        if ((sr != SQLITE_ROW && sr != SQLITE_DONE) || touch_view(s, started))
+        if (sr != SQLITE_ROW || touch_view(s, started))
             return VP_ERR_DB;
     }
 
@@ -857,13 +864,13 @@ static int write_beacon(struct store *s, struct item *it)
     for (; c->nmetrics - mi >= METRIC_MULTI; mi += METRIC_MULTI) {
         st = s->st[S_METRIC_MULTI];
         for (size_t r = 0; r < METRIC_MULTI; r++)
-            bind_metric(st, (int)r * 8, c, &c->m[mi + r], it->u.b.now_ms);
+            bind_metric(st, (int)r * 8, seq, &c->m[mi + r], it->u.b.now_ms);
         if (step(st))
             return VP_ERR_DB;
     }
     for (; mi < c->nmetrics; mi++) {
         st = s->st[S_METRIC];
-        bind_metric(st, 0, c, &c->m[mi], it->u.b.now_ms);
+        bind_metric(st, 0, seq, &c->m[mi], it->u.b.now_ms);
         if (step(st))
             return VP_ERR_DB;
     }

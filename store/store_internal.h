@@ -10,7 +10,7 @@
 
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Brings db (opened read-write, inside no transaction) to STORE_SCHEMA_VERSION, one migration
  * function per version step, each in its own transaction. Returns 0, VP_ERR_VERSION (made by a

@@ -366,7 +366,7 @@ int main(void)
     char sql[512];
     int64_t hot = q1("SELECT hour FROM rollup GROUP BY hour ORDER BY sum(views) DESC LIMIT 1");
     int w = snprintf(sql, sizeof sql,
-                     "UPDATE metrics SET value = value + 100000 WHERE view_id IN (SELECT id "
+                     "UPDATE metrics SET value = value + 100000 WHERE view_seq IN (SELECT seq "
                      "FROM views WHERE started_at >= %lld AND started_at < %lld)",
                      (long long)(hot * H), (long long)((hot + 1) * H));
     TAP_OK(w > 0 && (size_t)w < sizeof sql && exec_sql(sql) == 0, "rollup/control_update");
@@ -465,7 +465,17 @@ int main(void)
     /* 6. A schema 1 database: read-only it is summarised from the raw rows; store_open upgrades
      * it in place and the rollups are backfilled. */
     TAP_OK(exec_sql("DROP TABLE rollup; DROP TABLE rollup_dims; DROP TABLE rollup_dirty; "
-                    "DELETE FROM meta WHERE key='rollup_until_hour'; PRAGMA user_version=1;") == 0,
+                    "DELETE FROM meta WHERE key='rollup_until_hour'; "
+                    /* metrics as schema 1 keyed them: by the view's text id */
+                    "CREATE TABLE metrics_v1(view_id TEXT NOT NULL REFERENCES views(id) ON "
+                    "DELETE CASCADE, name TEXT NOT NULL, metric_id TEXT NOT NULL, value REAL NOT "
+                    "NULL, delta REAL, rating TEXT, attribution TEXT, updated_at INTEGER NOT "
+                    "NULL, PRIMARY KEY(view_id, metric_id)); INSERT INTO metrics_v1 SELECT v.id, "
+                    "m.name, m.metric_id, m.value, m.delta, m.rating, m.attribution, "
+                    "m.updated_at FROM metrics m JOIN views v ON v.seq = m.view_seq; "
+                    "DROP TABLE metrics; ALTER TABLE metrics_v1 RENAME TO metrics; "
+                    "CREATE INDEX metrics_name_view ON metrics(name, view_id); "
+                    "PRAGMA user_version=1;") == 0,
            "rollup/downgrade_to_v1");
     compare_all("v1", true);
     s = open_store();

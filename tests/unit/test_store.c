@@ -245,7 +245,7 @@ static void test_ingest(void)
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/dup_in_payload_accepted");
     char *dup = qtext(p, "SELECT group_concat(metric_id || '=' || value || '/' || "
                          "coalesce(json_extract(attribution,'$.target'),'-'), ',') FROM "
-                         "(SELECT * FROM metrics WHERE view_id='viewDUP001' ORDER BY metric_id)");
+                         "(SELECT * FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'viewDUP001') ORDER BY metric_id)");
     TAP_OK(dup && strcmp(dup, "dup-1=4.0/img#a,dup-2=20.0/-") == 0,
            "store/dup_in_payload_last_wins: %s", dup ? dup : "null");
     free(dup);
@@ -343,7 +343,7 @@ static void test_requests(void)
     TAP_OK(store_prune_at(s, 1760000000000LL + 40LL * 86400000, 30) == 0 && store_sync(s) == 0,
            "store/prune_run");
     TAP_OK(db_q1(p, "SELECT count(*) FROM views WHERE id='oldview001'") == 0 &&
-               db_q1(p, "SELECT count(*) FROM metrics WHERE view_id='oldview001'") == 0 &&
+               db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'oldview001')") == 0 &&
                db_q1(p, "SELECT count(*) FROM resources WHERE view_id='oldview001'") == 0,
            "store/prune_cascades");
     TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 1 && db_q1(p, "SELECT count(*) FROM requests") == 5,
@@ -481,9 +481,9 @@ static void test_typed_columns(void)
         {"SELECT parent_id||navigation_type||device||ect||typeof(device_memory)||path||route "
          "FROM views WHERE id='typedview1'",
          "parentview1reloadmobile3greal/t/1/t/[id]"},
-        {"SELECT name||metric_id||value||delta||rating FROM metrics WHERE view_id='typedview1'",
+        {"SELECT name||metric_id||value||delta||rating FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'typedview1')",
          "CLSc10.250.05needs-improvement"},
-        {"SELECT json_extract(attribution,'$.time') FROM metrics WHERE view_id='typedview1'",
+        {"SELECT json_extract(attribution,'$.time') FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'typedview1')",
          "1200.5"},
         {"SELECT typeof(response_start)||response_start||typeof(transfer_size)||transfer_size||"
          "status||protocol||dom_interactive||type||typeof(redirect_count)||redirect_count "
@@ -575,6 +575,13 @@ static void test_migrate_v3(void)
         rc = sqlite3_exec(h,
                           "BEGIN; DROP INDEX requests_view; DROP INDEX requests_path_time; "
                           "DROP INDEX requests_referer_time;"
+                          /* metrics as schema 2 keyed them: by the view's text id */
+                          "CREATE TABLE metrics_v2(view_id TEXT NOT NULL REFERENCES views(id) "
+                          "ON DELETE CASCADE, name TEXT NOT NULL, metric_id TEXT NOT NULL, "
+                          "value REAL NOT NULL, delta REAL, rating TEXT, attribution TEXT, "
+                          "updated_at INTEGER NOT NULL, PRIMARY KEY(view_id, metric_id));"
+                          "DROP TABLE metrics; ALTER TABLE metrics_v2 RENAME TO metrics;"
+                          "CREATE INDEX metrics_name_view ON metrics(name, view_id);"
                           "CREATE INDEX requests_view ON requests(view_id);"
                           "CREATE INDEX requests_path_time ON requests(path, accept_us);"
                           "CREATE INDEX requests_referer_time ON requests(referer_path, accept_us);"
@@ -868,6 +875,172 @@ static void test_migrate_v4_fixture(void)
            "store/v5_hand_edited_mark_survived: %s", err);
 }
 
+/* Every reader's answer over all of a database's data, as one JSON text: the summary, the view
+ * list, each view (metrics, attribution, waterfall) and its HAR, the targets, findings, samples
+ * and labels. NULL on an error. */
+static char *view_answers(const char *p)
+{
+    struct store_reader *r = NULL;
+    char err[256];
+    if (store_reader_open(&r, p, err, sizeof err) != 0)
+        return NULL;
+    struct query_filter f = {0};
+    json_t *all = json_array(), *views = NULL;
+    bool ok = all != NULL && query_views(r, &f, &views) == 0;
+    if (ok)
+        json_array_append_new(all, views);
+    json_t *o = NULL;
+    ok = ok && query_summary(r, &f, &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_targets(r, &f, 10, &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_findings(r, &f, "/", &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_samples(r, &f, "/", &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_labels(r, &o) == 0 && json_array_append_new(all, o) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(ok ? json_object_get(views, "views") : NULL, i, v)
+    {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        ok = ok && id && query_view(r, id, &o) == 0 && json_array_append_new(all, o) == 0;
+        ok = ok && query_view_har(r, id, &o) == 0 && json_array_append_new(all, o) == 0;
+    }
+    store_reader_free(r);
+    char *out = ok ? json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(all);
+    return out;
+}
+
+/* A schema-5 database written by a schema-5 build (tests/unit/fixtures/store_v5.sql, made by
+ * tests/unit/fixtures/make_store_v3.py with VP_SCHEMA=5: an injected page, two claimed
+ * sub-resources, beacons for three views, a soft navigation) is upgraded in place to schema 6:
+ * views get their seq key (the rowids they had), metrics are keyed by it, every row of every
+ * table is kept with its values, and every reader answers exactly as it did on the schema-5 file
+ * (read through the older-schema view of store_reader_open). The writer then goes on: a re-sent
+ * metric id on an old view (the last value wins), a new view keyed after the old ones, and the
+ * prune removes every view's metrics. */
+static void test_migrate_v5_fixture(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "fixture_v5.db");
+    char *sql = read_text(SRCDIR "/tests/unit/fixtures/store_v5.sql");
+    sqlite3 *h = NULL;
+    int rc = sql ? sqlite3_open(p, &h) : SQLITE_ERROR;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    sqlite3_close(h);
+    free(sql);
+    TAP_OK(rc == SQLITE_OK && db_q1(p, "PRAGMA user_version") == 5 &&
+               db_q1(p, "SELECT count(*) FROM pragma_table_info('metrics') WHERE "
+                        "name = 'view_id'") == 1,
+           "store/fixture_v5_loaded");
+    static const char *const counts[7] = {
+        "SELECT count(*) FROM views",      "SELECT count(*) FROM metrics",
+        "SELECT count(*) FROM resources",  "SELECT count(*) FROM navigation",
+        "SELECT count(*) FROM requests",   "SELECT count(*) FROM request_marks",
+        "SELECT count(*) FROM rejections"};
+    long long before[7];
+    for (int i = 0; i < 7; i++)
+        before[i] = db_q1(p, counts[i]);
+    TAP_OK(before[0] == 3 && before[1] == 11 && before[2] == 2 && before[3] == 1 &&
+               before[4] == 3,
+           "store/fixture_v5_fixture_rows");
+    char *views0 = qtext(p, "SELECT group_concat(rowid || id || started_at || received_at || "
+                            "coalesce(url, '') || coalesce(route, '') || coalesce(parent_id, '') "
+                            "|| coalesce(navigation_type, '') || coalesce(device, '') || "
+                            "coalesce(device_memory, '') || coalesce(label, ''), '|') FROM "
+                            "(SELECT rowid, * FROM views ORDER BY rowid)");
+    char *sum0 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
+                          "coalesce(delta, '') || coalesce(rating, '') || "
+                          "coalesce(attribution, '') || updated_at, '|') FROM "
+                          "(SELECT * FROM metrics ORDER BY view_id, metric_id)");
+    char *answers5 = view_answers(p);
+    TAP_OK(answers5 && strstr(answers5, "fixture-view-b") && strstr(answers5, "\"LCP\""),
+           "store/fixture_v5_read_as_v5");
+
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/fixture_v5_migrates_to_v6: %s", err);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 && db_q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
+               db_q1(p, "SELECT count(*) FROM pragma_table_info('views') WHERE name = 'seq' AND "
+                        "pk = 1") == 1 &&
+               db_q1(p, "SELECT count(*) FROM pragma_index_list('metrics') WHERE origin = 'pk'") ==
+                   1 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
+                        "sql LIKE '%view_seq%WITHOUT ROWID%'") == 1 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v6'") == 0 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
+                        "('views_route_time', 'views_time', 'views_path_time')") == 3,
+           "store/fixture_v6_shape");
+    bool kept = true;
+    for (int i = 0; i < 7; i++)
+        kept = kept && db_q1(p, counts[i]) == before[i];
+    TAP_OK(kept, "store/fixture_v6_rows_kept");
+    char *views1 = qtext(p, "SELECT group_concat(rowid || id || started_at || received_at || "
+                            "coalesce(url, '') || coalesce(route, '') || coalesce(parent_id, '') "
+                            "|| coalesce(navigation_type, '') || coalesce(device, '') || "
+                            "coalesce(device_memory, '') || coalesce(label, ''), '|') FROM "
+                            "(SELECT seq AS rowid, * FROM views ORDER BY seq)");
+    char *sum1 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
+                          "coalesce(delta, '') || coalesce(rating, '') || "
+                          "coalesce(attribution, '') || updated_at, '|') FROM "
+                          "(SELECT v.id AS view_id, m.* FROM metrics m JOIN views v ON "
+                          "v.seq = m.view_seq ORDER BY view_id, metric_id)");
+    TAP_OK(views0 && views1 && strcmp(views0, views1) == 0, "store/fixture_v6_views_kept");
+    TAP_OK(sum0 && sum1 && strcmp(sum0, sum1) == 0, "store/fixture_v6_metric_values_kept");
+    char *answers6 = view_answers(p);
+    TAP_OK(answers5 && answers6 && strcmp(answers5, answers6) == 0,
+           "store/fixture_v6_answers_kept: %s", answers6 ? answers6 : "(error)");
+    free(views0);
+    free(views1);
+    free(sum0);
+    free(sum1);
+    free(answers5);
+    free(answers6);
+
+    /* The writer on the migrated file. */
+    long long top = db_q1(p, "SELECT max(seq) FROM views");
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    if (rc == 0)
+        rc = ingest(s, "{\"v\":1,\"vid\":\"fixture-view-b\",\"url\":\"/checkout\","
+                       "\"t0\":1795611420359,\"m\":[{\"n\":\"LCP\",\"id\":\"b-LCP\",\"v\":1234},"
+                       "{\"n\":\"CLS\",\"id\":\"b-CLS2\",\"v\":0.5}]}");
+    if (rc == 0)
+        rc = ingest(s, "{\"v\":1,\"vid\":\"after-v6\",\"url\":\"/x\",\"t0\":1795611430000,"
+                       "\"m\":[{\"n\":\"LCP\",\"id\":\"a6\",\"v\":10},{\"n\":\"LCP\",\"id\":\"a6\","
+                       "\"v\":20}]}");
+    if (rc == 0)
+        rc = store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 &&
+               db_q1(p, "SELECT value FROM metrics WHERE metric_id = 'b-LCP' AND view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'fixture-view-b')") == 1234 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == before[1] + 2 &&
+               db_q1(p, "SELECT value FROM metrics WHERE metric_id = 'a6'") == 20 &&
+               db_q1(p, "SELECT seq FROM views WHERE id = 'after-v6'") > top &&
+               db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'after-v6')") == 1,
+           "store/fixture_v6_writer_goes_on");
+    char *ic = qtext(p, "PRAGMA integrity_check");
+    TAP_OK(ic && strcmp(ic, "ok") == 0 &&
+               db_q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
+           "store/fixture_v6_integrity");
+    free(ic);
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    if (rc == 0)
+        rc = store_prune_at(s, vp_now_ms() + 86400000LL, 0);
+    if (rc == 0)
+        rc = store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM views") == 0 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 0 &&
+               db_q1(p, "SELECT count(*) FROM resources") == 0 &&
+               db_q1(p, "SELECT count(*) FROM navigation") == 0,
+           "store/fixture_v6_prune_removes_children");
+}
+
 /* A schema-3 database written by a schema-3 build (tests/unit/fixtures/store_v3.sql, made by
  * make_store_v3.py: an injected page with two claimed sub-resources, its beacons with a re-sent
  * metric id, navigation timing and resources, a soft navigation, a rejection) is upgraded in
@@ -930,14 +1103,15 @@ static void test_migrate_v3_fixture(void)
     char *sum1 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
                           "coalesce(delta, '') || coalesce(rating, '') || "
                           "coalesce(attribution, '') || updated_at, '|') FROM "
-                          "(SELECT * FROM metrics ORDER BY view_id, metric_id)");
+                          "(SELECT v.id AS view_id, m.* FROM metrics m JOIN views v ON "
+                          "v.seq = m.view_seq ORDER BY view_id, metric_id)");
     TAP_OK(sum0 && sum1 && strcmp(sum0, sum1) == 0, "store/fixture_v4_values_kept");
     free(sum0);
     free(sum1);
     char want[256];
     int w =
         snprintf(want, sizeof want,
-                 "SELECT value FROM metrics WHERE view_id = '%s' AND name = 'LCP'", vid ? vid : "");
+                 "SELECT value FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = '%s') AND name = 'LCP'", vid ? vid : "");
     TAP_OK(vid && w > 0 && (size_t)w < sizeof want && db_q1(p, want) == 2600,
            "store/fixture_v4_last_value_kept");
     w = snprintf(want, sizeof want, "SELECT count(*) FROM requests WHERE view_id = '%s'",
@@ -1398,6 +1572,7 @@ int main(void)
     test_migrate_v3();
     test_migrate_v3_fixture();
     test_migrate_v4_fixture();
+    test_migrate_v5_fixture();
     test_claim_bound();
     test_claim_per_path();
     test_request_groups();
