@@ -875,6 +875,72 @@ static void test_migrate_v4_fixture(void)
            "store/v5_hand_edited_mark_survived: %s", err);
 }
 
+/* Retention with the writer's foreign keys off: a view's metrics, resources and navigation go
+ * with it, also over several prune chunks (PRUNE_CHUNK views each) and with views that share a
+ * start time, and the rows of the views kept stay; no row is left without its view. */
+static void test_prune_chunks(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "prune_chunks.db");
+    int rc = open_keep(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/prune_chunks_open: %s", err);
+    if (rc)
+        return;
+    const int old = 1100;
+    for (int i = 0; i < old + 3 && rc == 0; i++) {
+        char body[768];
+        /* old views in pairs with one start time: 1 and 2, ..., 499 and 500 (across the first
+         * chunk's end), ... */
+        long long t0 = i < old ? 1760000000000LL + (i + 1) / 2 : vp_now_ms() - 1000 * i;
+        int w = snprintf(body, sizeof body,
+                         "{\"v\":1,\"vid\":\"prune%05d\",\"url\":\"/p/%d\",\"t0\":%lld,"
+                         "\"m\":[{\"n\":\"LCP\",\"id\":\"l%d\",\"v\":%d},"
+                         "{\"n\":\"CLS\",\"id\":\"c%d\",\"v\":0.1}],"
+                         "\"nt\":{\"u\":\"/p/%d\",\"d\":10,\"ty\":\"navigate\"},"
+                         "\"res\":[{\"u\":\"/a.js\"},{\"u\":\"/b.css\"}]}",
+                         i, i, t0, i, 100 + i, i, i);
+        if (w < 0 || (size_t)w >= sizeof body)
+            rc = -1;
+        while (rc == 0 && (rc = ingest(s, body)) == VP_ERR_FULL) {
+            rc = 0;
+            usleep(1000);
+        }
+    }
+    rc = rc ? rc : store_sync(s);
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM views") == old + 3 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 2 * (old + 3) &&
+               db_q1(p, "SELECT count(*) FROM resources") == 2 * (old + 3) &&
+               db_q1(p, "SELECT count(*) FROM navigation") == old + 3,
+           "store/prune_chunks_ingested (%lld navigation rows)",
+           db_q1(p, "SELECT count(*) FROM navigation"));
+    /* Up to a cutoff of 540 ms after the first: views 0 .. 1078 go (1,079, three chunks). */
+    rc = store_prune_at(s, 1760000000000LL + 30LL * 86400000 + 540, 30);
+    rc = rc ? rc : store_sync(s);
+    long long left = db_q1(p, "SELECT count(*) FROM views");
+    TAP_OK(rc == 0 && left == 21 + 3 && db_q1(p, "SELECT count(*) FROM metrics") == 2 * left &&
+               db_q1(p, "SELECT count(*) FROM resources") == 2 * left &&
+               db_q1(p, "SELECT count(*) FROM navigation") == left,
+           "store/prune_chunks_children_go_with_views (%lld views left)", left);
+    rc = store_prune_at(s, 1760000000000LL + 40LL * 86400000, 30);
+    rc = rc ? rc : store_sync(s);
+    store_free(s);
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM views") == 3 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 6 &&
+               db_q1(p, "SELECT count(*) FROM resources") == 6 &&
+               db_q1(p, "SELECT count(*) FROM navigation") == 3 &&
+               db_q1(p, "SELECT count(*) FROM views WHERE id LIKE 'prune011%'") == 3,
+           "store/prune_chunks_recent_kept");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq NOT IN (SELECT seq FROM views)") ==
+                   0 &&
+               db_q1(p, "SELECT count(*) FROM resources WHERE view_id NOT IN "
+                        "(SELECT id FROM views)") == 0 &&
+               db_q1(p, "SELECT count(*) FROM navigation WHERE view_id NOT IN "
+                        "(SELECT id FROM views)") == 0 &&
+               db_q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
+           "store/prune_chunks_no_orphans");
+}
+
 /* Every reader's answer over all of a database's data, as one JSON text: the summary, the view
  * list, each view (metrics, attribution, waterfall) and its HAR, the targets, findings, samples
  * and labels. NULL on an error. */
@@ -1573,6 +1639,7 @@ int main(void)
     test_migrate_v3_fixture();
     test_migrate_v4_fixture();
     test_migrate_v5_fixture();
+    test_prune_chunks();
     test_claim_bound();
     test_claim_per_path();
     test_request_groups();
