@@ -184,10 +184,20 @@ struct req_vals {
     char vbuf[72];
 };
 
+/* The browser of the last User-Agent the writer saw (most beacons of a run repeat one). */
+struct ua_memo {
+    bool set;
+    size_t len;
+    char ua[512];
+    char fam[32];
+    int major;
+};
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
     struct store_options opt;
+    struct ua_memo ua_memo; /* writer thread only */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_item; /* writer waits: items, stop, sync */
@@ -775,6 +785,27 @@ static void bind_res(sqlite3_stmt *st, int base, const struct cbeacon *c, size_t
 
 /* ---- writing one item ---- */
 
+/* beacon_browser_of, remembered for the last User-Agent (about 1,800 instructions a beacon,
+ * bench/ingest_cost.sh, for the same answer every time). Writer thread only. */
+static void browser_of(struct store *s, const char *ua, char fam[32], int *major)
+{
+    struct ua_memo *m = &s->ua_memo;
+    size_t len = ua ? strlen(ua) : 0;
+    if (ua && m->set && m->len == len && memcmp(m->ua, ua, len) == 0) {
+        memcpy(fam, m->fam, sizeof m->fam);
+        *major = m->major;
+        return;
+    }
+    beacon_browser_of(ua, fam, 32, major);
+    m->set = ua && len < sizeof m->ua;
+    if (m->set) {
+        memcpy(m->ua, ua, len);
+        m->len = len;
+        memcpy(m->fam, fam, sizeof m->fam);
+        m->major = *major;
+    }
+}
+
 /* A write touched a view that started at started_at_ms: a sealed hour becomes dirty (see
  * store/rollup.h), in the same transaction. */
 static int touch_view(struct store *s, int64_t started_at_ms)
@@ -796,7 +827,7 @@ static int write_beacon(struct store *s, struct item *it)
     int rl = store_route_of(url, c->url.len, route, sizeof route);
     char fam[32];
     int major = 0;
-    beacon_browser_of(it->u.b.ua, fam, sizeof fam, &major);
+    browser_of(s, it->u.b.ua, fam, &major);
 
     sqlite3_stmt *st = s->st[S_VIEW_INSERT];
     bind_cval(st, 1, &c->vid);

@@ -875,6 +875,40 @@ static void test_migrate_v4_fixture(void)
            "store/v5_hand_edited_mark_survived: %s", err);
 }
 
+/* The writer remembers the browser of the last User-Agent: each view still gets its own
+ * beacon's browser when the agents alternate, repeat, or are missing. */
+static void test_browser_per_view(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "browsers.db");
+    int rc = open_keep(&s, p, NULL, err, sizeof err);
+    static const char *const uas[] = {
+        "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36", "Mozilla/5.0 Gecko/20100101 Firefox/120.0",
+        "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36", "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36",
+        NULL,                                         "Mozilla/5.0 Chrome/99.0.0.0 Safari/537.36"};
+    for (int i = 0; rc == 0 && i < 6; i++) {
+        struct store_beacon_ctx ctx = {"127.0.0.1", uas[i], 1764000001000, NULL, 1.0};
+        char body[160], reason[96];
+        int w = snprintf(body, sizeof body,
+                         "{\"v\":1,\"vid\":\"browser%03d\",\"url\":\"/b\",\"t0\":1764000000000,"
+                         "\"m\":[{\"n\":\"LCP\",\"id\":\"l\",\"v\":1}]}",
+                         i);
+        rc = w > 0 && (size_t)w < sizeof body
+                 ? store_ingest_beacon(s, body, strlen(body), &ctx, reason, sizeof reason)
+                 : -1;
+    }
+    rc = rc ? rc : store_sync(s);
+    store_free(s);
+    char *got = rc == 0 ? qtext(p, "SELECT group_concat(coalesce(browser, '-') || "
+                                   "coalesce(browser_major, ''), ',') FROM "
+                                   "(SELECT * FROM views ORDER BY id)")
+                        : NULL;
+    TAP_OK(got && strcmp(got, "Chrome131,Firefox120,Chrome131,Chrome131,other,Chrome99") == 0,
+           "store/browser_per_view: %s", got ? got : "(error)");
+    free(got);
+}
+
 /* Retention with the writer's foreign keys off: a view's metrics, resources and navigation go
  * with it, also over several prune chunks (PRUNE_CHUNK views each) and with views that share a
  * start time, and the rows of the views kept stay; no row is left without its view. */
@@ -1640,6 +1674,7 @@ int main(void)
     test_migrate_v4_fixture();
     test_migrate_v5_fixture();
     test_prune_chunks();
+    test_browser_per_view();
     test_claim_bound();
     test_claim_per_path();
     test_request_groups();
