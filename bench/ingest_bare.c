@@ -196,7 +196,9 @@ int main(int argc, char **argv)
     struct table views = {.name = "views"};
     /* views: seq (column 0), id (column 1), ... (schema 6) */
     struct table kids[3] = {
-        {.name = "metrics", .key = 0}, {.name = "navigation", .key = 1}, {.name = "resources", .key = 1}};
+        {.name = "metrics", .key = 0},
+        {.name = "navigation", .key = 1},
+        {.name = "resources", .key = 1}};
     load(src, &views, "SELECT * FROM views ORDER BY rowid LIMIT ?1", max);
     load(src, &kids[0],
          "SELECT * FROM metrics WHERE view_seq IN (SELECT seq FROM views ORDER BY rowid LIMIT ?1) "
@@ -218,7 +220,8 @@ int main(int argc, char **argv)
         if (!(first[k] = malloc(views.nrows * sizeof *first[k])))
             die("out of memory", NULL);
         for (size_t i = 0; i < views.nrows; i++)
-            first[k][i] = lower_bound(&kids[k], views.v[i * (size_t)views.ncols + (size_t)kids[k].key]);
+            first[k][i] =
+                lower_bound(&kids[k], views.v[i * (size_t)views.ncols + (size_t)kids[k].key]);
     }
     double secs[RUNS];
     long long rows = 0;

@@ -264,6 +264,7 @@ static double bare(const char *dir, int n, bool resources)
     sqlite3_stmt *v = NULL, *m = NULL, *r = NULL;
     if (sqlite3_open(path, &h) != SQLITE_OK ||
         sqlite3_exec(h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                        "PRAGMA foreign_keys=OFF;"
                         "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=4096;",
                      NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h,
@@ -272,7 +273,7 @@ static double bare(const char *dir, int n, bool resources)
                            "VALUES(?,?,?,?,?,?,'navigate','desktop','4g','Chrome',131,1)",
                            -1, &v, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h,
-                           "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,"
+                           "INSERT INTO metrics(view_seq,name,metric_id,value,delta,rating,"
                            "attribution,updated_at) VALUES(?,?,?,?,?,'good',?,?)",
                            -1, &m, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h,
@@ -301,9 +302,10 @@ static double bare(const char *dir, int n, bool resources)
         sqlite3_bind_text(v, 6, "/products/[id]", -1, SQLITE_STATIC);
         sqlite3_step(v);
         sqlite3_reset(v);
+        sqlite3_int64 seq = sqlite3_last_insert_rowid(h); /* metrics' key (schema 6) */
         for (int k = 0; k < 5; k++) {
             snprintf(mid, sizeof mid, "%c%d", names[k][0], i);
-            sqlite3_bind_text(m, 1, vid, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(m, 1, seq);
             sqlite3_bind_text(m, 2, names[k], -1, SQLITE_STATIC);
             sqlite3_bind_text(m, 3, mid, -1, SQLITE_STATIC);
             sqlite3_bind_double(m, 4, 1000.5 + k);

@@ -245,7 +245,8 @@ static void test_ingest(void)
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/dup_in_payload_accepted");
     char *dup = qtext(p, "SELECT group_concat(metric_id || '=' || value || '/' || "
                          "coalesce(json_extract(attribution,'$.target'),'-'), ',') FROM "
-                         "(SELECT * FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'viewDUP001') ORDER BY metric_id)");
+                         "(SELECT * FROM metrics WHERE view_seq = "
+                         "(SELECT seq FROM views WHERE id = 'viewDUP001') ORDER BY metric_id)");
     TAP_OK(dup && strcmp(dup, "dup-1=4.0/img#a,dup-2=20.0/-") == 0,
            "store/dup_in_payload_last_wins: %s", dup ? dup : "null");
     free(dup);
@@ -343,7 +344,8 @@ static void test_requests(void)
     TAP_OK(store_prune_at(s, 1760000000000LL + 40LL * 86400000, 30) == 0 && store_sync(s) == 0,
            "store/prune_run");
     TAP_OK(db_q1(p, "SELECT count(*) FROM views WHERE id='oldview001'") == 0 &&
-               db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'oldview001')") == 0 &&
+               db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'oldview001')") == 0 &&
                db_q1(p, "SELECT count(*) FROM resources WHERE view_id='oldview001'") == 0,
            "store/prune_cascades");
     TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 1 && db_q1(p, "SELECT count(*) FROM requests") == 5,
@@ -481,9 +483,11 @@ static void test_typed_columns(void)
         {"SELECT parent_id||navigation_type||device||ect||typeof(device_memory)||path||route "
          "FROM views WHERE id='typedview1'",
          "parentview1reloadmobile3greal/t/1/t/[id]"},
-        {"SELECT name||metric_id||value||delta||rating FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'typedview1')",
+        {"SELECT name||metric_id||value||delta||rating FROM metrics WHERE view_seq = "
+         "(SELECT seq FROM views WHERE id = 'typedview1')",
          "CLSc10.250.05needs-improvement"},
-        {"SELECT json_extract(attribution,'$.time') FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = 'typedview1')",
+        {"SELECT json_extract(attribution,'$.time') FROM metrics WHERE view_seq = "
+         "(SELECT seq FROM views WHERE id = 'typedview1')",
          "1200.5"},
         {"SELECT typeof(response_start)||response_start||typeof(transfer_size)||transfer_size||"
          "status||protocol||dom_interactive||type||typeof(redirect_count)||redirect_count "
@@ -1211,7 +1215,8 @@ static void test_migrate_v3_fixture(void)
     char want[256];
     int w =
         snprintf(want, sizeof want,
-                 "SELECT value FROM metrics WHERE view_seq = (SELECT seq FROM views WHERE id = '%s') AND name = 'LCP'", vid ? vid : "");
+                 "SELECT value FROM metrics WHERE view_seq = "
+                 "(SELECT seq FROM views WHERE id = '%s') AND name = 'LCP'", vid ? vid : "");
     TAP_OK(vid && w > 0 && (size_t)w < sizeof want && db_q1(p, want) == 2600,
            "store/fixture_v4_last_value_kept");
     w = snprintf(want, sizeof want, "SELECT count(*) FROM requests WHERE view_id = '%s'",
