@@ -26,6 +26,7 @@
 
 struct store_reader {
     sqlite3 *db;
+    bool metrics_by_id; /* a file before schema 6: metrics keyed by the view's text id */
 };
 
 static void set_err(char *err, size_t errlen, const char *a, const char *b)
@@ -80,7 +81,9 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
         return VP_ERR_DB;
     }
     /* Before schema 6, metrics were keyed by the view's text id: a view of this connection's
-     * own gives them the integer key (the view's rowid) that the queries join on. */
+     * own gives them the integer key (the view's rowid) that the queries join on. SQLite
+     * flattens it into the joins that views drive (CROSS JOIN); the summary's LEFT JOIN, which
+     * it would not flatten, reads the table itself (store_reader_metrics_by_id). */
     st = NULL;
     bool keyed = sqlite3_prepare_v2(r->db,
                                     "SELECT 1 FROM pragma_table_info('metrics', 'main') WHERE "
@@ -88,6 +91,7 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
                                     -1, &st, NULL) == SQLITE_OK &&
                  sqlite3_step(st) == SQLITE_ROW;
     sqlite3_finalize(st);
+    r->metrics_by_id = !keyed;
     if (!keyed && sqlite3_exec(r->db,
                                "CREATE TEMP VIEW metrics AS SELECT v.rowid AS view_seq, m.name, "
                                "m.metric_id, m.value, m.delta, m.rating, m.attribution, "
@@ -1044,6 +1048,11 @@ int query_health(struct store_reader *r, json_t **out)
                      "newest", no_new ? json_null() : json_iso(newest), "db_bytes",
                      (json_int_t)(pages * psize));
     return *out ? 0 : VP_ERR_NOMEM;
+}
+
+bool store_reader_metrics_by_id(const struct store_reader *r)
+{
+    return r->metrics_by_id;
 }
 
 sqlite3 *store_reader_sqlite(struct store_reader *r)

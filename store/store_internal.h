@@ -44,6 +44,10 @@ int store_sync(struct store *s);
 struct store_reader;
 sqlite3 *store_reader_sqlite(struct store_reader *r);
 
+/* Whether r reads a file from before schema 6, whose metrics are keyed by the view's text id
+ * (store_reader_open gives them the schema-6 key through a temporary view). */
+bool store_reader_metrics_by_id(const struct store_reader *r);
+
 /* The summary computed from the raw views and metrics rows only (no rollups): the reference
  * that query_summary must equal (unit tests, bench/report_bench). Same contract as
  * query_summary. */
