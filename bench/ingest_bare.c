@@ -198,7 +198,7 @@ int main(int argc, char **argv)
     struct table kids[3] = {
         {.name = "metrics", .key = 0},
         {.name = "navigation", .key = 1},
-        {.name = "resources", .key = 1}};
+        {.name = "resources", .key = 0}};
     load(src, &views, "SELECT * FROM views ORDER BY rowid LIMIT ?1", max);
     load(src, &kids[0],
          "SELECT * FROM metrics WHERE view_seq IN (SELECT seq FROM views ORDER BY rowid LIMIT ?1) "
@@ -207,8 +207,8 @@ int main(int argc, char **argv)
          "SELECT * FROM navigation WHERE view_id IN (SELECT id FROM views ORDER BY rowid "
          "LIMIT ?1) ORDER BY view_id", max);
     load(src, &kids[2],
-         "SELECT * FROM resources WHERE view_id IN (SELECT id FROM views ORDER BY rowid "
-         "LIMIT ?1) ORDER BY view_id, idx", max);
+         "SELECT * FROM resources WHERE view_seq IN (SELECT seq FROM views ORDER BY rowid "
+         "LIMIT ?1) ORDER BY view_seq, idx", max);
     sqlite3_close(src);
     if (views.nrows == 0) {
         fprintf(stderr, "ingest_bare: %s holds no views\n", argv[1]);

@@ -277,7 +277,7 @@ static double bare(const char *dir, int n, bool resources)
                            "attribution,updated_at) VALUES(?,?,?,?,?,'good',?,?)",
                            -1, &m, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h,
-                           "INSERT INTO resources(view_id,idx,url,initiator,start_ms,"
+                           "INSERT INTO resources(view_seq,idx,url,initiator,start_ms,"
                            "duration_ms,fetch_start,request_start,response_start,response_end,"
                            "transfer_size,encoded_size,decoded_size,protocol,render_blocking,"
                            "status) VALUES(?,?,?,'script',?,40.2,?,?,?,?,12000,11700,40000,"
@@ -322,7 +322,7 @@ static double bare(const char *dir, int n, bool resources)
         for (int k = 0; resources && k < 60; k++) {
             snprintf(rurl, sizeof rurl, "/_next/static/chunks/%d-%08x.js", k,
                      (unsigned)(i * 7919 + k));
-            sqlite3_bind_text(r, 1, vid, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(r, 1, seq);
             sqlite3_bind_int(r, 2, k);
             sqlite3_bind_text(r, 3, rurl, -1, SQLITE_STATIC);
             sqlite3_bind_double(r, 4, 100.1 + k);

@@ -80,8 +80,8 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
         free(r);
         return VP_ERR_DB;
     }
-    /* Before schema 6, metrics were keyed by the view's text id: a view of this connection's
-     * own gives them the integer key (the view's rowid) that the queries join on. SQLite
+    /* Before schema 6, metrics and resources were keyed by the view's text id: views of this
+     * connection's own give them the integer key (the view's rowid) that the queries join on. SQLite
      * flattens it into the joins that views drive (CROSS JOIN); the summary's LEFT JOIN, which
      * it would not flatten, reads the table itself (store_reader_metrics_by_id). */
     st = NULL;
@@ -96,7 +96,15 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
                                "CREATE TEMP VIEW metrics AS SELECT v.rowid AS view_seq, m.name, "
                                "m.metric_id, m.value, m.delta, m.rating, m.attribution, "
                                "m.updated_at FROM main.metrics m JOIN main.views v ON "
-                               "v.id = m.view_id",
+                               "v.id = m.view_id; "
+                               "CREATE TEMP VIEW resources AS SELECT v.rowid AS view_seq, r.idx, "
+                               "r.url, r.initiator, r.start_ms, r.duration_ms, r.redirect_start, "
+                               "r.redirect_end, r.fetch_start, r.dns_start, r.dns_end, "
+                               "r.connect_start, r.connect_end, r.secure_start, r.request_start, "
+                               "r.response_start, r.response_end, r.transfer_size, "
+                               "r.encoded_size, r.decoded_size, r.protocol, r.render_blocking, "
+                               "r.status, r.delivery_type, r.server_timing FROM main.resources r "
+                               "JOIN main.views v ON v.id = r.view_id",
                                NULL, NULL, NULL) != SQLITE_OK) {
         set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
         sqlite3_close(r->db);
@@ -656,12 +664,15 @@ static int load_view(struct store_reader *r, const char *id, json_t **out)
     json_decref(navs);
     if (rc)
         goto fail;
-    if ((rc = rows_into(r, "SELECT * FROM resources WHERE view_id = ?1 ORDER BY idx", id, res)) ||
+    if ((rc = rows_into(r,
+                        "SELECT * FROM resources WHERE view_seq = "
+                        "(SELECT rowid FROM views WHERE id = ?1) ORDER BY idx",
+                        id, res)) ||
         (rc = rows_into(r, requests_of_view_sql, id, reqs)))
         goto fail;
     size_t i;
     json_t *e;
-    json_array_foreach(res, i, e) json_object_del(e, "view_id");
+    json_array_foreach(res, i, e) json_object_del(e, "view_seq");
     sqlite3_finalize(mst);
     *out = v;
     return 0;

@@ -396,10 +396,10 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
     char rbuf[2048], nbuf[2048], rmbuf[8192], qmbuf[2048];
     if (build_req_insert(qmbuf, sizeof qmbuf, REQ_MULTI))
         return VP_ERR_LIMIT;
-    if (build_insert(rbuf, sizeof rbuf, "INSERT", "resources", "view_id,idx", beacon_res_fields,
-                     NULL, 1, " ON CONFLICT(view_id, idx) DO NOTHING") ||
-        build_insert(rmbuf, sizeof rmbuf, "INSERT", "resources", "view_id,idx",
-                     beacon_res_fields, NULL, RES_MULTI, " ON CONFLICT(view_id, idx) DO NOTHING") ||
+    if (build_insert(rbuf, sizeof rbuf, "INSERT", "resources", "view_seq,idx", beacon_res_fields,
+                     NULL, 1, " ON CONFLICT(view_seq, idx) DO NOTHING") ||
+        build_insert(rmbuf, sizeof rmbuf, "INSERT", "resources", "view_seq,idx",
+                     beacon_res_fields, NULL, RES_MULTI, " ON CONFLICT(view_seq, idx) DO NOTHING") ||
         build_insert(nbuf, sizeof nbuf, "INSERT OR REPLACE", "navigation", "view_id",
                      beacon_res_fields, beacon_nav_fields, 1, ""))
         return VP_ERR_LIMIT;
@@ -450,7 +450,7 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
          * rowid: one plan, one transaction) four times. */
         [S_PRUNE_METRICS] = "DELETE FROM metrics WHERE view_seq IN (" PRUNE_CHUNK_OF("seq") ")",
         [S_PRUNE_RESOURCES] =
-            "DELETE FROM resources WHERE view_id IN (" PRUNE_CHUNK_OF("id") ")",
+            "DELETE FROM resources WHERE view_seq IN (" PRUNE_CHUNK_OF("seq") ")",
         [S_PRUNE_NAVIGATION] =
             "DELETE FROM navigation WHERE view_id IN (" PRUNE_CHUNK_OF("id") ")",
         [S_PRUNE_VIEWS] =
@@ -773,10 +773,10 @@ static void bind_metric(sqlite3_stmt *st, int base, int64_t seq, const struct cm
     sqlite3_bind_int64(st, base + 8, now_ms);
 }
 
-/* Binds resource i of c at parameters base + 1 .. base + 2 + N_RES_FIELDS. */
-static void bind_res(sqlite3_stmt *st, int base, const struct cbeacon *c, size_t i)
+/* Binds resource i of c (view seq) at parameters base + 1 .. base + 2 + N_RES_FIELDS. */
+static void bind_res(sqlite3_stmt *st, int base, int64_t seq, const struct cbeacon *c, size_t i)
 {
-    bind_cval(st, base + 1, &c->vid);
+    sqlite3_bind_int64(st, base + 1, seq);
     sqlite3_bind_int64(st, base + 2, (sqlite3_int64)c->ri + (sqlite3_int64)i);
     const struct cval *f = c->res + i * N_RES_FIELDS;
     for (int k = 0; k < N_RES_FIELDS; k++)
@@ -920,13 +920,13 @@ static int write_beacon(struct store *s, struct item *it)
     for (; c->nres - i >= RES_MULTI; i += RES_MULTI) {
         st = s->st[S_RES_MULTI];
         for (size_t r = 0; r < RES_MULTI; r++)
-            bind_res(st, (int)(r * (2 + N_RES_FIELDS)), c, i + r);
+            bind_res(st, (int)(r * (2 + N_RES_FIELDS)), seq, c, i + r);
         if (step(st))
             return VP_ERR_DB;
     }
     for (; i < c->nres; i++) {
         st = s->st[S_RES];
-        bind_res(st, 0, c, i);
+        bind_res(st, 0, seq, c, i);
         if (step(st))
             return VP_ERR_DB;
     }

@@ -44,8 +44,8 @@ int store_sync(struct store *s);
 struct store_reader;
 sqlite3 *store_reader_sqlite(struct store_reader *r);
 
-/* Whether r reads a file from before schema 6, whose metrics are keyed by the view's text id
- * (store_reader_open gives them the schema-6 key through a temporary view). */
+/* Whether r reads a file from before schema 6, whose metrics and resources are keyed by the
+ * view's text id (store_reader_open gives them the schema-6 key through temporary views). */
 bool store_reader_metrics_by_id(const struct store_reader *r);
 
 /* The summary computed from the raw views and metrics rows only (no rollups): the reference

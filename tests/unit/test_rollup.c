@@ -20,6 +20,7 @@
 #include "store/rollup.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "db_test_util.h"
 #include "tap.h"
 
 #define H ROLLUP_HOUR_MS
@@ -466,16 +467,7 @@ int main(void)
      * it in place and the rollups are backfilled. */
     TAP_OK(exec_sql("DROP TABLE rollup; DROP TABLE rollup_dims; DROP TABLE rollup_dirty; "
                     "DELETE FROM meta WHERE key='rollup_until_hour'; "
-                    /* metrics as schema 1 keyed them: by the view's text id */
-                    "CREATE TABLE metrics_v1(view_id TEXT NOT NULL REFERENCES views(id) ON "
-                    "DELETE CASCADE, name TEXT NOT NULL, metric_id TEXT NOT NULL, value REAL NOT "
-                    "NULL, delta REAL, rating TEXT, attribution TEXT, updated_at INTEGER NOT "
-                    "NULL, PRIMARY KEY(view_id, metric_id)); INSERT INTO metrics_v1 SELECT v.id, "
-                    "m.name, m.metric_id, m.value, m.delta, m.rating, m.attribution, "
-                    "m.updated_at FROM metrics m JOIN views v ON v.seq = m.view_seq; "
-                    "DROP TABLE metrics; ALTER TABLE metrics_v1 RENAME TO metrics; "
-                    "CREATE INDEX metrics_name_view ON metrics(name, view_id); "
-                    "PRAGMA user_version=1;") == 0,
+                    DB_TEST_TEXT_KEYED_CHILDREN "PRAGMA user_version=1;") == 0,
            "rollup/downgrade_to_v1");
     compare_all("v1", true);
     s = open_store();

@@ -346,7 +346,8 @@ static void test_requests(void)
     TAP_OK(db_q1(p, "SELECT count(*) FROM views WHERE id='oldview001'") == 0 &&
                db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq = "
                         "(SELECT seq FROM views WHERE id = 'oldview001')") == 0 &&
-               db_q1(p, "SELECT count(*) FROM resources WHERE view_id='oldview001'") == 0,
+               db_q1(p, "SELECT count(*) FROM resources WHERE view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'oldview001')") == 0,
            "store/prune_cascades");
     TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 1 && db_q1(p, "SELECT count(*) FROM requests") == 5,
            "store/prune_keeps_recent");
@@ -498,7 +499,8 @@ static void test_typed_columns(void)
          "12.5q"},
         {"SELECT group_concat(idx||url||coalesce(initiator,'-')||coalesce(start_ms,'-')||"
          "coalesce(encoded_size,'-')||coalesce(render_blocking,'-')||coalesce(duration_ms,'-'),"
-         "' ') FROM (SELECT * FROM resources WHERE view_id='typedview1' ORDER BY idx)",
+         "' ') FROM (SELECT * FROM resources WHERE view_seq = "
+         "(SELECT seq FROM views WHERE id = 'typedview1') ORDER BY idx)",
          "7/a.jsscript1.599blocking- 8/b.css----2.0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -579,13 +581,7 @@ static void test_migrate_v3(void)
         rc = sqlite3_exec(h,
                           "BEGIN; DROP INDEX requests_view; DROP INDEX requests_path_time; "
                           "DROP INDEX requests_referer_time;"
-                          /* metrics as schema 2 keyed them: by the view's text id */
-                          "CREATE TABLE metrics_v2(view_id TEXT NOT NULL REFERENCES views(id) "
-                          "ON DELETE CASCADE, name TEXT NOT NULL, metric_id TEXT NOT NULL, "
-                          "value REAL NOT NULL, delta REAL, rating TEXT, attribution TEXT, "
-                          "updated_at INTEGER NOT NULL, PRIMARY KEY(view_id, metric_id));"
-                          "DROP TABLE metrics; ALTER TABLE metrics_v2 RENAME TO metrics;"
-                          "CREATE INDEX metrics_name_view ON metrics(name, view_id);"
+                          DB_TEST_TEXT_KEYED_CHILDREN
                           "CREATE INDEX requests_view ON requests(view_id);"
                           "CREATE INDEX requests_path_time ON requests(path, accept_us);"
                           "CREATE INDEX requests_referer_time ON requests(referer_path, accept_us);"
@@ -971,8 +967,8 @@ static void test_prune_chunks(void)
            "store/prune_chunks_recent_kept");
     TAP_OK(db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq NOT IN (SELECT seq FROM views)") ==
                    0 &&
-               db_q1(p, "SELECT count(*) FROM resources WHERE view_id NOT IN "
-                        "(SELECT id FROM views)") == 0 &&
+               db_q1(p, "SELECT count(*) FROM resources WHERE view_seq NOT IN "
+                        "(SELECT seq FROM views)") == 0 &&
                db_q1(p, "SELECT count(*) FROM navigation WHERE view_id NOT IN "
                         "(SELECT id FROM views)") == 0 &&
                db_q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
@@ -1016,7 +1012,8 @@ static char *view_answers(const char *p)
 /* A schema-5 database written by a schema-5 build (tests/unit/fixtures/store_v5.sql, made by
  * tests/unit/fixtures/make_store_v3.py with VP_SCHEMA=5: an injected page, two claimed
  * sub-resources, beacons for three views, a soft navigation) is upgraded in place to schema 6:
- * views get their seq key (the rowids they had), metrics are keyed by it, every row of every
+ * views get their seq key (the rowids they had), metrics and resources are keyed by it, every
+ * row of every
  * table is kept with its values, and every reader answers exactly as it did on the schema-5 file
  * (read through the older-schema view of store_reader_open). The writer then goes on: a re-sent
  * metric id on an old view (the last value wins), a new view keyed after the old ones, and the
@@ -1057,6 +1054,11 @@ static void test_migrate_v5_fixture(void)
                           "coalesce(delta, '') || coalesce(rating, '') || "
                           "coalesce(attribution, '') || updated_at, '|') FROM "
                           "(SELECT * FROM metrics ORDER BY view_id, metric_id)");
+    static const char res_sum5[] =
+        "SELECT group_concat(view_id || idx || coalesce(url, '') || coalesce(start_ms, '') || "
+        "coalesce(transfer_size, '') || coalesce(protocol, '') || coalesce(status, ''), '|') "
+        "FROM (SELECT * FROM resources ORDER BY view_id, idx)";
+    char *res0 = qtext(p, res_sum5);
     char *answers5 = view_answers(p);
     TAP_OK(answers5 && strstr(answers5, "fixture-view-b") && strstr(answers5, "\"LCP\""),
            "store/fixture_v5_read_as_v5");
@@ -1071,6 +1073,8 @@ static void test_migrate_v5_fixture(void)
                db_q1(p, "SELECT count(*) FROM pragma_index_list('metrics') WHERE origin = 'pk'") ==
                    1 &&
                db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
+                        "sql LIKE '%view_seq%WITHOUT ROWID%'") == 1 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='resources' AND "
                         "sql LIKE '%view_seq%WITHOUT ROWID%'") == 1 &&
                db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v6'") == 0 &&
                db_q1(p, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
@@ -1092,6 +1096,15 @@ static void test_migrate_v5_fixture(void)
                           "v.seq = m.view_seq ORDER BY view_id, metric_id)");
     TAP_OK(views0 && views1 && strcmp(views0, views1) == 0, "store/fixture_v6_views_kept");
     TAP_OK(sum0 && sum1 && strcmp(sum0, sum1) == 0, "store/fixture_v6_metric_values_kept");
+    char *res1 = qtext(p, "SELECT group_concat(view_id || idx || coalesce(url, '') || "
+                          "coalesce(start_ms, '') || coalesce(transfer_size, '') || "
+                          "coalesce(protocol, '') || coalesce(status, ''), '|') FROM "
+                          "(SELECT v.id AS view_id, r.* FROM resources r JOIN views v ON "
+                          "v.seq = r.view_seq ORDER BY view_id, idx)");
+    TAP_OK(res0 && res1 && strcmp(res0, res1) == 0 && strstr(res0, "/static/app.js"),
+           "store/fixture_v6_resource_values_kept");
+    free(res0);
+    free(res1);
     char *answers6 = view_answers(p);
     TAP_OK(answers5 && answers6 && strcmp(answers5, answers6) == 0,
            "store/fixture_v6_answers_kept: %s", answers6 ? answers6 : "(error)");
