@@ -210,7 +210,7 @@ int main(int argc, char **argv)
                            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,1.0)",
                            -1, &iv, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,"
+                           "INSERT INTO metrics(view_seq,name,metric_id,value,delta,rating,"
                            "attribution,updated_at) VALUES(?,?,?,?,?,NULL,?,?)",
                            -1, &im, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
@@ -293,6 +293,7 @@ int main(int argc, char **argv)
         }
         sqlite3_reset(iv);
         sqlite3_clear_bindings(iv);
+        int64_t seq = sqlite3_last_insert_rowid(db); /* the view's key in metrics (schema 6) */
         if (add_request(iq, id, at * 1000 - 150000, 40000 + (int64_t)(unif() * 200000), 200, true,
                         "GET", url, route, "text/html; charset=utf-8", label))
             return 1;
@@ -328,7 +329,7 @@ int main(int argc, char **argv)
             char mid[48], attr[96];
             if (snprintf(mid, sizeof mid, "%s-%s%s", id, ms[k].name, k == 5 ? "-1" : "") < 0)
                 return 1;
-            sqlite3_bind_text(im, 1, id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(im, 1, seq);
             sqlite3_bind_text(im, 2, ms[k].name, -1, SQLITE_STATIC);
             sqlite3_bind_text(im, 3, mid, -1, SQLITE_TRANSIENT);
             sqlite3_bind_double(im, 4, ms[k].v);

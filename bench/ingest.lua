@@ -129,7 +129,7 @@ local function template(k)
   return parts
 end
 
-local pause_ms, rate, backoff_ms = nil, nil, nil
+local pause_ms, rate, backoff_ms, time_ids = nil, nil, nil, false
 local backoffs = 0 -- 503/429 answers whose back-off is still to be taken
 local next_slot = nil
 
@@ -141,7 +141,8 @@ function init(args)
     if name == "pause" then pause_ms = tonumber(value)
     elseif name == "rate" then rate = tonumber(value)
     elseif name == "backoff" then backoff_ms = tonumber(value)
-    else error("unknown option " .. args[i] .. " (pause=MS, rate=N, backoff=MS)") end
+    elseif name == "timeids" then time_ids = tonumber(value) == 1
+    else error("unknown option " .. args[i] .. " (pause=MS, rate=N, backoff=MS, timeids=1)") end
   end
   if rate and rate <= 0 then error("rate must be > 0") end
   if kind ~= "metrics" and kind ~= "realistic" then
@@ -159,9 +160,17 @@ local headers = {
 
 function request()
   counter = counter + 1
-  -- random order, as the proxy's random view ids arrive (a sequential id would make every
-  -- b-tree keyed by view id an append); the counter keeps ids distinct
-  local vid = string.format("%s%dx%08x%07x", tag, tid, math.random(0, 0x7fffffff), counter)
+  -- random order by default, the writer's harder case (as ids from other clients arrive); with
+  -- timeids=1 as the proxy makes them (proxy/conn_h1.c view_id_new: 12 hex digits of the view's
+  -- start in ms first), for views that started up to 10 s before their beacon; the counter
+  -- keeps ids distinct
+  local vid
+  if time_ids then
+    vid = string.format("%012x%s%dx%07x", math.floor(now_ms(0)) - math.random(0, 10000), tag,
+      tid, counter)
+  else
+    vid = string.format("%s%dx%08x%07x", tag, tid, math.random(0, 0x7fffffff), counter)
+  end
   local parts = templates[1 + counter % 64]
   local body = table.concat(parts, vid)
   return wrk.format("POST", nil, headers, body)

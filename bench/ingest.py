@@ -29,7 +29,8 @@ Environment: VP_BIN (./vitals-proxy), VP_INGEST_BARE (./bench/ingest_bare), DURA
 CONNS (16), THREADS (1), REPEAT (3), WORKERS (1), KINDS ("metrics realistic"), BACKOFF_MS (5),
 RATE (beacons/s; default 3/4 of the saturating median; 0 skips the fixed-rate run),
 RATE_CONNS (64), PAGE_CONNS (8), PAGE_RATE (1000), PAGE (1; 0 skips the proxied-page part),
-KEEP_TMP (keep the temporary directory).
+KEEP_TMP (keep the temporary directory), IDS (random; "time": view ids that begin with the view's
+start in ms, as the proxy makes them, instead of random ones).
 """
 
 import os
@@ -59,6 +60,7 @@ PAGE_RATE = float(os.environ.get("PAGE_RATE", "1000"))  # paced ingestion, beaco
 PACED_CONNS = 4
 BACKOFF_MS = float(os.environ.get("BACKOFF_MS", "5"))
 RATE = os.environ.get("RATE")
+TIME_IDS = os.environ.get("IDS", "random") == "time"
 RATE_CONNS = int(os.environ.get("RATE_CONNS", "64"))
 LUA = os.path.join(HERE, "ingest.lua")
 ROWS_PER = {"metrics": {"views": 1, "metrics": 5, "resources": 0},
@@ -191,9 +193,10 @@ def count_rows(db):
 def load_args(rate=None, threads=1):
     """ingest.lua options: a fixed rate (split over the wrk threads), or saturating with the
     back-off after a refusal."""
+    ids = ["timeids=1"] if TIME_IDS else []
     if rate is not None:
-        return [f"rate={rate / threads:.3f}"]
-    return [f"backoff={BACKOFF_MS:g}"] if BACKOFF_MS > 0 else []
+        return [f"rate={rate / threads:.3f}"] + ids
+    return ([f"backoff={BACKOFF_MS:g}"] if BACKOFF_MS > 0 else []) + ids
 
 
 def ingest_run(tmp, up_port, kind, n, rate=None):
@@ -308,7 +311,8 @@ def main():
         wait_http(f"http://127.0.0.1:{up_port}/page.html")
         print(f"# vitals-proxy --workers {WORKERS} --beacon-rate 0; saturating: wrk -t{THREADS} "
               f"-c{CONNS}, back-off {BACKOFF_MS:g} ms after a 503; fixed rate: wrk -t1 "
-              f"-c{RATE_CONNS}; -d{DUR}s; median of {REPEAT} runs; {os.cpu_count()} cores, load "
+              f"-c{RATE_CONNS}; -d{DUR}s; {'time-ordered' if TIME_IDS else 'random'} view ids; "
+              f"median of {REPEAT} runs; {os.cpu_count()} cores, load "
               f"{os.getloadavg()[0]:.1f}")
         print("| payload | load | beacons/s (204) | p50 ms | p99 ms | 204 | 429 | 503 "
               "| CPU µs/beacon (loop + writer + ckpt) | rows lost | bare SQLite views/s | ratio |")

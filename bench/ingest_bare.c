@@ -2,7 +2,7 @@
  * views of a benchmark database (each view with its metrics, navigation entry and resources, in
  * the order the proxy committed the views) are read into memory, then inserted again into a
  * fresh database of the same schema by one thread in a plain loop: prepared statements, the
- * writer's connection settings (WAL, synchronous=NORMAL, foreign keys), one transaction per
+ * writer's connection settings (WAL, synchronous=NORMAL, foreign keys off), one transaction per
  * 1,000 views (the writer's batch_rows). No HTTP, no JSON, no queue: what SQLite alone costs for
  * exactly these rows. The figure is the median of 3 runs.
  * Usage: ingest_bare SRC_DB DST_DB [MAX_VIEWS]   (DST_DB is replaced)
@@ -24,6 +24,7 @@
 
 struct table {
     const char *name;
+    int key; /* the column of views that column 0 of this table refers to */
     int ncols;
     size_t nrows;
     sqlite3_value **v; /* nrows * ncols */
@@ -69,19 +70,25 @@ static void load(sqlite3 *db, struct table *t, const char *sql, int max_views)
     sqlite3_finalize(st);
 }
 
-static int cmp_text(sqlite3_value *a, const char *b)
+/* Compares a child row's view reference with a view's key: an integer (metrics.view_seq ->
+ * views.seq) or a text id (resources, navigation -> views.id). */
+static int cmp_key(sqlite3_value *a, sqlite3_value *b)
 {
-    const char *x = (const char *)sqlite3_value_text(a);
-    return strcmp(x ? x : "", b);
+    if (sqlite3_value_type(b) == SQLITE_INTEGER) {
+        sqlite3_int64 x = sqlite3_value_int64(a), y = sqlite3_value_int64(b);
+        return x < y ? -1 : x > y;
+    }
+    const char *x = (const char *)sqlite3_value_text(a), *y = (const char *)sqlite3_value_text(b);
+    return strcmp(x ? x : "", y ? y : "");
 }
 
-/* First row of t (sorted by column 0 = view_id) whose view_id is >= id. */
-static size_t lower_bound(const struct table *t, const char *id)
+/* First row of t (sorted by column 0, its view reference) whose reference is >= key. */
+static size_t lower_bound(const struct table *t, sqlite3_value *key)
 {
     size_t lo = 0, hi = t->nrows;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (cmp_text(t->v[mid * (size_t)t->ncols], id) < 0)
+        if (cmp_key(t->v[mid * (size_t)t->ncols], key) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -131,7 +138,7 @@ static double one_run(const char *dst, struct table *views, struct table *kids, 
     if (sqlite3_open_v2(dst, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
                      "PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;"
                      "PRAGMA mmap_size=268435456; PRAGMA wal_autocheckpoint=4096;",
                      NULL, NULL, NULL) != SQLITE_OK)
@@ -147,11 +154,11 @@ static double one_run(const char *dst, struct table *views, struct table *kids, 
             die("begin", db);
         insert_row(db, vst, views, i);
         (*rows)++;
-        const char *id = (const char *)sqlite3_value_text(views->v[i * (size_t)views->ncols]);
         for (int k = 0; k < nkids; k++) {
             const struct table *t = &kids[k];
+            sqlite3_value *key = views->v[i * (size_t)views->ncols + (size_t)t->key];
             for (size_t r = first[k][i];
-                 r < t->nrows && cmp_text(t->v[r * (size_t)t->ncols], id ? id : "") == 0; r++) {
+                 r < t->nrows && cmp_key(t->v[r * (size_t)t->ncols], key) == 0; r++) {
                 insert_row(db, kst[k], t, r);
                 (*rows)++;
             }
@@ -187,17 +194,21 @@ int main(int argc, char **argv)
     if (sqlite3_open_v2(argv[1], &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         die(argv[1], src);
     struct table views = {.name = "views"};
-    struct table kids[3] = {{.name = "metrics"}, {.name = "navigation"}, {.name = "resources"}};
+    /* views: seq (column 0), id (column 1), ... (schema 6) */
+    struct table kids[3] = {
+        {.name = "metrics", .key = 0},
+        {.name = "navigation", .key = 1},
+        {.name = "resources", .key = 0}};
     load(src, &views, "SELECT * FROM views ORDER BY rowid LIMIT ?1", max);
     load(src, &kids[0],
-         "SELECT * FROM metrics WHERE view_id IN (SELECT id FROM views ORDER BY rowid LIMIT ?1) "
-         "ORDER BY view_id, metric_id", max);
+         "SELECT * FROM metrics WHERE view_seq IN (SELECT seq FROM views ORDER BY rowid LIMIT ?1) "
+         "ORDER BY view_seq, metric_id", max);
     load(src, &kids[1],
          "SELECT * FROM navigation WHERE view_id IN (SELECT id FROM views ORDER BY rowid "
          "LIMIT ?1) ORDER BY view_id", max);
     load(src, &kids[2],
-         "SELECT * FROM resources WHERE view_id IN (SELECT id FROM views ORDER BY rowid "
-         "LIMIT ?1) ORDER BY view_id, idx", max);
+         "SELECT * FROM resources WHERE view_seq IN (SELECT seq FROM views ORDER BY rowid "
+         "LIMIT ?1) ORDER BY view_seq, idx", max);
     sqlite3_close(src);
     if (views.nrows == 0) {
         fprintf(stderr, "ingest_bare: %s holds no views\n", argv[1]);
@@ -208,10 +219,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < 3; k++) {
         if (!(first[k] = malloc(views.nrows * sizeof *first[k])))
             die("out of memory", NULL);
-        for (size_t i = 0; i < views.nrows; i++) {
-            const char *id = (const char *)sqlite3_value_text(views.v[i * (size_t)views.ncols]);
-            first[k][i] = lower_bound(&kids[k], id ? id : "");
-        }
+        for (size_t i = 0; i < views.nrows; i++)
+            first[k][i] =
+                lower_bound(&kids[k], views.v[i * (size_t)views.ncols + (size_t)kids[k].key]);
     }
     double secs[RUNS];
     long long rows = 0;

@@ -8,6 +8,8 @@
 # call's count includes the calls refused while the queue was full (a cheap admission check each).
 # Run from the build directory after `make`.
 #   bench/ingest_cost.sh [N] [metrics|realistic]     defaults 2000 metrics
+#   STORE_BENCH_IDS=time bench/ingest_cost.sh ...    time-ordered view ids (the proxy's own)
+#   STORE_BENCH_SEED=DB bench/ingest_cost.sh ...     into a copy of DB (e.g. bench/gen_db's)
 set -eu
 n=${1:-2000}
 shape=${2:-metrics}

@@ -13,7 +13,10 @@
  * STORE_BENCH_STORE_ONLY=1 skips the bare-SQLite and validation-only figures;
  * STORE_BENCH_SEED=DB starts each store run from a copy of DB (a large database: steady state);
  * STORE_BENCH_FULL_BATCHES=1 makes the writer commit full batches only (batch_rows items; the last
- * one at close), so that batch sizes do not depend on thread timing. */
+ * one at close), so that batch sizes do not depend on thread timing;
+ * STORE_BENCH_IDS=time gives time-ordered view ids as the proxy makes them (default: random ids).
+ * "written" is the bytes the process passed to write(2) per payload (/proc/self/io wchar): WAL
+ * frames and the checkpoints' copies. */
 #include "config.h"
 
 #include "store/store.h"
@@ -32,17 +35,49 @@
 
 #define RUNS 3
 
-/* View id i: 32 hex digits, as the proxy gives (a random 128-bit id), so that views arrive in
- * random key order as they do in real traffic (sequential ids would make every b-tree keyed by
- * view id an append). Distinct for distinct i (splitmix64 is a bijection). */
-static void view_id(char out[33], int i)
+static uint64_t mix(int i)
 {
     uint64_t z = (uint64_t)i * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
     uint64_t a = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     a = (a ^ (a >> 27)) * 0x94d049bb133111ebULL;
-    a ^= a >> 31;
+    return a ^ (a >> 31);
+}
+
+/* STORE_BENCH_IDS=time: ids as the proxy gives them (proxy/conn_h1.c view_id_new), 12 hex
+ * digits of the view's start in ms then 20 random ones, for views that started up to 10 s before
+ * their beacon arrives (in random order within that window). */
+static bool time_ids;
+static int64_t time_base_ms;
+
+/* View id i: 32 hex digits. By default wholly random (splitmix64, distinct for distinct i), so
+ * that views arrive in random key order, every b-tree keyed by view id taking a random insert:
+ * the writer's harder case. */
+static void view_id(char out[33], int i)
+{
+    uint64_t a = mix(i);
+    if (time_ids) {
+        uint64_t ms = (uint64_t)(time_base_ms + i / 5) - a % 10000;
+        snprintf(out, 33, "%012llx%04x%016llx", (unsigned long long)ms & 0xffffffffffffULL,
+                 (unsigned)(a >> 48), (unsigned long long)a);
+        return;
+    }
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)a,
              (unsigned long long)(a * 0x9e3779b97f4a7c15ULL));
+}
+
+/* Bytes this process has passed to write(2) so far (/proc/self/io wchar): the WAL frames, the
+ * checkpoints' copies into the database file, the side files. -1 when unreadable. */
+static long long written_bytes(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    long long v = -1;
+    char line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %lld", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
 }
 
 static int build(char *b, size_t cap, int i, bool resources)
@@ -92,6 +127,9 @@ static double last_cpu_us;
 /* CPU time of the calling thread in the acknowledged ingest calls of the last run, per payload,
  * in us: what the event loop pays per beacon (parse, checks, compact form, enqueue). */
 static double last_call_cpu_us;
+
+/* Bytes written (WAL, checkpoints) per payload in the last run. */
+static double last_written;
 
 static int64_t thread_cpu_ns(void)
 {
@@ -157,6 +195,7 @@ static double run(const char *dir, int n, bool resources, long long *rows)
     int64_t *lat = calloc((size_t)n, sizeof *lat);
     if (!lat)
         exit(1);
+    long long w0 = written_bytes();
     int64_t t0 = vp_mono_us(), cpu0 = cpu_us(), call_ns = 0;
     for (int i = 0; i < n; i++) {
         int rc;
@@ -176,6 +215,8 @@ static double run(const char *dir, int n, bool resources, long long *rows)
     store_get_stats(s, &ss);
     store_free(s);
     double secs = (double)(vp_mono_us() - t0) / 1e6;
+    long long w1 = written_bytes();
+    last_written = w0 >= 0 && w1 >= w0 ? (double)(w1 - w0) / n : -1;
     last_cpu_us = (double)(cpu_us() - cpu0) / n;
     last_call_cpu_us = (double)call_ns / 1000.0 / n;
     qsort(lat, (size_t)n, sizeof *lat, cmp_i64);
@@ -223,6 +264,7 @@ static double bare(const char *dir, int n, bool resources)
     sqlite3_stmt *v = NULL, *m = NULL, *r = NULL;
     if (sqlite3_open(path, &h) != SQLITE_OK ||
         sqlite3_exec(h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                        "PRAGMA foreign_keys=OFF;"
                         "PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=4096;",
                      NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h,
@@ -231,11 +273,11 @@ static double bare(const char *dir, int n, bool resources)
                            "VALUES(?,?,?,?,?,?,'navigate','desktop','4g','Chrome',131,1)",
                            -1, &v, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h,
-                           "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,"
+                           "INSERT INTO metrics(view_seq,name,metric_id,value,delta,rating,"
                            "attribution,updated_at) VALUES(?,?,?,?,?,'good',?,?)",
                            -1, &m, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h,
-                           "INSERT INTO resources(view_id,idx,url,initiator,start_ms,"
+                           "INSERT INTO resources(view_seq,idx,url,initiator,start_ms,"
                            "duration_ms,fetch_start,request_start,response_start,response_end,"
                            "transfer_size,encoded_size,decoded_size,protocol,render_blocking,"
                            "status) VALUES(?,?,?,'script',?,40.2,?,?,?,?,12000,11700,40000,"
@@ -260,9 +302,10 @@ static double bare(const char *dir, int n, bool resources)
         sqlite3_bind_text(v, 6, "/products/[id]", -1, SQLITE_STATIC);
         sqlite3_step(v);
         sqlite3_reset(v);
+        sqlite3_int64 seq = sqlite3_last_insert_rowid(h); /* metrics' key (schema 6) */
         for (int k = 0; k < 5; k++) {
             snprintf(mid, sizeof mid, "%c%d", names[k][0], i);
-            sqlite3_bind_text(m, 1, vid, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(m, 1, seq);
             sqlite3_bind_text(m, 2, names[k], -1, SQLITE_STATIC);
             sqlite3_bind_text(m, 3, mid, -1, SQLITE_STATIC);
             sqlite3_bind_double(m, 4, 1000.5 + k);
@@ -279,7 +322,7 @@ static double bare(const char *dir, int n, bool resources)
         for (int k = 0; resources && k < 60; k++) {
             snprintf(rurl, sizeof rurl, "/_next/static/chunks/%d-%08x.js", k,
                      (unsigned)(i * 7919 + k));
-            sqlite3_bind_text(r, 1, vid, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(r, 1, seq);
             sqlite3_bind_int(r, 2, k);
             sqlite3_bind_text(r, 3, rurl, -1, SQLITE_STATIC);
             sqlite3_bind_double(r, 4, 100.1 + k);
@@ -350,18 +393,22 @@ int main(int argc, char **argv)
     if (runs < 1 || runs > RUNS)
         runs = RUNS;
     bool store_only = getenv("STORE_BENCH_STORE_ONLY") != NULL;
+    const char *ids = getenv("STORE_BENCH_IDS");
+    time_ids = ids && strcmp(ids, "time") == 0;
+    time_base_ms = vp_now_ms();
     for (int shape = 0; shape < 2; shape++) {
         bool res = shape == 1;
         if (only && strcmp(only, res ? "realistic" : "metrics") != 0)
             continue;
         int cnt = res ? n / 4 : n;
-        double st[RUNS], ce[RUNS] = {0}, pa[RUNS] = {0}, cpu[RUNS], call[RUNS];
+        double st[RUNS], ce[RUNS] = {0}, pa[RUNS] = {0}, cpu[RUNS], call[RUNS], wr[RUNS];
         long long rows = -1, minrows = -1;
         double p99 = 0;
         for (int k = 0; k < runs; k++) {
             st[k] = run(dir, cnt, res, &rows);
             cpu[k] = last_cpu_us;
             call[k] = last_call_cpu_us;
+            wr[k] = last_written;
             if (last_p99_us > p99)
                 p99 = last_p99_us;
             if (minrows < 0 || rows < minrows)
@@ -372,13 +419,13 @@ int main(int argc, char **argv)
             }
         }
         double a = median(st, runs), b = median(ce, runs), c = median(pa, runs),
-               u = median(cpu, runs), cc = median(call, runs);
+               u = median(cpu, runs), cc = median(call, runs), wb = median(wr, runs);
         printf("%-30s %6d payloads: store %7.0f/s, CPU %.1f us/payload, ingest call CPU %.1f us "
-               "(ingest call p99 %.0f us, worst of %d) | "
+               "(ingest call p99 %.0f us, worst of %d), written %.0f B/payload | "
                "bare SQLite %7.0f/s (%3.0f%%) | validation only %7.0f/s | views stored %lld "
                "(min of %d runs)\n",
                res ? "realistic (5 metrics + 60 res)" : "metrics-only (5 metrics)", cnt, a, u, cc, p99,
-               runs, b, b > 0 ? 100.0 * a / b : 0.0, c, minrows, runs);
+               runs, wb, b, b > 0 ? 100.0 * a / b : 0.0, c, minrows, runs);
     }
     return 0;
 }

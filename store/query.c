@@ -26,6 +26,7 @@
 
 struct store_reader {
     sqlite3 *db;
+    bool metrics_by_id; /* a file before schema 6: metrics keyed by the view's text id */
 };
 
 static void set_err(char *err, size_t errlen, const char *a, const char *b)
@@ -73,6 +74,37 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
     if (!marks && sqlite3_exec(r->db,
                                "CREATE TEMP TABLE request_marks(minute INTEGER PRIMARY KEY, "
                                "first_id INTEGER NOT NULL)",
+                               NULL, NULL, NULL) != SQLITE_OK) {
+        set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
+        sqlite3_close(r->db);
+        free(r);
+        return VP_ERR_DB;
+    }
+    /* Before schema 6, metrics and resources were keyed by the view's text id: views of this
+     * connection's own give them the integer key (the view's rowid) that the queries join on. SQLite
+     * flattens it into the joins that views drive (CROSS JOIN); the summary's LEFT JOIN, which
+     * it would not flatten, reads the table itself (store_reader_metrics_by_id). */
+    st = NULL;
+    bool keyed = sqlite3_prepare_v2(r->db,
+                                    "SELECT 1 FROM pragma_table_info('metrics', 'main') WHERE "
+                                    "name = 'view_seq'",
+                                    -1, &st, NULL) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    r->metrics_by_id = !keyed;
+    if (!keyed && sqlite3_exec(r->db,
+                               "CREATE TEMP VIEW metrics AS SELECT v.rowid AS view_seq, m.name, "
+                               "m.metric_id, m.value, m.delta, m.rating, m.attribution, "
+                               "m.updated_at FROM main.metrics m JOIN main.views v ON "
+                               "v.id = m.view_id; "
+                               "CREATE TEMP VIEW resources AS SELECT v.rowid AS view_seq, r.idx, "
+                               "r.url, r.initiator, r.start_ms, r.duration_ms, r.redirect_start, "
+                               "r.redirect_end, r.fetch_start, r.dns_start, r.dns_end, "
+                               "r.connect_start, r.connect_end, r.secure_start, r.request_start, "
+                               "r.response_start, r.response_end, r.transfer_size, "
+                               "r.encoded_size, r.decoded_size, r.protocol, r.render_blocking, "
+                               "r.status, r.delivery_type, r.server_timing FROM main.resources r "
+                               "JOIN main.views v ON v.id = r.view_id",
                                NULL, NULL, NULL) != SQLITE_OK) {
         set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
         sqlite3_close(r->db);
@@ -357,7 +389,7 @@ int store_summary_raw(struct store_reader *r, const struct query_filter *f, json
      * streaming -- no GROUP BY / ORDER BY temp B-trees (5x fewer CPU seconds at 1M rows).
      * Values go to one vector per (route, metric); metric objects are added in name order. */
     if ((rc = prep(r, "SELECT v.id, v.route, m.name, m.value FROM views v CROSS JOIN metrics m "
-                      "ON m.view_id = v.id WHERE" VIEW_FILTER,
+                      "ON m.view_seq = v.rowid WHERE" VIEW_FILTER,
                    &st)))
         goto fail;
     bind_filter(st, f);
@@ -502,7 +534,8 @@ static int view_object(sqlite3_stmt *st, json_t **out)
 }
 
 static const char metrics_of_view_sql[] =
-    "SELECT name, max(value), rating FROM metrics WHERE view_id = ?1 GROUP BY name";
+    "SELECT name, max(value), rating FROM metrics WHERE view_seq = "
+    "(SELECT rowid FROM views WHERE id = ?1) GROUP BY name";
 
 int query_views(struct store_reader *r, const struct query_filter *f, json_t **out)
 {
@@ -601,7 +634,7 @@ static int load_view(struct store_reader *r, const char *id, json_t **out)
     }
     if ((rc = prep(r,
                    "SELECT name, max(value), attribution, metric_id, delta FROM metrics "
-                   "WHERE view_id = ?1 GROUP BY name",
+                   "WHERE view_seq = (SELECT rowid FROM views WHERE id = ?1) GROUP BY name",
                    &st)))
         goto fail;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
@@ -631,12 +664,15 @@ static int load_view(struct store_reader *r, const char *id, json_t **out)
     json_decref(navs);
     if (rc)
         goto fail;
-    if ((rc = rows_into(r, "SELECT * FROM resources WHERE view_id = ?1 ORDER BY idx", id, res)) ||
+    if ((rc = rows_into(r,
+                        "SELECT * FROM resources WHERE view_seq = "
+                        "(SELECT rowid FROM views WHERE id = ?1) ORDER BY idx",
+                        id, res)) ||
         (rc = rows_into(r, requests_of_view_sql, id, reqs)))
         goto fail;
     size_t i;
     json_t *e;
-    json_array_foreach(res, i, e) json_object_del(e, "view_id");
+    json_array_foreach(res, i, e) json_object_del(e, "view_seq");
     sqlite3_finalize(mst);
     *out = v;
     return 0;
@@ -1023,6 +1059,11 @@ int query_health(struct store_reader *r, json_t **out)
                      "newest", no_new ? json_null() : json_iso(newest), "db_bytes",
                      (json_int_t)(pages * psize));
     return *out ? 0 : VP_ERR_NOMEM;
+}
+
+bool store_reader_metrics_by_id(const struct store_reader *r)
+{
+    return r->metrics_by_id;
 }
 
 sqlite3 *store_reader_sqlite(struct store_reader *r)

@@ -164,9 +164,10 @@ int query_initial_js(struct store_reader *r, const struct query_filter *f, doubl
         "(n.load_start IS NULL OR n.load_start <= 0 OR coalesce(r.start_ms, 0) < n.load_start) "
         "THEN CASE WHEN r.transfer_size > 0 THEN r.transfer_size ELSE "
         "coalesce(r.encoded_size, 0) END ELSE 0 END) "
-        "FROM views v CROSS JOIN (SELECT view_id, initiator, start_ms, transfer_size, encoded_size, "
-        "CASE WHEN instr(url, '?') > 0 THEN substr(url, 1, instr(url, '?') - 1) ELSE url END "
-        "AS p FROM resources) r ON r.view_id = v.id LEFT JOIN navigation n ON n.view_id = v.id "
+        "FROM views v CROSS JOIN (SELECT view_seq, initiator, start_ms, transfer_size, "
+        "encoded_size, CASE WHEN instr(url, '?') > 0 THEN substr(url, 1, instr(url, '?') - 1) "
+        "ELSE url END AS p FROM resources) r ON r.view_seq = v.rowid LEFT JOIN navigation n ON "
+        "n.view_id = v.id "
         "WHERE" VIEW_FILTER "GROUP BY +v.id ORDER BY v.started_at DESC LIMIT 100000";
     sqlite3_stmt *st = NULL;
     struct groups gs = {0};
@@ -258,8 +259,8 @@ int query_targets(struct store_reader *r, const struct query_filter *f, int top,
      * indexes instead of every LCP/CLS/INP row of the database (40 s -> under 1 s at 1M views) */
     static const char sql[] =
         "SELECT m.name, json_extract(m.attribution, '$.target'), max(m.value) FROM views v "
-        "CROSS JOIN metrics m ON m.view_id = v.id WHERE m.name IN ('LCP', 'CLS', 'INP') AND "
-        "json_valid(m.attribution) AND" VIEW_FILTER "GROUP BY m.view_id, m.name "
+        "CROSS JOIN metrics m ON m.view_seq = v.rowid WHERE m.name IN ('LCP', 'CLS', 'INP') AND "
+        "json_valid(m.attribution) AND" VIEW_FILTER "GROUP BY m.view_seq, m.name "
         "LIMIT 300000";
     if (top < 1)
         top = 1;
@@ -522,8 +523,8 @@ int query_findings(struct store_reader *r, const struct query_filter *f, const c
     if (rc == 0)
         rc = simple_findings(
             r, f,
-            "SELECT r.url, count(DISTINCT r.view_id), count(DISTINCT r.view_id) FROM views v "
-            "CROSS JOIN resources r ON r.view_id = v.id WHERE" VIEW_FILTER "AND r.render_blocking = "
+            "SELECT r.url, count(DISTINCT r.view_seq), count(DISTINCT r.view_seq) FROM views v "
+            "CROSS JOIN resources r ON r.view_seq = v.rowid WHERE" VIEW_FILTER "AND r.render_blocking = "
             "'blocking' AND r.url IS NOT NULL GROUP BY r.url ORDER BY 2 DESC, r.url LIMIT 20",
             "render-blocking", "Render-blocking resource on the critical path", "", " views", arr);
     if (rc) {
@@ -561,7 +562,7 @@ int query_samples(struct store_reader *r, const struct query_filter *f, const ch
 {
     static const char metrics_sql[] =
         "SELECT coalesce(v.route, ''), m.name, max(m.value) FROM views v CROSS JOIN metrics m ON "
-        "m.view_id = v.id WHERE m.name IN ('LCP', 'CLS', 'INP', 'FCP', 'TTFB') AND" VIEW_FILTER
+        "m.view_seq = v.rowid WHERE m.name IN ('LCP', 'CLS', 'INP', 'FCP', 'TTFB') AND" VIEW_FILTER
         "GROUP BY +v.id, m.name ORDER BY v.started_at DESC LIMIT 1000000";
     static const char api_sql[] =
         "SELECT coalesce(q.method, ''), coalesce(q.route, ''), (q.last_byte_us - CASE WHEN "
@@ -596,9 +597,10 @@ int query_samples(struct store_reader *r, const struct query_filter *f, const ch
         "(n.load_start IS NULL OR n.load_start <= 0 OR coalesce(r.start_ms, 0) < n.load_start) "
         "THEN CASE WHEN r.transfer_size > 0 THEN r.transfer_size ELSE "
         "coalesce(r.encoded_size, 0) END ELSE 0 END) "
-        "FROM views v CROSS JOIN (SELECT view_id, initiator, start_ms, transfer_size, encoded_size, "
-        "CASE WHEN instr(url, '?') > 0 THEN substr(url, 1, instr(url, '?') - 1) ELSE url END "
-        "AS p FROM resources) r ON r.view_id = v.id LEFT JOIN navigation n ON n.view_id = v.id "
+        "FROM views v CROSS JOIN (SELECT view_seq, initiator, start_ms, transfer_size, "
+        "encoded_size, CASE WHEN instr(url, '?') > 0 THEN substr(url, 1, instr(url, '?') - 1) "
+        "ELSE url END AS p FROM resources) r ON r.view_seq = v.rowid LEFT JOIN navigation n ON "
+        "n.view_id = v.id "
         "WHERE" VIEW_FILTER "GROUP BY +v.id ORDER BY v.started_at DESC LIMIT 100000";
     if ((rc = prep_filter(r, js_sql, f, &st)))
         goto done;

@@ -76,6 +76,7 @@ struct racc {
 
 struct sum {
     sqlite3 *db;
+    bool metrics_by_id; /* store_reader_metrics_by_id */
     const struct query_filter *f;
     struct rollup_keys routes;
     struct racc *acc;
@@ -710,12 +711,16 @@ static int summarize(struct sum *s)
     int64_t *dirty = NULL;
     size_t nd = 0;
     sqlite3_stmt *raw = NULL;
+#define RAW_SQL(join)                                                                              \
+    "SELECT v.rowid, v.route, m.name, m.value FROM views v LEFT JOIN " join " WHERE "             \
+    "v.started_at >= ?1 AND v.started_at < ?2 AND (?3 IS NULL OR v.route = ?3) AND "              \
+    "(?4 IS NULL OR v.device = ?4) AND (?5 IS NULL OR v.browser = ?5) AND "                       \
+    "(?6 IS NULL OR v.ect = ?6) AND (?7 IS NULL OR v.label = ?7)"
+    /* A file before schema 6 keys metrics by the view's text id: read directly (the reader's
+     * temporary view of them is not flattened into a LEFT JOIN, and each view would scan it). */
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT v.rowid, v.route, m.name, m.value FROM views v LEFT JOIN "
-                           "metrics m ON m.view_id = v.id WHERE v.started_at >= ?1 AND "
-                           "v.started_at < ?2 AND (?3 IS NULL OR v.route = ?3) AND "
-                           "(?4 IS NULL OR v.device = ?4) AND (?5 IS NULL OR v.browser = ?5) AND "
-                           "(?6 IS NULL OR v.ect = ?6) AND (?7 IS NULL OR v.label = ?7)",
+                           s->metrics_by_id ? RAW_SQL("main.metrics m ON m.view_id = v.id")
+                                            : RAW_SQL("metrics m ON m.view_seq = v.rowid"),
                            -1, &raw, NULL) != SQLITE_OK) {
         sqlite3_finalize(raw);
         return VP_ERR_DB;
@@ -743,7 +748,8 @@ done:
 
 int query_summary(struct store_reader *r, const struct query_filter *f, json_t **out)
 {
-    struct sum s = {.db = store_reader_sqlite(r), .f = f};
+    struct sum s = {.db = store_reader_sqlite(r), .metrics_by_id = store_reader_metrics_by_id(r),
+                    .f = f};
     bool txn = sqlite3_get_autocommit(s.db);
     if (txn && sqlite3_exec(s.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return VP_ERR_DB;

@@ -232,7 +232,7 @@ static int builder_init(struct builder *b, sqlite3 *db)
     b->db = db;
     static const char *const sql[5] = {
         "SELECT v.rowid, v.route, v.device, v.browser, v.ect, v.label, m.name, m.value "
-        "FROM views v LEFT JOIN metrics m ON m.view_id = v.id "
+        "FROM views v LEFT JOIN metrics m ON m.view_seq = v.rowid "
         "WHERE v.started_at >= ?1 AND v.started_at < ?2",
         "SELECT id FROM rollup_dims WHERE device IS ?1 AND browser IS ?2 AND ect IS ?3 AND "
         "label IS ?4",

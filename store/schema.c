@@ -184,9 +184,80 @@ static int migrate_to_v5(sqlite3 *db, char **msg)
     return rc == SQLITE_OK ? store_schema_mark_requests(db, msg) : rc;
 }
 
+/* v6: metrics and resources are keyed by their view's integer key instead of its text id. A view
+ * id is random in its low digits (and wholly random from other clients), so rows clustered on
+ * (view_id, metric_id) went to a random leaf of the metrics b-tree each: under load every batch
+ * dirtied most of the table's recent leaves, and the WAL took a 4 KiB page for each; likewise a
+ * view's resource rows. views gets an explicit INTEGER PRIMARY KEY, seq (the rowid it had, kept
+ * by VACUUM now that it is declared), which only grows, so a new view's metric and resource rows
+ * are appended at the end of their b-trees, on the pages the previous batch left dirty.
+ * resources becomes WITHOUT ROWID too (one b-tree instead of the rows and their key index). id
+ * stays unique (the beacon's key, the API's, navigation's and requests'). Readers join metrics
+ * and resources on view_seq = v.rowid (the same column in this schema, the implicit rowid in
+ * older ones, see store_reader_open). The three tables are rebuilt in key order; a metric or
+ * resource row with no view (none can exist: foreign keys were on in every writer before) would
+ * be unreachable to every reader and is not copied. bench/ingest_cost.sh and bench/store_bench:
+ * see README "Beacon ingestion". */
+#define RES_V6_COLS                                                                                \
+    "r.url, r.initiator, r.start_ms, r.duration_ms, r.redirect_start, r.redirect_end, "            \
+    "r.fetch_start, r.dns_start, r.dns_end, r.connect_start, r.connect_end, r.secure_start, "      \
+    "r.request_start, r.response_start, r.response_end, r.transfer_size, r.encoded_size, "         \
+    "r.decoded_size, r.protocol, r.render_blocking, r.status, r.delivery_type, r.server_timing"
+static const char schema_v6[] =
+    "CREATE TABLE views_v6(\n"
+    "  seq INTEGER PRIMARY KEY,           -- metrics' key for the view; grows with each new view\n"
+    "  id TEXT UNIQUE,\n"
+    "  started_at INTEGER NOT NULL,      -- epoch ms\n"
+    "  received_at INTEGER NOT NULL,     -- epoch ms of the first payload\n"
+    "  url TEXT, path TEXT, route TEXT,\n"
+    "  parent_id TEXT,                   -- soft navigation: the hard navigation's view\n"
+    "  navigation_type TEXT, device TEXT, ect TEXT, device_memory REAL,\n"
+    "  browser TEXT, browser_major INTEGER, label TEXT, sample_rate REAL);\n"
+    "INSERT INTO views_v6(seq, id, started_at, received_at, url, path, route, parent_id,\n"
+    "  navigation_type, device, ect, device_memory, browser, browser_major, label, sample_rate)\n"
+    "  SELECT rowid, id, started_at, received_at, url, path, route, parent_id, navigation_type,\n"
+    "  device, ect, device_memory, browser, browser_major, label, sample_rate FROM views\n"
+    "  ORDER BY rowid;\n"
+    "CREATE TABLE metrics_v6(\n"
+    "  view_seq INTEGER NOT NULL REFERENCES views(seq) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL, metric_id TEXT NOT NULL,\n"
+    "  value REAL NOT NULL, delta REAL, rating TEXT,\n"
+    "  attribution TEXT,                 -- JSON object\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(view_seq, metric_id)) WITHOUT ROWID;\n"
+    "INSERT INTO metrics_v6(view_seq, name, metric_id, value, delta, rating, attribution,\n"
+    "  updated_at) SELECT v.seq, m.name, m.metric_id, m.value, m.delta, m.rating,\n"
+    "  m.attribution, m.updated_at FROM metrics m JOIN views_v6 v ON v.id = m.view_id\n"
+    "  ORDER BY v.seq, m.metric_id;\n"
+    "CREATE TABLE resources_v6(\n"
+    "  view_seq INTEGER NOT NULL REFERENCES views(seq) ON DELETE CASCADE, idx INTEGER NOT NULL,\n"
+    "  url TEXT, initiator TEXT, start_ms REAL, duration_ms REAL,\n"
+    "  redirect_start REAL, redirect_end REAL, fetch_start REAL, dns_start REAL, dns_end REAL,\n"
+    "  connect_start REAL, connect_end REAL, secure_start REAL, request_start REAL,\n"
+    "  response_start REAL, response_end REAL, transfer_size INTEGER, encoded_size INTEGER,\n"
+    "  decoded_size INTEGER, protocol TEXT, render_blocking TEXT, status INTEGER,\n"
+    "  delivery_type TEXT, server_timing TEXT,\n"
+    "  PRIMARY KEY(view_seq, idx)) WITHOUT ROWID;\n"
+    "INSERT INTO resources_v6 SELECT v.seq, r.idx, " RES_V6_COLS " FROM resources r\n"
+    "  JOIN views_v6 v ON v.id = r.view_id ORDER BY v.seq, r.idx;\n"
+    "DROP TABLE metrics;\n"
+    "DROP TABLE resources;\n"
+    "DROP TABLE views;\n"
+    "ALTER TABLE views_v6 RENAME TO views;\n"
+    "ALTER TABLE metrics_v6 RENAME TO metrics;\n"
+    "ALTER TABLE resources_v6 RENAME TO resources;\n"
+    "CREATE INDEX views_route_time ON views(route, started_at);\n"
+    "CREATE INDEX views_time ON views(started_at);\n"
+    "CREATE INDEX views_path_time ON views(path, started_at);\n";
+
+static int migrate_to_v6(sqlite3 *db, char **msg)
+{
+    return sqlite3_exec(db, schema_v6, NULL, NULL, msg);
+}
+
 typedef int (*migration_cb)(sqlite3 *db, char **msg);
 static const migration_cb migrations[] = {migrate_to_v1, migrate_to_v2, migrate_to_v3,
-                                          migrate_to_v4, migrate_to_v5};
+                                          migrate_to_v4, migrate_to_v5, migrate_to_v6};
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

@@ -64,6 +64,10 @@
 #include "store/store_internal.h"
 
 #define PRUNE_CHUNK 500
+/* Column col of the oldest views before ?1, at most ?2 of them: one prune chunk. */
+#define PRUNE_CHUNK_OF(col)                                                                        \
+    "SELECT " col " FROM views INDEXED BY views_time WHERE started_at < ?1 ORDER BY started_at, "  \
+    "seq LIMIT ?2"
 #define CKPT_FRAMES 2000        /* ~8 MiB of WAL: wake the checkpointer */
 #define CKPT_HARD_FRAMES 32768  /* ~128 MiB: the writer checkpoints itself */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
@@ -84,7 +88,7 @@
 /* Metrics per multi-row upsert: the five of a payload in one statement. */
 #define METRIC_MULTI 5
 #define METRIC_UPSERT                                                                            \
-    " ON CONFLICT(view_id,metric_id) DO UPDATE SET name=excluded.name,value=excluded.value,"    \
+    " ON CONFLICT(view_seq,metric_id) DO UPDATE SET name=excluded.name,value=excluded.value,"    \
     "delta=excluded.delta,rating=excluded.rating,"                                               \
     "attribution=coalesce(excluded.attribution,attribution),updated_at=excluded.updated_at"
 
@@ -159,6 +163,9 @@ enum stmt_id {
     S_REQ_CLAIM,
     S_REJECT,
     S_ACCEPTED,
+    S_PRUNE_METRICS,
+    S_PRUNE_RESOURCES,
+    S_PRUNE_NAVIGATION,
     S_PRUNE_VIEWS,
     S_PRUNE_REQUESTS,
     S_ROLLUP_DIRTY,
@@ -177,10 +184,20 @@ struct req_vals {
     char vbuf[72];
 };
 
+/* The browser of the last User-Agent the writer saw (most beacons of a run repeat one). */
+struct ua_memo {
+    bool set;
+    size_t len;
+    char ua[512];
+    char fam[32];
+    int major;
+};
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *st[S_COUNT];
     struct store_options opt;
+    struct ua_memo ua_memo; /* writer thread only */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_item; /* writer waits: items, stop, sync */
@@ -379,10 +396,10 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
     char rbuf[2048], nbuf[2048], rmbuf[8192], qmbuf[2048];
     if (build_req_insert(qmbuf, sizeof qmbuf, REQ_MULTI))
         return VP_ERR_LIMIT;
-    if (build_insert(rbuf, sizeof rbuf, "INSERT", "resources", "view_id,idx", beacon_res_fields,
-                     NULL, 1, " ON CONFLICT(view_id, idx) DO NOTHING") ||
-        build_insert(rmbuf, sizeof rmbuf, "INSERT", "resources", "view_id,idx",
-                     beacon_res_fields, NULL, RES_MULTI, " ON CONFLICT(view_id, idx) DO NOTHING") ||
+    if (build_insert(rbuf, sizeof rbuf, "INSERT", "resources", "view_seq,idx", beacon_res_fields,
+                     NULL, 1, " ON CONFLICT(view_seq, idx) DO NOTHING") ||
+        build_insert(rmbuf, sizeof rmbuf, "INSERT", "resources", "view_seq,idx",
+                     beacon_res_fields, NULL, RES_MULTI, " ON CONFLICT(view_seq, idx) DO NOTHING") ||
         build_insert(nbuf, sizeof nbuf, "INSERT OR REPLACE", "navigation", "view_id",
                      beacon_res_fields, beacon_nav_fields, 1, ""))
         return VP_ERR_LIMIT;
@@ -398,15 +415,15 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
                           "navigation_type=coalesce(navigation_type,?3),device=coalesce(device,?4),"
                           "ect=coalesce(ect,?5),device_memory=coalesce(device_memory,?6),"
                           "browser=coalesce(browser,?7),browser_major=coalesce(browser_major,?8),"
-                          "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at",
+                          "label=coalesce(label,?9) WHERE id=?1 RETURNING started_at, seq",
         [S_VIEW_CLAIM] = "UPDATE requests SET view_id=?1 WHERE view_id IS NULL AND injected=0 "
                          "AND referer_path=?2 AND accept_us BETWEEN ?3 AND ?4",
-        [S_METRIC] = "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+        [S_METRIC] = "INSERT INTO metrics(view_seq,name,metric_id,value,delta,rating,attribution,"
                      "updated_at) VALUES(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
         /* SQLite applies the upsert row by row, so a metric id sent twice in one payload
          * still ends with its last value. */
         [S_METRIC_MULTI] =
-            "INSERT INTO metrics(view_id,name,metric_id,value,delta,rating,attribution,"
+            "INSERT INTO metrics(view_seq,name,metric_id,value,delta,rating,attribution,"
             "updated_at) VALUES(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?),"
             "(?,?,?,?,?,?,?,?),(?,?,?,?,?,?,?,?)" METRIC_UPSERT,
         [S_NAV] = nbuf,
@@ -428,8 +445,16 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
                      "ON CONFLICT(reason) DO UPDATE SET count=count+?2",
         [S_ACCEPTED] = "UPDATE meta SET value = CAST(value AS INTEGER) + ?1 "
                        "WHERE key='beacons_accepted'",
-        [S_PRUNE_VIEWS] = "DELETE FROM views WHERE id IN (SELECT id FROM views "
-                          "WHERE started_at < ?1 LIMIT ?2) RETURNING started_at",
+        /* The writer runs with foreign_keys off (see store_open), so a pruned view's rows are
+         * deleted here, before the view: the same chunk (the oldest views by views_time, then
+         * rowid: one plan, one transaction) four times. */
+        [S_PRUNE_METRICS] = "DELETE FROM metrics WHERE view_seq IN (" PRUNE_CHUNK_OF("seq") ")",
+        [S_PRUNE_RESOURCES] =
+            "DELETE FROM resources WHERE view_seq IN (" PRUNE_CHUNK_OF("seq") ")",
+        [S_PRUNE_NAVIGATION] =
+            "DELETE FROM navigation WHERE view_id IN (" PRUNE_CHUNK_OF("id") ")",
+        [S_PRUNE_VIEWS] =
+            "DELETE FROM views WHERE seq IN (" PRUNE_CHUNK_OF("seq") ") RETURNING started_at",
         /* Only rows committed before the first mark at or after the cutoff can have been
          * accepted before it, unless they took longer than that: the scan stops there, and a
          * request that was committed after that mark goes in a later pass, once the cutoff
@@ -734,11 +759,11 @@ static int step(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : VP_ERR_DB;
 }
 
-/* Binds metric m of c at parameters base + 1 .. base + 8. */
-static void bind_metric(sqlite3_stmt *st, int base, const struct cbeacon *c,
-                        const struct cmetric *m, int64_t now_ms)
+/* Binds metric m of view seq at parameters base + 1 .. base + 8. */
+static void bind_metric(sqlite3_stmt *st, int base, int64_t seq, const struct cmetric *m,
+                        int64_t now_ms)
 {
-    bind_cval(st, base + 1, &c->vid);
+    sqlite3_bind_int64(st, base + 1, seq);
     bind_cval(st, base + 2, &m->name);
     bind_cval(st, base + 3, &m->id);
     bind_cval(st, base + 4, &m->value);
@@ -748,10 +773,10 @@ static void bind_metric(sqlite3_stmt *st, int base, const struct cbeacon *c,
     sqlite3_bind_int64(st, base + 8, now_ms);
 }
 
-/* Binds resource i of c at parameters base + 1 .. base + 2 + N_RES_FIELDS. */
-static void bind_res(sqlite3_stmt *st, int base, const struct cbeacon *c, size_t i)
+/* Binds resource i of c (view seq) at parameters base + 1 .. base + 2 + N_RES_FIELDS. */
+static void bind_res(sqlite3_stmt *st, int base, int64_t seq, const struct cbeacon *c, size_t i)
 {
-    bind_cval(st, base + 1, &c->vid);
+    sqlite3_bind_int64(st, base + 1, seq);
     sqlite3_bind_int64(st, base + 2, (sqlite3_int64)c->ri + (sqlite3_int64)i);
     const struct cval *f = c->res + i * N_RES_FIELDS;
     for (int k = 0; k < N_RES_FIELDS; k++)
@@ -759,6 +784,27 @@ static void bind_res(sqlite3_stmt *st, int base, const struct cbeacon *c, size_t
 }
 
 /* ---- writing one item ---- */
+
+/* beacon_browser_of, remembered for the last User-Agent (about 1,800 instructions a beacon,
+ * bench/ingest_cost.sh, for the same answer every time). Writer thread only. */
+static void browser_of(struct store *s, const char *ua, char fam[32], int *major)
+{
+    struct ua_memo *m = &s->ua_memo;
+    size_t len = ua ? strlen(ua) : 0;
+    if (ua && m->set && m->len == len && memcmp(m->ua, ua, len) == 0) {
+        memcpy(fam, m->fam, sizeof m->fam);
+        *major = m->major;
+        return;
+    }
+    beacon_browser_of(ua, fam, 32, major);
+    m->set = ua && len < sizeof m->ua;
+    if (m->set) {
+        memcpy(m->ua, ua, len);
+        m->len = len;
+        memcpy(m->fam, fam, sizeof m->fam);
+        m->major = *major;
+    }
+}
 
 /* A write touched a view that started at started_at_ms: a sealed hour becomes dirty (see
  * store/rollup.h), in the same transaction. */
@@ -781,7 +827,7 @@ static int write_beacon(struct store *s, struct item *it)
     int rl = store_route_of(url, c->url.len, route, sizeof route);
     char fam[32];
     int major = 0;
-    beacon_browser_of(it->u.b.ua, fam, sizeof fam, &major);
+    browser_of(s, it->u.b.ua, fam, &major);
 
     sqlite3_stmt *st = s->st[S_VIEW_INSERT];
     bind_cval(st, 1, &c->vid);
@@ -803,7 +849,9 @@ static int write_beacon(struct store *s, struct item *it)
     sqlite3_bind_double(st, 15, it->u.b.sample_rate);
     if (run(s, st))
         return VP_ERR_DB;
+    int64_t seq; /* the view's key in metrics (schema v6) */
     if (sqlite3_changes(s->db) == 1) {
+        seq = sqlite3_last_insert_rowid(s->db);
         if (touch_view(s, t0))
             return VP_ERR_DB;
         /* A new view claims the unassigned sub-resource requests that followed it; none can
@@ -831,13 +879,15 @@ static int write_beacon(struct store *s, struct item *it)
         if (major > 0)
             sqlite3_bind_int(st, 8, major);
         bind_text(st, 9, it->u.b.label);
-        /* RETURNING: the stored start, which the rollups file the view under (the UPDATE is
-         * complete after the first step). */
+        /* RETURNING: the stored start, which the rollups file the view under, and the view's
+         * key (the UPDATE is complete after the first step). The view exists: its id conflicted
+         * in this transaction. */
         int sr = sqlite3_step(st);
         int64_t started = sr == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        seq = sr == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
-        if ((sr != SQLITE_ROW && sr != SQLITE_DONE) || touch_view(s, started))
+        if (sr != SQLITE_ROW || touch_view(s, started))
             return VP_ERR_DB;
     }
 
@@ -845,13 +895,13 @@ static int write_beacon(struct store *s, struct item *it)
     for (; c->nmetrics - mi >= METRIC_MULTI; mi += METRIC_MULTI) {
         st = s->st[S_METRIC_MULTI];
         for (size_t r = 0; r < METRIC_MULTI; r++)
-            bind_metric(st, (int)r * 8, c, &c->m[mi + r], it->u.b.now_ms);
+            bind_metric(st, (int)r * 8, seq, &c->m[mi + r], it->u.b.now_ms);
         if (step(st))
             return VP_ERR_DB;
     }
     for (; mi < c->nmetrics; mi++) {
         st = s->st[S_METRIC];
-        bind_metric(st, 0, c, &c->m[mi], it->u.b.now_ms);
+        bind_metric(st, 0, seq, &c->m[mi], it->u.b.now_ms);
         if (step(st))
             return VP_ERR_DB;
     }
@@ -870,13 +920,13 @@ static int write_beacon(struct store *s, struct item *it)
     for (; c->nres - i >= RES_MULTI; i += RES_MULTI) {
         st = s->st[S_RES_MULTI];
         for (size_t r = 0; r < RES_MULTI; r++)
-            bind_res(st, (int)(r * (2 + N_RES_FIELDS)), c, i + r);
+            bind_res(st, (int)(r * (2 + N_RES_FIELDS)), seq, c, i + r);
         if (step(st))
             return VP_ERR_DB;
     }
     for (; i < c->nres; i++) {
         st = s->st[S_RES];
-        bind_res(st, 0, c, i);
+        bind_res(st, 0, seq, c, i);
         if (step(st))
             return VP_ERR_DB;
     }
@@ -1078,8 +1128,16 @@ static uint64_t add_request(struct store *s, struct item *it)
 static int prune_chunk(struct store *s, int64_t cutoff_ms, int limit)
 {
     int total = 0;
+    sqlite3_stmt *st;
+    for (int k = S_PRUNE_METRICS; k <= S_PRUNE_NAVIGATION; k++) {
+        st = s->st[k];
+        sqlite3_bind_int64(st, 1, cutoff_ms);
+        sqlite3_bind_int(st, 2, limit);
+        if (run(s, st))
+            return VP_ERR_DB;
+    }
     /* Views: every deleted view's sealed hour becomes dirty (RETURNING started_at). */
-    sqlite3_stmt *st = s->st[S_PRUNE_VIEWS];
+    st = s->st[S_PRUNE_VIEWS];
     sqlite3_bind_int64(st, 1, cutoff_ms);
     sqlite3_bind_int(st, 2, limit);
     int sr;
@@ -2097,8 +2155,14 @@ int store_open(struct store **out, const char *path, const struct store_options 
         goto fail_db;
     char *msg = NULL;
     if (sqlite3_exec(s->db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                     /* Writer-connection tuning: 32 MiB page cache, temporary b-trees in
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
+                     /* Foreign keys off: every child row (metrics, resources, navigation) is
+                      * written right after its view's INSERT ... ON CONFLICT DO NOTHING in the
+                      * same transaction, so checking each row's parent was a second lookup of
+                      * the view per row (bench/ingest_cost.sh: 11,400 of the writer's 88,800
+                      * instructions per metrics-only payload), and the prune deletes a view's
+                      * rows itself (S_PRUNE_METRICS ...) instead of the cascade.
+                      * Writer-connection tuning: 32 MiB page cache, temporary b-trees in
                       * memory, reads through a 256 MiB mapping, and a checkpoint every
                       * ~16 MiB of WAL instead of every 4 MiB when the checkpointer thread
                       * cannot start (with it, wal_hook replaces autocheckpointing), and a WAL

@@ -10,7 +10,7 @@
 
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Brings db (opened read-write, inside no transaction) to STORE_SCHEMA_VERSION, one migration
  * function per version step, each in its own transaction. Returns 0, VP_ERR_VERSION (made by a
@@ -43,6 +43,10 @@ int store_sync(struct store *s);
  * (borrowed; valid until store_reader_free). */
 struct store_reader;
 sqlite3 *store_reader_sqlite(struct store_reader *r);
+
+/* Whether r reads a file from before schema 6, whose metrics and resources are keyed by the
+ * view's text id (store_reader_open gives them the schema-6 key through temporary views). */
+bool store_reader_metrics_by_id(const struct store_reader *r);
 
 /* The summary computed from the raw views and metrics rows only (no rollups): the reference
  * that query_summary must equal (unit tests, bench/report_bench). Same contract as

@@ -2570,8 +2570,10 @@ def t_cli_hand_edited_db(ctx):
     ctx.px.stop()
     db = os.path.join(ctx.tmp, "vitals.db")
     c = sqlite3.connect(db)
-    c.execute("UPDATE metrics SET value = 1e999 WHERE view_id = ?", (vids[0],))
-    c.execute("UPDATE metrics SET value = -1e999 WHERE view_id = ? AND name = 'TTFB'", (vids[1],))
+    c.execute("UPDATE metrics SET value = 1e999 WHERE view_seq = "
+              "(SELECT seq FROM views WHERE id = ?)", (vids[0],))
+    c.execute("UPDATE metrics SET value = -1e999 WHERE view_seq = "
+              "(SELECT seq FROM views WHERE id = ?) AND name = 'TTFB'", (vids[1],))
     c.execute("UPDATE views SET started_at = 9223372036854775807 WHERE id = ?", (vids[1],))
     c.execute("UPDATE views SET started_at = -9223372036854775808 WHERE id = ?", (vids[2],))
     c.execute("UPDATE resources SET start_ms = 1e300")

@@ -574,7 +574,8 @@ def t_beacon(ctx):
     rows = db.execute("SELECT protocol, tls_version FROM requests WHERE url = '/html'").fetchall()
     check(rows and all(p == "h2" and t and t.startswith("TLSv1.") for p, t in rows),
           "timing records %r" % rows)
-    n = db.execute("SELECT count(*) FROM metrics WHERE view_id = ?", (vid,)).fetchone()[0]
+    n = db.execute("SELECT count(*) FROM metrics WHERE view_seq = "
+                   "(SELECT seq FROM views WHERE id = ?)", (vid,)).fetchone()[0]
     check(n == 1, "beacon metric rows for the view: %d" % n)
 
 

@@ -20,6 +20,7 @@
 #include "store/rollup.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "db_test_util.h"
 #include "tap.h"
 
 #define H ROLLUP_HOUR_MS
@@ -366,7 +367,7 @@ int main(void)
     char sql[512];
     int64_t hot = q1("SELECT hour FROM rollup GROUP BY hour ORDER BY sum(views) DESC LIMIT 1");
     int w = snprintf(sql, sizeof sql,
-                     "UPDATE metrics SET value = value + 100000 WHERE view_id IN (SELECT id "
+                     "UPDATE metrics SET value = value + 100000 WHERE view_seq IN (SELECT seq "
                      "FROM views WHERE started_at >= %lld AND started_at < %lld)",
                      (long long)(hot * H), (long long)((hot + 1) * H));
     TAP_OK(w > 0 && (size_t)w < sizeof sql && exec_sql(sql) == 0, "rollup/control_update");
@@ -465,7 +466,8 @@ int main(void)
     /* 6. A schema 1 database: read-only it is summarised from the raw rows; store_open upgrades
      * it in place and the rollups are backfilled. */
     TAP_OK(exec_sql("DROP TABLE rollup; DROP TABLE rollup_dims; DROP TABLE rollup_dirty; "
-                    "DELETE FROM meta WHERE key='rollup_until_hour'; PRAGMA user_version=1;") == 0,
+                    "DELETE FROM meta WHERE key='rollup_until_hour'; "
+                    DB_TEST_TEXT_KEYED_CHILDREN "PRAGMA user_version=1;") == 0,
            "rollup/downgrade_to_v1");
     compare_all("v1", true);
     s = open_store();

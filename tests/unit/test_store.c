@@ -245,7 +245,8 @@ static void test_ingest(void)
     TAP_OK(rc == 0 && store_sync(s) == 0, "store/dup_in_payload_accepted");
     char *dup = qtext(p, "SELECT group_concat(metric_id || '=' || value || '/' || "
                          "coalesce(json_extract(attribution,'$.target'),'-'), ',') FROM "
-                         "(SELECT * FROM metrics WHERE view_id='viewDUP001' ORDER BY metric_id)");
+                         "(SELECT * FROM metrics WHERE view_seq = "
+                         "(SELECT seq FROM views WHERE id = 'viewDUP001') ORDER BY metric_id)");
     TAP_OK(dup && strcmp(dup, "dup-1=4.0/img#a,dup-2=20.0/-") == 0,
            "store/dup_in_payload_last_wins: %s", dup ? dup : "null");
     free(dup);
@@ -343,8 +344,10 @@ static void test_requests(void)
     TAP_OK(store_prune_at(s, 1760000000000LL + 40LL * 86400000, 30) == 0 && store_sync(s) == 0,
            "store/prune_run");
     TAP_OK(db_q1(p, "SELECT count(*) FROM views WHERE id='oldview001'") == 0 &&
-               db_q1(p, "SELECT count(*) FROM metrics WHERE view_id='oldview001'") == 0 &&
-               db_q1(p, "SELECT count(*) FROM resources WHERE view_id='oldview001'") == 0,
+               db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'oldview001')") == 0 &&
+               db_q1(p, "SELECT count(*) FROM resources WHERE view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'oldview001')") == 0,
            "store/prune_cascades");
     TAP_OK(db_q1(p, "SELECT count(*) FROM views") == 1 && db_q1(p, "SELECT count(*) FROM requests") == 5,
            "store/prune_keeps_recent");
@@ -481,9 +484,11 @@ static void test_typed_columns(void)
         {"SELECT parent_id||navigation_type||device||ect||typeof(device_memory)||path||route "
          "FROM views WHERE id='typedview1'",
          "parentview1reloadmobile3greal/t/1/t/[id]"},
-        {"SELECT name||metric_id||value||delta||rating FROM metrics WHERE view_id='typedview1'",
+        {"SELECT name||metric_id||value||delta||rating FROM metrics WHERE view_seq = "
+         "(SELECT seq FROM views WHERE id = 'typedview1')",
          "CLSc10.250.05needs-improvement"},
-        {"SELECT json_extract(attribution,'$.time') FROM metrics WHERE view_id='typedview1'",
+        {"SELECT json_extract(attribution,'$.time') FROM metrics WHERE view_seq = "
+         "(SELECT seq FROM views WHERE id = 'typedview1')",
          "1200.5"},
         {"SELECT typeof(response_start)||response_start||typeof(transfer_size)||transfer_size||"
          "status||protocol||dom_interactive||type||typeof(redirect_count)||redirect_count "
@@ -494,7 +499,8 @@ static void test_typed_columns(void)
          "12.5q"},
         {"SELECT group_concat(idx||url||coalesce(initiator,'-')||coalesce(start_ms,'-')||"
          "coalesce(encoded_size,'-')||coalesce(render_blocking,'-')||coalesce(duration_ms,'-'),"
-         "' ') FROM (SELECT * FROM resources WHERE view_id='typedview1' ORDER BY idx)",
+         "' ') FROM (SELECT * FROM resources WHERE view_seq = "
+         "(SELECT seq FROM views WHERE id = 'typedview1') ORDER BY idx)",
          "7/a.jsscript1.599blocking- 8/b.css----2.0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -575,6 +581,7 @@ static void test_migrate_v3(void)
         rc = sqlite3_exec(h,
                           "BEGIN; DROP INDEX requests_view; DROP INDEX requests_path_time; "
                           "DROP INDEX requests_referer_time;"
+                          DB_TEST_TEXT_KEYED_CHILDREN
                           "CREATE INDEX requests_view ON requests(view_id);"
                           "CREATE INDEX requests_path_time ON requests(path, accept_us);"
                           "CREATE INDEX requests_referer_time ON requests(referer_path, accept_us);"
@@ -868,6 +875,289 @@ static void test_migrate_v4_fixture(void)
            "store/v5_hand_edited_mark_survived: %s", err);
 }
 
+/* The writer remembers the browser of the last User-Agent: each view still gets its own
+ * beacon's browser when the agents alternate, repeat, or are missing. */
+static void test_browser_per_view(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "browsers.db");
+    int rc = open_keep(&s, p, NULL, err, sizeof err);
+    static const char *const uas[] = {
+        "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36", "Mozilla/5.0 Gecko/20100101 Firefox/120.0",
+        "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36", "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36",
+        NULL,                                         "Mozilla/5.0 Chrome/99.0.0.0 Safari/537.36"};
+    for (int i = 0; rc == 0 && i < 6; i++) {
+        struct store_beacon_ctx ctx = {"127.0.0.1", uas[i], 1764000001000, NULL, 1.0};
+        char body[160], reason[96];
+        int w = snprintf(body, sizeof body,
+                         "{\"v\":1,\"vid\":\"browser%03d\",\"url\":\"/b\",\"t0\":1764000000000,"
+                         "\"m\":[{\"n\":\"LCP\",\"id\":\"l\",\"v\":1}]}",
+                         i);
+        rc = w > 0 && (size_t)w < sizeof body
+                 ? store_ingest_beacon(s, body, strlen(body), &ctx, reason, sizeof reason)
+                 : -1;
+    }
+    rc = rc ? rc : store_sync(s);
+    store_free(s);
+    char *got = rc == 0 ? qtext(p, "SELECT group_concat(coalesce(browser, '-') || "
+                                   "coalesce(browser_major, ''), ',') FROM "
+                                   "(SELECT * FROM views ORDER BY id)")
+                        : NULL;
+    TAP_OK(got && strcmp(got, "Chrome131,Firefox120,Chrome131,Chrome131,other,Chrome99") == 0,
+           "store/browser_per_view: %s", got ? got : "(error)");
+    free(got);
+}
+
+/* Retention with the writer's foreign keys off: a view's metrics, resources and navigation go
+ * with it, also over several prune chunks (PRUNE_CHUNK views each) and with views that share a
+ * start time, and the rows of the views kept stay; no row is left without its view. */
+static void test_prune_chunks(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "prune_chunks.db");
+    int rc = open_keep(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/prune_chunks_open: %s", err);
+    if (rc)
+        return;
+    const int old = 1100;
+    for (int i = 0; i < old + 3 && rc == 0; i++) {
+        char body[768];
+        /* old views in pairs with one start time: 1 and 2, ..., 499 and 500 (across the first
+         * chunk's end), ... */
+        long long t0 = i < old ? 1760000000000LL + (i + 1) / 2 : vp_now_ms() - 1000 * i;
+        int w = snprintf(body, sizeof body,
+                         "{\"v\":1,\"vid\":\"prune%05d\",\"url\":\"/p/%d\",\"t0\":%lld,"
+                         "\"m\":[{\"n\":\"LCP\",\"id\":\"l%d\",\"v\":%d},"
+                         "{\"n\":\"CLS\",\"id\":\"c%d\",\"v\":0.1}],"
+                         "\"nt\":{\"u\":\"/p/%d\",\"d\":10,\"ty\":\"navigate\"},"
+                         "\"res\":[{\"u\":\"/a.js\"},{\"u\":\"/b.css\"}]}",
+                         i, i, t0, i, 100 + i, i, i);
+        if (w < 0 || (size_t)w >= sizeof body)
+            rc = -1;
+        while (rc == 0 && (rc = ingest(s, body)) == VP_ERR_FULL) {
+            rc = 0;
+            usleep(1000);
+        }
+    }
+    rc = rc ? rc : store_sync(s);
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM views") == old + 3 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 2 * (old + 3) &&
+               db_q1(p, "SELECT count(*) FROM resources") == 2 * (old + 3) &&
+               db_q1(p, "SELECT count(*) FROM navigation") == old + 3,
+           "store/prune_chunks_ingested (%lld navigation rows)",
+           db_q1(p, "SELECT count(*) FROM navigation"));
+    /* Up to a cutoff of 540 ms after the first: views 0 .. 1078 go (1,079, three chunks). */
+    rc = store_prune_at(s, 1760000000000LL + 30LL * 86400000 + 540, 30);
+    rc = rc ? rc : store_sync(s);
+    long long left = db_q1(p, "SELECT count(*) FROM views");
+    TAP_OK(rc == 0 && left == 21 + 3 && db_q1(p, "SELECT count(*) FROM metrics") == 2 * left &&
+               db_q1(p, "SELECT count(*) FROM resources") == 2 * left &&
+               db_q1(p, "SELECT count(*) FROM navigation") == left,
+           "store/prune_chunks_children_go_with_views (%lld views left)", left);
+    rc = store_prune_at(s, 1760000000000LL + 40LL * 86400000, 30);
+    rc = rc ? rc : store_sync(s);
+    store_free(s);
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM views") == 3 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 6 &&
+               db_q1(p, "SELECT count(*) FROM resources") == 6 &&
+               db_q1(p, "SELECT count(*) FROM navigation") == 3 &&
+               db_q1(p, "SELECT count(*) FROM views WHERE id LIKE 'prune011%'") == 3,
+           "store/prune_chunks_recent_kept");
+    TAP_OK(db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq NOT IN (SELECT seq FROM views)") ==
+                   0 &&
+               db_q1(p, "SELECT count(*) FROM resources WHERE view_seq NOT IN "
+                        "(SELECT seq FROM views)") == 0 &&
+               db_q1(p, "SELECT count(*) FROM navigation WHERE view_id NOT IN "
+                        "(SELECT id FROM views)") == 0 &&
+               db_q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
+           "store/prune_chunks_no_orphans");
+}
+
+/* Every reader's answer over all of a database's data, as one JSON text: the summary, the view
+ * list, each view (metrics, attribution, waterfall) and its HAR, the targets, findings, samples
+ * and labels. NULL on an error. */
+static char *view_answers(const char *p)
+{
+    struct store_reader *r = NULL;
+    char err[256];
+    if (store_reader_open(&r, p, err, sizeof err) != 0)
+        return NULL;
+    struct query_filter f = {0};
+    json_t *all = json_array(), *views = NULL;
+    bool ok = all != NULL && query_views(r, &f, &views) == 0;
+    if (ok)
+        json_array_append_new(all, views);
+    json_t *o = NULL;
+    ok = ok && query_summary(r, &f, &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_targets(r, &f, 10, &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_findings(r, &f, "/", &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_samples(r, &f, "/", &o) == 0 && json_array_append_new(all, o) == 0;
+    ok = ok && query_labels(r, &o) == 0 && json_array_append_new(all, o) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(ok ? json_object_get(views, "views") : NULL, i, v)
+    {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        ok = ok && id && query_view(r, id, &o) == 0 && json_array_append_new(all, o) == 0;
+        ok = ok && query_view_har(r, id, &o) == 0 && json_array_append_new(all, o) == 0;
+    }
+    store_reader_free(r);
+    char *out = ok ? json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(all);
+    return out;
+}
+
+/* A schema-5 database written by a schema-5 build (tests/unit/fixtures/store_v5.sql, made by
+ * tests/unit/fixtures/make_store_v3.py with VP_SCHEMA=5: an injected page, two claimed
+ * sub-resources, beacons for three views, a soft navigation) is upgraded in place to schema 6:
+ * views get their seq key (the rowids they had), metrics and resources are keyed by it, every
+ * row of every
+ * table is kept with its values, and every reader answers exactly as it did on the schema-5 file
+ * (read through the older-schema view of store_reader_open). The writer then goes on: a re-sent
+ * metric id on an old view (the last value wins), a new view keyed after the old ones, and the
+ * prune removes every view's metrics. */
+static void test_migrate_v5_fixture(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "fixture_v5.db");
+    char *sql = read_text(SRCDIR "/tests/unit/fixtures/store_v5.sql");
+    sqlite3 *h = NULL;
+    int rc = sql ? sqlite3_open(p, &h) : SQLITE_ERROR;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    sqlite3_close(h);
+    free(sql);
+    TAP_OK(rc == SQLITE_OK && db_q1(p, "PRAGMA user_version") == 5 &&
+               db_q1(p, "SELECT count(*) FROM pragma_table_info('metrics') WHERE "
+                        "name = 'view_id'") == 1,
+           "store/fixture_v5_loaded");
+    static const char *const counts[7] = {
+        "SELECT count(*) FROM views",      "SELECT count(*) FROM metrics",
+        "SELECT count(*) FROM resources",  "SELECT count(*) FROM navigation",
+        "SELECT count(*) FROM requests",   "SELECT count(*) FROM request_marks",
+        "SELECT count(*) FROM rejections"};
+    long long before[7];
+    for (int i = 0; i < 7; i++)
+        before[i] = db_q1(p, counts[i]);
+    TAP_OK(before[0] == 3 && before[1] == 11 && before[2] == 2 && before[3] == 1 &&
+               before[4] == 3,
+           "store/fixture_v5_fixture_rows");
+    char *views0 = qtext(p, "SELECT group_concat(rowid || id || started_at || received_at || "
+                            "coalesce(url, '') || coalesce(route, '') || coalesce(parent_id, '') "
+                            "|| coalesce(navigation_type, '') || coalesce(device, '') || "
+                            "coalesce(device_memory, '') || coalesce(label, ''), '|') FROM "
+                            "(SELECT rowid, * FROM views ORDER BY rowid)");
+    char *sum0 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
+                          "coalesce(delta, '') || coalesce(rating, '') || "
+                          "coalesce(attribution, '') || updated_at, '|') FROM "
+                          "(SELECT * FROM metrics ORDER BY view_id, metric_id)");
+    static const char res_sum5[] =
+        "SELECT group_concat(view_id || idx || coalesce(url, '') || coalesce(start_ms, '') || "
+        "coalesce(transfer_size, '') || coalesce(protocol, '') || coalesce(status, ''), '|') "
+        "FROM (SELECT * FROM resources ORDER BY view_id, idx)";
+    char *res0 = qtext(p, res_sum5);
+    char *answers5 = view_answers(p);
+    TAP_OK(answers5 && strstr(answers5, "fixture-view-b") && strstr(answers5, "\"LCP\""),
+           "store/fixture_v5_read_as_v5");
+
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    TAP_OK(rc == 0, "store/fixture_v5_migrates_to_v6: %s", err);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 && db_q1(p, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
+               db_q1(p, "SELECT count(*) FROM pragma_table_info('views') WHERE name = 'seq' AND "
+                        "pk = 1") == 1 &&
+               db_q1(p, "SELECT count(*) FROM pragma_index_list('metrics') WHERE origin = 'pk'") ==
+                   1 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='metrics' AND "
+                        "sql LIKE '%view_seq%WITHOUT ROWID%'") == 1 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name='resources' AND "
+                        "sql LIKE '%view_seq%WITHOUT ROWID%'") == 1 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v6'") == 0 &&
+               db_q1(p, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
+                        "('views_route_time', 'views_time', 'views_path_time')") == 3,
+           "store/fixture_v6_shape");
+    bool kept = true;
+    for (int i = 0; i < 7; i++)
+        kept = kept && db_q1(p, counts[i]) == before[i];
+    TAP_OK(kept, "store/fixture_v6_rows_kept");
+    char *views1 = qtext(p, "SELECT group_concat(rowid || id || started_at || received_at || "
+                            "coalesce(url, '') || coalesce(route, '') || coalesce(parent_id, '') "
+                            "|| coalesce(navigation_type, '') || coalesce(device, '') || "
+                            "coalesce(device_memory, '') || coalesce(label, ''), '|') FROM "
+                            "(SELECT seq AS rowid, * FROM views ORDER BY seq)");
+    char *sum1 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
+                          "coalesce(delta, '') || coalesce(rating, '') || "
+                          "coalesce(attribution, '') || updated_at, '|') FROM "
+                          "(SELECT v.id AS view_id, m.* FROM metrics m JOIN views v ON "
+                          "v.seq = m.view_seq ORDER BY view_id, metric_id)");
+    TAP_OK(views0 && views1 && strcmp(views0, views1) == 0, "store/fixture_v6_views_kept");
+    TAP_OK(sum0 && sum1 && strcmp(sum0, sum1) == 0, "store/fixture_v6_metric_values_kept");
+    char *res1 = qtext(p, "SELECT group_concat(view_id || idx || coalesce(url, '') || "
+                          "coalesce(start_ms, '') || coalesce(transfer_size, '') || "
+                          "coalesce(protocol, '') || coalesce(status, ''), '|') FROM "
+                          "(SELECT v.id AS view_id, r.* FROM resources r JOIN views v ON "
+                          "v.seq = r.view_seq ORDER BY view_id, idx)");
+    TAP_OK(res0 && res1 && strcmp(res0, res1) == 0 && strstr(res0, "/static/app.js"),
+           "store/fixture_v6_resource_values_kept");
+    free(res0);
+    free(res1);
+    char *answers6 = view_answers(p);
+    TAP_OK(answers5 && answers6 && strcmp(answers5, answers6) == 0,
+           "store/fixture_v6_answers_kept: %s", answers6 ? answers6 : "(error)");
+    free(views0);
+    free(views1);
+    free(sum0);
+    free(sum1);
+    free(answers5);
+    free(answers6);
+
+    /* The writer on the migrated file. */
+    long long top = db_q1(p, "SELECT max(seq) FROM views");
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    if (rc == 0)
+        rc = ingest(s, "{\"v\":1,\"vid\":\"fixture-view-b\",\"url\":\"/checkout\","
+                       "\"t0\":1795611420359,\"m\":[{\"n\":\"LCP\",\"id\":\"b-LCP\",\"v\":1234},"
+                       "{\"n\":\"CLS\",\"id\":\"b-CLS2\",\"v\":0.5}]}");
+    if (rc == 0)
+        rc = ingest(s, "{\"v\":1,\"vid\":\"after-v6\",\"url\":\"/x\",\"t0\":1795611430000,"
+                       "\"m\":[{\"n\":\"LCP\",\"id\":\"a6\",\"v\":10},{\"n\":\"LCP\",\"id\":\"a6\","
+                       "\"v\":20}]}");
+    if (rc == 0)
+        rc = store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 &&
+               db_q1(p, "SELECT value FROM metrics WHERE metric_id = 'b-LCP' AND view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'fixture-view-b')") == 1234 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == before[1] + 2 &&
+               db_q1(p, "SELECT value FROM metrics WHERE metric_id = 'a6'") == 20 &&
+               db_q1(p, "SELECT seq FROM views WHERE id = 'after-v6'") > top &&
+               db_q1(p, "SELECT count(*) FROM metrics WHERE view_seq = "
+                        "(SELECT seq FROM views WHERE id = 'after-v6')") == 1,
+           "store/fixture_v6_writer_goes_on");
+    char *ic = qtext(p, "PRAGMA integrity_check");
+    TAP_OK(ic && strcmp(ic, "ok") == 0 &&
+               db_q1(p, "SELECT count(*) FROM pragma_foreign_key_check") == 0,
+           "store/fixture_v6_integrity");
+    free(ic);
+    rc = open_keep(&s, p, NULL, err, sizeof err);
+    if (rc == 0)
+        rc = store_prune_at(s, vp_now_ms() + 86400000LL, 0);
+    if (rc == 0)
+        rc = store_sync(s);
+    store_free(s);
+    s = NULL;
+    TAP_OK(rc == 0 && db_q1(p, "SELECT count(*) FROM views") == 0 &&
+               db_q1(p, "SELECT count(*) FROM metrics") == 0 &&
+               db_q1(p, "SELECT count(*) FROM resources") == 0 &&
+               db_q1(p, "SELECT count(*) FROM navigation") == 0,
+           "store/fixture_v6_prune_removes_children");
+}
+
 /* A schema-3 database written by a schema-3 build (tests/unit/fixtures/store_v3.sql, made by
  * make_store_v3.py: an injected page with two claimed sub-resources, its beacons with a re-sent
  * metric id, navigation timing and resources, a soft navigation, a rejection) is upgraded in
@@ -930,14 +1220,16 @@ static void test_migrate_v3_fixture(void)
     char *sum1 = qtext(p, "SELECT group_concat(view_id || name || metric_id || value || "
                           "coalesce(delta, '') || coalesce(rating, '') || "
                           "coalesce(attribution, '') || updated_at, '|') FROM "
-                          "(SELECT * FROM metrics ORDER BY view_id, metric_id)");
+                          "(SELECT v.id AS view_id, m.* FROM metrics m JOIN views v ON "
+                          "v.seq = m.view_seq ORDER BY view_id, metric_id)");
     TAP_OK(sum0 && sum1 && strcmp(sum0, sum1) == 0, "store/fixture_v4_values_kept");
     free(sum0);
     free(sum1);
     char want[256];
     int w =
         snprintf(want, sizeof want,
-                 "SELECT value FROM metrics WHERE view_id = '%s' AND name = 'LCP'", vid ? vid : "");
+                 "SELECT value FROM metrics WHERE view_seq = "
+                 "(SELECT seq FROM views WHERE id = '%s') AND name = 'LCP'", vid ? vid : "");
     TAP_OK(vid && w > 0 && (size_t)w < sizeof want && db_q1(p, want) == 2600,
            "store/fixture_v4_last_value_kept");
     w = snprintf(want, sizeof want, "SELECT count(*) FROM requests WHERE view_id = '%s'",
@@ -1398,6 +1690,9 @@ int main(void)
     test_migrate_v3();
     test_migrate_v3_fixture();
     test_migrate_v4_fixture();
+    test_migrate_v5_fixture();
+    test_prune_chunks();
+    test_browser_per_view();
     test_claim_bound();
     test_claim_per_path();
     test_request_groups();

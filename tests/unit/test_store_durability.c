@@ -100,9 +100,9 @@ static long long count_round(const char *path, int round, int upto, char *ic, si
     snprintf(lo, sizeof lo, "r%d_%08d", round, 0);
     snprintf(hi, sizeof hi, "r%d_%08d", round, upto);
     if (sqlite3_prepare_v2(h,
-                           "SELECT count(*) FROM views v JOIN metrics m ON m.view_id = v.id "
+                           "SELECT count(*) FROM views v JOIN metrics m ON m.view_seq = v.seq "
                            "WHERE v.id >= ?1 AND v.id <= ?2 AND "
-                           "(SELECT count(*) FROM resources r WHERE r.view_id = v.id) = 2",
+                           "(SELECT count(*) FROM resources r WHERE r.view_seq = v.seq) = 2",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, lo, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, hi, -1, SQLITE_STATIC);

@@ -430,7 +430,8 @@ static void case_hostile(void)
     store_free(s);
     TAP_OK(db_q1(db, "SELECT count(*) FROM views WHERE id = 'literal000000001' AND "
                      "started_at = 1764000000000") == 1 &&
-               db_q1(db, "SELECT count(*) FROM metrics WHERE view_id = 'literal000000001'") == 1,
+               db_q1(db, "SELECT count(*) FROM metrics WHERE view_seq = "
+                         "(SELECT seq FROM views WHERE id = 'literal000000001')") == 1,
            "pending/literal_beacon_stored");
     TAP_OK(db_q1(db, "SELECT count(*) FROM requests WHERE url = '/lit' AND status = 404 AND "
                      "protocol = 'h2' AND host IS NULL") == 1,
