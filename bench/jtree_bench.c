@@ -7,6 +7,8 @@
  * not). Usage: bench/jtree_bench [SCALE]   (SCALE multiplies the parses per round; default 1) */
 #include "config.h"
 
+#include "bench/beacon_body.h"
+
 #include "store/jtree.h"
 
 #include <jansson.h>
@@ -58,30 +60,8 @@ static double per_parse(const char *body, size_t len, int which, int n)
 
 static size_t beacon(char *b, size_t cap, bool resources)
 {
-    int i = 7;
-    int o = snprintf(b, cap,
-                     "{\"v\":1,\"vid\":\"7b6f3c2a1d9e8f4051a2b3c4d5e6f708\",\"url\":\"/products/%d\","
-                     "\"t0\":1764000000000,\"nav\":\"navigate\",\"dev\":\"desktop\",\"ect\":\"4g\",\"m\":["
-                     "{\"n\":\"LCP\",\"id\":\"l%d\",\"v\":%d.5,\"d\":1,\"r\":\"good\",\"a\":{\"target\":"
-                     "\"img.hero\",\"url\":\"/hero.jpg\",\"ttfb\":100}},"
-                     "{\"n\":\"CLS\",\"id\":\"c%d\",\"v\":0.0%d,\"d\":0.01,\"r\":\"good\"},"
-                     "{\"n\":\"INP\",\"id\":\"i%d\",\"v\":%d,\"d\":1,\"r\":\"good\"},"
-                     "{\"n\":\"FCP\",\"id\":\"f%d\",\"v\":900,\"d\":900,\"r\":\"good\"},"
-                     "{\"n\":\"TTFB\",\"id\":\"t%d\",\"v\":120,\"d\":120,\"r\":\"good\"}]",
-                     i, i, 1000 + i, i, i % 10, i, 50 + i, i, i);
-    if (resources) {
-        o += snprintf(b + o, cap - (size_t)o, ",\"ri\":0,\"res\":[");
-        for (int r = 0; r < 60; r++)
-            o += snprintf(b + o, cap - (size_t)o,
-                          "%s{\"u\":\"/_next/static/chunks/%d-%08x.js\",\"i\":\"script\",\"s\":%d.1,"
-                          "\"d\":40.2,\"fs\":%d,\"rqs\":%d,\"rps\":%d,\"rpe\":%d,\"ts\":12000,"
-                          "\"eb\":11700,\"db\":40000,\"p\":\"h2\",\"rb\":\"non-blocking\",\"st\":200}",
-                          r ? "," : "", r, (unsigned)(i * 7919 + r), 100 + r, 100 + r, 110 + r,
-                          130 + r, 140 + r);
-        o += snprintf(b + o, cap - (size_t)o, "]");
-    }
-    o += snprintf(b + o, cap - (size_t)o, "}");
-    return (size_t)o;
+    return (size_t)beacon_body(b, cap, "7b6f3c2a1d9e8f4051a2b3c4d5e6f708", 1764000000000LL, 7,
+                               resources);
 }
 
 static size_t keys(char *b, size_t cap, bool long_keys)

@@ -19,6 +19,8 @@
  * frames and the checkpoints' copies. */
 #include "config.h"
 
+#include "bench/beacon_body.h"
+
 #include "store/store.h"
 
 #include <sqlite3.h>
@@ -84,29 +86,7 @@ static int build(char *b, size_t cap, int i, bool resources)
 {
     char vid[33];
     view_id(vid, i);
-    int o = snprintf(b, cap,
-                     "{\"v\":1,\"vid\":\"%s\",\"url\":\"/products/%d\",\"t0\":%lld,"
-                     "\"nav\":\"navigate\",\"dev\":\"desktop\",\"ect\":\"4g\",\"m\":["
-                     "{\"n\":\"LCP\",\"id\":\"l%d\",\"v\":%d.5,\"d\":1,\"r\":\"good\",\"a\":{\"target\":\"img.hero\",\"url\":\"/hero.jpg\",\"ttfb\":100}},"
-                     "{\"n\":\"CLS\",\"id\":\"c%d\",\"v\":0.0%d,\"d\":0.01,\"r\":\"good\"},"
-                     "{\"n\":\"INP\",\"id\":\"i%d\",\"v\":%d,\"d\":1,\"r\":\"good\"},"
-                     "{\"n\":\"FCP\",\"id\":\"f%d\",\"v\":900,\"d\":900,\"r\":\"good\"},"
-                     "{\"n\":\"TTFB\",\"id\":\"t%d\",\"v\":120,\"d\":120,\"r\":\"good\"}]",
-                     vid, i % 1000, (long long)vp_now_ms(), i, 1000 + i % 3000, i, i % 10, i,
-                     50 + i % 400, i, i);
-    if (resources) {
-        o += snprintf(b + o, cap - (size_t)o, ",\"ri\":0,\"res\":[");
-        for (int r = 0; r < 60; r++)
-            o += snprintf(b + o, cap - (size_t)o,
-                          "%s{\"u\":\"/_next/static/chunks/%d-%08x.js\",\"i\":\"script\",\"s\":%d.1,"
-                          "\"d\":40.2,\"fs\":%d,\"rqs\":%d,\"rps\":%d,\"rpe\":%d,\"ts\":12000,"
-                          "\"eb\":11700,\"db\":40000,\"p\":\"h2\",\"rb\":\"non-blocking\",\"st\":200}",
-                          r ? "," : "", r, (unsigned)(i * 7919 + r), 100 + r, 100 + r, 110 + r,
-                          130 + r, 140 + r);
-        o += snprintf(b + o, cap - (size_t)o, "]");
-    }
-    o += snprintf(b + o, cap - (size_t)o, "}");
-    return o;
+    return beacon_body(b, cap, vid, (long long)vp_now_ms(), i, resources);
 }
 
 static int cmp_i64(const void *a, const void *b)
