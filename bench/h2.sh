@@ -89,11 +89,14 @@ run() { # pid, url, h2load options...: prints "req/s cpu_us_per_request"
     t0=$(ticks "$pid")
     out=$(h2load "$@" "$url" 2>/dev/null || true)
     t1=$(ticks "$pid")
+    # req/s counts 2xx responses only (h2load's own figure counts every response, so a server
+    # answering part of the load with fast 5xx would look faster); CPU is per 2xx response.
     echo "$out" | awk -v t="$((t1 - t0))" -v hz="$HZ" '
         /^finished in/ { gsub(",", "", $4); r = $4 }
-        /^requests:/ { n = $8; bad = $10 + $12 + $14 }
-        /^status codes:/ { bad += $5 + $7 + $9 }
-        END { printf "%s %s %d\n", (n > 0 ? r : 0), (n > 0 ? t * 1e6 / hz / n : 0), bad }'
+        /^requests:/ { done = $6; bad = $10 + $12 + $14 }
+        /^status codes:/ { ok = $3; bad += $5 + $7 + $9 }
+        END { if (done > 0 && ok > 0) printf "%s %s %d\n", r * ok / done, t * 1e6 / hz / ok, bad;
+              else printf "0 0 %d\n", bad }'
 }
 median() { # of the numbers on stdin
     sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
