@@ -2029,11 +2029,15 @@ static void sqlite_cfg(void)
  * one per record) is refused rather than overflowing next_req_id. */
 #define REQ_ID_MAX (INT64_C(1) << 62)
 
-static int64_t scalar_i64(sqlite3 *db, const char *sql, int64_t dflt, bool *ok)
+/* The first column of sql's first row (dflt when NULL); ?1, when sql has it, is bound to arg.
+ * Clears *ok when the statement fails. */
+static int64_t scalar_i64(sqlite3 *db, const char *sql, int64_t arg, int64_t dflt, bool *ok)
 {
     sqlite3_stmt *st = NULL;
     int64_t v = dflt;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        (sqlite3_bind_parameter_count(st) == 0 || sqlite3_bind_int64(st, 1, arg) == SQLITE_OK) &&
+        sqlite3_step(st) == SQLITE_ROW) {
         if (sqlite3_column_type(st, 0) != SQLITE_NULL)
             v = sqlite3_column_int64(st, 0);
     } else {
@@ -2050,26 +2054,15 @@ static int64_t scalar_i64(sqlite3 *db, const char *sql, int64_t dflt, bool *ok)
 static int load_request_marks(struct store *s, char *err, size_t errlen)
 {
     bool ok = true;
-    int64_t max_id = scalar_i64(s->db, "SELECT max(id) FROM requests", 0, &ok);
-    int64_t mark_id = scalar_i64(s->db, "SELECT max(first_id) FROM request_marks", 0, &ok);
-    int64_t last = scalar_i64(s->db, "SELECT max(minute) FROM request_marks", INT64_MIN, &ok);
+    int64_t max_id = scalar_i64(s->db, "SELECT max(id) FROM requests", 0, 0, &ok);
+    int64_t mark_id = scalar_i64(s->db, "SELECT max(first_id) FROM request_marks", 0, 0, &ok);
+    int64_t last = scalar_i64(s->db, "SELECT max(minute) FROM request_marks", 0, INT64_MIN, &ok);
     int64_t first = scalar_i64(
-        s->db, "SELECT (SELECT first_id FROM request_marks ORDER BY minute DESC LIMIT 1)", 0, &ok);
-    sqlite3_stmt *st = NULL;
-    int64_t max_accept = INT64_MIN;
-    if (sqlite3_prepare_v2(s->db, "SELECT max(accept_us) FROM requests WHERE id >= ?1", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, last == INT64_MIN ? INT64_MIN : first);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-                max_accept = sqlite3_column_int64(st, 0);
-        } else {
-            ok = false;
-        }
-    } else {
-        ok = false;
-    }
-    sqlite3_finalize(st);
+        s->db, "SELECT (SELECT first_id FROM request_marks ORDER BY minute DESC LIMIT 1)", 0, 0,
+        &ok);
+    int64_t max_accept =
+        scalar_i64(s->db, "SELECT max(accept_us) FROM requests WHERE id >= ?1",
+                   last == INT64_MIN ? INT64_MIN : first, INT64_MIN, &ok);
     if (!ok) {
         set_err(err, errlen, "reading request ids", sqlite3_errmsg(s->db));
         return VP_ERR_DB;
