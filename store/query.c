@@ -38,6 +38,16 @@ static void set_err(char *err, size_t errlen, const char *a, const char *b)
         err[0] = '\0';
 }
 
+/* Whether sql (a probe of the schema) yields a row. */
+static bool has_row(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    bool row = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return row;
+}
+
 int store_reader_open(struct store_reader **out, const char *path, char *err, size_t errlen)
 {
     if (errlen)
@@ -64,55 +74,38 @@ int store_reader_open(struct store_reader **out, const char *path, char *err, si
     }
     /* A database before schema 5 has no request marks (it has requests_time instead): an empty
      * table of this connection's own stands in, so the same queries read every row by time. */
-    sqlite3_stmt *st = NULL;
-    bool marks = sqlite3_prepare_v2(r->db,
-                                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                    "name = 'request_marks'",
-                                    -1, &st, NULL) == SQLITE_OK &&
-                 sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    if (!marks && sqlite3_exec(r->db,
-                               "CREATE TEMP TABLE request_marks(minute INTEGER PRIMARY KEY, "
-                               "first_id INTEGER NOT NULL)",
-                               NULL, NULL, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
-        sqlite3_close(r->db);
-        free(r);
-        return VP_ERR_DB;
-    }
+    if (!has_row(r->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'request_marks'") &&
+        sqlite3_exec(r->db,
+                     "CREATE TEMP TABLE request_marks(minute INTEGER PRIMARY KEY, "
+                     "first_id INTEGER NOT NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        goto older_schema;
     /* Before schema 6, metrics and resources were keyed by the view's text id: views of this
      * connection's own give them the integer key (the view's rowid) that the queries join on. SQLite
      * flattens it into the joins that views drive (CROSS JOIN); the summary's LEFT JOIN, which
      * it would not flatten, reads the table itself (store_reader_metrics_by_id). */
-    st = NULL;
-    bool keyed = sqlite3_prepare_v2(r->db,
-                                    "SELECT 1 FROM pragma_table_info('metrics', 'main') WHERE "
-                                    "name = 'view_seq'",
-                                    -1, &st, NULL) == SQLITE_OK &&
-                 sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    r->metrics_by_id = !keyed;
-    if (!keyed && sqlite3_exec(r->db,
-                               "CREATE TEMP VIEW metrics AS SELECT v.rowid AS view_seq, m.name, "
-                               "m.metric_id, m.value, m.delta, m.rating, m.attribution, "
-                               "m.updated_at FROM main.metrics m JOIN main.views v ON "
-                               "v.id = m.view_id; "
-                               "CREATE TEMP VIEW resources AS SELECT v.rowid AS view_seq, r.idx, "
-                               "r.url, r.initiator, r.start_ms, r.duration_ms, r.redirect_start, "
-                               "r.redirect_end, r.fetch_start, r.dns_start, r.dns_end, "
-                               "r.connect_start, r.connect_end, r.secure_start, r.request_start, "
-                               "r.response_start, r.response_end, r.transfer_size, "
-                               "r.encoded_size, r.decoded_size, r.protocol, r.render_blocking, "
-                               "r.status, r.delivery_type, r.server_timing FROM main.resources r "
-                               "JOIN main.views v ON v.id = r.view_id",
-                               NULL, NULL, NULL) != SQLITE_OK) {
-        set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
-        sqlite3_close(r->db);
-        free(r);
-        return VP_ERR_DB;
-    }
+    r->metrics_by_id = !has_row(r->db, "SELECT 1 FROM pragma_table_info('metrics', 'main') WHERE "
+                                       "name = 'view_seq'");
+    if (r->metrics_by_id &&
+        sqlite3_exec(r->db,
+                     "CREATE TEMP VIEW metrics AS SELECT v.rowid AS view_seq, m.name, "
+                     "m.metric_id, m.value, m.delta, m.rating, m.attribution, "
+                     "m.updated_at FROM main.metrics m JOIN main.views v ON "
+                     "v.id = m.view_id; "
+                     "CREATE TEMP VIEW resources AS SELECT v.rowid AS view_seq, r.idx, "
+                     STORE_RES_COLS_R " FROM main.resources r "
+                     "JOIN main.views v ON v.id = r.view_id",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        goto older_schema;
     *out = r;
     return 0;
+
+older_schema:
+    set_err(err, errlen, "preparing a read of an older schema", sqlite3_errmsg(r->db));
+    sqlite3_close(r->db);
+    free(r);
+    return VP_ERR_DB;
 }
 
 void store_reader_free(struct store_reader *r)

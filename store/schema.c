@@ -198,11 +198,6 @@ static int migrate_to_v5(sqlite3 *db, char **msg)
  * resource row with no view (none can exist: foreign keys were on in every writer before) would
  * be unreachable to every reader and is not copied. bench/ingest_cost.sh and bench/store_bench:
  * see README "Beacon ingestion". */
-#define RES_V6_COLS                                                                                \
-    "r.url, r.initiator, r.start_ms, r.duration_ms, r.redirect_start, r.redirect_end, "            \
-    "r.fetch_start, r.dns_start, r.dns_end, r.connect_start, r.connect_end, r.secure_start, "      \
-    "r.request_start, r.response_start, r.response_end, r.transfer_size, r.encoded_size, "         \
-    "r.decoded_size, r.protocol, r.render_blocking, r.status, r.delivery_type, r.server_timing"
 static const char schema_v6[] =
     "CREATE TABLE views_v6(\n"
     "  seq INTEGER PRIMARY KEY,           -- metrics' key for the view; grows with each new view\n"
@@ -238,7 +233,7 @@ static const char schema_v6[] =
     "  decoded_size INTEGER, protocol TEXT, render_blocking TEXT, status INTEGER,\n"
     "  delivery_type TEXT, server_timing TEXT,\n"
     "  PRIMARY KEY(view_seq, idx)) WITHOUT ROWID;\n"
-    "INSERT INTO resources_v6 SELECT v.seq, r.idx, " RES_V6_COLS " FROM resources r\n"
+    "INSERT INTO resources_v6 SELECT v.seq, r.idx, " STORE_RES_COLS_R " FROM resources r\n"
     "  JOIN views_v6 v ON v.id = r.view_id ORDER BY v.seq, r.idx;\n"
     "DROP TABLE metrics;\n"
     "DROP TABLE resources;\n"

@@ -12,6 +12,15 @@
 
 #define STORE_SCHEMA_VERSION 6
 
+/* The columns of a resources row after its key (view_id or view_seq, and idx), as they have
+ * been since schema 1, each qualified by the alias r: the schema-6 migration copies them, a
+ * reader of an older file selects them through its temporary view. */
+#define STORE_RES_COLS_R                                                                           \
+    "r.url, r.initiator, r.start_ms, r.duration_ms, r.redirect_start, r.redirect_end, "            \
+    "r.fetch_start, r.dns_start, r.dns_end, r.connect_start, r.connect_end, r.secure_start, "      \
+    "r.request_start, r.response_start, r.response_end, r.transfer_size, r.encoded_size, "         \
+    "r.decoded_size, r.protocol, r.render_blocking, r.status, r.delivery_type, r.server_timing"
+
 /* Brings db (opened read-write, inside no transaction) to STORE_SCHEMA_VERSION, one migration
  * function per version step, each in its own transaction. Returns 0, VP_ERR_VERSION (made by a
  * newer build: nothing written), VP_ERR_DB (not a database / corrupt: nothing written; reason in
