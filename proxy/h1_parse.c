@@ -903,7 +903,6 @@ void h1_chunked_init(struct h1_chunked *c, size_t max_trailer)
 
 void h1_chunked_keep_trailers(struct h1_chunked *c) { c->keep_trailers = true; }
 
-
 bool h1_chunked_cut(const struct h1_chunked *c) { return c->state == C_CUT; }
 
 static int hexval(unsigned char c)
