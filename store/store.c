@@ -184,6 +184,47 @@ struct req_vals {
     char vbuf[72];
 };
 
+/* What one parameter of a request INSERT holds (see bind_request): a statement keeps its
+ * bindings from one step to the next, so a parameter that would be bound to what it already holds
+ * is left alone. REQ_BOUND_ANY (zero) holds nothing reusable: the text of a record, freed after
+ * its batch. */
+enum req_bound_kind { REQ_BOUND_ANY = 0, REQ_BOUND_NULL, REQ_BOUND_INT, REQ_BOUND_INTERN };
+
+struct req_bound {
+    int64_t v; /* REQ_BOUND_INT: the value; REQ_BOUND_INTERN: the intern's generation */
+    enum req_bound_kind kind;
+};
+
+/* The columns whose values repeat from record to record (method, route, host, protocol, TLS
+ * version, User-Agent, response content type, encoding and cache control, error, label): the
+ * writer keeps a copy of each one's last distinct value, and a parameter bound to that copy stays
+ * bound while the records repeat it. A copy changes only between steps (req_interns_update), and
+ * takes a new generation then, so a parameter still bound to its old bytes is bound again. */
+enum {
+    REQ_IN_METHOD,
+    REQ_IN_ROUTE,
+    REQ_IN_HOST,
+    REQ_IN_PROTOCOL,
+    REQ_IN_TLS,
+    REQ_IN_UA,
+    REQ_IN_CTYPE,
+    REQ_IN_CENC,
+    REQ_IN_CACHE,
+    REQ_IN_ERROR,
+    REQ_IN_LABEL,
+    REQ_NINTERN
+};
+#define REQ_INTERN_MAX 512
+
+struct req_intern {
+    uint64_t gen;
+    size_t len;
+    bool set;
+    const char *next; /* the value to take after the step (bound from the record until then) */
+    size_t next_len;
+    char buf[REQ_INTERN_MAX];
+};
+
 /* The browser of the last User-Agent the writer saw (most beacons of a run repeat one). */
 struct ua_memo {
     bool set;
@@ -269,6 +310,10 @@ struct store {
     struct item *req_grp[REQ_MULTI];
     struct req_vals req_vals[REQ_MULTI];
     size_t req_ngrp;
+    /* writer-only: what the parameters of the multi-row statement (rows 0 .. REQ_MULTI - 1) and
+     * of the single-row one (row REQ_MULTI) hold, and the repeated values they may point to */
+    struct req_bound req_bound[REQ_MULTI + 1][REQ_NCOLS];
+    struct req_intern req_intern[REQ_NINTERN];
     uint64_t req_grouped;  /* rows of this batch written by the multi-row statement */
     bool req_grp_injected; /* the pending group holds an injected page */
     /* Request ids and time marks (schema v5, store/schema.c): the writer assigns every request
@@ -981,49 +1026,125 @@ static void prep_request(struct store *s, const struct store_request_rec *r, str
     }
 }
 
-static void bind_text_n(sqlite3_stmt *st, int i, const char *v, size_t n, bool set)
+static void bind_req_null(sqlite3_stmt *st, struct req_bound *b, int i)
 {
-    if (set)
-        sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
+    if (b->kind == REQ_BOUND_NULL)
+        return;
+    sqlite3_bind_null(st, i);
+    b->kind = REQ_BOUND_NULL;
 }
 
-/* Binds the REQ_NCOLS values of one row from parameter i on; every one is set (no clearing
- * needed between uses). */
-static void bind_request(sqlite3_stmt *st, int i, const struct store_request_rec *r,
-                         const struct req_vals *v)
+static void bind_req_int(sqlite3_stmt *st, struct req_bound *b, int i, int64_t v)
 {
-    sqlite3_bind_int64(st, i++, v->id);
-    bind_text(st, i++, v->view);
-    sqlite3_bind_int64(st, i++, r->accept_us);
-    sqlite3_bind_int64(st, i++, r->head_done_us);
-    sqlite3_bind_int64(st, i++, r->connect_start_us);
-    sqlite3_bind_int64(st, i++, r->connect_end_us);
-    sqlite3_bind_int64(st, i++, r->sent_us);
-    sqlite3_bind_int64(st, i++, r->first_byte_us);
-    sqlite3_bind_int64(st, i++, r->last_byte_us);
-    sqlite3_bind_int64(st, i++, clamp_i64(r->bytes_in));
-    sqlite3_bind_int64(st, i++, clamp_i64(r->bytes_out));
-    sqlite3_bind_int64(st, i++, clamp_i64(r->upstream_bytes));
-    sqlite3_bind_int(st, i++, r->status);
-    sqlite3_bind_int(st, i++, r->injected ? 1 : 0);
-    sqlite3_bind_int(st, i++, r->reused ? 1 : 0);
-    bind_text(st, i++, r->method);
-    bind_text(st, i++, r->url);
-    bind_text_n(st, i++, v->path, v->plen, r->url != NULL);
-    bind_text_n(st, i++, v->route, (size_t)(v->rl > 0 ? v->rl : 0), v->rl >= 0);
-    bind_text(st, i++, r->host);
-    bind_text(st, i++, r->protocol);
-    bind_text(st, i++, r->tls_version);
-    bind_text(st, i++, r->referer);
-    bind_text_n(st, i++, v->rpath, v->rplen, v->rpath != NULL);
-    bind_text(st, i++, r->user_agent);
-    bind_text(st, i++, r->content_type);
-    bind_text(st, i++, r->content_encoding);
-    bind_text(st, i++, r->cache_control);
-    bind_text(st, i++, r->error);
-    bind_text(st, i++, r->label);
+    if (b->kind == REQ_BOUND_INT && b->v == v)
+        return;
+    sqlite3_bind_int64(st, i, v);
+    b->kind = REQ_BOUND_INT;
+    b->v = v;
+}
+
+/* A text of the record (n bytes at v, which lives until the step), or NULL when !set. */
+static void bind_req_text(sqlite3_stmt *st, struct req_bound *b, int i, const char *v, size_t n,
+                          bool set)
+{
+    if (!set) {
+        bind_req_null(st, b, i);
+        return;
+    }
+    sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+    b->kind = REQ_BOUND_ANY;
+}
+
+/* A text of a repeating column (see struct req_intern): bound to the column's copy when it holds
+ * the same bytes (and left alone when it is bound to it already), else to the record's bytes,
+ * which the copy takes after the step. */
+static void bind_req_interned(sqlite3_stmt *st, struct req_bound *b, int i, struct req_intern *in,
+                              const char *v, size_t n, bool set)
+{
+    if (!set) {
+        bind_req_null(st, b, i);
+        return;
+    }
+    if (in->set && in->len == n && memcmp(in->buf, v, n) == 0) {
+        if (b->kind == REQ_BOUND_INTERN && b->v == (int64_t)in->gen)
+            return;
+        sqlite3_bind_text(st, i, in->buf, (int)n, SQLITE_STATIC);
+        b->kind = REQ_BOUND_INTERN;
+        b->v = (int64_t)in->gen;
+        return;
+    }
+    sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+    b->kind = REQ_BOUND_ANY;
+    if (n <= sizeof in->buf) {
+        in->next = v;
+        in->next_len = n;
+    }
+}
+
+/* After a step of a request INSERT (the records' bytes are still alive): the copies take the
+ * values that differed from them. */
+static void req_interns_update(struct store *s)
+{
+    for (size_t k = 0; k < REQ_NINTERN; k++) {
+        struct req_intern *in = &s->req_intern[k];
+        if (!in->next)
+            continue;
+        memcpy(in->buf, in->next, in->next_len);
+        in->len = in->next_len;
+        in->set = true;
+        in->gen++;
+        in->next = NULL;
+    }
+}
+
+static size_t len_or_0(const char *v) { return v ? strlen(v) : 0; }
+
+/* Binds the REQ_NCOLS values of one row from parameter i on, through b (the REQ_NCOLS states of
+ * the row's parameters): every parameter ends up set, most of a repeated record's by what the
+ * previous step left there (no clearing between uses). */
+static void bind_request(struct store *s, sqlite3_stmt *st, struct req_bound *b, int i,
+                         const struct store_request_rec *r, const struct req_vals *v)
+{
+    struct req_intern *in = s->req_intern;
+    bind_req_int(st, b++, i++, v->id);
+    bind_req_text(st, b++, i++, v->view, len_or_0(v->view), v->view != NULL);
+    bind_req_int(st, b++, i++, r->accept_us);
+    bind_req_int(st, b++, i++, r->head_done_us);
+    bind_req_int(st, b++, i++, r->connect_start_us);
+    bind_req_int(st, b++, i++, r->connect_end_us);
+    bind_req_int(st, b++, i++, r->sent_us);
+    bind_req_int(st, b++, i++, r->first_byte_us);
+    bind_req_int(st, b++, i++, r->last_byte_us);
+    bind_req_int(st, b++, i++, clamp_i64(r->bytes_in));
+    bind_req_int(st, b++, i++, clamp_i64(r->bytes_out));
+    bind_req_int(st, b++, i++, clamp_i64(r->upstream_bytes));
+    bind_req_int(st, b++, i++, r->status);
+    bind_req_int(st, b++, i++, r->injected ? 1 : 0);
+    bind_req_int(st, b++, i++, r->reused ? 1 : 0);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_METHOD], r->method, len_or_0(r->method),
+                      r->method != NULL);
+    bind_req_text(st, b++, i++, r->url, len_or_0(r->url), r->url != NULL);
+    bind_req_text(st, b++, i++, v->path, v->plen, r->url != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_ROUTE], v->route, (size_t)(v->rl > 0 ? v->rl : 0),
+                      v->rl >= 0);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_HOST], r->host, len_or_0(r->host), r->host != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_PROTOCOL], r->protocol, len_or_0(r->protocol),
+                      r->protocol != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_TLS], r->tls_version, len_or_0(r->tls_version),
+                      r->tls_version != NULL);
+    bind_req_text(st, b++, i++, r->referer, len_or_0(r->referer), r->referer != NULL);
+    bind_req_text(st, b++, i++, v->rpath, v->rplen, v->rpath != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_UA], r->user_agent, len_or_0(r->user_agent),
+                      r->user_agent != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CTYPE], r->content_type, len_or_0(r->content_type),
+                      r->content_type != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CENC], r->content_encoding,
+                      len_or_0(r->content_encoding), r->content_encoding != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CACHE], r->cache_control,
+                      len_or_0(r->cache_control), r->cache_control != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_ERROR], r->error, len_or_0(r->error),
+                      r->error != NULL);
+    bind_req_interned(st, b, i, &in[REQ_IN_LABEL], r->label, len_or_0(r->label), r->label != NULL);
 }
 
 /* One row with the single-row statement (v already prepared). */
@@ -1031,8 +1152,10 @@ static int insert_request(struct store *s, const struct store_request_rec *r,
                           const struct req_vals *v)
 {
     sqlite3_stmt *st = s->st[S_REQ_INSERT];
-    bind_request(st, 1, r, v);
-    return step(st);
+    bind_request(s, st, s->req_bound[REQ_MULTI], 1, r, v);
+    int rc = step(st);
+    req_interns_update(s);
+    return rc;
 }
 
 /* The claim of an injected page: the rows of its sub-resources recorded before it (no view yet,
@@ -1076,8 +1199,11 @@ static uint64_t flush_requests(struct store *s)
     if (n == REQ_MULTI) {
         sqlite3_stmt *st = s->st[S_REQ_INSERT_MULTI];
         for (size_t k = 0; k < n; k++)
-            bind_request(st, 1 + (int)k * REQ_NCOLS, &s->req_grp[k]->u.req, &s->req_vals[k]);
-        if (step(st) == 0) {
+            bind_request(s, st, s->req_bound[k], 1 + (int)k * REQ_NCOLS, &s->req_grp[k]->u.req,
+                         &s->req_vals[k]);
+        int rc = step(st);
+        req_interns_update(s);
+        if (rc == 0) {
             s->req_grouped += n;
             for (size_t k = 0; k < n; k++)
                 ok[k] = true;
