@@ -77,6 +77,11 @@
 /* Resources per multi-row INSERT: one statement step per RES_MULTI rows instead of per row
  * (the per-statement work, not the per-row b-tree work, is what a batch saves). */
 #define RES_MULTI 10
+/* Request items are made with room for REQ_ITEM_STR bytes of strings when theirs fit (most
+ * records: a browser's request takes about 300), so that the writer can hand them back for
+ * reuse; it keeps at most REQ_SPARE_MAX (see store_record_request). */
+#define REQ_ITEM_STR 384
+#define REQ_SPARE_MAX 1024
 /* Request records per multi-row INSERT (see flush_requests). */
 #define REQ_MULTI 16
 #define REQ_NCOLS 30
@@ -121,7 +126,8 @@ static void arena_free(struct arena *a)
 struct item {
     struct item *next;
     enum item_kind kind;
-    uint32_t rows;  /* admission weight: rows this item writes (>= 1) */
+    uint32_t rows;      /* admission weight: rows this item writes (>= 1) */
+    uint32_t spare_cap; /* a request item of REQ_ITEM_STR string bytes, recycled; else 0 */
     int64_t enq_us; /* monotonic enqueue time */
     union {
         struct {
@@ -276,6 +282,10 @@ struct store {
     int64_t close_deadline_us;
     bool close_refused;
     struct item *spill, *spill_tail;
+    /* Request items the writer is done with, for the next store_record_request calls (see
+     * there); under mu. */
+    struct item *req_spare;
+    unsigned nreq_spare;
     char *db_path;      /* the database's path, and in the same allocation: */
     char *pending_path; /* "DB-pending" */
     char notice[512];   /* the start-up replay's one line (store_open_notice) */
@@ -360,6 +370,8 @@ static void set_err(char *err, size_t errlen, const char *a, const char *b)
     if (w < 0)
         err[0] = '\0';
 }
+
+static void free_list(struct item *it);
 
 static void item_free(struct item *it)
 {
@@ -1714,7 +1726,7 @@ static void *writer_main(void *arg)
                                                 !s->db_gone)); /* a removed file stays gone */
         bool spill = refused && !requeue;
         s->close_refused |= refused && closing;
-        struct item *back = NULL, *back_last = NULL;
+        struct item *back = NULL, *back_last = NULL, *dead = NULL;
         size_t nback = 0;
         while (batch) {
             struct item *next = batch->next;
@@ -1740,8 +1752,13 @@ static void *writer_main(void *arg)
                 else
                     s->spill = batch;
                 s->spill_tail = batch;
+            } else if (batch->spare_cap && s->nreq_spare < REQ_SPARE_MAX) {
+                batch->next = s->req_spare;
+                s->req_spare = batch;
+                s->nreq_spare++;
             } else {
-                item_free(batch);
+                batch->next = dead; /* freed below, outside the lock */
+                dead = batch;
             }
             batch = next;
         }
@@ -1769,6 +1786,12 @@ static void *writer_main(void *arg)
                 ;
         }
         behind = batch_taken && s->head;
+        if (dead) {
+            /* The event loop's enqueue waits on mu: a batch's frees do not hold it. */
+            pthread_mutex_unlock(&s->mu);
+            free_list(dead);
+            pthread_mutex_lock(&s->mu);
+        }
         if (stopping && !s->head)
             break;
     }
@@ -1808,6 +1831,45 @@ static void count_refusal(struct store *s, enum item_kind kind)
 }
 
 /* Appends it; on VP_ERR_FULL the caller keeps ownership. force bypasses the bound (sync). */
+/* The request items a thread recording requests has taken from a store's spares (enqueue), and
+ * uses before allocating new ones (store_record_request). Per thread, so that taking one needs no
+ * lock; freed when the thread exits. The items belong to no store. */
+struct spare_list {
+    struct item *head;
+    bool keyed; /* spare_key holds it: freed at the thread's exit */
+};
+static _Thread_local struct spare_list tl_spare;
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_key_ok;
+
+static void spare_list_free(void *arg)
+{
+    struct spare_list *l = arg;
+    free_list(l->head);
+    l->head = NULL;
+}
+
+static void spare_key_init(void)
+{
+    spare_key_ok = pthread_key_create(&spare_key, spare_list_free) == 0;
+}
+
+/* Under mu: the store's spares become the calling thread's, when the thread can free them at
+ * its exit. */
+static void spare_take(struct store *s)
+{
+    pthread_once(&spare_once, spare_key_init);
+    if (!tl_spare.keyed) {
+        if (!spare_key_ok || pthread_setspecific(spare_key, &tl_spare) != 0)
+            return;
+        tl_spare.keyed = true;
+    }
+    tl_spare.head = s->req_spare;
+    s->req_spare = NULL;
+    s->nreq_spare = 0;
+}
+
 static int enqueue(struct store *s, struct item *it, bool force)
 {
     it->next = NULL;
@@ -1833,6 +1895,8 @@ static int enqueue(struct store *s, struct item *it, bool force)
         s->stats.beacons_accepted++; /* counted under the same lock hold as the enqueue */
     if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC)
         pthread_cond_signal(&s->cv_item);
+    if (it->kind == IT_REQUEST && !tl_spare.head && s->req_spare)
+        spare_take(s);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -2414,6 +2478,7 @@ void store_close(struct store *s, char *msg, size_t cap)
     pthread_cond_destroy(&s->cv_done);
     pthread_cond_destroy(&s->cv_item);
     pthread_mutex_destroy(&s->mu);
+    free_list(s->req_spare);
     free(s->db_path); /* pending_path too */
     free(s);
 }
@@ -2563,10 +2628,17 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
         len[i] = *src[i] ? strlen(*src[i]) + 1 : 0;
         total += len[i];
     }
-    struct item *it = malloc(sizeof *it + total);
-    if (!it)
-        return VP_ERR_NOMEM;
+    struct item *it;
+    if (total <= REQ_ITEM_STR && tl_spare.head) {
+        it = tl_spare.head;
+        tl_spare.head = it->next;
+    } else {
+        it = malloc(sizeof *it + (total <= REQ_ITEM_STR ? REQ_ITEM_STR : total));
+        if (!it)
+            return VP_ERR_NOMEM;
+    }
     it->kind = IT_REQUEST;
+    it->spare_cap = total <= REQ_ITEM_STR ? REQ_ITEM_STR : 0;
     it->rows = 2; /* the insert and the view lookup */
     it->u.req = *rec;
     const char **dst[] = {&it->u.req.method,       &it->u.req.url,
@@ -2585,8 +2657,14 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
         }
     }
     int rc = enqueue(s, it, false);
-    if (rc)
-        free(it);
+    if (rc) {
+        if (it->spare_cap && tl_spare.keyed) {
+            it->next = tl_spare.head;
+            tl_spare.head = it;
+        } else {
+            free(it);
+        }
+    }
     return rc;
 }
 
