@@ -81,6 +81,25 @@
  * records: a browser's request takes about 300), so that the writer can hand them back for
  * reuse; it keeps at most REQ_SPARE_MAX (see store_record_request). */
 #define REQ_ITEM_STR 384
+/* The strings of a request item, in the order of struct store_request_rec (and of the side
+ * file's records): their lengths travel with the item (struct item), measured once when it is
+ * made. */
+enum {
+    RS_METHOD,
+    RS_URL,
+    RS_HOST,
+    RS_PROTOCOL,
+    RS_TLS,
+    RS_VIEW,
+    RS_REFERER,
+    RS_UA,
+    RS_CTYPE,
+    RS_CENC,
+    RS_CACHE,
+    RS_ERROR,
+    RS_LABEL,
+    REQ_NSTR
+};
 #define REQ_SPARE_MAX 1024
 /* Request records per multi-row INSERT (see flush_requests). */
 #define REQ_MULTI 16
@@ -128,6 +147,7 @@ struct item {
     enum item_kind kind;
     uint32_t rows;      /* admission weight: rows this item writes (>= 1) */
     uint32_t spare_cap; /* a request item of REQ_ITEM_STR string bytes, recycled; else 0 */
+    uint32_t slen[REQ_NSTR]; /* a request item: its strings' lengths (0 when NULL) */
     int64_t enq_us; /* monotonic enqueue time */
     union {
         struct {
@@ -1116,9 +1136,11 @@ static size_t len_or_0(const char *v) { return v ? strlen(v) : 0; }
  * the row's parameters): every parameter ends up set, most of a repeated record's by what the
  * previous step left there (no clearing between uses). */
 static void bind_request(struct store *s, sqlite3_stmt *st, struct req_bound *b, int i,
-                         const struct store_request_rec *r, const struct req_vals *v)
+                         const struct item *it, const struct req_vals *v)
 {
     struct req_intern *in = s->req_intern;
+    const struct store_request_rec *r = &it->u.req;
+    const uint32_t *n = it->slen;
     bind_req_int(st, b++, i++, v->id);
     bind_req_text(st, b++, i++, v->view, len_or_0(v->view), v->view != NULL);
     bind_req_int(st, b++, i++, r->accept_us);
@@ -1134,38 +1156,37 @@ static void bind_request(struct store *s, sqlite3_stmt *st, struct req_bound *b,
     bind_req_int(st, b++, i++, r->status);
     bind_req_int(st, b++, i++, r->injected ? 1 : 0);
     bind_req_int(st, b++, i++, r->reused ? 1 : 0);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_METHOD], r->method, len_or_0(r->method),
+    bind_req_interned(st, b++, i++, &in[REQ_IN_METHOD], r->method, n[RS_METHOD],
                       r->method != NULL);
-    bind_req_text(st, b++, i++, r->url, len_or_0(r->url), r->url != NULL);
+    bind_req_text(st, b++, i++, r->url, n[RS_URL], r->url != NULL);
     bind_req_text(st, b++, i++, v->path, v->plen, r->url != NULL);
     bind_req_interned(st, b++, i++, &in[REQ_IN_ROUTE], v->route, (size_t)(v->rl > 0 ? v->rl : 0),
                       v->rl >= 0);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_HOST], r->host, len_or_0(r->host), r->host != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_PROTOCOL], r->protocol, len_or_0(r->protocol),
+    bind_req_interned(st, b++, i++, &in[REQ_IN_HOST], r->host, n[RS_HOST], r->host != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_PROTOCOL], r->protocol, n[RS_PROTOCOL],
                       r->protocol != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_TLS], r->tls_version, len_or_0(r->tls_version),
+    bind_req_interned(st, b++, i++, &in[REQ_IN_TLS], r->tls_version, n[RS_TLS],
                       r->tls_version != NULL);
-    bind_req_text(st, b++, i++, r->referer, len_or_0(r->referer), r->referer != NULL);
+    bind_req_text(st, b++, i++, r->referer, n[RS_REFERER], r->referer != NULL);
     bind_req_text(st, b++, i++, v->rpath, v->rplen, v->rpath != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_UA], r->user_agent, len_or_0(r->user_agent),
+    bind_req_interned(st, b++, i++, &in[REQ_IN_UA], r->user_agent, n[RS_UA],
                       r->user_agent != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_CTYPE], r->content_type, len_or_0(r->content_type),
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CTYPE], r->content_type, n[RS_CTYPE],
                       r->content_type != NULL);
     bind_req_interned(st, b++, i++, &in[REQ_IN_CENC], r->content_encoding,
-                      len_or_0(r->content_encoding), r->content_encoding != NULL);
+                      n[RS_CENC], r->content_encoding != NULL);
     bind_req_interned(st, b++, i++, &in[REQ_IN_CACHE], r->cache_control,
-                      len_or_0(r->cache_control), r->cache_control != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_ERROR], r->error, len_or_0(r->error),
+                      n[RS_CACHE], r->cache_control != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_ERROR], r->error, n[RS_ERROR],
                       r->error != NULL);
-    bind_req_interned(st, b, i, &in[REQ_IN_LABEL], r->label, len_or_0(r->label), r->label != NULL);
+    bind_req_interned(st, b, i, &in[REQ_IN_LABEL], r->label, n[RS_LABEL], r->label != NULL);
 }
 
 /* One row with the single-row statement (v already prepared). */
-static int insert_request(struct store *s, const struct store_request_rec *r,
-                          const struct req_vals *v)
+static int insert_request(struct store *s, const struct item *it, const struct req_vals *v)
 {
     sqlite3_stmt *st = s->st[S_REQ_INSERT];
-    bind_request(s, st, s->req_bound[REQ_MULTI], 1, r, v);
+    bind_request(s, st, s->req_bound[REQ_MULTI], 1, it, v);
     int rc = step(st);
     req_interns_update(s);
     return rc;
@@ -1212,7 +1233,7 @@ static uint64_t flush_requests(struct store *s)
     if (n == REQ_MULTI) {
         sqlite3_stmt *st = s->st[S_REQ_INSERT_MULTI];
         for (size_t k = 0; k < n; k++)
-            bind_request(s, st, s->req_bound[k], 1 + (int)k * REQ_NCOLS, &s->req_grp[k]->u.req,
+            bind_request(s, st, s->req_bound[k], 1 + (int)k * REQ_NCOLS, s->req_grp[k],
                          &s->req_vals[k]);
         int rc = step(st);
         req_interns_update(s);
@@ -1224,7 +1245,7 @@ static uint64_t flush_requests(struct store *s)
         }
     }
     for (size_t k = 0; k < n && !done; k++)
-        ok[k] = insert_request(s, &s->req_grp[k]->u.req, &s->req_vals[k]) == 0;
+        ok[k] = insert_request(s, s->req_grp[k], &s->req_vals[k]) == 0;
     for (size_t k = 0; k < n; k++)
         if (!ok[k] || claim_rows(s, &s->req_grp[k]->u.req, &s->req_vals[k]) != 0)
             errors++;
@@ -1958,7 +1979,6 @@ static int enqueue(struct store *s, struct item *it, bool force)
  * (the ten times and sizes, status, injected, reused, then its thirteen strings in the order of
  * struct store_request_rec), 'J' a rejection count of one (reason). */
 
-#define REQ_NSTR 13
 #define REQ_NNUM 13
 #define SIDE_STR_MAX (1024 * 1024) /* a request string or user agent read back */
 
@@ -2104,6 +2124,7 @@ static int side_item(char kind, const struct pending_field *f, size_t nf, struct
             const struct pending_field *sf = &f[REQ_NNUM + i];
             if (!sf->p)
                 continue;
+            it->slen[i] = (uint32_t)sf->len; /* side_text: at most SIDE_STR_MAX, no NUL */
             memcpy(p, sf->p, sf->len);
             p[sf->len] = '\0';
             *dst[i] = p;
@@ -2675,9 +2696,12 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
                                 &rec->content_encoding, &rec->cache_control, &rec->error,
                                 &rec->label};
     enum { NSTR = sizeof src / sizeof src[0] };
+    _Static_assert((int)NSTR == (int)REQ_NSTR, "the strings of a request item");
     size_t len[NSTR], total = 0;
     for (size_t i = 0; i < NSTR; i++) {
         len[i] = *src[i] ? strlen(*src[i]) + 1 : 0;
+        if (len[i] > UINT32_MAX)
+            return VP_ERR_LIMIT;
         total += len[i];
     }
     struct item *it;
@@ -2702,6 +2726,7 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
                           &it->u.req.label};
     char *p = (char *)(it + 1);
     for (size_t i = 0; i < NSTR; i++) {
+        it->slen[i] = len[i] ? (uint32_t)(len[i] - 1) : 0;
         if (len[i]) {
             memcpy(p, *src[i], len[i]);
             *dst[i] = p;
