@@ -145,8 +145,8 @@ static void arena_free(struct arena *a)
 struct item {
     struct item *next;
     enum item_kind kind;
-    uint32_t rows;      /* admission weight: rows this item writes (>= 1) */
-    uint32_t spare_cap; /* a request item of REQ_ITEM_STR string bytes, recycled; else 0 */
+    uint32_t rows;           /* admission weight: rows this item writes (>= 1) */
+    uint32_t spare_cap;      /* a request item of REQ_ITEM_STR string bytes, recycled; else 0 */
     uint32_t slen[REQ_NSTR]; /* a request item: its strings' lengths (0 when NULL) */
     int64_t enq_us; /* monotonic enqueue time */
     union {
@@ -1130,7 +1130,10 @@ static void req_interns_update(struct store *s)
     }
 }
 
-static size_t len_or_0(const char *v) { return v ? strlen(v) : 0; }
+static size_t len_or_0(const char *v)
+{
+    return v ? strlen(v) : 0;
+}
 
 /* Binds the REQ_NCOLS values of one row from parameter i on, through b (the REQ_NCOLS states of
  * the row's parameters): every parameter ends up set, most of a repeated record's by what the
@@ -1156,8 +1159,7 @@ static void bind_request(struct store *s, sqlite3_stmt *st, struct req_bound *b,
     bind_req_int(st, b++, i++, r->status);
     bind_req_int(st, b++, i++, r->injected ? 1 : 0);
     bind_req_int(st, b++, i++, r->reused ? 1 : 0);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_METHOD], r->method, n[RS_METHOD],
-                      r->method != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_METHOD], r->method, n[RS_METHOD], r->method != NULL);
     bind_req_text(st, b++, i++, r->url, n[RS_URL], r->url != NULL);
     bind_req_text(st, b++, i++, v->path, v->plen, r->url != NULL);
     bind_req_interned(st, b++, i++, &in[REQ_IN_ROUTE], v->route, (size_t)(v->rl > 0 ? v->rl : 0),
@@ -1169,16 +1171,14 @@ static void bind_request(struct store *s, sqlite3_stmt *st, struct req_bound *b,
                       r->tls_version != NULL);
     bind_req_text(st, b++, i++, r->referer, n[RS_REFERER], r->referer != NULL);
     bind_req_text(st, b++, i++, v->rpath, v->rplen, v->rpath != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_UA], r->user_agent, n[RS_UA],
-                      r->user_agent != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_UA], r->user_agent, n[RS_UA], r->user_agent != NULL);
     bind_req_interned(st, b++, i++, &in[REQ_IN_CTYPE], r->content_type, n[RS_CTYPE],
                       r->content_type != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_CENC], r->content_encoding,
-                      n[RS_CENC], r->content_encoding != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_CACHE], r->cache_control,
-                      n[RS_CACHE], r->cache_control != NULL);
-    bind_req_interned(st, b++, i++, &in[REQ_IN_ERROR], r->error, n[RS_ERROR],
-                      r->error != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CENC], r->content_encoding, n[RS_CENC],
+                      r->content_encoding != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CACHE], r->cache_control, n[RS_CACHE],
+                      r->cache_control != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_ERROR], r->error, n[RS_ERROR], r->error != NULL);
     bind_req_interned(st, b, i, &in[REQ_IN_LABEL], r->label, n[RS_LABEL], r->label != NULL);
 }
 

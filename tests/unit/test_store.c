@@ -1705,24 +1705,34 @@ static void test_request_rebinding(void)
             const char *path = r.url ? store_path_span(r.url, &plen) : NULL;
             const char *rpath = r.referer ? store_path_span(r.referer, &rplen) : NULL;
             int rl = r.url ? store_route_of(r.url, strlen(r.url), route, sizeof route) : -1;
-            const int64_t nums[13] = {r.accept_us, r.head_done_us, r.connect_start_us,
-                                      r.connect_end_us, r.sent_us, r.first_byte_us,
-                                      r.last_byte_us, (int64_t)r.bytes_in, (int64_t)r.bytes_out,
-                                      (int64_t)r.upstream_bytes, r.status, r.injected, r.reused};
+            const int64_t nums[13] = {r.accept_us,
+                                      r.head_done_us,
+                                      r.connect_start_us,
+                                      r.connect_end_us,
+                                      r.sent_us,
+                                      r.first_byte_us,
+                                      r.last_byte_us,
+                                      (int64_t)r.bytes_in,
+                                      (int64_t)r.bytes_out,
+                                      (int64_t)r.upstream_bytes,
+                                      r.status,
+                                      r.injected,
+                                      r.reused};
             for (int c = 0; c < 13; c++)
                 if (sqlite3_column_type(q, c) != SQLITE_INTEGER ||
                     sqlite3_column_int64(q, c) != nums[c])
                     bad = 1 + c;
-            const char *texts[16] = {r.method, r.url, path, rl >= 0 ? route : NULL, r.host,
-                                     r.protocol, r.tls_version, r.referer, rpath, r.user_agent,
-                                     r.content_type, r.content_encoding, r.cache_control,
-                                     r.error, r.label, NULL};
+            const char *texts[16] = {
+                r.method,        r.url,        path,           rl >= 0 ? route : NULL,
+                r.host,          r.protocol,   r.tls_version,  r.referer,
+                rpath,           r.user_agent, r.content_type, r.content_encoding,
+                r.cache_control, r.error,      r.label,        NULL};
             const size_t lens[16] = {0, 0, plen, rl > 0 ? (size_t)rl : 0, 0, 0, 0, 0, rplen};
             for (int c = 0; c < 16; c++) {
                 const char *got = (const char *)sqlite3_column_text(q, 13 + c);
-                size_t n = texts[c] ? (lens[c] || c == 2 || c == 3 || c == 8 ? lens[c]
-                                                                               : strlen(texts[c]))
-                                    : 0;
+                size_t n =
+                    texts[c] ? (lens[c] || c == 2 || c == 3 || c == 8 ? lens[c] : strlen(texts[c]))
+                             : 0;
                 if (!texts[c] ? got != NULL
                               : !got || (size_t)sqlite3_column_bytes(q, 13 + c) != n ||
                                     memcmp(got, texts[c], n) != 0)
