@@ -46,9 +46,8 @@ struct injector;
  * so the proxy, not the app, closes first in the common case). */
 #define PROXY_UPSTREAM_IDLE_MS 4000
 /* Longest a request waits for a busy upstream connection to be released before it connects
- * one of its own (upstream.c, upstream_acquire); the wait is twice the worker's recent connect
- * time, at most this. */
-#define PROXY_UPSTREAM_WAIT_MAX_US 100000
+ * one of its own (upstream.c, wait_us). */
+#define PROXY_UPSTREAM_WAIT_MAX_US 50000
 #define PROXY_RESP_HEAD_MAX (64 * 1024)
 /* Spare head parsers kept per worker and kind (request, response), so a keep-alive exchange
  * does not malloc/free two parsers; idle connections still hold none. */
@@ -88,6 +87,7 @@ struct upstream {
     bool connected;
     bool waiting; /* on the worker's wait list: no bev yet (upstream_acquire) */
     bool busy;    /* owned by an exchange that may release it (counted in the worker's nbusy) */
+    int64_t busy_since_us; /* when it became busy (the loop's cached time) */
     bool tls; /* bev is an OpenSSL bufferevent (https:// upstream) */
     bool read_cb; /* conn_h1's input callback is registered (plain connections, once) */
     /* Timeouts last set on bev: 0 unknown, UPSTREAM_TMO_* (upstream_set_timeouts). */
@@ -120,15 +120,17 @@ struct worker {
     bool pool_armed;
     int up_pref; /* address index that last connected */
     /* upstream.c: requests waiting for a busy connection to come back to the pool (oldest
-     * first; at most as many as there are busy connections), the event that serves them (a
-     * release activates it; its timer connects those that waited PROXY_UPSTREAM_WAIT_US). */
+     * first, a few per busy connection), the event that serves them (a release activates it;
+     * its timer connects those whose wait is over). */
     struct upstream *wait_head, *wait_tail;
     unsigned nwait;
     unsigned nbusy; /* connections owned by exchanges, connecting ones included */
     struct event *wait_ev;
-    /* Loop time from the start of a connect to its connected callback, a moving average (1/8
-     * per connect): what a new connection costs in latency, the loop's own delays included. */
+    /* Moving averages (1/8 per sample) of loop time: from the start of a connect to its
+     * connected callback (what a new connection costs in latency, the loop's own delays
+     * included), and from an exchange taking a connection to its release. */
     int64_t connect_avg_us;
+    int64_t busy_avg_us;
     /* proxy/tls.c: a copy of the newest upstream TLS session, which every new upstream
      * connection of this worker resumes from. */
     struct ssl_session_st *up_sess;
@@ -199,7 +201,7 @@ typedef void (*upstream_ready_cb)(struct conn *c, struct upstream *u, int err, c
  * the loop). Synchronous failures also call back and return NULL. allow_pool = false forces a
  * fresh connection. With no idle connection while others are busy with exchanges, the request
  * first waits (the returned pending connection, on the wait list) for one of those to be
- * released, for at most PROXY_UPSTREAM_WAIT_US and the loop's next poll; then it connects. */
+ * released, at most PROXY_UPSTREAM_WAIT_MAX_US (upstream.c says how long); then it connects. */
 struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_pool, upstream_ready_cb cb);
 /* Returns a healthy connection to the pool (or frees it when the pool is full/draining). */
 void upstream_release(struct upstream *u);

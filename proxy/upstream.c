@@ -20,17 +20,20 @@
  * upstream connection per request, most of them closed again beyond --upstream-idle. So a
  * request that finds no idle connection while this worker has connections busy with exchanges
  * (`busy`: owned, connecting or connected, and expected back) waits on the worker's wait list
- * instead, as long as there are fewer waiters than busy connections (each waiter has one it may
- * get): a release puts the connection in the pool and activates the wait event, which hands
- * pooled connections to the oldest waiters. A waiter connects after twice the worker's recent
- * connect time (connect_avg_us: loop time from connect to connected, so a loop kept busy by
- * handshakes, where the responses come late too, waits longer than an idle one, where a connect
- * is cheap), at most PROXY_UPSTREAM_WAIT_MAX_US, whatever the upstream's speed; at the earliest
- * after the loop's next poll (the loop's cached time changes only there); and at once when
- * closed busy connections leave more waiters than busy connections. A lone request with no busy connection, a retry on a fresh
- * connection (allow_pool false), drain mode and --upstream-idle 0 connect without waiting. A
- * waiter is a pending connection without a bufferevent: its owner sees it as connecting, its
- * set-up deadline runs from the request, and upstream_free takes it off the list. */
+ * instead, as long as there are fewer than WAITERS_PER_BUSY waiters per busy connection: a
+ * release puts the connection in the pool and activates the wait event, which hands pooled
+ * connections to the oldest waiters. A waiter connects when its wait is over (wait_us): twice
+ * the time exchanges have lately held a connection (busy_avg_us), at least twice the recent
+ * connect time (connect_avg_us, loop time from connect to connected: a loop kept busy by
+ * handshakes delays responses and connects alike), at most PROXY_UPSTREAM_WAIT_MAX_US. When
+ * exchanges have lately held connections for longer than that bound (a slow upstream), a release
+ * is not worth waiting for and the wait is twice the connect time alone. Whatever the upstream's
+ * speed, a wait ends at the earliest after the loop's next poll (the loop's cached time changes
+ * only there), and at once when closed busy connections leave too many waiters. A request with
+ * no busy connection, a retry on a fresh connection (allow_pool false), drain mode and
+ * --upstream-idle 0 connect without waiting. A waiter is a pending connection without a
+ * bufferevent: its owner sees it as connecting, its set-up deadline runs from the request, and
+ * upstream_free takes it off the list. */
 #include "config.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/tls.h"
@@ -43,12 +46,15 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* Waiters allowed per busy connection: the second is served by the connection's next release. */
+#define WAITERS_PER_BUSY 2
+
 struct pending {
     struct upstream u;
     upstream_ready_cb cb;
     int tried;
     struct event *deadline; /* while connecting: the set-up's deadline; NULL once connected */
-    int64_t connect_us; /* loop time the connect started */
+    int64_t connect_us;     /* loop time the connect started */
 };
 
 static void ms_tv(struct timeval *tv, unsigned ms)
@@ -57,16 +63,26 @@ static void ms_tv(struct timeval *tv, unsigned ms)
     tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
 }
 
+static int64_t loop_now_us(struct worker *w)
+{
+    struct timeval tv;
+    if (event_base_gettimeofday_cached(w->base, &tv) != 0)
+        return 0;
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
 /* Counts u in (or out of) the connections waiters may get back. */
 static void busy_set(struct upstream *u, bool busy)
 {
     if (u->busy == busy)
         return;
     u->busy = busy;
-    if (busy)
+    if (busy) {
         u->w->nbusy++;
-    else
+        u->busy_since_us = loop_now_us(u->w);
+    } else {
         u->w->nbusy--;
+    }
 }
 
 /* Has the wait event serve the waiters later in this loop iteration. */
@@ -117,7 +133,7 @@ void upstream_free(struct upstream *u)
     }
     if (u->busy) {
         busy_set(u, false);
-        if (w->nwait > w->nbusy) /* a waiter lost the connection it was waiting for */
+        if (w->nwait > WAITERS_PER_BUSY * w->nbusy) /* too many waiters for those left */
             wait_wake(w);
     }
     if (u->bev) {
@@ -152,14 +168,6 @@ void upstream_set_timeouts(struct upstream *u, int which)
     struct timeval tv;
     ms_tv(&tv, u->w->px->opt->upstream_timeout_ms);
     bufferevent_set_timeouts(u->bev, which == UPSTREAM_TMO_EXCHANGE ? &tv : NULL, &tv);
-}
-
-static int64_t loop_now_us(struct worker *w)
-{
-    struct timeval tv;
-    if (event_base_gettimeofday_cached(w->base, &tv) != 0)
-        return 0;
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
 /* Closes the pooled connections that have been idle for PROXY_UPSTREAM_IDLE_MS and runs again
@@ -210,7 +218,12 @@ void upstream_release(struct upstream *u)
     struct worker *w = u->w;
     const struct vp_options *o = w->px->opt;
     u->owner = NULL;
-    busy_set(u, false);
+    if (u->busy) {
+        int64_t held = loop_now_us(w) - u->busy_since_us;
+        if (held >= 0)
+            w->busy_avg_us += (held - w->busy_avg_us) / 8;
+        busy_set(u, false);
+    }
     /* A full pool still takes the connection a waiter is waiting for. */
     if (w->draining || (w->nidle >= o->upstream_idle_max && !w->nwait) ||
         evbuffer_get_length(bufferevent_get_input(u->bev)) > 0) {
@@ -247,7 +260,7 @@ void upstream_release(struct upstream *u)
 void upstream_keep(struct upstream *u)
 {
     busy_set(u, false);
-    if (u->w->nwait > u->w->nbusy)
+    if (u->w->nwait > WAITERS_PER_BUSY * u->w->nbusy)
         wait_wake(u->w);
 }
 
@@ -404,8 +417,10 @@ static bool begin_connect(struct pending *p)
 /* How long a request waits for a busy connection (see the top of the file). */
 static int64_t wait_us(const struct worker *w)
 {
-    return w->connect_avg_us < PROXY_UPSTREAM_WAIT_MAX_US / 2 ? 2 * w->connect_avg_us
-                                                              : PROXY_UPSTREAM_WAIT_MAX_US;
+    int64_t t = 2 * w->connect_avg_us;
+    if (WAITERS_PER_BUSY * w->busy_avg_us > t && w->busy_avg_us <= PROXY_UPSTREAM_WAIT_MAX_US)
+        t = WAITERS_PER_BUSY * w->busy_avg_us;
+    return t < PROXY_UPSTREAM_WAIT_MAX_US ? t : PROXY_UPSTREAM_WAIT_MAX_US;
 }
 
 /* The wait event: released connections go to the oldest waiters; a waiter whose wait is over,
@@ -426,7 +441,8 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
         cb(c, u, 0, NULL);
     }
     int64_t now = loop_now_us(w), wait = wait_us(w);
-    while (w->wait_head && (now - w->wait_head->idle_since_us >= wait || w->nwait > w->nbusy)) {
+    while (w->wait_head &&
+           (now - w->wait_head->idle_since_us >= wait || w->nwait > WAITERS_PER_BUSY * w->nbusy)) {
         struct upstream *u = w->wait_head;
         wait_unlink(u);
         begin_connect((struct pending *)u);
@@ -492,8 +508,8 @@ struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_p
         cb(c, NULL, -1, "out of memory");
         return NULL;
     }
-    if (allow_pool && w->nwait < w->nbusy && !w->draining && w->px->opt->upstream_idle_max > 0 &&
-        wait_add(w, p))
+    if (allow_pool && w->nwait < WAITERS_PER_BUSY * w->nbusy && !w->draining &&
+        w->px->opt->upstream_idle_max > 0 && wait_add(w, p))
         return &p->u;
     return begin_connect(p) ? &p->u : NULL;
 }
