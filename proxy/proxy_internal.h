@@ -46,8 +46,8 @@ struct injector;
  * so the proxy, not the app, closes first in the common case). */
 #define PROXY_UPSTREAM_IDLE_MS 4000
 /* Longest a request waits for a busy upstream connection to be released before it connects
- * one of its own (upstream.c, wait_us). */
-#define PROXY_UPSTREAM_WAIT_MAX_US 50000
+ * one of its own (upstream.c, wait_us, says how long it waits below this). */
+#define PROXY_UPSTREAM_WAIT_MAX_US 1000000
 #define PROXY_RESP_HEAD_MAX (64 * 1024)
 /* Spare head parsers kept per worker and kind (request, response), so a keep-alive exchange
  * does not malloc/free two parsers; idle connections still hold none. */

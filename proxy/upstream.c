@@ -22,18 +22,19 @@
  * (`busy`: owned, connecting or connected, and expected back) waits on the worker's wait list
  * instead, as long as there are fewer than WAITERS_PER_BUSY waiters per busy connection: a
  * release puts the connection in the pool and activates the wait event, which hands pooled
- * connections to the oldest waiters. A waiter connects when its wait is over (wait_us): twice
- * the time exchanges have lately held a connection (busy_avg_us), at least twice the recent
- * connect time (connect_avg_us, loop time from connect to connected: a loop kept busy by
- * handshakes delays responses and connects alike), at most PROXY_UPSTREAM_WAIT_MAX_US. When
- * exchanges have lately held connections for longer than that bound (a slow upstream), a release
- * is not worth waiting for and the wait is twice the connect time alone. Whatever the upstream's
- * speed, a wait ends at the earliest after the loop's next poll (the loop's cached time changes
- * only there), and at once when closed busy connections leave too many waiters. A request with
- * no busy connection, a retry on a fresh connection (allow_pool false), drain mode and
- * --upstream-idle 0 connect without waiting. A waiter is a pending connection without a
- * bufferevent: its owner sees it as connecting, its set-up deadline runs from the request, and
- * upstream_free takes it off the list. */
+ * connections to the oldest waiters. A waiter connects when its wait is over (wait_us), at most
+ * PROXY_UPSTREAM_WAIT_MAX_US: twice the recent connect time (connect_avg_us, loop time from
+ * connect to connected: what connecting would cost, the delays of a loop kept busy by
+ * handshakes included), or twice the time exchanges have lately held a connection (busy_avg_us)
+ * if that is longer and either short (WAIT_SHORT_US) or a few connect times (then the loop, not
+ * the upstream, is what is slow, and responses come as late as connects). An exchange time of
+ * its own (a slow upstream on a loop that is not busy) is not worth waiting for: a waiter then
+ * connects after twice the connect time, at the earliest after the loop's next poll (the loop's
+ * cached time changes only there). A wait also ends at once when closed busy connections leave
+ * too many waiters. A request with no busy connection, a retry on a fresh connection
+ * (allow_pool false), drain mode and --upstream-idle 0 connect without waiting. A waiter is a
+ * pending connection without a bufferevent: its owner sees it as connecting, its set-up
+ * deadline runs from the request, and upstream_free takes it off the list. */
 #include "config.h"
 #include "proxy/proxy_internal.h"
 #include "proxy/tls.h"
@@ -48,6 +49,8 @@
 
 /* Waiters allowed per busy connection: the second is served by the connection's next release. */
 #define WAITERS_PER_BUSY 2
+/* Exchanges this short are always worth waiting for (twice this at most). */
+#define WAIT_SHORT_US 25000
 
 struct pending {
     struct upstream u;
@@ -61,6 +64,12 @@ static void ms_tv(struct timeval *tv, unsigned ms)
 {
     tv->tv_sec = ms / 1000;
     tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+static void us_tv(struct timeval *tv, int64_t us)
+{
+    tv->tv_sec = (time_t)(us / 1000000);
+    tv->tv_usec = (suseconds_t)(us % 1000000);
 }
 
 static int64_t loop_now_us(struct worker *w)
@@ -417,9 +426,9 @@ static bool begin_connect(struct pending *p)
 /* How long a request waits for a busy connection (see the top of the file). */
 static int64_t wait_us(const struct worker *w)
 {
-    int64_t t = 2 * w->connect_avg_us;
-    if (WAITERS_PER_BUSY * w->busy_avg_us > t && w->busy_avg_us <= PROXY_UPSTREAM_WAIT_MAX_US)
-        t = WAITERS_PER_BUSY * w->busy_avg_us;
+    int64_t c = w->connect_avg_us, b = w->busy_avg_us, t = 2 * c;
+    if ((b <= WAIT_SHORT_US || b <= 4 * c) && 2 * b > t)
+        t = 2 * b;
     return t < PROXY_UPSTREAM_WAIT_MAX_US ? t : PROXY_UPSTREAM_WAIT_MAX_US;
 }
 
@@ -449,7 +458,8 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (w->wait_head) {
         int64_t left = wait - (now - w->wait_head->idle_since_us);
-        struct timeval tv = {0, (suseconds_t)(left > 0 ? left : 0)};
+        struct timeval tv;
+        us_tv(&tv, left > 0 ? left : 0);
         if (evtimer_add(w->wait_ev, &tv) != 0) { /* cannot wait: connect them all now */
             while (w->wait_head) {
                 struct upstream *u = w->wait_head;
@@ -466,7 +476,8 @@ static bool wait_add(struct worker *w, struct pending *p)
     if (!w->wait_ev && !(w->wait_ev = evtimer_new(w->base, wait_cb, w)))
         return false;
     if (!w->wait_head) {
-        struct timeval tv = {0, (suseconds_t)wait_us(w)};
+        struct timeval tv;
+        us_tv(&tv, wait_us(w));
         if (evtimer_add(w->wait_ev, &tv) != 0)
             return false;
     }

@@ -1259,6 +1259,29 @@ def t_stale_pool(ctx):
     c.close()
 
 
+@case("upstream/burst-of-new-connections-shares-upstream", generic=False)
+def t_burst_shares(ctx):
+    """Many new client connections whose requests arrive together, one request each: a request
+    that finds the pool empty while earlier ones are still busy upstream waits for one of those
+    connections instead of opening its own, so the upstream sees far fewer connections than
+    requests. Every request is answered, with its own body."""
+    n = 200
+    cs = [Conn(ctx.port) for _ in range(n)]
+    ctx.up.reset()
+    for i, c in enumerate(cs):
+        c.send(b"GET /bytes?n=%d HTTP/1.1\r\nHost: itest.local\r\n\r\n" % (1000 + i))
+    for i, c in enumerate(cs):
+        r = c.read_response()
+        check(r.status == 200 and r.body == up.pattern_bytes(0, 1000 + i),
+              "request %d: status %s, %d bytes" % (i, r.status, len(r.body)))
+        c.close()
+    st = ctx.up.stats()
+    ctx.note("%d requests over %d upstream connections" % (st["requests"], st["connections"]))
+    check(st["requests"] == n, "upstream saw %d requests, want %d" % (st["requests"], n))
+    check(st["connections"] * 4 <= n * 3, "%d upstream connections for %d requests, want at "
+          "most three quarters" % (st["connections"], n))
+
+
 @case("upstream/busy-pool-new-request-connects", generic=False)
 def t_busy_pool_connects(ctx):
     """Every pooled connection stuck on a slow response: a new request, which first waits for

@@ -642,8 +642,8 @@ def t_burst_pool(ctx):
     st = ctx.up.stats()
     ctx.note("%d requests over %d upstream connections" % (st["requests"], st["connections"]))
     check(st["requests"] == n, "upstream saw %d requests, want %d" % (st["requests"], n))
-    check(st["connections"] * 2 <= n, "%d upstream connections for %d requests, want at most "
-          "half" % (st["connections"], n))
+    check(st["connections"] * 4 <= n * 3, "%d upstream connections for %d requests, want at "
+          "most three quarters" % (st["connections"], n))
 
 
 @case("h2/sequential-streams-reuse-pairs", args=tls_args, generic=False)
