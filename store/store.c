@@ -70,6 +70,8 @@
     "seq LIMIT ?2"
 #define CKPT_FRAMES 2000        /* ~8 MiB of WAL: wake the checkpointer */
 #define CKPT_HARD_FRAMES 32768  /* ~128 MiB: the writer checkpoints itself */
+/* The most frames the writer copies itself to finish a checkpointer's pass (~4 MiB). */
+#define CKPT_CATCHUP_FRAMES 1024
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define VIEW_WINDOW_MS 60000
 #define CLAIM_SLOTS 1024 /* claim bounds, by hash of the Referer path (struct store) */
@@ -214,6 +216,9 @@ struct store {
     pthread_cond_t cv_ck;
     bool ck_started, ck_wanted, ck_stop;
     int wal_frames; /* writer-only: WAL size after the last commit */
+    /* The WAL frames the checkpointer's last pass left in the database file, when that pass
+     * copied every frame it saw (0 otherwise); the writer takes it (see writer_main). */
+    int ck_backfilled;
 
     /* stats, under mu */
     struct store_stats stats;
@@ -1458,6 +1463,7 @@ static void *checkpointer_main(void *arg)
         pthread_mutex_lock(&s->mu);
         if (nlog > 0 && nckpt == nlog)
             s->stats.checkpoints++;
+        s->ck_backfilled = nlog > 0 && nckpt == nlog ? nckpt : 0;
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -1506,7 +1512,8 @@ static void *writer_main(void *arg)
     struct store *s = arg;
     (void)pthread_setname_np(pthread_self(), "vp-writer");
     pthread_mutex_lock(&s->mu);
-    bool behind = false; /* items queued up while the last batch was written */
+    bool behind = false;      /* items queued up while the last batch was written */
+    int64_t last_write_us = 0; /* how long the last batch took to write */
     for (;;) {
         while (!s->head && !s->stop && !s->prune_active) {
             int64_t wait = timed_work_in(s);
@@ -1520,10 +1527,20 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&s->cv_item, &s->mu);
             }
         }
-        if (!behind && s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
-            /* Coalesce (from idle only) until the oldest item has waited batch_ms. When items
-             * queued up during the last batch, write them at once: group commit. */
-            int64_t due = s->head->enq_us + (int64_t)s->opt.batch_ms * 1000;
+        if (s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
+            /* Coalesce until the oldest item has waited batch_ms. When items queued up during
+             * the last batch, the next one is taken that much earlier as the last took to
+             * write (at once when it took batch_ms or more: group commit), so an item waits
+             * about batch_ms from its enqueue to its commit under load as from idle. Batches
+             * thus grow with the arrival rate up to batch_rows instead of shrinking to what
+             * arrived during one write: a view's entries in the time-keyed indexes (views_time,
+             * and the route and path indexes) land on leaves spread over the last seconds of
+             * views, and a commit writes each leaf it touched once, so a larger batch shares
+             * its WAL frames among more beacons (bench/store_bench with STORE_BENCH_RATE). */
+            int64_t wait_us = (int64_t)s->opt.batch_ms * 1000;
+            if (behind)
+                wait_us = last_write_us < wait_us ? wait_us - last_write_us : 0;
+            int64_t due = s->head->enq_us + wait_us;
             struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
             while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows)
                 if (pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) == ETIMEDOUT)
@@ -1556,14 +1573,35 @@ static void *writer_main(void *arg)
         bool batch_taken = batch != NULL;
         bool refused = batch && write_batch(s, batch, n);
         int64_t t_end = vp_mono_us();
+        if (batch_taken)
+            last_write_us = t_end - t_start;
         if (!stopping) {
             prune_step(s);
             rollup_tick(s, queue_empty);
         }
-        if (s->wal_frames >= CKPT_HARD_FRAMES &&
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
-                SQLITE_OK)
-            s->wal_frames = 0;
+        /* SQLite starts the WAL file over only when a write transaction begins with every
+         * frame copied into the database; under sustained load the writer has always appended
+         * a batch or two while the checkpointer copied, so the WAL would grow to
+         * CKPT_HARD_FRAMES and the writer copy it inline, a stall of tens of ms that admission
+         * control answers with 503s. So when the checkpointer's pass has copied every frame it
+         * saw, the writer copies the few frames committed since (at most CKPT_CATCHUP_FRAMES)
+         * itself: its next batch starts the WAL over, and the file stays near CKPT_FRAMES. */
+        int catch_up = 0;
+        if (s->ck_started) {
+            pthread_mutex_lock(&s->mu);
+            catch_up = s->ck_backfilled;
+            s->ck_backfilled = 0;
+            pthread_mutex_unlock(&s->mu);
+        }
+        if ((catch_up > 0 && s->wal_frames >= catch_up &&
+             s->wal_frames - catch_up <= CKPT_CATCHUP_FRAMES) ||
+            s->wal_frames >= CKPT_HARD_FRAMES) {
+            int nlog = -1, nckpt = -1;
+            if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
+                                          &nckpt) == SQLITE_OK &&
+                nckpt == nlog)
+                s->wal_frames = 0;
+        }
 
         pthread_mutex_lock(&s->mu);
         s->stats.wal_frames = s->wal_frames > 0 ? (uint64_t)s->wal_frames : 0;
