@@ -4,12 +4,13 @@
  * Invariants:
  *   - store_ingest_beacon / store_record_request / store_count_rejection never touch SQLite:
  *     they validate (store/beacon.c), copy and enqueue, or fail fast with VP_ERR_FULL.
- *   - The writer commits one transaction per batch. Coming from idle it takes the queue once its
- *     oldest item has waited batch_ms (or batch_rows items are queued, a sync is requested or
- *     the store is closing); when items queued up while it wrote the previous batch, it takes
- *     them at once (group commit: under load, batches grow with the arrival rate and the
- *     writer never sleeps). Each batch is up to batch_rows items, prepared statements, one
- *     transaction.
+ *   - The writer commits one transaction per batch. It takes the queue once its oldest item
+ *     has waited batch_ms (or batch_rows items are queued, a sync is requested or the store is
+ *     closing); when items queued up while it wrote the previous batch, that wait is shortened
+ *     by the previous batch's write time, to nothing when that took batch_ms or more (group
+ *     commit: the writer never sleeps while it cannot keep up). So under load an item waits
+ *     about batch_ms from enqueue to commit, and batches grow with the arrival rate. Each batch
+ *     is up to batch_rows items, prepared statements, one transaction.
  *   - Admission control makes "acknowledged more than max_lag_ms ago => committed" true by
  *     construction: every item carries its enqueue time and a row weight; enqueue refuses
  *     (VP_ERR_FULL, never blocking) while the oldest uncommitted item, queued or in the batch
@@ -21,9 +22,12 @@
  *   - WAL + synchronous=NORMAL: a committed batch survives a kill -9 of the process.
  *   - Checkpoints (copying the WAL into the database file, with its fsyncs) run on a third
  *     thread with its own connection, PASSIVE, when the writer's WAL hook reports more than
- *     CKPT_FRAMES frames; they never stall a batch. If the WAL still grows past
- *     CKPT_HARD_FRAMES (the checkpointer cannot keep up under sustained load), the writer runs
- *     one passive checkpoint itself between batches so the file stays bounded.
+ *     CKPT_FRAMES frames; they never stall a batch. When such a pass has copied every frame it
+ *     saw, the writer copies the few committed since (at most CKPT_CATCHUP_FRAMES) itself
+ *     between batches, so that its next transaction starts the WAL file over. If the WAL
+ *     still grows past CKPT_HARD_FRAMES (the checkpointer cannot keep up, or a reader pins old
+ *     frames), the writer runs one passive checkpoint itself between batches so the file
+ *     stays bounded.
  *   - store_free drains: everything queued before it is committed.
  *   - A batch the database refuses as a whole (full disk, I/O error: write_refused) is queued
  *     again at the head and retried every STORE_WRITE_RETRY_US; meanwhile beacons are refused
@@ -70,8 +74,8 @@
     "seq LIMIT ?2"
 #define CKPT_FRAMES 2000        /* ~8 MiB of WAL: wake the checkpointer */
 #define CKPT_HARD_FRAMES 32768  /* ~128 MiB: the writer checkpoints itself */
-/* The most frames the writer copies itself to finish a checkpointer's pass (~4 MiB). */
-#define CKPT_CATCHUP_FRAMES 1024
+/* The most frames the writer copies itself to finish a checkpointer's pass (~8 MiB). */
+#define CKPT_CATCHUP_FRAMES CKPT_FRAMES
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define VIEW_WINDOW_MS 60000
 #define CLAIM_SLOTS 1024 /* claim bounds, by hash of the Referer path (struct store) */
@@ -215,9 +219,10 @@ struct store {
     pthread_t ckthread;
     pthread_cond_t cv_ck;
     bool ck_started, ck_wanted, ck_stop;
-    int wal_frames; /* writer-only: WAL size after the last commit */
-    /* The WAL frames the checkpointer's last pass left in the database file, when that pass
-     * copied every frame it saw (0 otherwise); the writer takes it (see writer_main). */
+    bool ck_running; /* a pass was asked for and has not ended */
+    int wal_frames;  /* writer-only: WAL size after the last commit */
+    /* The frames the checkpointer's last pass copied into the database file when it copied
+     * every frame it saw, -1 when it did not, 0 when taken by the writer (ckpt_after_batch). */
     int ck_backfilled;
 
     /* stats, under mu */
@@ -1428,19 +1433,14 @@ static void abs_deadline(struct timespec *ts, int64_t ms_from_now)
 }
 
 /* WAL hook: runs in the writer, inside COMMIT, after the frames are written. Replaces
- * wal_autocheckpoint (so the writer never checkpoints inline). */
+ * wal_autocheckpoint (so the writer never checkpoints inline); writer_main decides, after each
+ * batch, whether the checkpointer runs (ckpt_after_batch). */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     struct store *s = arg;
     (void)db;
     (void)name;
     s->wal_frames = frames;
-    if (frames >= CKPT_FRAMES && s->ck_started) {
-        pthread_mutex_lock(&s->mu);
-        s->ck_wanted = true;
-        pthread_cond_signal(&s->cv_ck);
-        pthread_mutex_unlock(&s->mu);
-    }
     return SQLITE_OK;
 }
 
@@ -1456,6 +1456,7 @@ static void *checkpointer_main(void *arg)
         if (s->ck_stop)
             break;
         s->ck_wanted = false;
+        s->ck_running = true;
         pthread_mutex_unlock(&s->mu);
         /* Busy (another checkpoint, or a reader pinning old frames) is fine: next time. */
         int nlog = -1, nckpt = -1;
@@ -1463,7 +1464,9 @@ static void *checkpointer_main(void *arg)
         pthread_mutex_lock(&s->mu);
         if (nlog > 0 && nckpt == nlog)
             s->stats.checkpoints++;
-        s->ck_backfilled = nlog > 0 && nckpt == nlog ? nckpt : 0;
+        s->ck_backfilled = nlog > 0 && nckpt == nlog ? nckpt : -1;
+        s->ck_running = false;
+        pthread_cond_broadcast(&s->cv_ck); /* a writer at CKPT_HARD_FRAMES waits for this */
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -1499,12 +1502,52 @@ static void checkpointer_stop(struct store *s)
         return;
     pthread_mutex_lock(&s->mu);
     s->ck_stop = true;
-    pthread_cond_signal(&s->cv_ck);
+    pthread_cond_broadcast(&s->cv_ck);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->ckthread, NULL);
     sqlite3_close(s->ckdb);
     pthread_cond_destroy(&s->cv_ck);
     s->ck_started = false;
+}
+
+/* After each batch (writer thread): starts the checkpointer's next pass, or finishes its last.
+ * SQLite starts the WAL file over only when a write transaction begins with every frame copied
+ * into the database. Under sustained load the writer always appended a batch or two while the
+ * checkpointer copied, so the WAL never started over: it grew to CKPT_HARD_FRAMES and beyond
+ * (the writer's own checkpoint there found the checkpointer's next pass running, started by
+ * each commit past CKPT_FRAMES). So the writer alone starts passes, one at a time, and when a
+ * pass has copied every frame it saw, the writer copies the few committed since (at most
+ * CKPT_CATCHUP_FRAMES, about one pass's worth) itself, with the checkpointer idle: its next
+ * transaction starts the WAL over. A larger remainder gets another pass, which is shorter. */
+static void ckpt_after_batch(struct store *s)
+{
+    bool inline_ckpt = s->wal_frames >= CKPT_HARD_FRAMES;
+    if (s->ck_started) {
+        pthread_mutex_lock(&s->mu);
+        /* At the hard limit the writer waits for a running pass to end (its own checkpoint
+         * would find the checkpoint lock taken) and then copies what is left. */
+        while (inline_ckpt && (s->ck_running || s->ck_wanted) && !s->ck_stop)
+            pthread_cond_wait(&s->cv_ck, &s->mu);
+        int done = s->ck_backfilled;
+        s->ck_backfilled = 0;
+        bool idle = !s->ck_running && !s->ck_wanted;
+        bool caught_up = false;
+        if (idle && done > 0 && s->wal_frames >= done &&
+            s->wal_frames - done <= CKPT_CATCHUP_FRAMES)
+            inline_ckpt = caught_up = true;
+        else if (idle && (done != 0 || s->wal_frames >= CKPT_FRAMES) && s->wal_frames > done) {
+            s->ck_wanted = true; /* the first pass, or another after one that left frames */
+            pthread_cond_signal(&s->cv_ck);
+        }
+        inline_ckpt = caught_up || (inline_ckpt && idle);
+        pthread_mutex_unlock(&s->mu);
+    }
+    int nlog = -1, nckpt = -1;
+    if (inline_ckpt &&
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt) ==
+            SQLITE_OK &&
+        nlog >= 0 && nckpt == nlog)
+        s->wal_frames = 0;
 }
 
 static void *writer_main(void *arg)
@@ -1579,29 +1622,7 @@ static void *writer_main(void *arg)
             prune_step(s);
             rollup_tick(s, queue_empty);
         }
-        /* SQLite starts the WAL file over only when a write transaction begins with every
-         * frame copied into the database; under sustained load the writer has always appended
-         * a batch or two while the checkpointer copied, so the WAL would grow to
-         * CKPT_HARD_FRAMES and the writer copy it inline, a stall of tens of ms that admission
-         * control answers with 503s. So when the checkpointer's pass has copied every frame it
-         * saw, the writer copies the few frames committed since (at most CKPT_CATCHUP_FRAMES)
-         * itself: its next batch starts the WAL over, and the file stays near CKPT_FRAMES. */
-        int catch_up = 0;
-        if (s->ck_started) {
-            pthread_mutex_lock(&s->mu);
-            catch_up = s->ck_backfilled;
-            s->ck_backfilled = 0;
-            pthread_mutex_unlock(&s->mu);
-        }
-        if ((catch_up > 0 && s->wal_frames >= catch_up &&
-             s->wal_frames - catch_up <= CKPT_CATCHUP_FRAMES) ||
-            s->wal_frames >= CKPT_HARD_FRAMES) {
-            int nlog = -1, nckpt = -1;
-            if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
-                                          &nckpt) == SQLITE_OK &&
-                nckpt == nlog)
-                s->wal_frames = 0;
-        }
+        ckpt_after_batch(s);
 
         pthread_mutex_lock(&s->mu);
         s->stats.wal_frames = s->wal_frames > 0 ? (uint64_t)s->wal_frames : 0;
