@@ -21,13 +21,13 @@
  *     busy", "request record dropped") that the health section reads.
  *   - WAL + synchronous=NORMAL: a committed batch survives a kill -9 of the process.
  *   - Checkpoints (copying the WAL into the database file, with its fsyncs) run on a third
- *     thread with its own connection, PASSIVE, when the writer's WAL hook reports more than
- *     CKPT_FRAMES frames; they never stall a batch. When such a pass has copied every frame it
- *     saw, the writer copies the few committed since (at most CKPT_CATCHUP_FRAMES) itself
- *     between batches, so that its next transaction starts the WAL file over. If the WAL
- *     still grows past CKPT_HARD_FRAMES (the checkpointer cannot keep up, or a reader pins old
- *     frames), the writer runs one passive checkpoint itself between batches so the file
- *     stays bounded.
+ *     thread with its own connection, PASSIVE, one pass at a time, started by the writer
+ *     between batches once the WAL holds CKPT_FRAMES frames; they never stall a batch. When a
+ *     pass has copied every frame it saw, the writer copies the few committed since (at most
+ *     CKPT_CATCHUP_FRAMES) itself between batches, so that its next transaction starts the
+ *     WAL file over. If the WAL still grows past CKPT_HARD_FRAMES (the checkpointer cannot
+ *     keep up, or a reader pins old frames), the writer waits for a running pass to end and
+ *     runs one passive checkpoint itself, so the file stays bounded.
  *   - store_free drains: everything queued before it is committed.
  *   - A batch the database refuses as a whole (full disk, I/O error: write_refused) is queued
  *     again at the head and retried every STORE_WRITE_RETRY_US; meanwhile beacons are refused
