@@ -458,11 +458,42 @@ static void pending_free(struct tls_pending *p)
     maybe_exit(w);
 }
 
+/* True when the handshake failed because the client spoke plain HTTP: OpenSSL recognises a
+ * first record that begins with "GET ", "POST ", "HEAD ", "PUT " or "CONNECT". */
+static bool plain_http_seen(struct bufferevent *bev)
+{
+    bool seen = false;
+    unsigned long e;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0)
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL && (ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST ||
+                                              ERR_GET_REASON(e) == SSL_R_HTTPS_PROXY_REQUEST))
+            seen = true;
+    return seen;
+}
+
+/* A plain HTTP request on the TLS listener gets a plain 400 that says so, as one non-blocking
+ * send on the raw socket (it fits any socket buffer), instead of a bare reset. OpenSSL has read
+ * the request (read-ahead is on until the ClientHello), so closing does not reset the answer. */
+static void answer_plain_http(struct bufferevent *bev)
+{
+    static const char body[] = "This port speaks HTTPS: use https:// in the address.\n";
+    char msg[256];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     sizeof body - 1, body);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0 && n > 0 && (size_t)n < sizeof msg)
+        (void)send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static void handshake_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct tls_pending *p = arg;
     struct worker *w = p->w;
     if (!(what & BEV_EVENT_CONNECTED)) {
+        if ((what & BEV_EVENT_ERROR) && plain_http_seen(bev))
+            answer_plain_http(bev);
         pending_free(p); /* handshake failed, timed out, or the client left */
         return;
     }

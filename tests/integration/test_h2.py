@@ -240,6 +240,46 @@ def t_old_tls(ctx):
     check(healthz_ok(ctx), "server unhappy after a refused handshake")
 
 
+def plain_exchange(port, data, timeout=5):
+    """Sends data in the clear to port and reads until the server closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                return got, True
+            if not b:
+                return got, False
+            got += b
+    finally:
+        s.close()
+
+
+@case("tls/plain-http-on-tls-port-400", args=tls_args, generic=False)
+def t_plain_on_tls(ctx):
+    wait_tls(ctx)
+    for req in (b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                b"HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n",
+                b"POST /__vitals/beacon HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                b"\r\nhello",
+                b"PUT /u HTTP/1.0\r\n\r\n",
+                b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"):
+        got, reset = plain_exchange(ctx.tls_port, req)
+        head, _, body = got.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in head,
+              "%r answered %r (reset %s)" % (req[:12], got[:80], reset))
+        check(b"https://" in body and not reset, "%r: body %r, reset %s" % (req[:12], body, reset))
+    # Bytes that are neither TLS nor a request OpenSSL recognises: closed, no answer.
+    got, _ = plain_exchange(ctx.tls_port, b"\x00\x01garbage\r\n\r\n")
+    check(got == b"" or not got.startswith(b"HTTP/"), "garbage answered %r" % got[:40])
+    check(healthz_ok(ctx), "TLS listener unhappy after plain requests")
+    code, _, _, body = curl_get(base(ctx) + "/__vitals/healthz", http="--http1.1")
+    check(code == 200 and body == b"ok", "h1 over TLS after plain requests: %s" % code)
+
+
 @case("tls/session-resumption", args=tls_args, generic=False)
 def t_resume(ctx):
     wait_tls(ctx)
