@@ -1550,6 +1550,8 @@ static void ckpt_after_batch(struct store *s)
         s->wal_frames = 0;
 }
 
+static bool backlog_half_full(const struct store *s);
+
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
@@ -1585,7 +1587,8 @@ static void *writer_main(void *arg)
                 wait_us = last_write_us < wait_us ? wait_us - last_write_us : 0;
             int64_t due = s->head->enq_us + wait_us;
             struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
-            while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows)
+            while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows &&
+                   !backlog_half_full(s))
                 if (pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) == ETIMEDOUT)
                     break;
         }
@@ -1709,6 +1712,21 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* The write time admission control allows the uncommitted rows (see the file comment). */
+static int64_t work_budget_us(const struct store *s)
+{
+    int64_t lag_us = (int64_t)s->opt.max_lag_ms * 1000;
+    int64_t work_us = lag_us - (int64_t)s->opt.batch_ms * 1000;
+    return work_us < lag_us / 2 ? lag_us / 2 : work_us;
+}
+
+/* The writer's estimate of the time the uncommitted rows plus rows more take to write; under
+ * mu. */
+static double backlog_us(const struct store *s, uint32_t rows)
+{
+    return (double)(s->pending_rows + rows) * (double)s->row_cost_ns / 1000.0;
+}
+
 /* Admission control (see the file comment); under mu. */
 static bool admit(const struct store *s, uint32_t rows, int64_t now_us)
 {
@@ -1721,11 +1739,14 @@ static bool admit(const struct store *s, uint32_t rows, int64_t now_us)
         return false;
     if (s->pending_rows == 0)
         return true; /* an idle writer takes anything */
-    int64_t work_us = lag_us - (int64_t)s->opt.batch_ms * 1000;
-    if (work_us < lag_us / 2)
-        work_us = lag_us / 2;
-    double need_us = (double)(s->pending_rows + rows) * (double)s->row_cost_ns / 1000.0;
-    return need_us <= (double)work_us;
+    return backlog_us(s, rows) <= (double)work_budget_us(s);
+}
+
+/* The queue holds half the write time admission control allows: the writer stops coalescing
+ * (writer_main), so that waiting for a larger batch never makes admission refuse; under mu. */
+static bool backlog_half_full(const struct store *s)
+{
+    return backlog_us(s, 0) >= (double)work_budget_us(s) / 2;
 }
 
 /* Counts one VP_ERR_FULL answer; under mu. */
@@ -1764,7 +1785,8 @@ static int enqueue(struct store *s, struct item *it, bool force)
         s->sync_pending++;
     else if (it->kind == IT_BEACON)
         s->stats.beacons_accepted++; /* counted under the same lock hold as the enqueue */
-    if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC)
+    if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC ||
+        backlog_half_full(s))
         pthread_cond_signal(&s->cv_item);
     pthread_mutex_unlock(&s->mu);
     return 0;
