@@ -8,9 +8,10 @@
  *     has waited batch_ms (or batch_rows items are queued, a sync is requested or the store is
  *     closing); when items queued up while it wrote the previous batch, that wait is shortened
  *     by the previous batch's write time, to nothing when that took batch_ms or more (group
- *     commit: the writer never sleeps while it cannot keep up). So under load an item waits
- *     about batch_ms from enqueue to commit, and batches grow with the arrival rate. Each batch
- *     is up to batch_rows items, prepared statements, one transaction.
+ *     commit: the writer never sleeps while it cannot keep up), and it ends once the queued
+ *     rows would take half the write time admission control allows (below). So under load an
+ *     item waits about batch_ms from enqueue to commit, and batches grow with the arrival rate.
+ *     Each batch is up to batch_rows items, prepared statements, one transaction.
  *   - Admission control makes "acknowledged more than max_lag_ms ago => committed" true by
  *     construction: every item carries its enqueue time and a row weight; enqueue refuses
  *     (VP_ERR_FULL, never blocking) while the oldest uncommitted item, queued or in the batch
