@@ -1678,7 +1678,7 @@ static void test_checkpointer(void)
  * all. The WAL must start over at least once and never hold much more than the writer's hard
  * limit (32,768 pages) plus a batch (about 2,000 pages here). The checkpointer's next pass,
  * started by every commit past 2,000 pages, used to be running whenever the writer tried its
- * own checkpoint at the hard limit, which then failed: the WAL grew past 70,000 pages. */
+ * own checkpoint at the hard limit, which then failed: the WAL grew to 56,000 pages. */
 static void test_ckpt_sustained(void)
 {
     char p[128], err[256];
