@@ -151,8 +151,8 @@ static int64_t task_cpu_us(const char *name)
         buf[nr] = '\0';
         char *r = strrchr(buf, ')');
         unsigned long long ut = 0, st = 0;
-        if (r && sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                        &st) == 2)
+        if (r &&
+            sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
             sum += (int64_t)(ut + st) * 1000000 / tick;
     }
     if (d)
@@ -447,7 +447,7 @@ int main(int argc, char **argv)
             continue;
         int cnt = res ? n / 4 : n;
         double st[RUNS], ce[RUNS] = {0}, pa[RUNS] = {0}, cpu[RUNS], call[RUNS], wr[RUNS],
-            wcpu[RUNS], kcpu[RUNS], bm[RUNS];
+                         wcpu[RUNS], kcpu[RUNS], bm[RUNS];
         long long rows = -1, minrows = -1;
         double p99 = 0;
         for (int k = 0; k < runs; k++) {
@@ -478,8 +478,7 @@ int main(int argc, char **argv)
         if (offer_rate > 0)
             printf("%-30s offered %.0f/s: writer CPU %.1f us/payload, checkpointer %.1f, "
                    "%.0f payloads per batch (medians of %d runs)\n",
-                   "", offer_rate, median(wcpu, runs), median(kcpu, runs), median(bm, runs),
-                   runs);
+                   "", offer_rate, median(wcpu, runs), median(kcpu, runs), median(bm, runs), runs);
     }
     return 0;
 }

@@ -1558,7 +1558,7 @@ static void *writer_main(void *arg)
     struct store *s = arg;
     (void)pthread_setname_np(pthread_self(), "vp-writer");
     pthread_mutex_lock(&s->mu);
-    bool behind = false;      /* items queued up while the last batch was written */
+    bool behind = false;       /* items queued up while the last batch was written */
     int64_t last_write_us = 0; /* how long the last batch took to write */
     for (;;) {
         while (!s->head && !s->stop && !s->prune_active) {
@@ -1786,8 +1786,7 @@ static int enqueue(struct store *s, struct item *it, bool force)
         s->sync_pending++;
     else if (it->kind == IT_BEACON)
         s->stats.beacons_accepted++; /* counted under the same lock hold as the enqueue */
-    if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC ||
-        backlog_half_full(s))
+    if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC || backlog_half_full(s))
         pthread_cond_signal(&s->cv_item);
     pthread_mutex_unlock(&s->mu);
     return 0;
