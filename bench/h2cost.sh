@@ -18,6 +18,11 @@
 # two callgrind runs of HN1 and HN2 connections (all at once, m=1), differenced; CPU µs and system calls
 # per connection over bursts of HN connections at once (c=HN m=1, bench/h2.sh's handshake row).
 #
+# Every CPU figure comes with the upstream connections the proxy opened per request (per
+# connection on the handshake row) over the same run: the upstream nginx's accepts
+# (stub_status) before and after, less the one of the status request itself. With REPEAT > 1 it
+# is the median, as the CPU figure.
+#
 # Usage: bench/h2cost.sh [path/to/vitals-proxy]
 #   N1=300 N2=1500 DURATION=3 REPEAT=3 CPU=1 (CPU=0: instructions only) IR=1 (IR=0: CPU only)
 #   SYSCALLS=0 (1: add the syscalls column) NSYS=10000
@@ -37,7 +42,7 @@ SYSCALLS=${SYSCALLS:-0}; NSYS=${NSYS:-10000}
 HN1=${HN1:-50}; HN2=${HN2:-250}; HN=${HN:-2000}
 [ "$SYSCALLS" = 0 ] || command -v strace >/dev/null 2>&1 || {
     echo "bench: strace not found (apt-get install -y strace)" >&2; exit 2; }
-for tool in valgrind nginx h2load openssl; do
+for tool in valgrind nginx h2load openssl curl; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
         echo "bench: $tool not found (apt-get install -y valgrind nginx-light nghttp2-client)" >&2
         exit 2; }
@@ -62,7 +67,7 @@ worker_processes 1; daemon on; pid $T/up.pid; error_log $T/logs/up.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 100000; default_type application/octet-stream;
   types { text/html html; application/octet-stream bin; } gzip on; gzip_types text/html; gzip_min_length 0;
-  server { listen 127.0.0.1:$UP; root $T/www; } }
+  server { listen 127.0.0.1:$UP; root $T/www; location = /__up_status { stub_status; } } }
 EOF
 nginx -p "$T" -c "$T/up.conf" -e "$T/logs/up.err"
 
@@ -100,12 +105,17 @@ ir() { # path, n, row tag: total instructions of a proxy run serving n requests 
     awk '/^summary:/ { print $2 }' "$T/cg.out"
 }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-cpu() { # path: CPU µs per 2xx request over one h2load run
+accepts() { # connections the upstream nginx has accepted so far (this request's included)
+    curl -s "http://127.0.0.1:$UP/__up_status" | awk 'NR == 3 { print $1 }'
+}
+cpu() { # path: "CPU µs per 2xx request" and "upstream connects per 2xx request" over one run
+    a0=$(accepts)
     t0=$(ticks "$VPPID")
     ok=$(load "$1" $CPUOPT)
     t1=$(ticks "$VPPID")
-    awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$ok" \
-        'BEGIN { printf "%.1f\n", (n > 0 ? t * 1e6 / hz / n : 0) }'
+    a1=$(accepts)
+    awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$ok" -v a="$((a1 - a0 - 1))" \
+        'BEGIN { printf "%.1f %.3f\n", (n > 0 ? t * 1e6 / hz / n : 0), (n > 0 ? a / n : 0) }'
 }
 sys() { # path: system calls per 2xx request over one h2load run of NSYS requests (all threads)
     start
@@ -120,17 +130,17 @@ sys() { # path: system calls per 2xx request over one h2load run of NSYS request
         $NF == "total" { t = $4 } END { printf "%.2f (%s)\n", (n > 0 ? t / n : 0), substr(d, 2) }' \
         "$T/strace.out"
 }
-median() {
+median() { # of the first column on stdin
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];
         else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 if [ "$SYSCALLS" != 0 ]; then
-    printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request | syscalls/request |\n'
-    printf '|---|---:|---:|---|\n'
+    printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request | upstream connects/request | syscalls/request |\n'
+    printf '|---|---:|---:|---:|---|\n'
 else
-    printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request |\n'
-    printf '|---|---:|---:|\n'
+    printf '| h2 over TLS, vitals-proxy --workers 1 | instructions/request | CPU µs/request | upstream connects/request |\n'
+    printf '|---|---:|---:|---:|\n'
 fi
 for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html" \
     "TLS handshake + 1 request (per connection):/1k.bin"; do
@@ -150,7 +160,7 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html" \
         a=$(ir "$path" "$r1" "$tag"); b=$(ir "$path" "$r2" "$tag")
         irq=$(awk -v a="$a" -v b="$b" -v n1="$r1" -v n2="$r2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
     fi
-    c="-"
+    c="-"; k="-"
     if [ "$CPU" != 0 ] && [ -n "${VP_BASE:-}" ]; then
         # Interleaved with another build: each round starts each build afresh, base first, so
         # that both share the machine's load of that minute; the medians of REPEAT rounds.
@@ -166,16 +176,21 @@ for row in "1 KiB:/1k.bin" "HTML page (injected):/page.html" \
             done
             r=$((r + 1))
         done
-        c="$(median < "$T/cpu.base") → $(median < "$T/cpu.this") ($(tr '\n' ' ' < "$T/cpu.base")→ $(tr '\n' ' ' < "$T/cpu.this" | sed 's/ $//'))"
+        for which in base this; do
+            cut -d' ' -f1 "$T/cpu.$which" > "$T/c.$which"; cut -d' ' -f2 "$T/cpu.$which" > "$T/k.$which"
+        done
+        c="$(median < "$T/c.base") → $(median < "$T/c.this") ($(tr '\n' ' ' < "$T/c.base")→ $(tr '\n' ' ' < "$T/c.this" | sed 's/ $//'))"
+        k="$(median < "$T/k.base") → $(median < "$T/k.this") ($(tr '\n' ' ' < "$T/k.base")→ $(tr '\n' ' ' < "$T/k.this" | sed 's/ $//'))"
     elif [ "$CPU" != 0 ]; then
         start
         load "$path" $WARMOPT > /dev/null # warm up
-        c=$(r=0; while [ $r -lt "$REPEAT" ]; do cpu "$path"; r=$((r + 1)); done | median)
+        r=0; while [ $r -lt "$REPEAT" ]; do cpu "$path"; r=$((r + 1)); done > "$T/cpu.this"
+        c=$(cut -d' ' -f1 "$T/cpu.this" | median); k=$(cut -d' ' -f2 "$T/cpu.this" | median)
         stop
     fi
     if [ "$SYSCALLS" != 0 ]; then
-        printf '| %s | %s | %s | %s |\n' "$name" "$irq" "$c" "$(sys "$path")"
+        printf '| %s | %s | %s | %s | %s |\n' "$name" "$irq" "$c" "$k" "$(sys "$path")"
     else
-        printf '| %s | %s | %s |\n' "$name" "$irq" "$c"
+        printf '| %s | %s | %s | %s |\n' "$name" "$irq" "$c" "$k"
     fi
 done

@@ -15,6 +15,10 @@
  * STORE_BENCH_FULL_BATCHES=1 makes the writer commit full batches only (batch_rows items; the last
  * one at close), so that batch sizes do not depend on thread timing;
  * STORE_BENCH_IDS=time gives time-ordered view ids as the proxy makes them (default: random ids).
+ * STORE_BENCH_RATE=R offers the payloads at R per second (a clock schedule, as beacons arrive at
+ * an event loop) instead of as fast as possible, and adds the store's threads' CPU per payload
+ * (the writer's, the checkpointer's) and the batches' mean size: what the writer's batching
+ * makes of a given arrival rate (default batch_ms; not with STORE_BENCH_FULL_BATCHES).
  * "written" is the bytes the process passed to write(2) per payload (/proc/self/io wchar): WAL
  * frames and the checkpoints' copies. */
 #include "config.h"
@@ -23,6 +27,7 @@
 
 #include "store/store.h"
 
+#include <dirent.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +116,50 @@ static double last_call_cpu_us;
 /* Bytes written (WAL, checkpoints) per payload in the last run. */
 static double last_written;
 
+/* STORE_BENCH_RATE: payloads offered per second (0: as fast as admitted). */
+static double offer_rate;
+
+/* The last run's CPU of the writer and checkpointer threads per payload (us), and the mean
+ * items per committed batch. */
+static double last_writer_us, last_ckpt_us, last_batch_mean;
+
+/* CPU time (us) of this process's threads named name (/proc/self/task/TID/comm). */
+static int64_t task_cpu_us(const char *name)
+{
+    char path[320], comm[32];
+    int64_t sum = 0;
+    long tick = sysconf(_SC_CLK_TCK);
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        int w = snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = w > 0 && (size_t)w < sizeof path ? fopen(path, "r") : NULL;
+        bool match = f && fgets(comm, sizeof comm, f) && strncmp(comm, name, strlen(name)) == 0 &&
+                     comm[strlen(name)] == '\n';
+        if (f)
+            fclose(f);
+        if (!match)
+            continue;
+        w = snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        f = w > 0 && (size_t)w < sizeof path ? fopen(path, "r") : NULL;
+        char buf[1024];
+        size_t nr = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[nr] = '\0';
+        char *r = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (r &&
+            sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            sum += (int64_t)(ut + st) * 1000000 / tick;
+    }
+    if (d)
+        closedir(d);
+    return sum;
+}
+
 static int64_t thread_cpu_ns(void)
 {
     struct timespec ts;
@@ -176,8 +225,14 @@ static double run(const char *dir, int n, bool resources, long long *rows)
     if (!lat)
         exit(1);
     long long w0 = written_bytes();
+    int64_t wr0 = task_cpu_us("vp-writer"), ck0 = task_cpu_us("vp-ckpt");
     int64_t t0 = vp_mono_us(), cpu0 = cpu_us(), call_ns = 0;
     for (int i = 0; i < n; i++) {
+        if (offer_rate > 0) {
+            int64_t due = t0 + (int64_t)((double)i * 1e6 / offer_rate), now = vp_mono_us();
+            if (due > now)
+                usleep((useconds_t)(due - now));
+        }
         int rc;
         int64_t c0, tc0;
         while ((c0 = vp_mono_us(), tc0 = thread_cpu_ns(),
@@ -193,6 +248,10 @@ static double run(const char *dir, int n, bool resources, long long *rows)
     }
     struct store_stats ss;
     store_get_stats(s, &ss);
+    /* Before store_free joins them: the threads' CPU so far (the last batch is left out). */
+    last_writer_us = (double)(task_cpu_us("vp-writer") - wr0) / n;
+    last_ckpt_us = (double)(task_cpu_us("vp-ckpt") - ck0) / n;
+    last_batch_mean = ss.batches ? (double)ss.beacons_accepted / (double)ss.batches : 0;
     store_free(s);
     double secs = (double)(vp_mono_us() - t0) / 1e6;
     long long w1 = written_bytes();
@@ -375,13 +434,20 @@ int main(int argc, char **argv)
     bool store_only = getenv("STORE_BENCH_STORE_ONLY") != NULL;
     const char *ids = getenv("STORE_BENCH_IDS");
     time_ids = ids && strcmp(ids, "time") == 0;
+    const char *rate = getenv("STORE_BENCH_RATE");
+    offer_rate = rate ? strtod(rate, NULL) : 0;
+    if (!(offer_rate >= 0 && offer_rate <= 1e7)) {
+        fprintf(stderr, "store_bench: STORE_BENCH_RATE must be 0..10000000\n");
+        return 2;
+    }
     time_base_ms = vp_now_ms();
     for (int shape = 0; shape < 2; shape++) {
         bool res = shape == 1;
         if (only && strcmp(only, res ? "realistic" : "metrics") != 0)
             continue;
         int cnt = res ? n / 4 : n;
-        double st[RUNS], ce[RUNS] = {0}, pa[RUNS] = {0}, cpu[RUNS], call[RUNS], wr[RUNS];
+        double st[RUNS], ce[RUNS] = {0}, pa[RUNS] = {0}, cpu[RUNS], call[RUNS], wr[RUNS],
+                         wcpu[RUNS], kcpu[RUNS], bm[RUNS];
         long long rows = -1, minrows = -1;
         double p99 = 0;
         for (int k = 0; k < runs; k++) {
@@ -389,6 +455,9 @@ int main(int argc, char **argv)
             cpu[k] = last_cpu_us;
             call[k] = last_call_cpu_us;
             wr[k] = last_written;
+            wcpu[k] = last_writer_us;
+            kcpu[k] = last_ckpt_us;
+            bm[k] = last_batch_mean;
             if (last_p99_us > p99)
                 p99 = last_p99_us;
             if (minrows < 0 || rows < minrows)
@@ -406,6 +475,10 @@ int main(int argc, char **argv)
                "(min of %d runs)\n",
                res ? "realistic (5 metrics + 60 res)" : "metrics-only (5 metrics)", cnt, a, u, cc, p99,
                runs, wb, b, b > 0 ? 100.0 * a / b : 0.0, c, minrows, runs);
+        if (offer_rate > 0)
+            printf("%-30s offered %.0f/s: writer CPU %.1f us/payload, checkpointer %.1f, "
+                   "%.0f payloads per batch (medians of %d runs)\n",
+                   "", offer_rate, median(wcpu, runs), median(kcpu, runs), median(bm, runs), runs);
     }
     return 0;
 }

@@ -1623,6 +1623,7 @@ static void start_tunnel(struct conn *c)
     ex->resp_started = true;
     ex->keep_alive = false;
     c->state = CS_TUNNEL;
+    upstream_keep(ex->up);
     ex->t.last_byte_us = exchange_now_us();
     exchange_finish_log(c);
     bufferevent_set_timeouts(ex->up->bev, NULL, NULL);

@@ -45,6 +45,9 @@ struct injector;
 /* Idle pooled upstream connections are dropped after this (below Node's 5 s keepAliveTimeout,
  * so the proxy, not the app, closes first in the common case). */
 #define PROXY_UPSTREAM_IDLE_MS 4000
+/* Longest a request waits for a busy upstream connection to be released before it connects
+ * one of its own (upstream.c, wait_us, says how long it waits below this). */
+#define PROXY_UPSTREAM_WAIT_MAX_US 1000000
 #define PROXY_RESP_HEAD_MAX (64 * 1024)
 /* Spare head parsers kept per worker and kind (request, response), so a keep-alive exchange
  * does not malloc/free two parsers; idle connections still hold none. */
@@ -78,16 +81,20 @@ struct proxy {
 struct upstream {
     struct worker *w;
     struct bufferevent *bev;
-    struct upstream *next, *prev; /* idle list */
+    struct upstream *next, *prev; /* idle list, or the wait list while waiting */
     int addr_idx;
     bool reused;    /* taken from the pool */
     bool connected;
+    bool waiting; /* on the worker's wait list: no bev yet (upstream_acquire) */
+    bool busy;    /* owned by an exchange that may release it (counted in the worker's nbusy) */
+    int64_t busy_since_us; /* when it became busy (the loop's cached time) */
     bool tls; /* bev is an OpenSSL bufferevent (https:// upstream) */
     bool read_cb; /* conn_h1's input callback is registered (plain connections, once) */
     /* Timeouts last set on bev: 0 unknown, UPSTREAM_TMO_* (upstream_set_timeouts). */
     signed char tmo;
     struct conn *owner; /* NULL while idle */
-    int64_t idle_since_us; /* in the pool: when it went in (the loop's cached time) */
+    /* In the pool: when it went in; waiting: when it started to (the loop's cached time). */
+    int64_t idle_since_us;
 };
 
 /* Timeout sets of an owned upstream connection: an exchange's (read and write), and while a
@@ -112,6 +119,18 @@ struct worker {
     struct event *pool_ev;
     bool pool_armed;
     int up_pref; /* address index that last connected */
+    /* upstream.c: requests waiting for a busy connection to come back to the pool (oldest
+     * first, a few per busy connection), the event that serves them (a release activates it;
+     * its timer connects those whose wait is over). */
+    struct upstream *wait_head, *wait_tail;
+    unsigned nwait;
+    unsigned nbusy; /* connections owned by exchanges, connecting ones included */
+    struct event *wait_ev;
+    /* Moving averages (1/8 per sample) of loop time: from the start of a connect to its
+     * connected callback (what a new connection costs in latency, the loop's own delays
+     * included), and from an exchange taking a connection to its release. */
+    int64_t connect_avg_us;
+    int64_t busy_avg_us;
     /* proxy/tls.c: a copy of the newest upstream TLS session, which every new upstream
      * connection of this worker resumes from. */
     struct ssl_session_st *up_sess;
@@ -180,10 +199,15 @@ typedef void (*upstream_ready_cb)(struct conn *c, struct upstream *u, int err, c
 /* Gets a pooled connection (calls back synchronously with u->reused; returns NULL) or starts a
  * connect (returns the pending connection, which upstream_free aborts; the callback runs from
  * the loop). Synchronous failures also call back and return NULL. allow_pool = false forces a
- * fresh connection. */
+ * fresh connection. With no idle connection while others are busy with exchanges, the request
+ * first waits (the returned pending connection, on the wait list) for one of those to be
+ * released, at most PROXY_UPSTREAM_WAIT_MAX_US (upstream.c says how long); then it connects. */
 struct upstream *upstream_acquire(struct worker *w, struct conn *c, bool allow_pool, upstream_ready_cb cb);
 /* Returns a healthy connection to the pool (or frees it when the pool is full/draining). */
 void upstream_release(struct upstream *u);
+/* The owner keeps u for good (a tunnel): it no longer counts as a connection a waiting request
+ * may get back soon. */
+void upstream_keep(struct upstream *u);
 void upstream_free(struct upstream *u);
 void upstream_pool_clear(struct worker *w);
 /* Sets the timeouts of an owned connection to the set `which` (UPSTREAM_TMO_*) unless they are

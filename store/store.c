@@ -4,12 +4,14 @@
  * Invariants:
  *   - store_ingest_beacon / store_record_request / store_count_rejection never touch SQLite:
  *     they validate (store/beacon.c), copy and enqueue, or fail fast with VP_ERR_FULL.
- *   - The writer commits one transaction per batch. Coming from idle it takes the queue once its
- *     oldest item has waited batch_ms (or batch_rows items are queued, a sync is requested or
- *     the store is closing); when items queued up while it wrote the previous batch, it takes
- *     them at once (group commit: under load, batches grow with the arrival rate and the
- *     writer never sleeps). Each batch is up to batch_rows items, prepared statements, one
- *     transaction.
+ *   - The writer commits one transaction per batch. It takes the queue once its oldest item
+ *     has waited batch_ms (or batch_rows items are queued, a sync is requested or the store is
+ *     closing); when items queued up while it wrote the previous batch, that wait is shortened
+ *     by the previous batch's write time, to nothing when that took batch_ms or more (group
+ *     commit: the writer never sleeps while it cannot keep up), and it ends once the queued
+ *     rows would take half the write time admission control allows (below). So under load an
+ *     item waits about batch_ms from enqueue to commit, and batches grow with the arrival rate.
+ *     Each batch is up to batch_rows items, prepared statements, one transaction.
  *   - Admission control makes "acknowledged more than max_lag_ms ago => committed" true by
  *     construction: every item carries its enqueue time and a row weight; enqueue refuses
  *     (VP_ERR_FULL, never blocking) while the oldest uncommitted item, queued or in the batch
@@ -20,10 +22,13 @@
  *     busy", "request record dropped") that the health section reads.
  *   - WAL + synchronous=NORMAL: a committed batch survives a kill -9 of the process.
  *   - Checkpoints (copying the WAL into the database file, with its fsyncs) run on a third
- *     thread with its own connection, PASSIVE, when the writer's WAL hook reports more than
- *     CKPT_FRAMES frames; they never stall a batch. If the WAL still grows past
- *     CKPT_HARD_FRAMES (the checkpointer cannot keep up under sustained load), the writer runs
- *     one passive checkpoint itself between batches so the file stays bounded.
+ *     thread with its own connection, PASSIVE, one pass at a time, started by the writer
+ *     between batches once the WAL holds CKPT_FRAMES frames; they never stall a batch. When a
+ *     pass has copied every frame it saw, the writer copies the few committed since (at most
+ *     CKPT_CATCHUP_FRAMES) itself between batches, so that its next transaction starts the
+ *     WAL file over. If the WAL still grows past CKPT_HARD_FRAMES (the checkpointer cannot
+ *     keep up, or a reader pins old frames), the writer waits for a running pass to end and
+ *     runs one passive checkpoint itself, so the file stays bounded.
  *   - store_free drains: everything queued before it is committed.
  *   - A batch the database refuses as a whole (full disk, I/O error: write_refused) is queued
  *     again at the head and retried every STORE_WRITE_RETRY_US; meanwhile beacons are refused
@@ -70,6 +75,8 @@
     "seq LIMIT ?2"
 #define CKPT_FRAMES 2000        /* ~8 MiB of WAL: wake the checkpointer */
 #define CKPT_HARD_FRAMES 32768  /* ~128 MiB: the writer checkpoints itself */
+/* The most frames the writer copies itself to finish a checkpointer's pass (~8 MiB). */
+#define CKPT_CATCHUP_FRAMES CKPT_FRAMES
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define VIEW_WINDOW_MS 60000
 #define CLAIM_SLOTS 1024 /* claim bounds, by hash of the Referer path (struct store) */
@@ -281,7 +288,11 @@ struct store {
     pthread_t ckthread;
     pthread_cond_t cv_ck;
     bool ck_started, ck_wanted, ck_stop;
-    int wal_frames; /* writer-only: WAL size after the last commit */
+    bool ck_running; /* a pass was asked for and has not ended */
+    int wal_frames;  /* writer-only: WAL size after the last commit */
+    /* The frames the checkpointer's last pass copied into the database file when it copied
+     * every frame it saw, -1 when it did not, 0 when taken by the writer (ckpt_after_batch). */
+    int ck_backfilled;
 
     /* stats, under mu */
     struct store_stats stats;
@@ -1588,19 +1599,14 @@ static void abs_deadline(struct timespec *ts, int64_t ms_from_now)
 }
 
 /* WAL hook: runs in the writer, inside COMMIT, after the frames are written. Replaces
- * wal_autocheckpoint (so the writer never checkpoints inline). */
+ * wal_autocheckpoint (so the writer never checkpoints inline); writer_main decides, after each
+ * batch, whether the checkpointer runs (ckpt_after_batch). */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     struct store *s = arg;
     (void)db;
     (void)name;
     s->wal_frames = frames;
-    if (frames >= CKPT_FRAMES && s->ck_started) {
-        pthread_mutex_lock(&s->mu);
-        s->ck_wanted = true;
-        pthread_cond_signal(&s->cv_ck);
-        pthread_mutex_unlock(&s->mu);
-    }
     return SQLITE_OK;
 }
 
@@ -1616,6 +1622,7 @@ static void *checkpointer_main(void *arg)
         if (s->ck_stop)
             break;
         s->ck_wanted = false;
+        s->ck_running = true;
         pthread_mutex_unlock(&s->mu);
         /* Busy (another checkpoint, or a reader pinning old frames) is fine: next time. */
         int nlog = -1, nckpt = -1;
@@ -1623,6 +1630,9 @@ static void *checkpointer_main(void *arg)
         pthread_mutex_lock(&s->mu);
         if (nlog > 0 && nckpt == nlog)
             s->stats.checkpoints++;
+        s->ck_backfilled = nlog > 0 && nckpt == nlog ? nckpt : -1;
+        s->ck_running = false;
+        pthread_cond_broadcast(&s->cv_ck); /* a writer at CKPT_HARD_FRAMES waits for this */
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -1658,7 +1668,7 @@ static void checkpointer_stop(struct store *s)
         return;
     pthread_mutex_lock(&s->mu);
     s->ck_stop = true;
-    pthread_cond_signal(&s->cv_ck);
+    pthread_cond_broadcast(&s->cv_ck);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->ckthread, NULL);
     sqlite3_close(s->ckdb);
@@ -1666,12 +1676,55 @@ static void checkpointer_stop(struct store *s)
     s->ck_started = false;
 }
 
+/* After each batch (writer thread): starts the checkpointer's next pass, or finishes its last.
+ * SQLite starts the WAL file over only when a write transaction begins with every frame copied
+ * into the database. Under sustained load the writer always appended a batch or two while the
+ * checkpointer copied, so the WAL never started over: it grew to CKPT_HARD_FRAMES and beyond
+ * (the writer's own checkpoint there found the checkpointer's next pass running, started by
+ * each commit past CKPT_FRAMES). So the writer alone starts passes, one at a time, and when a
+ * pass has copied every frame it saw, the writer copies the few committed since (at most
+ * CKPT_CATCHUP_FRAMES, about one pass's worth) itself, with the checkpointer idle: its next
+ * transaction starts the WAL over. A larger remainder gets another pass, which is shorter. */
+static void ckpt_after_batch(struct store *s)
+{
+    bool inline_ckpt = s->wal_frames >= CKPT_HARD_FRAMES;
+    if (s->ck_started) {
+        pthread_mutex_lock(&s->mu);
+        /* At the hard limit the writer waits for a running pass to end (its own checkpoint
+         * would find the checkpoint lock taken) and then copies what is left. */
+        while (inline_ckpt && (s->ck_running || s->ck_wanted) && !s->ck_stop)
+            pthread_cond_wait(&s->cv_ck, &s->mu);
+        int done = s->ck_backfilled;
+        s->ck_backfilled = 0;
+        bool idle = !s->ck_running && !s->ck_wanted;
+        bool caught_up = false;
+        if (idle && done > 0 && s->wal_frames >= done &&
+            s->wal_frames - done <= CKPT_CATCHUP_FRAMES)
+            inline_ckpt = caught_up = true;
+        else if (idle && (done != 0 || s->wal_frames >= CKPT_FRAMES) && s->wal_frames > done) {
+            s->ck_wanted = true; /* the first pass, or another after one that left frames */
+            pthread_cond_signal(&s->cv_ck);
+        }
+        inline_ckpt = caught_up || (inline_ckpt && idle);
+        pthread_mutex_unlock(&s->mu);
+    }
+    int nlog = -1, nckpt = -1;
+    if (inline_ckpt &&
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt) ==
+            SQLITE_OK &&
+        nlog >= 0 && nckpt == nlog)
+        s->wal_frames = 0;
+}
+
+static bool backlog_half_full(const struct store *s);
+
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
     (void)pthread_setname_np(pthread_self(), "vp-writer");
     pthread_mutex_lock(&s->mu);
-    bool behind = false; /* items queued up while the last batch was written */
+    bool behind = false;       /* items queued up while the last batch was written */
+    int64_t last_write_us = 0; /* how long the last batch took to write */
     for (;;) {
         while (!s->head && !s->stop && !s->prune_active) {
             int64_t wait = timed_work_in(s);
@@ -1685,12 +1738,23 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&s->cv_item, &s->mu);
             }
         }
-        if (!behind && s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
-            /* Coalesce (from idle only) until the oldest item has waited batch_ms. When items
-             * queued up during the last batch, write them at once: group commit. */
-            int64_t due = s->head->enq_us + (int64_t)s->opt.batch_ms * 1000;
+        if (s->head && !s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows) {
+            /* Coalesce until the oldest item has waited batch_ms. When items queued up during
+             * the last batch, the next one is taken that much earlier as the last took to
+             * write (at once when it took batch_ms or more: group commit), so an item waits
+             * about batch_ms from its enqueue to its commit under load as from idle. Batches
+             * thus grow with the arrival rate up to batch_rows instead of shrinking to what
+             * arrived during one write: a view's entries in the time-keyed indexes (views_time,
+             * and the route and path indexes) land on leaves spread over the last seconds of
+             * views, and a commit writes each leaf it touched once, so a larger batch shares
+             * its WAL frames among more beacons (bench/store_bench with STORE_BENCH_RATE). */
+            int64_t wait_us = (int64_t)s->opt.batch_ms * 1000;
+            if (behind)
+                wait_us = last_write_us < wait_us ? wait_us - last_write_us : 0;
+            int64_t due = s->head->enq_us + wait_us;
             struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
-            while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows)
+            while (!s->stop && !s->sync_pending && s->qlen < s->opt.batch_rows &&
+                   !backlog_half_full(s))
                 if (pthread_cond_timedwait(&s->cv_item, &s->mu, &ts) == ETIMEDOUT)
                     break;
         }
@@ -1731,6 +1795,8 @@ static void *writer_main(void *arg)
         bool batch_taken = batch != NULL;
         bool refused = batch && write_batch(s, batch, n);
         int64_t t_end = vp_mono_us();
+        if (batch_taken)
+            last_write_us = t_end - t_start;
         /* A written batch is sorted here, outside the lock: its items were written on another
          * CPU, and reading each one under the lock made the event loop's enqueue wait for a
          * cache miss per item. Sync markers are signalled under the lock, request items go to
@@ -1753,10 +1819,7 @@ static void *writer_main(void *arg)
             prune_step(s);
             rollup_tick(s, queue_empty);
         }
-        if (s->wal_frames >= CKPT_HARD_FRAMES &&
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
-                SQLITE_OK)
-            s->wal_frames = 0;
+        ckpt_after_batch(s);
 
         pthread_mutex_lock(&s->mu);
         s->stats.wal_frames = s->wal_frames > 0 ? (uint64_t)s->wal_frames : 0;
@@ -1871,6 +1934,21 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* The write time admission control allows the uncommitted rows (see the file comment). */
+static int64_t work_budget_us(const struct store *s)
+{
+    int64_t lag_us = (int64_t)s->opt.max_lag_ms * 1000;
+    int64_t work_us = lag_us - (int64_t)s->opt.batch_ms * 1000;
+    return work_us < lag_us / 2 ? lag_us / 2 : work_us;
+}
+
+/* The writer's estimate of the time the uncommitted rows plus rows more take to write; under
+ * mu. */
+static double backlog_us(const struct store *s, uint32_t rows)
+{
+    return (double)(s->pending_rows + rows) * (double)s->row_cost_ns / 1000.0;
+}
+
 /* Admission control (see the file comment); under mu. */
 static bool admit(const struct store *s, uint32_t rows, int64_t now_us)
 {
@@ -1883,11 +1961,14 @@ static bool admit(const struct store *s, uint32_t rows, int64_t now_us)
         return false;
     if (s->pending_rows == 0)
         return true; /* an idle writer takes anything */
-    int64_t work_us = lag_us - (int64_t)s->opt.batch_ms * 1000;
-    if (work_us < lag_us / 2)
-        work_us = lag_us / 2;
-    double need_us = (double)(s->pending_rows + rows) * (double)s->row_cost_ns / 1000.0;
-    return need_us <= (double)work_us;
+    return backlog_us(s, rows) <= (double)work_budget_us(s);
+}
+
+/* The queue holds half the write time admission control allows: the writer stops coalescing
+ * (writer_main), so that waiting for a larger batch never makes admission refuse; under mu. */
+static bool backlog_half_full(const struct store *s)
+{
+    return backlog_us(s, 0) >= (double)work_budget_us(s) / 2;
 }
 
 /* Counts one VP_ERR_FULL answer; under mu. */
@@ -1966,7 +2047,7 @@ static int enqueue(struct store *s, struct item *it, bool force)
         s->sync_pending++;
     else if (it->kind == IT_BEACON)
         s->stats.beacons_accepted++; /* counted under the same lock hold as the enqueue */
-    if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC)
+    if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC || backlog_half_full(s))
         pthread_cond_signal(&s->cv_item);
     if (it->kind == IT_REQUEST && !tl_spare.head && s->req_spare)
         spare_take(s);
