@@ -181,7 +181,7 @@ def wrk_cpu(port, path, pid):
     n = int(m.group(1)) if m else 0
     if not n:
         sys.exit("bench: wrk served nothing:\n" + out)
-    r = {"rps": n / float(DUR), "user": 0.0, "sys": 0.0, "store": 0.0}
+    r = {"rps": n / float(DUR), "user": 0.0, "sys": 0.0, "store": 0.0, "writer": 0.0, "ckpt": 0.0}
     for name, (u, k) in b.items():
         du = (u - a.get(name, (0, 0))[0]) * 1e6 / hz / n
         dk = (k - a.get(name, (0, 0))[1]) * 1e6 / hz / n
@@ -189,6 +189,7 @@ def wrk_cpu(port, path, pid):
         r["sys"] += dk
         if name in ("vp-writer", "vp-ckpt"):
             r["store"] += du + dk
+            r["writer" if name == "vp-writer" else "ckpt"] += du + dk
     r["cpu"] = r["user"] + r["sys"]
     return r
 
@@ -202,8 +203,9 @@ def wrk_part(tmp, up_port, peer_port, peer_pid):
             p, port = start_proxy(tmp, up_port, binary=binary)
             procs.append(p)
             started.append((label, port, p.pid))
-        print("\n| page | target | req/s | CPU µs/req | user | sys | SQLite threads |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        print("\n| page | target | req/s | CPU µs/req | user | sys | SQLite threads | writer |"
+              " checkpointer |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for key, label, path in (("1k", "1 KiB", "/1KiB"), ("50k", "50 KiB HTML", "/page.html")):
             if key not in PAGES:
                 continue
@@ -216,10 +218,11 @@ def wrk_part(tmp, up_port, peer_port, peer_pid):
                     runs[name].append(wrk_cpu(port, path, pid))
             for name, _, _ in tl:
                 med = dict((k, statistics.median(r[k] for r in runs[name]))
-                           for k in ("rps", "cpu", "user", "sys", "store"))
+                           for k in ("rps", "cpu", "user", "sys", "store", "writer", "ckpt"))
                 print("| %s | %s | %.0f | %.1f | %.1f | %.1f | %s |" % (
                     label, name, med["rps"], med["cpu"], med["user"], med["sys"],
-                    "%.1f" % med["store"] if name != "nginx" else "–"), flush=True)
+                    " | ".join("%.2f" % med[k] if name != "nginx" else "–"
+                               for k in ("store", "writer", "ckpt"))), flush=True)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

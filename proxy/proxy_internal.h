@@ -51,7 +51,7 @@ struct injector;
 #define PROXY_RESP_HEAD_MAX (64 * 1024)
 /* Spare head parsers kept per worker and kind (request, response), so a keep-alive exchange
  * does not malloc/free two parsers; idle connections still hold none. */
-#define PROXY_SPARE_PARSERS 16
+#define PROXY_SPARE_PARSERS 64
 /* Spare evbuffers kept per worker for the injector's input and output (conn_h1.c buf_get). */
 #define PROXY_SPARE_BUFS 32
 /* Spare identity injectors kept per worker (conn_h1.c inj_get). */

@@ -84,6 +84,30 @@
 /* Resources per multi-row INSERT: one statement step per RES_MULTI rows instead of per row
  * (the per-statement work, not the per-row b-tree work, is what a batch saves). */
 #define RES_MULTI 10
+/* Request items are made with room for REQ_ITEM_STR bytes of strings when theirs fit (most
+ * records: a browser's request takes about 300), so that the writer can hand them back for
+ * reuse; it keeps at most REQ_SPARE_MAX (see store_record_request). */
+#define REQ_ITEM_STR 384
+/* The strings of a request item, in the order of struct store_request_rec (and of the side
+ * file's records): their lengths travel with the item (struct item), measured once when it is
+ * made. */
+enum {
+    RS_METHOD,
+    RS_URL,
+    RS_HOST,
+    RS_PROTOCOL,
+    RS_TLS,
+    RS_VIEW,
+    RS_REFERER,
+    RS_UA,
+    RS_CTYPE,
+    RS_CENC,
+    RS_CACHE,
+    RS_ERROR,
+    RS_LABEL,
+    REQ_NSTR
+};
+#define REQ_SPARE_MAX 1024
 /* Request records per multi-row INSERT (see flush_requests). */
 #define REQ_MULTI 16
 #define REQ_NCOLS 30
@@ -128,7 +152,9 @@ static void arena_free(struct arena *a)
 struct item {
     struct item *next;
     enum item_kind kind;
-    uint32_t rows;  /* admission weight: rows this item writes (>= 1) */
+    uint32_t rows;           /* admission weight: rows this item writes (>= 1) */
+    uint32_t spare_cap;      /* a request item of REQ_ITEM_STR string bytes, recycled; else 0 */
+    uint32_t slen[REQ_NSTR]; /* a request item: its strings' lengths (0 when NULL) */
     int64_t enq_us; /* monotonic enqueue time */
     union {
         struct {
@@ -191,6 +217,47 @@ struct req_vals {
     char vbuf[72];
 };
 
+/* What one parameter of a request INSERT holds (see bind_request): a statement keeps its
+ * bindings from one step to the next, so a parameter that would be bound to what it already holds
+ * is left alone. REQ_BOUND_ANY (zero) holds nothing reusable: the text of a record, freed after
+ * its batch. */
+enum req_bound_kind { REQ_BOUND_ANY = 0, REQ_BOUND_NULL, REQ_BOUND_INT, REQ_BOUND_INTERN };
+
+struct req_bound {
+    int64_t v; /* REQ_BOUND_INT: the value; REQ_BOUND_INTERN: the intern's generation */
+    enum req_bound_kind kind;
+};
+
+/* The columns whose values repeat from record to record (method, route, host, protocol, TLS
+ * version, User-Agent, response content type, encoding and cache control, error, label): the
+ * writer keeps a copy of each one's last distinct value, and a parameter bound to that copy stays
+ * bound while the records repeat it. A copy changes only between steps (req_interns_update), and
+ * takes a new generation then, so a parameter still bound to its old bytes is bound again. */
+enum {
+    REQ_IN_METHOD,
+    REQ_IN_ROUTE,
+    REQ_IN_HOST,
+    REQ_IN_PROTOCOL,
+    REQ_IN_TLS,
+    REQ_IN_UA,
+    REQ_IN_CTYPE,
+    REQ_IN_CENC,
+    REQ_IN_CACHE,
+    REQ_IN_ERROR,
+    REQ_IN_LABEL,
+    REQ_NINTERN
+};
+#define REQ_INTERN_MAX 512
+
+struct req_intern {
+    uint64_t gen;
+    size_t len;
+    bool set;
+    const char *next; /* the value to take after the step (bound from the record until then) */
+    size_t next_len;
+    char buf[REQ_INTERN_MAX];
+};
+
 /* The browser of the last User-Agent the writer saw (most beacons of a run repeat one). */
 struct ua_memo {
     bool set;
@@ -211,6 +278,7 @@ struct store {
     pthread_cond_t cv_done; /* sync waiters */
     struct item *head, *tail;
     size_t qlen;
+    uint64_t qrows; /* the rows (admission weights) of the queued items */
     unsigned sync_pending;
     bool stop;
     pthread_t thread;
@@ -246,6 +314,10 @@ struct store {
     int64_t close_deadline_us;
     bool close_refused;
     struct item *spill, *spill_tail;
+    /* Request items the writer is done with, for the next store_record_request calls (see
+     * there); under mu. */
+    struct item *req_spare;
+    unsigned nreq_spare;
     char *db_path;      /* the database's path, and in the same allocation: */
     char *pending_path; /* "DB-pending" */
     char notice[512];   /* the start-up replay's one line (store_open_notice) */
@@ -280,6 +352,10 @@ struct store {
     struct item *req_grp[REQ_MULTI];
     struct req_vals req_vals[REQ_MULTI];
     size_t req_ngrp;
+    /* writer-only: what the parameters of the multi-row statement (rows 0 .. REQ_MULTI - 1) and
+     * of the single-row one (row REQ_MULTI) hold, and the repeated values they may point to */
+    struct req_bound req_bound[REQ_MULTI + 1][REQ_NCOLS];
+    struct req_intern req_intern[REQ_NINTERN];
     uint64_t req_grouped;  /* rows of this batch written by the multi-row statement */
     bool req_grp_injected; /* the pending group holds an injected page */
     /* Request ids and time marks (schema v5, store/schema.c): the writer assigns every request
@@ -326,6 +402,8 @@ static void set_err(char *err, size_t errlen, const char *a, const char *b)
     if (w < 0)
         err[0] = '\0';
 }
+
+static void free_list(struct item *it);
 
 static void item_free(struct item *it)
 {
@@ -992,58 +1070,137 @@ static void prep_request(struct store *s, const struct store_request_rec *r, str
     }
 }
 
-static void bind_text_n(sqlite3_stmt *st, int i, const char *v, size_t n, bool set)
+static void bind_req_null(sqlite3_stmt *st, struct req_bound *b, int i)
 {
-    if (set)
-        sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
+    if (b->kind == REQ_BOUND_NULL)
+        return;
+    sqlite3_bind_null(st, i);
+    b->kind = REQ_BOUND_NULL;
 }
 
-/* Binds the REQ_NCOLS values of one row from parameter i on; every one is set (no clearing
- * needed between uses). */
-static void bind_request(sqlite3_stmt *st, int i, const struct store_request_rec *r,
-                         const struct req_vals *v)
+static void bind_req_int(sqlite3_stmt *st, struct req_bound *b, int i, int64_t v)
 {
-    sqlite3_bind_int64(st, i++, v->id);
-    bind_text(st, i++, v->view);
-    sqlite3_bind_int64(st, i++, r->accept_us);
-    sqlite3_bind_int64(st, i++, r->head_done_us);
-    sqlite3_bind_int64(st, i++, r->connect_start_us);
-    sqlite3_bind_int64(st, i++, r->connect_end_us);
-    sqlite3_bind_int64(st, i++, r->sent_us);
-    sqlite3_bind_int64(st, i++, r->first_byte_us);
-    sqlite3_bind_int64(st, i++, r->last_byte_us);
-    sqlite3_bind_int64(st, i++, clamp_i64(r->bytes_in));
-    sqlite3_bind_int64(st, i++, clamp_i64(r->bytes_out));
-    sqlite3_bind_int64(st, i++, clamp_i64(r->upstream_bytes));
-    sqlite3_bind_int(st, i++, r->status);
-    sqlite3_bind_int(st, i++, r->injected ? 1 : 0);
-    sqlite3_bind_int(st, i++, r->reused ? 1 : 0);
-    bind_text(st, i++, r->method);
-    bind_text(st, i++, r->url);
-    bind_text_n(st, i++, v->path, v->plen, r->url != NULL);
-    bind_text_n(st, i++, v->route, (size_t)(v->rl > 0 ? v->rl : 0), v->rl >= 0);
-    bind_text(st, i++, r->host);
-    bind_text(st, i++, r->protocol);
-    bind_text(st, i++, r->tls_version);
-    bind_text(st, i++, r->referer);
-    bind_text_n(st, i++, v->rpath, v->rplen, v->rpath != NULL);
-    bind_text(st, i++, r->user_agent);
-    bind_text(st, i++, r->content_type);
-    bind_text(st, i++, r->content_encoding);
-    bind_text(st, i++, r->cache_control);
-    bind_text(st, i++, r->error);
-    bind_text(st, i++, r->label);
+    if (b->kind == REQ_BOUND_INT && b->v == v)
+        return;
+    sqlite3_bind_int64(st, i, v);
+    b->kind = REQ_BOUND_INT;
+    b->v = v;
+}
+
+/* A text of the record (n bytes at v, which lives until the step), or NULL when !set. */
+static void bind_req_text(sqlite3_stmt *st, struct req_bound *b, int i, const char *v, size_t n,
+                          bool set)
+{
+    if (!set) {
+        bind_req_null(st, b, i);
+        return;
+    }
+    sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+    b->kind = REQ_BOUND_ANY;
+}
+
+/* A text of a repeating column (see struct req_intern): bound to the column's copy when it holds
+ * the same bytes (and left alone when it is bound to it already), else to the record's bytes,
+ * which the copy takes after the step. */
+static void bind_req_interned(sqlite3_stmt *st, struct req_bound *b, int i, struct req_intern *in,
+                              const char *v, size_t n, bool set)
+{
+    if (!set) {
+        bind_req_null(st, b, i);
+        return;
+    }
+    if (in->set && in->len == n && memcmp(in->buf, v, n) == 0) {
+        if (b->kind == REQ_BOUND_INTERN && b->v == (int64_t)in->gen)
+            return;
+        sqlite3_bind_text(st, i, in->buf, (int)n, SQLITE_STATIC);
+        b->kind = REQ_BOUND_INTERN;
+        b->v = (int64_t)in->gen;
+        return;
+    }
+    sqlite3_bind_text(st, i, v, (int)n, SQLITE_STATIC);
+    b->kind = REQ_BOUND_ANY;
+    if (n <= sizeof in->buf) {
+        in->next = v;
+        in->next_len = n;
+    }
+}
+
+/* After a step of a request INSERT (the records' bytes are still alive): the copies take the
+ * values that differed from them. */
+static void req_interns_update(struct store *s)
+{
+    for (size_t k = 0; k < REQ_NINTERN; k++) {
+        struct req_intern *in = &s->req_intern[k];
+        if (!in->next)
+            continue;
+        memcpy(in->buf, in->next, in->next_len);
+        in->len = in->next_len;
+        in->set = true;
+        in->gen++;
+        in->next = NULL;
+    }
+}
+
+static size_t len_or_0(const char *v)
+{
+    return v ? strlen(v) : 0;
+}
+
+/* Binds the REQ_NCOLS values of one row from parameter i on, through b (the REQ_NCOLS states of
+ * the row's parameters): every parameter ends up set, most of a repeated record's by what the
+ * previous step left there (no clearing between uses). */
+static void bind_request(struct store *s, sqlite3_stmt *st, struct req_bound *b, int i,
+                         const struct item *it, const struct req_vals *v)
+{
+    struct req_intern *in = s->req_intern;
+    const struct store_request_rec *r = &it->u.req;
+    const uint32_t *n = it->slen;
+    bind_req_int(st, b++, i++, v->id);
+    bind_req_text(st, b++, i++, v->view, len_or_0(v->view), v->view != NULL);
+    bind_req_int(st, b++, i++, r->accept_us);
+    bind_req_int(st, b++, i++, r->head_done_us);
+    bind_req_int(st, b++, i++, r->connect_start_us);
+    bind_req_int(st, b++, i++, r->connect_end_us);
+    bind_req_int(st, b++, i++, r->sent_us);
+    bind_req_int(st, b++, i++, r->first_byte_us);
+    bind_req_int(st, b++, i++, r->last_byte_us);
+    bind_req_int(st, b++, i++, clamp_i64(r->bytes_in));
+    bind_req_int(st, b++, i++, clamp_i64(r->bytes_out));
+    bind_req_int(st, b++, i++, clamp_i64(r->upstream_bytes));
+    bind_req_int(st, b++, i++, r->status);
+    bind_req_int(st, b++, i++, r->injected ? 1 : 0);
+    bind_req_int(st, b++, i++, r->reused ? 1 : 0);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_METHOD], r->method, n[RS_METHOD], r->method != NULL);
+    bind_req_text(st, b++, i++, r->url, n[RS_URL], r->url != NULL);
+    bind_req_text(st, b++, i++, v->path, v->plen, r->url != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_ROUTE], v->route, (size_t)(v->rl > 0 ? v->rl : 0),
+                      v->rl >= 0);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_HOST], r->host, n[RS_HOST], r->host != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_PROTOCOL], r->protocol, n[RS_PROTOCOL],
+                      r->protocol != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_TLS], r->tls_version, n[RS_TLS],
+                      r->tls_version != NULL);
+    bind_req_text(st, b++, i++, r->referer, n[RS_REFERER], r->referer != NULL);
+    bind_req_text(st, b++, i++, v->rpath, v->rplen, v->rpath != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_UA], r->user_agent, n[RS_UA], r->user_agent != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CTYPE], r->content_type, n[RS_CTYPE],
+                      r->content_type != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CENC], r->content_encoding, n[RS_CENC],
+                      r->content_encoding != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_CACHE], r->cache_control, n[RS_CACHE],
+                      r->cache_control != NULL);
+    bind_req_interned(st, b++, i++, &in[REQ_IN_ERROR], r->error, n[RS_ERROR], r->error != NULL);
+    bind_req_interned(st, b, i, &in[REQ_IN_LABEL], r->label, n[RS_LABEL], r->label != NULL);
 }
 
 /* One row with the single-row statement (v already prepared). */
-static int insert_request(struct store *s, const struct store_request_rec *r,
-                          const struct req_vals *v)
+static int insert_request(struct store *s, const struct item *it, const struct req_vals *v)
 {
     sqlite3_stmt *st = s->st[S_REQ_INSERT];
-    bind_request(st, 1, r, v);
-    return step(st);
+    bind_request(s, st, s->req_bound[REQ_MULTI], 1, it, v);
+    int rc = step(st);
+    req_interns_update(s);
+    return rc;
 }
 
 /* The claim of an injected page: the rows of its sub-resources recorded before it (no view yet,
@@ -1087,8 +1244,11 @@ static uint64_t flush_requests(struct store *s)
     if (n == REQ_MULTI) {
         sqlite3_stmt *st = s->st[S_REQ_INSERT_MULTI];
         for (size_t k = 0; k < n; k++)
-            bind_request(st, 1 + (int)k * REQ_NCOLS, &s->req_grp[k]->u.req, &s->req_vals[k]);
-        if (step(st) == 0) {
+            bind_request(s, st, s->req_bound[k], 1 + (int)k * REQ_NCOLS, s->req_grp[k],
+                         &s->req_vals[k]);
+        int rc = step(st);
+        req_interns_update(s);
+        if (rc == 0) {
             s->req_grouped += n;
             for (size_t k = 0; k < n; k++)
                 ok[k] = true;
@@ -1096,7 +1256,7 @@ static uint64_t flush_requests(struct store *s)
         }
     }
     for (size_t k = 0; k < n && !done; k++)
-        ok[k] = insert_request(s, &s->req_grp[k]->u.req, &s->req_vals[k]) == 0;
+        ok[k] = insert_request(s, s->req_grp[k], &s->req_vals[k]) == 0;
     for (size_t k = 0; k < n; k++)
         if (!ok[k] || claim_rows(s, &s->req_grp[k]->u.req, &s->req_vals[k]) != 0)
             errors++;
@@ -1287,6 +1447,11 @@ static bool write_batch(struct store *s, struct item *batch, size_t n)
     }
     for (struct item *it = batch; it; it = it->next) {
         uint64_t before = errors;
+        /* The items were written on the event loop's CPU: fetch the next one (its head, record
+         * and first strings) while this one is written. */
+        if (it->next)
+            for (size_t off = 0; off < 320; off += 64)
+                __builtin_prefetch((const char *)it->next + off);
         if (it->kind == IT_REQUEST) {
             errors += add_request(s, it);
         } else {
@@ -1596,10 +1761,19 @@ static void *writer_main(void *arg)
         struct item *batch = s->head, *last = NULL;
         size_t n = 0;
         uint64_t rows = 0;
-        for (struct item *it = s->head; it && n < s->opt.batch_rows; it = it->next) {
-            last = it;
-            n++;
-            rows += it->rows;
+        if (s->qlen <= s->opt.batch_rows) {
+            /* The whole queue, without walking it under the lock: its items were written by
+             * another CPU, and reading each one here cost a cache miss per item while enqueue
+             * waited. */
+            last = s->tail;
+            n = s->qlen;
+            rows = s->qrows;
+        } else {
+            for (struct item *it = s->head; it && n < s->opt.batch_rows; it = it->next) {
+                last = it;
+                n++;
+                rows += it->rows;
+            }
         }
         int64_t oldest = batch ? batch->enq_us : 0;
         s->inflight_oldest_us = oldest;
@@ -1609,6 +1783,7 @@ static void *writer_main(void *arg)
                 s->tail = NULL;
             last->next = NULL;
             s->qlen -= n;
+            s->qrows -= rows;
         } else {
             batch = NULL;
         }
@@ -1622,6 +1797,24 @@ static void *writer_main(void *arg)
         int64_t t_end = vp_mono_us();
         if (batch_taken)
             last_write_us = t_end - t_start;
+        /* A written batch is sorted here, outside the lock: its items were written on another
+         * CPU, and reading each one under the lock made the event loop's enqueue wait for a
+         * cache miss per item. Sync markers are signalled under the lock, request items go to
+         * the spares, the rest is freed. */
+        struct item *syncs = NULL, *spares = NULL, *spares_last = NULL, *dead = NULL;
+        unsigned nspares = 0;
+        if (batch && !refused) {
+            for (struct item *it = batch, *next; it; it = next) {
+                next = it->next;
+                struct item **to = it->kind == IT_SYNC ? &syncs : it->spare_cap ? &spares : &dead;
+                if (to == &spares && !spares_last)
+                    spares_last = it;
+                nspares += to == &spares;
+                it->next = *to;
+                *to = it;
+            }
+            batch = NULL;
+        }
         if (!stopping) {
             prune_step(s);
             rollup_tick(s, queue_empty);
@@ -1631,7 +1824,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&s->mu);
         s->stats.wal_frames = s->wal_frames > 0 ? (uint64_t)s->wal_frames : 0;
         s->stats.claims_run = s->claims_run;
-        if (batch) {
+        if (batch_taken) {
             s->pending_rows -= rows;
             s->inflight_oldest_us = 0;
             if ((uint64_t)(t_end - oldest) > s->stats.lag_max_us)
@@ -1651,6 +1844,22 @@ static void *writer_main(void *arg)
                                                 !s->db_gone)); /* a removed file stays gone */
         bool spill = refused && !requeue;
         s->close_refused |= refused && closing;
+        for (struct item *it = syncs, *next; it; it = next) {
+            next = it->next;
+            it->u.sync->done = true;
+            s->sync_pending--;
+            signal = true;
+            free(it);
+        }
+        if (spares && s->nreq_spare + nspares <= REQ_SPARE_MAX) {
+            spares_last->next = s->req_spare;
+            s->req_spare = spares;
+            s->nreq_spare += nspares;
+        } else if (spares) {
+            spares_last->next = dead;
+            dead = spares;
+        }
+        /* What is left is a batch the database refused. */
         struct item *back = NULL, *back_last = NULL;
         size_t nback = 0;
         while (batch) {
@@ -1669,6 +1878,7 @@ static void *writer_main(void *arg)
                 back_last = batch;
                 nback++;
                 s->pending_rows += batch->rows;
+                s->qrows += batch->rows;
             } else if (spill && (batch->kind == IT_BEACON || batch->kind == IT_REQUEST ||
                                  batch->kind == IT_REJECT)) {
                 batch->next = NULL;
@@ -1677,8 +1887,13 @@ static void *writer_main(void *arg)
                 else
                     s->spill = batch;
                 s->spill_tail = batch;
+            } else if (batch->spare_cap && s->nreq_spare < REQ_SPARE_MAX) {
+                batch->next = s->req_spare;
+                s->req_spare = batch;
+                s->nreq_spare++;
             } else {
-                item_free(batch);
+                batch->next = dead; /* freed below, outside the lock */
+                dead = batch;
             }
             batch = next;
         }
@@ -1706,6 +1921,12 @@ static void *writer_main(void *arg)
                 ;
         }
         behind = batch_taken && s->head;
+        if (dead) {
+            /* The event loop's enqueue waits on mu: a batch's frees do not hold it. */
+            pthread_mutex_unlock(&s->mu);
+            free_list(dead);
+            pthread_mutex_lock(&s->mu);
+        }
         if (stopping && !s->head)
             break;
     }
@@ -1763,6 +1984,45 @@ static void count_refusal(struct store *s, enum item_kind kind)
 }
 
 /* Appends it; on VP_ERR_FULL the caller keeps ownership. force bypasses the bound (sync). */
+/* The request items a thread recording requests has taken from a store's spares (enqueue), and
+ * uses before allocating new ones (store_record_request). Per thread, so that taking one needs no
+ * lock; freed when the thread exits. The items belong to no store. */
+struct spare_list {
+    struct item *head;
+    bool keyed; /* spare_key holds it: freed at the thread's exit */
+};
+static _Thread_local struct spare_list tl_spare;
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_key_ok;
+
+static void spare_list_free(void *arg)
+{
+    struct spare_list *l = arg;
+    free_list(l->head);
+    l->head = NULL;
+}
+
+static void spare_key_init(void)
+{
+    spare_key_ok = pthread_key_create(&spare_key, spare_list_free) == 0;
+}
+
+/* Under mu: the store's spares become the calling thread's, when the thread can free them at
+ * its exit. */
+static void spare_take(struct store *s)
+{
+    pthread_once(&spare_once, spare_key_init);
+    if (!tl_spare.keyed) {
+        if (!spare_key_ok || pthread_setspecific(spare_key, &tl_spare) != 0)
+            return;
+        tl_spare.keyed = true;
+    }
+    tl_spare.head = s->req_spare;
+    s->req_spare = NULL;
+    s->nreq_spare = 0;
+}
+
 static int enqueue(struct store *s, struct item *it, bool force)
 {
     it->next = NULL;
@@ -1782,12 +2042,15 @@ static int enqueue(struct store *s, struct item *it, bool force)
         s->head = it;
     s->tail = it;
     s->qlen++;
+    s->qrows += it->rows;
     if (it->kind == IT_SYNC)
         s->sync_pending++;
     else if (it->kind == IT_BEACON)
         s->stats.beacons_accepted++; /* counted under the same lock hold as the enqueue */
     if (s->qlen == 1 || s->qlen >= s->opt.batch_rows || it->kind == IT_SYNC || backlog_half_full(s))
         pthread_cond_signal(&s->cv_item);
+    if (it->kind == IT_REQUEST && !tl_spare.head && s->req_spare)
+        spare_take(s);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -1797,7 +2060,6 @@ static int enqueue(struct store *s, struct item *it, bool force)
  * (the ten times and sizes, status, injected, reused, then its thirteen strings in the order of
  * struct store_request_rec), 'J' a rejection count of one (reason). */
 
-#define REQ_NSTR 13
 #define REQ_NNUM 13
 #define SIDE_STR_MAX (1024 * 1024) /* a request string or user agent read back */
 
@@ -1943,6 +2205,7 @@ static int side_item(char kind, const struct pending_field *f, size_t nf, struct
             const struct pending_field *sf = &f[REQ_NNUM + i];
             if (!sf->p)
                 continue;
+            it->slen[i] = (uint32_t)sf->len; /* side_text: at most SIDE_STR_MAX, no NUL */
             memcpy(p, sf->p, sf->len);
             p[sf->len] = '\0';
             *dst[i] = p;
@@ -2369,6 +2632,7 @@ void store_close(struct store *s, char *msg, size_t cap)
     pthread_cond_destroy(&s->cv_done);
     pthread_cond_destroy(&s->cv_item);
     pthread_mutex_destroy(&s->mu);
+    free_list(s->req_spare);
     free(s->db_path); /* pending_path too */
     free(s);
 }
@@ -2513,15 +2777,25 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
                                 &rec->content_encoding, &rec->cache_control, &rec->error,
                                 &rec->label};
     enum { NSTR = sizeof src / sizeof src[0] };
+    _Static_assert((int)NSTR == (int)REQ_NSTR, "the strings of a request item");
     size_t len[NSTR], total = 0;
     for (size_t i = 0; i < NSTR; i++) {
         len[i] = *src[i] ? strlen(*src[i]) + 1 : 0;
+        if (len[i] > UINT32_MAX)
+            return VP_ERR_LIMIT;
         total += len[i];
     }
-    struct item *it = malloc(sizeof *it + total);
-    if (!it)
-        return VP_ERR_NOMEM;
+    struct item *it;
+    if (total <= REQ_ITEM_STR && tl_spare.head) {
+        it = tl_spare.head;
+        tl_spare.head = it->next;
+    } else {
+        it = malloc(sizeof *it + (total <= REQ_ITEM_STR ? REQ_ITEM_STR : total));
+        if (!it)
+            return VP_ERR_NOMEM;
+    }
     it->kind = IT_REQUEST;
+    it->spare_cap = total <= REQ_ITEM_STR ? REQ_ITEM_STR : 0;
     it->rows = 2; /* the insert and the view lookup */
     it->u.req = *rec;
     const char **dst[] = {&it->u.req.method,       &it->u.req.url,
@@ -2533,6 +2807,7 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
                           &it->u.req.label};
     char *p = (char *)(it + 1);
     for (size_t i = 0; i < NSTR; i++) {
+        it->slen[i] = len[i] ? (uint32_t)(len[i] - 1) : 0;
         if (len[i]) {
             memcpy(p, *src[i], len[i]);
             *dst[i] = p;
@@ -2540,8 +2815,14 @@ int store_record_request(struct store *s, const struct store_request_rec *rec)
         }
     }
     int rc = enqueue(s, it, false);
-    if (rc)
-        free(it);
+    if (rc) {
+        if (it->spare_cap && tl_spare.keyed) {
+            it->next = tl_spare.head;
+            tl_spare.head = it;
+        } else {
+            free(it);
+        }
+    }
     return rc;
 }
 

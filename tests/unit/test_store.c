@@ -1602,6 +1602,152 @@ static void test_request_groups(void)
            "store/req_groups_bad_alone");
 }
 
+/* The request INSERTs keep their parameters bound from one step to the next and bind again only
+ * what changed (store.c, bind_request): 300 records whose columns repeat, change, turn NULL and
+ * back at different periods (within a group of 16, between groups, between batches), with texts
+ * longer than the writer keeps copies of, committed in batches of uneven sizes (so both the
+ * multi-row and the single-row statement run, after the records of the previous batch were
+ * freed). Every column of every row must read back as recorded. */
+#define REBIND_N 300
+static void rebind_rec(int i, struct store_request_rec *r, char *url, char *ua, char *ref,
+                       size_t cap)
+{
+    static const char *const cc[3] = {"no-store", "max-age=60", NULL};
+    const int64_t T = 1764000000000LL * 1000;
+    memset(r, 0, sizeof *r);
+    r->accept_us = T + i * 10;
+    r->head_done_us = r->accept_us + 1;
+    r->reused = i % 2 == 1;
+    r->connect_start_us = r->reused ? 0 : r->accept_us + 2;
+    r->connect_end_us = r->reused ? 0 : r->accept_us + 3;
+    r->sent_us = r->accept_us + 4;
+    r->first_byte_us = r->accept_us + 5;
+    r->last_byte_us = r->accept_us + 6;
+    r->bytes_in = i % 17 ? 40 : (uint64_t)(40 + i);
+    r->bytes_out = i % 6 ? 1300 : (uint64_t)(1300 + i);
+    r->upstream_bytes = (i / 16) % 2 ? 1024 : 0;
+    r->status = i % 9 ? 200 : 404;
+    r->method = (i / 7) % 3 ? "GET" : "POST";
+    if (i % 5 == 0)
+        snprintf(url, cap, "/about");
+    else
+        snprintf(url, cap, "/items/%d?x=%d", i % 13 + 100, i);
+    r->url = i % 37 == 36 ? NULL : url;
+    r->host = i % 11 == 0 ? NULL : (i / 20) % 2 ? "a.example:8080" : "b.example";
+    r->protocol = (i / 3) % 2 ? "h2" : "h1";
+    r->tls_version = i % 4 == 0 ? "TLSv1.3" : NULL;
+    if ((i / 10) % 3 == 0) { /* longer than the writer's copies: never kept */
+        memset(ua, 'a' + (i / 30) % 26, 600);
+        ua[600] = '\0';
+        r->user_agent = ua;
+    } else {
+        r->user_agent = (i / 10) % 3 == 1 ? "wrk" : NULL;
+    }
+    if (i % 8 == 0) {
+        snprintf(ref, cap, "http://h.example/ref/%d?y=1", i % 3);
+        r->referer = ref;
+    }
+    r->content_type = i % 5 ? "text/html" : "text/css";
+    r->content_encoding = (i / 4) % 2 ? "gzip" : NULL;
+    r->cache_control = cc[i % 3];
+    r->error = i % 50 == 49 ? "upstream timeout" : NULL;
+    r->label = (i / 30) % 2 ? "run-b" : i % 31 == 0 ? NULL : "run-a";
+}
+
+static void test_request_rebinding(void)
+{
+    char p[128], err[256];
+    struct store *s = NULL;
+    path_of(p, sizeof p, "rebind.db");
+    struct store_options opt;
+    store_options_default(&opt);
+    opt.batch_ms = 60000;
+    if (open_keep(&s, p, &opt, err, sizeof err) != 0) {
+        TAP_OK(0, "store/req_rebind_open: %s", err);
+        return;
+    }
+    static const int sizes[] = {1, 16, 17, 5, 32, 40, 3, 16, 48, 2, 33, 15, 72};
+    int rc = 0, i = 0;
+    for (size_t b = 0; i < REBIND_N; b = (b + 1) % (sizeof sizes / sizeof sizes[0])) {
+        for (int k = 0; k < sizes[b] && i < REBIND_N; k++, i++) {
+            char url[64], ua[608], ref[64];
+            struct store_request_rec r;
+            rebind_rec(i, &r, url, ua, ref, sizeof url);
+            rc |= store_record_request(s, &r);
+        }
+        rc |= store_sync(s);
+    }
+    struct store_stats st;
+    store_get_stats(s, &st);
+    TAP_OK(rc == 0 && st.write_errors == 0 && st.requests_grouped > 0 &&
+               st.requests_grouped < REBIND_N,
+           "store/req_rebind_recorded (grouped %llu)", (unsigned long long)st.requests_grouped);
+    store_free(s);
+
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+    int bad = -1, rows = 0;
+    if (sqlite3_open_v2(p, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h,
+                           "SELECT accept_us, head_done_us, connect_start_us, connect_end_us, "
+                           "sent_us, first_byte_us, last_byte_us, bytes_in, bytes_out, "
+                           "upstream_bytes, status, injected, reused, method, url, path, route, "
+                           "host, protocol, tls_version, referer, referer_path, user_agent, "
+                           "content_type, content_encoding, cache_control, error, label, view_id "
+                           "FROM requests ORDER BY id",
+                           -1, &q, NULL) == SQLITE_OK) {
+        bad = 0;
+        while (sqlite3_step(q) == SQLITE_ROW && bad == 0) {
+            char url[64], ua[608], ref[64], route[128];
+            struct store_request_rec r;
+            rebind_rec(rows, &r, url, ua, ref, sizeof url);
+            size_t plen = 0, rplen = 0;
+            const char *path = r.url ? store_path_span(r.url, &plen) : NULL;
+            const char *rpath = r.referer ? store_path_span(r.referer, &rplen) : NULL;
+            int rl = r.url ? store_route_of(r.url, strlen(r.url), route, sizeof route) : -1;
+            const int64_t nums[13] = {r.accept_us,
+                                      r.head_done_us,
+                                      r.connect_start_us,
+                                      r.connect_end_us,
+                                      r.sent_us,
+                                      r.first_byte_us,
+                                      r.last_byte_us,
+                                      (int64_t)r.bytes_in,
+                                      (int64_t)r.bytes_out,
+                                      (int64_t)r.upstream_bytes,
+                                      r.status,
+                                      r.injected,
+                                      r.reused};
+            for (int c = 0; c < 13; c++)
+                if (sqlite3_column_type(q, c) != SQLITE_INTEGER ||
+                    sqlite3_column_int64(q, c) != nums[c])
+                    bad = 1 + c;
+            const char *texts[16] = {
+                r.method,        r.url,        path,           rl >= 0 ? route : NULL,
+                r.host,          r.protocol,   r.tls_version,  r.referer,
+                rpath,           r.user_agent, r.content_type, r.content_encoding,
+                r.cache_control, r.error,      r.label,        NULL};
+            const size_t lens[16] = {0, 0, plen, rl > 0 ? (size_t)rl : 0, 0, 0, 0, 0, rplen};
+            for (int c = 0; c < 16; c++) {
+                const char *got = (const char *)sqlite3_column_text(q, 13 + c);
+                size_t n =
+                    texts[c] ? (lens[c] || c == 2 || c == 3 || c == 8 ? lens[c] : strlen(texts[c]))
+                             : 0;
+                if (!texts[c] ? got != NULL
+                              : !got || (size_t)sqlite3_column_bytes(q, 13 + c) != n ||
+                                    memcmp(got, texts[c], n) != 0)
+                    bad = 100 + c;
+            }
+            if (bad)
+                printf("# row %d: column %d differs\n", rows, bad);
+            rows++;
+        }
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    TAP_OK(bad == 0 && rows == REBIND_N, "store/req_rebind_columns (rows %d)", rows);
+}
+
 /* The checkpointer thread copies the WAL into the database and lets it restart: after about
  * 25 MB of commits the WAL holds fewer pages than the checkpoint threshold (2,000) and its
  * file is within journal_size_limit (16 MiB). A checkpointer connection that never read the
@@ -1752,6 +1898,7 @@ int main(void)
     test_claim_bound();
     test_claim_per_path();
     test_request_groups();
+    test_request_rebinding();
     test_checkpointer();
     test_ckpt_sustained();
     char cmd[128];
