@@ -1748,6 +1748,27 @@ static void test_request_rebinding(void)
     TAP_OK(bad == 0 && rows == REBIND_N, "store/req_rebind_columns (rows %d)", rows);
 }
 
+/* Record i of the checkpoint tests: about 4 KB, a 1,900-byte URL and User-Agent that differ
+ * from one record to the next, at T + i. Fills *r; the strings are static and rewritten by the
+ * next call. */
+static const struct store_request_rec *big_record(struct store_request_rec *r, int i, int64_t T)
+{
+    static char url[1901], ua[1901];
+    for (size_t k = 0; k + 1 < sizeof url; k++) {
+        url[k] = (char)('a' + (unsigned)(i * 7 + (int)k * 13) % 26);
+        ua[k] = (char)('A' + (unsigned)(i * 11 + (int)k * 3) % 26);
+    }
+    url[0] = '/';
+    *r = (struct store_request_rec){0};
+    r->accept_us = T + i;
+    r->last_byte_us = T + i + 10;
+    r->status = 200;
+    r->method = "GET";
+    r->url = url;
+    r->user_agent = ua;
+    return r;
+}
+
 /* The checkpointer thread copies the WAL into the database and lets it restart: after about
  * 25 MB of commits the WAL holds fewer pages than the checkpoint threshold (2,000) and its
  * file is within journal_size_limit (16 MiB). A checkpointer connection that never read the
@@ -1762,23 +1783,11 @@ static void test_checkpointer(void)
         TAP_OK(0, "store/ckpt_open: %s", err);
         return;
     }
-    static char url[1901], ua[1901];
     const int64_t T = 1764000000000LL * 1000;
+    struct store_request_rec r;
     int rc = 0;
     for (int i = 0; i < 6000 && rc == 0; i++) {
-        for (size_t k = 0; k + 1 < sizeof url; k++) {
-            url[k] = (char)('a' + (unsigned)(i * 7 + (int)k * 13) % 26);
-            ua[k] = (char)('A' + (unsigned)(i * 11 + (int)k * 3) % 26);
-        }
-        url[0] = '/';
-        struct store_request_rec r = {0};
-        r.accept_us = T + i;
-        r.last_byte_us = T + i + 10;
-        r.status = 200;
-        r.method = "GET";
-        r.url = url;
-        r.user_agent = ua;
-        while ((rc = store_record_request(s, &r)) == VP_ERR_FULL)
+        while ((rc = store_record_request(s, big_record(&r, i, T))) == VP_ERR_FULL)
             usleep(1000);
         if (i % 500 == 499)
             rc |= store_sync(s);
@@ -1834,25 +1843,13 @@ static void test_ckpt_sustained(void)
         TAP_OK(0, "store/ckpt_sustained_open: %s", err);
         return;
     }
-    static char url[1901], ua[1901];
     const int64_t T = 1764000000000LL * 1000;
+    struct store_request_rec r;
     const int n = 40000;
     int rc = 0, restarts = 0;
     uint64_t max_frames = 0, last = 0, written = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        for (size_t k = 0; k + 1 < sizeof url; k++) {
-            url[k] = (char)('a' + (unsigned)(i * 7 + (int)k * 13) % 26);
-            ua[k] = (char)('A' + (unsigned)(i * 11 + (int)k * 3) % 26);
-        }
-        url[0] = '/';
-        struct store_request_rec r = {0};
-        r.accept_us = T + i;
-        r.last_byte_us = T + i + 10;
-        r.status = 200;
-        r.method = "GET";
-        r.url = url;
-        r.user_agent = ua;
-        while ((rc = store_record_request(s, &r)) == VP_ERR_FULL)
+        while ((rc = store_record_request(s, big_record(&r, i, T))) == VP_ERR_FULL)
             usleep(200);
         struct store_stats st;
         store_get_stats(s, &st);
