@@ -133,7 +133,7 @@ def encode(data, enc):
     if enc in ("identity", "", None):
         return data
     if enc == "gzip":
-        return gzip.compress(data)
+        return gzip.compress(data, mtime=0)  # the same bytes (and ETag) every second
     if enc == "deflate":
         return zlib.compress(data)  # RFC 9110 "deflate" = zlib stream
     if enc == "br":
