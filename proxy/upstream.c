@@ -120,6 +120,21 @@ static void wait_wake(struct worker *w)
         event_active(w->wait_ev, EV_TIMEOUT, 1);
 }
 
+/* More requests wait than the busy connections left may serve (WAITERS_PER_BUSY each). */
+static bool waiters_over(const struct worker *w)
+{
+    return w->nwait > WAITERS_PER_BUSY * w->nbusy;
+}
+
+/* u stops counting as busy without going back to the pool (freed, or kept by a tunnel): the
+ * waiters it would have served connect now if those left cannot serve them all. */
+static void busy_end(struct upstream *u)
+{
+    busy_set(u, false);
+    if (waiters_over(u->w))
+        wait_wake(u->w);
+}
+
 static void wait_unlink(struct upstream *u)
 {
     struct worker *w = u->w;
@@ -159,11 +174,8 @@ void upstream_free(struct upstream *u)
         idle_unlink(u);
         w->nidle--;
     }
-    if (u->busy) {
-        busy_set(u, false);
-        if (w->nwait > WAITERS_PER_BUSY * w->nbusy) /* too many waiters for those left */
-            wait_wake(w);
-    }
+    if (u->busy)
+        busy_end(u);
     if (u->bev) {
         if (u->tls)
             tls_client_close_notify(u->bev, false);
@@ -287,9 +299,7 @@ void upstream_release(struct upstream *u)
 
 void upstream_keep(struct upstream *u)
 {
-    busy_set(u, false);
-    if (u->w->nwait > WAITERS_PER_BUSY * u->w->nbusy)
-        wait_wake(u->w);
+    busy_end(u);
 }
 
 void upstream_pool_clear(struct worker *w)
@@ -470,8 +480,7 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
         cb(c, u, 0, NULL);
     }
     int64_t now = loop_now_us(w), wait = wait_us(w);
-    while (w->wait_head &&
-           (now - w->wait_head->idle_since_us >= wait || w->nwait > WAITERS_PER_BUSY * w->nbusy)) {
+    while (w->wait_head && (now - w->wait_head->idle_since_us >= wait || waiters_over(w))) {
         struct upstream *u = w->wait_head;
         wait_unlink(u);
         begin_connect((struct pending *)u);
