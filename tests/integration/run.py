@@ -84,6 +84,19 @@ def check(cond, what):
         raise CheckFailed(what)
 
 
+def recv_to_eof(s, bufsize=65536):
+    """Reads socket s until the peer closes it: (the bytes, True when it ended with a reset)."""
+    got = b""
+    while True:
+        try:
+            b = s.recv(bufsize)
+        except ConnectionResetError:
+            return got, True
+        if not b:
+            return got, False
+        got += b
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -245,15 +245,7 @@ def plain_exchange(port, data, timeout=5):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(data)
-        got = b""
-        while True:
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                return got, True
-            if not b:
-                return got, False
-            got += b
+        return run.recv_to_eof(s)
     finally:
         s.close()
 
@@ -558,12 +550,7 @@ def t_chain(ctx):
     s = c.wrap_socket(socket.create_connection(("127.0.0.1", ctx.tls_port), timeout=10),
                       server_hostname="localhost")
     s.sendall(b"GET /__vitals/healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-    got = b""
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        got += d
+    got, _ = run.recv_to_eof(s)
     s.close()
     check(got.startswith(b"HTTP/1.1 200") and got.endswith(b"ok"), "verified request: %r" % got)
 

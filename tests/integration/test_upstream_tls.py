@@ -83,12 +83,7 @@ class TLSOrigin:
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
                 s.sendall(b"GET %s HTTP/1.1\r\nHost: up\r\nConnection: close\r\n\r\n" %
                           path.encode())
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data, _ = run.recv_to_eof(s)
         body = data.split(b"\r\n\r\n", 1)[1]
         return json.loads(body) if path.endswith("stats") else body
 
