@@ -558,17 +558,24 @@ static inline int push(struct parser *ps)
     return 0;
 }
 
+/* Grows an array of `used` elements of `size` bytes to `cap`: from its inline (C stack)
+ * storage `inl` to the heap the first time, by realloc after that. NULL when out of memory
+ * (the array is then as it was). */
+static void *array_grow(void *cur, const void *inl, size_t used, size_t cap, size_t size)
+{
+    if (cur != inl)
+        return realloc(cur, cap * size);
+    void *n = malloc(cap * size);
+    if (n)
+        memcpy(n, cur, used * size);
+    return n;
+}
+
 /* push's slow path: the stack doubles (leaving the C stack the first time). */
 static int stack_grow(struct parser *ps)
 {
     size_t cap = ps->cap * 2;
-    struct jtree_member *n;
-    if (ps->stk == ps->stk_inline) {
-        if ((n = malloc(cap * sizeof *n)))
-            memcpy(n, ps->stk, ps->top * sizeof *n);
-    } else {
-        n = realloc(ps->stk, cap * sizeof *n);
-    }
+    struct jtree_member *n = array_grow(ps->stk, ps->stk_inline, ps->top, cap, sizeof *n);
     if (!n)
         return VP_ERR_NOMEM;
     ps->stk = n;
@@ -582,13 +589,7 @@ static int open_frame(struct parser *ps, bool obj)
 {
     if (ps->depth == ps->frcap) {
         size_t cap = ps->frcap * 2;
-        struct frame *n;
-        if (ps->fr == ps->fr_inline) {
-            if ((n = malloc(cap * sizeof *n)))
-                memcpy(n, ps->fr, ps->depth * sizeof *n);
-        } else {
-            n = realloc(ps->fr, cap * sizeof *n);
-        }
+        struct frame *n = array_grow(ps->fr, ps->fr_inline, ps->depth, cap, sizeof *n);
         if (!n)
             return VP_ERR_NOMEM;
         ps->fr = n;
